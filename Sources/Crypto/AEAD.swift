@@ -138,7 +138,7 @@ public final class AEADContext {
     }
 
     /// Seals `input` into `output` (same length) and writes the tag into `tag`.
-    public func seal(
+    func seal(
         _ input: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
         into output: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer
     ) throws {
@@ -152,7 +152,7 @@ public final class AEADContext {
     }
 
     /// Checks `tag` over `input` and decrypts into `output`. On failure `output` is zeroed.
-    public func open(
+    func open(
         _ input: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
         associatedData: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
     ) throws {

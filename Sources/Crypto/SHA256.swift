@@ -48,7 +48,7 @@ public struct SHA256Hasher: ~Copyable {
     }
 
     /// Adds the bytes in `buffer` to the digest.
-    public mutating func update(buffer: UnsafeRawBufferPointer) {
+    mutating func update(buffer: UnsafeRawBufferPointer) {
         guard buffer.count > 0 else { return }
         precondition(EVP_DigestUpdate(context, buffer.baseAddress, buffer.count) == 1, "SHA-256 update failed")
     }

@@ -17,7 +17,7 @@ public final class SecretBytes: Sendable, CustomStringConvertible, CustomDebugSt
     /// where it can.
     public convenience init(_ bytes: some Collection<UInt8>) {
         let buffer = Self.allocate(count: bytes.count)
-        _ = buffer.copyBytes(from: bytes)
+        buffer.copyBytes(from: bytes)
         self.init(adopting: buffer, count: bytes.count)
     }
 
@@ -54,7 +54,7 @@ public final class SecretBytes: Sendable, CustomStringConvertible, CustomDebugSt
     }
 
     /// Calls `body` with a read-only view of the bytes. Do not let the view escape.
-    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try body(UnsafeRawBufferPointer(rebasing: storage[0..<byteCount]))
     }
 

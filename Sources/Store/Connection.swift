@@ -1,0 +1,466 @@
+import CLibpq
+import Foundation
+public import Logging
+import Synchronization
+
+/// A notification received on a channel the connection listens to.
+public struct PostgresNotification: Hashable, Sendable {
+    /// The channel name.
+    public let channel: String
+    /// The payload given to `NOTIFY` or `pg_notify`.
+    public let payload: String
+    /// The server process that sent it.
+    public let senderProcessID: Int32
+}
+
+/// Transaction isolation levels.
+public enum IsolationLevel: String, Sendable {
+    case readCommitted = "READ COMMITTED"
+    case repeatableRead = "REPEATABLE READ"
+    case serializable = "SERIALIZABLE"
+}
+
+/// The single owner of a libpq `PGconn`, which it closes on release.
+final class ConnectionHandle {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { PQfinish(pointer) }
+}
+
+/// Receives server notices (e.g. "relation already exists, skipping") so they go to
+/// the log instead of stderr, and remembers a FATAL message received while idle
+/// (the server is closing this session: administrator command, shutdown).
+final class NoticeSink: Sendable {
+    let logger: Logger
+    private let fatalReceived = Mutex(false)
+    init(logger: Logger) { self.logger = logger }
+
+    var sessionTerminated: Bool { fatalReceived.withLock { $0 } }
+
+    func receive(severity: String, sqlState: String, message: String) {
+        if severity == "FATAL" || severity == "PANIC" {
+            fatalReceived.withLock { $0 = true }
+            logger.warning("the server is closing this connection", metadata: ["osmose.store.sqlstate": "\(sqlState)"])
+        } else {
+            logger.debug("postgres notice", metadata: ["osmose.store.notice": "\(message)"])
+        }
+    }
+}
+
+/// One connection to PostgreSQL through libpq.
+///
+/// The actor runs on a thread of its own (see ``DedicatedThreadExecutor``): libpq
+/// blocks while it waits for the server, and that wait must not hold a thread of
+/// Swift's cooperative pool. Parameters always travel separately from the SQL text.
+public actor Connection {
+    private nonisolated let executor: DedicatedThreadExecutor
+    /// Runs this actor's work on its dedicated thread.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    private var handle: ConnectionHandle?
+    private let logger: Logger
+    private let noticeSink: NoticeSink
+
+    private init(logger: Logger) {
+        self.logger = logger
+        self.noticeSink = NoticeSink(logger: logger)
+        self.executor = DedicatedThreadExecutor(name: "osmose-postgres")
+    }
+
+    deinit { executor.shutdown() }
+
+    /// Opens a connection.
+    ///
+    /// - Parameters:
+    ///   - connectionString: a libpq connection string (`key=value …` or a
+    ///     `postgresql://` URI). Empty means libpq's environment defaults (`PGHOST`,
+    ///     `PGSERVICE`, `.pgpass`…), exactly as `psql` would use them.
+    ///   - applicationName: shown in `pg_stat_activity` unless the string sets one.
+    /// - Throws: ``StoreError/Code/invalidArgument`` for a malformed string,
+    ///   ``StoreError/Code/connectionFailed`` when the server cannot be reached or refuses.
+    public static func connect(_ connectionString: String, applicationName: String = "osmose", logger: Logger) async throws -> Connection {
+        let connection = Connection(logger: logger)
+        try await connection.open(connectionString, applicationName: applicationName)
+        return connection
+    }
+
+    private func open(_ connectionString: String, applicationName: String) throws {
+        var parseError: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(connectionString, &parseError) else {
+            let reason = parseError.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "unknown"
+            PQfreemem(parseError)
+            throw StoreError(.invalidArgument, "malformed connection string: \(reason)")
+        }
+        PQconninfoFree(options)
+        let keywordNames: [String] = ["dbname", "fallback_application_name"]
+        let keywords: [UnsafeMutablePointer<CChar>?] = keywordNames.map { strdup($0) }
+        let valueStrings: [String] = [connectionString, applicationName]
+        let values: [UnsafeMutablePointer<CChar>?] = valueStrings.map { strdup($0) }
+        defer { (keywords + values).forEach { free($0) } }
+        let raw: [UnsafePointer<CChar>?] = (keywords + [nil]).map { $0.map { UnsafePointer($0) } }
+        let rawValues: [UnsafePointer<CChar>?] = (values + [nil]).map { $0.map { UnsafePointer($0) } }
+        guard let pointer = PQconnectdbParams(raw, rawValues, 1) else {
+            throw StoreError(.connectionFailed, "libpq could not allocate a connection")
+        }
+        let owned = ConnectionHandle(pointer)
+        guard PQstatus(pointer) == CONNECTION_OK else {
+            throw StoreError(.connectionFailed, "cannot connect: \(Self.lastError(pointer))")
+        }
+        // The sink outlives the PGconn: both belong to this actor, and the handle is released first.
+        PQsetNoticeReceiver(pointer, { context, result in
+            guard let context, let result else { return }
+            func field(_ code: Character) -> String {
+                PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) } ?? ""
+            }
+            Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
+                .receive(severity: field("V"), sqlState: field("C"), message: field("M"))
+        }, Unmanaged.passUnretained(noticeSink).toOpaque())
+        handle = owned
+        try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_encoding = 'UTF8'; SET bytea_output = 'hex'")
+    }
+
+    private static func lastError(_ pointer: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(pointer)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func live() throws -> OpaquePointer {
+        guard let handle else { throw StoreError(.connectionLost, "the connection is closed") }
+        return handle.pointer
+    }
+
+    /// Closes the connection. Later calls fail with ``StoreError/Code/connectionLost``.
+    public func close() { handle = nil }
+
+    /// The server process id serving this connection (as in `pg_stat_activity.pid`).
+    public func backendProcessID() throws -> Int32 { PQbackendPID(try live()) }
+
+    /// True when the connection is open, idle outside any transaction, and the server
+    /// has not closed it. Reads whatever the server sent meanwhile, without blocking.
+    public func isUsable() -> Bool {
+        guard let pointer = handle?.pointer, PQstatus(pointer) == CONNECTION_OK else { return false }
+        // A backend that was terminated leaves its FATAL message then end-of-file on
+        // the socket; libpq sees the end only on a second read, so read until the
+        // socket has nothing more, without blocking.
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: PQsocket(pointer), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { break }
+            guard PQconsumeInput(pointer) == 1 else { return false }
+            _ = PQisBusy(pointer)
+        }
+        return !noticeSink.sessionTerminated && PQstatus(pointer) == CONNECTION_OK && PQtransactionStatus(pointer) == PQTRANS_IDLE
+    }
+
+    /// Rolls back any transaction left open, then reports ``isUsable()``.
+    func resetForReuse() -> Bool {
+        guard let pointer = handle?.pointer, PQstatus(pointer) == CONNECTION_OK else { return false }
+        let status = PQtransactionStatus(pointer)
+        if status == PQTRANS_INTRANS || status == PQTRANS_INERROR {
+            logger.warning("a transaction was left open; rolling it back")
+            _ = try? execute("ROLLBACK")
+        }
+        return isUsable()
+    }
+
+    // MARK: Statements
+
+    /// Runs one statement with positional parameters (`$1`, `$2`…) and returns its rows.
+    ///
+    /// Values never enter the SQL text. Text is sent as text and cast by the server;
+    /// `[UInt8]` is sent in binary for `bytea`.
+    /// - Throws: ``StoreError/Code/queryFailed`` with the SQLSTATE when the server
+    ///   rejects it; ``StoreError/Code/invalidArgument`` for a string holding NUL;
+    ///   ``StoreError/Code/connectionLost`` when the connection broke.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
+        let pointer = try live()
+        var storage: [UnsafeMutableRawPointer?] = []
+        defer { storage.forEach { free($0) } }
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        for (position, parameter) in parameters.enumerated() {
+            switch parameter.postgresValue {
+            case .text(let text):
+                guard !text.utf8.contains(0) else {
+                    throw StoreError(.invalidArgument, "parameter $\(position + 1) contains a NUL character, which PostgreSQL text cannot hold")
+                }
+                storage.append(UnsafeMutableRawPointer(strdup(text)))
+                lengths.append(0)
+                formats.append(0)
+            case .bytes(let bytes):
+                let buffer = malloc(max(bytes.count, 1))
+                bytes.withUnsafeBytes { if let base = $0.baseAddress { buffer?.copyMemory(from: base, byteCount: bytes.count) } }
+                storage.append(buffer)
+                lengths.append(Int32(bytes.count))
+                formats.append(1)
+            case .null:
+                storage.append(nil)
+                lengths.append(0)
+                formats.append(0)
+            }
+        }
+        let values = storage.map { UnsafePointer($0?.assumingMemoryBound(to: CChar.self)) }
+        let result = PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0)
+        return try collect(result, pointer)
+    }
+
+    /// Runs one or more `;`-separated statements without parameters (migrations, `SET`).
+    public func execute(_ script: String) throws {
+        let pointer = try live()
+        var result = PQexec(pointer, script)
+        // PQexec returns only the last statement's result; an error stops the script.
+        _ = try collect(result, pointer)
+        result = nil
+    }
+
+    private func collect(_ result: OpaquePointer?, _ pointer: OpaquePointer) throws -> QueryResult {
+        guard let result else {
+            throw StoreError(PQstatus(pointer) == CONNECTION_OK ? .queryFailed : .connectionLost, "no result: \(Self.lastError(pointer))")
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return Self.rows(of: result)
+        default:
+            throw Self.error(from: result, connection: pointer)
+        }
+    }
+
+    private static func rows(of result: OpaquePointer) -> QueryResult {
+        let columnCount = PQnfields(result)
+        let rowCount = PQntuples(result)
+        var columns: [String] = []
+        var index: [String: Int] = [:]
+        for column in 0..<columnCount {
+            let name = String(cString: PQfname(result, column))
+            columns.append(name)
+            if index[name] == nil { index[name] = Int(column) }
+        }
+        var rows: [Row] = []
+        rows.reserveCapacity(Int(rowCount))
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(Int(columnCount))
+            for column in 0..<columnCount {
+                if PQgetisnull(result, row, column) == 1 {
+                    values.append(nil)
+                } else {
+                    let length = Int(PQgetlength(result, row, column))
+                    let bytes = UnsafeRawBufferPointer(start: PQgetvalue(result, row, column), count: length)
+                    values.append(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+            rows.append(Row(columnIndex: index, values: values))
+        }
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        return QueryResult(columns: columns, rows: rows, affectedRows: affected)
+    }
+
+    static func error(from result: OpaquePointer, connection: OpaquePointer) -> StoreError {
+        func field(_ code: Character) -> String? {
+            guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: value)
+        }
+        var objects: [String: String] = [:]
+        for (key, code) in [("schema", "s"), ("table", "t"), ("column", "c"), ("constraint", "n"), ("type", "d")] as [(String, Character)] {
+            if let value = field(code) { objects[key] = value }
+        }
+        let server = [field("M"), field("D").map { "detail: \($0)" }, field("H").map { "hint: \($0)" }].compactMap { $0 }
+        let lost = PQstatus(connection) != CONNECTION_OK
+        return StoreError(
+            lost ? .connectionLost : .queryFailed, lost ? "the connection to the server was lost" : "the server rejected the statement",
+            sqlState: field("C"), objects: objects, serverMessage: server.joined(separator: "; "))
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` inside one transaction on this connection: commits if it returns,
+    /// rolls back if it throws. `body` runs on the connection's thread, so its
+    /// statements need no `await`.
+    public func transaction<Result: Sendable>(
+        isolation: IsolationLevel = .readCommitted,
+        _ body: @Sendable (isolated Connection) throws -> Result
+    ) throws -> Result {
+        try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+        do {
+            let result = try body(self)
+            if let pointer = handle?.pointer, PQtransactionStatus(pointer) == PQTRANS_INERROR {
+                throw StoreError(.queryFailed, "a statement failed inside the transaction; rolled back", sqlState: "25P02")
+            }
+            try execute("COMMIT")
+            return result
+        } catch {
+            if let pointer = handle?.pointer, PQstatus(pointer) == CONNECTION_OK, PQtransactionStatus(pointer) != PQTRANS_IDLE {
+                _ = try? execute("ROLLBACK")
+            }
+            throw error
+        }
+    }
+
+    // MARK: COPY
+
+    /// Streams rows into the server with `COPY … FROM STDIN`. `produce` writes the
+    /// data in the format the statement names; it is sent in batches of about 256 KiB.
+    /// If `produce` throws, the COPY is aborted and nothing is written.
+    /// - Returns: the number of rows copied.
+    @discardableResult
+    public func copyIn(_ sql: String, _ produce: @Sendable (inout CopyInWriter) throws -> Void) throws -> Int {
+        let pointer = try live()
+        let started = PQexec(pointer, sql)
+        defer { PQclear(started) }
+        guard let started, PQresultStatus(started) == PGRES_COPY_IN else {
+            if let started { throw Self.error(from: started, connection: pointer) }
+            throw StoreError(.copyFailed, "COPY did not start: \(Self.lastError(pointer))")
+        }
+        var writer = CopyInWriter(connection: pointer)
+        var producerError: (any Error)?
+        do {
+            try produce(&writer)
+            try writer.flush()
+        } catch {
+            producerError = error
+        }
+        if let producerError {
+            // The server answers an abort with "canceled" (57014); the caller's error is the one that matters.
+            _ = PQputCopyEnd(pointer, "aborted by the client")
+            _ = try? finishCopy(pointer)
+            throw producerError
+        }
+        guard PQputCopyEnd(pointer, nil) == 1 else {
+            throw StoreError(.copyFailed, "COPY could not be ended: \(Self.lastError(pointer))")
+        }
+        return try finishCopy(pointer)
+    }
+
+    /// Streams the output of `COPY … TO STDOUT`, one row (or binary chunk) per call to `consume`.
+    /// - Returns: the number of rows copied.
+    @discardableResult
+    public func copyOut(_ sql: String, _ consume: @Sendable ([UInt8]) throws -> Void) throws -> Int {
+        let pointer = try live()
+        let started = PQexec(pointer, sql)
+        defer { PQclear(started) }
+        guard let started, PQresultStatus(started) == PGRES_COPY_OUT else {
+            if let started { throw Self.error(from: started, connection: pointer) }
+            throw StoreError(.copyFailed, "COPY did not start: \(Self.lastError(pointer))")
+        }
+        var consumerError: (any Error)?
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>?
+            let length = PQgetCopyData(pointer, &buffer, 0)
+            if length == -1 { break }
+            if length == -2 { throw StoreError(.copyFailed, "COPY OUT failed: \(Self.lastError(pointer))") }
+            if let buffer {
+                if consumerError == nil {
+                    do { try consume(Array(UnsafeRawBufferPointer(start: buffer, count: Int(length)))) } catch { consumerError = error }
+                }
+                PQfreemem(buffer)
+            }
+        }
+        let rows = try finishCopy(pointer)
+        if let consumerError { throw consumerError }
+        return rows
+    }
+
+    private func finishCopy(_ pointer: OpaquePointer) throws -> Int {
+        var failure: StoreError?
+        var rows = 0
+        while let result = PQgetResult(pointer) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                rows = Int(String(cString: PQcmdTuples(result))) ?? 0
+            } else if failure == nil {
+                failure = Self.error(from: result, connection: pointer)
+            }
+            PQclear(result)
+        }
+        if let failure { throw failure }
+        return rows
+    }
+
+    // MARK: LISTEN / NOTIFY
+
+    /// Starts listening on `channel`.
+    public func listen(_ channel: String) throws {
+        try execute("LISTEN \(try quoteIdentifier(channel))")
+    }
+
+    /// Stops listening on `channel`.
+    public func unlisten(_ channel: String) throws {
+        try execute("UNLISTEN \(try quoteIdentifier(channel))")
+    }
+
+    /// Sends `payload` on `channel` (delivered when the current transaction commits).
+    public func notify(_ channel: String, payload: String = "") throws {
+        try query("SELECT pg_notify($1, $2)", [channel, payload])
+    }
+
+    /// Waits up to `timeout` for notifications on the channels this connection
+    /// listens to, returning at once with those already received. Returns an empty
+    /// array on timeout. Keep the timeout short (≤ 1 s) so that cancellation is seen.
+    public func waitForNotifications(timeout: Duration) throws -> [PostgresNotification] {
+        let pointer = try live()
+        guard PQconsumeInput(pointer) == 1 else { throw StoreError(.connectionLost, "the connection to the server was lost") }
+        var received = drainNotifications(pointer)
+        guard received.isEmpty else { return received }
+        var descriptor = pollfd(fd: PQsocket(pointer), events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ready = poll(&descriptor, 1, milliseconds)
+        if ready > 0 {
+            guard PQconsumeInput(pointer) == 1 else { throw StoreError(.connectionLost, "the connection to the server was lost") }
+            received = drainNotifications(pointer)
+        }
+        return received
+    }
+
+    private func drainNotifications(_ pointer: OpaquePointer) -> [PostgresNotification] {
+        var received: [PostgresNotification] = []
+        while let notification = PQnotifies(pointer) {
+            let value = notification.pointee
+            received.append(PostgresNotification(
+                channel: String(cString: value.relname), payload: String(cString: value.extra), senderProcessID: value.be_pid))
+            PQfreemem(notification)
+        }
+        return received
+    }
+
+    /// Quotes `name` as an SQL identifier, for the rare statements (LISTEN, CREATE
+    /// ROLE) that take no parameters.
+    public func quoteIdentifier(_ name: String) throws -> String {
+        let pointer = try live()
+        guard !name.isEmpty, !name.utf8.contains(0), let quoted = PQescapeIdentifier(pointer, name, name.utf8.count) else {
+            throw StoreError(.invalidArgument, "not a valid SQL identifier")
+        }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+}
+
+/// Writes COPY data, flushing to the server in batches.
+public struct CopyInWriter: ~Copyable {
+    private let connection: OpaquePointer
+    private var buffer: [UInt8] = []
+    private static let batchSize = 256 * 1024
+
+    init(connection: OpaquePointer) {
+        self.connection = connection
+        buffer.reserveCapacity(Self.batchSize + 4096)
+    }
+
+    /// Appends raw bytes.
+    public mutating func write(_ bytes: some Sequence<UInt8>) throws {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= Self.batchSize { try flush() }
+    }
+
+    /// Appends a string's UTF-8 bytes.
+    public mutating func write(_ text: String) throws { try write(text.utf8) }
+
+    mutating func flush() throws {
+        guard !buffer.isEmpty else { return }
+        let status = buffer.withUnsafeBytes { bytes in
+            PQputCopyData(connection, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+        }
+        guard status == 1 else {
+            throw StoreError(.copyFailed, "sending COPY data failed: \(String(cString: PQerrorMessage(connection)))")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

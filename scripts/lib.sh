@@ -1,0 +1,66 @@
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+# Every local file (cluster, configuration, keys, witness copies, backups) lives
+# under $OSMOSE_STATE, which is .osmose/ at the repository root and ignored by git.
+
+set -euo pipefail
+
+OSMOSE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OSMOSE_STATE="$OSMOSE_ROOT/.osmose"
+mkdir -p "$OSMOSE_STATE"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the suite needs to build, test and run.
+OSMOSE_APT_PACKAGES=(libssl-dev libpq-dev libarchive-dev postgresql postgresql-contrib pkg-config systemd)
+
+apt_updated=0
+# Installs the named Debian packages that are missing. Quiet when nothing is missing.
+ensure_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}: run as root or install them with apt-get"
+    say "installing ${missing[*]}"
+    if [ $apt_updated -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        apt_updated=1
+    fi
+    # The postgresql package's own cluster is never used; policy-rc.d keeps it from starting.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+}
+
+# The directory of the newest PostgreSQL server binaries installed.
+postgres_bin() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -n "$dir" ] && [ -x "$dir/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+    echo "$dir"
+}
+
+# Where the throwaway cluster lives: under .osmose/ when the postgres user can reach
+# it, else under /var/tmp (a checkout under /root is mode 0700), recorded in .osmose/.
+cluster_dir() {
+    if [ -f "$OSMOSE_STATE/pg-location" ]; then
+        cat "$OSMOSE_STATE/pg-location"
+        return
+    fi
+    local dir="$OSMOSE_STATE/pg"
+    if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$OSMOSE_STATE" 2>/dev/null; then
+        dir="/var/tmp/osmose-$(printf '%s' "$OSMOSE_ROOT" | sha256sum | cut -c1-12)"
+    fi
+    echo "$dir" > "$OSMOSE_STATE/pg-location"
+    echo "$dir"
+}
+
+# Runs a command as the cluster's owner: postgres when we are root, else ourselves.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# The build folder's executables.
+build_bin() { echo "$OSMOSE_ROOT/.build/debug"; }
