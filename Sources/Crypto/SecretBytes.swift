@@ -1,4 +1,5 @@
 internal import COpenSSL
+import Glibc
 
 /// Bytes of key material, zeroed when released.
 ///
@@ -74,4 +75,37 @@ public final class SecretBytes: Sendable, CustomStringConvertible, CustomDebugSt
 
     public var description: String { "SecretBytes(\(byteCount) bytes, redacted)" }
     public var debugDescription: String { description }
+}
+
+extension SecretBytes {
+    /// Reads a key file (a systemd credential, a master key) straight into wiped memory.
+    ///
+    /// Refuses symbolic links, files that are not regular, and files larger than
+    /// `maximumSize`, so a misconfigured path cannot make a daemon read a device or
+    /// a huge file.
+    /// - Throws: ``CryptoError/Code/invalidKey`` naming the path and the reason.
+    public static func contentsOfFile(_ path: String, maximumSize: Int = 64 * 1024) throws -> SecretBytes {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else {
+            throw CryptoError(.invalidKey, "cannot open key file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw CryptoError(.invalidKey, "key file \(path) is not a regular file")
+        }
+        let size = Int(status.st_size)
+        guard size <= maximumSize else {
+            throw CryptoError(.invalidKey, "key file \(path) is \(size) bytes, more than the \(maximumSize) allowed")
+        }
+        return try SecretBytes(count: size) { buffer in
+            var offset = 0
+            while offset < size {
+                let got = read(descriptor, buffer.baseAddress! + offset, size - offset)
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else { throw CryptoError(.invalidKey, "key file \(path) could not be read completely") }
+                offset += got
+            }
+        }
+    }
 }
