@@ -120,7 +120,8 @@ public actor Connection {
     }
 
     private static func lastError(_ pointer: OpaquePointer) -> String {
-        String(cString: PQerrorMessage(pointer)).trimmingCharacters(in: .whitespacesAndNewlines)
+        String(cString: PQerrorMessage(pointer)).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
     private func live() throws -> OpaquePointer {

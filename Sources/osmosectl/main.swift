@@ -1,1 +1,6 @@
-print("x")
+import Glibc
+import OsmoseControl
+
+// libarchive and Foundation need a UTF-8 locale for non-ASCII names (docs/pitfalls).
+setlocale(LC_CTYPE, "C.UTF-8")
+await Osmosectl.runFromCommandLine()

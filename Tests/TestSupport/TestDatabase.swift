@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 import Store
 
@@ -55,3 +55,70 @@ public let testLogger: Logger = {
     logger.logLevel = .warning
     return logger
 }()
+
+/// The outcome of running a program.
+public struct ProcessOutcome: Sendable {
+    public let status: Int32
+    public let standardOutput: String
+    public let standardError: String
+}
+
+/// Runs `executable` with `arguments` and extra environment, waiting for it to end.
+public func runProgram(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
+) throws -> ProcessOutcome {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let output = Pipe(), errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    let stdin = Pipe()
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    try stdin.fileHandleForWriting.close()
+    // Read both pipes before waiting so that a chatty child never blocks on a full pipe.
+    let collected = OutputCollector()
+    let group = DispatchGroup()
+    for (pipe, isError) in [(output, false), (errors, true)] {
+        group.enter()
+        DispatchQueue.global().async {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            collected.store(data, isError: isError)
+            group.leave()
+        }
+    }
+    group.wait()
+    process.waitUntilExit()
+    return ProcessOutcome(status: process.terminationStatus, standardOutput: collected.output, standardError: collected.errors)
+}
+
+private final class OutputCollector: @unchecked Sendable {
+    // Written once per stream from the reading threads, under the lock; read after both finished.
+    private let lock = NSLock()
+    private(set) var output = ""
+    private(set) var errors = ""
+    func store(_ data: Data, isError: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        if isError { errors = String(decoding: data, as: UTF8.self) } else { output = String(decoding: data, as: UTF8.self) }
+    }
+}
+
+/// The folder holding the built executables: `$OSMOSE_BIN_DIR`, else beside the test bundle.
+public func builtExecutablesDirectory() -> URL {
+    if let directory = ProcessInfo.processInfo.environment["OSMOSE_BIN_DIR"], !directory.isEmpty {
+        return URL(fileURLWithPath: directory)
+    }
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.pathExtension == "xctest" || url.lastPathComponent == "MacOS" || url.lastPathComponent == "Contents" {
+        url.deleteLastPathComponent()
+    }
+    if url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
+    return url.hasDirectoryPath ? url : url.deletingLastPathComponent()
+}
+
+/// The repository's root folder.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import Logging
+import Store
+import Systemd
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (default: $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml).")
+    var config: String?
+
+    @Option(name: .long, help: "libpq connection string overriding database.connection (e.g. \"host=/run/postgresql user=postgres dbname=osmose\").")
+    var database: String?
+
+    @Flag(name: .long, help: "Log progress to standard error.")
+    var verbose = false
+
+    /// The configuration in force: the named file, or the defaults when no file is
+    /// named and the default path does not exist.
+    func loadConfiguration() throws -> SuiteConfiguration {
+        if let path = config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] {
+            return try SuiteConfiguration.load(path: path)
+        }
+        guard FileManager.default.fileExists(atPath: SuiteConfiguration.defaultPath) else { return .defaults }
+        return try SuiteConfiguration.load(path: SuiteConfiguration.defaultPath)
+    }
+
+    var logger: Logger {
+        var logger = Logger(label: "osmosectl") { JournaldLogHandler(label: $0, format: .console) }
+        logger.logLevel = verbose ? .info : .warning
+        return logger
+    }
+
+    /// Opens a connection as configured.
+    func connect() async throws -> Connection {
+        let configuration = try loadConfiguration()
+        return try await Connection.connect(
+            database ?? configuration.database.connection, applicationName: "osmosectl", logger: logger)
+    }
+}
+
+/// Who ran a command, for records such as `ops.schema_migrations.applied_by`.
+var operatorIdentity: String {
+    let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
+    return "\(user)@\(ProcessInfo.processInfo.hostName) via osmosectl \(SuiteVersion.current)"
+}
+
+let versionString = SuiteVersion.current
+
+/// Writes a value as indented JSON with sorted keys and ISO 8601 dates.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Prints rows as aligned columns under a header.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+/// An ISO 8601 UTC timestamp to the second.
+func isoTimestamp(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: date)
+}

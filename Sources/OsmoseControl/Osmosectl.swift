@@ -1,0 +1,44 @@
+public import ArgumentParser
+
+/// `osmosectl`: the command line for the people who run Osmose. One subcommand
+/// group per role; `--json` on every listing.
+public struct Osmosectl: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "osmosectl",
+        abstract: "Operate the Osmose compliance suite: database, policies, journal, keys, backups, subject requests.",
+        discussion: """
+            Configuration is read from --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.
+
+            EXIT STATUS
+              0   success
+              1   the operation failed; the message says why
+              3   a configuration or policy file is invalid (the message names file and line)
+              4   the database cannot be reached or refused the operation
+              5   an integrity problem was found (e.g. an applied migration was edited)
+              64  the command line is wrong (unknown option, missing argument)
+            """,
+        version: "osmosectl \(versionString)",
+        subcommands: [DatabaseCommand.self, PolicyCommand.self, ConfigCommand.self, DiagnoseCommand.self, VersionCommand.self]
+    )
+
+    public init() {}
+}
+
+extension Osmosectl {
+    /// Parses the process's arguments and runs the chosen subcommand, exiting with
+    /// its status. (Written out because overload resolution from a top-level
+    /// `main.swift` picks ArgumentParser's synchronous `main()`.)
+    public static func runFromCommandLine() async -> Never {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Configuration
+import Foundation
+
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Policy files (retention, access control, keys, backups) as the DPO and sysadmin review them.",
+        subcommands: [Check.self]
+    )
+
+    /// The policy kinds this build knows, by file name, and their validators.
+    static let validators: [String: @Sendable (SettingsDocument) throws -> Void] = [
+        "retention.yaml": { _ = try RetentionPolicy.parse($0) },
+    ]
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate policy files; print each problem as file:line:column.",
+            discussion: "With no file, checks every .yaml file in paths.policies. Exits 3 if any file is invalid.")
+
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Policy files to check.") var files: [String] = []
+        @Flag(help: "Print the result as JSON.") var json = false
+
+        struct Result: Encodable {
+            let file: String
+            let valid: Bool
+            let problem: String?
+        }
+
+        func run() async throws {
+            try await reportingFailures {
+                var targets = files
+                if targets.isEmpty {
+                    let directory = try options.loadConfiguration().paths.policies
+                    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+                    targets = names.filter { $0.hasSuffix(".yaml") }.sorted().map { "\(directory)/\($0)" }
+                    guard !targets.isEmpty else { throw ValidationError("no .yaml policy files in \(directory)") }
+                }
+                let results = targets.map { file -> Result in
+                    let kind = (file as NSString).lastPathComponent
+                    guard let validate = PolicyCommand.validators[kind] else {
+                        return Result(file: file, valid: false, problem: "\(file): unknown policy kind \(kind); known: \(PolicyCommand.validators.keys.sorted().joined(separator: ", "))")
+                    }
+                    do {
+                        try validate(try SettingsDocument(contentsOf: file))
+                        return Result(file: file, valid: true, problem: nil)
+                    } catch {
+                        return Result(file: file, valid: false, problem: "\(error)")
+                    }
+                }
+                if json {
+                    try printJSON(results)
+                } else {
+                    for result in results { print(result.valid ? "ok       \(result.file)" : "invalid  \(result.problem ?? result.file)") }
+                }
+                if results.contains(where: { !$0.valid }) { throw ExitCode(ExitStatus.invalidConfiguration.rawValue) }
+            }
+        }
+    }
+}
