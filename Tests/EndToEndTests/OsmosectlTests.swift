@@ -17,19 +17,19 @@ struct OsmosectlTests {
         let database = try await TestDatabase.create("ctlmigrate")
         let config = try writeConfig("database:\n  connection: \"\(database.connectionString)\"\n")
         defer { try? FileManager.default.removeItem(atPath: config) }
-        let dryRun = try runProgram(osmosectl, ["db", "migrate", "--dry-run", "--config", config])
+        let dryRun = try await runProgram(osmosectl, ["db", "migrate", "--dry-run", "--config", config])
         #expect(dryRun.status == 0)
         #expect(dryRun.standardOutput.contains("would apply:") && dryRun.standardOutput.contains("0001_roles_and_schemas.sql"))
-        let pending = try runProgram(osmosectl, ["db", "status", "--json", "--config", config])
+        let pending = try await runProgram(osmosectl, ["db", "status", "--json", "--config", config])
         let pendingStates = try JSONSerialization.jsonObject(with: Data(pending.standardOutput.utf8)) as? [[String: Any]]
         #expect(pendingStates?.allSatisfy { $0["state"] as? String == "pending" } == true)
 
-        let migrate = try runProgram(osmosectl, ["db", "migrate", "--config", config])
+        let migrate = try await runProgram(osmosectl, ["db", "migrate", "--config", config])
         #expect(migrate.status == 0, "\(migrate.standardError)")
         #expect(migrate.standardOutput.contains("applied:"))
-        let again = try runProgram(osmosectl, ["db", "migrate", "--config", config])
+        let again = try await runProgram(osmosectl, ["db", "migrate", "--config", config])
         #expect(again.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "database schema is up to date")
-        let status = try runProgram(osmosectl, ["db", "status", "--json", "--config", config])
+        let status = try await runProgram(osmosectl, ["db", "status", "--json", "--config", config])
         #expect(status.status == 0)
         let states = try JSONSerialization.jsonObject(with: Data(status.standardOutput.utf8)) as? [[String: Any]]
         #expect(states?.isEmpty == false)
@@ -38,44 +38,44 @@ struct OsmosectlTests {
     }
 
     @Test("An invalid configuration exits 3 naming file and line; an unreachable database exits 4 on one line")
-    func failures() throws {
+    func failures() async throws {
         let config = try writeConfig("database:\n  pool_sise: 3\n")
         defer { try? FileManager.default.removeItem(atPath: config) }
-        let invalid = try runProgram(osmosectl, ["db", "status", "--config", config])
+        let invalid = try await runProgram(osmosectl, ["db", "status", "--config", config])
         #expect(invalid.status == 3)
         #expect(invalid.standardError.contains("\(config):2:3: unknown setting database.pool_sise (did you mean database.pool_size?)"))
         #expect(invalid.standardError.split(separator: "\n").count == 1)
 
         let valid = try writeConfig("database:\n  connection: \"host=/nonexistent-osmose port=5 connect_timeout=2\"\n")
         defer { try? FileManager.default.removeItem(atPath: valid) }
-        let unreachable = try runProgram(osmosectl, ["db", "status", "--config", valid])
+        let unreachable = try await runProgram(osmosectl, ["db", "status", "--config", valid])
         #expect(unreachable.status == 4)
         #expect(unreachable.standardError.hasPrefix("osmosectl: store.connection_failed"))
         #expect(unreachable.standardError.split(separator: "\n").count == 1)
 
-        let usage = try runProgram(osmosectl, ["db", "migrate", "--no-such-flag"])
+        let usage = try await runProgram(osmosectl, ["db", "migrate", "--no-such-flag"])
         #expect(usage.status == 64)
     }
 
     @Test("policy check accepts the shipped policies and names the line of a bad one")
-    func policyCheck() throws {
-        let shipped = try runProgram(osmosectl, ["policy", "check", repositoryRoot.appendingPathComponent("policies/retention.yaml").path])
+    func policyCheck() async throws {
+        let shipped = try await runProgram(osmosectl, ["policy", "check", repositoryRoot.appendingPathComponent("policies/retention.yaml").path])
         #expect(shipped.status == 0, "\(shipped.standardOutput)\(shipped.standardError)")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-policy-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let bad = directory.appendingPathComponent("retention.yaml").path
         try "journal:\n  online_months: 48\n  archive_years: 6\ncare_records:\n  pseudonymise_after_years: 20\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        let result = try runProgram(osmosectl, ["policy", "check", "--json", bad])
+        let result = try await runProgram(osmosectl, ["policy", "check", "--json", bad])
         #expect(result.status == 3)
         #expect(result.standardOutput.contains("\(bad):2:18: journal.online_months must be from 12 to 24, not 48"))
     }
 
     @Test("config check hides the database password")
-    func configCheck() throws {
+    func configCheck() async throws {
         let config = try writeConfig("database:\n  connection: \"host=db user=care password=s3cret! dbname=osmose\"\n")
         defer { try? FileManager.default.removeItem(atPath: config) }
-        let result = try runProgram(osmosectl, ["config", "check", "--config", config])
+        let result = try await runProgram(osmosectl, ["config", "check", "--config", config])
         #expect(result.status == 0)
         #expect(!result.standardOutput.contains("s3cret"))
         #expect(result.standardOutput.contains("password=********"))

@@ -16,47 +16,48 @@ struct SystemdIntegrationTests {
         let osmosectl = builtExecutablesDirectory().appendingPathComponent("osmosectl").path
 
         // systemd-socket-activate listens, and starts the program on the first connection.
-        async let outcome = Task.detached {
-            try runProgram("/usr/bin/systemd-socket-activate", [
-                "-l", listenPath, "--fdname=intake", "-E", "NOTIFY_SOCKET=\(notifyPath)",
-                osmosectl, "diagnose", "systemd", "--notify-ready", "--accept-one",
-            ])
-        }.value
-        let reply = try connectAndRead(listenPath)
+        async let outcome = runProgram("/usr/bin/systemd-socket-activate", [
+            "-l", listenPath, "--fdname=intake", "-E", "NOTIFY_SOCKET=\(notifyPath)",
+            osmosectl, "diagnose", "systemd", "--notify-ready", "--accept-one",
+        ])
+        let reply = try await offThePool { try connectAndRead(listenPath) }
         let result = try await outcome
         #expect(reply == "osmose ok\n")
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.contains("fd 3 intake (unix stream, listening)"), "\(result.standardOutput)")
-        let message = try #require(notify.receive())
+        let received = try await offThePool { [notify] in notify.receive() }
+        let message = try #require(received)
         #expect(message.contains("READY=1"))
         #expect(message.contains("STATUS=osmosectl diagnose: 1 socket(s)"))
     }
 
     @Test("Every unit in systemd/ passes systemd-analyze verify and rates at most 1.5 exposed")
-    func unitsVerify() throws {
+    func unitsVerify() async throws {
         let units = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("systemd").path)
             .filter { name in [".service", ".socket", ".timer"].contains { name.hasSuffix($0) } }.sorted()
         #expect(!units.isEmpty)
-        let result = try runProgram(repositoryRoot.appendingPathComponent("scripts/verify-units").path, [])
+        let result = try await runProgram(repositoryRoot.appendingPathComponent("scripts/verify-units").path, [])
         #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
         for unit in units { #expect(result.standardOutput.contains("ok \(unit)"), "\(unit) was checked") }
     }
 
     @Test("The unit checker fails a broken unit (so its passes mean something)")
-    func unitsVerifyCatchesErrors() throws {
+    func unitsVerifyCatchesErrors() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-units-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try "[Service]\nType=notyfy\nExecStart=/usr/bin/osmosectl version\nProtectSytem=strict\n"
             .write(toFile: directory.appendingPathComponent("broken.service").path, atomically: true, encoding: .utf8)
-        let result = try runProgram(repositoryRoot.appendingPathComponent("scripts/verify-units").path, [directory.path])
+        let result = try await runProgram(repositoryRoot.appendingPathComponent("scripts/verify-units").path, [directory.path])
         #expect(result.status != 0)
         #expect(result.standardOutput.contains("FAIL broken.service"))
     }
 }
 
 /// A datagram socket standing in for systemd's notification socket.
-final class NotifySocket {
+/// Receiving blocks, so callers use ``offThePool(_:)``. Safe to share: the descriptor is
+/// fixed at creation and only read from one thread at a time by the tests.
+final class NotifySocket: @unchecked Sendable {
     let path: String
     private let descriptor: Int32
 

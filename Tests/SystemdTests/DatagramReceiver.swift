@@ -2,7 +2,9 @@ import Foundation
 import Glibc
 
 /// A real AF_UNIX datagram socket standing in for systemd's notification socket.
-final class DatagramReceiver {
+/// Safe to share: its descriptor is fixed at creation, and tests receive from one
+/// thread at a time (off the cooperative pool, since receiving blocks).
+final class DatagramReceiver: @unchecked Sendable {
     let address: String
     private let descriptor: Int32
     private let path: String?

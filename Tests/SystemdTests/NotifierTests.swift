@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Systemd
 import Testing
+import TestSupport
 
 @Suite("sd_notify over a real datagram socket")
 struct NotifierTests {
@@ -53,14 +54,17 @@ struct NotifierTests {
         logger.logLevel = .warning
         let group = ServiceGroup(services: [SystemdWatchdogService(notifier: notifier, logger: logger)], logger: logger)
         async let running: Void = group.run()
-        #expect(receiver.receive() == "WATCHDOG=1")
-        #expect(receiver.receive() == "WATCHDOG=1")
+        #expect(try await offThePool { receiver.receive() } == "WATCHDOG=1")
+        #expect(try await offThePool { receiver.receive() } == "WATCHDOG=1")
         await group.triggerGracefulShutdown()
         try await running
-        var messages: [String] = []
-        while let message = receiver.receive(), !message.isEmpty {
-            messages.append(message)
-            if message.contains("STOPPING=1") { break }
+        let messages = try await offThePool { () -> [String] in
+            var messages: [String] = []
+            while let message = receiver.receive(), !message.isEmpty {
+                messages.append(message)
+                if message.contains("STOPPING=1") { break }
+            }
+            return messages
         }
         #expect(messages.last == "STATUS=shutting down\nSTOPPING=1")
     }

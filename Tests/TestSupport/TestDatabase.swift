@@ -1,4 +1,5 @@
 public import Foundation
+import Glibc
 public import Logging
 import Store
 
@@ -63,48 +64,58 @@ public struct ProcessOutcome: Sendable {
     public let standardError: String
 }
 
-/// Runs `executable` with `arguments` and extra environment, waiting for it to end.
-public func runProgram(
-    _ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
-) throws -> ProcessOutcome {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let output = Pipe(), errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    // Read both pipes before waiting so that a chatty child never blocks on a full pipe.
-    let collected = OutputCollector()
-    let group = DispatchGroup()
-    for (pipe, isError) in [(output, false), (errors, true)] {
-        group.enter()
-        DispatchQueue.global().async {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            collected.store(data, isError: isError)
-            group.leave()
-        }
+/// Runs `body` on a thread of its own, so that a blocking call (waiting for a
+/// child process, a socket) never holds one of the cooperative pool's few threads.
+public func offThePool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Swift.Result { try body() }) }
+        thread.start()
     }
-    group.wait()
-    process.waitUntilExit()
-    return ProcessOutcome(status: process.terminationStatus, standardOutput: collected.output, standardError: collected.errors)
 }
 
-private final class OutputCollector: @unchecked Sendable {
-    // Written once per stream from the reading threads, under the lock; read after both finished.
-    private let lock = NSLock()
-    private(set) var output = ""
-    private(set) var errors = ""
-    func store(_ data: Data, isError: Bool) {
-        lock.lock()
-        defer { lock.unlock() }
-        if isError { errors = String(decoding: data, as: UTF8.self) } else { output = String(decoding: data, as: UTF8.self) }
+/// Runs `executable` with `arguments` and extra environment until it exits, on a
+/// thread of its own. Output goes through temporary files, so a chatty child can
+/// never block on a full pipe.
+public func runProgram(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
+) async throws -> ProcessOutcome {
+    try await offThePool { try runProgramBlocking(executable, arguments, environment: environment, input: input) }
+}
+
+private func runProgramBlocking(
+    _ executable: String, _ arguments: [String], environment: [String: String], input: String?
+) throws -> ProcessOutcome {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let inputPath = directory.appendingPathComponent("in").path
+    let outputPath = directory.appendingPathComponent("out").path
+    let errorPath = directory.appendingPathComponent("err").path
+    try (input ?? "").write(toFile: inputPath, atomically: false, encoding: .utf8)
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, inputPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+
+    let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw POSIXError(.ECHILD) }
     }
+    let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return ProcessOutcome(
+        status: exitStatus,
+        standardOutput: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
+        standardError: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
 }
 
 /// The folder holding the built executables: `$OSMOSE_BIN_DIR`, else beside the test bundle.
