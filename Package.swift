@@ -14,12 +14,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "osmosectl", targets: ["osmosectl"]),
+        .executable(name: "osmose-care", targets: ["osmose-care"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: ["FullFoundation"]),
     ],
     targets: [
         // C libraries: module maps and shim headers only.
@@ -36,7 +38,7 @@ let package = Package(
 
         // Shared modules.
         .target(
-            name: "Crypto",
+            name: "Cryptography",
             dependencies: ["COpenSSL"],
             swiftSettings: strictSettings
         ),
@@ -52,7 +54,7 @@ let package = Package(
             name: "Schema",
             dependencies: [
                 "Store",
-                "Crypto",
+                "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Migrations")],
@@ -61,23 +63,41 @@ let package = Package(
         .target(
             name: "Systemd",
             dependencies: [
-                "Crypto",
+                "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .target(
-            name: "Configuration",
+            name: "Settings",
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
+        .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: strictSettings),
+        .target(
+            name: "CareRecords",
+            dependencies: ["Cryptography", "Store", "Keyring", "Journal", "Settings"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CareService",
+            dependencies: [
+                "CareRecords", "Settings", "Cryptography", "Journal", "Keyring", "Store", "Systemd",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "Configuration",
+                "CareRecords", "Journal", "Keyring",
+                "Settings",
                 "Schema",
                 "Store",
                 "Systemd",
@@ -93,9 +113,14 @@ let package = Package(
             dependencies: ["OsmoseControl"],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "osmose-care",
+            dependencies: ["CareService"],
+            swiftSettings: strictSettings
+        ),
 
         // Tests mirror Sources.
-        .testTarget(name: "CryptoTests", dependencies: ["Crypto"], swiftSettings: strictSettings),
+        .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "TestSupport"],
@@ -108,12 +133,22 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemdTests",
-            dependencies: ["Systemd", "Crypto", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Systemd", "Cryptography", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(
-            name: "ConfigurationTests",
-            dependencies: ["Configuration"],
+            name: "SettingsTests",
+            dependencies: ["Settings"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KeyringTests",
+            dependencies: ["Keyring", "Cryptography", "Store", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CareServiceTests",
+            dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,7 @@
 import ArgumentParser
-import Configuration
+import CareRecords
+import Settings
+import Keyring
 import Foundation
 import Glibc
 import Schema
@@ -12,6 +14,7 @@ enum ExitStatus: Int32 {
     case invalidConfiguration = 3
     case database = 4
     case integrity = 5
+    case masterKey = 6
 }
 
 /// Runs a command body, turning the suite's errors into one line on standard error
@@ -51,6 +54,10 @@ private func classify(_ error: any Error) -> (ExitStatus, String?) {
         }
     case is SystemdError:
         return (.failure, nil)
+    case let error as KeyringError:
+        return error.code == .masterKeyUnavailable || error.code == .wrongMasterKey ? (.masterKey, nil) : (.failure, nil)
+    case let error as CareError:
+        return (.failure, error.code == .invalidField ? nil : nil)
     default:
         return (.failure, nil)
     }

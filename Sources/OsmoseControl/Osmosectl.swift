@@ -15,10 +15,11 @@ public struct Osmosectl: AsyncParsableCommand {
               3   a configuration or policy file is invalid (the message names file and line)
               4   the database cannot be reached or refused the operation
               5   an integrity problem was found (e.g. an applied migration was edited)
+              6   the master key is missing or is not the one that wrapped the keyring
               64  the command line is wrong (unknown option, missing argument)
             """,
         version: "osmosectl \(versionString)",
-        subcommands: [DatabaseCommand.self, PolicyCommand.self, ConfigCommand.self, DiagnoseCommand.self, VersionCommand.self]
+        subcommands: [DatabaseCommand.self, TeamsCommand.self, UsersCommand.self, KeysCommand.self, PolicyCommand.self, ConfigCommand.self, DiagnoseCommand.self, VersionCommand.self]
     )
 
     public init() {}

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Configuration
+import CareRecords
+import Settings
 import Foundation
 
 struct PolicyCommand: AsyncParsableCommand {
@@ -12,6 +13,7 @@ struct PolicyCommand: AsyncParsableCommand {
     /// The policy kinds this build knows, by file name, and their validators.
     static let validators: [String: @Sendable (SettingsDocument) throws -> Void] = [
         "retention.yaml": { _ = try RetentionPolicy.parse($0) },
+        "access.yaml": { _ = try AccessPolicy.parse($0) },
     ]
 
     struct Check: AsyncParsableCommand {

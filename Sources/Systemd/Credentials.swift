@@ -1,4 +1,4 @@
-public import Crypto
+public import Cryptography
 public import Foundation
 
 /// Secrets systemd hands the service (`LoadCredential=`, `LoadCredentialEncrypted=`,

@@ -1,4 +1,4 @@
-import Crypto
+import Cryptography
 import Testing
 
 @Suite("Ed25519 and X25519 against RFC 8032 and RFC 7748")

@@ -1,4 +1,4 @@
-import Crypto
+import Cryptography
 
 /// Decodes a hex string written in a test (spaces allowed).
 func hex(_ string: String) -> [UInt8] {

@@ -99,6 +99,8 @@ public struct SettingsMapping {
 
     private func entry(_ key: String) -> (key: String, value: Node, mark: Mark?)? { entries.first { $0.key == key } }
 
+    func entryNode(_ key: String) -> Node? { entry(key)?.value }
+
     private func invalid(_ key: String, _ node: Node, _ expectation: String) -> ConfigurationError {
         ConfigurationError(
             .invalidValue, file: file, line: node.mark?.line, column: node.mark?.column, reason: "\(qualify(key)) must be \(expectation)")
@@ -227,5 +229,20 @@ public struct SettingsMapping {
         let scored = candidates.map { ($0, distance(Array(key), Array($0))) }.min { $0.1 < $1.1 }
         guard let (best, score) = scored, score <= Swift.max(2, key.count / 3) else { return nil }
         return best
+    }
+}
+
+extension SettingsMapping {
+    /// A list of mappings (e.g. policy rules), each checked against `allowedKeys`;
+    /// an empty list when absent.
+    public func mappings(_ key: String, allowedKeys: [String]) throws -> [SettingsMapping] {
+        guard let found = entryNode(key) else { return [] }
+        guard case .sequence(let sequence) = found else {
+            throw ConfigurationError(
+                .invalidValue, file: file, line: found.mark?.line, column: found.mark?.column, reason: "\(path.isEmpty ? key : "\(path).\(key)") must be a list")
+        }
+        return try sequence.enumerated().map { index, item in
+            try SettingsMapping(node: item, file: file, path: "\(path.isEmpty ? key : "\(path).\(key)")[\(index)]", allowedKeys: allowedKeys)
+        }
     }
 }

@@ -1,4 +1,4 @@
-import Crypto
+import Cryptography
 import Testing
 
 @Suite("SHA-256, HMAC, HKDF and scrypt against published vectors")

@@ -1,4 +1,4 @@
-import Crypto
+import Cryptography
 import Testing
 
 @Suite("Key material never shows in descriptions or errors")

@@ -1,4 +1,4 @@
-import Crypto
+import Cryptography
 import Testing
 
 @Suite("AEAD ciphers against published vectors, and tampering")

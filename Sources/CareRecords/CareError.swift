@@ -1,0 +1,51 @@
+/// An error a care-service request ends with: a stable code, the HTTP status it
+/// maps to, and a message that never contains patient data.
+public struct CareError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A stable identifier, returned to clients as `error.code` and journaled as the event's reason.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The stable string, e.g. `care.forbidden`.
+        public let rawValue: String
+        /// The HTTP status.
+        public let status: Int
+        private init(_ rawValue: String, _ status: Int) {
+            self.rawValue = rawValue
+            self.status = status
+        }
+
+        public static let malformedJSON = Code("request.malformed_json", 400)
+        public static let unknownField = Code("request.unknown_field", 400)
+        public static let invalidField = Code("request.invalid_field", 400)
+        public static let missingField = Code("request.missing_field", 400)
+        public static let invalidQuery = Code("request.invalid_query", 400)
+        public static let tooLarge = Code("request.too_large", 413)
+        public static let purposeRequired = Code("request.purpose_required", 400)
+        public static let invalidPurpose = Code("request.invalid_purpose", 400)
+        public static let authenticationRequired = Code("auth.required", 401)
+        public static let invalidToken = Code("auth.invalid_token", 401)
+        public static let sessionExpired = Code("auth.session_expired", 401)
+        public static let invalidCredentials = Code("auth.invalid_credentials", 401)
+        public static let accountLocked = Code("auth.account_locked", 401)
+        public static let forbidden = Code("care.forbidden", 403)
+        public static let notFound = Code("care.not_found", 404)
+        public static let conflict = Code("care.conflict", 409)
+        public static let journalUnavailable = Code("journal.unavailable", 503)
+        public static let internalError = Code("internal.error", 500)
+
+        public var description: String { rawValue }
+    }
+
+    /// What kind of error this is.
+    public let code: Code
+    /// A data-free explanation for the client.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public static func == (lhs: CareError, rhs: CareError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    public var description: String { "\(code): \(message)" }
+}

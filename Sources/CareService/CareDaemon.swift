@@ -1,0 +1,104 @@
+import CareRecords
+import Settings
+import Foundation
+import Hummingbird
+import Keyring
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Store
+import Systemd
+
+/// `osmose-care`: reads the configuration, the master key and the access policy,
+/// serves the API, and tells systemd when it is ready. Refuses to start, with
+/// one clear line and a non-zero status, when any of them is wrong.
+public enum CareDaemon {
+    /// Exit statuses: 0 clean stop, 3 configuration or policy invalid, 4 database
+    /// unreachable, 6 master key missing or wrong.
+    public static func main() async {
+        let arguments = CommandLine.arguments
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print("usage: osmose-care [--config PATH]\n\nServes the care-record API. Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.")
+            exit(0)
+        }
+        if arguments.contains("--version") {
+            print("osmose-care \(SuiteVersion.current)")
+            exit(0)
+        }
+        var configPath = ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
+        if let index = arguments.firstIndex(of: "--config"), index + 1 < arguments.count { configPath = arguments[index + 1] }
+
+        let format = JournaldLogHandler.Format.detect()
+        let notifier = SystemdNotifier()
+        var logger = Logger(label: "osmose.care") { JournaldLogHandler(label: $0, format: format) }
+        do {
+            let configuration = try SuiteConfiguration.load(path: configPath)
+            logger.logLevel = Logger.Level(rawValue: configuration.logging.level) ?? .info
+            let policy = try AccessPolicy.load(path: configuration.accessPolicyPath)
+            let master = try loadMasterKey(configuration)
+            let pool = ConnectionPool(
+                configuration: .init(connectionString: configuration.careConnection, applicationName: "osmose-care", maximumConnections: configuration.database.poolSize),
+                logger: logger)
+            let ring = try await pool.withConnection { try await DataKeyRing.load(on: $0, master: master) }
+            _ = try ring.primaryID(for: .column)
+            _ = try ring.primaryID(for: .blindIndex)
+            let care = configuration.care
+            let api = CareAPI(
+                pool: pool, ring: ring, policy: policy,
+                settings: CareAPISettings(
+                    maximumBodyBytes: care.maximumBodyBytes, trustProxy: care.trustProxy,
+                    sessions: SessionSettings(idleTimeout: care.sessionIdle, lifetime: care.sessionLifetime, maximumFailures: care.maximumLoginFailures, lockout: care.lockout),
+                    passwordCostExponent: care.passwordCost),
+                logger: logger)
+            let serviceLogger = logger
+            let address: BindAddress
+            if care.listen.hasPrefix("unix:") {
+                address = .unixDomainSocket(path: String(care.listen.dropFirst(5)))
+            } else {
+                let colon = care.listen.lastIndex(of: ":")!
+                address = .hostname(String(care.listen[..<colon]), port: Int(care.listen[care.listen.index(after: colon)...])!)
+            }
+            let application = Application(
+                router: api.router(),
+                configuration: .init(address: address, serverName: "osmose-care"),
+                onServerRunning: { channel in
+                    serviceLogger.info("serving", metadata: ["osmose.care.address": "\(channel.localAddress?.description ?? care.listen)"])
+                    try? notifier.ready(status: "serving on \(care.listen)")
+                },
+                logger: serviceLogger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: application), .init(service: SystemdWatchdogService(notifier: notifier, logger: logger))],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: serviceLogger))
+            try await group.run()
+            await pool.shutdown()
+            exit(0)
+        } catch {
+            let status: Int32
+            switch error {
+            case is ConfigurationError: status = 3
+            case is StoreError: status = 4
+            case is KeyringError: status = 6
+            default: status = 1
+            }
+            FileHandle.standardError.write(Data("osmose-care: \(error)\n".utf8))
+            try? notifier.send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
+            exit(status)
+        }
+    }
+
+    static func loadMasterKey(_ configuration: SuiteConfiguration) throws -> MasterKey {
+        let credentials = Credentials()
+        if credentials.names().contains("master-key") {
+            do {
+                return try MasterKey(credentials.load("master-key"))
+            } catch let error as SystemdError {
+                throw KeyringError.credential(error.message)
+            }
+        }
+        guard let path = configuration.care.masterKeyFile else {
+            throw KeyringError.credential("no master key: pass the master-key credential (LoadCredential=master-key:…) or set care.master_key_file")
+        }
+        return try MasterKey.load(path: path)
+    }
+}

@@ -1,0 +1,90 @@
+import Cryptography
+import Foundation
+public import Store
+
+/// The unwrapped data keys of one process, loaded from `keys.data_keys`.
+///
+/// Immutable once loaded: a rotation makes a new ring (``load(on:master:)``).
+public final class DataKeyRing: Sendable {
+    struct Entry: Sendable {
+        let purpose: DataKeyPurpose
+        let state: String
+        let key: SecretBytes
+    }
+
+    private let entries: [Int: Entry]
+    private let primaries: [DataKeyPurpose: Int]
+
+    init(entries: [Int: Entry]) {
+        self.entries = entries
+        var primaries: [DataKeyPurpose: Int] = [:]
+        for (id, entry) in entries where entry.state == "primary" { primaries[entry.purpose] = id }
+        self.primaries = primaries
+    }
+
+    /// Loads and unwraps every usable data key.
+    /// - Throws: ``KeyringError/Code/wrongMasterKey`` naming both fingerprints when the
+    ///   keys were wrapped by another master key; nothing is changed in the database.
+    public static func load(on connection: Connection, master: MasterKey) async throws -> DataKeyRing {
+        let rows = try await connection.query(
+            "SELECT id, purpose, state, wrapped_key, master_fingerprint FROM keys.data_keys WHERE state <> 'destroyed' ORDER BY id"
+        ).rows
+        var entries: [Int: Entry] = [:]
+        for row in rows {
+            let id = try row.int("id")
+            let fingerprint = try row.string("master_fingerprint")
+            guard fingerprint == master.fingerprint else {
+                throw KeyringError(
+                    .wrongMasterKey,
+                    "data key \(id) was wrapped by master key \(fingerprint), but the master key given is \(master.fingerprint)")
+            }
+            guard let purpose = DataKeyPurpose(rawValue: try row.string("purpose")) else { continue }
+            let key = try master.unwrap(try row.bytes("wrapped_key"), id: id, purpose: purpose)
+            entries[id] = Entry(purpose: purpose, state: try row.string("state"), key: key)
+        }
+        return DataKeyRing(entries: entries)
+    }
+
+    /// Creates a primary key for each purpose that has none (first installation).
+    /// Runs under an advisory lock, so two callers never both create one.
+    /// - Returns: the ids created.
+    @discardableResult
+    public static func initialise(on connection: Connection, master: MasterKey, createdBy: String) async throws -> [Int] {
+        try await connection.transaction { connection in
+            try connection.query("SELECT pg_advisory_xact_lock(hashtext('osmose.keys.init'))")
+            let existing = try connection.query("SELECT DISTINCT master_fingerprint FROM keys.data_keys").rows.map { try $0.string("master_fingerprint") }
+            if let other = existing.first(where: { $0 != master.fingerprint }) {
+                throw KeyringError(.wrongMasterKey, "the keyring is wrapped by master key \(other), not \(master.fingerprint)")
+            }
+            var created: [Int] = []
+            for purpose in DataKeyPurpose.allCases {
+                let hasPrimary = try connection.query(
+                    "SELECT 1 FROM keys.data_keys WHERE purpose = $1 AND state = 'primary'", [purpose.rawValue]).rows.isEmpty == false
+                if hasPrimary { continue }
+                let id = try connection.query("SELECT coalesce(max(id), 0) + 1 AS next FROM keys.data_keys").rows[0].int("next")
+                let wrapped = try master.wrap(try SecretBytes.random(count: 32), id: id, purpose: purpose)
+                try connection.query(
+                    "INSERT INTO keys.data_keys (id, purpose, state, wrapped_key, master_fingerprint, created_by) VALUES ($1, $2, 'primary', $3, $4, $5)",
+                    [id, purpose.rawValue, wrapped, master.fingerprint, createdBy])
+                created.append(id)
+            }
+            return created
+        }
+    }
+
+    /// The id of the primary key for `purpose`.
+    /// - Throws: ``KeyringError/Code/noPrimaryKey``.
+    public func primaryID(for purpose: DataKeyPurpose) throws -> Int {
+        guard let id = primaries[purpose] else {
+            throw KeyringError(.noPrimaryKey, "no primary \(purpose.rawValue) key: run osmosectl keys init")
+        }
+        return id
+    }
+
+    func key(id: Int, purpose: DataKeyPurpose) throws -> SecretBytes {
+        guard let entry = entries[id], entry.purpose == purpose else {
+            throw KeyringError(.unknownKey, "key \(id) is not a \(purpose.rawValue) key held by this keyring")
+        }
+        return entry.key
+    }
+}

@@ -1,0 +1,44 @@
+/// An error from the keyring: a missing or wrong master key, an unknown key id, a
+/// ciphertext that does not decrypt where it is.
+///
+/// Never carries key material or plaintext.
+public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A stable identifier for the kind of failure.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The stable string, e.g. `keyring.wrong_master_key`.
+        public let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
+
+        /// The master key file is missing, unreadable or not 32 bytes.
+        public static let masterKeyUnavailable = Code("keyring.master_key_unavailable")
+        /// The master key is not the one that wrapped the data keys.
+        public static let wrongMasterKey = Code("keyring.wrong_master_key")
+        /// No primary key exists for a purpose: run `osmosectl keys init`.
+        public static let noPrimaryKey = Code("keyring.no_primary_key")
+        /// A ciphertext names a key id the keyring does not hold (or that was destroyed).
+        public static let unknownKey = Code("keyring.unknown_key")
+        /// A ciphertext is malformed, damaged, or was moved to another row or column.
+        public static let undecryptable = Code("keyring.undecryptable")
+
+        public var description: String { rawValue }
+    }
+
+    /// What kind of failure this is.
+    public let code: Code
+    /// What went wrong and what to do.
+    public let message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public static func == (lhs: KeyringError, rhs: KeyringError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    public var description: String { "\(code): \(message)" }
+}
+
+extension KeyringError {
+    /// The master key could not be obtained from the service manager or configuration.
+    public static func credential(_ message: String) -> KeyringError { KeyringError(.masterKeyUnavailable, message) }
+}

@@ -1,0 +1,142 @@
+/// The settings every Osmose executable reads from one file
+/// (`/etc/osmose/osmose.yaml`, or the path in `$OSMOSE_CONFIG` or `--config`).
+///
+/// See `docs/configuration.md` for every key. Unknown keys are refused so that a
+/// typo never silently falls back to a default.
+public struct SuiteConfiguration: Hashable, Sendable {
+    /// Where the file is looked for when neither `--config` nor `$OSMOSE_CONFIG` names one.
+    public static let defaultPath = "/etc/osmose/osmose.yaml"
+
+    /// How to reach PostgreSQL.
+    public struct Database: Hashable, Sendable {
+        /// A libpq connection string; empty means libpq's environment (`PGHOST`, `PGSERVICE`…).
+        public var connection: String
+        /// The most connections each process opens.
+        public var poolSize: Int
+    }
+
+    /// Log output.
+    public struct Logging: Hashable, Sendable {
+        /// The least severe level written: trace, debug, info, notice, warning, error or critical.
+        public var level: String
+    }
+
+    /// Filesystem locations.
+    public struct Paths: Hashable, Sendable {
+        /// The daemons' state directory (witness checkpoints, archives, staging).
+        public var state: String
+        /// The policy files' directory.
+        public var policies: String
+    }
+
+    /// The care service (`osmose-care`).
+    public struct Care: Hashable, Sendable {
+        /// `HOST:PORT` on loopback, or `unix:/path` for a Unix socket behind the reverse proxy.
+        public var listen: String
+        /// A libpq connection string for the care role; empty uses `database.connection`.
+        public var database: String
+        /// The master key file when no `master-key` systemd credential is passed.
+        public var masterKeyFile: String?
+        /// The access-control policy; default `<paths.policies>/access.yaml`.
+        public var accessPolicy: String?
+        /// Sessions end after this long unused.
+        public var sessionIdle: Duration
+        /// Sessions end this long after login.
+        public var sessionLifetime: Duration
+        /// log2 of scrypt's N for password hashes.
+        public var passwordCost: Int
+        /// Failed logins in a row before an account locks.
+        public var maximumLoginFailures: Int
+        /// How long an account stays locked.
+        public var lockout: Duration
+        /// Trust `X-Forwarded-For` from a local reverse proxy.
+        public var trustProxy: Bool
+        /// Largest request body, in bytes.
+        public var maximumBodyBytes: Int
+    }
+
+    /// Database settings.
+    public var database: Database
+    /// Logging settings.
+    public var logging: Logging
+    /// Paths.
+    public var paths: Paths
+    /// Care-service settings.
+    public var care: Care
+
+    /// Every setting at its default.
+    public static let defaults = SuiteConfiguration(
+        database: Database(connection: "", poolSize: 8),
+        logging: Logging(level: "info"),
+        paths: Paths(state: "/var/lib/osmose", policies: "/etc/osmose/policies"),
+        care: Care(
+            listen: "127.0.0.1:8080", database: "", masterKeyFile: nil, accessPolicy: nil, sessionIdle: .seconds(1800),
+            sessionLifetime: .seconds(43200), passwordCost: 17, maximumLoginFailures: 5, lockout: .seconds(900), trustProxy: false,
+            maximumBodyBytes: 65536))
+
+    /// Reads and validates the file at `path`.
+    /// - Throws: ``ConfigurationError`` with the file, line and reason.
+    public static func load(path: String) throws -> SuiteConfiguration {
+        try parse(SettingsDocument(contentsOf: path))
+    }
+
+    /// Validates an already parsed document.
+    public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
+        var configuration = defaults
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care"])
+        if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
+            configuration.database.connection = try database.optionalString("connection") ?? ""
+            configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
+        }
+        if let logging = try root.mapping("logging", allowedKeys: ["level"]) {
+            configuration.logging.level = try logging.choice(
+                "level", from: ["trace", "debug", "info", "notice", "warning", "error", "critical"], default: "info")
+        }
+        if let paths = try root.mapping("paths", allowedKeys: ["state", "policies"]) {
+            for key in ["state", "policies"] {
+                if let value = try paths.optionalString(key), !value.hasPrefix("/") {
+                    throw paths.error(key, "must be an absolute path")
+                }
+            }
+            configuration.paths.state = try paths.optionalString("state") ?? defaults.paths.state
+            configuration.paths.policies = try paths.optionalString("policies") ?? defaults.paths.policies
+        }
+        if let care = try root.mapping(
+            "care",
+            allowedKeys: [
+                "listen", "database", "master_key_file", "access_policy", "session_idle", "session_lifetime", "password_cost",
+                "max_login_failures", "lockout", "trust_proxy", "max_body_bytes",
+            ])
+        {
+            var settings = defaults.care
+            if let listen = try care.optionalString("listen") {
+                guard listen.hasPrefix("unix:/") || Self.isHostPort(listen) else {
+                    throw care.error("listen", "must be HOST:PORT (e.g. 127.0.0.1:8080) or unix:/absolute/path")
+                }
+                settings.listen = listen
+            }
+            settings.database = try care.optionalString("database") ?? ""
+            settings.masterKeyFile = try care.optionalString("master_key_file")
+            settings.accessPolicy = try care.optionalString("access_policy")
+            settings.sessionIdle = try care.duration("session_idle", in: .seconds(60)...(.seconds(86400)), default: settings.sessionIdle)
+            settings.sessionLifetime = try care.duration("session_lifetime", in: .seconds(300)...(.seconds(7 * 86400)), default: settings.sessionLifetime)
+            settings.passwordCost = try care.integer("password_cost", in: 10...20, default: settings.passwordCost)
+            settings.maximumLoginFailures = try care.integer("max_login_failures", in: 1...100, default: settings.maximumLoginFailures)
+            settings.lockout = try care.duration("lockout", in: .seconds(1)...(.seconds(86400)), default: settings.lockout)
+            settings.trustProxy = try care.boolean("trust_proxy", default: false)
+            settings.maximumBodyBytes = try care.integer("max_body_bytes", in: 1024...(16 << 20), default: settings.maximumBodyBytes)
+            configuration.care = settings
+        }
+        return configuration
+    }
+
+    static func isHostPort(_ text: String) -> Bool {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return false }
+        return (1...65535).contains(port) && colon != text.startIndex
+    }
+
+    /// The connection string the care service uses.
+    public var careConnection: String { care.database.isEmpty ? database.connection : care.database }
+    /// The access policy file the care service reads.
+    public var accessPolicyPath: String { care.accessPolicy ?? "\(paths.policies)/access.yaml" }
+}
