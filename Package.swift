@@ -158,7 +158,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Store"],
+            dependencies: ["Store", "Schema"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),

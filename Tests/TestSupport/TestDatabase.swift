@@ -1,7 +1,8 @@
 public import Foundation
 import Glibc
 public import Logging
-import Store
+public import Store
+import Schema
 
 /// A database of its own on the cluster that `scripts/test` starts, so that test
 /// suites can run in parallel without seeing each other's rows.
@@ -50,10 +51,11 @@ public struct TestEnvironmentError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A logger for tests: warnings and errors only.
+/// A logger for tests: critical messages only, unless `OSMOSE_TEST_LOG` names a
+/// level (several tests provoke errors on purpose, e.g. the fail-closed ones).
 public let testLogger: Logger = {
     var logger = Logger(label: "osmose.tests")
-    logger.logLevel = .warning
+    logger.logLevel = ProcessInfo.processInfo.environment["OSMOSE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
     return logger
 }()
 
@@ -133,3 +135,8 @@ public func builtExecutablesDirectory() -> URL {
 
 /// The repository's root folder.
 public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Applies the bundled migrations, as `osmosectl db migrate` does.
+public func migrate(_ connection: Connection) async throws {
+    try await Migrator(migrations: try MigrationSet.bundled(), logger: testLogger).migrate(on: connection, appliedBy: "tests")
+}

@@ -1,0 +1,168 @@
+import CareRecords
+import CareService
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Hummingbird
+import Keyring
+import NIOCore
+import ServiceLifecycle
+import Settings
+import Store
+import Synchronization
+import TestSupport
+
+/// The care API served for real over loopback HTTP, in this process, against a
+/// database of its own; the service's pool logs in as the restricted osmose_care
+/// role, exactly as in production.
+final class CareHarness: Sendable {
+    let database: TestDatabase
+    let admin: Connection
+    let baseURL: String
+    let group: ServiceGroup
+    let pool: ConnectionPool
+    let running: Task<Void, any Error>
+    static let password = "correct horse battery staple"
+
+    /// The accounts every harness has: two agents and two managers in two teams, and an admin.
+    static let users: [(name: String, role: Role, team: String?)] = [
+        ("agent.sau", .agent, "sau"), ("manager.sau", .manager, "sau"), ("agent.epl", .agent, "epl"), ("manager.epl", .manager, "epl"),
+        ("admin", .admin, nil),
+    ]
+
+    private init(database: TestDatabase, admin: Connection, baseURL: String, group: ServiceGroup, pool: ConnectionPool, running: Task<Void, any Error>) {
+        self.database = database
+        self.admin = admin
+        self.baseURL = baseURL
+        self.group = group
+        self.pool = pool
+        self.running = running
+    }
+
+    static func start(_ name: String, settings: CareAPISettings = CareAPISettings(sessions: SessionSettings(), passwordCostExponent: 10)) async throws -> CareHarness {
+        let database = try await TestDatabase.create(name)
+        let admin = try await Connection.connect(database.connectionString, logger: testLogger)
+        try await migrate(admin)
+        let master = try MasterKey.generate()
+        try await DataKeyRing.initialise(on: admin, master: master, createdBy: "tests")
+        let hash = try PasswordHasher(costExponent: 10).hash(password)
+        try await admin.transaction { connection in
+            for (code, teamName) in [("sau", "Urgences"), ("epl", "Psychiatrie de liaison")] {
+                try connection.query("INSERT INTO care.teams (id, code, name) VALUES ($1, $2, $3)", [UUID(), code, teamName])
+            }
+            for user in users {
+                try connection.query(
+                    "INSERT INTO care.users (id, username, display_name, role, team_id, password_hash) VALUES ($1, $2, $2, $3, (SELECT id FROM care.teams WHERE code = $4), $5)",
+                    [UUID(), user.name, user.role.rawValue, user.team, hash])
+            }
+        }
+        let pool = ConnectionPool(
+            configuration: .init(connectionString: "\(database.connectionString) user=osmose_care", applicationName: "osmose-care-test", maximumConnections: 4),
+            logger: testLogger)
+        let ring = try await pool.withConnection { try await DataKeyRing.load(on: $0, master: master) }
+        let policy = try AccessPolicy.load(path: repositoryRoot.appendingPathComponent("policies/access.yaml").path)
+        let api = CareAPI(pool: pool, ring: ring, policy: policy, settings: settings, logger: testLogger)
+        let port = PortBox()
+        let application = Application(
+            router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: testLogger)
+        let group = ServiceGroup(configuration: .init(services: [application], logger: testLogger))
+        let running = Task { try await group.run() }
+        for _ in 0..<500 where port.value == nil { try await Task.sleep(for: .milliseconds(10)) }
+        guard let bound = port.value else { throw TestEnvironmentError("the care API did not start listening") }
+        return CareHarness(database: database, admin: admin, baseURL: "http://127.0.0.1:\(bound)", group: group, pool: pool, running: running)
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+        await pool.shutdown()
+        await admin.close()
+        await database.drop()
+    }
+
+    struct Reply: Sendable {
+        let status: Int
+        let body: Data
+        let requestID: String?
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: Any? { try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) }
+        var object: [String: Any] { json as? [String: Any] ?? [:] }
+        var array: [[String: Any]] { json as? [[String: Any]] ?? [] }
+        var errorCode: String? { (object["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    /// Sends one request. `purpose` nil sends no Osmose-Purpose header.
+    func request(
+        _ method: String, _ path: String, token: String?, purpose: String? = "care", body: String? = nil, headers: [String: String] = [:]
+    ) async throws -> Reply {
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let purpose { request.setValue(purpose, forHTTPHeaderField: "Osmose-Purpose") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        return Reply(status: http.statusCode, body: data, requestID: http.value(forHTTPHeaderField: "Osmose-Request-Id"))
+    }
+
+    func login(_ username: String, password: String = CareHarness.password) async throws -> String {
+        let reply = try await request("POST", "/v1/auth/login", token: nil, purpose: nil, body: #"{"username":"\#(username)","password":"\#(password)"}"#)
+        guard reply.status == 200, let token = reply.object["token"] as? String else {
+            throw TestEnvironmentError("login of \(username) failed: \(reply.status) \(reply.text)")
+        }
+        return token
+    }
+
+    /// The access events recorded for one request.
+    func events(requestID: String) async throws -> [Row] {
+        try await admin.query("SELECT * FROM journal.intake WHERE request_id = $1", [requestID]).rows
+    }
+
+    /// Row counts of the care tables, to check that a refused request wrote nothing.
+    func careRowCounts() async throws -> [Int] {
+        try await admin.query(
+            """
+            SELECT (SELECT count(*) FROM care.patients) AS p, (SELECT count(*) FROM care.episodes) AS e,
+                   (SELECT count(*) FROM care.transmissions) AS t, (SELECT count(*) FROM care.record_versions) AS v,
+                   (SELECT count(*) FROM care.episode_teams) AS s
+            """
+        ).rows[0].values.map { Int($0 ?? "0") ?? 0 }
+    }
+
+    // MARK: Fixtures through the API
+
+    func createPatient(_ token: String, lastName: String = "Martin", firstName: String = "Léa", birthDate: String = "1990-05-17", ins: String? = nil) async throws -> String {
+        let insField = ins.map { #","ins":"\#($0)""# } ?? ""
+        let reply = try await request(
+            "POST", "/v1/patients", token: token,
+            body: #"{"last_name":"\#(lastName)","first_name":"\#(firstName)","birth_date":"\#(birthDate)","sex":"female"\#(insField)}"#)
+        guard reply.status == 201, let id = reply.object["id"] as? String else { throw TestEnvironmentError("patient not created: \(reply.text)") }
+        return id
+    }
+
+    func createEpisode(_ token: String, patient: String, reason: String = "Agitation, propos suicidaires") async throws -> String {
+        let reply = try await request("POST", "/v1/episodes", token: token, body: #"{"patient_id":"\#(patient)","arrival_mode":"ambulance","reason":"\#(reason)","worrying":true}"#)
+        guard reply.status == 201, let id = reply.object["id"] as? String else { throw TestEnvironmentError("episode not created: \(reply.text)") }
+        return id
+    }
+
+    func createTransmission(_ token: String, episode: String, body: String = "Entretien de crise en cours", addressedTo: String? = nil) async throws -> String {
+        let addressed = addressedTo.map { #","addressed_team":"\#($0)""# } ?? ""
+        let reply = try await request("POST", "/v1/episodes/\(episode)/transmissions", token: token, body: #"{"body":"\#(body)"\#(addressed)}"#)
+        guard reply.status == 201, let id = reply.object["id"] as? String else { throw TestEnvironmentError("transmission not created: \(reply.text)") }
+        return id
+    }
+}
+
+/// The port the server bound, set once from Hummingbird's callback.
+final class PortBox: Sendable {
+    private let port = Mutex<Int?>(nil)
+    func set(_ value: Int) { port.withLock { $0 = value } }
+    var value: Int? { port.withLock { $0 } }
+}
