@@ -140,3 +140,47 @@ public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComp
 public func migrate(_ connection: Connection) async throws {
     try await Migrator(migrations: try MigrationSet.bundled(), logger: testLogger).migrate(on: connection, appliedBy: "tests")
 }
+
+/// A program started in the background, with its output going to files.
+public final class BackgroundProcess: Sendable {
+    public let pid: pid_t
+    let directory: URL
+
+    /// Starts `executable`; it inherits this process's environment plus `environment`.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-bg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, directory.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, directory.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var spawned: pid_t = 0
+        let status = posix_spawn(&spawned, executable, &actions, nil, argv, envp)
+        guard status == 0 else { throw POSIXError(POSIXErrorCode(rawValue: status) ?? .ENOENT) }
+        pid = spawned
+    }
+
+    /// Sends a signal.
+    public func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for the exit (off the cooperative pool) and returns the status and output.
+    public func wait() async throws -> ProcessOutcome {
+        let pid = self.pid
+        let directory = self.directory
+        return try await offThePool {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 { guard errno == EINTR else { throw POSIXError(.ECHILD) } }
+            let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            return ProcessOutcome(
+                status: exit, standardOutput: (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "",
+                standardError: (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "")
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("osmose-care as systemd runs it")
+struct CareDaemonTests {
+    let bin = builtExecutablesDirectory()
+
+    /// A migrated database with a keyring, and a configuration file for the daemon.
+    func prepare(_ name: String, port: Int, policy: String? = nil) async throws -> (TestDatabase, String, String) {
+        let database = try await TestDatabase.create(name)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-care-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let master = directory.appendingPathComponent("master.key").path
+        let osmosectl = bin.appendingPathComponent("osmosectl").path
+        #expect(try await runProgram(osmosectl, ["db", "migrate", "--database", database.connectionString]).status == 0)
+        #expect(try await runProgram(osmosectl, ["keys", "generate-master", "--out", master]).status == 0)
+        #expect(try await runProgram(osmosectl, ["keys", "init", "--database", database.connectionString, "--master-key", master]).status == 0)
+        let policyPath = policy ?? repositoryRoot.appendingPathComponent("policies/access.yaml").path
+        let config = directory.appendingPathComponent("osmose.yaml").path
+        try """
+            database:
+              connection: "\(database.connectionString)"
+            care:
+              listen: 127.0.0.1:\(port)
+              database: "\(database.connectionString) user=osmose_care"
+              master_key_file: \(master)
+              access_policy: \(policyPath)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        return (database, config, master)
+    }
+
+    func freePort() -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test("Starts, tells systemd READY, serves, and stops cleanly on SIGTERM with STOPPING")
+    func lifecycle() async throws {
+        let port = freePort()
+        let (database, config, _) = try await prepare("caredaemon", port: port)
+        let notifyPath = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))").path
+        let notify = try NotifySocket(path: notifyPath)
+        let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-care").path, ["--config", config], environment: ["NOTIFY_SOCKET": notifyPath])
+        let ready = try await offThePool { [notify] in notify.receive() }
+        #expect(ready?.contains("READY=1") == true, "\(ready ?? "no notification")")
+        #expect(ready?.contains("STATUS=serving on 127.0.0.1:\(port)") == true)
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/health")!)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
+        #expect(String(decoding: data, as: UTF8.self).contains("ok"))
+        daemon.signal(SIGTERM)
+        let stopping = try await offThePool { [notify] in notify.receive() }
+        #expect(stopping?.contains("STOPPING=1") == true)
+        let outcome = try await daemon.wait()
+        #expect(outcome.status == 0, "\(outcome.standardError)")
+        await database.drop()
+    }
+
+    @Test("A wrong master key or a malformed policy stops it at start with one clear line")
+    func refusals() async throws {
+        let port = freePort()
+        let (database, config, master) = try await prepare("carerefuse", port: port)
+        let wrong = master + ".other"
+        #expect(try await runProgram(bin.appendingPathComponent("osmosectl").path, ["keys", "generate-master", "--out", wrong]).status == 0)
+        let wrongConfig = config + ".wrong.yaml"
+        try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: master, with: wrong).write(toFile: wrongConfig, atomically: true, encoding: .utf8)
+        let refused = try await runProgram(bin.appendingPathComponent("osmose-care").path, ["--config", wrongConfig])
+        #expect(refused.status == 6)
+        #expect(refused.standardError.contains("keyring.wrong_master_key"))
+        #expect(refused.standardError.split(separator: "\n").count == 1)
+
+        let badPolicy = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString.prefix(8)).yaml").path
+        try "default: deny\nrules:\n  - role: admin\n    resource: patient\n    actions: [read]\n    purposes: [care]\n".write(toFile: badPolicy, atomically: true, encoding: .utf8)
+        let policyConfig = config + ".policy.yaml"
+        try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: repositoryRoot.appendingPathComponent("policies/access.yaml").path, with: badPolicy)
+            .write(toFile: policyConfig, atomically: true, encoding: .utf8)
+        let policyRefused = try await runProgram(bin.appendingPathComponent("osmose-care").path, ["--config", policyConfig])
+        #expect(policyRefused.status == 3)
+        #expect(policyRefused.standardError.contains("\(badPolicy):4:"))
+        #expect(policyRefused.standardError.contains("may not be given care content"))
+        await database.drop()
+    }
+}
