@@ -118,6 +118,14 @@ let package = Package(
             dependencies: ["CareService"],
             swiftSettings: strictSettings
         ),
+        // Benchmark only (scripts/bench care): osmose-care without journaling of
+        // successful reads, to measure what journaling costs. Never installed.
+        .executableTarget(
+            name: "osmose-care-unjournaled-bench",
+            dependencies: ["CareService"],
+            path: "Benchmarks/osmose-care-unjournaled-bench",
+            swiftSettings: strictSettings
+        ),
 
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),

@@ -20,6 +20,10 @@ public struct CareAPISettings: Sendable {
     public var sessions: SessionSettings
     /// log2 of scrypt's N for new password hashes and the decoy hash.
     public var passwordCostExponent: Int
+    /// Whether successful reads are journaled. Always true in `osmose-care`; only the
+    /// in-package benchmark turns it off, to measure what journaling costs. No
+    /// configuration key reaches it.
+    package var journalsSuccessfulReads = true
 
     public init(maximumBodyBytes: Int = 65_536, trustProxy: Bool = false, sessions: SessionSettings = SessionSettings(), passwordCostExponent: Int = 17) {
         self.maximumBodyBytes = maximumBodyBytes
@@ -134,7 +138,9 @@ public struct CareAPI: Sendable {
                 }
                 let call = Call(principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, pathID: pathID, trace: trace)
                 let reply = try body(call, connection)
-                try connection.record(api.event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
+                if api.settings.journalsSuccessfulReads || endpoint.journalAction != .read {
+                    try connection.record(api.event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
+                }
                 return reply
             }
             return respond(reply, requestID: requestID)

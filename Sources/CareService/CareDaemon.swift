@@ -15,7 +15,10 @@ import Systemd
 public enum CareDaemon {
     /// Exit statuses: 0 clean stop, 3 configuration or policy invalid, 4 database
     /// unreachable, 6 master key missing or wrong.
-    public static func main() async {
+    public static func main() async { await run(journalsSuccessfulReads: true) }
+
+    /// The daemon, with the benchmark's switch (see ``CareAPISettings``).
+    package static func run(journalsSuccessfulReads: Bool) async {
         let arguments = CommandLine.arguments
         if arguments.contains("--help") || arguments.contains("-h") {
             print("usage: osmose-care [--config PATH]\n\nServes the care-record API. Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.")
@@ -43,13 +46,13 @@ public enum CareDaemon {
             _ = try ring.primaryID(for: .column)
             _ = try ring.primaryID(for: .blindIndex)
             let care = configuration.care
-            let api = CareAPI(
-                pool: pool, ring: ring, policy: policy,
-                settings: CareAPISettings(
-                    maximumBodyBytes: care.maximumBodyBytes, trustProxy: care.trustProxy,
-                    sessions: SessionSettings(idleTimeout: care.sessionIdle, lifetime: care.sessionLifetime, maximumFailures: care.maximumLoginFailures, lockout: care.lockout),
-                    passwordCostExponent: care.passwordCost),
-                logger: logger)
+            var settings = CareAPISettings(
+                maximumBodyBytes: care.maximumBodyBytes, trustProxy: care.trustProxy,
+                sessions: SessionSettings(idleTimeout: care.sessionIdle, lifetime: care.sessionLifetime, maximumFailures: care.maximumLoginFailures, lockout: care.lockout),
+                passwordCostExponent: care.passwordCost)
+            settings.journalsSuccessfulReads = journalsSuccessfulReads
+            if !journalsSuccessfulReads { logger.warning("BENCHMARK BUILD: successful reads are not journaled") }
+            let api = CareAPI(pool: pool, ring: ring, policy: policy, settings: settings, logger: logger)
             let serviceLogger = logger
             let address: BindAddress
             if care.listen.hasPrefix("unix:") {
