@@ -154,6 +154,7 @@ let package = Package(
             dependencies: ["Keyring", "Cryptography", "Store", "TestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords"], swiftSettings: strictSettings),
         .testTarget(
             name: "CareServiceTests",
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
@@ -161,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "Store"],
             swiftSettings: strictSettings
         ),
         .target(

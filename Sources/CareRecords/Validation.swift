@@ -1,4 +1,5 @@
 public import Foundation
+import Glibc
 
 /// JSON coding as the API speaks it: snake_case keys, ISO 8601 timestamps with
 /// fractional seconds, sorted keys for stable output.
@@ -28,19 +29,80 @@ public enum CareJSON {
         return decoder
     }
 
-    /// `2026-11-22T10:04:05.123456Z`.
+    /// `2026-11-22T10:04:05.123Z`: UTC, milliseconds. Formatted directly, since
+    /// creating an `ISO8601DateFormatter` per value cost a third of the service's
+    /// CPU (see docs/benchmarks.md).
     public static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded(.down)
+        var seconds = time_t((milliseconds / 1000).rounded(.down))
+        let fraction = Int(milliseconds - Double(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var text = ""
+        text.reserveCapacity(24)
+        func append(_ value: Int32, _ width: Int) {
+            let digits = String(value)
+            if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
+            text += digits
+        }
+        append(parts.tm_year + 1900, 4); text += "-"; append(parts.tm_mon + 1, 2); text += "-"; append(parts.tm_mday, 2)
+        text += "T"; append(parts.tm_hour, 2); text += ":"; append(parts.tm_min, 2); text += ":"; append(parts.tm_sec, 2)
+        text += "."; append(Int32(fraction), 3); text += "Z"
+        return text
     }
 
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
     static func parseTimestamp(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value = 0
+            for index in range {
+                guard (48...57).contains(bytes[index]) else { return nil }
+                value = value * 10 + Int(bytes[index] - 48)
+            }
+            return value
+        }
+        guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day), hour < 24,
+            minute < 60, second < 61
+        else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            var scale = 0.1
+            let start = index
+            while index < bytes.count, (48...57).contains(bytes[index]) {
+                fraction += Double(bytes[index] - 48) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        guard index < bytes.count else { return nil }
+        var offset = 0
+        if bytes[index] == UInt8(ascii: "Z") {
+            guard index + 1 == bytes.count else { return nil }
+        } else if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+            guard bytes.count == index + 6, bytes[index + 3] == UInt8(ascii: ":"), let hours = number((index + 1)..<(index + 3)),
+                let minutes = number((index + 4)..<(index + 6)), hours < 24, minutes < 60
+            else { return nil }
+            offset = (bytes[index] == UInt8(ascii: "+") ? 1 : -1) * (hours * 3600 + minutes * 60)
+        } else {
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let epoch = timegm(&parts)
+        return Date(timeIntervalSince1970: Double(epoch - offset) + fraction)
     }
 
     /// Decodes `body` as `Input`, refusing malformed JSON, unknown fields, missing
@@ -89,7 +151,7 @@ public enum Validate {
     public static func name(_ value: String, field: String) throws -> String {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         guard (1...100).contains(trimmed.count) else { throw CareError(.invalidField, "\(field) must be 1 to 100 characters") }
-        let allowed = CharacterSet.letters.union(.whitespaces).union(CharacterSet(charactersIn: "-'’.")).union(.nonBaseCharacters)
+        let allowed = CharacterSet.letters.union(CharacterSet(charactersIn: " -'’.")).union(.nonBaseCharacters)
         guard trimmed.unicodeScalars.allSatisfy({ allowed.contains($0) }) else {
             throw CareError(.invalidField, "\(field) may contain only letters, spaces, hyphens, apostrophes and dots")
         }

@@ -24,6 +24,8 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let error as ExitCode {
         throw error
+    } catch let error as ValidationError {
+        throw error
     } catch {
         let (status, hint) = classify(error)
         var line = "osmosectl: \(error)"
