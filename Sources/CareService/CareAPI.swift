@@ -117,7 +117,7 @@ public struct CareAPI: Sendable {
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
             let rawID = context.parameters.get("id")
             let api = self
-            let reply = try await pool.transaction { connection in
+            let work: @Sendable (isolated Connection) throws -> Reply = { connection in
                 guard let token else { throw CareError(.authenticationRequired, "send Authorization: Bearer <token>") }
                 let principal = try api.sessions.authenticate(token: token, on: connection)
                 trace.state.withLock { $0.principal = principal }
@@ -143,6 +143,11 @@ public struct CareAPI: Sendable {
                 }
                 return reply
             }
+            // A read's statements need no atomicity: its event commits on its own, before
+            // the response exists. A write and its event share one transaction.
+            let reply = endpoint.journalAction == .read
+                ? try await pool.withConnection { try await $0.perform(work) }
+                : try await pool.transaction(work)
             return respond(reply, requestID: requestID)
         } catch let error as CareError {
             let result: AccessResult = [401, 403].contains(error.code.status) ? .denied : .error

@@ -59,6 +59,9 @@ public actor Connection {
 
     private var handle: ConnectionHandle?
     private let logger: Logger
+    /// Statements prepared on this session, by SQL text: parsed and planned once.
+    private var preparedStatements: [String: String] = [:]
+    private static let preparedStatementLimit = 512
     private let noticeSink: NoticeSink
 
     private init(logger: Logger) {
@@ -130,7 +133,17 @@ public actor Connection {
     }
 
     /// Closes the connection. Later calls fail with ``StoreError/Code/connectionLost``.
-    public func close() { handle = nil }
+    public func close() {
+        handle = nil
+        preparedStatements.removeAll()
+    }
+
+    /// Runs `body` on the connection's thread without opening a transaction (each
+    /// statement commits by itself), for work such as a journaled read whose
+    /// statements need no atomicity between them.
+    public func perform<Result: Sendable>(_ body: @Sendable (isolated Connection) throws -> Result) throws -> Result {
+        try body(self)
+    }
 
     /// The server process id serving this connection (as in `pg_stat_activity.pid`).
     public func backendProcessID() throws -> Int32 { PQbackendPID(try live()) }
@@ -200,8 +213,30 @@ public actor Connection {
             }
         }
         let values = storage.map { UnsafePointer($0?.assumingMemoryBound(to: CChar.self)) }
-        let result = PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0)
-        return try collect(result, pointer)
+        guard let name = prepare(sql, parameterCount: parameters.count, on: pointer) else {
+            return try collect(PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0), pointer)
+        }
+        do {
+            return try collect(PQexecPrepared(pointer, name, Int32(parameters.count), values, lengths, formats, 0), pointer)
+        } catch let error as StoreError where error.sqlState == "0A000" || error.sqlState == "26000" {
+            // The server dropped or invalidated the plan (a table changed shape): forget it and run unprepared.
+            preparedStatements[sql] = nil
+            return try collect(PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0), pointer)
+        }
+    }
+
+    /// The name of `sql` prepared on this session, preparing it on first use; nil
+    /// when it cannot be prepared (inside a failed transaction, or the cache is full),
+    /// in which case the caller runs it unprepared and gets the real error if any.
+    private func prepare(_ sql: String, parameterCount: Int, on pointer: OpaquePointer) -> String? {
+        if let name = preparedStatements[sql] { return name }
+        guard preparedStatements.count < Self.preparedStatementLimit, PQtransactionStatus(pointer) != PQTRANS_INERROR else { return nil }
+        let name = "osmose_\(preparedStatements.count + 1)"
+        guard let result = PQprepare(pointer, name, sql, Int32(parameterCount), nil) else { return nil }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else { return nil }
+        preparedStatements[sql] = name
+        return name
     }
 
     /// Runs one or more `;`-separated statements without parameters (migrations, `SET`).

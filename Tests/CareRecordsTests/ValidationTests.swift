@@ -2,6 +2,12 @@ import CareRecords
 import Foundation
 import Testing
 
+/// A request body with one timestamp field.
+struct TimestampHolder: StrictInput {
+    static let fields: Set<String> = ["at"]
+    let at: Date
+}
+
 @Suite("Field rules and JSON timestamps")
 struct ValidationTests {
     @Test("Timestamps format as ISO 8601 UTC with milliseconds and parse back, offsets included")
@@ -9,13 +15,9 @@ struct ValidationTests {
         let date = Date(timeIntervalSince1970: 1_795_000_000.25)
         #expect(CareJSON.timestamp(date) == "2026-11-18T11:06:40.250Z")
         #expect(CareJSON.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
-        struct Holder: StrictInput {
-            static let fields: Set<String> = ["at"]
-            let at: Date
-        }
         func parse(_ text: String) throws -> Date {
             let body = Array("{\"at\":\"\(text)\"}".utf8)
-            return try CareJSON.decode(Holder.self, from: body).at
+            return try CareJSON.decode(TimestampHolder.self, from: body).at
         }
         #expect(try parse("2026-11-18T11:06:40.250Z") == date)
         #expect(try parse("2026-11-18T12:06:40.25+01:00") == date)
