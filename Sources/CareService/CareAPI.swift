@@ -44,6 +44,7 @@ public struct CareAPI: Sendable {
     let settings: CareAPISettings
     let logger: Logger
     let decoyHash: String
+    let readEvents: EventGroupCommitter
     static let source = "osmose-care"
 
     /// Assembles the API over a pool, the data keys and the access policy.
@@ -54,6 +55,7 @@ public struct CareAPI: Sendable {
         self.policy = policy
         self.settings = settings
         self.logger = logger
+        self.readEvents = EventGroupCommitter(pool: pool)
         self.decoyHash = (try? PasswordHasher(costExponent: settings.passwordCostExponent).hash("decoy-\(UUID().uuidString)")) ?? PasswordHasher.decoyHash
     }
 
@@ -138,16 +140,23 @@ public struct CareAPI: Sendable {
                 }
                 let call = Call(principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, pathID: pathID, trace: trace)
                 let reply = try body(call, connection)
-                if api.settings.journalsSuccessfulReads || endpoint.journalAction != .read {
+                if endpoint.journalAction != .read {
                     try connection.record(api.event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
                 }
                 return reply
             }
-            // A read's statements need no atomicity: its event commits on its own, before
-            // the response exists. A write and its event share one transaction.
-            let reply = endpoint.journalAction == .read
-                ? try await pool.withConnection { try await $0.perform(work) }
-                : try await pool.transaction(work)
+            // A write and its event share one transaction. A read's statements need no
+            // atomicity; its event is committed (grouped with concurrent reads' events)
+            // before the response exists.
+            let reply: Reply
+            if endpoint.journalAction == .read {
+                reply = try await pool.withConnection { try await $0.perform(work) }
+                if settings.journalsSuccessfulReads {
+                    try await readEvents.record(event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
+                }
+            } else {
+                reply = try await pool.transaction(work)
+            }
             return respond(reply, requestID: requestID)
         } catch let error as CareError {
             let result: AccessResult = [401, 403].contains(error.code.status) ? .denied : .error
