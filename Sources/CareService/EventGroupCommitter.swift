@@ -37,9 +37,7 @@ actor EventGroupCommitter {
             pending.removeFirst(group.count)
             let events = group.map(\.event)
             do {
-                try await pool.transaction { connection in
-                    for event in events { try connection.record(event) }
-                }
+                try await pool.transaction { connection in try connection.record(events) }
                 for member in group { member.waiter.resume() }
             } catch {
                 for member in group { member.waiter.resume(throwing: error) }
