@@ -45,6 +45,7 @@ public struct CareAPI: Sendable {
     let logger: Logger
     let decoyHash: String
     let readEvents: EventGroupCommitter
+    let loginGate = LoginGate(limit: 2)
     static let source = "osmose-care"
 
     /// Assembles the API over a pool, the data keys and the access policy.

@@ -158,7 +158,9 @@ extension CareAPI {
             let candidate = try await pool.transaction { connection in try sessions.candidate(username: username, on: connection) }
             // The same scrypt work whether or not the account exists, off the cooperative pool.
             let hash = candidate?.passwordHash ?? decoyHash
+            await loginGate.enter()
             let passwordMatches = await CPUWork.run { PasswordHasher.verify(input.password, against: hash) }
+            await loginGate.leave()
             guard let candidate else {
                 throw LoginFailure(error: CareError(.invalidCredentials, "unknown user or wrong password"), username: username)
             }
@@ -234,6 +236,32 @@ extension CareAPI {
             return await fail(error, result: .denied, .logout, "session", requestID, request, client, trace)
         } catch {
             return await fail(CareError(.journalUnavailable, "the access journal cannot record this request; nothing was done"), result: .error, .logout, "session", requestID, request, client, trace)
+        }
+    }
+}
+
+/// Lets at most `limit` password verifications run at once. Each needs scrypt's
+/// 128 MiB; a burst of logins queues here instead of exhausting memory.
+actor LoginGate {
+    private let limit: Int
+    private var running = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func enter() async {
+        if running < limit {
+            running += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave() {
+        if waiting.isEmpty {
+            running -= 1
+        } else {
+            waiting.removeFirst().resume()
         }
     }
 }
