@@ -86,38 +86,61 @@ enum PostgresTimestamp {
             + String(repeating: "0", count: 6 - micro.count) + micro + "+00"
     }
 
-    /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (the offset may have minutes).
-    static func parse(_ text: String) -> Date? {
+    /// Parses PostgreSQL's `YYYY-MM-DD HH:MM:SS[.ffffff]+00` output.
+    static func parse(_ text: String) -> Date? { TimestampText.parse(text, separator: UInt8(ascii: " ")) }
+}
+
+/// One parser for the two timestamp texts the suite reads: PostgreSQL's output
+/// (`2026-11-22 10:04:05.123456+00`) and ISO 8601 / RFC 3339 in JSON
+/// (`2026-11-22T10:04:05.123Z`, `…+01:00`).
+public enum TimestampText {
+    /// Parses `YYYY-MM-DD<separator>HH:MM:SS[.fraction](Z|±HH|±HH:MM)`, or nil.
+    public static func parse(_ text: String, separator: UInt8) -> Date? {
         let bytes = Array(text.utf8)
-        guard bytes.count >= 22 else { return nil }
         func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
             var value = 0
             for index in range {
-                guard index < bytes.count, (48...57).contains(bytes[index]) else { return nil }
+                guard (48...57).contains(bytes[index]) else { return nil }
                 value = value * 10 + Int(bytes[index] - 48)
             }
             return value
         }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+        guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == separator,
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day), hour < 24,
+            minute < 60, second < 61
         else { return nil }
         var index = 19
         var fraction = 0.0
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+        if bytes[index] == UInt8(ascii: ".") {
             index += 1
             var scale = 0.1
+            let start = index
             while index < bytes.count, (48...57).contains(bytes[index]) {
                 fraction += Double(bytes[index] - 48) * scale
                 scale /= 10
                 index += 1
             }
+            guard index > start else { return nil }
         }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") else { return nil }
-        let sign = bytes[index] == UInt8(ascii: "+") ? 1 : -1
-        guard let offsetHours = number((index + 1)..<(index + 3)) else { return nil }
-        var offsetMinutes = 0
-        if index + 3 < bytes.count, bytes[index + 3] == UInt8(ascii: ":"), let minutes = number((index + 4)..<(index + 6)) {
-            offsetMinutes = minutes
+        guard index < bytes.count else { return nil }
+        var offset = 0
+        switch bytes[index] {
+        case UInt8(ascii: "Z"):
+            guard index + 1 == bytes.count else { return nil }
+        case UInt8(ascii: "+"), UInt8(ascii: "-"):
+            guard let hours = number((index + 1)..<(index + 3)), hours < 24 else { return nil }
+            var minutes = 0
+            if bytes.count == index + 6, bytes[index + 3] == UInt8(ascii: ":"), let value = number((index + 4)..<(index + 6)), value < 60 {
+                minutes = value
+            } else if bytes.count != index + 3 {
+                return nil
+            }
+            offset = (bytes[index] == UInt8(ascii: "+") ? 1 : -1) * (hours * 3600 + minutes * 60)
+        default:
+            return nil
         }
         var parts = tm()
         parts.tm_year = Int32(year - 1900)
@@ -126,8 +149,8 @@ enum PostgresTimestamp {
         parts.tm_hour = Int32(hour)
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
-        let epoch = timegm(&parts) - sign * (offsetHours * 3600 + offsetMinutes * 60)
+        let epoch = timegm(&parts)
         let microseconds = (fraction * 1_000_000).rounded()
-        return Date(timeIntervalSince1970: Double(epoch) + microseconds / 1_000_000)
+        return Date(timeIntervalSince1970: Double(epoch - offset) + microseconds / 1_000_000)
     }
 }
