@@ -37,7 +37,8 @@ actor EventGroupCommitter {
             pending.removeFirst(group.count)
             let events = group.map(\.event)
             do {
-                try await pool.transaction { connection in try connection.record(events) }
+                // One COPY (or one INSERT) is atomic and commits by itself: no BEGIN/COMMIT needed.
+                try await pool.withConnection { connection in try await connection.perform { try $0.record(events) } }
                 for member in group { member.waiter.resume() }
             } catch {
                 for member in group { member.waiter.resume(throwing: error) }
