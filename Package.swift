@@ -155,7 +155,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords"], swiftSettings: strictSettings),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "CareServiceTests",
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],

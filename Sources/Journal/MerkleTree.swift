@@ -1,0 +1,135 @@
+import Cryptography
+
+/// The Merkle tree of RFC 6962 / RFC 9162 §2.1 with SHA-256: leaf hash
+/// SHA-256(0x00 ‖ entry), interior node SHA-256(0x01 ‖ left ‖ right); the empty
+/// tree's root is SHA-256 of the empty string. Proofs follow RFC 9162 §2.1.3
+/// (inclusion) and §2.1.4 (consistency), so any standard verifier accepts them.
+///
+/// This form works on leaf hashes held in memory; the journal daemon will keep
+/// the tree's hashes in storage (tiles) and use the same definitions.
+public enum MerkleTree {
+    /// The hash of one entry as a leaf.
+    public static func leafHash(_ entry: some Collection<UInt8>) -> [UInt8] {
+        var hasher = SHA256Hasher()
+        hasher.update([0x00])
+        hasher.update(entry)
+        return hasher.finalize()
+    }
+
+    /// The hash of an interior node.
+    public static func nodeHash(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
+        var hasher = SHA256Hasher()
+        hasher.update([0x01])
+        hasher.update(left)
+        hasher.update(right)
+        return hasher.finalize()
+    }
+
+    /// MTH(D[n]): the root of the tree whose leaves have these hashes.
+    public static func root(_ leaves: ArraySlice<[UInt8]>) -> [UInt8] {
+        switch leaves.count {
+        case 0: return SHA256.hash([UInt8]())
+        case 1: return leaves[leaves.startIndex]
+        default:
+            let split = leaves.startIndex + largestPowerOfTwo(below: leaves.count)
+            return nodeHash(root(leaves[leaves.startIndex..<split]), root(leaves[split...]))
+        }
+    }
+
+    /// PATH(m, D[n]): the inclusion proof of leaf `index`.
+    /// - Precondition: `index < leaves.count`.
+    public static func inclusionProof(index: Int, _ leaves: ArraySlice<[UInt8]>) -> [[UInt8]] {
+        precondition(index >= 0 && index < leaves.count, "leaf index outside the tree")
+        guard leaves.count > 1 else { return [] }
+        let k = largestPowerOfTwo(below: leaves.count)
+        let split = leaves.startIndex + k
+        if index < k {
+            return inclusionProof(index: index, leaves[leaves.startIndex..<split]) + [root(leaves[split...])]
+        }
+        return inclusionProof(index: index - k, leaves[split...]) + [root(leaves[leaves.startIndex..<split])]
+    }
+
+    /// PROOF(m, D[n]): the consistency proof from the tree of the first `oldSize`
+    /// leaves to the whole tree.
+    /// - Precondition: `0 < oldSize ≤ leaves.count`.
+    public static func consistencyProof(oldSize: Int, _ leaves: ArraySlice<[UInt8]>) -> [[UInt8]] {
+        precondition(oldSize > 0 && oldSize <= leaves.count, "old size outside the tree")
+        return subproof(oldSize, leaves, complete: true)
+    }
+
+    private static func subproof(_ m: Int, _ leaves: ArraySlice<[UInt8]>, complete: Bool) -> [[UInt8]] {
+        if m == leaves.count { return complete ? [] : [root(leaves)] }
+        let k = largestPowerOfTwo(below: leaves.count)
+        let split = leaves.startIndex + k
+        if m <= k {
+            return subproof(m, leaves[leaves.startIndex..<split], complete: complete) + [root(leaves[split...])]
+        }
+        return subproof(m - k, leaves[split...], complete: false) + [root(leaves[leaves.startIndex..<split])]
+    }
+
+    /// RFC 9162 §2.1.3.2: true when `proof` shows the leaf with hash `leafHash` at
+    /// `index` in the tree of `size` leaves whose root is `root`.
+    public static func verifyInclusion(leafHash: [UInt8], index: Int, size: Int, proof: [[UInt8]], root: [UInt8]) -> Bool {
+        guard index >= 0, index < size else { return false }
+        var fn = index, sn = size - 1
+        var r = leafHash
+        for p in proof {
+            guard sn > 0 else { return false }
+            if fn & 1 == 1 || fn == sn {
+                r = nodeHash(p, r)
+                if fn & 1 == 0 {
+                    repeat {
+                        fn >>= 1
+                        sn >>= 1
+                    } while fn & 1 == 0 && fn != 0
+                }
+            } else {
+                r = nodeHash(r, p)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        return sn == 0 && ConstantTime.equals(r, root)
+    }
+
+    /// RFC 9162 §2.1.4.2: true when `proof` shows that the tree of `oldSize` leaves
+    /// with root `oldRoot` is a prefix of the tree of `newSize` leaves with root `newRoot`.
+    public static func verifyConsistency(oldSize: Int, newSize: Int, oldRoot: [UInt8], newRoot: [UInt8], proof: [[UInt8]]) -> Bool {
+        guard oldSize > 0, oldSize <= newSize else { return false }
+        if oldSize == newSize { return proof.isEmpty && ConstantTime.equals(oldRoot, newRoot) }
+        guard !proof.isEmpty else { return false }
+        var path = proof
+        if oldSize & (oldSize - 1) == 0 { path.insert(oldRoot, at: 0) }
+        var fn = oldSize - 1, sn = newSize - 1
+        while fn & 1 == 1 {
+            fn >>= 1
+            sn >>= 1
+        }
+        var fr = path[0], sr = path[0]
+        for c in path.dropFirst() {
+            guard sn > 0 else { return false }
+            if fn & 1 == 1 || fn == sn {
+                fr = nodeHash(c, fr)
+                sr = nodeHash(c, sr)
+                if fn & 1 == 0 {
+                    repeat {
+                        fn >>= 1
+                        sn >>= 1
+                    } while fn & 1 == 0 && fn != 0
+                }
+            } else {
+                sr = nodeHash(sr, c)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        return sn == 0 && ConstantTime.equals(fr, oldRoot) && ConstantTime.equals(sr, newRoot)
+    }
+
+    /// The largest power of two strictly below `n` (n ≥ 2).
+    static func largestPowerOfTwo(below n: Int) -> Int {
+        var k = 1
+        while k << 1 < n { k <<= 1 }
+        return k
+    }
+}
