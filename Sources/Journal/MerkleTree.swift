@@ -77,12 +77,7 @@ public enum MerkleTree {
             guard sn > 0 else { return false }
             if fn & 1 == 1 || fn == sn {
                 r = nodeHash(p, r)
-                if fn & 1 == 0 {
-                    repeat {
-                        fn >>= 1
-                        sn >>= 1
-                    } while fn & 1 == 0 && fn != 0
-                }
+                if fn & 1 == 0 { climbLeftEdge(&fn, &sn) }
             } else {
                 r = nodeHash(r, p)
             }
@@ -111,12 +106,7 @@ public enum MerkleTree {
             if fn & 1 == 1 || fn == sn {
                 fr = nodeHash(c, fr)
                 sr = nodeHash(c, sr)
-                if fn & 1 == 0 {
-                    repeat {
-                        fn >>= 1
-                        sn >>= 1
-                    } while fn & 1 == 0 && fn != 0
-                }
+                if fn & 1 == 0 { climbLeftEdge(&fn, &sn) }
             } else {
                 sr = nodeHash(sr, c)
             }
@@ -124,6 +114,15 @@ public enum MerkleTree {
             sn >>= 1
         }
         return sn == 0 && ConstantTime.equals(fr, oldRoot) && ConstantTime.equals(sr, newRoot)
+    }
+
+    /// RFC 9162's "right-shift fn and sn until LSB(fn) is set or fn is 0", shared by
+    /// both verifiers: climb while the node is a left child on the right edge.
+    private static func climbLeftEdge(_ fn: inout Int, _ sn: inout Int) {
+        repeat {
+            fn >>= 1
+            sn >>= 1
+        } while fn & 1 == 0 && fn != 0
     }
 
     /// The largest power of two strictly below `n` (n ≥ 2).
