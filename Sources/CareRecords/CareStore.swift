@@ -196,7 +196,9 @@ public struct CareStore: Sendable {
         return view
     }
 
-    func checkScope(_ view: EpisodeView, _ principal: Principal, _ teamScoped: Bool) throws {
+    /// Checks that a team-scoped user may see `view` (its own team's or shared with it).
+    /// - Throws: ``CareError/Code/forbidden``.
+    public func checkScope(_ view: EpisodeView, _ principal: Principal, _ teamScoped: Bool) throws {
         guard teamScoped else { return }
         guard let team = principal.teamCode, view.team == team || view.sharedWith.contains(team) else {
             throw CareError(.forbidden, "this episode belongs to another team and is not shared with yours")
@@ -458,12 +460,4 @@ public struct CareStore: Sendable {
 
     /// Every account, without password hashes.
     public func users(on connection: isolated Connection) throws -> [UserView] { try UserDirectory.list(on: connection) }
-}
-
-extension CareStore {
-    /// Checks that a team-scoped user may see `view` (its own team's or shared with it).
-    /// - Throws: ``CareError/Code/forbidden``.
-    public func checkScopePublic(_ view: EpisodeView, _ principal: Principal, _ teamScoped: Bool) throws {
-        try checkScope(view, principal, teamScoped)
-    }
 }

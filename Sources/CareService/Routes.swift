@@ -141,7 +141,7 @@ extension CareAPI {
     func episode(_ call: Call, _ connection: isolated Connection) throws -> EpisodeView {
         let view = try store.episode(call.pathID!, for: call.principal, teamScoped: false, on: connection)
         call.note(patientID: view.patientId)
-        try store.checkScopePublic(view, call.principal, call.teamScoped)
+        try store.checkScope(view, call.principal, call.teamScoped)
         return view
     }
 

@@ -113,34 +113,8 @@ extension Connection {
                     event.actorTeam, event.action.rawValue, event.objectType, event.objectID, event.patientID, event.purpose?.rawValue,
                     event.result.rawValue, event.reason, event.clientIP, event.userAgent.map { String($0.prefix(512)) },
                 ]
-                try writer.write(fields.map { CopyText.field($0.postgresValue) }.joined(separator: "\t") + "\n")
+                try writer.writeRow(fields)
             }
-        }
-    }
-}
-
-/// COPY's text format: tab-separated fields, `\N` for NULL, and backslash escapes
-/// for the characters that would end a field or a row.
-enum CopyText {
-    static func field(_ value: PostgresValue) -> String {
-        switch value {
-        case .null:
-            return "\\N"
-        case .bytes(let bytes):
-            return "\\\\x" + bytes.map { String(format: "%02x", $0) }.joined()
-        case .text(let text):
-            var escaped = ""
-            escaped.reserveCapacity(text.utf8.count)
-            for character in text.unicodeScalars {
-                switch character {
-                case "\\": escaped += "\\\\"
-                case "\n": escaped += "\\n"
-                case "\r": escaped += "\\r"
-                case "\t": escaped += "\\t"
-                default: escaped.unicodeScalars.append(character)
-                }
-            }
-            return escaped
         }
     }
 }

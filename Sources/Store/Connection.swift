@@ -489,6 +489,35 @@ public struct CopyInWriter: ~Copyable {
     /// Appends a string's UTF-8 bytes.
     public mutating func write(_ text: String) throws { try write(text.utf8) }
 
+    /// Appends one row in COPY's text format (the default of `COPY … FROM STDIN`):
+    /// fields separated by tabs, `\N` for NULL, backslash escapes for the
+    /// characters that would end a field or a row, bytea in hex.
+    public mutating func writeRow(_ fields: [any PostgresEncodable]) throws {
+        try write(fields.map { Self.textField($0.postgresValue) }.joined(separator: "\t") + "\n")
+    }
+
+    static func textField(_ value: PostgresValue) -> String {
+        switch value {
+        case .null:
+            return "\\N"
+        case .bytes(let bytes):
+            return "\\\\x" + bytes.map { String(format: "%02x", $0) }.joined()
+        case .text(let text):
+            var escaped = ""
+            escaped.reserveCapacity(text.utf8.count)
+            for character in text.unicodeScalars {
+                switch character {
+                case "\\": escaped += "\\\\"
+                case "\n": escaped += "\\n"
+                case "\r": escaped += "\\r"
+                case "\t": escaped += "\\t"
+                default: escaped.unicodeScalars.append(character)
+                }
+            }
+            return escaped
+        }
+    }
+
     mutating func flush() throws {
         guard !buffer.isEmpty else { return }
         let status = buffer.withUnsafeBytes { bytes in

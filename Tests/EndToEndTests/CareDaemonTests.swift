@@ -48,8 +48,8 @@ struct CareDaemonTests {
     func lifecycle() async throws {
         let port = freePort()
         let (database, config, _) = try await prepare("caredaemon", port: port)
-        let notifyPath = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))").path
-        let notify = try NotifySocket(path: notifyPath)
+        let notify = try DatagramSocket()
+        let notifyPath = notify.address
         let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-care").path, ["--config", config], environment: ["NOTIFY_SOCKET": notifyPath])
         let ready = try await offThePool { [notify] in notify.receive() }
         #expect(ready?.contains("READY=1") == true, "\(ready ?? "no notification")")

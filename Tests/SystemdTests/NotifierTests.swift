@@ -9,7 +9,7 @@ import TestSupport
 struct NotifierTests {
     @Test("READY, STATUS, WATCHDOG and STOPPING reach a filesystem or abstract socket", arguments: [false, true])
     func notify(abstract: Bool) throws {
-        let receiver = try DatagramReceiver(abstract: abstract)
+        let receiver = try DatagramSocket(abstract: abstract)
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": receiver.address])
         #expect(notifier.isEnabled)
         try notifier.ready(status: "journal at 42 entries")
@@ -48,7 +48,7 @@ struct NotifierTests {
 
     @Test("The watchdog service pings at half the interval and says STOPPING on graceful shutdown")
     func watchdogService() async throws {
-        let receiver = try DatagramReceiver(abstract: false)
+        let receiver = try DatagramSocket(abstract: false)
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": receiver.address, "WATCHDOG_USEC": "200000"])
         var logger = Logger(label: "test")
         logger.logLevel = .warning

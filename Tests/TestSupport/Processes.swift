@@ -1,0 +1,123 @@
+public import Foundation
+import Glibc
+
+/// The outcome of running a program.
+public struct ProcessOutcome: Sendable {
+    public let status: Int32
+    public let standardOutput: String
+    public let standardError: String
+}
+
+/// Runs `body` on a thread of its own, so that a blocking call (waiting for a
+/// child process, a socket) never holds one of the cooperative pool's few threads.
+public func offThePool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Swift.Result { try body() }) }
+        thread.start()
+    }
+}
+
+/// Runs `executable` with `arguments` and extra environment until it exits, on a
+/// thread of its own. Output goes through temporary files, so a chatty child can
+/// never block on a full pipe.
+public func runProgram(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
+) async throws -> ProcessOutcome {
+    try await offThePool { try runProgramBlocking(executable, arguments, environment: environment, input: input) }
+}
+
+private func runProgramBlocking(
+    _ executable: String, _ arguments: [String], environment: [String: String], input: String?
+) throws -> ProcessOutcome {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let inputPath = directory.appendingPathComponent("in").path
+    let outputPath = directory.appendingPathComponent("out").path
+    let errorPath = directory.appendingPathComponent("err").path
+    try (input ?? "").write(toFile: inputPath, atomically: false, encoding: .utf8)
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, inputPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+
+    let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw POSIXError(.ECHILD) }
+    }
+    let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return ProcessOutcome(
+        status: exitStatus,
+        standardOutput: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
+        standardError: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+}
+
+/// The folder holding the built executables: `$OSMOSE_BIN_DIR`, else beside the test bundle.
+public func builtExecutablesDirectory() -> URL {
+    if let directory = ProcessInfo.processInfo.environment["OSMOSE_BIN_DIR"], !directory.isEmpty {
+        return URL(fileURLWithPath: directory)
+    }
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.pathExtension == "xctest" || url.lastPathComponent == "MacOS" || url.lastPathComponent == "Contents" {
+        url.deleteLastPathComponent()
+    }
+    if url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
+    return url.hasDirectoryPath ? url : url.deletingLastPathComponent()
+}
+
+/// The repository's root folder.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// A program started in the background, with its output going to files.
+public final class BackgroundProcess: Sendable {
+    public let pid: pid_t
+    let directory: URL
+
+    /// Starts `executable`; it inherits this process's environment plus `environment`.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-bg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, directory.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, directory.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var spawned: pid_t = 0
+        let status = posix_spawn(&spawned, executable, &actions, nil, argv, envp)
+        guard status == 0 else { throw POSIXError(POSIXErrorCode(rawValue: status) ?? .ENOENT) }
+        pid = spawned
+    }
+
+    /// Sends a signal.
+    public func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for the exit (off the cooperative pool) and returns the status and output.
+    public func wait() async throws -> ProcessOutcome {
+        let pid = self.pid
+        let directory = self.directory
+        return try await offThePool {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 { guard errno == EINTR else { throw POSIXError(.ECHILD) } }
+            let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            return ProcessOutcome(
+                status: exit, standardOutput: (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "",
+                standardError: (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "")
+        }
+    }
+}
