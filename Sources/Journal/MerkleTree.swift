@@ -40,13 +40,10 @@ public enum MerkleTree {
     /// - Precondition: `index < leaves.count`.
     public static func inclusionProof(index: Int, _ leaves: ArraySlice<[UInt8]>) -> [[UInt8]] {
         precondition(index >= 0 && index < leaves.count, "leaf index outside the tree")
-        guard leaves.count > 1 else { return [] }
-        let k = largestPowerOfTwo(below: leaves.count)
-        let split = leaves.startIndex + k
-        if index < k {
-            return inclusionProof(index: index, leaves[leaves.startIndex..<split]) + [root(leaves[split...])]
+        let base = leaves.startIndex
+        return inclusionProof(index: UInt64(index), size: UInt64(leaves.count)) { range in
+            root(leaves[base + Int(range.lowerBound)..<base + Int(range.upperBound)])
         }
-        return inclusionProof(index: index - k, leaves[split...]) + [root(leaves[leaves.startIndex..<split])]
     }
 
     /// PROOF(m, D[n]): the consistency proof from the tree of the first `oldSize`
@@ -54,17 +51,56 @@ public enum MerkleTree {
     /// - Precondition: `0 < oldSize ≤ leaves.count`.
     public static func consistencyProof(oldSize: Int, _ leaves: ArraySlice<[UInt8]>) -> [[UInt8]] {
         precondition(oldSize > 0 && oldSize <= leaves.count, "old size outside the tree")
-        return subproof(oldSize, leaves, complete: true)
+        let base = leaves.startIndex
+        return consistencyProof(oldSize: UInt64(oldSize), newSize: UInt64(leaves.count)) { range in
+            root(leaves[base + Int(range.lowerBound)..<base + Int(range.upperBound)])
+        }
     }
 
-    private static func subproof(_ m: Int, _ leaves: ArraySlice<[UInt8]>, complete: Bool) -> [[UInt8]] {
-        if m == leaves.count { return complete ? [] : [root(leaves)] }
-        let k = largestPowerOfTwo(below: leaves.count)
-        let split = leaves.startIndex + k
-        if m <= k {
-            return subproof(m, leaves[leaves.startIndex..<split], complete: complete) + [root(leaves[split...])]
+    /// PATH(m, D[n]) for a tree held elsewhere: `subtreeRoot` gives MTH of the leaves
+    /// in a range (always a subtree of the RFC 6962 decomposition).
+    /// - Precondition: `index < size`.
+    public static func inclusionProof(
+        index: UInt64, size: UInt64, subtreeRoot: (Range<UInt64>) throws -> [UInt8]
+    ) rethrows -> [[UInt8]] {
+        precondition(index < size, "leaf index outside the tree")
+        var proof: [[UInt8]] = []
+        var low: UInt64 = 0, high = size
+        while high - low > 1 {
+            let split = low + UInt64(largestPowerOfTwo(below: Int(high - low)))
+            if index < split {
+                proof.append(try subtreeRoot(split..<high))
+                high = split
+            } else {
+                proof.append(try subtreeRoot(low..<split))
+                low = split
+            }
         }
-        return subproof(m - k, leaves[split...], complete: false) + [root(leaves[leaves.startIndex..<split])]
+        return proof.reversed()
+    }
+
+    /// PROOF(m, D[n]) for a tree held elsewhere (see ``inclusionProof(index:size:subtreeRoot:)``).
+    /// - Precondition: `0 < oldSize ≤ newSize`.
+    public static func consistencyProof(
+        oldSize: UInt64, newSize: UInt64, subtreeRoot: (Range<UInt64>) throws -> [UInt8]
+    ) rethrows -> [[UInt8]] {
+        precondition(oldSize > 0 && oldSize <= newSize, "old size outside the tree")
+        var proof: [[UInt8]] = []
+        var low: UInt64 = 0, high = newSize
+        var complete = true
+        while oldSize != high {
+            let split = low + UInt64(largestPowerOfTwo(below: Int(high - low)))
+            if oldSize <= split {
+                proof.append(try subtreeRoot(split..<high))
+                high = split
+            } else {
+                proof.append(try subtreeRoot(low..<split))
+                low = split
+                complete = false
+            }
+        }
+        if !complete { proof.append(try subtreeRoot(low..<high)) }
+        return proof.reversed()
     }
 
     /// RFC 9162 §2.1.3.2: true when `proof` shows the leaf with hash `leafHash` at

@@ -125,6 +125,13 @@ public enum SignedNote {
         return note
     }
 
+    /// The text part of a note, without checking any signature (for messages only).
+    /// - Throws: ``NoteError`` when there is no blank line before the signatures.
+    public static func text(of note: String) throws -> String {
+        guard let split = note.range(of: "\n\n", options: .backwards) else { throw NoteError("a signed note is text, a blank line, and signature lines") }
+        return String(note[..<split.lowerBound]) + "\n"
+    }
+
     /// Verifies `note` against known keys; signatures by unknown keys are ignored.
     /// - Returns: the text and the keys whose signatures verified.
     /// - Throws: ``NoteError`` when the note is malformed, a signature by a known

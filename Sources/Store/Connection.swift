@@ -501,7 +501,15 @@ public struct CopyInWriter: ~Copyable {
         case .null:
             return "\\N"
         case .bytes(let bytes):
-            return "\\\\x" + bytes.map { String(format: "%02x", $0) }.joined()
+            // COPY text escapes the backslash of bytea's hex form: \\x0a1b…
+            let digits = Array("0123456789abcdef".utf8)
+            var hex: [UInt8] = [UInt8(ascii: "\\"), UInt8(ascii: "\\"), UInt8(ascii: "x")]
+            hex.reserveCapacity(3 + bytes.count * 2)
+            for byte in bytes {
+                hex.append(digits[Int(byte >> 4)])
+                hex.append(digits[Int(byte & 0x0F)])
+            }
+            return String(decoding: hex, as: UTF8.self)
         case .text(let text):
             var escaped = ""
             escaped.reserveCapacity(text.utf8.count)

@@ -1,0 +1,314 @@
+import Cryptography
+import Foundation
+public import Store
+
+/// What osmose-journald keeps in memory between batches, always equal to what the
+/// database says after the last commit.
+public struct JournalState: Sendable, Hashable {
+    /// The tree's right edge (its size is the journal's size).
+    public var edge: TreeEdge
+    /// chain_{size−1}, or 32 zero bytes for an empty journal.
+    public var chainHash: [UInt8]
+    /// The last entry's sequenced_at, in microseconds (sequencing time never goes back).
+    public var lastSequencedAt: Int64
+    /// How many checkpoints have been issued.
+    public var checkpointCount: Int64
+    /// The size the last checkpoint covers.
+    public var lastCheckpointSize: UInt64?
+
+    /// The number of entries.
+    public var size: UInt64 { edge.size }
+}
+
+/// A stored, signed checkpoint.
+public struct CheckpointRecord: Sendable, Hashable, Codable {
+    /// Its number, from 1 without gaps.
+    public let id: Int64
+    /// The tree size it covers.
+    public let treeSize: UInt64
+    /// The root hash it states.
+    public let rootHash: [UInt8]
+    /// When it was issued, in microseconds since the Unix epoch.
+    public let issuedAt: Int64
+    /// The signed note, exactly as signed.
+    public let note: String
+
+    /// Creates a record.
+    public init(id: Int64, treeSize: UInt64, rootHash: [UInt8], issuedAt: Int64, note: String) {
+        self.id = id
+        self.treeSize = treeSize
+        self.rootHash = rootHash
+        self.issuedAt = issuedAt
+        self.note = note
+    }
+}
+
+/// One stored entry, as read back for display, proofs and exports.
+public struct StoredEntry: Sendable, Hashable {
+    /// The canonical bytes.
+    public let canonical: [UInt8]
+    /// The stored leaf hash.
+    public let leafHash: [UInt8]
+    /// The stored chain hash.
+    public let chainHash: [UInt8]
+    /// The decoded entry.
+    public let entry: JournalEntry
+}
+
+/// The SQL behind the journal: loading the head, appending batches, issuing
+/// checkpoints, reading tiles and entries. Every function runs on the connection's
+/// own thread (`isolated Connection`), inside the caller's transaction when there is one.
+public enum JournalDatabase {
+    /// The NOTIFY channel the intake trigger signals.
+    public static let intakeChannel = "osmose_journal_intake"
+    /// The chain value before the first entry.
+    public static let chainSeed = [UInt8](repeating: 0, count: 32)
+
+    /// Loads the head and rebuilds the tree edge from the stored tiles and leaf hashes.
+    /// - Throws: ``JournalError`` `.inconsistentState` when the edge's root does not
+    ///   match the last checkpoint of the same size, or the head is missing.
+    public static func loadState(on connection: isolated Connection) throws -> JournalState {
+        guard
+            let head = try connection.query(
+                """
+                SELECT tree_size, chain_hash, checkpoints,
+                    CASE WHEN isfinite(last_sequenced_at) THEN (extract(epoch FROM last_sequenced_at) * 1000000)::bigint END AS last_at
+                FROM journal.head
+                """
+            ).singleRow()
+        else { throw JournalError(.inconsistentState, "journal.head has no row: run osmosectl db migrate") }
+        let size = UInt64(try head.int64("tree_size"))
+        let reader = DatabaseTreeReader(connection: connection)
+        let edge = try reader.edge(size: size)
+        let lastAt = try head.optionalInt64("last_at") ?? Int64.min
+        var state = JournalState(
+            edge: edge, chainHash: try head.bytes("chain_hash"), lastSequencedAt: lastAt, checkpointCount: try head.int64("checkpoints"),
+            lastCheckpointSize: nil)
+        if let last = try latestCheckpoint(on: connection) {
+            guard Int64(last.id) == state.checkpointCount else {
+                throw JournalError(.inconsistentState, "journal.head counts \(state.checkpointCount) checkpoints but the latest is #\(last.id)")
+            }
+            state.lastCheckpointSize = last.treeSize
+            if last.treeSize == size, last.rootHash != edge.root() {
+                throw JournalError(.inconsistentState, "the stored tree's root differs from checkpoint #\(last.id) of the same size: run osmosectl journal verify")
+            }
+        }
+        return state
+    }
+
+    /// Creates the monthly partition holding `microseconds` (and is a no-op when it exists).
+    public static func ensurePartition(on connection: isolated Connection, containing microseconds: Int64) throws {
+        let day = JournalEntry.rfc3339(microseconds: microseconds).prefix(10)
+        try connection.query("SELECT journal.ensure_month($1::date)", [String(day)])
+    }
+
+    /// Moves up to `limit` intake rows into the journal, in intake-id order, in the
+    /// caller's transaction; returns the new state and how many were appended.
+    ///
+    /// - Throws: ``JournalError`` `.concurrentWriter` when the head moved since
+    ///   `state` was read (another daemon appended); the caller's transaction then
+    ///   rolls back and nothing is lost.
+    public static func appendBatch(
+        on connection: isolated Connection, state: JournalState, limit: Int, now: Int64
+    ) throws -> (state: JournalState, appended: Int) {
+        let head = try connection.query("SELECT tree_size FROM journal.head FOR UPDATE").singleRow()
+        guard let head, UInt64(try head.int64("tree_size")) == state.size else {
+            throw JournalError(.concurrentWriter, "the journal's head moved under this daemon: another osmose-journald is appending")
+        }
+        let taken = try connection.query(
+            """
+            WITH batch AS (SELECT id FROM journal.intake ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+            DELETE FROM journal.intake AS i USING batch WHERE i.id = batch.id
+            RETURNING i.id, (extract(epoch FROM i.occurred_at) * 1000000)::bigint AS occurred, i.source, i.request_id,
+                i.actor_user_id::text AS actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action, i.object_type,
+                i.object_id, i.patient_id::text AS patient_id, i.purpose, i.result, i.reason, i.client_ip::text AS client_ip, i.user_agent
+            """, [limit])
+        guard !taken.rows.isEmpty else { return (state, 0) }
+        var next = state
+        let sequencedAt = max(now, state.lastSequencedAt)
+        var rows: [(intakeID: Int64, entry: JournalEntry)] = []
+        rows.reserveCapacity(taken.rows.count)
+        for row in taken.rows {
+            let entry = JournalEntry(
+                sequence: 0, occurredAt: try row.int64("occurred"), sequencedAt: sequencedAt, source: try row.string("source"),
+                requestID: try row.string("request_id"), actorUserID: try row.optionalString("actor_user_id"),
+                actorUsername: try row.optionalString("actor_username"), actorRole: try row.optionalString("actor_role"),
+                actorTeam: try row.optionalString("actor_team"), action: try row.string("action"), objectType: try row.string("object_type"),
+                objectID: try row.optionalString("object_id"), patientID: try row.optionalString("patient_id"),
+                purpose: try row.optionalString("purpose"), result: try row.string("result"), reason: try row.optionalString("reason"),
+                clientIP: try row.optionalString("client_ip"), userAgent: try row.optionalString("user_agent"))
+            rows.append((try row.int64("id"), entry))
+        }
+        rows.sort { $0.intakeID < $1.intakeID }
+        var tiles: [HashTile] = []
+        var records: [[any PostgresEncodable]] = []
+        records.reserveCapacity(rows.count)
+        for (intakeID, template) in rows {
+            var entry = template
+            entry.sequence = next.size
+            let canonical = entry.canonicalBytes
+            let leaf = MerkleTree.leafHash(canonical)
+            let chain = chainHash(previous: next.chainHash, leafHash: leaf)
+            tiles += next.edge.append(leafHash: leaf)
+            next.chainHash = chain
+            records.append([
+                Int64(entry.sequence), JournalEntry.rfc3339(microseconds: sequencedAt), intakeID, canonical, leaf, chain,
+                JournalEntry.rfc3339(microseconds: entry.occurredAt), entry.actorUserID, entry.actorTeam, entry.action, entry.patientID,
+                entry.purpose, entry.result,
+            ])
+        }
+        next.lastSequencedAt = sequencedAt
+        let batch = records
+        try connection.copyIn(
+            """
+            COPY journal.entries (seq, sequenced_at, intake_id, canonical, leaf_hash, chain_hash, occurred_at, actor_user_id,
+                actor_team, action, patient_id, purpose, result) FROM STDIN
+            """
+        ) { writer in
+            for record in batch { try writer.writeRow(record) }
+        }
+        for tile in tiles {
+            try connection.query("INSERT INTO journal.tiles (level, tile_index, hashes) VALUES ($1, $2, $3)", [tile.level, Int64(tile.index), tile.hashes])
+        }
+        try connection.query(
+            "UPDATE journal.head SET tree_size = $1, chain_hash = $2, last_sequenced_at = $3::timestamptz",
+            [Int64(next.size), next.chainHash, JournalEntry.rfc3339(microseconds: sequencedAt)])
+        return (next, rows.count)
+    }
+
+    /// chain_i = SHA-256(chain_{i−1} ‖ leaf_hash_i).
+    public static func chainHash(previous: [UInt8], leafHash: [UInt8]) -> [UInt8] {
+        var hasher = SHA256Hasher()
+        hasher.update(previous)
+        hasher.update(leafHash)
+        return hasher.finalize()
+    }
+
+    /// Signs and stores a checkpoint of the current tree, in the caller's transaction.
+    /// - Throws: ``JournalError`` `.concurrentWriter` when the head moved.
+    public static func issueCheckpoint(
+        on connection: isolated Connection, state: JournalState, signer: NoteSignerKey, now: Int64
+    ) throws -> (state: JournalState, checkpoint: CheckpointRecord) {
+        guard
+            let head = try connection.query("SELECT tree_size, checkpoints FROM journal.head FOR UPDATE").singleRow(),
+            UInt64(try head.int64("tree_size")) == state.size, try head.int64("checkpoints") == state.checkpointCount
+        else { throw JournalError(.concurrentWriter, "the journal's head moved under this daemon: another osmose-journald is running") }
+        let root = state.edge.root()
+        let checkpoint = Checkpoint(
+            origin: signer.verifierKey.name, size: state.size, rootHash: root,
+            extensions: ["osmose-chain " + Data(state.chainHash).base64EncodedString(), "osmose-time " + JournalEntry.rfc3339(microseconds: now)])
+        let note = try checkpoint.signed(by: [signer])
+        let record = CheckpointRecord(id: state.checkpointCount + 1, treeSize: state.size, rootHash: root, issuedAt: now, note: note)
+        try connection.query(
+            "INSERT INTO journal.checkpoints (id, tree_size, root_hash, issued_at, note) VALUES ($1, $2, $3, $4::timestamptz, $5)",
+            [record.id, Int64(record.treeSize), record.rootHash, JournalEntry.rfc3339(microseconds: now), note])
+        try connection.query("UPDATE journal.head SET checkpoints = $1", [record.id])
+        var next = state
+        next.checkpointCount = record.id
+        next.lastCheckpointSize = record.treeSize
+        return (next, record)
+    }
+
+    private static let checkpointColumns =
+        "id, tree_size, root_hash, (extract(epoch FROM issued_at) * 1000000)::bigint AS issued, note"
+
+    static func checkpoint(from row: Row) throws -> CheckpointRecord {
+        CheckpointRecord(
+            id: try row.int64("id"), treeSize: UInt64(try row.int64("tree_size")), rootHash: try row.bytes("root_hash"),
+            issuedAt: try row.int64("issued"), note: try row.string("note"))
+    }
+
+    /// The newest checkpoint, if any.
+    public static func latestCheckpoint(on connection: isolated Connection) throws -> CheckpointRecord? {
+        try connection.query("SELECT \(checkpointColumns) FROM journal.checkpoints ORDER BY id DESC LIMIT 1").singleRow().map(checkpoint(from:))
+    }
+
+    /// The checkpoint with this id.
+    /// - Throws: ``JournalError`` `.notFound`.
+    public static func checkpoint(id: Int64, on connection: isolated Connection) throws -> CheckpointRecord {
+        guard let row = try connection.query("SELECT \(checkpointColumns) FROM journal.checkpoints WHERE id = $1", [id]).singleRow() else {
+            throw JournalError(.notFound, "no checkpoint #\(id)")
+        }
+        return try checkpoint(from: row)
+    }
+
+    /// Checkpoints with ids in `range`, in order.
+    public static func checkpoints(ids range: ClosedRange<Int64>, on connection: isolated Connection) throws -> [CheckpointRecord] {
+        try connection.query(
+            "SELECT \(checkpointColumns) FROM journal.checkpoints WHERE id BETWEEN $1 AND $2 ORDER BY id", [range.lowerBound, range.upperBound]
+        ).rows.map(checkpoint(from:))
+    }
+
+    /// The first checkpoint that covers entry `sequence` (size > sequence).
+    public static func firstCheckpoint(covering sequence: UInt64, on connection: isolated Connection) throws -> CheckpointRecord? {
+        try connection.query(
+            "SELECT \(checkpointColumns) FROM journal.checkpoints WHERE tree_size > $1 ORDER BY id LIMIT 1", [Int64(sequence)]
+        ).singleRow().map(checkpoint(from:))
+    }
+
+    /// The entries with sequence numbers in `range`, in order, decoded.
+    /// - Throws: ``EntryFormatError`` when stored bytes are not canonical.
+    public static func entries(_ range: Range<UInt64>, on connection: isolated Connection) throws -> [StoredEntry] {
+        try connection.query(
+            "SELECT canonical, leaf_hash, chain_hash FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+            [Int64(range.lowerBound), Int64(range.upperBound)]
+        ).rows.map { row in
+            let canonical = try row.bytes("canonical")
+            return StoredEntry(
+                canonical: canonical, leafHash: try row.bytes("leaf_hash"), chainHash: try row.bytes("chain_hash"), entry: try JournalEntry(canonical: canonical))
+        }
+    }
+}
+
+/// Reads tree hashes from `journal.tiles` and the entries' leaf hashes; partial
+/// tiles are derived, never stored. Use on the connection's thread only.
+public final class DatabaseTreeReader: TreeHashReader {
+    private let connection: Connection
+    private var tiles: [Int: [UInt64: [UInt8]]] = [:]
+
+    /// A reader over `connection`, which must be the isolated connection of the caller.
+    public init(connection: isolated Connection) {
+        self.connection = connection
+    }
+
+    public func hashes(level: Int, range: Range<UInt64>) throws -> [[UInt8]] {
+        guard !range.isEmpty else { return [] }
+        let tileIndex = range.lowerBound >> 8
+        if let tile = try fullTile(level: level, index: tileIndex) {
+            return range.map { index in
+                let offset = Int(index & 0xFF) * 32
+                return Array(tile[offset..<offset + 32])
+            }
+        }
+        if level == 0 {
+            let rows = try connection.assumeIsolated { connection in
+                try connection.query(
+                    "SELECT seq, leaf_hash FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+                    [Int64(range.lowerBound), Int64(range.upperBound)]
+                ).rows
+            }
+            guard rows.count == range.count else {
+                throw JournalError(.inconsistentState, "entries \(range.lowerBound)..<\(range.upperBound) are not all stored (found \(rows.count))")
+            }
+            return try rows.map { try $0.bytes("leaf_hash") }
+        }
+        return try range.map { index in
+            guard let below = try fullTile(level: level - 1, index: index) else {
+                throw JournalError(.inconsistentState, "hash tile \(level - 1)/\(index) is missing")
+            }
+            return HashTile(level: level - 1, index: index, hashes: below).root
+        }
+    }
+
+    private func fullTile(level: Int, index: UInt64) throws -> [UInt8]? {
+        if let cached = tiles[level]?[index] { return cached }
+        let found = try connection.assumeIsolated { connection in
+            try connection.query("SELECT hashes FROM journal.tiles WHERE level = $1 AND tile_index = $2", [level, Int64(index)]).singleRow()
+        }
+        guard let found else { return nil }
+        let hashes = try found.bytes("hashes")
+        if tiles.values.reduce(0, { $0 + $1.count }) > 256 { tiles.removeAll() }
+        tiles[level, default: [:]][index] = hashes
+        return hashes
+    }
+}
