@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "osmosectl", targets: ["osmosectl"]),
         .executable(name: "osmose-care", targets: ["osmose-care"]),
+        .executable(name: "osmose-journald", targets: ["osmose-journald"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -93,6 +94,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "JournalService",
+            dependencies: [
+                "Journal", "Store", "Settings", "Systemd", "Cryptography",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-journald", dependencies: ["JournalService"], swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [

@@ -78,18 +78,22 @@ extension Connection {
     ///
     /// The care role may only INSERT there; when even that is refused the caller's
     /// transaction fails, and with it the request: no event, no data.
-    public func record(_ event: AccessEvent) throws {
-        try query(
+    /// - Returns: the intake row's id.
+    @discardableResult
+    public func record(_ event: AccessEvent) throws -> Int64 {
+        let inserted = try query(
             """
             INSERT INTO journal.intake (occurred_at, source, request_id, actor_user_id, actor_username, actor_role, actor_team,
                 action, object_type, object_id, patient_id, purpose, result, reason, client_ip, user_agent)
             VALUES ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11::uuid, $12, $13, $14, $15::inet, $16)
+            RETURNING id
             """,
             [
                 event.occurredAt, event.source, event.requestID, event.actorUserID, event.actorUsername, event.actorRole,
                 event.actorTeam, event.action.rawValue, event.objectType, event.objectID, event.patientID, event.purpose?.rawValue,
                 event.result.rawValue, event.reason, event.clientIP, event.userAgent.map { String($0.prefix(512)) },
             ])
+        return try inserted.rows[0].int64("id")
     }
 }
 

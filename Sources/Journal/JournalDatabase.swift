@@ -232,10 +232,10 @@ public enum JournalDatabase {
         return try checkpoint(from: row)
     }
 
-    /// Checkpoints with ids in `range`, in order.
-    public static func checkpoints(ids range: ClosedRange<Int64>, on connection: isolated Connection) throws -> [CheckpointRecord] {
+    /// Checkpoints with ids in `range`, in order, at most `limit`.
+    public static func checkpoints(ids range: ClosedRange<Int64>, limit: Int = 100_000, on connection: isolated Connection) throws -> [CheckpointRecord] {
         try connection.query(
-            "SELECT \(checkpointColumns) FROM journal.checkpoints WHERE id BETWEEN $1 AND $2 ORDER BY id", [range.lowerBound, range.upperBound]
+            "SELECT \(checkpointColumns) FROM journal.checkpoints WHERE id BETWEEN $1 AND $2 ORDER BY id LIMIT $3", [range.lowerBound, range.upperBound, limit]
         ).rows.map(checkpoint(from:))
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 /// The settings every Osmose executable reads from one file
 /// (`/etc/osmose/osmose.yaml`, or the path in `$OSMOSE_CONFIG` or `--config`).
 ///
@@ -55,6 +56,40 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var maximumBodyBytes: Int
     }
 
+    /// The journal daemon (`osmose-journald`) and the security officer's tools.
+    public struct Journal: Hashable, Sendable {
+        /// A program allowed to submit events on the local socket, and the source name its events carry.
+        public struct SocketPeer: Hashable, Sendable {
+            /// The peer's user id (SO_PEERCRED).
+            public var uid: UInt32
+            /// The `source` recorded for its events.
+            public var source: String
+        }
+
+        /// The log's origin and signing-key name, e.g. `journal.chu-exemple.fr`.
+        public var origin: String
+        /// A libpq connection string for the journald role; empty uses `database.connection`.
+        public var database: String
+        /// The signing key file when no `journal-signing-key` systemd credential is passed.
+        public var signingKeyFile: String?
+        /// The log's verifier key (C2SP note verifier-key text), for `osmosectl journal verify`.
+        public var verifierKey: String?
+        /// A checkpoint covers every appended entry within this delay.
+        public var checkpointWithin: Duration
+        /// A checkpoint is re-issued this often when the tree did not grow.
+        public var checkpointReissue: Duration
+        /// Intake rows moved per transaction.
+        public var batchSize: Int
+        /// Directories outside the database that receive a copy of every checkpoint.
+        public var witnessDirectories: [String]
+        /// `unix:/path` to listen on when not socket-activated; empty for none.
+        public var socket: String
+        /// Who may submit events on the socket.
+        public var socketPeers: [SocketPeer]
+        /// The largest frame accepted on the socket, in bytes.
+        public var maximumFrameBytes: Int
+    }
+
     /// Database settings.
     public var database: Database
     /// Logging settings.
@@ -63,6 +98,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var paths: Paths
     /// Care-service settings.
     public var care: Care
+    /// Journal settings.
+    public var journal: Journal
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -72,7 +109,10 @@ public struct SuiteConfiguration: Hashable, Sendable {
         care: Care(
             listen: "127.0.0.1:8080", database: "", masterKeyFile: nil, accessPolicy: nil, sessionIdle: .seconds(1800),
             sessionLifetime: .seconds(43200), passwordCost: 17, maximumLoginFailures: 5, lockout: .seconds(900), trustProxy: false,
-            maximumBodyBytes: 65536))
+            maximumBodyBytes: 65536),
+        journal: Journal(
+            origin: "journal.osmose.invalid", database: "", signingKeyFile: nil, verifierKey: nil, checkpointWithin: .seconds(1),
+            checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536))
 
     /// Reads and validates the file at `path`.
     /// - Throws: ``ConfigurationError`` with the file, line and reason.
@@ -83,7 +123,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -127,7 +167,55 @@ public struct SuiteConfiguration: Hashable, Sendable {
             settings.maximumBodyBytes = try care.integer("max_body_bytes", in: 1024...(16 << 20), default: settings.maximumBodyBytes)
             configuration.care = settings
         }
+        if let journal = try root.mapping(
+            "journal",
+            allowedKeys: [
+                "origin", "database", "signing_key_file", "verifier_key", "checkpoint_within", "checkpoint_reissue", "batch_size",
+                "witness_directories", "socket", "socket_peers", "max_frame_bytes",
+            ])
+        {
+            configuration.journal = try parseJournal(journal)
+        }
         return configuration
+    }
+
+    static func parseJournal(_ journal: SettingsMapping) throws -> Journal {
+        var settings = defaults.journal
+        if let origin = try journal.optionalString("origin") {
+            let allowed = origin.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "+" }
+            guard allowed, !origin.isEmpty, origin.count <= 255 else {
+                throw journal.error("origin", "must be printable ASCII without spaces or '+', e.g. journal.chu-exemple.fr")
+            }
+            settings.origin = origin
+        }
+        settings.database = try journal.optionalString("database") ?? ""
+        settings.signingKeyFile = try journal.optionalString("signing_key_file")
+        settings.verifierKey = try journal.optionalString("verifier_key")
+        settings.checkpointWithin = try journal.duration("checkpoint_within", in: .milliseconds(100)...(.seconds(3600)), default: settings.checkpointWithin)
+        settings.checkpointReissue = try journal.duration("checkpoint_reissue", in: .seconds(1)...(.seconds(86400)), default: settings.checkpointReissue)
+        settings.batchSize = try journal.integer("batch_size", in: 1...100_000, default: settings.batchSize)
+        settings.witnessDirectories = try journal.strings("witness_directories")
+        for directory in settings.witnessDirectories where !directory.hasPrefix("/") {
+            throw journal.error("witness_directories", "\(directory) must be an absolute path")
+        }
+        if let socket = try journal.optionalString("socket"), !socket.isEmpty {
+            guard socket.hasPrefix("unix:/"), socket.utf8.count <= 5 + 107 else { throw journal.error("socket", "must be unix:/absolute/path (at most 107 bytes)") }
+            settings.socket = socket
+        }
+        settings.socketPeers = try journal.mappings("socket_peers", allowedKeys: ["uid", "user", "source"]).map { peer in
+            let source = try peer.string("source")
+            guard source.range(of: "^[a-z][a-z0-9-]{0,62}$", options: .regularExpression) != nil else {
+                throw peer.error("source", "must be a program name such as osmose-backupd")
+            }
+            if peer.contains("uid") {
+                return Journal.SocketPeer(uid: UInt32(try peer.integer("uid", in: 0...Int(Int32.max))), source: source)
+            }
+            let user = try peer.string("user")
+            guard let entry = getpwnam(user) else { throw peer.error("user", "no such user \(user) on this host") }
+            return Journal.SocketPeer(uid: entry.pointee.pw_uid, source: source)
+        }
+        settings.maximumFrameBytes = try journal.integer("max_frame_bytes", in: 1024...(1 << 20), default: settings.maximumFrameBytes)
+        return settings
     }
 
     static func isHostPort(_ text: String) -> Bool {
@@ -137,6 +225,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
 
     /// The connection string the care service uses.
     public var careConnection: String { care.database.isEmpty ? database.connection : care.database }
+    /// The connection string osmose-journald uses.
+    public var journalConnection: String { journal.database.isEmpty ? database.connection : journal.database }
     /// The access policy file the care service reads.
     public var accessPolicyPath: String { care.accessPolicy ?? "\(paths.policies)/access.yaml" }
 }

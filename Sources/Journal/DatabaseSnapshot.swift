@@ -1,0 +1,89 @@
+import Foundation
+public import Store
+
+/// The journal as stored in PostgreSQL, for `verify`. Use inside one REPEATABLE READ
+/// transaction on the connection's thread, so that every read sees the same snapshot
+/// while osmose-journald keeps appending. Entries and tiles stream through binary
+/// COPY, without holding the journal in memory.
+public final class DatabaseSnapshot: JournalSnapshot {
+    private let connection: Connection
+
+    /// A snapshot over `connection`, which must be the caller's isolated connection.
+    public init(connection: isolated Connection) {
+        self.connection = connection
+    }
+
+    public func head() throws -> (size: UInt64, chainHash: [UInt8]) {
+        try connection.assumeIsolated { connection in
+            guard let row = try connection.query("SELECT tree_size, chain_hash FROM journal.head").singleRow() else {
+                throw JournalError(.inconsistentState, "journal.head has no row")
+            }
+            return (UInt64(try row.int64("tree_size")), try row.bytes("chain_hash"))
+        }
+    }
+
+    public func forEachCheckpoint(from firstID: Int64, _ body: (CheckpointRecord) throws -> Void) throws {
+        var after = firstID - 1
+        while true {
+            let batch = try connection.assumeIsolated { connection in
+                try JournalDatabase.checkpoints(ids: (after + 1)...Int64.max, limit: 10_000, on: connection)
+            }
+            for record in batch { try body(record) }
+            guard let last = batch.last, batch.count == 10_000 else { return }
+            after = last.id
+        }
+    }
+
+    public func forEachEntry(from first: UInt64, _ body: (EntryRow) throws -> Void) throws {
+        try stream(
+            """
+            COPY (SELECT seq, sequenced_at, canonical, leaf_hash, chain_hash, occurred_at, actor_user_id, actor_team, action, patient_id,
+                purpose, result FROM journal.entries WHERE seq >= \(first) ORDER BY seq) TO STDOUT (FORMAT binary)
+            """
+        ) { row in
+            let offset = BinaryCopyDecoder.postgresEpochOffset
+            try body(
+                EntryRow(
+                    sequence: UInt64(bitPattern: try row.int64(0)), sequencedAt: try row.int64(1) + offset, canonical: row.bytes(2) ?? [],
+                    leafHash: row.bytes(3) ?? [], chainHash: row.bytes(4) ?? [], occurredAt: try row.int64(5) + offset,
+                    actorUserID: try row.uuid(6), actorTeam: try row.text(7), action: try row.text(8) ?? "", patientID: try row.uuid(9),
+                    purpose: try row.text(10), result: try row.text(11) ?? ""))
+        }
+    }
+
+    public func forEachTile(_ body: (HashTile) throws -> Void) throws {
+        try stream("COPY (SELECT level::int8, tile_index, hashes FROM journal.tiles ORDER BY level, tile_index) TO STDOUT (FORMAT binary)") { row in
+            try body(HashTile(level: Int(try row.int64(0)), index: UInt64(bitPattern: try row.int64(1)), hashes: row.bytes(2) ?? []))
+        }
+    }
+
+    public func edge(size: UInt64) throws -> TreeEdge {
+        try connection.assumeIsolated { connection in try DatabaseTreeReader(connection: connection).edge(size: size) }
+    }
+
+    /// Runs a binary COPY and hands each decoded row to `body` on this thread.
+    private func stream(_ sql: String, _ body: (BinaryCopyDecoder.Row) throws -> Void) throws {
+        // COPY's consumer must be @Sendable; it runs synchronously on this thread,
+        // inside this call, so the non-Sendable body is only ever used here.
+        try withoutActuallyEscaping(body) { body in
+            let box = RowSink(body)
+            try connection.assumeIsolated { connection in
+                _ = try connection.copyOut(sql) { chunk in try box.feed(chunk) }
+            }
+        }
+    }
+}
+
+/// Decodes COPY chunks into rows for a synchronous consumer.
+private final class RowSink: @unchecked Sendable {
+    // @unchecked: created, fed and dropped within one synchronous copyOut call on
+    // the connection's thread; never shared across threads.
+    private var decoder = BinaryCopyDecoder()
+    private let body: (BinaryCopyDecoder.Row) throws -> Void
+
+    init(_ body: @escaping (BinaryCopyDecoder.Row) throws -> Void) { self.body = body }
+
+    func feed(_ chunk: [UInt8]) throws {
+        for row in try decoder.feed(chunk) { try body(row) }
+    }
+}

@@ -1,0 +1,128 @@
+public import Foundation
+public import Journal
+
+/// The local intake protocol (docs/journal.md): each frame is a 4-byte big-endian
+/// length followed by that many bytes of a UTF-8 JSON object. A request is one
+/// access event; the reply, a frame of the same form, is
+/// `{"ok":true,"intake_id":N}` once the event is committed, or
+/// `{"ok":false,"error":"journal.socket.<code>","message":"…"}`.
+public enum IntakeProtocol {
+    /// A refused request or frame.
+    public struct Refusal: Error, Hashable, Sendable {
+        /// The stable code, e.g. `journal.socket.unknown_field`.
+        public let code: String
+        /// What was wrong, naming the field.
+        public let message: String
+        /// True when the connection must close (the frame boundary is lost).
+        public let closesConnection: Bool
+
+        init(_ code: String, _ message: String, closesConnection: Bool = false) {
+            self.code = "journal.socket." + code
+            self.message = message
+            self.closesConnection = closesConnection
+        }
+    }
+
+    static let stringFields: Set<String> = [
+        "request_id", "actor_user_id", "actor_username", "actor_role", "actor_team", "action", "object_type", "object_id", "patient_id",
+        "purpose", "result", "reason", "client_ip", "user_agent", "occurred_at",
+    ]
+
+    /// Decodes a request frame's body into an event recorded under `source`.
+    /// - Throws: ``Refusal`` naming the first problem.
+    public static func event(from body: [UInt8], source: String, now: Date = Date()) throws -> AccessEvent {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(body), options: [])
+        } catch {
+            throw Refusal("malformed_json", "the frame is not a JSON document")
+        }
+        guard let fields = object as? [String: Any] else { throw Refusal("malformed_json", "the frame is not a JSON object") }
+        var values: [String: String] = [:]
+        for (key, value) in fields {
+            guard stringFields.contains(key) else { throw Refusal("unknown_field", "unknown field \"\(key.prefix(64))\"") }
+            if value is NSNull { continue }
+            guard let text = value as? String else { throw Refusal("invalid_field", "\(key) must be a string or null") }
+            values[key] = text
+        }
+        func required(_ key: String) throws -> String {
+            guard let value = values[key] else { throw Refusal("missing_field", "\(key) is required") }
+            return value
+        }
+        guard let action = AccessAction(rawValue: try required("action")) else { throw Refusal("invalid_field", "action is not a known action") }
+        guard let result = AccessResult(rawValue: try required("result")) else { throw Refusal("invalid_field", "result must be success, denied or error") }
+        var occurredAt = now
+        if let text = values["occurred_at"] {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let plain = ISO8601DateFormatter()
+            guard let date = formatter.date(from: text) ?? plain.date(from: text) else {
+                throw Refusal("invalid_field", "occurred_at must be an RFC 3339 time such as 2026-11-22T04:30:00.123Z")
+            }
+            occurredAt = date
+        }
+        var event = AccessEvent(
+            occurredAt: occurredAt, source: source, requestID: try required("request_id"), action: action, objectType: try required("object_type"),
+            result: result)
+        event.actorUserID = try values["actor_user_id"].map { try uuid($0, "actor_user_id") }
+        event.actorUsername = values["actor_username"]
+        event.actorRole = values["actor_role"]
+        event.actorTeam = values["actor_team"]
+        event.objectID = values["object_id"]
+        event.patientID = try values["patient_id"].map { try uuid($0, "patient_id") }
+        if let purpose = values["purpose"] {
+            guard let known = AccessPurpose(rawValue: purpose) else { throw Refusal("invalid_field", "purpose is not a known purpose") }
+            event.purpose = known
+        }
+        event.reason = values["reason"]
+        event.clientIP = try values["client_ip"].map(canonicalAddress)
+        event.userAgent = values["user_agent"]
+        let check = JournalEntry(
+            sequence: 0, occurredAt: 0, sequencedAt: 0, source: source, requestID: event.requestID, actorUserID: event.actorUserID?.uuidString.lowercased(),
+            actorUsername: event.actorUsername, actorRole: event.actorRole, actorTeam: event.actorTeam, action: action.rawValue,
+            objectType: event.objectType, objectID: event.objectID, patientID: event.patientID?.uuidString.lowercased(), purpose: event.purpose?.rawValue,
+            result: result.rawValue, reason: event.reason, clientIP: event.clientIP, userAgent: event.userAgent)
+        do {
+            try check.validate()
+        } catch let error as EntryFormatError {
+            throw Refusal("invalid_field", error.reason)
+        }
+        return event
+    }
+
+    private static func uuid(_ text: String, _ field: String) throws -> UUID {
+        guard let value = UUID(uuidString: text) else { throw Refusal("invalid_field", "\(field) must be a UUID") }
+        return value
+    }
+
+    /// An IPv4 or IPv6 address in the form PostgreSQL prints it back, so the journal's canonical bytes hold the same text.
+    private static func canonicalAddress(_ text: String) throws -> String {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        if inet_pton(AF_INET, text, &v4) == 1, inet_ntop(AF_INET, &v4, &buffer, socklen_t(buffer.count)) != nil {
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        if inet_pton(AF_INET6, text, &v6) == 1, inet_ntop(AF_INET6, &v6, &buffer, socklen_t(buffer.count)) != nil {
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        throw Refusal("invalid_field", "client_ip must be an IPv4 or IPv6 address")
+    }
+
+    /// A reply frame (length prefix included).
+    public static func reply(_ object: [String: Any]) -> [UInt8] {
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map(Array.init) ?? Array(#"{"ok":false}"#.utf8)
+        return frame(body)
+    }
+
+    /// `body` behind its 4-byte big-endian length.
+    public static func frame(_ body: [UInt8]) -> [UInt8] {
+        let length = UInt32(body.count)
+        return [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+    }
+
+    /// The reply for a refusal.
+    public static func reply(_ refusal: Refusal) -> [UInt8] {
+        reply(["ok": false, "error": refusal.code, "message": refusal.message])
+    }
+}

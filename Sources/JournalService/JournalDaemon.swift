@@ -1,0 +1,134 @@
+import Foundation
+import Journal
+import Logging
+import ServiceLifecycle
+import Settings
+import Store
+import Systemd
+
+/// `osmose-journald`: reads the configuration and the signing key, takes the
+/// socket systemd passes (or binds `journal.socket`), and runs the sequencer and
+/// the intake socket until SIGTERM. Refuses to start, with one line and a
+/// documented status, when anything is wrong.
+public enum JournalDaemon {
+    /// Exit statuses: 0 clean stop, 1 unexpected, 3 configuration invalid, 4 database
+    /// unreachable, 5 integrity (stored state or witnesses contradict the database),
+    /// 6 signing key missing or wrong.
+    public static func main() async {
+        let arguments = CommandLine.arguments
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print(
+                """
+                usage: osmose-journald [--config PATH]
+
+                Sequences access events from journal.intake into the hash-chained journal, signs
+                checkpoints, copies them to the witness directories, and accepts events on the local
+                intake socket. Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.
+                Signing key: the journal-signing-key credential, else journal.signing_key_file.
+                Exit status: 0 stopped, 3 configuration, 4 database, 5 integrity, 6 signing key.
+                """)
+            exit(0)
+        }
+        if arguments.contains("--version") {
+            print("osmose-journald \(SuiteVersion.current)")
+            exit(0)
+        }
+        var configPath = ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
+        if let index = arguments.firstIndex(of: "--config"), index + 1 < arguments.count { configPath = arguments[index + 1] }
+
+        let notifier = SystemdNotifier()
+        var logger = Logger(label: "osmose.journal") { JournaldLogHandler(label: $0, format: JournaldLogHandler.Format.detect()) }
+        do {
+            let configuration = try SuiteConfiguration.load(path: configPath)
+            logger.logLevel = Logger.Level(rawValue: configuration.logging.level) ?? .info
+            let journal = configuration.journal
+            let signer = try loadSigningKey(journal)
+            let sockets = try SocketActivation.sockets()
+            var listener = sockets.first(where: { $0.name == "intake" })?.fileDescriptor ?? sockets.first?.fileDescriptor
+            if listener == nil, journal.socket.hasPrefix("unix:") {
+                listener = try IntakeSocketServer.listen(path: String(journal.socket.dropFirst(5)))
+            }
+            let serviceLogger = logger
+            let sequencer = JournalSequencer(
+                settings: .init(
+                    connectionString: configuration.journalConnection, batchSize: journal.batchSize, checkpointWithin: journal.checkpointWithin,
+                    checkpointReissue: journal.checkpointReissue, witnesses: journal.witnessDirectories.map(WitnessDirectory.init(path:))),
+                signer: signer, logger: logger
+            ) { state in
+                serviceLogger.info("ready", metadata: ["osmose.journal.size": "\(state.size)"])
+                try? notifier.ready(status: "journal at \(state.size) entries, \(state.checkpointCount) checkpoints")
+            }
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: sequencer, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: SystemdWatchdogService(notifier: notifier, logger: logger)),
+            ]
+            var pool: ConnectionPool?
+            if let listener {
+                let peers = Dictionary(journal.socketPeers.map { ($0.uid, $0.source) }, uniquingKeysWith: { first, _ in first })
+                let socketPool = ConnectionPool(
+                    configuration: .init(connectionString: configuration.journalConnection, applicationName: "osmose-journald-intake", maximumConnections: 4),
+                    logger: logger)
+                pool = socketPool
+                services.append(
+                    .init(
+                        service: IntakeSocketServer(
+                            listeningDescriptor: listener, peers: peers, maximumFrameBytes: journal.maximumFrameBytes, pool: socketPool, logger: logger)))
+            }
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            await pool?.shutdown()
+            try? notifier.stopping(status: "stopped")
+            exit(0)
+        } catch {
+            let status = exitStatus(for: error)
+            FileHandle.standardError.write(Data("osmose-journald: \(error)\n".utf8))
+            try? notifier.send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
+            exit(status)
+        }
+    }
+
+    static func exitStatus(for error: any Error) -> Int32 {
+        switch error {
+        case is ConfigurationError: return 3
+        case is StoreError: return 4
+        case let journal as JournalError:
+            switch journal.code {
+            case .signingKey: return 6
+            case .inconsistentState, .witness, .concurrentWriter: return 5
+            default: return 1
+            }
+        case is ServiceGroupError: return 1
+        default: return 1
+        }
+    }
+
+    static func loadSigningKey(_ journal: SuiteConfiguration.Journal) throws -> NoteSignerKey {
+        let credentials = Credentials()
+        let text: String
+        do {
+            if credentials.names().contains("journal-signing-key") {
+                text = String(decoding: try credentials.load("journal-signing-key").exposedCopy(), as: UTF8.self)
+            } else if let path = journal.signingKeyFile {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw JournalError(.signingKey, "cannot read the signing key file \(path)")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            } else {
+                throw JournalError(
+                    .signingKey, "no signing key: pass the journal-signing-key credential (LoadCredential=journal-signing-key:…) or set journal.signing_key_file")
+            }
+        } catch let error as SystemdError {
+            throw JournalError(.signingKey, error.message)
+        }
+        let key: NoteSignerKey
+        do {
+            key = try NoteSignerKey(encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        } catch {
+            throw JournalError(.signingKey, "the signing key is not a C2SP note signer key (make one with osmosectl journal keygen)")
+        }
+        guard key.verifierKey.name == journal.origin else {
+            throw JournalError(.signingKey, "the signing key is named \(key.verifierKey.name) but journal.origin is \(journal.origin); they must be equal")
+        }
+        return key
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+public import Journal
+public import Logging
+public import ServiceLifecycle
+import Store
+import Synchronization
+
+/// The heart of osmose-journald: moves intake rows into the journal in batches
+/// when woken by LISTEN/NOTIFY, signs checkpoints on schedule, and copies every
+/// checkpoint to the witness directories.
+///
+/// Crash-only: all state is in the database, each batch is one transaction, and a
+/// restart rebuilds the tree edge from the stored tiles. A lost connection ends
+/// the service with an error, so systemd restarts the daemon.
+public struct JournalSequencer: Service {
+    /// What the sequencer needs.
+    public struct Settings: Sendable {
+        /// libpq connection string for the journald role.
+        public var connectionString: String
+        /// Intake rows per transaction.
+        public var batchSize: Int
+        /// Growth-to-checkpoint delay.
+        public var checkpointWithin: Duration
+        /// Re-issue interval of an unchanged tree.
+        public var checkpointReissue: Duration
+        /// The witness directories.
+        public var witnesses: [WitnessDirectory]
+
+        /// Creates settings.
+        public init(connectionString: String, batchSize: Int, checkpointWithin: Duration, checkpointReissue: Duration, witnesses: [WitnessDirectory]) {
+            self.connectionString = connectionString
+            self.batchSize = batchSize
+            self.checkpointWithin = checkpointWithin
+            self.checkpointReissue = checkpointReissue
+            self.witnesses = witnesses
+        }
+    }
+
+    let settings: Settings
+    let signer: NoteSignerKey
+    let logger: Logger
+    let onReady: @Sendable (JournalState) -> Void
+
+    /// Creates the service; `onReady` runs once the state is loaded and the witnesses reconciled.
+    public init(settings: Settings, signer: NoteSignerKey, logger: Logger, onReady: @escaping @Sendable (JournalState) -> Void) {
+        self.settings = settings
+        self.signer = signer
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    public func run() async throws {
+        let connection = try await Connection.connect(settings.connectionString, applicationName: "osmose-journald", logger: logger)
+        defer { Task { await connection.close() } }
+        let locked = try await connection.query("SELECT pg_try_advisory_lock(hashtext('osmose-journald')) AS locked").rows.first?.bool("locked") ?? false
+        guard locked else { throw JournalError(.concurrentWriter, "another osmose-journald holds the journal's lock on this database") }
+        try await connection.listen(JournalDatabase.intakeChannel)
+        var state = try await connection.perform { try JournalDatabase.loadState(on: $0) }
+        var publisher = try await WitnessPublisher.reconcile(settings.witnesses, state: state, on: connection, logger: logger)
+        var ensuredMonths: Set<String> = []
+        var schedule = CheckpointSchedule(
+            within: settings.checkpointWithin, reissue: settings.checkpointReissue, lastCheckpointSize: state.lastCheckpointSize, now: .now)
+        logger.info("journal loaded", metadata: ["osmose.journal.size": "\(state.size)", "osmose.journal.checkpoints": "\(state.checkpointCount)"])
+        onReady(state)
+
+        func checkpoint() async throws {
+            let now = Self.microsecondsNow()
+            let signer = self.signer
+            let current = state
+            let issued = try await connection.transaction { try JournalDatabase.issueCheckpoint(on: $0, state: current, signer: signer, now: now) }
+            state = issued.state
+            schedule.issued(size: state.size, at: .now)
+            logger.debug("checkpoint", metadata: ["osmose.journal.checkpoint": "\(issued.checkpoint.id)", "osmose.journal.size": "\(state.size)"])
+            await publisher.publish(upTo: issued.checkpoint, on: connection, logger: logger)
+        }
+
+        let stop = StopFlag()
+        try await withGracefulShutdownHandler {
+            while !stop.isSet {
+                var appended = 0
+                repeat {
+                    let now = Self.microsecondsNow()
+                    let month = String(JournalEntry.rfc3339(microseconds: max(now, state.lastSequencedAt)).prefix(7))
+                    if !ensuredMonths.contains(month) {
+                        try await connection.perform { connection in
+                            try JournalDatabase.ensurePartition(on: connection, containing: now)
+                            try JournalDatabase.ensurePartition(on: connection, containing: now + 32 * 86_400_000_000)
+                        }
+                        ensuredMonths.insert(month)
+                    }
+                    let current = state
+                    let limit = settings.batchSize
+                    let result = try await connection.transaction { try JournalDatabase.appendBatch(on: $0, state: current, limit: limit, now: now) }
+                    state = result.state
+                    appended = result.appended
+                    if case .issue = schedule.decide(size: state.size, now: .now) { try await checkpoint() }
+                } while appended == settings.batchSize && !stop.isSet
+                switch schedule.decide(size: state.size, now: .now) {
+                case .issue:
+                    try await checkpoint()
+                case .wait(let delay):
+                    _ = try await connection.waitForNotifications(timeout: min(delay, .milliseconds(500)))
+                }
+            }
+        } onGracefulShutdown: {
+            stop.set()
+        }
+        if state.lastCheckpointSize != state.size { try await checkpoint() }
+        logger.info("journal stopped", metadata: ["osmose.journal.size": "\(state.size)"])
+    }
+
+    static func microsecondsNow() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000
+    }
+}
+
+/// Set once when the service group asks for a graceful shutdown.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}
+
+/// Keeps every witness directory equal to the database's checkpoints: at start it
+/// appends what a crash left unwritten and refuses to run when a witness holds a
+/// checkpoint the database lacks (a rolled-back or forked database); afterwards it
+/// appends each new checkpoint, retrying a failed directory at the next one.
+struct WitnessPublisher {
+    private var lastWritten: [(directory: WitnessDirectory, id: Int64)]
+
+    static func reconcile(_ directories: [WitnessDirectory], state: JournalState, on connection: Connection, logger: Logger) async throws -> WitnessPublisher {
+        var entries: [(WitnessDirectory, Int64)] = []
+        for directory in directories {
+            let notes = try directory.notes()
+            guard let last = notes.last else {
+                entries.append((directory, max(0, state.checkpointCount - 1)))
+                continue
+            }
+            let found = try await connection.query("SELECT id FROM journal.checkpoints WHERE note = $1", [last]).rows.first
+            guard let id = try found?.int64("id") else {
+                throw JournalError(
+                    .witness,
+                    "\(directory.path) holds a checkpoint the database lacks: the database may have been rolled back or altered; run osmosectl journal verify before anything else")
+            }
+            entries.append((directory, id))
+        }
+        var publisher = WitnessPublisher(lastWritten: entries)
+        if let latest = try await connection.perform({ try JournalDatabase.latestCheckpoint(on: $0) }) {
+            await publisher.publish(upTo: latest, on: connection, logger: logger)
+        }
+        return publisher
+    }
+
+    private init(lastWritten: [(directory: WitnessDirectory, id: Int64)]) { self.lastWritten = lastWritten }
+
+    mutating func publish(upTo latest: CheckpointRecord, on connection: Connection, logger: Logger) async {
+        for index in lastWritten.indices where lastWritten[index].id < latest.id {
+            let (directory, written) = lastWritten[index]
+            do {
+                var notes: [String]
+                if written == latest.id - 1 {
+                    notes = [latest.note]
+                } else {
+                    notes = try await connection.perform { try JournalDatabase.checkpoints(ids: (written + 1)...latest.id, on: $0) }.map(\.note)
+                }
+                try directory.append(notes: notes)
+                lastWritten[index].id = latest.id
+            } catch {
+                logger.error("witness copy failed; retried at the next checkpoint", metadata: ["osmose.journal.witness": "\(directory.path)", "error": "\(error)"])
+            }
+        }
+    }
+}
