@@ -117,7 +117,7 @@ public enum JournalDatabase {
         }
         let taken = try connection.query(
             """
-            WITH batch AS (SELECT id FROM journal.intake ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+            WITH batch AS (SELECT id FROM journal.intake ORDER BY id LIMIT $1)
             DELETE FROM journal.intake AS i USING batch WHERE i.id = batch.id
             RETURNING i.id, (extract(epoch FROM i.occurred_at) * 1000000)::bigint AS occurred, i.source, i.request_id,
                 i.actor_user_id::text AS actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action, i.object_type,

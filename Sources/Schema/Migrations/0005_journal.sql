@@ -74,21 +74,22 @@ $$;
 
 CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON journal.entries
     FOR EACH ROW EXECUTE FUNCTION journal.refuse_change();
-CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON journal.entries
+CREATE TRIGGER entries_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON journal.entries
     FOR EACH STATEMENT EXECUTE FUNCTION journal.refuse_change();
 CREATE TRIGGER tiles_append_only BEFORE UPDATE OR DELETE ON journal.tiles
     FOR EACH ROW EXECUTE FUNCTION journal.refuse_change();
-CREATE TRIGGER tiles_no_truncate BEFORE TRUNCATE ON journal.tiles
+CREATE TRIGGER tiles_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON journal.tiles
     FOR EACH STATEMENT EXECUTE FUNCTION journal.refuse_change();
 CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON journal.checkpoints
     FOR EACH ROW EXECUTE FUNCTION journal.refuse_change();
-CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON journal.checkpoints
+CREATE TRIGGER checkpoints_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON journal.checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION journal.refuse_change();
 
 -- Monthly partitions (UTC), created by osmose-journald ahead of need through this
 -- function, which runs with its owner's rights so that the daemon itself cannot
--- create, alter or drop tables. Each partition gets its own TRUNCATE guard
--- (statement triggers are not inherited); row triggers are.
+-- create, alter or drop tables. Each partition gets its own statement guard
+-- (statement triggers are not inherited; row triggers are). Statement guards also
+-- refuse an UPDATE or DELETE that matches no row.
 CREATE FUNCTION journal.ensure_month(month_start date) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -103,8 +104,8 @@ BEGIN
         partition_name, first_day::text || ' 00:00:00+00', (first_day + interval '1 month')::date::text || ' 00:00:00+00');
     EXECUTE format('REVOKE ALL ON journal.%I FROM PUBLIC', partition_name);
     EXECUTE format(
-        'CREATE TRIGGER %I BEFORE TRUNCATE ON journal.%I FOR EACH STATEMENT EXECUTE FUNCTION journal.refuse_change()',
-        partition_name || '_no_truncate', partition_name);
+        'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON journal.%I FOR EACH STATEMENT EXECUTE FUNCTION journal.refuse_change()',
+        partition_name || '_no_change', partition_name);
     RETURN partition_name;
 END
 $$;
