@@ -9,6 +9,11 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The journal's hashing, encoding and verification run over millions of entries,
+/// in tests too (the tampering harness verifies 10,000 entries a thousand times):
+/// compiled with optimisation even in debug builds.
+let optimisedSettings = strictSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "osmose",
     platforms: [.macOS(.v15)],
@@ -41,7 +46,7 @@ let package = Package(
         .target(
             name: "Cryptography",
             dependencies: ["COpenSSL"],
-            swiftSettings: strictSettings
+            swiftSettings: optimisedSettings
         ),
         .target(
             name: "Store",
@@ -49,7 +54,7 @@ let package = Package(
                 "CLibpq",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: optimisedSettings
         ),
         .target(
             name: "Schema",
@@ -78,7 +83,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
-        .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: strictSettings),
+        .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
             dependencies: ["Cryptography", "Store", "Keyring", "Journal", "Settings"],
@@ -165,7 +170,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords"], swiftSettings: strictSettings),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: optimisedSettings),
         .testTarget(
             name: "CareServiceTests",
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],

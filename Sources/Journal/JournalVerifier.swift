@@ -237,9 +237,12 @@ public struct JournalVerifier {
                 entryFailed = true
             }
             guard row.sequence == next else {
-                entryFail(
-                    row.sequence > next ? "entry_missing" : "entry_duplicate",
-                    row.sequence > next ? "entry \(next) is missing (the next stored one is \(row.sequence))" : "entry \(row.sequence) appears again after \(next - 1)")
+                if row.sequence > next {
+                    entryFail("entry_missing", "entry \(next) is missing (the next stored one is \(row.sequence))")
+                } else {
+                    fail("entry_duplicate", row.sequence, nil, "entry \(row.sequence) is stored more than once")
+                    entryFailed = true
+                }
                 return
             }
             let entry: JournalEntry
@@ -292,7 +295,7 @@ public struct JournalVerifier {
                 guard firstLeaf + coverage > startSize else { return }
                 report.tilesChecked += 1
                 guard let expected = expectedTiles[tile.level]?.removeValue(forKey: tile.index) else {
-                    return fail("tiles", min(firstLeaf, next), nil, "hash tile \(tile.level)/\(tile.index) is stored but the entries do not fill it")
+                    return fail("tiles", max(firstLeaf, next), nil, "hash tile \(tile.level)/\(tile.index) is stored but the entries do not fill it")
                 }
                 if expected != SHA256.hash(tile.hashes) {
                     fail("tiles", firstLeaf, nil, "hash tile \(tile.level)/\(tile.index) differs from the entries' hashes")
