@@ -105,6 +105,11 @@ public enum JournalDatabase {
     /// Moves up to `limit` intake rows into the journal, in intake-id order, in the
     /// caller's transaction; returns the new state and how many were appended.
     ///
+    /// The rows taken are those with an id up to the `limit`-th smallest visible one:
+    /// an index range, whatever the planner's statistics of a table that is emptied
+    /// as fast as it fills. A row committed later with a smaller id is taken by the
+    /// next batch; ids only order the batch, they are never a watermark.
+    ///
     /// - Throws: ``JournalError`` `.concurrentWriter` when the head moved since
     ///   `state` was read (another daemon appended); the caller's transaction then
     ///   rolls back and nothing is lost.
@@ -117,8 +122,8 @@ public enum JournalDatabase {
         }
         let taken = try connection.query(
             """
-            WITH batch AS (SELECT id FROM journal.intake ORDER BY id LIMIT $1)
-            DELETE FROM journal.intake AS i USING batch WHERE i.id = batch.id
+            DELETE FROM journal.intake AS i
+            WHERE i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake ORDER BY id LIMIT $1) AS batch)
             RETURNING i.id, (extract(epoch FROM i.occurred_at) * 1000000)::bigint AS occurred, i.source, i.request_id,
                 i.actor_user_id::text AS actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action, i.object_type,
                 i.object_id, i.patient_id::text AS patient_id, i.purpose, i.result, i.reason, i.client_ip::text AS client_ip, i.user_agent

@@ -52,8 +52,15 @@ public struct JournalSequencer: Service {
     public func run() async throws {
         let connection = try await Connection.connect(settings.connectionString, applicationName: "osmose-journald", logger: logger)
         defer { Task { await connection.close() } }
-        let locked = try await connection.query("SELECT pg_try_advisory_lock(hashtext('osmose-journald')) AS locked").rows.first?.bool("locked") ?? false
-        guard locked else { throw JournalError(.concurrentWriter, "another osmose-journald holds the journal's lock on this database") }
+        // After a crash the old session may hold the lock until the server notices it
+        // is gone: wait a while before concluding that another daemon is running.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await connection.query("SELECT pg_try_advisory_lock(hashtext('osmose-journald')) AS locked").rows.first?.bool("locked") != true {
+            guard ContinuousClock.now < deadline else {
+                throw JournalError(.concurrentWriter, "another osmose-journald holds the journal's lock on this database")
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
         try await connection.listen(JournalDatabase.intakeChannel)
         var state = try await connection.perform { try JournalDatabase.loadState(on: $0) }
         var publisher = try await WitnessPublisher.reconcile(settings.witnesses, state: state, on: connection, logger: logger)

@@ -1,0 +1,534 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Journal
+import Settings
+import Store
+
+/// The security officer's commands: integrity, investigation, proofs and exports.
+struct JournalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal", abstract: "The tamper-evident access journal (security officer).",
+        discussion: """
+            verify exits 5 when anything is wrong and names the first bad sequence number.
+            Connect with the auditor role (read-only), e.g. --database "host=… user=osmose_auditor dbname=osmose".
+            """,
+        subcommands: [
+            Verify.self, Search.self, Show.self, Tail.self, Prove.self, Export.self, Tiles.self, CheckpointCommand.self, VerifierKey.self,
+            KeyGenerate.self,
+        ])
+
+    // MARK: keys
+
+    struct KeyGenerate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "keygen", abstract: "Make a journal signing key (mode 0600, never overwritten) and print its verifier key.",
+            discussion: "Then protect it with systemd-creds encrypt and pass it as LoadCredentialEncrypted=journal-signing-key:…; publish the verifier key to auditors and witnesses.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The key name, equal to the log's origin (default: journal.origin).") var origin: String?
+        @Option(help: "Where to write the signing key.") var out: String
+
+        func run() async throws {
+            try await reportingFailures {
+                let name = try origin ?? options.loadConfiguration().journal.origin
+                let key = try NoteSignerKey.generate(name: name)
+                let text = Array((key.exposedEncoding() + "\n").utf8)
+                let descriptor = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                guard descriptor >= 0 else { throw ValidationError("cannot create \(out): \(String(cString: strerror(errno)))") }
+                defer { close(descriptor) }
+                guard write(descriptor, text, text.count) == text.count, fsync(descriptor) == 0 else {
+                    throw ValidationError("writing \(out) failed: \(String(cString: strerror(errno)))")
+                }
+                print(key.verifierKey.encoded)
+            }
+        }
+    }
+
+    struct VerifierKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vkey", abstract: "Print the journal's verifier key (C2SP note verifier-key format).",
+            discussion: "From --key-file (a signing key) if given, else journal.verifier_key, else the key in journal.signing_key_file.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "A signing key file to derive the verifier key from.") var keyFile: String?
+
+        func run() async throws {
+            try await reportingFailures {
+                let journal = try options.loadConfiguration().journal
+                if keyFile == nil, let configured = journal.verifierKey {
+                    print(try NoteVerifierKey(encoded: configured).encoded)
+                    return
+                }
+                guard let path = keyFile ?? journal.signingKeyFile, let data = FileManager.default.contents(atPath: path) else {
+                    throw JournalError(.signingKey, "no verifier key: set journal.verifier_key, or pass --key-file")
+                }
+                print(try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).verifierKey.encoded)
+            }
+        }
+    }
+
+    // MARK: verify
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify the whole journal: sequence, canonical bytes, leaf and chain hashes, checkpoints, tiles, witness copies.",
+            discussion: """
+                Reads one consistent snapshot. With --since CHECKPOINT, starts from that checkpoint (its signature and
+                root are checked against the stored tree) instead of entry 0. Exit status 0 when everything holds,
+                5 when anything is wrong (the first bad sequence number is printed).
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Start from this checkpoint id (incremental run).") var since: Int64?
+        @Option(help: "The verifier key (default: journal.verifier_key, else derived from journal.signing_key_file).") var key: String?
+        @Option(name: .customLong("witness"), help: "A witness directory to compare (default: journal.witness_directories).") var witnesses: [String] = []
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let configuration = try options.loadConfiguration()
+                let verifierKey = try resolveVerifierKey(key, configuration.journal)
+                let directories = (witnesses.isEmpty ? configuration.journal.witnessDirectories : witnesses).map(WitnessDirectory.init(path:))
+                // Witness copies are read before the database snapshot is taken: the daemon commits a
+                // checkpoint before copying it out, so every note read here is in the snapshot.
+                let witnessNotes = try directories.map { directory -> (name: String, notes: [String], latest: String?) in
+                    let latest = FileManager.default.contents(atPath: directory.latestPath).map { String(decoding: $0, as: UTF8.self) }
+                    return (directory.path, try directory.notes(), latest)
+                }
+                let connection = try await options.connect()
+                let started = ContinuousClock.now
+                let since = self.since
+                let report = try await connection.transaction(isolation: .repeatableRead) { connection in
+                    try JournalVerifier(key: verifierKey, now: microsecondsNow())
+                        .verify(DatabaseSnapshot(connection: connection), since: since, witnesses: witnessNotes)
+                }
+                await connection.close()
+                let elapsed = ContinuousClock.now - started
+                if json {
+                    try printJSON(report)
+                } else {
+                    let range = report.entriesChecked == 0 ? "no entries" : "entries \(report.firstSequence)…\(report.firstSequence + report.entriesChecked - 1)"
+                    print(
+                        "checked \(range), \(report.checkpointsChecked) checkpoints (latest #\(report.latestCheckpoint.map(String.init) ?? "none")), "
+                            + "\(report.tilesChecked) tiles, \(report.witnessNotesChecked) witness notes in \(directories.count) directories, in \(elapsed)")
+                    for failure in report.failures { print("FAIL \(failure)") }
+                }
+                guard report.passed else {
+                    FileHandle.standardError.write(
+                        Data("osmosectl: journal verification FAILED; first bad sequence number: \(report.firstBadSequence.map(String.init) ?? "n/a")\n".utf8))
+                    throw ExitCode(ExitStatus.integrity.rawValue)
+                }
+                if !json { print("journal verified: OK") }
+            }
+        }
+
+    }
+
+    // MARK: investigation
+
+    struct Search: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Find entries by patient, user, team, action, purpose, result and period.",
+            discussion: "Every hit is decoded from its hashed bytes and re-checked against the filters. Periods are dates (2026-11-01) or RFC 3339 times, UTC.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Patient id (UUID).") var patient: String?
+        @Option(help: "Acting user id (UUID).") var user: String?
+        @Option(help: "Acting team code.") var team: String?
+        @Option(help: "Action (\(AccessAction.allCases.map(\.rawValue).joined(separator: ", "))).") var action: String?
+        @Option(help: "Purpose (\(AccessPurpose.allCases.map(\.rawValue).joined(separator: ", "))).") var purpose: String?
+        @Option(help: "Result (success, denied, error).") var result: String?
+        @Option(help: "Occurred at or after.") var from: String?
+        @Option(help: "Occurred before.") var to: String?
+        @Option(help: "At most this many entries (newest last).") var limit = 1000
+        @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            for (name, value) in [("patient", patient), ("user", user)] where value != nil && UUID(uuidString: value!) == nil {
+                throw ValidationError("--\(name) must be a UUID")
+            }
+            if let action, AccessAction(rawValue: action) == nil { throw ValidationError("--action: unknown action \(action)") }
+            if let purpose, AccessPurpose(rawValue: purpose) == nil { throw ValidationError("--purpose: unknown purpose \(purpose)") }
+            if let result, !["success", "denied", "error"].contains(result) { throw ValidationError("--result must be success, denied or error") }
+            guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 1000000") }
+        }
+
+        func run() async throws {
+            try await reportingFailures {
+                var conditions: [String] = []
+                var parameters: [any PostgresEncodable] = []
+                func add(_ condition: String, _ value: (any PostgresEncodable)?) {
+                    guard let value else { return }
+                    parameters.append(value)
+                    conditions.append(condition.replacingOccurrences(of: "?", with: "$\(parameters.count)"))
+                }
+                add("patient_id = ?::uuid", patient?.lowercased())
+                add("actor_user_id = ?::uuid", user?.lowercased())
+                add("actor_team = ?", team)
+                add("action = ?", action)
+                add("purpose = ?", purpose)
+                add("result = ?", result)
+                add("occurred_at >= ?::timestamptz", from)
+                add("occurred_at < ?::timestamptz", to)
+                parameters.append(limit)
+                let sql = """
+                    SELECT canonical FROM (SELECT seq, canonical FROM journal.entries \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                    ORDER BY seq DESC LIMIT $\(parameters.count)) AS hits ORDER BY seq
+                    """
+                let connection = try await options.connect()
+                let rows = try await connection.query(sql, parameters).rows
+                await connection.close()
+                let entries = try rows.map { try JournalEntry(canonical: $0.bytes("canonical")) }.filter(matches)
+                if json {
+                    try printJSON(entries)
+                } else {
+                    printTable(
+                        ["SEQ", "OCCURRED (UTC)", "USER", "ROLE", "TEAM", "ACTION", "OBJECT", "PATIENT", "PURPOSE", "RESULT", "FROM"],
+                        entries.map(Self.columns))
+                    print("\(entries.count) entries")
+                }
+            }
+        }
+
+        /// The filters, applied again to the decoded bytes (the search columns are not hashed).
+        func matches(_ entry: JournalEntry) -> Bool {
+            (patient == nil || entry.patientID == patient?.lowercased()) && (user == nil || entry.actorUserID == user?.lowercased())
+                && (team == nil || entry.actorTeam == team) && (action == nil || entry.action == action)
+                && (purpose == nil || entry.purpose == purpose) && (result == nil || entry.result == result)
+        }
+
+        static func columns(_ entry: JournalEntry) -> [String] {
+            [
+                "\(entry.sequence)", String(JournalEntry.rfc3339(microseconds: entry.occurredAt).prefix(23)),
+                entry.actorUsername ?? entry.actorUserID ?? "-", entry.actorRole ?? "-", entry.actorTeam ?? "-", entry.action,
+                entry.objectType + (entry.objectID.map { ":" + $0 } ?? ""), entry.patientID ?? "-", entry.purpose ?? "-",
+                entry.result + (entry.reason.map { " (\($0))" } ?? ""), entry.clientIP ?? "-",
+            ]
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one entry, its hashes and the first checkpoint that covers it.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The sequence number.") var sequence: UInt64
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let connection = try await options.connect()
+                let sequence = self.sequence
+                let (stored, covering) = try await connection.perform { connection in
+                    guard let stored = try JournalDatabase.entries(sequence..<sequence + 1, on: connection).first else {
+                        throw JournalError(.notFound, "no entry \(sequence)")
+                    }
+                    return (stored, try JournalDatabase.firstCheckpoint(covering: sequence, on: connection))
+                }
+                await connection.close()
+                if json {
+                    struct Shown: Encodable {
+                        let entry: JournalEntry
+                        let canonicalHex, leafHash, chainHash: String
+                        let coveredByCheckpoint: Int64?
+                    }
+                    try printJSON(
+                        Shown(
+                            entry: stored.entry, canonicalHex: hex(stored.canonical), leafHash: hex(stored.leafHash), chainHash: hex(stored.chainHash),
+                            coveredByCheckpoint: covering?.id))
+                    return
+                }
+                let entry = stored.entry
+                let lines: [(String, String?)] = [
+                    ("seq", "\(entry.sequence)"), ("occurred_at", JournalEntry.rfc3339(microseconds: entry.occurredAt)),
+                    ("sequenced_at", JournalEntry.rfc3339(microseconds: entry.sequencedAt)), ("source", entry.source), ("request_id", entry.requestID),
+                    ("actor_user_id", entry.actorUserID), ("actor_username", entry.actorUsername), ("actor_role", entry.actorRole),
+                    ("actor_team", entry.actorTeam), ("action", entry.action), ("object", entry.objectType + (entry.objectID.map { ":" + $0 } ?? "")),
+                    ("patient_id", entry.patientID), ("purpose", entry.purpose), ("result", entry.result), ("reason", entry.reason),
+                    ("client_ip", entry.clientIP), ("user_agent", entry.userAgent), ("leaf_hash", hex(stored.leafHash)), ("chain_hash", hex(stored.chainHash)),
+                    ("checkpoint", covering.map { "#\($0.id) (size \($0.treeSize))" } ?? "not yet covered by a checkpoint"),
+                ]
+                for (name, value) in lines { print("\(name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(value ?? "-")") }
+            }
+        }
+    }
+
+    struct Tail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the newest entries; with -f, keep printing new ones until interrupted.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .customShort("n"), help: "How many of the newest entries to print first.") var lines = 10
+        @Flag(name: .short, help: "Follow: print entries as they are sequenced.") var follow = false
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let connection = try await options.connect()
+                var next = UInt64(max(0, try await connection.query("SELECT tree_size FROM journal.head").rows[0].int64("tree_size") - Int64(max(0, lines))))
+                repeat {
+                    let from = next
+                    let entries = try await connection.perform { try JournalDatabase.entries(from..<from + 1000, on: $0) }
+                    for stored in entries {
+                        if json {
+                            let encoder = JSONEncoder()
+                            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                            print(String(decoding: try encoder.encode(stored.entry), as: UTF8.self))
+                        } else {
+                            print(Search.columns(stored.entry).joined(separator: "  "))
+                        }
+                        next = stored.entry.sequence + 1
+                    }
+                    fflush(nil)
+                    if follow && entries.count < 1000 { try await Task.sleep(for: .milliseconds(500)) }
+                } while follow
+                await connection.close()
+            }
+        }
+    }
+
+    // MARK: proofs
+
+    struct Prove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Inclusion and consistency proofs any RFC 9162 verifier accepts.", subcommands: [Inclusion.self, Consistency.self])
+
+        struct Inclusion: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "A c2sp.org/tlog-proof@v1 proof that entry SEQ is in the journal, against the latest (or a given) checkpoint.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The sequence number.") var sequence: UInt64
+            @Option(help: "The checkpoint id to prove against (default: the latest).") var checkpoint: Int64?
+
+            func run() async throws {
+                try await reportingFailures {
+                    let connection = try await options.connect()
+                    let (sequence, id) = (self.sequence, self.checkpoint)
+                    let text = try await connection.transaction(isolation: .repeatableRead) { connection in
+                        let record = try id.map { try JournalDatabase.checkpoint(id: $0, on: connection) } ?? JournalDatabase.latestCheckpoint(on: connection)
+                        guard let record else { throw JournalError(.notFound, "no checkpoint yet") }
+                        guard sequence < record.treeSize else {
+                            throw JournalError(.invalidArgument, "entry \(sequence) is not covered by checkpoint #\(record.id) (size \(record.treeSize))")
+                        }
+                        let proof = try DatabaseTreeReader(connection: connection).inclusionProof(index: sequence, size: record.treeSize)
+                        return JournalFormats.tlogProof(index: sequence, proof: proof, checkpointNote: record.note)
+                    }
+                    await connection.close()
+                    print(text, terminator: "")
+                }
+            }
+        }
+
+        struct Consistency: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "The consistency proof from checkpoint OLD to checkpoint NEW, as the body of a C2SP tlog-witness add-checkpoint request.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The older checkpoint id.") var old: Int64
+            @Argument(help: "The newer checkpoint id.") var new: Int64
+
+            func run() async throws {
+                try await reportingFailures {
+                    let connection = try await options.connect()
+                    let (old, new) = (self.old, self.new)
+                    let text = try await connection.transaction(isolation: .repeatableRead) { connection in
+                        let older = try JournalDatabase.checkpoint(id: old, on: connection)
+                        let newer = try JournalDatabase.checkpoint(id: new, on: connection)
+                        guard older.treeSize <= newer.treeSize else {
+                            throw JournalError(.invalidArgument, "checkpoint #\(old) (size \(older.treeSize)) is larger than #\(new) (size \(newer.treeSize))")
+                        }
+                        let proof =
+                            older.treeSize == 0
+                            ? [] : try DatabaseTreeReader(connection: connection).consistencyProof(oldSize: older.treeSize, newSize: newer.treeSize)
+                        return JournalFormats.addCheckpointBody(oldSize: older.treeSize, proof: proof, checkpointNote: newer.note)
+                    }
+                    await connection.close()
+                    print(text, terminator: "")
+                }
+            }
+        }
+    }
+
+    // MARK: exports
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export entries FROM…TO (inclusive) as a C2SP entry bundle with covering checkpoints and proofs, or as FHIR AuditEvents.",
+            discussion: """
+                --format bundle (default) writes into the directory --out: `entries` (the entry bundle), `checkpoint` (the
+                first checkpoint covering TO), `checkpoints` (every checkpoint from the one before FROM to it) and `proofs`
+                (one c2sp.org/tlog-proof@v1 per entry, separated by a line `--`). --format fhir writes a FHIR R4 Bundle of
+                AuditEvent resources to --out (a file) or standard output. The export is itself journaled.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "First sequence number.") var from: UInt64
+        @Option(help: "Last sequence number (inclusive).") var to: UInt64
+        @Option(help: "bundle or fhir.") var format = "bundle"
+        @Option(help: "Output directory (bundle) or file (fhir; default standard output).") var out: String?
+
+        func validate() throws {
+            guard from <= to else { throw ValidationError("--from must not be after --to") }
+            guard to - from < 10_000_000 else { throw ValidationError("export at most 10,000,000 entries at a time") }
+            guard ["bundle", "fhir"].contains(format) else { throw ValidationError("--format must be bundle or fhir") }
+            if format == "bundle" && out == nil { throw ValidationError("--out DIR is required for --format bundle") }
+        }
+
+        func run() async throws {
+            try await reportingFailures {
+                let configuration = try options.loadConfiguration()
+                let connection = try await options.connect()
+                let (from, to, format) = (self.from, self.to, self.format)
+                let origin = configuration.journal.origin
+                let exported = try await connection.transaction(isolation: .repeatableRead) { connection -> ([StoredEntry], [CheckpointRecord], [String]) in
+                    let entries = try JournalDatabase.entries(from..<to + 1, on: connection)
+                    guard entries.count == Int(to - from + 1) else {
+                        throw JournalError(.notFound, "entries \(from)…\(to) are not all in the journal (it has \(entries.count) of them)")
+                    }
+                    guard format == "bundle" else { return (entries, [], []) }
+                    guard let covering = try JournalDatabase.firstCheckpoint(covering: to, on: connection) else {
+                        throw JournalError(.notFound, "entry \(to) is not covered by a checkpoint yet; retry in a few seconds")
+                    }
+                    let before = try connection.query("SELECT coalesce(max(id), 1) AS id FROM journal.checkpoints WHERE tree_size <= $1", [Int64(from)]).rows[0].int64("id")
+                    let checkpoints = try JournalDatabase.checkpoints(ids: min(before, covering.id)...covering.id, on: connection)
+                    let reader = DatabaseTreeReader(connection: connection)
+                    let proofs = try entries.map { stored in
+                        JournalFormats.tlogProof(
+                            index: stored.entry.sequence, proof: try reader.inclusionProof(index: stored.entry.sequence, size: covering.treeSize),
+                            checkpointNote: covering.note)
+                    }
+                    return (entries, checkpoints, proofs)
+                }
+                try await connection.transaction { connection in
+                    var event = AccessEvent(source: "osmosectl", requestID: UUID().uuidString.lowercased(), action: .export, objectType: "journal", result: .success)
+                    event.actorUsername = operatorIdentity.split(separator: " ").first.map(String.init)
+                    event.actorRole = "security-officer"
+                    event.objectID = "\(from)-\(to)"
+                    event.purpose = .audit
+                    event.reason = "journal.export.\(format)"
+                    try connection.record(event)
+                }
+                await connection.close()
+                let (entries, checkpoints, proofs) = exported
+                if format == "fhir" {
+                    let data = try JournalFormats.fhirBundle(entries.map(\.entry), origin: origin, now: microsecondsNow())
+                    if let out { try writeFile(out, Array(data)) } else { print(String(decoding: data, as: UTF8.self)) }
+                    return
+                }
+                guard let out else { return }
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                try writeFile(out + "/entries", JournalFormats.entryBundle(entries.map(\.canonical)))
+                try writeFile(out + "/checkpoint", Array(checkpoints.last!.note.utf8))
+                try writeFile(out + "/checkpoints", Array(checkpoints.map { $0.note + "\n" }.joined().utf8))
+                try writeFile(out + "/proofs", Array(proofs.joined(separator: "--\n").utf8))
+                print("exported entries \(from)…\(to) with \(checkpoints.count) checkpoints (covering: #\(checkpoints.last!.id), size \(checkpoints.last!.treeSize)) to \(out)")
+            }
+        }
+    }
+
+    struct Tiles: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the journal as a C2SP tlog-tiles tree (checkpoint, hash tiles, entry bundles) for a static web server.",
+            discussion: "The tree is that of the latest checkpoint (or --checkpoint). Existing files of the same path are replaced.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Output directory.") var out: String
+        @Option(help: "The checkpoint to publish (default: the latest).") var checkpoint: Int64?
+
+        func run() async throws {
+            try await reportingFailures {
+                let connection = try await options.connect()
+                let (out, id) = (self.out, self.checkpoint)
+                let summary = try await connection.transaction(isolation: .repeatableRead) { connection -> String in
+                    guard let record = try id.map({ try JournalDatabase.checkpoint(id: $0, on: connection) }) ?? JournalDatabase.latestCheckpoint(on: connection) else {
+                        throw JournalError(.notFound, "no checkpoint yet")
+                    }
+                    let size = record.treeSize
+                    let reader = DatabaseTreeReader(connection: connection)
+                    var files = 0
+                    var level = 0
+                    while size >> UInt64(8 * level) > 0 {
+                        let nodes = size >> UInt64(8 * level)
+                        let fullCount = nodes >> 8
+                        var index: UInt64 = 0
+                        while index < fullCount {
+                            let rows = try connection.query(
+                                "SELECT tile_index, hashes FROM journal.tiles WHERE level = $1 AND tile_index >= $2 AND tile_index < $3 ORDER BY tile_index",
+                                [level, Int64(index), Int64(min(fullCount, index + 1000))]
+                            ).rows
+                            for row in rows {
+                                try writeFile(out + "/" + JournalFormats.tilePath(level: level, index: UInt64(try row.int64("tile_index"))), try row.bytes("hashes"))
+                                files += 1
+                            }
+                            index += 1000
+                        }
+                        let width = Int(nodes & 0xFF)
+                        if width > 0 {
+                            let hashes = try reader.hashes(level: level, range: (fullCount << 8)..<(fullCount << 8) + UInt64(width))
+                            try writeFile(out + "/" + JournalFormats.tilePath(level: level, index: fullCount, partialWidth: width), hashes.flatMap { $0 })
+                            files += 1
+                        }
+                        level += 1
+                    }
+                    var bundle = 0 as UInt64
+                    while bundle << 8 < size {
+                        let end = min(size, (bundle + 1) << 8)
+                        let entries = try connection.query(
+                            "SELECT canonical FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", [Int64(bundle << 8), Int64(end)]
+                        ).rows.map { try $0.bytes("canonical") }
+                        guard entries.count == Int(end - (bundle << 8)) else {
+                            throw JournalError(.inconsistentState, "entries \(bundle << 8)…\(end - 1) are not all stored (purged months are published from their cold archive)")
+                        }
+                        let width = Int(end - (bundle << 8))
+                        try writeFile(
+                            out + "/" + JournalFormats.tilePath(level: nil, index: bundle, partialWidth: width == 256 ? nil : width), JournalFormats.entryBundle(entries))
+                        files += 1
+                        bundle += 1
+                    }
+                    try writeFile(out + "/checkpoint", Array(record.note.utf8))
+                    return "wrote \(files + 1) files for checkpoint #\(record.id) (size \(size)) to \(out)"
+                }
+                await connection.close()
+                print(summary)
+            }
+        }
+    }
+
+    struct CheckpointCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Print the latest (or a given) signed checkpoint.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The checkpoint id.") var id: Int64?
+
+        func run() async throws {
+            try await reportingFailures {
+                let connection = try await options.connect()
+                let id = self.id
+                let record = try await connection.perform { connection in
+                    try id.map { try JournalDatabase.checkpoint(id: $0, on: connection) } ?? JournalDatabase.latestCheckpoint(on: connection)
+                }
+                await connection.close()
+                guard let record else { throw JournalError(.notFound, "no checkpoint yet: is osmose-journald running?") }
+                print(record.note, terminator: "")
+            }
+        }
+    }
+}
+
+/// The verifier key from the option, the configuration, or the configured signing key.
+func resolveVerifierKey(_ option: String?, _ journal: SuiteConfiguration.Journal) throws -> NoteVerifierKey {
+    if let text = option ?? journal.verifierKey { return try NoteVerifierKey(encoded: text) }
+    if let path = journal.signingKeyFile, let data = FileManager.default.contents(atPath: path) {
+        return try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).verifierKey
+    }
+    throw JournalError(.signingKey, "no verifier key: set journal.verifier_key (osmosectl journal vkey prints it) or pass --key")
+}
+
+func microsecondsNow() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef")
+    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+}
+
+/// Writes a file, creating its directory.
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        throw ValidationError("cannot write \(path)")
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Checks the journal's published artefacts with an independent implementation of
+the C2SP formats and RFC 9162 algorithms (the aics-tlog package, not our code):
+
+  verify-c2sp.py --vkey VKEY [--tiles DIR] [--proof FILE] [--consistency FILE --old-checkpoint FILE]
+                 [--export DIR]
+
+--tiles DIR        a `osmosectl journal tiles` tree: the checkpoint's signature, then
+                   every hash tile and entry bundle authenticated against its root
+--proof FILE       a c2sp.org/tlog-proof@v1 proof (`osmosectl journal prove inclusion`);
+                   the entry itself is read from --tiles
+--consistency FILE a tlog-witness add-checkpoint body (`prove consistency`), checked
+                   against the old checkpoint in --old-checkpoint
+--export DIR       an `osmosectl journal export --format bundle` directory: every entry
+                   of the bundle proven included in the covering checkpoint
+
+Prints one line per check and exits 1 at the first failure."""
+import argparse
+import base64
+import sys
+
+import aics_tlog
+
+
+def fail(message):
+    print(f"FAIL {message}")
+    sys.exit(1)
+
+
+def checkpoint(note_text, vkey):
+    result = aics_tlog.verify_checkpoint(aics_tlog.parse_note(note_text), vkey)
+    if not result.ok:
+        fail(f"checkpoint signature: {result.error}")
+    return result
+
+
+def split_proof(text, first_line):
+    head, _, note = text.partition("\n\n")
+    lines = head.split("\n")
+    if lines[0] != first_line:
+        fail(f"expected a first line {first_line!r}, got {lines[0]!r}")
+    return lines[1:], note
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vkey", required=True)
+    parser.add_argument("--tiles")
+    parser.add_argument("--proof")
+    parser.add_argument("--consistency")
+    parser.add_argument("--old-checkpoint")
+    parser.add_argument("--export")
+    args = parser.parse_args()
+    vkey = aics_tlog.parse_vkey(args.vkey)
+    reader = None
+
+    if args.tiles:
+        reader = aics_tlog.FileSystemTileReader(args.tiles)
+        head = checkpoint(open(f"{args.tiles}/checkpoint").read(), vkey)
+        report = aics_tlog.audit_tiles(reader, head.size, head.root, entries=True)
+        if aics_tlog.tree_root_from_tiles(reader, head.size) != head.root:
+            fail("tiles: root differs")
+        print(f"ok tiles: checkpoint signed by {vkey.name if hasattr(vkey, 'name') else 'the log key'}, size {head.size}, "
+              f"{report.tiles} hash tiles and {report.bundles} entry bundles authenticated against its root")
+
+    if args.proof:
+        lines, note = split_proof(open(args.proof).read(), "c2sp.org/tlog-proof@v1")
+        lines = [line for line in lines if not line.startswith("extra ")]
+        if not lines[0].startswith("index "):
+            fail("tlog-proof: no index line")
+        index = int(lines[0][6:])
+        hashes = [base64.b64decode(line) for line in lines[1:]]
+        head = checkpoint(note, vkey)
+        if reader is None:
+            fail("--proof needs --tiles to read the entry")
+        entry = aics_tlog.read_entry(reader, index, head.size)
+        if not aics_tlog.verify_leaf_inclusion(entry, index, head.size, hashes, head.root):
+            fail(f"inclusion of entry {index}")
+        print(f"ok inclusion: entry {index} ({len(entry)} bytes) is in the tree of size {head.size} ({len(hashes)} hashes)")
+
+    if args.consistency:
+        lines, note = split_proof(open(args.consistency).read(), open(args.consistency).read().split("\n")[0])
+        first = open(args.consistency).read().split("\n")[0]
+        if not first.startswith("old "):
+            fail("add-checkpoint body: no old line")
+        old_size = int(first[4:])
+        hashes = [base64.b64decode(line) for line in lines]
+        new = checkpoint(note, vkey)
+        old = checkpoint(open(args.old_checkpoint).read(), vkey)
+        if old.size != old_size:
+            fail(f"the body says old size {old_size}, the old checkpoint has {old.size}")
+        if not aics_tlog.verify_consistency(old.size, new.size, old.root, new.root, hashes):
+            fail(f"consistency {old.size} -> {new.size}")
+        print(f"ok consistency: size {old.size} is a prefix of size {new.size} ({len(hashes)} hashes)")
+
+    if args.export:
+        bundle = open(f"{args.export}/entries", "rb").read()
+        entries, offset = [], 0
+        while offset < len(bundle):
+            length = int.from_bytes(bundle[offset:offset + 2], "big")
+            entries.append(bundle[offset + 2:offset + 2 + length])
+            offset += 2 + length
+        proofs = open(f"{args.export}/proofs").read().split("--\n")
+        if len(proofs) != len(entries):
+            fail(f"export: {len(entries)} entries but {len(proofs)} proofs")
+        for entry, proof in zip(entries, proofs):
+            lines, note = split_proof(proof, "c2sp.org/tlog-proof@v1")
+            index = int(lines[0][6:])
+            head = checkpoint(note, vkey)
+            if not aics_tlog.verify_leaf_inclusion(entry, index, head.size, [base64.b64decode(h) for h in lines[1:]], head.root):
+                fail(f"export: entry {index} not included")
+        print(f"ok export: {len(entries)} entries each proven included in the checkpoint of size {head.size}")
+
+
+main()
