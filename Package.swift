@@ -178,7 +178,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport", "Store"],
+            dependencies: ["TestSupport", "Store", "Journal"],
             swiftSettings: strictSettings
         ),
         .target(

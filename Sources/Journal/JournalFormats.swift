@@ -95,7 +95,7 @@ public enum JournalFormats {
         if let team = entry.actorTeam { roles.append(["coding": [["system": "urn:osmose:team", "code": team]], "text": "team \(team)"]) }
         if !roles.isEmpty { agent["role"] = roles }
         if let address = entry.clientIP { agent["network"] = ["address": address, "type": "2"] }
-        if let userAgent = entry.userAgent { agent["name"] = userAgent }
+        if let name = entry.actorUsername { agent["name"] = name }
         event["agent"] = [agent]
         var entities: [[String: Any]] = []
         if let patient = entry.patientID {
@@ -110,7 +110,9 @@ public enum JournalFormats {
             "description": entry.objectType,
         ]
         if let id = entry.objectID { object["what"] = ["identifier": ["system": "urn:osmose:\(entry.objectType)", "value": id]] }
-        object["detail"] = [["type": "request-id", "valueString": entry.requestID]]
+        var details: [[String: Any]] = [["type": "request-id", "valueString": entry.requestID]]
+        if let userAgent = entry.userAgent { details.append(["type": "user-agent", "valueString": userAgent]) }
+        object["detail"] = details
         entities.append(object)
         event["entity"] = entities
         return event

@@ -1,0 +1,347 @@
+import Foundation
+import Glibc
+import Synchronization
+import Journal
+import Store
+import Testing
+import TestSupport
+
+/// A client of the intake socket's framed JSON protocol.
+final class IntakeClient {
+    let descriptor: Int32
+
+    init(path: String) throws {
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw TestEnvironmentError("cannot connect to \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    func send(raw bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+    func send(json: String) { send(raw: IntakeClient.frame(Array(json.utf8))) }
+    func finishWriting() { shutdown(descriptor, Int32(SHUT_WR)) }
+
+    static func frame(_ body: [UInt8]) -> [UInt8] {
+        let length = UInt32(body.count)
+        return [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+    }
+
+    /// A reply frame's content.
+    struct Reply: Sendable, CustomStringConvertible {
+        let ok: Bool?
+        let error: String?
+        let text: String
+        var description: String { text }
+    }
+
+    /// The next reply, or nil when the daemon closed the connection.
+    func reply() -> Reply? {
+        func read(_ count: Int) -> [UInt8]? {
+            var bytes = [UInt8](repeating: 0, count: count)
+            var received = 0
+            while received < count {
+                let n = bytes.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress! + received, count - received, 0) }
+                guard n > 0 else { return nil }
+                received += n
+            }
+            return bytes
+        }
+        guard let header = read(4) else { return nil }
+        let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+        guard let body = read(length) else { return nil }
+        let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        return Reply(ok: object?["ok"] as? Bool, error: object?["error"] as? String, text: String(decoding: body, as: UTF8.self))
+    }
+}
+
+@Suite("osmose-journald end to end", .serialized)
+struct JournalDaemonTests {
+    let bin = builtExecutablesDirectory()
+
+    struct Setup {
+        let database: TestDatabase
+        let directory: String
+        let config: String
+        let socketPath: String
+        let vkey: String
+    }
+
+    /// A migrated database, a signing key, and a configuration allowing `peerUID` on the socket.
+    func prepare(_ name: String, peerUID: UInt32 = getuid()) async throws -> Setup {
+        let database = try await TestDatabase.create(name)
+        let directory = "/tmp/osmose-jd-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let osmosectl = bin.appendingPathComponent("osmosectl").path
+        #expect(try await runProgram(osmosectl, ["db", "migrate", "--database", database.connectionString]).status == 0)
+        let keygen = try await runProgram(osmosectl, ["journal", "keygen", "--origin", "journal.e2e.example", "--out", "\(directory)/signing.key"])
+        #expect(keygen.status == 0, "\(keygen.standardError)")
+        let config = "\(directory)/osmose.yaml"
+        try """
+            database:
+              connection: "\(database.connectionString)"
+            journal:
+              origin: journal.e2e.example
+              database: "\(database.connectionString) user=osmose_journald"
+              signing_key_file: \(directory)/signing.key
+              checkpoint_within: 200ms
+              witness_directories: [\(directory)/witness-a, \(directory)/witness-b]
+              socket: unix:\(directory)/direct.sock
+              socket_peers:
+                - uid: \(peerUID)
+                  source: osmose-e2e
+              max_frame_bytes: 4096
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        return Setup(
+            database: database, directory: directory, config: config, socketPath: "\(directory)/intake.sock",
+            vkey: keygen.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    func osmosectl(_ setup: Setup, _ arguments: [String]) async throws -> ProcessOutcome {
+        try await runProgram(bin.appendingPathComponent("osmosectl").path, arguments + ["--config", setup.config])
+    }
+
+    func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw TestEnvironmentError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test("Socket-activated: valid events are journaled; random bytes, truncated, oversized, unknown fields and a refused uid get an error reply and change nothing")
+    func intakeSocket() async throws {
+        let setup = try await prepare("jdsocket")
+        let notify = try DatagramSocket()
+        let daemon = try BackgroundProcess(
+            "/usr/bin/systemd-socket-activate",
+            ["-l", setup.socketPath, "--fdname=intake", "-E", "NOTIFY_SOCKET=\(notify.address)", bin.appendingPathComponent("osmose-journald").path, "--config", setup.config])
+        try await waitUntil("the activation socket") { FileManager.default.fileExists(atPath: setup.socketPath) }
+        let valid = #"{"request_id":"ok-%d","action":"export","object_type":"backup","object_id":"b-1","result":"success","client_ip":"::1"}"#
+        @Sendable func submitValid(_ number: Int) throws -> IntakeClient.Reply? {
+            let client = try IntakeClient(path: setup.socketPath)
+            client.send(json: String(format: valid, number))
+            return client.reply()
+        }
+        let first = try await offThePool { try submitValid(0) }
+        #expect(first?.ok == true, "\(String(describing: first))")
+        let ready = try await offThePool { [notify] in notify.receive() }
+        #expect(ready?.contains("READY=1") == true)
+
+        var random = SystemRandomNumberGenerator()
+        let badInputs: [(String, [UInt8], Bool, String)] = [
+            ("random bytes", (0..<600).map { _ in UInt8.random(in: 0...255, using: &random) }, false, ""),
+            ("truncated frame", Array(IntakeClient.frame(Array(#"{"request_id":"x"}"#.utf8)).prefix(9)), true, "journal.socket.truncated_frame"),
+            ("oversized frame", [0, 1, 0, 0] + [UInt8](repeating: 0x20, count: 100), false, "journal.socket.frame_size"),
+            ("empty frame", [0, 0, 0, 0], false, "journal.socket.frame_size"),
+            ("unknown field", IntakeClient.frame(Array(#"{"request_id":"u","action":"read","object_type":"patient","result":"success","sql":"drop"}"#.utf8)), false, "journal.socket.unknown_field"),
+            ("malformed JSON", IntakeClient.frame(Array(#"{"request_id": "#.utf8)), false, "journal.socket.malformed_json"),
+            ("wrong type", IntakeClient.frame(Array(#"{"request_id":7,"action":"read","object_type":"patient","result":"success"}"#.utf8)), false, "journal.socket.invalid_field"),
+            ("unknown action", IntakeClient.frame(Array(#"{"request_id":"a","action":"peek","object_type":"patient","result":"success"}"#.utf8)), false, "journal.socket.invalid_field"),
+            ("bad patient id", IntakeClient.frame(Array(#"{"request_id":"a","action":"read","object_type":"patient","result":"success","patient_id":"x"}"#.utf8)), false, "journal.socket.invalid_field"),
+            ("missing result", IntakeClient.frame(Array(#"{"request_id":"a","action":"read","object_type":"patient"}"#.utf8)), false, "journal.socket.missing_field"),
+            ("not UTF-8", IntakeClient.frame([0x7B, 0xFF, 0xFE, 0x7D]), false, "journal.socket.malformed_json"),
+        ]
+        for (index, (name, bytes, halfClose, code)) in badInputs.enumerated() {
+            let reply = try await offThePool { () -> IntakeClient.Reply? in
+                let client = try IntakeClient(path: setup.socketPath)
+                client.send(raw: bytes)
+                if halfClose { client.finishWriting() }
+                return client.reply()
+            }
+            #expect(reply?.ok == false, "\(name): \(String(describing: reply))")
+            if !code.isEmpty { #expect(reply?.error == code, "\(name): \(String(describing: reply))") }
+            let after = try await offThePool { try submitValid(index + 1) }
+            #expect(after?.ok == true, "the daemon keeps serving after \(name)")
+        }
+        let connection = try await Connection.connect(setup.database.connectionString, logger: testLogger)
+        try await waitUntil("the events to be journaled") {
+            try await connection.query("SELECT tree_size FROM journal.head").rows[0].int("tree_size") == badInputs.count + 1
+        }
+        #expect(try await connection.query("SELECT count(*) AS n FROM journal.intake").rows[0].int("n") == 0)
+        daemon.signal(SIGTERM)
+        _ = try await daemon.wait()
+
+        // The same daemon with an allow-list that does not name this uid refuses it, and records nothing.
+        let refusedSetup = try await prepare("jdrefused", peerUID: getuid() == 0 ? 65534 : 0)
+        let refusing = try BackgroundProcess(
+            "/usr/bin/systemd-socket-activate",
+            ["-l", refusedSetup.socketPath, bin.appendingPathComponent("osmose-journald").path, "--config", refusedSetup.config])
+        try await waitUntil("the activation socket") { FileManager.default.fileExists(atPath: refusedSetup.socketPath) }
+        let refusal = try await offThePool { () -> IntakeClient.Reply? in
+            let client = try IntakeClient(path: refusedSetup.socketPath)
+            client.send(json: String(format: valid, 99))
+            return client.reply()
+        }
+        #expect(refusal?.error == "journal.socket.peer_not_allowed", "\(String(describing: refusal))")
+        let other = try await Connection.connect(refusedSetup.database.connectionString, logger: testLogger)
+        #expect(try await other.query("SELECT count(*) AS n FROM journal.intake").rows[0].int("n") == 0)
+        #expect(try await other.query("SELECT tree_size FROM journal.head").rows[0].int("tree_size") == 0)
+        refusing.signal(SIGTERM)
+        _ = try await refusing.wait()
+        await connection.close()
+        await other.close()
+        await setup.database.drop()
+        await refusedSetup.database.drop()
+    }
+
+    @Test("Killed with SIGKILL at 50 random moments while events stream in: every committed event is journaled exactly once and verify passes")
+    func crashes() async throws {
+        let setup = try await prepare("jdcrash")
+        let feeder = try await Connection.connect(setup.database.connectionString, logger: testLogger)
+        let stop = StopSignal()
+        let feeding = Task {
+            var committed = 0
+            var number = 0
+            while !stop.isSet {
+                let count = Int.random(in: 1...40)
+                let events = (0..<count).map { offset in
+                    var event = AccessEvent(source: "osmose-care", requestID: "crash-\(number + offset)", action: .read, objectType: "patient", result: .success)
+                    event.patientID = UUID()
+                    event.purpose = .care
+                    return event
+                }
+                try await feeder.transaction { connection in try connection.record(events) }
+                number += count
+                committed += count
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...10)))
+            }
+            return committed
+        }
+        let daemonPath = bin.appendingPathComponent("osmose-journald").path
+        for _ in 0..<50 {
+            let notify = try DatagramSocket()
+            let daemon = try BackgroundProcess(daemonPath, ["--config", setup.config], environment: ["NOTIFY_SOCKET": notify.address])
+            _ = try await offThePool { [notify] in notify.receive() }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+            daemon.signal(SIGKILL)
+            _ = try await daemon.wait()
+        }
+        stop.set()
+        let committed = try await feeding.value
+        let notify = try DatagramSocket()
+        let daemon = try BackgroundProcess(daemonPath, ["--config", setup.config], environment: ["NOTIFY_SOCKET": notify.address])
+        _ = try await offThePool { [notify] in notify.receive() }
+        try await waitUntil("the backlog to be journaled and checkpointed", timeout: .seconds(120)) {
+            try await feeder.query("SELECT (SELECT tree_size FROM journal.head) AS size, (SELECT max(tree_size) FROM journal.checkpoints) AS covered").rows[0].int("covered") == committed
+        }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait().status == 0)
+
+        let rows = try await feeder.query("SELECT canonical FROM journal.entries ORDER BY seq").rows
+        let requestIDs = try rows.map { try JournalEntry(canonical: $0.bytes("canonical")).requestID }
+        #expect(requestIDs.count == committed)
+        #expect(Set(requestIDs).count == committed, "no event twice")
+        #expect(Set(requestIDs) == Set((0..<committed).map { "crash-\($0)" }), "every committed event")
+        #expect(try await feeder.query("SELECT count(*) AS n FROM journal.intake").rows[0].int("n") == 0)
+        let verify = try await osmosectl(setup, ["journal", "verify"])
+        #expect(verify.status == 0, "\(verify.standardOutput)\(verify.standardError)")
+        #expect(verify.standardOutput.contains("witness notes in 2 directories"))
+        await feeder.close()
+        await setup.database.drop()
+    }
+
+    @Test("The security officer's commands: verify, proofs and exports accepted by an independent C2SP implementation; tampering in the database is caught")
+    func securityOfficer() async throws {
+        let setup = try await prepare("jdofficer")
+        let connection = try await Connection.connect(setup.database.connectionString, logger: testLogger)
+        let events = (0..<700).map { index in
+            var event = AccessEvent(source: "osmose-care", requestID: "o-\(index)", action: index % 5 == 0 ? .update : .read, objectType: "patient", result: .success)
+            event.patientID = index % 100 == 0 ? UUID(uuidString: "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab")! : UUID()
+            event.actorTeam = index % 2 == 0 ? "sau" : "epl"
+            event.purpose = .care
+            return event
+        }
+        try await connection.transaction { connection in try connection.record(Array(events.prefix(300))) }
+        let notify = try DatagramSocket()
+        let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-journald").path, ["--config", setup.config], environment: ["NOTIFY_SOCKET": notify.address])
+        _ = try await offThePool { [notify] in notify.receive() }
+        try await waitUntil("300 entries checkpointed") {
+            try await connection.query("SELECT coalesce(max(tree_size), 0) AS n FROM journal.checkpoints").rows[0].int("n") == 300
+        }
+        try await connection.transaction { connection in try connection.record(Array(events.suffix(400))) }
+        try await waitUntil("700 entries checkpointed") {
+            try await connection.query("SELECT coalesce(max(tree_size), 0) AS n FROM journal.checkpoints").rows[0].int("n") == 700
+        }
+        daemon.signal(SIGTERM)
+        _ = try await daemon.wait()
+
+        let verify = try await osmosectl(setup, ["journal", "verify"])
+        #expect(verify.status == 0 && verify.standardOutput.contains("journal verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
+        let search = try await osmosectl(setup, ["journal", "search", "--patient", "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab", "--json"])
+        let hits = try JSONSerialization.jsonObject(with: Data(search.standardOutput.utf8)) as? [[String: Any]]
+        #expect(hits?.count == 7 && hits?.allSatisfy { $0["patientID"] as? String == "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab" } == true)
+        let updates = try await osmosectl(setup, ["journal", "search", "--action", "update", "--team", "sau", "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(updates.standardOutput.utf8)) as? [Any])?.count == 70)
+
+        let checkpoints = try await connection.query("SELECT id, tree_size FROM journal.checkpoints ORDER BY id").rows
+        let old = try checkpoints.first { try $0.int("tree_size") == 300 }!.int64("id")
+        let new = try checkpoints.last!.int64("id")
+        let files = setup.directory
+        try (try await osmosectl(setup, ["journal", "checkpoint", "--id", "\(old)"])).standardOutput.write(toFile: "\(files)/old", atomically: true, encoding: .utf8)
+        try (try await osmosectl(setup, ["journal", "prove", "inclusion", "456"])).standardOutput.write(toFile: "\(files)/proof", atomically: true, encoding: .utf8)
+        try (try await osmosectl(setup, ["journal", "prove", "consistency", "\(old)", "\(new)"])).standardOutput.write(toFile: "\(files)/consistency", atomically: true, encoding: .utf8)
+        #expect(try await osmosectl(setup, ["journal", "tiles", "--out", "\(files)/tiles"]).status == 0)
+        #expect(try await osmosectl(setup, ["journal", "export", "--from", "250", "--to", "320", "--out", "\(files)/export"]).status == 0)
+        let interop = try await runProgram(
+            "/usr/bin/env",
+            [
+                "python3", repositoryRoot.appendingPathComponent("scripts/interop/verify-c2sp.py").path, "--vkey", setup.vkey, "--tiles", "\(files)/tiles",
+                "--proof", "\(files)/proof", "--consistency", "\(files)/consistency", "--old-checkpoint", "\(files)/old", "--export", "\(files)/export",
+            ])
+        #expect(interop.status == 0, "\(interop.standardOutput)\(interop.standardError)")
+        #expect(interop.standardOutput.components(separatedBy: "\nok ").count == 4, "\(interop.standardOutput)")
+        let fhir = try await osmosectl(setup, ["journal", "export", "--from", "0", "--to", "9", "--format", "fhir"])
+        let bundle = try JSONSerialization.jsonObject(with: Data(fhir.standardOutput.utf8)) as? [String: Any]
+        #expect(bundle?["resourceType"] as? String == "Bundle" && (bundle?["entry"] as? [Any])?.count == 10)
+
+        // Tampering as the database owner, with the append-only triggers switched off.
+        let owner = try await Connection.connect(setup.database.connectionString, logger: testLogger)
+        try await owner.execute("SET session_replication_role = replica")
+        let original = try await owner.query("SELECT canonical FROM journal.entries WHERE seq = 123").rows[0].bytes("canonical")
+        try await owner.execute("UPDATE journal.entries SET canonical = overlay(canonical placing '\\x41'::bytea from 40 for 1) WHERE seq = 123")
+        let tampered = try await osmosectl(setup, ["journal", "verify"])
+        #expect(tampered.status == 5 && tampered.standardError.contains("first bad sequence number: 123"), "\(tampered.standardOutput)\(tampered.standardError)")
+        try await owner.query("UPDATE journal.entries SET canonical = (SELECT canonical FROM journal.entries WHERE seq = 124) WHERE seq = 123")
+        let copied = try await osmosectl(setup, ["journal", "verify"])
+        #expect(copied.status == 5 && copied.standardError.contains("first bad sequence number: 123"), "\(copied.standardOutput)")
+        try await owner.query("UPDATE journal.entries SET canonical = $1 WHERE seq = 123", [original])
+        #expect(try await osmosectl(setup, ["journal", "verify"]).status == 0, "restored, the journal verifies again")
+        // A rollback to the first checkpoint, self-consistent in the database: only the witnesses can tell.
+        try await owner.execute("DELETE FROM journal.entries WHERE seq >= 300")
+        try await owner.execute("DELETE FROM journal.checkpoints WHERE tree_size > 300")
+        try await owner.execute("DELETE FROM journal.tiles WHERE level = 0 AND tile_index >= 1")
+        try await owner.execute(
+            "UPDATE journal.head SET tree_size = 300, chain_hash = (SELECT chain_hash FROM journal.entries WHERE seq = 299), checkpoints = (SELECT max(id) FROM journal.checkpoints)")
+        let inDatabaseOnly = try await osmosectl(setup, ["journal", "verify", "--witness", "\(files)/no-witness"])
+        #expect(inDatabaseOnly.status == 0, "without its witnesses a rolled-back database looks whole: \(inDatabaseOnly.standardOutput)")
+        let rolledBack = try await osmosectl(setup, ["journal", "verify"])
+        #expect(rolledBack.status == 5 && rolledBack.standardOutput.contains("witness_unknown_checkpoint"), "a rolled-back database is caught by its witnesses: \(rolledBack.standardOutput)")
+        let restart = try await runProgram(bin.appendingPathComponent("osmose-journald").path, ["--config", setup.config])
+        #expect(restart.status == 5 && restart.standardError.contains("journal.witness"), "the daemon refuses to run on a rolled-back database: \(restart.standardError)")
+        await owner.close()
+        await connection.close()
+        await setup.database.drop()
+    }
+}
+
+/// Set once to stop a background loop.
+final class StopSignal: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}
