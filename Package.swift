@@ -176,6 +176,7 @@ let package = Package(
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport", "Store", "Journal"],

@@ -34,6 +34,19 @@ ensure_packages() {
     rm -f /usr/sbin/policy-rc.d
 }
 
+# The independent implementation of the C2SP formats and RFC 9162 algorithms that
+# scripts/interop/verify-c2sp.py (tests and demo) checks the journal's artefacts
+# with. It declares Python ≥ 3.12 but runs on Debian 12's 3.11.
+AICS_TLOG_VERSION=0.2.1
+ensure_interop_verifier() {
+    python3 -c "import aics_tlog" 2>/dev/null && return 0
+    python3 -m pip --version >/dev/null 2>&1 || ensure_packages python3-pip
+    say "installing aics-tlog $AICS_TLOG_VERSION (independent C2SP verifier) from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check --ignore-requires-python --break-system-packages "aics-tlog==$AICS_TLOG_VERSION" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --ignore-requires-python "aics-tlog==$AICS_TLOG_VERSION" \
+        || die "could not install aics-tlog from PyPI"
+}
+
 # The directory of the newest PostgreSQL server binaries installed.
 postgres_bin() {
     local dir

@@ -1,0 +1,101 @@
+import Foundation
+import Journal
+import JournalService
+import Testing
+
+@Suite("Checkpoint schedule")
+struct CheckpointScheduleTests {
+    let start = ContinuousClock.now
+
+    @Test("A journal without checkpoints gets one at once")
+    func first() {
+        let schedule = CheckpointSchedule(within: .seconds(1), reissue: .seconds(60), lastCheckpointSize: nil, now: start)
+        #expect(schedule.decide(size: 0, now: start) == .issue)
+    }
+
+    @Test("Growth is checkpointed within half the promised delay, never more often")
+    func growth() {
+        var schedule = CheckpointSchedule(within: .seconds(1), reissue: .seconds(60), lastCheckpointSize: 10, now: start)
+        #expect(schedule.decide(size: 11, now: start + .milliseconds(100)) == .wait(.milliseconds(400)))
+        #expect(schedule.decide(size: 11, now: start + .milliseconds(500)) == .issue)
+        schedule.issued(size: 11, at: start + .milliseconds(500))
+        #expect(schedule.decide(size: 12, now: start + .milliseconds(600)) == .wait(.milliseconds(400)))
+    }
+
+    @Test("An unchanged tree is re-signed at the re-issue interval")
+    func reissue() {
+        var schedule = CheckpointSchedule(within: .seconds(1), reissue: .seconds(60), lastCheckpointSize: 5, now: start)
+        #expect(schedule.decide(size: 5, now: start + .seconds(30)) == .wait(.seconds(30)))
+        #expect(schedule.decide(size: 5, now: start + .seconds(60)) == .issue)
+        schedule.issued(size: 5, at: start + .seconds(60))
+        #expect(schedule.decide(size: 5, now: start + .seconds(61)) == .wait(.seconds(59)))
+    }
+}
+
+@Suite("Intake socket protocol")
+struct IntakeProtocolTests {
+    func decode(_ json: String) throws -> AccessEvent { try IntakeProtocol.event(from: Array(json.utf8), source: "osmose-backupd") }
+
+    @Test("A valid request becomes an event recorded under the peer's source, whatever it claims")
+    func valid() throws {
+        let event = try decode(
+            #"{"request_id":"b-1","action":"export","object_type":"backup","object_id":"full-7","result":"success","purpose":"administration","occurred_at":"2026-11-22T04:30:00.123Z","client_ip":"::ffff:10.0.0.1","patient_id":null}"#)
+        #expect(event.source == "osmose-backupd" && event.action == .export && event.objectID == "full-7" && event.purpose == .administration)
+        #expect(abs(event.occurredAt.timeIntervalSince1970 - 1_795_321_800.123) < 0.001)
+        #expect(event.clientIP == "::ffff:10.0.0.1" && event.patientID == nil)
+    }
+
+    @Test("Each kind of bad request is refused with its code, naming the field")
+    func refusals() {
+        let cases: [(String, String)] = [
+            ("[]", "journal.socket.malformed_json"),
+            ("{", "journal.socket.malformed_json"),
+            (#"{"request_id":"a","action":"read","object_type":"patient","result":"success","source":"osmose-care"}"#, "journal.socket.unknown_field"),
+            (#"{"action":"read","object_type":"patient","result":"success"}"#, "journal.socket.missing_field"),
+            (#"{"request_id":"a","action":"read","object_type":"Patient!","result":"success"}"#, "journal.socket.invalid_field"),
+            (#"{"request_id":"a","action":"read","object_type":"patient","result":"maybe"}"#, "journal.socket.invalid_field"),
+            (#"{"request_id":"a","action":"read","object_type":"patient","result":"success","client_ip":"999.1.1.1"}"#, "journal.socket.invalid_field"),
+            (#"{"request_id":"a","action":"read","object_type":"patient","result":"success","occurred_at":"yesterday"}"#, "journal.socket.invalid_field"),
+            (#"{"request_id":"a","action":"read","object_type":"patient","result":"success","actor_role":"root"}"#, "journal.socket.invalid_field"),
+            (#"{"request_id":"","action":"read","object_type":"patient","result":"success"}"#, "journal.socket.invalid_field"),
+        ]
+        for (json, code) in cases {
+            #expect(throws: IntakeProtocol.Refusal.self, "\(json)") { try decode(json) }
+            do {
+                _ = try decode(json)
+            } catch let refusal as IntakeProtocol.Refusal {
+                #expect(refusal.code == code, "\(json): \(refusal.message)")
+            } catch {}
+        }
+    }
+
+    @Test("Replies are framed with a big-endian length")
+    func framing() throws {
+        let reply = IntakeProtocol.reply(["ok": true, "intake_id": 7])
+        let length = Int(reply[0]) << 24 | Int(reply[1]) << 16 | Int(reply[2]) << 8 | Int(reply[3])
+        #expect(length == reply.count - 4)
+        #expect(String(decoding: reply.dropFirst(4), as: UTF8.self) == #"{"intake_id":7,"ok":true}"#)
+    }
+}
+
+@Suite("Witness directories")
+struct WitnessDirectoryTests {
+    @Test("Notes appended are read back in order; the latest file holds the last; a torn tail is reported")
+    func appendAndRead() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("witness-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let signer = try NoteSignerKey.generate(name: "journal.witness.example")
+        let notes = try (1...3).map { try Checkpoint(origin: "journal.witness.example", size: UInt64($0), rootHash: [UInt8](repeating: UInt8($0), count: 32)).signed(by: [signer]) }
+        let witness = WitnessDirectory(path: path)
+        #expect(try witness.notes().isEmpty)
+        try witness.append(notes[0])
+        try witness.append(notes: Array(notes[1...]))
+        #expect(try witness.notes() == notes)
+        #expect(String(decoding: FileManager.default.contents(atPath: witness.latestPath)!, as: UTF8.self) == notes[2])
+        let handle = FileHandle(forWritingAtPath: witness.logPath)!
+        handle.seekToEndOfFile()
+        handle.write(Data("journal.witness.example\n4\n".utf8))
+        handle.closeFile()
+        #expect(throws: JournalError.self) { try witness.notes() }
+    }
+}
