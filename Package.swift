@@ -141,6 +141,14 @@ let package = Package(
             path: "Benchmarks/osmose-care-unjournaled-bench",
             swiftSettings: strictSettings
         ),
+        // Benchmark only (scripts/bench journal): loads synthetic events and measures
+        // the delay from an event's commit to its signed checkpoint. Never installed.
+        .executableTarget(
+            name: "osmose-journal-bench",
+            dependencies: ["Journal", "Store", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/osmose-journal-bench",
+            swiftSettings: strictSettings
+        ),
 
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),

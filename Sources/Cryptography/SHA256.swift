@@ -11,6 +11,32 @@ public enum SHA256 {
     }
 
     /// The SHA-256 digest of the concatenation of `parts`, without building it.
+    /// SHA-256 of `prefix ‖ first ‖ second`, with OpenSSL's one-shot function and no
+    /// digest context: for the many short inputs of a Merkle tree and a hash chain,
+    /// where setting up an EVP context costs more than hashing 65 bytes.
+    public static func hash(prefix: UInt8?, _ first: [UInt8], _ second: [UInt8] = []) -> [UInt8] {
+        let count = (prefix == nil ? 0 : 1) + first.count + second.count
+        var digest = [UInt8](repeating: 0, count: byteCount)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(count, 1)) { buffer in
+            var offset = 0
+            if let prefix {
+                buffer[0] = prefix
+                offset = 1
+            }
+            for part in [first, second] {
+                part.withUnsafeBufferPointer { source in
+                    guard let base = source.baseAddress else { return }
+                    (buffer.baseAddress! + offset).update(from: base, count: source.count)
+                    offset += source.count
+                }
+            }
+            digest.withUnsafeMutableBufferPointer { output in
+                _ = COpenSSL.SHA256(buffer.baseAddress, count, output.baseAddress)
+            }
+        }
+        return digest
+    }
+
     public static func hash(concatenating parts: [[UInt8]]) -> [UInt8] {
         var hasher = SHA256Hasher()
         for part in parts { hasher.update(part) }

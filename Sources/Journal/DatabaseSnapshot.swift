@@ -66,24 +66,10 @@ public final class DatabaseSnapshot: JournalSnapshot {
         // COPY's consumer must be @Sendable; it runs synchronously on this thread,
         // inside this call, so the non-Sendable body is only ever used here.
         try withoutActuallyEscaping(body) { body in
-            let box = RowSink(body)
+            let sink = RowCollector(body)
             try connection.assumeIsolated { connection in
-                _ = try connection.copyOut(sql) { chunk in try box.feed(chunk) }
+                _ = try connection.copyOut(sql) { chunk in try sink.feed(chunk) }
             }
         }
-    }
-}
-
-/// Decodes COPY chunks into rows for a synchronous consumer.
-private final class RowSink: @unchecked Sendable {
-    // @unchecked: created, fed and dropped within one synchronous copyOut call on
-    // the connection's thread; never shared across threads.
-    private var decoder = BinaryCopyDecoder()
-    private let body: (BinaryCopyDecoder.Row) throws -> Void
-
-    init(_ body: @escaping (BinaryCopyDecoder.Row) throws -> Void) { self.body = body }
-
-    func feed(_ chunk: [UInt8]) throws {
-        for row in try decoder.feed(chunk) { try body(row) }
     }
 }

@@ -120,34 +120,34 @@ public enum JournalDatabase {
         guard let head, UInt64(try head.int64("tree_size")) == state.size else {
             throw JournalError(.concurrentWriter, "the journal's head moved under this daemon: another osmose-journald is appending")
         }
-        let taken = try connection.query(
+        // COPY of a DELETE … RETURNING in binary: the rows leave the intake and arrive
+        // here without being formatted as text and parsed back.
+        let taken = try copyRows(
             """
-            DELETE FROM journal.intake AS i
-            WHERE i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake ORDER BY id LIMIT $1) AS batch)
-            RETURNING i.id, (extract(epoch FROM i.occurred_at) * 1000000)::bigint AS occurred, i.source, i.request_id,
-                i.actor_user_id::text AS actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action, i.object_type,
-                i.object_id, i.patient_id::text AS patient_id, i.purpose, i.result, i.reason, i.client_ip::text AS client_ip, i.user_agent
-            """, [limit])
-        guard !taken.rows.isEmpty else { return (state, 0) }
+            COPY (DELETE FROM journal.intake AS i
+                WHERE i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake ORDER BY id LIMIT \(max(1, limit))) AS batch)
+                RETURNING i.id, i.occurred_at, i.source, i.request_id, i.actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action,
+                    i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, i.client_ip::text, i.user_agent)
+            TO STDOUT (FORMAT binary)
+            """, on: connection)
+        guard !taken.isEmpty else { return (state, 0) }
         var next = state
         let sequencedAt = max(now, state.lastSequencedAt)
         var rows: [(intakeID: Int64, entry: JournalEntry)] = []
-        rows.reserveCapacity(taken.rows.count)
-        for row in taken.rows {
+        rows.reserveCapacity(taken.count)
+        let epoch = BinaryCopyDecoder.postgresEpochOffset
+        for row in taken {
             let entry = JournalEntry(
-                sequence: 0, occurredAt: try row.int64("occurred"), sequencedAt: sequencedAt, source: try row.string("source"),
-                requestID: try row.string("request_id"), actorUserID: try row.optionalString("actor_user_id"),
-                actorUsername: try row.optionalString("actor_username"), actorRole: try row.optionalString("actor_role"),
-                actorTeam: try row.optionalString("actor_team"), action: try row.string("action"), objectType: try row.string("object_type"),
-                objectID: try row.optionalString("object_id"), patientID: try row.optionalString("patient_id"),
-                purpose: try row.optionalString("purpose"), result: try row.string("result"), reason: try row.optionalString("reason"),
-                clientIP: try row.optionalString("client_ip"), userAgent: try row.optionalString("user_agent"))
-            rows.append((try row.int64("id"), entry))
+                sequence: 0, occurredAt: try row.int64(1) + epoch, sequencedAt: sequencedAt, source: try row.text(2) ?? "",
+                requestID: try row.text(3) ?? "", actorUserID: try row.uuid(4), actorUsername: try row.text(5), actorRole: try row.text(6),
+                actorTeam: try row.text(7), action: try row.text(8) ?? "", objectType: try row.text(9) ?? "", objectID: try row.text(10),
+                patientID: try row.uuid(11), purpose: try row.text(12), result: try row.text(13) ?? "", reason: try row.text(14),
+                clientIP: try row.text(15), userAgent: try row.text(16))
+            rows.append((try row.int64(0), entry))
         }
         rows.sort { $0.intakeID < $1.intakeID }
         var tiles: [HashTile] = []
-        var records: [[any PostgresEncodable]] = []
-        records.reserveCapacity(rows.count)
+        var copy = BinaryCopyEncoder(reservingCapacity: rows.count * 400)
         for (intakeID, template) in rows {
             var entry = template
             entry.sequence = next.size
@@ -156,22 +156,30 @@ public enum JournalDatabase {
             let chain = chainHash(previous: next.chainHash, leafHash: leaf)
             tiles += next.edge.append(leafHash: leaf)
             next.chainHash = chain
-            records.append([
-                Int64(entry.sequence), JournalEntry.rfc3339(microseconds: sequencedAt), intakeID, canonical, leaf, chain,
-                JournalEntry.rfc3339(microseconds: entry.occurredAt), entry.actorUserID, entry.actorTeam, entry.action, entry.patientID,
-                entry.purpose, entry.result,
-            ])
+            copy.beginRow(fields: 13)
+            copy.int64(Int64(entry.sequence))
+            copy.timestamp(microsecondsSinceUnixEpoch: sequencedAt)
+            copy.int64(intakeID)
+            copy.bytea(canonical)
+            copy.bytea(leaf)
+            copy.bytea(chain)
+            copy.timestamp(microsecondsSinceUnixEpoch: entry.occurredAt)
+            try copy.uuid(entry.actorUserID)
+            copy.text(entry.actorTeam)
+            copy.text(entry.action)
+            try copy.uuid(entry.patientID)
+            copy.text(entry.purpose)
+            copy.text(entry.result)
         }
+        copy.finish()
         next.lastSequencedAt = sequencedAt
-        let batch = records
+        let data = copy.bytes
         try connection.copyIn(
             """
             COPY journal.entries (seq, sequenced_at, intake_id, canonical, leaf_hash, chain_hash, occurred_at, actor_user_id,
-                actor_team, action, patient_id, purpose, result) FROM STDIN
+                actor_team, action, patient_id, purpose, result) FROM STDIN (FORMAT binary)
             """
-        ) { writer in
-            for record in batch { try writer.writeRow(record) }
-        }
+        ) { writer in try writer.write(data) }
         for tile in tiles {
             try connection.query("INSERT INTO journal.tiles (level, tile_index, hashes) VALUES ($1, $2, $3)", [tile.level, Int64(tile.index), tile.hashes])
         }
@@ -183,10 +191,7 @@ public enum JournalDatabase {
 
     /// chain_i = SHA-256(chain_{i−1} ‖ leaf_hash_i).
     public static func chainHash(previous: [UInt8], leafHash: [UInt8]) -> [UInt8] {
-        var hasher = SHA256Hasher()
-        hasher.update(previous)
-        hasher.update(leafHash)
-        return hasher.finalize()
+        SHA256.hash(prefix: nil, previous, leafHash)
     }
 
     /// Signs and stores a checkpoint of the current tree, in the caller's transaction.
@@ -261,6 +266,30 @@ public enum JournalDatabase {
             let canonical = try row.bytes("canonical")
             return StoredEntry(
                 canonical: canonical, leafHash: try row.bytes("leaf_hash"), chainHash: try row.bytes("chain_hash"), entry: try JournalEntry(canonical: canonical))
+        }
+    }
+}
+
+/// Runs a binary `COPY … TO STDOUT` and returns its decoded rows.
+func copyRows(_ sql: String, on connection: isolated Connection) throws -> [BinaryCopyDecoder.Row] {
+    let collector = RowCollector()
+    try connection.copyOut(sql) { chunk in try collector.feed(chunk) }
+    return collector.rows
+}
+
+/// Decodes COPY chunks into rows, for a synchronous copyOut on the connection's thread.
+final class RowCollector: @unchecked Sendable {
+    // @unchecked: created, fed and read within one synchronous copyOut call on the
+    // connection's thread; never shared across threads.
+    private var decoder = BinaryCopyDecoder()
+    private(set) var rows: [BinaryCopyDecoder.Row] = []
+    private let body: ((BinaryCopyDecoder.Row) throws -> Void)?
+
+    init(_ body: ((BinaryCopyDecoder.Row) throws -> Void)? = nil) { self.body = body }
+
+    func feed(_ chunk: [UInt8]) throws {
+        for row in try decoder.feed(chunk) {
+            if let body { try body(row) } else { rows.append(row) }
         }
     }
 }

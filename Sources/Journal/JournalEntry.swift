@@ -174,6 +174,9 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     }
 
     private static func check(_ name: String, _ value: String, length: ClosedRange<Int>) throws {
+        // Code points never outnumber UTF-8 bytes: count them only when the byte count is not conclusive.
+        let bytes = value.utf8.count
+        if bytes <= length.upperBound && (length.lowerBound == 0 || length.lowerBound == 1 && bytes >= 1) { return }
         let characters = value.unicodeScalars.count
         guard length.contains(characters) else { throw EntryFormatError("\(name) has \(characters) characters, allowed \(length)") }
     }
@@ -191,10 +194,10 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     }
 
     static func isLowercaseUUID(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
+        let bytes = text.utf8
         guard bytes.count == 36 else { return false }
         for (index, byte) in bytes.enumerated() {
-            if [8, 13, 18, 23].contains(index) {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
                 guard byte == UInt8(ascii: "-") else { return false }
             } else if !((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)) {
                 return false
@@ -233,7 +236,10 @@ public struct JournalEntry: Sendable, Hashable, Codable {
             if length == Int(JournalEntry.absent) { return nil }
             guard offset + length <= bytes.count else { throw EntryFormatError("\(name) runs past the end") }
             defer { offset += length }
-            guard let text = String(validating: bytes[offset..<offset + length], as: UTF8.self) else {
+            let slice = bytes[offset..<offset + length]
+            // Most fields are ASCII, which is valid UTF-8 as it is.
+            if slice.allSatisfy({ $0 < 0x80 }) { return String(decoding: slice, as: UTF8.self) }
+            guard let text = String(validating: slice, as: UTF8.self) else {
                 throw EntryFormatError("\(name) is not valid UTF-8")
             }
             return text

@@ -10,19 +10,17 @@ import Cryptography
 public enum MerkleTree {
     /// The hash of one entry as a leaf.
     public static func leafHash(_ entry: some Collection<UInt8>) -> [UInt8] {
-        var hasher = SHA256Hasher()
-        hasher.update([0x00])
-        hasher.update(entry)
-        return hasher.finalize()
+        SHA256.hash(prefix: 0x00, Array(entry))
+    }
+
+    /// The hash of one entry as a leaf.
+    public static func leafHash(_ entry: [UInt8]) -> [UInt8] {
+        SHA256.hash(prefix: 0x00, entry)
     }
 
     /// The hash of an interior node.
     public static func nodeHash(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
-        var hasher = SHA256Hasher()
-        hasher.update([0x01])
-        hasher.update(left)
-        hasher.update(right)
-        return hasher.finalize()
+        SHA256.hash(prefix: 0x01, left, right)
     }
 
     /// MTH(D[n]): the root of the tree whose leaves have these hashes.

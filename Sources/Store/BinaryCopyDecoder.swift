@@ -113,3 +113,106 @@ public struct BinaryCopyDecoder: Sendable {
         Int32(bitPattern: UInt32(buffer[offset]) << 24 | UInt32(buffer[offset + 1]) << 16 | UInt32(buffer[offset + 2]) << 8 | UInt32(buffer[offset + 3]))
     }
 }
+
+/// Builds the input of `COPY … FROM STDIN (FORMAT binary)`: the header, then per
+/// row a field count and each field as an int32 length and its binary send form.
+/// Writing binary avoids formatting and escaping every value as text.
+public struct BinaryCopyEncoder: Sendable {
+    /// The bytes so far (header included); hand them to ``CopyInWriter/write(_:)``.
+    public private(set) var bytes: [UInt8]
+
+    /// An encoder holding the header.
+    public init(reservingCapacity capacity: Int = 0) {
+        bytes = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]
+        bytes.reserveCapacity(capacity + bytes.count)
+    }
+
+    /// Starts a row of `fields` fields.
+    public mutating func beginRow(fields: Int) {
+        bytes.append(UInt8(truncatingIfNeeded: fields >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: fields))
+    }
+
+    /// A NULL field.
+    public mutating func null() { appendInt32(-1) }
+
+    /// An `int8` field.
+    public mutating func int64(_ value: Int64) {
+        appendInt32(8)
+        appendInt64(value)
+    }
+
+    /// A `smallint` field.
+    public mutating func int16(_ value: Int16) {
+        appendInt32(2)
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value))
+    }
+
+    /// A `timestamptz` field from microseconds since the Unix epoch.
+    public mutating func timestamp(microsecondsSinceUnixEpoch value: Int64) {
+        int64(value - BinaryCopyDecoder.postgresEpochOffset)
+    }
+
+    /// A `bytea` field.
+    public mutating func bytea(_ value: [UInt8]) {
+        appendInt32(Int32(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    /// A `text` field, or NULL.
+    public mutating func text(_ value: String?) {
+        guard let value else { return null() }
+        let utf8 = value.utf8
+        appendInt32(Int32(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// A `uuid` field from its text form, or NULL.
+    /// - Throws: ``StoreError`` when the text is not a UUID.
+    public mutating func uuid(_ value: String?) throws {
+        guard let value else { return null() }
+        var utf8 = value.utf8.makeIterator()
+        var digits = 0
+        var pending: UInt8 = 0
+        let start = bytes.count
+        appendInt32(16)
+        while let character = utf8.next() {
+            let nibble: UInt8
+            switch character {
+            case UInt8(ascii: "-"): continue
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = character - 48
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = character - 87
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = character - 55
+            default:
+                bytes.removeSubrange(start...)
+                throw StoreError(.invalidArgument, "not a UUID")
+            }
+            if digits & 1 == 0 { pending = nibble << 4 } else { bytes.append(pending | nibble) }
+            digits += 1
+        }
+        guard digits == 32 else {
+            bytes.removeSubrange(start...)
+            throw StoreError(.invalidArgument, "not a UUID")
+        }
+    }
+
+    /// Ends the data (the trailer); nothing may be added afterwards.
+    public mutating func finish() {
+        bytes.append(0xFF)
+        bytes.append(0xFF)
+    }
+
+    private mutating func appendInt32(_ value: Int32) {
+        let bits = UInt32(bitPattern: value)
+        bytes.append(UInt8(truncatingIfNeeded: bits >> 24))
+        bytes.append(UInt8(truncatingIfNeeded: bits >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: bits >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: bits))
+    }
+
+    private mutating func appendInt64(_ value: Int64) {
+        let bits = UInt64(bitPattern: value)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+    }
+}
