@@ -180,7 +180,7 @@ public struct CareAPI: Sendable {
     ) async -> Response {
         let event = event(action, objectType, result, error.code.rawValue, requestID, request, client, trace)
         do {
-            _ = try await pool.transaction { connection in try connection.record(event) }
+            try await pool.transaction { connection in try connection.record(event) }
             return errorResponse(error, requestID: requestID)
         } catch {
             logger.error("access event could not be recorded", metadata: ["osmose.error": "\(error)", "osmose.request": "\(requestID)"])

@@ -211,7 +211,7 @@ extension CareAPI {
 
     func recordThenRespond(_ event: AccessEvent, _ error: CareError, _ requestID: String) async -> Response {
         do {
-            _ = try await pool.transaction { connection in try connection.record(event) }
+            try await pool.transaction { connection in try connection.record(event) }
             return errorResponse(error, requestID: requestID)
         } catch {
             return errorResponse(CareError(.journalUnavailable, "the access journal cannot record this request; nothing was done"), requestID: requestID)

@@ -127,7 +127,7 @@ public enum JournalDatabase {
             COPY (DELETE FROM journal.intake AS i
                 WHERE i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake ORDER BY id LIMIT \(max(1, limit))) AS batch)
                 RETURNING i.id, i.occurred_at, i.source, i.request_id, i.actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action,
-                    i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, i.client_ip::text, i.user_agent)
+                    i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, abbrev(i.client_ip), i.user_agent)
             TO STDOUT (FORMAT binary)
             """, on: connection)
         guard !taken.isEmpty else { return (state, 0) }

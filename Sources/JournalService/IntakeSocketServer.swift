@@ -152,7 +152,7 @@ public final class IntakeSocketServer: Service, Sendable {
             return IntakeProtocol.reply(.init("invalid", "the event could not be read"))
         }
         let pool = self.pool
-        let outcome = Self.waitFor { try await pool.withConnection { try await $0.perform { try $0.record(event) } } }
+        let outcome = Self.waitFor { try await pool.withConnection { try await $0.perform { try $0.recordReturningID(event) } } }
         switch outcome {
         case .success(let id):
             return IntakeProtocol.reply(["ok": true, "intake_id": id])
