@@ -1,4 +1,12 @@
 internal import COpenSSL
+import Glibc
+
+/// The thread-specific key of ``SHA256/hash(prefix:_:_:)``'s digest contexts.
+private let contextKey: pthread_key_t = {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key) { context in EVP_MD_CTX_free(OpaquePointer(context)) } == 0, "no thread-specific key")
+    return key
+}()
 
 /// SHA-256 (FIPS 180-4).
 public enum SHA256 {
@@ -11,30 +19,31 @@ public enum SHA256 {
     }
 
     /// The SHA-256 digest of the concatenation of `parts`, without building it.
-    /// SHA-256 of `prefix ‖ first ‖ second`, with OpenSSL's one-shot function and no
-    /// digest context: for the many short inputs of a Merkle tree and a hash chain,
-    /// where setting up an EVP context costs more than hashing 65 bytes.
+    /// SHA-256 of `prefix ‖ first ‖ second` on a digest context kept per thread:
+    /// for the many short inputs of a Merkle tree and a hash chain, where creating a
+    /// context (or OpenSSL 3's one-shot `SHA256()`, which fetches the algorithm by
+    /// name on every call) costs more than hashing 65 bytes.
     public static func hash(prefix: UInt8?, _ first: [UInt8], _ second: [UInt8] = []) -> [UInt8] {
-        let count = (prefix == nil ? 0 : 1) + first.count + second.count
-        var digest = [UInt8](repeating: 0, count: byteCount)
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(count, 1)) { buffer in
-            var offset = 0
-            if let prefix {
-                buffer[0] = prefix
-                offset = 1
-            }
-            for part in [first, second] {
-                part.withUnsafeBufferPointer { source in
-                    guard let base = source.baseAddress else { return }
-                    (buffer.baseAddress! + offset).update(from: base, count: source.count)
-                    offset += source.count
-                }
-            }
-            digest.withUnsafeMutableBufferPointer { output in
-                _ = COpenSSL.SHA256(buffer.baseAddress, count, output.baseAddress)
-            }
+        let context = threadContext()
+        precondition(EVP_DigestInit_ex2(context, Algorithms.sha256, nil) == 1, "SHA-256 unavailable")
+        if var prefix {
+            _ = EVP_DigestUpdate(context, &prefix, 1)
         }
+        first.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        second.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        var digest = [UInt8](repeating: 0, count: byteCount)
+        var length: UInt32 = 0
+        let status = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+        precondition(status == 1 && length == byteCount, "SHA-256 finalisation failed")
         return digest
+    }
+
+    /// This thread's reusable digest context, freed when the thread ends.
+    private static func threadContext() -> OpaquePointer {
+        if let existing = pthread_getspecific(contextKey) { return OpaquePointer(existing) }
+        guard let context = EVP_MD_CTX_new() else { fatalError("out of memory creating a SHA-256 context") }
+        pthread_setspecific(contextKey, UnsafeRawPointer(context))
+        return context
     }
 
     public static func hash(concatenating parts: [[UInt8]]) -> [UInt8] {

@@ -64,11 +64,6 @@ public struct JournalEntry: Sendable, Hashable, Codable {
 
     /// The version byte that starts canonical bytes of this format.
     public static let formatVersion: UInt8 = 1
-    static let absent: UInt16 = 0xFFFF
-    static let roles: Set<String> = ["agent", "manager", "admin", "system", "dpo", "security-officer", "sysadmin"]
-    static let actions = Set(AccessAction.allCases.map(\.rawValue))
-    static let purposes = Set(AccessPurpose.allCases.map(\.rawValue))
-    static let results: Set<String> = ["success", "denied", "error"]
 
     /// Creates an entry; the caller is responsible for valid values (``validate()``).
     public init(
@@ -126,26 +121,14 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     /// Decodes canonical bytes strictly: anything but the one encoding of valid values is refused.
     /// - Throws: ``EntryFormatError`` naming the first offending field.
     public init(canonical bytes: [UInt8]) throws {
-        var reader = Reader(bytes: bytes)
-        guard bytes.count <= 65535 else { throw EntryFormatError("longer than 65,535 bytes") }
-        guard try reader.byte() == Self.formatVersion else { throw EntryFormatError("unknown format version") }
-        let sequence = try reader.integer()
-        let occurredAt = Int64(bitPattern: try reader.integer())
-        let sequencedAt = Int64(bitPattern: try reader.integer())
-        var values: [String?] = []
-        values.reserveCapacity(15)
-        for name in Self.fieldNames { values.append(try reader.field(name)) }
-        guard reader.isAtEnd else { throw EntryFormatError("bytes after the last field") }
-        func required(_ index: Int) throws -> String {
-            guard let value = values[index] else { throw EntryFormatError("\(Self.fieldNames[index]) is missing") }
-            return value
-        }
+        let scan = try CanonicalScan(bytes)
+        func text(_ field: CanonicalScan.Field) -> String? { scan.string(field) }
         self.init(
-            sequence: sequence, occurredAt: occurredAt, sequencedAt: sequencedAt, source: try required(0), requestID: try required(1),
-            actorUserID: values[2], actorUsername: values[3], actorRole: values[4], actorTeam: values[5], action: try required(6),
-            objectType: try required(7), objectID: values[8], patientID: values[9], purpose: values[10], result: try required(11),
-            reason: values[12], clientIP: values[13], userAgent: values[14])
-        try validate()
+            sequence: scan.sequence, occurredAt: scan.occurredAt, sequencedAt: scan.sequencedAt, source: text(.source) ?? "",
+            requestID: text(.requestID) ?? "", actorUserID: text(.actorUserID), actorUsername: text(.actorUsername), actorRole: text(.actorRole),
+            actorTeam: text(.actorTeam), action: text(.action) ?? "", objectType: text(.objectType) ?? "", objectID: text(.objectID),
+            patientID: text(.patientID), purpose: text(.purpose), result: text(.result) ?? "", reason: text(.reason), clientIP: text(.clientIP),
+            userAgent: text(.userAgent))
     }
 
     static let fieldNames = [
@@ -153,97 +136,159 @@ public struct JournalEntry: Sendable, Hashable, Codable {
         "patient_id", "purpose", "result", "reason", "client_ip", "user_agent",
     ]
 
-    /// Checks every value against the rules of `journal.intake`.
+    /// Checks every value against the rules of `journal.intake` (by checking its canonical bytes).
     /// - Throws: ``EntryFormatError`` naming the first invalid field.
     public func validate() throws {
-        guard Self.isSourceName(source) else { throw EntryFormatError("source is not a program name") }
-        try Self.check("request_id", requestID, length: 1...128)
-        if let actorUserID, !Self.isLowercaseUUID(actorUserID) { throw EntryFormatError("actor_user_id is not a lowercase UUID") }
-        if let actorUsername { try Self.check("actor_username", actorUsername, length: 0...128) }
-        if let actorRole, !Self.roles.contains(actorRole) { throw EntryFormatError("actor_role is not a known role") }
-        if let actorTeam { try Self.check("actor_team", actorTeam, length: 0...64) }
-        guard Self.actions.contains(action) else { throw EntryFormatError("action is not a known action") }
-        guard Self.isObjectType(objectType) else { throw EntryFormatError("object_type is not a known form") }
-        if let objectID { try Self.check("object_id", objectID, length: 0...128) }
-        if let patientID, !Self.isLowercaseUUID(patientID) { throw EntryFormatError("patient_id is not a lowercase UUID") }
-        if let purpose, !Self.purposes.contains(purpose) { throw EntryFormatError("purpose is not a known purpose") }
-        guard Self.results.contains(result) else { throw EntryFormatError("result is not success, denied or error") }
-        if let reason { try Self.check("reason", reason, length: 0...200) }
-        if let clientIP { try Self.check("client_ip", clientIP, length: 2...43) }
-        if let userAgent { try Self.check("user_agent", userAgent, length: 0...512) }
+        _ = try CanonicalScan(canonicalBytes)
     }
 
-    private static func check(_ name: String, _ value: String, length: ClosedRange<Int>) throws {
-        // Code points never outnumber UTF-8 bytes: count them only when the byte count is not conclusive.
-        let bytes = value.utf8.count
-        if bytes <= length.upperBound && (length.lowerBound == 0 || length.lowerBound == 1 && bytes >= 1) { return }
-        let characters = value.unicodeScalars.count
-        guard length.contains(characters) else { throw EntryFormatError("\(name) has \(characters) characters, allowed \(length)") }
+    static func appendInteger(_ value: UInt64, to bytes: inout [UInt8]) {
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+}
+
+/// A strict, allocation-light check of canonical bytes: the layout, every value's
+/// rules, and where each field lies. `verify` runs it over every entry and compares
+/// fields in place; ``JournalEntry/init(canonical:)`` builds strings from it.
+public struct CanonicalScan {
+    /// The fields, in canonical order.
+    public enum Field: Int, CaseIterable, Sendable {
+        case source, requestID, actorUserID, actorUsername, actorRole, actorTeam, action, objectType, objectID, patientID, purpose, result,
+            reason, clientIP, userAgent
     }
 
-    static func isSourceName(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard (1...63).contains(bytes.count), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(bytes[0]) else { return false }
-        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
+    /// The bytes scanned.
+    public let bytes: [UInt8]
+    /// The sequence number.
+    public let sequence: UInt64
+    /// occurred_at, microseconds since the Unix epoch.
+    public let occurredAt: Int64
+    /// sequenced_at, microseconds since the Unix epoch.
+    public let sequencedAt: Int64
+    private var ranges: [Range<Int>?]
+
+    private static let roles = ["agent", "manager", "admin", "system", "dpo", "security-officer", "sysadmin"].map { Array($0.utf8) }
+    private static let actions = AccessAction.allCases.map { Array($0.rawValue.utf8) }
+    private static let purposes = AccessPurpose.allCases.map { Array($0.rawValue.utf8) }
+    private static let results = ["success", "denied", "error"].map { Array($0.utf8) }
+
+    /// Scans `bytes`.
+    /// - Throws: ``EntryFormatError`` naming the first offending field.
+    public init(_ bytes: [UInt8]) throws {
+        guard bytes.count <= 65535 else { throw EntryFormatError("longer than 65,535 bytes") }
+        guard !bytes.isEmpty else { throw EntryFormatError("truncated before the version byte") }
+        guard bytes[0] == JournalEntry.formatVersion else { throw EntryFormatError("unknown format version") }
+        guard bytes.count >= 25 else { throw EntryFormatError("truncated in the fixed header") }
+        func integer(_ offset: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for index in offset..<offset + 8 { value = value << 8 | UInt64(bytes[index]) }
+            return value
+        }
+        self.bytes = bytes
+        sequence = integer(1)
+        occurredAt = Int64(bitPattern: integer(9))
+        sequencedAt = Int64(bitPattern: integer(17))
+        var offset = 25
+        var ranges: [Range<Int>?] = []
+        ranges.reserveCapacity(15)
+        for name in JournalEntry.fieldNames {
+            guard offset + 2 <= bytes.count else { throw EntryFormatError("truncated before \(name)") }
+            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            offset += 2
+            if length == 0xFFFF {
+                ranges.append(nil)
+                continue
+            }
+            guard offset + length <= bytes.count else { throw EntryFormatError("\(name) runs past the end") }
+            ranges.append(offset..<offset + length)
+            offset += length
+        }
+        guard offset == bytes.count else { throw EntryFormatError("bytes after the last field") }
+        self.ranges = ranges
+        try check()
     }
 
-    static func isObjectType(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard (1...63).contains(bytes.count), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(bytes[0]) else { return false }
-        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    /// The bytes of a field, or nil when absent.
+    public func range(_ field: Field) -> Range<Int>? { ranges[field.rawValue] }
+
+    /// A field as a string (the bytes are valid UTF-8: the scan checked them).
+    public func string(_ field: Field) -> String? {
+        ranges[field.rawValue].map { String(decoding: bytes[$0], as: UTF8.self) }
     }
 
-    static func isLowercaseUUID(_ text: String) -> Bool {
-        let bytes = text.utf8
-        guard bytes.count == 36 else { return false }
-        for (index, byte) in bytes.enumerated() {
-            if index == 8 || index == 13 || index == 18 || index == 23 {
+    /// True when the field equals `text` (both absent, or the same bytes).
+    public func field(_ field: Field, equals text: String?) -> Bool {
+        switch (ranges[field.rawValue], text) {
+        case (nil, nil): return true
+        case (let range?, let text?): return text.utf8.elementsEqual(bytes[range])
+        default: return false
+        }
+    }
+
+    private func check() throws {
+        for field in [Field.source, .requestID, .action, .objectType, .result] where ranges[field.rawValue] == nil {
+            throw EntryFormatError("\(JournalEntry.fieldNames[field.rawValue]) is missing")
+        }
+        for field in Field.allCases {
+            guard let range = ranges[field.rawValue] else { continue }
+            let slice = bytes[range]
+            let name = JournalEntry.fieldNames[field.rawValue]
+            guard let scalars = Self.scalarCount(slice) else { throw EntryFormatError("\(name) is not valid UTF-8") }
+            switch field {
+            case .source:
+                guard Self.isName(slice, digits: true) else { throw EntryFormatError("source is not a program name") }
+            case .objectType:
+                guard Self.isName(slice, digits: false) else { throw EntryFormatError("object_type is not a known form") }
+            case .actorUserID, .patientID:
+                guard Self.isLowercaseUUID(slice) else { throw EntryFormatError("\(name) is not a lowercase UUID") }
+            case .actorRole:
+                guard Self.roles.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("actor_role is not a known role") }
+            case .action:
+                guard Self.actions.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("action is not a known action") }
+            case .purpose:
+                guard Self.purposes.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("purpose is not a known purpose") }
+            case .result:
+                guard Self.results.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("result is not success, denied or error") }
+            case .requestID: try Self.length(name, scalars, 1...128)
+            case .actorUsername, .objectID: try Self.length(name, scalars, 0...128)
+            case .actorTeam: try Self.length(name, scalars, 0...64)
+            case .reason: try Self.length(name, scalars, 0...200)
+            case .clientIP: try Self.length(name, scalars, 2...43)
+            case .userAgent: try Self.length(name, scalars, 0...512)
+            }
+        }
+    }
+
+    private static func length(_ name: String, _ scalars: Int, _ allowed: ClosedRange<Int>) throws {
+        guard allowed.contains(scalars) else { throw EntryFormatError("\(name) has \(scalars) characters, allowed \(allowed)") }
+    }
+
+    /// The number of Unicode scalars, or nil when the bytes are not valid UTF-8.
+    static func scalarCount(_ slice: ArraySlice<UInt8>) -> Int? {
+        if slice.allSatisfy({ $0 < 0x80 }) { return slice.count }
+        guard String(validating: slice, as: UTF8.self) != nil else { return nil }
+        return slice.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+    }
+
+    static func isName(_ slice: ArraySlice<UInt8>, digits: Bool) -> Bool {
+        guard (1...63).contains(slice.count), let first = slice.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        return slice.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || byte == UInt8(ascii: "-")
+                || (digits ? (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) : byte == UInt8(ascii: "_"))
+        }
+    }
+
+    static func isLowercaseUUID(_ slice: ArraySlice<UInt8>) -> Bool {
+        guard slice.count == 36 else { return false }
+        for (position, index) in slice.indices.enumerated() {
+            let byte = slice[index]
+            if position == 8 || position == 13 || position == 18 || position == 23 {
                 guard byte == UInt8(ascii: "-") else { return false }
             } else if !((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)) {
                 return false
             }
         }
         return true
-    }
-
-    static func appendInteger(_ value: UInt64, to bytes: inout [UInt8]) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-    }
-
-    private struct Reader {
-        let bytes: [UInt8]
-        var offset = 0
-        var isAtEnd: Bool { offset == bytes.count }
-
-        mutating func byte() throws -> UInt8 {
-            guard offset < bytes.count else { throw EntryFormatError("truncated before the version byte") }
-            defer { offset += 1 }
-            return bytes[offset]
-        }
-
-        mutating func integer() throws -> UInt64 {
-            guard offset + 8 <= bytes.count else { throw EntryFormatError("truncated in the fixed header") }
-            var value: UInt64 = 0
-            for index in offset..<offset + 8 { value = value << 8 | UInt64(bytes[index]) }
-            offset += 8
-            return value
-        }
-
-        mutating func field(_ name: String) throws -> String? {
-            guard offset + 2 <= bytes.count else { throw EntryFormatError("truncated before \(name)") }
-            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
-            offset += 2
-            if length == Int(JournalEntry.absent) { return nil }
-            guard offset + length <= bytes.count else { throw EntryFormatError("\(name) runs past the end") }
-            defer { offset += length }
-            let slice = bytes[offset..<offset + length]
-            // Most fields are ASCII, which is valid UTF-8 as it is.
-            if slice.allSatisfy({ $0 < 0x80 }) { return String(decoding: slice, as: UTF8.self) }
-            guard let text = String(validating: slice, as: UTF8.self) else {
-                throw EntryFormatError("\(name) is not valid UTF-8")
-            }
-            return text
-        }
     }
 }
 

@@ -245,9 +245,9 @@ public struct JournalVerifier {
                 }
                 return
             }
-            let entry: JournalEntry
+            let entry: CanonicalScan
             do {
-                entry = try JournalEntry(canonical: row.canonical)
+                entry = try CanonicalScan(row.canonical)
             } catch {
                 entryFail("entry_not_canonical", "the stored bytes are not a canonical entry: \(error)")
                 return
@@ -261,8 +261,9 @@ public struct JournalVerifier {
             let nextChain = JournalDatabase.chainHash(previous: chain, leafHash: leaf)
             guard nextChain == row.chainHash else { return entryFail("chain_hash", "the chain hash does not follow from the previous entry") }
             guard
-                entry.occurredAt == row.occurredAt, entry.actorUserID == row.actorUserID, entry.actorTeam == row.actorTeam, entry.action == row.action,
-                entry.patientID == row.patientID, entry.purpose == row.purpose, entry.result == row.result
+                entry.occurredAt == row.occurredAt, entry.field(.actorUserID, equals: row.actorUserID), entry.field(.actorTeam, equals: row.actorTeam),
+                entry.field(.action, equals: row.action), entry.field(.patientID, equals: row.patientID), entry.field(.purpose, equals: row.purpose),
+                entry.field(.result, equals: row.result)
             else { return entryFail("search_columns", "the search columns differ from the entry's bytes") }
             chain = nextChain
             lastSequencedAt = entry.sequencedAt

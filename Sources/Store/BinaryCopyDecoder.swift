@@ -5,48 +5,68 @@
 /// text UTF-8, bytea as is). Avoids hex-decoding large bytea columns.
 public struct BinaryCopyDecoder: Sendable {
     private static let signature: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00]
-    private var buffer: [UInt8] = []
-    private var position = 0
+    /// Bytes of an incomplete row carried over to the next chunk.
+    private var pending: [UInt8] = []
     private var sawHeader = false
     private var finished = false
 
     /// A decoder awaiting the header.
     public init() {}
 
-    /// One row's fields; nil for NULL.
+    /// One row's fields, read in place from the chunk that carried it (libpq hands
+    /// over one row per chunk, so a row costs no copy and one small allocation).
     public struct Row: Sendable {
-        /// The values in column order.
-        public let fields: [[UInt8]?]
+        private let storage: [UInt8]
+        private let ranges: [Range<Int>?]
+
+        init(storage: [UInt8], ranges: [Range<Int>?]) {
+            self.storage = storage
+            self.ranges = ranges
+        }
+
+        /// The number of fields.
+        public var count: Int { ranges.count }
 
         /// An `int8` or `timestamptz` column (for `timestamptz`: microseconds since 2000-01-01 UTC).
         public func int64(_ index: Int) throws -> Int64 {
-            guard let bytes = fields[index], bytes.count == 8 else { throw StoreError(.decodingFailed, "binary column \(index) is not 8 bytes") }
-            return bytes.reduce(0) { $0 << 8 | Int64($1) }
+            guard let range = ranges[index], range.count == 8 else { throw StoreError(.decodingFailed, "binary column \(index) is not 8 bytes") }
+            var value: Int64 = 0
+            for offset in range { value = value << 8 | Int64(storage[offset]) }
+            return value
         }
 
         /// A column's bytes, or nil for NULL.
-        public func bytes(_ index: Int) -> [UInt8]? { fields[index] }
+        public func bytes(_ index: Int) -> [UInt8]? { ranges[index].map { Array(storage[$0]) } }
 
         /// A `text` column, or nil for NULL.
         public func text(_ index: Int) throws -> String? {
-            guard let bytes = fields[index] else { return nil }
-            guard let text = String(validating: bytes, as: UTF8.self) else { throw StoreError(.decodingFailed, "binary column \(index) is not UTF-8") }
+            guard let range = ranges[index] else { return nil }
+            let slice = storage[range]
+            if slice.allSatisfy({ $0 < 0x80 }) { return String(decoding: slice, as: UTF8.self) }
+            guard let text = String(validating: slice, as: UTF8.self) else { throw StoreError(.decodingFailed, "binary column \(index) is not UTF-8") }
             return text
         }
 
         /// A `uuid` column as lowercase text, or nil for NULL.
         public func uuid(_ index: Int) throws -> String? {
-            guard let bytes = fields[index] else { return nil }
-            guard bytes.count == 16 else { throw StoreError(.decodingFailed, "binary column \(index) is not a uuid") }
-            let digits = Array("0123456789abcdef".utf8)
-            var text: [UInt8] = []
-            text.reserveCapacity(36)
-            for (index, byte) in bytes.enumerated() {
-                if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
-                text.append(digits[Int(byte >> 4)])
-                text.append(digits[Int(byte & 0x0F)])
+            guard let range = ranges[index] else { return nil }
+            guard range.count == 16 else { throw StoreError(.decodingFailed, "binary column \(index) is not a uuid") }
+            let digits: StaticString = "0123456789abcdef"
+            return String(unsafeUninitializedCapacity: 36) { text in
+                var written = 0
+                digits.withUTF8Buffer { digits in
+                    for (position, offset) in range.enumerated() {
+                        if position == 4 || position == 6 || position == 8 || position == 10 {
+                            text[written] = UInt8(ascii: "-")
+                            written += 1
+                        }
+                        text[written] = digits[Int(storage[offset] >> 4)]
+                        text[written + 1] = digits[Int(storage[offset] & 0x0F)]
+                        written += 2
+                    }
+                }
+                return written
             }
-            return String(decoding: text, as: UTF8.self)
         }
     }
 
@@ -56,61 +76,68 @@ public struct BinaryCopyDecoder: Sendable {
     /// Adds a chunk and returns the complete rows it finished.
     /// - Throws: ``StoreError`` when the stream is not binary COPY output.
     public mutating func feed(_ chunk: [UInt8]) throws -> [Row] {
-        if position > 0 && position == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            position = 0
-        } else if position > 1 << 20 {
-            buffer.removeFirst(position)
-            position = 0
+        let data: [UInt8]
+        if pending.isEmpty {
+            data = chunk
+        } else {
+            pending.append(contentsOf: chunk)
+            data = pending
+            pending = []
         }
-        buffer.append(contentsOf: chunk)
+        var position = 0
         var rows: [Row] = []
+        func int32(at offset: Int) -> Int {
+            Int(Int32(bitPattern: UInt32(data[offset]) << 24 | UInt32(data[offset + 1]) << 16 | UInt32(data[offset + 2]) << 8 | UInt32(data[offset + 3])))
+        }
         if !sawHeader {
-            guard buffer.count - position >= 19 else { return rows }
-            guard Array(buffer[position..<position + 11]) == Self.signature else { throw StoreError(.decodingFailed, "not binary COPY output") }
-            let extensionLength = Int(readInt32(at: position + 15))
-            guard buffer.count - position >= 19 + extensionLength else { return rows }
-            position += 19 + extensionLength
+            guard data.count >= 19 else {
+                pending = data
+                return rows
+            }
+            guard Array(data[0..<11]) == Self.signature else { throw StoreError(.decodingFailed, "not binary COPY output") }
+            let extensionLength = int32(at: 15)
+            guard extensionLength >= 0, data.count >= 19 + extensionLength else {
+                pending = data
+                return rows
+            }
+            position = 19 + extensionLength
             sawHeader = true
         }
-        while !finished, buffer.count - position >= 2 {
-            let count = Int(Int16(bitPattern: UInt16(buffer[position]) << 8 | UInt16(buffer[position + 1])))
+        while !finished, data.count - position >= 2 {
+            let count = Int(Int16(bitPattern: UInt16(data[position]) << 8 | UInt16(data[position + 1])))
             if count == -1 {
                 finished = true
                 position += 2
                 break
             }
             var cursor = position + 2
-            var fields: [[UInt8]?] = []
-            fields.reserveCapacity(count)
+            var ranges: [Range<Int>?] = []
+            ranges.reserveCapacity(count)
             var complete = true
             for _ in 0..<count {
-                guard buffer.count - cursor >= 4 else {
+                guard data.count - cursor >= 4 else {
                     complete = false
                     break
                 }
-                let length = Int(readInt32(at: cursor))
+                let length = int32(at: cursor)
                 cursor += 4
                 if length < 0 {
-                    fields.append(nil)
+                    ranges.append(nil)
                     continue
                 }
-                guard buffer.count - cursor >= length else {
+                guard data.count - cursor >= length else {
                     complete = false
                     break
                 }
-                fields.append(Array(buffer[cursor..<cursor + length]))
+                ranges.append(cursor..<cursor + length)
                 cursor += length
             }
             guard complete else { break }
-            rows.append(Row(fields: fields))
+            rows.append(Row(storage: data, ranges: ranges))
             position = cursor
         }
+        if !finished, position < data.count { pending = Array(data[position...]) }
         return rows
-    }
-
-    private func readInt32(at offset: Int) -> Int32 {
-        Int32(bitPattern: UInt32(buffer[offset]) << 24 | UInt32(buffer[offset + 1]) << 16 | UInt32(buffer[offset + 2]) << 8 | UInt32(buffer[offset + 3]))
     }
 }
 
