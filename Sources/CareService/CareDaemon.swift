@@ -19,17 +19,7 @@ public enum CareDaemon {
 
     /// The daemon, with the benchmark's switch (see ``CareAPISettings``).
     package static func run(journalsSuccessfulReads: Bool) async {
-        let arguments = CommandLine.arguments
-        if arguments.contains("--help") || arguments.contains("-h") {
-            print("usage: osmose-care [--config PATH]\n\nServes the care-record API. Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.")
-            exit(0)
-        }
-        if arguments.contains("--version") {
-            print("osmose-care \(SuiteVersion.current)")
-            exit(0)
-        }
-        var configPath = ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
-        if let index = arguments.firstIndex(of: "--config"), index + 1 < arguments.count { configPath = arguments[index + 1] }
+        let configPath = DaemonCommandLine.configurationPath(program: "osmose-care", summary: "Serves the care-record API.")
 
         let format = JournaldLogHandler.Format.detect()
         let notifier = SystemdNotifier()

@@ -113,9 +113,16 @@ public enum JournalDatabase {
     /// - Throws: ``JournalError`` `.concurrentWriter` when the head moved since
     ///   `state` was read (another daemon appended); the caller's transaction then
     ///   rolls back and nothing is lost.
+    ///
+    /// `above` skips the intake's index below an id known to be taken: while a long
+    /// transaction (a backup's dump) holds back the cleanup horizon, the index keeps
+    /// every deleted row, and scanning from the start each batch grew with the
+    /// backlog. The caller passes a floor only for ids taken long enough ago that no
+    /// transaction can still be inserting below them, and 0 now and then to sweep up
+    /// any straggler; the returned `maxTaken` is the highest id this batch took.
     public static func appendBatch(
-        on connection: isolated Connection, state: JournalState, limit: Int, now: Int64
-    ) throws -> (state: JournalState, appended: Int) {
+        on connection: isolated Connection, state: JournalState, limit: Int, now: Int64, above floor: Int64 = 0
+    ) throws -> (state: JournalState, appended: Int, maxTaken: Int64?) {
         let head = try connection.query("SELECT tree_size FROM journal.head FOR UPDATE").singleRow()
         guard let head, UInt64(try head.int64("tree_size")) == state.size else {
             throw JournalError(.concurrentWriter, "the journal's head moved under this daemon: another osmose-journald is appending")
@@ -125,12 +132,13 @@ public enum JournalDatabase {
         let taken = try copyRows(
             """
             COPY (DELETE FROM journal.intake AS i
-                WHERE i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake ORDER BY id LIMIT \(max(1, limit))) AS batch)
+                WHERE i.id > \(floor)
+                    AND i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake WHERE id > \(floor) ORDER BY id LIMIT \(max(1, limit))) AS batch)
                 RETURNING i.id, i.occurred_at, i.source, i.request_id, i.actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action,
                     i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, abbrev(i.client_ip), i.user_agent)
             TO STDOUT (FORMAT binary)
             """, on: connection)
-        guard !taken.isEmpty else { return (state, 0) }
+        guard !taken.isEmpty else { return (state, 0, nil) }
         var next = state
         let sequencedAt = max(now, state.lastSequencedAt)
         var rows: [(intakeID: Int64, entry: JournalEntry)] = []
@@ -186,7 +194,7 @@ public enum JournalDatabase {
         try connection.query(
             "UPDATE journal.head SET tree_size = $1, chain_hash = $2, last_sequenced_at = $3::timestamptz",
             [Int64(next.size), next.chainHash, JournalEntry.rfc3339(microseconds: sequencedAt)])
-        return (next, rows.count)
+        return (next, rows.count, rows.last?.intakeID)
     }
 
     /// chain_i = SHA-256(chain_{i−1} ‖ leaf_hash_i).
@@ -240,6 +248,13 @@ public enum JournalDatabase {
             throw JournalError(.notFound, "no checkpoint #\(id)")
         }
         return try checkpoint(from: row)
+    }
+
+    /// The checkpoint with this id, or the newest when `id` is nil (nil when there is none yet).
+    /// - Throws: ``JournalError`` `.notFound` for an id that does not exist.
+    public static func checkpoint(idOrLatest id: Int64?, on connection: isolated Connection) throws -> CheckpointRecord? {
+        guard let id else { return try latestCheckpoint(on: connection) }
+        return try checkpoint(id: id, on: connection)
     }
 
     /// Checkpoints with ids in `range`, in order, at most `limit`.

@@ -15,26 +15,14 @@ public enum JournalDaemon {
     /// unreachable, 5 integrity (stored state or witnesses contradict the database),
     /// 6 signing key missing or wrong.
     public static func main() async {
-        let arguments = CommandLine.arguments
-        if arguments.contains("--help") || arguments.contains("-h") {
-            print(
-                """
-                usage: osmose-journald [--config PATH]
-
+        let configPath = DaemonCommandLine.configurationPath(
+            program: "osmose-journald",
+            summary: """
                 Sequences access events from journal.intake into the hash-chained journal, signs
                 checkpoints, copies them to the witness directories, and accepts events on the local
-                intake socket. Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.
-                Signing key: the journal-signing-key credential, else journal.signing_key_file.
+                intake socket. Signing key: the journal-signing-key credential, else journal.signing_key_file.
                 Exit status: 0 stopped, 3 configuration, 4 database, 5 integrity, 6 signing key.
                 """)
-            exit(0)
-        }
-        if arguments.contains("--version") {
-            print("osmose-journald \(SuiteVersion.current)")
-            exit(0)
-        }
-        var configPath = ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
-        if let index = arguments.firstIndex(of: "--config"), index + 1 < arguments.count { configPath = arguments[index + 1] }
 
         let notifier = SystemdNotifier()
         var logger = Logger(label: "osmose.journal") { JournaldLogHandler(label: $0, format: JournaldLogHandler.Format.detect()) }

@@ -23,6 +23,15 @@ struct ConfigCommand: AsyncParsableCommand {
             let loggingLevel: String
             let statePath: String
             let policiesPath: String
+            let journalOrigin: String
+            let journalDatabase: String
+            let journalSigningKeyFile: String?
+            let journalVerifierKey: String?
+            let journalCheckpointWithin: String
+            let journalCheckpointReissue: String
+            let journalWitnessDirectories: [String]
+            let journalSocket: String
+            let journalSocketPeers: [String]
         }
 
         func run() async throws {
@@ -31,7 +40,12 @@ struct ConfigCommand: AsyncParsableCommand {
                 let settings = Settings(
                     databaseConnection: redactPassword(configuration.database.connection),
                     databasePoolSize: configuration.database.poolSize, loggingLevel: configuration.logging.level,
-                    statePath: configuration.paths.state, policiesPath: configuration.paths.policies)
+                    statePath: configuration.paths.state, policiesPath: configuration.paths.policies,
+                    journalOrigin: configuration.journal.origin, journalDatabase: redactPassword(configuration.journalConnection),
+                    journalSigningKeyFile: configuration.journal.signingKeyFile, journalVerifierKey: configuration.journal.verifierKey,
+                    journalCheckpointWithin: "\(configuration.journal.checkpointWithin)", journalCheckpointReissue: "\(configuration.journal.checkpointReissue)",
+                    journalWitnessDirectories: configuration.journal.witnessDirectories, journalSocket: configuration.journal.socket,
+                    journalSocketPeers: configuration.journal.socketPeers.map { "uid \($0.uid) as \($0.source)" })
                 if json {
                     try printJSON(settings)
                 } else {
@@ -41,6 +55,15 @@ struct ConfigCommand: AsyncParsableCommand {
                         ["logging.level", settings.loggingLevel],
                         ["paths.state", settings.statePath],
                         ["paths.policies", settings.policiesPath],
+                        ["journal.origin", settings.journalOrigin],
+                        ["journal.database", settings.journalDatabase.isEmpty ? "(libpq environment)" : settings.journalDatabase],
+                        ["journal.signing_key_file", settings.journalSigningKeyFile ?? "(journal-signing-key credential)"],
+                        ["journal.verifier_key", settings.journalVerifierKey ?? "(derived from the signing key)"],
+                        ["journal.checkpoint_within", settings.journalCheckpointWithin],
+                        ["journal.checkpoint_reissue", settings.journalCheckpointReissue],
+                        ["journal.witness_directories", settings.journalWitnessDirectories.isEmpty ? "(none)" : settings.journalWitnessDirectories.joined(separator: ", ")],
+                        ["journal.socket", settings.journalSocket.isEmpty ? "(systemd socket activation)" : settings.journalSocket],
+                        ["journal.socket_peers", settings.journalSocketPeers.isEmpty ? "(none)" : settings.journalSocketPeers.joined(separator: ", ")],
                     ])
                 }
             }

@@ -298,7 +298,7 @@ struct JournalCommand: AsyncParsableCommand {
                     let connection = try await options.connect()
                     let (sequence, id) = (self.sequence, self.checkpoint)
                     let text = try await connection.transaction(isolation: .repeatableRead) { connection in
-                        let record = try id.map { try JournalDatabase.checkpoint(id: $0, on: connection) } ?? JournalDatabase.latestCheckpoint(on: connection)
+                        let record = try JournalDatabase.checkpoint(idOrLatest: id, on: connection)
                         guard let record else { throw JournalError(.notFound, "no checkpoint yet") }
                         guard sequence < record.treeSize else {
                             throw JournalError(.invalidArgument, "entry \(sequence) is not covered by checkpoint #\(record.id) (size \(record.treeSize))")
@@ -430,7 +430,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let connection = try await options.connect()
                 let (out, id) = (self.out, self.checkpoint)
                 let summary = try await connection.transaction(isolation: .repeatableRead) { connection -> String in
-                    guard let record = try id.map({ try JournalDatabase.checkpoint(id: $0, on: connection) }) ?? JournalDatabase.latestCheckpoint(on: connection) else {
+                    guard let record = try JournalDatabase.checkpoint(idOrLatest: id, on: connection) else {
                         throw JournalError(.notFound, "no checkpoint yet")
                     }
                     let size = record.treeSize
@@ -493,9 +493,7 @@ struct JournalCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let connection = try await options.connect()
                 let id = self.id
-                let record = try await connection.perform { connection in
-                    try id.map { try JournalDatabase.checkpoint(id: $0, on: connection) } ?? JournalDatabase.latestCheckpoint(on: connection)
-                }
+                let record = try await connection.perform { try JournalDatabase.checkpoint(idOrLatest: id, on: $0) }
                 await connection.close()
                 guard let record else { throw JournalError(.notFound, "no checkpoint yet: is osmose-journald running?") }
                 print(record.note, terminator: "")

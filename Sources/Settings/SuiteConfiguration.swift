@@ -64,6 +64,12 @@ public struct SuiteConfiguration: Hashable, Sendable {
             public var uid: UInt32
             /// The `source` recorded for its events.
             public var source: String
+
+            /// A peer.
+            public init(uid: UInt32, source: String) {
+                self.uid = uid
+                self.source = source
+            }
         }
 
         /// The log's origin and signing-key name, e.g. `journal.chu-exemple.fr`.

@@ -99,3 +99,20 @@ struct WitnessDirectoryTests {
         #expect(throws: JournalError.self) { try witness.notes() }
     }
 }
+
+@Suite("Intake scan floor")
+struct IntakeFloorTests {
+    @Test("The first batch and every sweep scan the whole intake; otherwise only above ids settled long enough")
+    func floor() {
+        let start = ContinuousClock.now
+        var floor = IntakeFloor(settle: .seconds(10), sweep: .seconds(60))
+        #expect(floor.floor(at: start) == 0)
+        floor.took(upTo: 500, at: start)
+        #expect(floor.floor(at: start + .seconds(1)) == 0, "ids taken a second ago may still have stragglers below them")
+        floor.took(upTo: 900, at: start + .seconds(5))
+        #expect(floor.floor(at: start + .seconds(11)) == 500)
+        #expect(floor.floor(at: start + .seconds(16)) == 900)
+        #expect(floor.floor(at: start + .seconds(61)) == 0, "a periodic sweep collects any straggler")
+        #expect(floor.floor(at: start + .seconds(62)) == 900)
+    }
+}

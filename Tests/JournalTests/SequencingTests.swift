@@ -45,7 +45,7 @@ struct JournalFixture {
         while true {
             let current = state
             let result = try await journald.transaction { connection in
-                try JournalDatabase.appendBatch(on: connection, state: current, limit: batch, now: Int64(Date().timeIntervalSince1970 * 1_000_000))
+                try JournalDatabase.appendBatch(on: connection, state: current, limit: batch, now: Int64(Date().timeIntervalSince1970 * 1_000_000), above: 0)
             }
             state = result.state
             if result.appended < batch { return state }
