@@ -80,13 +80,17 @@ struct JournalCommand: AsyncParsableCommand {
         @Option(help: "Start from this checkpoint id (incremental run).") var since: Int64?
         @Option(help: "The verifier key (default: journal.verifier_key, else derived from journal.signing_key_file).") var key: String?
         @Option(name: .customLong("witness"), help: "A witness directory to compare (default: journal.witness_directories).") var witnesses: [String] = []
+        @Flag(help: "Compare no witness directory (when they are not reachable from here); a rolled-back database then goes unnoticed.")
+        var noWitnesses = false
         @Flag(help: "Print the report as JSON.") var json = false
 
         func run() async throws {
             try await reportingFailures {
                 let configuration = try options.loadConfiguration()
                 let verifierKey = try resolveVerifierKey(key, configuration.journal)
-                let directories = (witnesses.isEmpty ? configuration.journal.witnessDirectories : witnesses).map(WitnessDirectory.init(path:))
+                let directories =
+                    noWitnesses ? [] : (witnesses.isEmpty ? configuration.journal.witnessDirectories : witnesses).map(WitnessDirectory.init(path:))
+                if noWitnesses { FileHandle.standardError.write(Data("osmosectl: witness copies not compared (--no-witnesses)\n".utf8)) }
                 // Witness copies are read before the database snapshot is taken: the daemon commits a
                 // checkpoint before copying it out, so every note read here is in the snapshot.
                 let witnessNotes = try directories.map { directory -> (name: String, notes: [String], latest: String?) in
