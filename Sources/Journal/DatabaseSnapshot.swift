@@ -61,15 +61,102 @@ public final class DatabaseSnapshot: JournalSnapshot {
         try connection.assumeIsolated { connection in try DatabaseTreeReader(connection: connection).edge(size: size) }
     }
 
-    /// Runs a binary COPY and hands each decoded row to `body` on this thread.
+    /// Runs a binary COPY and hands each decoded row to `body`, in order.
+    ///
+    /// The connection's thread only receives rows from libpq; a second thread decodes
+    /// them and runs `body`, so that receiving (and PostgreSQL producing) overlaps
+    /// with verifying. This call returns only after that thread has finished, so
+    /// `body` never runs concurrently with its caller.
     private func stream(_ sql: String, _ body: (BinaryCopyDecoder.Row) throws -> Void) throws {
-        // COPY's consumer must be @Sendable; it runs synchronously on this thread,
-        // inside this call, so the non-Sendable body is only ever used here.
         try withoutActuallyEscaping(body) { body in
             let sink = RowCollector(body)
-            try connection.assumeIsolated { connection in
-                _ = try connection.copyOut(sql) { chunk in try sink.feed(chunk) }
+            let pipe = ChunkPipe()
+            let finished = DispatchSemaphore(value: 0)
+            let worker = Thread {
+                while let batch = pipe.pop() {
+                    guard pipe.failure == nil else { continue }
+                    do {
+                        for chunk in batch { try sink.feed(chunk) }
+                    } catch {
+                        pipe.fail(error)
+                    }
+                }
+                finished.signal()
             }
+            worker.name = "journal-verify"
+            worker.start()
+            var copyError: (any Error)?
+            do {
+                try connection.assumeIsolated { connection in
+                    _ = try connection.copyOut(sql) { chunk in
+                        if pipe.failure != nil { return }
+                        pipe.push(chunk)
+                    }
+                }
+            } catch {
+                copyError = error
+            }
+            pipe.close()
+            finished.wait()
+            sink.release()
+            if let failure = pipe.failure { throw failure }
+            if let copyError { throw copyError }
         }
+    }
+}
+
+/// Hands COPY chunks from the connection's thread to the verifying thread, in
+/// batches, with a bounded backlog.
+private final class ChunkPipe: @unchecked Sendable {
+    // @unchecked: every mutable field is guarded by `condition`, except `current`,
+    // which only the producing thread touches.
+    private let condition = NSCondition()
+    private var batches: [[[UInt8]]] = []
+    private var current: [[UInt8]] = []
+    private var closed = false
+    private var error: (any Error)?
+
+    var failure: (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return error
+    }
+
+    func fail(_ error: any Error) {
+        condition.lock()
+        if self.error == nil { self.error = error }
+        condition.unlock()
+    }
+
+    func push(_ chunk: [UInt8]) {
+        current.append(chunk)
+        if current.count >= 512 { flush() }
+    }
+
+    private func flush() {
+        guard !current.isEmpty else { return }
+        condition.lock()
+        while batches.count >= 32 && error == nil { condition.wait() }
+        batches.append(current)
+        condition.broadcast()
+        condition.unlock()
+        current = []
+    }
+
+    func close() {
+        flush()
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func pop() -> [[UInt8]]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while batches.isEmpty && !closed { condition.wait() }
+        guard !batches.isEmpty else { return nil }
+        condition.broadcast()
+        return batches.removeFirst()
     }
 }

@@ -298,9 +298,12 @@ final class RowCollector: @unchecked Sendable {
     // connection's thread; never shared across threads.
     private var decoder = BinaryCopyDecoder()
     private(set) var rows: [BinaryCopyDecoder.Row] = []
-    private let body: ((BinaryCopyDecoder.Row) throws -> Void)?
+    private var body: ((BinaryCopyDecoder.Row) throws -> Void)?
 
     init(_ body: ((BinaryCopyDecoder.Row) throws -> Void)? = nil) { self.body = body }
+
+    /// Drops the consumer, so that a non-escaping closure handed in provably does not escape.
+    func release() { body = nil }
 
     func feed(_ chunk: [UInt8]) throws {
         for row in try decoder.feed(chunk) {

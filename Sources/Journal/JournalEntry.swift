@@ -220,7 +220,13 @@ public struct CanonicalScan {
     public func field(_ field: Field, equals text: String?) -> Bool {
         switch (ranges[field.rawValue], text) {
         case (nil, nil): return true
-        case (let range?, let text?): return text.utf8.elementsEqual(bytes[range])
+        case (let range?, var text?):
+            return text.withUTF8 { utf8 in
+                guard utf8.count == range.count else { return false }
+                return bytes.withUnsafeBufferPointer { all in
+                    utf8.isEmpty || memcmp(utf8.baseAddress!, all.baseAddress! + range.lowerBound, range.count) == 0
+                }
+            }
         default: return false
         }
     }
@@ -265,7 +271,12 @@ public struct CanonicalScan {
 
     /// The number of Unicode scalars, or nil when the bytes are not valid UTF-8.
     static func scalarCount(_ slice: ArraySlice<UInt8>) -> Int? {
-        if slice.allSatisfy({ $0 < 0x80 }) { return slice.count }
+        let ascii = slice.withUnsafeBufferPointer { buffer in
+            var combined: UInt8 = 0
+            for byte in buffer { combined |= byte }
+            return combined < 0x80
+        }
+        if ascii { return slice.count }
         guard String(validating: slice, as: UTF8.self) != nil else { return nil }
         return slice.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
     }
@@ -280,15 +291,17 @@ public struct CanonicalScan {
 
     static func isLowercaseUUID(_ slice: ArraySlice<UInt8>) -> Bool {
         guard slice.count == 36 else { return false }
-        for (position, index) in slice.indices.enumerated() {
-            let byte = slice[index]
-            if position == 8 || position == 13 || position == 18 || position == 23 {
-                guard byte == UInt8(ascii: "-") else { return false }
-            } else if !((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)) {
-                return false
+        return slice.withUnsafeBufferPointer { bytes in
+            for position in 0..<36 {
+                let byte = bytes[position]
+                if position == 8 || position == 13 || position == 18 || position == 23 {
+                    guard byte == UInt8(ascii: "-") else { return false }
+                } else if !((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)) {
+                    return false
+                }
             }
+            return true
         }
-        return true
     }
 }
 
