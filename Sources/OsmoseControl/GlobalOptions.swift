@@ -32,6 +32,21 @@ struct GlobalOptions: ParsableArguments {
         return logger
     }
 
+    /// Runs `body` in one REPEATABLE READ transaction on a new connection, then closes
+    /// it: every read of a journal command sees the same snapshot while
+    /// osmose-journald keeps appending.
+    func withSnapshot<Result: Sendable>(_ body: @Sendable (isolated Connection) throws -> Result) async throws -> Result {
+        let connection = try await connect()
+        do {
+            let result = try await connection.transaction(isolation: .repeatableRead, body)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     /// Opens a connection as configured.
     func connect() async throws -> Connection {
         let configuration = try loadConfiguration()

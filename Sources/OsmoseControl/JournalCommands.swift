@@ -97,14 +97,12 @@ struct JournalCommand: AsyncParsableCommand {
                     let latest = FileManager.default.contents(atPath: directory.latestPath).map { String(decoding: $0, as: UTF8.self) }
                     return (directory.path, try directory.notes(), latest)
                 }
-                let connection = try await options.connect()
                 let started = ContinuousClock.now
                 let since = self.since
-                let report = try await connection.transaction(isolation: .repeatableRead) { connection in
+                let report = try await options.withSnapshot { connection in
                     try JournalVerifier(key: verifierKey, now: microsecondsNow())
                         .verify(DatabaseSnapshot(connection: connection), since: since, witnesses: witnessNotes)
                 }
-                await connection.close()
                 let elapsed = ContinuousClock.now - started
                 if json {
                     try printJSON(report)
@@ -299,9 +297,8 @@ struct JournalCommand: AsyncParsableCommand {
 
             func run() async throws {
                 try await reportingFailures {
-                    let connection = try await options.connect()
                     let (sequence, id) = (self.sequence, self.checkpoint)
-                    let text = try await connection.transaction(isolation: .repeatableRead) { connection in
+                    let text = try await options.withSnapshot { connection in
                         let record = try JournalDatabase.checkpoint(idOrLatest: id, on: connection)
                         guard let record else { throw JournalError(.notFound, "no checkpoint yet") }
                         guard sequence < record.treeSize else {
@@ -310,7 +307,6 @@ struct JournalCommand: AsyncParsableCommand {
                         let proof = try DatabaseTreeReader(connection: connection).inclusionProof(index: sequence, size: record.treeSize)
                         return JournalFormats.tlogProof(index: sequence, proof: proof, checkpointNote: record.note)
                     }
-                    await connection.close()
                     print(text, terminator: "")
                 }
             }
@@ -325,9 +321,8 @@ struct JournalCommand: AsyncParsableCommand {
 
             func run() async throws {
                 try await reportingFailures {
-                    let connection = try await options.connect()
                     let (old, new) = (self.old, self.new)
-                    let text = try await connection.transaction(isolation: .repeatableRead) { connection in
+                    let text = try await options.withSnapshot { connection in
                         let older = try JournalDatabase.checkpoint(id: old, on: connection)
                         let newer = try JournalDatabase.checkpoint(id: new, on: connection)
                         guard older.treeSize <= newer.treeSize else {
@@ -338,7 +333,6 @@ struct JournalCommand: AsyncParsableCommand {
                             ? [] : try DatabaseTreeReader(connection: connection).consistencyProof(oldSize: older.treeSize, newSize: newer.treeSize)
                         return JournalFormats.addCheckpointBody(oldSize: older.treeSize, proof: proof, checkpointNote: newer.note)
                     }
-                    await connection.close()
                     print(text, terminator: "")
                 }
             }
@@ -431,9 +425,8 @@ struct JournalCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
                 let (out, id) = (self.out, self.checkpoint)
-                let summary = try await connection.transaction(isolation: .repeatableRead) { connection -> String in
+                let summary = try await options.withSnapshot { connection -> String in
                     guard let record = try JournalDatabase.checkpoint(idOrLatest: id, on: connection) else {
                         throw JournalError(.notFound, "no checkpoint yet")
                     }
@@ -482,7 +475,6 @@ struct JournalCommand: AsyncParsableCommand {
                     try writeFile(out + "/checkpoint", Array(record.note.utf8))
                     return "wrote \(files + 1) files for checkpoint #\(record.id) (size \(size)) to \(out)"
                 }
-                await connection.close()
                 print(summary)
             }
         }
