@@ -294,8 +294,9 @@ func copyRows(_ sql: String, on connection: isolated Connection) throws -> [Bina
 
 /// Decodes COPY chunks into rows, for a synchronous copyOut on the connection's thread.
 final class RowCollector: @unchecked Sendable {
-    // @unchecked: created, fed and read within one synchronous copyOut call on the
-    // connection's thread; never shared across threads.
+    // @unchecked: used by one thread at a time — the connection's thread during a
+    // synchronous copyOut, or the verifying thread of DatabaseSnapshot.stream, whose
+    // caller waits for it to finish before touching the collector again.
     private var decoder = BinaryCopyDecoder()
     private(set) var rows: [BinaryCopyDecoder.Row] = []
     private var body: ((BinaryCopyDecoder.Row) throws -> Void)?

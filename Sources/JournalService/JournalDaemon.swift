@@ -85,7 +85,6 @@ public enum JournalDaemon {
             case .inconsistentState, .witness, .concurrentWriter: return 5
             default: return 1
             }
-        case is ServiceGroupError: return 1
         default: return 1
         }
     }
