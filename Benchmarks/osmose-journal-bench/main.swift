@@ -4,7 +4,8 @@
 //       Writes N synthetic access events in COPY text format (the columns of
 //       journal.intake, in the order of `columns`) to FILE, so that the same rows
 //       can be loaded with psql's \copy into an unindexed table (the bare-COPY
-//       baseline) and into journal.intake (for the daemon to ingest).
+//       baseline) and into journal.intake (for the daemon to ingest). The events
+//       come from 2,000 staff members about 50,000 patients.
 //   osmose-journal-bench paced RATE SECONDS --database CONN
 //       Records RATE events per second for SECONDS, one transaction each (as a care
 //       read commits its event before answering), then waits for the last to be
@@ -25,16 +26,43 @@ guard arguments.count == 4 && arguments[1] == "generate" || arguments.count == 6
     exit(64)
 }
 
+/// The synthetic hospital: 2,000 staff members and 50,000 patients, each with one
+/// stable UUID, as a real journal has (a random UUID per event would make every
+/// search index insertion land on a cold page, which no hospital's traffic does).
+let staffCount = 2_000
+let patientCount = 50_000
+
+/// SplitMix64: a fixed, seedable mix, so that runs write the same rows.
+func mix(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+/// A version-4-shaped UUID drawn from `seed`.
+func stableUUID(_ seed: UInt64) -> UUID {
+    let high = mix(seed), low = mix(~seed)
+    var bytes = withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) }
+    bytes[6] = bytes[6] & 0x0F | 0x40
+    bytes[8] = bytes[8] & 0x3F | 0x80
+    return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                       bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+}
+
 func event(_ index: Int) -> AccessEvent {
+    let draw = mix(UInt64(index))
+    let staff = Int(draw % UInt64(staffCount))
+    let patient = Int((draw >> 32) % UInt64(patientCount))
     var event = AccessEvent(source: "osmose-care", requestID: UUID().uuidString.lowercased(), action: index % 9 == 0 ? .update : .read, objectType: "episode", result: .success)
-    event.actorUserID = UUID()
-    event.actorUsername = "agent.\(index % 500)"
+    event.actorUserID = stableUUID(UInt64(staff))
+    event.actorUsername = "agent.\(staff)"
     event.actorRole = "agent"
-    event.actorTeam = index % 2 == 0 ? "sau" : "epl"
+    event.actorTeam = staff % 2 == 0 ? "sau" : "epl"
     event.objectID = UUID().uuidString.lowercased()
-    event.patientID = UUID()
+    event.patientID = stableUUID(1 << 40 | UInt64(patient))
     event.purpose = .care
-    event.clientIP = "10.20.\(index % 256).\(index / 256 % 256)"
+    event.clientIP = "10.20.\(staff % 256).\(staff / 256 % 256)"
     event.userAgent = "Mozilla/5.0 (X11; Linux x86_64) Osmose/1.0"
     return event
 }

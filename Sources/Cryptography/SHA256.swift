@@ -24,17 +24,24 @@ public enum SHA256 {
     /// context (or OpenSSL 3's one-shot `SHA256()`, which fetches the algorithm by
     /// name on every call) costs more than hashing 65 bytes.
     public static func hash(prefix: UInt8?, _ first: [UInt8], _ second: [UInt8] = []) -> [UInt8] {
+        first.withUnsafeBytes { first in second.withUnsafeBytes { second in hash(prefix: prefix, first, second) } }
+    }
+
+    /// SHA-256 of `prefix ‖ first ‖ second`, for bytes that lie elsewhere (a COPY stream).
+    public static func hash(prefix: UInt8?, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> [UInt8] {
         let context = threadContext()
         precondition(EVP_DigestInit_ex2(context, Algorithms.sha256, nil) == 1, "SHA-256 unavailable")
         if var prefix {
             _ = EVP_DigestUpdate(context, &prefix, 1)
         }
-        first.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
-        second.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
-        var digest = [UInt8](repeating: 0, count: byteCount)
+        if !first.isEmpty { _ = EVP_DigestUpdate(context, first.baseAddress, first.count) }
+        if !second.isEmpty { _ = EVP_DigestUpdate(context, second.baseAddress, second.count) }
         var length: UInt32 = 0
-        let status = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
-        precondition(status == 1 && length == byteCount, "SHA-256 finalisation failed")
+        let digest = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
+            let status = EVP_DigestFinal_ex(context, buffer.baseAddress, &length)
+            precondition(status == 1 && length == byteCount, "SHA-256 finalisation failed")
+            count = byteCount
+        }
         return digest
     }
 

@@ -20,7 +20,7 @@ public enum AccessPurpose: String, Sendable, Codable, CaseIterable {
 }
 
 /// How the attempt ended.
-public enum AccessResult: String, Sendable, Codable {
+public enum AccessResult: String, Sendable, Codable, CaseIterable {
     case success, denied, error
 }
 

@@ -34,26 +34,18 @@ public final class DatabaseSnapshot: JournalSnapshot {
         }
     }
 
-    public func forEachEntry(from first: UInt64, _ body: (EntryRow) throws -> Void) throws {
+    public func forEachEntry(from first: UInt64, _ body: (StreamedEntryRow) throws -> Void) throws {
         try stream(
             """
             COPY (SELECT seq, sequenced_at, canonical, leaf_hash, chain_hash, occurred_at, actor_user_id, actor_team, action, patient_id,
                 purpose, result FROM journal.entries WHERE seq >= \(first) ORDER BY seq) TO STDOUT (FORMAT binary)
             """
-        ) { row in
-            let offset = BinaryCopyDecoder.postgresEpochOffset
-            try body(
-                EntryRow(
-                    sequence: UInt64(bitPattern: try row.int64(0)), sequencedAt: try row.int64(1) + offset, canonical: row.bytes(2) ?? [],
-                    leafHash: row.bytes(3) ?? [], chainHash: row.bytes(4) ?? [], occurredAt: try row.int64(5) + offset,
-                    actorUserID: try row.uuid(6), actorTeam: try row.text(7), action: try row.text(8) ?? "", patientID: try row.uuid(9),
-                    purpose: try row.text(10), result: try row.text(11) ?? ""))
-        }
+        ) { row in try body(StreamedEntryRow(row)) }
     }
 
     public func forEachTile(_ body: (HashTile) throws -> Void) throws {
         try stream("COPY (SELECT level::int8, tile_index, hashes FROM journal.tiles ORDER BY level, tile_index) TO STDOUT (FORMAT binary)") { row in
-            try body(HashTile(level: Int(try row.int64(0)), index: UInt64(bitPattern: try row.int64(1)), hashes: row.bytes(2) ?? []))
+            try body(HashTile(level: Int(try row.int64(0)), index: UInt64(bitPattern: try row.int64(1)), hashes: row.bytes(2).map(Array.init) ?? []))
         }
     }
 
@@ -63,20 +55,21 @@ public final class DatabaseSnapshot: JournalSnapshot {
 
     /// Runs a binary COPY and hands each decoded row to `body`, in order.
     ///
-    /// The connection's thread only receives rows from libpq; a second thread decodes
-    /// them and runs `body`, so that receiving (and PostgreSQL producing) overlaps
-    /// with verifying. This call returns only after that thread has finished, so
-    /// `body` never runs concurrently with its caller.
-    private func stream(_ sql: String, _ body: (BinaryCopyDecoder.Row) throws -> Void) throws {
+    /// The connection's thread only receives rows from libpq, gathering them into
+    /// large buffers; a second thread decodes them in place and runs `body`, so that
+    /// receiving (and PostgreSQL producing) overlaps with verifying. This call
+    /// returns only after that thread has finished, so `body` never runs
+    /// concurrently with its caller.
+    private func stream(_ sql: String, _ body: (BinaryCopyDecoder.RowView) throws -> Void) throws {
         try withoutActuallyEscaping(body) { body in
-            let sink = RowCollector(body)
-            let pipe = ChunkPipe()
+            let sink = ViewSink(body)
+            let pipe = BufferPipe()
             let finished = DispatchSemaphore(value: 0)
             let worker = Thread {
-                while let batch = pipe.pop() {
+                while let buffer = pipe.pop() {
                     guard pipe.failure == nil else { continue }
                     do {
-                        for chunk in batch { try sink.feed(chunk) }
+                        try sink.feed(buffer)
                     } catch {
                         pipe.fail(error)
                     }
@@ -88,10 +81,17 @@ public final class DatabaseSnapshot: JournalSnapshot {
             var copyError: (any Error)?
             do {
                 try connection.assumeIsolated { connection in
-                    _ = try connection.copyOut(sql) { chunk in
-                        if pipe.failure != nil { return }
-                        pipe.push(chunk)
+                    var gathered: [UInt8] = []
+                    gathered.reserveCapacity(BufferPipe.bufferBytes + 65_536)
+                    try connection.copyOutInPlace(sql) { chunk in
+                        gathered.append(contentsOf: chunk)
+                        guard gathered.count >= BufferPipe.bufferBytes else { return }
+                        if let failure = pipe.failure { throw failure }
+                        pipe.push(gathered)
+                        gathered = []
+                        gathered.reserveCapacity(BufferPipe.bufferBytes + 65_536)
                     }
+                    if !gathered.isEmpty { pipe.push(gathered) }
                 }
             } catch {
                 copyError = error
@@ -105,14 +105,64 @@ public final class DatabaseSnapshot: JournalSnapshot {
     }
 }
 
-/// Hands COPY chunks from the connection's thread to the verifying thread, in
-/// batches, with a bounded backlog.
-private final class ChunkPipe: @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `condition`, except `current`,
-    // which only the producing thread touches.
+/// One entry row where the COPY stream holds it (columns in the order of
+/// ``DatabaseSnapshot/forEachEntry(from:_:)``'s query); valid only during the call
+/// that hands it over.
+public struct StreamedEntryRow: StoredEntryRow {
+    private let row: BinaryCopyDecoder.RowView
+    public let sequence: UInt64
+    public let sequencedAt: Int64
+    public let occurredAt: Int64
+
+    init(_ row: BinaryCopyDecoder.RowView) throws {
+        guard row.count == 12 else { throw JournalError(.inconsistentState, "an entry row has \(row.count) columns, expected 12") }
+        self.row = row
+        sequence = UInt64(bitPattern: try row.int64(0))
+        sequencedAt = try row.int64(1) + BinaryCopyDecoder.postgresEpochOffset
+        occurredAt = try row.int64(5) + BinaryCopyDecoder.postgresEpochOffset
+    }
+
+    private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+
+    public func withHashedColumns<Result>(
+        _ body: (_ canonical: UnsafeRawBufferPointer, _ leafHash: UnsafeRawBufferPointer, _ chainHash: UnsafeRawBufferPointer) throws -> Result
+    ) rethrows -> Result {
+        try body(row.bytes(2) ?? Self.none, row.bytes(3) ?? Self.none, row.bytes(4) ?? Self.none)
+    }
+
+    public func searchColumnsAgree(with scan: CanonicalScan, canonical: UnsafeRawBufferPointer) -> Bool {
+        scan.field(.actorUserID, in: canonical, equalsUUID: row.bytes(6)) && scan.field(.actorTeam, in: canonical, equals: row.bytes(7))
+            && scan.field(.action, in: canonical, equals: row.bytes(8)) && scan.field(.patientID, in: canonical, equalsUUID: row.bytes(9))
+            && scan.field(.purpose, in: canonical, equals: row.bytes(10)) && scan.field(.result, in: canonical, equals: row.bytes(11))
+    }
+}
+
+/// Decodes gathered COPY buffers and hands each row to a consumer, on the verifying thread.
+private final class ViewSink: @unchecked Sendable {
+    // @unchecked: used by the verifying thread only, while the caller of
+    // DatabaseSnapshot.stream waits for it to finish.
+    private var decoder = BinaryCopyDecoder()
+    private var body: ((BinaryCopyDecoder.RowView) throws -> Void)?
+
+    init(_ body: @escaping (BinaryCopyDecoder.RowView) throws -> Void) { self.body = body }
+
+    /// Drops the consumer, so that a non-escaping closure handed in provably does not escape.
+    func release() { body = nil }
+
+    func feed(_ buffer: [UInt8]) throws {
+        guard let body else { return }
+        try buffer.withUnsafeBytes { bytes in try decoder.forEachRow(in: bytes, body) }
+    }
+}
+
+/// Hands gathered COPY buffers from the connection's thread to the verifying
+/// thread, with a bounded backlog.
+private final class BufferPipe: @unchecked Sendable {
+    // @unchecked: every mutable field is guarded by `condition`.
+    /// How many bytes the receiving thread gathers before handing them over.
+    static let bufferBytes = 1 << 19
     private let condition = NSCondition()
-    private var batches: [[[UInt8]]] = []
-    private var current: [[UInt8]] = []
+    private var buffers: [[UInt8]] = []
     private var closed = false
     private var error: (any Error)?
 
@@ -125,38 +175,31 @@ private final class ChunkPipe: @unchecked Sendable {
     func fail(_ error: any Error) {
         condition.lock()
         if self.error == nil { self.error = error }
-        condition.unlock()
-    }
-
-    func push(_ chunk: [UInt8]) {
-        current.append(chunk)
-        if current.count >= 512 { flush() }
-    }
-
-    private func flush() {
-        guard !current.isEmpty else { return }
-        condition.lock()
-        while batches.count >= 32 && error == nil { condition.wait() }
-        batches.append(current)
         condition.broadcast()
         condition.unlock()
-        current = []
+    }
+
+    func push(_ buffer: [UInt8]) {
+        condition.lock()
+        while buffers.count >= 16 && error == nil { condition.wait() }
+        buffers.append(buffer)
+        condition.broadcast()
+        condition.unlock()
     }
 
     func close() {
-        flush()
         condition.lock()
         closed = true
         condition.broadcast()
         condition.unlock()
     }
 
-    func pop() -> [[UInt8]]? {
+    func pop() -> [UInt8]? {
         condition.lock()
         defer { condition.unlock() }
-        while batches.isEmpty && !closed { condition.wait() }
-        guard !batches.isEmpty else { return nil }
+        while buffers.isEmpty && !closed { condition.wait() }
+        guard !buffers.isEmpty else { return nil }
         condition.broadcast()
-        return batches.removeFirst()
+        return buffers.removeFirst()
     }
 }

@@ -294,23 +294,11 @@ func copyRows(_ sql: String, on connection: isolated Connection) throws -> [Bina
 
 /// Decodes COPY chunks into rows, for a synchronous copyOut on the connection's thread.
 final class RowCollector: @unchecked Sendable {
-    // @unchecked: used by one thread at a time — the connection's thread during a
-    // synchronous copyOut, or the verifying thread of DatabaseSnapshot.stream, whose
-    // caller waits for it to finish before touching the collector again.
+    // @unchecked: used only by the connection's thread during a synchronous copyOut.
     private var decoder = BinaryCopyDecoder()
     private(set) var rows: [BinaryCopyDecoder.Row] = []
-    private var body: ((BinaryCopyDecoder.Row) throws -> Void)?
 
-    init(_ body: ((BinaryCopyDecoder.Row) throws -> Void)? = nil) { self.body = body }
-
-    /// Drops the consumer, so that a non-escaping closure handed in provably does not escape.
-    func release() { body = nil }
-
-    func feed(_ chunk: [UInt8]) throws {
-        for row in try decoder.feed(chunk) {
-            if let body { try body(row) } else { rows.append(row) }
-        }
-    }
+    func feed(_ chunk: [UInt8]) throws { rows += try decoder.feed(chunk) }
 }
 
 /// Reads tree hashes from `journal.tiles` and the entries' leaf hashes; partial

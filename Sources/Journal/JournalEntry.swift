@@ -122,7 +122,7 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     /// - Throws: ``EntryFormatError`` naming the first offending field.
     public init(canonical bytes: [UInt8]) throws {
         let scan = try CanonicalScan(bytes)
-        func text(_ field: CanonicalScan.Field) -> String? { scan.string(field) }
+        func text(_ field: CanonicalScan.Field) -> String? { scan.string(field, in: bytes) }
         self.init(
             sequence: scan.sequence, occurredAt: scan.occurredAt, sequencedAt: scan.sequencedAt, source: text(.source) ?? "",
             requestID: text(.requestID) ?? "", actorUserID: text(.actorUserID), actorUsername: text(.actorUsername), actorRole: text(.actorRole),
@@ -147,9 +147,10 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     }
 }
 
-/// A strict, allocation-light check of canonical bytes: the layout, every value's
-/// rules, and where each field lies. `verify` runs it over every entry and compares
-/// fields in place; ``JournalEntry/init(canonical:)`` builds strings from it.
+/// A strict, allocation-free check of canonical bytes: the layout, every value's
+/// rules, and where each field lies. It keeps the layout, not the bytes: `verify`
+/// scans each entry where the COPY stream holds it and compares fields in place;
+/// ``JournalEntry/init(canonical:)`` builds strings from it.
 public struct CanonicalScan {
     /// The fields, in canonical order.
     public enum Field: Int, CaseIterable, Sendable {
@@ -157,151 +158,203 @@ public struct CanonicalScan {
             reason, clientIP, userAgent
     }
 
-    /// The bytes scanned.
-    public let bytes: [UInt8]
     /// The sequence number.
     public let sequence: UInt64
     /// occurred_at, microseconds since the Unix epoch.
     public let occurredAt: Int64
     /// sequenced_at, microseconds since the Unix epoch.
     public let sequencedAt: Int64
-    private var ranges: [Range<Int>?]
-
-    private static let roles = ["agent", "manager", "admin", "system", "dpo", "security-officer", "sysadmin"].map { Array($0.utf8) }
-    private static let actions = AccessAction.allCases.map { Array($0.rawValue.utf8) }
-    private static let purposes = AccessPurpose.allCases.map { Array($0.rawValue.utf8) }
-    private static let results = ["success", "denied", "error"].map { Array($0.utf8) }
+    /// Per field its offset in the bytes, −1 when absent.
+    private var starts = InlineArray<15, Int32>(repeating: -1)
+    /// Per field its length in bytes.
+    private var lengths = InlineArray<15, Int32>(repeating: 0)
 
     /// Scans `bytes`.
     /// - Throws: ``EntryFormatError`` naming the first offending field.
     public init(_ bytes: [UInt8]) throws {
+        self = try bytes.withUnsafeBytes { try CanonicalScan($0) }
+    }
+
+    /// Scans `bytes`, which need to live only during the call.
+    /// - Throws: ``EntryFormatError`` naming the first offending field.
+    public init(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count <= 65535 else { throw EntryFormatError("longer than 65,535 bytes") }
         guard !bytes.isEmpty else { throw EntryFormatError("truncated before the version byte") }
         guard bytes[0] == JournalEntry.formatVersion else { throw EntryFormatError("unknown format version") }
         guard bytes.count >= 25 else { throw EntryFormatError("truncated in the fixed header") }
-        func integer(_ offset: Int) -> UInt64 {
-            var value: UInt64 = 0
-            for index in offset..<offset + 8 { value = value << 8 | UInt64(bytes[index]) }
-            return value
-        }
-        self.bytes = bytes
-        sequence = integer(1)
-        occurredAt = Int64(bitPattern: integer(9))
-        sequencedAt = Int64(bitPattern: integer(17))
+        sequence = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
+        occurredAt = Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: 9, as: Int64.self))
+        sequencedAt = Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: 17, as: Int64.self))
         var offset = 25
-        var ranges: [Range<Int>?] = []
-        ranges.reserveCapacity(15)
-        for name in JournalEntry.fieldNames {
-            guard offset + 2 <= bytes.count else { throw EntryFormatError("truncated before \(name)") }
+        for field in 0..<15 {
+            guard offset + 2 <= bytes.count else { throw EntryFormatError("truncated before \(JournalEntry.fieldNames[field])") }
             let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
             offset += 2
-            if length == 0xFFFF {
-                ranges.append(nil)
-                continue
-            }
-            guard offset + length <= bytes.count else { throw EntryFormatError("\(name) runs past the end") }
-            ranges.append(offset..<offset + length)
+            if length == 0xFFFF { continue }
+            guard offset + length <= bytes.count else { throw EntryFormatError("\(JournalEntry.fieldNames[field]) runs past the end") }
+            starts[field] = Int32(offset)
+            lengths[field] = Int32(length)
             offset += length
         }
         guard offset == bytes.count else { throw EntryFormatError("bytes after the last field") }
-        self.ranges = ranges
-        try check()
+        try check(bytes)
     }
 
-    /// The bytes of a field, or nil when absent.
-    public func range(_ field: Field) -> Range<Int>? { ranges[field.rawValue] }
-
-    /// A field as a string (the bytes are valid UTF-8: the scan checked them).
-    public func string(_ field: Field) -> String? {
-        ranges[field.rawValue].map { String(decoding: bytes[$0], as: UTF8.self) }
+    /// The bytes of a field within `bytes` (the scanned ones), or nil when absent.
+    public func slice(_ field: Field, in bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        let start = Int(starts[field.rawValue])
+        guard start >= 0 else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(lengths[field.rawValue])])
     }
 
-    /// True when the field equals `text` (both absent, or the same bytes).
-    public func field(_ field: Field, equals text: String?) -> Bool {
-        switch (ranges[field.rawValue], text) {
+    /// A field of `bytes` (the scanned ones) as a string; the scan checked they are UTF-8.
+    public func string(_ field: Field, in bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBytes { all in slice(field, in: all).map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    /// True when the field of `bytes` (the scanned ones) equals `other`: both absent, or the same bytes.
+    public func field(_ field: Field, in bytes: UnsafeRawBufferPointer, equals other: UnsafeRawBufferPointer?) -> Bool {
+        switch (slice(field, in: bytes), other) {
         case (nil, nil): return true
-        case (let range?, var text?):
-            return text.withUTF8 { utf8 in
-                guard utf8.count == range.count else { return false }
-                return bytes.withUnsafeBufferPointer { all in
-                    utf8.isEmpty || memcmp(utf8.baseAddress!, all.baseAddress! + range.lowerBound, range.count) == 0
+        case (let mine?, let other?): return Self.same(mine, other)
+        default: return false
+        }
+    }
+
+    /// True when the field of `bytes` (the scanned ones) equals `text`: both absent, or the same UTF-8.
+    public func field(_ field: Field, in bytes: UnsafeRawBufferPointer, equals text: String?) -> Bool {
+        guard var text else { return slice(field, in: bytes) == nil }
+        return text.withUTF8 { utf8 in self.field(field, in: bytes, equals: UnsafeRawBufferPointer(utf8)) }
+    }
+
+    /// True when a UUID field of `bytes` (the scanned ones, so lowercase text) names
+    /// the same UUID as `binary` (16 bytes, as PostgreSQL sends a uuid), or both are absent.
+    public func field(_ field: Field, in bytes: UnsafeRawBufferPointer, equalsUUID binary: UnsafeRawBufferPointer?) -> Bool {
+        switch (slice(field, in: bytes), binary) {
+        case (nil, nil): return true
+        case (let text?, let binary?):
+            guard text.count == 36, binary.count == 16 else { return false }
+            // The binary UUID spelled as the scan allows it (lowercase, hyphens at 8, 13, 18 and 23), then one comparison.
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { spelled in
+                let digits: StaticString = "0123456789abcdef"
+                let hex = digits.utf8Start
+                var position = 0
+                for index in 0..<16 {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        spelled[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    let byte = binary[index]
+                    spelled[position] = hex[Int(byte >> 4)]
+                    spelled[position + 1] = hex[Int(byte & 0x0F)]
+                    position += 2
                 }
+                return memcmp(spelled.baseAddress!, text.baseAddress!, 36) == 0
             }
         default: return false
         }
     }
 
-    private func check() throws {
-        for field in [Field.source, .requestID, .action, .objectType, .result] where ranges[field.rawValue] == nil {
-            throw EntryFormatError("\(JournalEntry.fieldNames[field.rawValue]) is missing")
+    private static func same(_ one: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer) -> Bool {
+        one.count == other.count && (one.isEmpty || memcmp(one.baseAddress!, other.baseAddress!, one.count) == 0)
+    }
+
+    private static func isOne(_ slice: UnsafeRawBufferPointer, _ value: StaticString) -> Bool {
+        value.utf8CodeUnitCount == slice.count && memcmp(value.utf8Start, slice.baseAddress!, slice.count) == 0
+    }
+
+    private static func isRole(_ slice: UnsafeRawBufferPointer) -> Bool {
+        isOne(slice, "agent") || isOne(slice, "manager") || isOne(slice, "admin") || isOne(slice, "system") || isOne(slice, "dpo")
+            || isOne(slice, "security-officer") || isOne(slice, "sysadmin")
+    }
+
+    /// The raw values of ``AccessAction`` (JournalEntryTests checks that the two agree).
+    private static func isAction(_ slice: UnsafeRawBufferPointer) -> Bool {
+        isOne(slice, "read") || isOne(slice, "update") || isOne(slice, "create") || isOne(slice, "login") || isOne(slice, "logout")
+            || isOne(slice, "delete") || isOne(slice, "export") || isOne(slice, "user-admin") || isOne(slice, "key-admin")
+            || isOne(slice, "journal-admin") || isOne(slice, "backup-admin") || isOne(slice, "retention-admin") || isOne(slice, "subject-request")
+    }
+
+    /// The raw values of ``AccessPurpose`` (JournalEntryTests checks that the two agree).
+    private static func isPurpose(_ slice: UnsafeRawBufferPointer) -> Bool {
+        isOne(slice, "care") || isOne(slice, "coordination") || isOne(slice, "administration") || isOne(slice, "audit")
+            || isOne(slice, "subject-request")
+    }
+
+    private func check(_ bytes: UnsafeRawBufferPointer) throws {
+        for field in 0..<15 where starts[field] < 0 {
+            switch Field(rawValue: field)! {
+            case .source, .requestID, .action, .objectType, .result: throw EntryFormatError("\(JournalEntry.fieldNames[field]) is missing")
+            default: continue
+            }
         }
-        for field in Field.allCases {
-            guard let range = ranges[field.rawValue] else { continue }
-            let slice = bytes[range]
-            let name = JournalEntry.fieldNames[field.rawValue]
-            guard let scalars = Self.scalarCount(slice) else { throw EntryFormatError("\(name) is not valid UTF-8") }
-            switch field {
+        for index in 0..<15 {
+            let start = Int(starts[index])
+            guard start >= 0 else { continue }
+            let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(lengths[index])])
+            guard let scalars = Self.scalarCount(slice) else { throw EntryFormatError("\(JournalEntry.fieldNames[index]) is not valid UTF-8") }
+            switch Field(rawValue: index)! {
             case .source:
                 guard Self.isName(slice, digits: true) else { throw EntryFormatError("source is not a program name") }
             case .objectType:
                 guard Self.isName(slice, digits: false) else { throw EntryFormatError("object_type is not a known form") }
             case .actorUserID, .patientID:
-                guard Self.isLowercaseUUID(slice) else { throw EntryFormatError("\(name) is not a lowercase UUID") }
+                guard Self.isLowercaseUUID(slice) else { throw EntryFormatError("\(JournalEntry.fieldNames[index]) is not a lowercase UUID") }
             case .actorRole:
-                guard Self.roles.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("actor_role is not a known role") }
+                guard Self.isRole(slice) else { throw EntryFormatError("actor_role is not a known role") }
             case .action:
-                guard Self.actions.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("action is not a known action") }
+                guard Self.isAction(slice) else { throw EntryFormatError("action is not a known action") }
             case .purpose:
-                guard Self.purposes.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("purpose is not a known purpose") }
+                guard Self.isPurpose(slice) else { throw EntryFormatError("purpose is not a known purpose") }
             case .result:
-                guard Self.results.contains(where: { $0.elementsEqual(slice) }) else { throw EntryFormatError("result is not success, denied or error") }
-            case .requestID: try Self.length(name, scalars, 1...128)
-            case .actorUsername, .objectID: try Self.length(name, scalars, 0...128)
-            case .actorTeam: try Self.length(name, scalars, 0...64)
-            case .reason: try Self.length(name, scalars, 0...200)
-            case .clientIP: try Self.length(name, scalars, 2...43)
-            case .userAgent: try Self.length(name, scalars, 0...512)
+                guard Self.isOne(slice, "success") || Self.isOne(slice, "denied") || Self.isOne(slice, "error") else {
+                    throw EntryFormatError("result is not success, denied or error")
+                }
+            case .requestID: try Self.length(.requestID, scalars, 1...128)
+            case .actorUsername: try Self.length(.actorUsername, scalars, 0...128)
+            case .objectID: try Self.length(.objectID, scalars, 0...128)
+            case .actorTeam: try Self.length(.actorTeam, scalars, 0...64)
+            case .reason: try Self.length(.reason, scalars, 0...200)
+            case .clientIP: try Self.length(.clientIP, scalars, 2...43)
+            case .userAgent: try Self.length(.userAgent, scalars, 0...512)
             }
         }
     }
 
-    private static func length(_ name: String, _ scalars: Int, _ allowed: ClosedRange<Int>) throws {
-        guard allowed.contains(scalars) else { throw EntryFormatError("\(name) has \(scalars) characters, allowed \(allowed)") }
+    private static func length(_ field: Field, _ scalars: Int, _ allowed: ClosedRange<Int>) throws {
+        guard allowed.contains(scalars) else {
+            throw EntryFormatError("\(JournalEntry.fieldNames[field.rawValue]) has \(scalars) characters, allowed \(allowed)")
+        }
     }
 
     /// The number of Unicode scalars, or nil when the bytes are not valid UTF-8.
-    static func scalarCount(_ slice: ArraySlice<UInt8>) -> Int? {
-        let ascii = slice.withUnsafeBufferPointer { buffer in
-            var combined: UInt8 = 0
-            for byte in buffer { combined |= byte }
-            return combined < 0x80
-        }
-        if ascii { return slice.count }
+    static func scalarCount(_ slice: UnsafeRawBufferPointer) -> Int? {
+        var combined: UInt8 = 0
+        for byte in slice { combined |= byte }
+        if combined < 0x80 { return slice.count }
         guard String(validating: slice, as: UTF8.self) != nil else { return nil }
         return slice.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
     }
 
-    static func isName(_ slice: ArraySlice<UInt8>, digits: Bool) -> Bool {
-        guard (1...63).contains(slice.count), let first = slice.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+    static func isName(_ slice: UnsafeRawBufferPointer, digits: Bool) -> Bool {
+        guard (1...63).contains(slice.count), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(slice[0]) else { return false }
         return slice.allSatisfy { byte in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || byte == UInt8(ascii: "-")
                 || (digits ? (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) : byte == UInt8(ascii: "_"))
         }
     }
 
-    static func isLowercaseUUID(_ slice: ArraySlice<UInt8>) -> Bool {
+    static func isLowercaseUUID(_ slice: UnsafeRawBufferPointer) -> Bool {
         guard slice.count == 36 else { return false }
-        return slice.withUnsafeBufferPointer { bytes in
-            for position in 0..<36 {
-                let byte = bytes[position]
-                if position == 8 || position == 13 || position == 18 || position == 23 {
-                    guard byte == UInt8(ascii: "-") else { return false }
-                } else if !((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)) {
-                    return false
-                }
+        for position in 0..<36 {
+            let byte = slice[position]
+            if position == 8 || position == 13 || position == 18 || position == 23 {
+                guard byte == UInt8(ascii: "-") else { return false }
+            } else if !((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)) {
+                return false
             }
-            return true
         }
+        return true
     }
 }
 

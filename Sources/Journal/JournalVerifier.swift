@@ -1,9 +1,29 @@
 import Cryptography
 import Foundation
 
-/// One stored entry row as `verify` reads it: the hashed bytes, the stored hashes
-/// and the unhashed search columns that must agree with them.
-public struct EntryRow: Sendable, Hashable {
+/// One stored entry row as `verify` reads it, wherever it lies: the hashed bytes,
+/// the stored hashes and the unhashed search columns that must agree with them.
+/// ``DatabaseSnapshot`` hands over rows that point into the COPY stream; the
+/// tampering harness holds ``EntryRow`` values.
+public protocol StoredEntryRow {
+    /// The row's seq column.
+    var sequence: UInt64 { get }
+    /// The row's sequenced_at (partition key), microseconds since the Unix epoch.
+    var sequencedAt: Int64 { get }
+    /// Search column occurred_at, microseconds since the Unix epoch.
+    var occurredAt: Int64 { get }
+    /// Calls `body` with the canonical bytes and the stored leaf and chain hashes,
+    /// valid only during the call.
+    func withHashedColumns<Result>(
+        _ body: (_ canonical: UnsafeRawBufferPointer, _ leafHash: UnsafeRawBufferPointer, _ chainHash: UnsafeRawBufferPointer) throws -> Result
+    ) rethrows -> Result
+    /// True when actor_user_id, actor_team, action, patient_id, purpose and result
+    /// say what `scan` found in `canonical` (the row's canonical bytes).
+    func searchColumnsAgree(with scan: CanonicalScan, canonical: UnsafeRawBufferPointer) -> Bool
+}
+
+/// A stored entry row held in memory.
+public struct EntryRow: StoredEntryRow, Sendable, Hashable {
     /// The row's seq column.
     public var sequence: UInt64
     /// The row's sequenced_at (partition key), microseconds since the Unix epoch.
@@ -57,17 +77,33 @@ public struct EntryRow: Sendable, Hashable {
         self.purpose = purpose
         self.result = result
     }
+
+    public func withHashedColumns<Result>(
+        _ body: (_ canonical: UnsafeRawBufferPointer, _ leafHash: UnsafeRawBufferPointer, _ chainHash: UnsafeRawBufferPointer) throws -> Result
+    ) rethrows -> Result {
+        try canonical.withUnsafeBytes { canonical in
+            try leafHash.withUnsafeBytes { leaf in try chainHash.withUnsafeBytes { chain in try body(canonical, leaf, chain) } }
+        }
+    }
+
+    public func searchColumnsAgree(with scan: CanonicalScan, canonical: UnsafeRawBufferPointer) -> Bool {
+        scan.field(.actorUserID, in: canonical, equals: actorUserID) && scan.field(.actorTeam, in: canonical, equals: actorTeam)
+            && scan.field(.action, in: canonical, equals: action) && scan.field(.patientID, in: canonical, equals: patientID)
+            && scan.field(.purpose, in: canonical, equals: purpose) && scan.field(.result, in: canonical, equals: result)
+    }
 }
 
 /// What `verify` reads: the database through a consistent snapshot, or (for the
 /// tampering harness and exported copies) the same data held elsewhere.
 public protocol JournalSnapshot {
+    /// How this snapshot hands over entry rows.
+    associatedtype Row: StoredEntryRow
     /// The head: the size and chain hash the journal claims.
     func head() throws -> (size: UInt64, chainHash: [UInt8])
     /// Calls `body` for each checkpoint with id ≥ `firstID`, in id order.
     func forEachCheckpoint(from firstID: Int64, _ body: (CheckpointRecord) throws -> Void) throws
     /// Calls `body` for each entry row with seq ≥ `first`, in seq order.
-    func forEachEntry(from first: UInt64, _ body: (EntryRow) throws -> Void) throws
+    func forEachEntry(from first: UInt64, _ body: (Row) throws -> Void) throws
     /// Calls `body` for each stored full tile.
     func forEachTile(_ body: (HashTile) throws -> Void) throws
     /// The tree's edge at `size`, from the stored tiles (for an incremental run).
@@ -123,6 +159,11 @@ public struct VerificationReport: Sendable, Codable {
 /// consistent), the stored tiles are the tree's, and every witness copy equals the
 /// database's.
 public struct JournalVerifier {
+    /// True when a computed hash equals stored bytes.
+    private static func same(_ hash: [UInt8], _ stored: UnsafeRawBufferPointer) -> Bool {
+        hash.count == stored.count && hash.withUnsafeBytes { memcmp($0.baseAddress!, stored.baseAddress!, hash.count) == 0 }
+    }
+
     /// The log's verifier key (from configuration, never from the database).
     public let key: NoteVerifierKey
     /// Checkpoints issued less than this long before `now` may still be missing
@@ -245,26 +286,39 @@ public struct JournalVerifier {
                 }
                 return
             }
-            let entry: CanonicalScan
-            do {
-                entry = try CanonicalScan(row.canonical)
-            } catch {
-                entryFail("entry_not_canonical", "the stored bytes are not a canonical entry: \(error)")
-                return
+            let checked: (scan: CanonicalScan, leaf: [UInt8], chain: [UInt8])? = row.withHashedColumns { canonical, storedLeaf, storedChain in
+                let entry: CanonicalScan
+                do {
+                    entry = try CanonicalScan(canonical)
+                } catch {
+                    entryFail("entry_not_canonical", "the stored bytes are not a canonical entry: \(error)")
+                    return nil
+                }
+                guard entry.sequence == row.sequence else {
+                    entryFail("entry_sequence", "the entry's bytes say seq \(entry.sequence)")
+                    return nil
+                }
+                guard entry.sequencedAt == row.sequencedAt, entry.sequencedAt >= lastSequencedAt else {
+                    entryFail("entry_time", "sequenced_at differs from the bytes or goes back in time")
+                    return nil
+                }
+                let leaf = MerkleTree.leafHash(canonical)
+                guard Self.same(leaf, storedLeaf) else {
+                    entryFail("leaf_hash", "the leaf hash does not match the entry's bytes")
+                    return nil
+                }
+                let nextChain = JournalDatabase.chainHash(previous: chain, leafHash: leaf)
+                guard Self.same(nextChain, storedChain) else {
+                    entryFail("chain_hash", "the chain hash does not follow from the previous entry")
+                    return nil
+                }
+                guard entry.occurredAt == row.occurredAt, row.searchColumnsAgree(with: entry, canonical: canonical) else {
+                    entryFail("search_columns", "the search columns differ from the entry's bytes")
+                    return nil
+                }
+                return (entry, leaf, nextChain)
             }
-            guard entry.sequence == row.sequence else { return entryFail("entry_sequence", "the entry's bytes say seq \(entry.sequence)") }
-            guard entry.sequencedAt == row.sequencedAt, entry.sequencedAt >= lastSequencedAt else {
-                return entryFail("entry_time", "sequenced_at differs from the bytes or goes back in time")
-            }
-            let leaf = MerkleTree.leafHash(row.canonical)
-            guard leaf == row.leafHash else { return entryFail("leaf_hash", "the leaf hash does not match the entry's bytes") }
-            let nextChain = JournalDatabase.chainHash(previous: chain, leafHash: leaf)
-            guard nextChain == row.chainHash else { return entryFail("chain_hash", "the chain hash does not follow from the previous entry") }
-            guard
-                entry.occurredAt == row.occurredAt, entry.field(.actorUserID, equals: row.actorUserID), entry.field(.actorTeam, equals: row.actorTeam),
-                entry.field(.action, equals: row.action), entry.field(.patientID, equals: row.patientID), entry.field(.purpose, equals: row.purpose),
-                entry.field(.result, equals: row.result)
-            else { return entryFail("search_columns", "the search columns differ from the entry's bytes") }
+            guard let (entry, leaf, nextChain) = checked else { return }
             chain = nextChain
             lastSequencedAt = entry.sequencedAt
             for tile in edge.append(leafHash: leaf) {

@@ -18,6 +18,11 @@ public enum MerkleTree {
         SHA256.hash(prefix: 0x00, entry)
     }
 
+    /// The hash of one entry as a leaf, from bytes that lie elsewhere.
+    public static func leafHash(_ entry: UnsafeRawBufferPointer) -> [UInt8] {
+        SHA256.hash(prefix: 0x00, entry)
+    }
+
     /// The hash of an interior node.
     public static func nodeHash(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
         SHA256.hash(prefix: 0x01, left, right)

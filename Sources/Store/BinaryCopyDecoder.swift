@@ -9,6 +9,8 @@ public struct BinaryCopyDecoder: Sendable {
     private var pending: [UInt8] = []
     private var sawHeader = false
     private var finished = false
+    /// The field table reused from row to row by ``forEachRow(in:_:)``.
+    private var fieldScratch: [Int] = []
 
     /// A decoder awaiting the header.
     public init() {}
@@ -70,6 +72,36 @@ public struct BinaryCopyDecoder: Sendable {
         }
     }
 
+    /// One row's fields read where they lie, valid only during the call that hands
+    /// it over: no allocation at all, for streams of millions of rows.
+    /// (Its pointers must not be kept beyond that call.)
+    public struct RowView {
+        private let data: UnsafeRawBufferPointer
+        /// Per field its start in `data` and its length (−1 for NULL).
+        private let fields: UnsafeBufferPointer<Int>
+
+        init(data: UnsafeRawBufferPointer, fields: UnsafeBufferPointer<Int>) {
+            self.data = data
+            self.fields = fields
+        }
+
+        /// The number of fields.
+        public var count: Int { fields.count / 2 }
+
+        /// A column's bytes, or nil for NULL; valid only during the call.
+        public func bytes(_ index: Int) -> UnsafeRawBufferPointer? {
+            let length = fields[2 * index + 1]
+            guard length >= 0 else { return nil }
+            return UnsafeRawBufferPointer(rebasing: data[fields[2 * index]..<fields[2 * index] + length])
+        }
+
+        /// An `int8` or `timestamptz` column (for `timestamptz`: microseconds since 2000-01-01 UTC).
+        public func int64(_ index: Int) throws -> Int64 {
+            guard let value = bytes(index), value.count == 8 else { throw StoreError(.decodingFailed, "binary column \(index) is not 8 bytes") }
+            return Int64(bigEndian: value.loadUnaligned(as: Int64.self))
+        }
+    }
+
     /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
     public static let postgresEpochOffset: Int64 = 946_684_800_000_000
 
@@ -84,60 +116,75 @@ public struct BinaryCopyDecoder: Sendable {
             data = pending
             pending = []
         }
-        var position = 0
         var rows: [Row] = []
-        func int32(at offset: Int) -> Int {
-            Int(Int32(bitPattern: UInt32(data[offset]) << 24 | UInt32(data[offset + 1]) << 16 | UInt32(data[offset + 2]) << 8 | UInt32(data[offset + 3])))
+        var fields: [Int] = []
+        let consumed = try data.withUnsafeBytes { buffer in
+            try parse(buffer, fields: &fields) { fields in
+                rows.append(Row(storage: data, ranges: stride(from: 0, to: fields.count, by: 2).map { index in
+                    fields[index + 1] < 0 ? nil : fields[index]..<fields[index] + fields[index + 1]
+                }))
+            }
         }
+        if !finished, consumed < data.count { pending = Array(data[consumed...]) }
+        return rows
+    }
+
+    /// Adds a chunk (copied where a row continues into the next chunk) and calls
+    /// `body` with each row it completes.
+    /// - Throws: ``StoreError`` when the stream is not binary COPY output, or what `body` throws.
+    public mutating func forEachRow(in chunk: UnsafeRawBufferPointer, _ body: (borrowing RowView) throws -> Void) throws {
+        if !pending.isEmpty {
+            pending.append(contentsOf: chunk)
+            let data = pending
+            pending = []
+            try data.withUnsafeBytes { try forEachRow(in: $0, body) }
+            return
+        }
+        var fields = fieldScratch
+        fieldScratch = []
+        defer { fieldScratch = fields }
+        let consumed = try parse(chunk, fields: &fields) { fields in
+            try fields.withUnsafeBufferPointer { fields in try body(RowView(data: chunk, fields: fields)) }
+        }
+        if !finished, consumed < chunk.count { pending = Array(chunk[consumed...]) }
+    }
+
+    /// Parses the header and the complete rows of `data`, handing each row's field
+    /// table (start and length a field) to `row`; returns how many bytes it used.
+    private mutating func parse(_ data: UnsafeRawBufferPointer, fields: inout [Int], row: ([Int]) throws -> Void) throws -> Int {
+        func int32(at offset: Int) -> Int { Int(Int32(bigEndian: data.loadUnaligned(fromByteOffset: offset, as: Int32.self))) }
+        var position = 0
         if !sawHeader {
-            guard data.count >= 19 else {
-                pending = data
-                return rows
-            }
-            guard Array(data[0..<11]) == Self.signature else { throw StoreError(.decodingFailed, "not binary COPY output") }
+            guard data.count >= 19 else { return 0 }
+            guard data[0..<11].elementsEqual(Self.signature) else { throw StoreError(.decodingFailed, "not binary COPY output") }
             let extensionLength = int32(at: 15)
-            guard extensionLength >= 0, data.count >= 19 + extensionLength else {
-                pending = data
-                return rows
-            }
+            guard extensionLength >= 0, data.count >= 19 + extensionLength else { return 0 }
             position = 19 + extensionLength
             sawHeader = true
         }
-        while !finished, data.count - position >= 2 {
-            let count = Int(Int16(bitPattern: UInt16(data[position]) << 8 | UInt16(data[position + 1])))
+        rows: while !finished, data.count - position >= 2 {
+            let count = Int(Int16(bigEndian: data.loadUnaligned(fromByteOffset: position, as: Int16.self)))
             if count == -1 {
                 finished = true
-                position += 2
-                break
+                return position + 2
             }
+            guard count >= 0 else { throw StoreError(.decodingFailed, "binary COPY row with \(count) fields") }
             var cursor = position + 2
-            var ranges: [Range<Int>?] = []
-            ranges.reserveCapacity(count)
-            var complete = true
+            fields.removeAll(keepingCapacity: true)
             for _ in 0..<count {
-                guard data.count - cursor >= 4 else {
-                    complete = false
-                    break
-                }
+                guard data.count - cursor >= 4 else { break rows }
                 let length = int32(at: cursor)
                 cursor += 4
-                if length < 0 {
-                    ranges.append(nil)
-                    continue
-                }
-                guard data.count - cursor >= length else {
-                    complete = false
-                    break
-                }
-                ranges.append(cursor..<cursor + length)
+                fields.append(cursor)
+                fields.append(max(length, -1))
+                guard length > 0 else { continue }
+                guard data.count - cursor >= length else { break rows }
                 cursor += length
             }
-            guard complete else { break }
-            rows.append(Row(storage: data, ranges: ranges))
+            try row(fields)
             position = cursor
         }
-        if !finished, position < data.count { pending = Array(data[position...]) }
-        return rows
+        return position
     }
 }
 

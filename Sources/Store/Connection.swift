@@ -371,6 +371,14 @@ public actor Connection {
     /// - Returns: the number of rows copied.
     @discardableResult
     public func copyOut(_ sql: String, _ consume: @Sendable ([UInt8]) throws -> Void) throws -> Int {
+        try copyOutInPlace(sql) { chunk in try consume(Array(chunk)) }
+    }
+
+    /// Like ``copyOut(_:_:)``, but hands each chunk as the bytes libpq holds, valid
+    /// only during the call: the consumer copies what it keeps, so that a stream of
+    /// small rows can be gathered into large buffers without one allocation a row.
+    @discardableResult
+    public func copyOutInPlace(_ sql: String, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
         let pointer = try live()
         let started = PQexec(pointer, sql)
         defer { PQclear(started) }
@@ -386,7 +394,7 @@ public actor Connection {
             if length == -2 { throw StoreError(.copyFailed, "COPY OUT failed: \(Self.lastError(pointer))") }
             if let buffer {
                 if consumerError == nil {
-                    do { try consume(Array(UnsafeRawBufferPointer(start: buffer, count: Int(length)))) } catch { consumerError = error }
+                    do { try consume(UnsafeRawBufferPointer(start: buffer, count: Int(length))) } catch { consumerError = error }
                 }
                 PQfreemem(buffer)
             }

@@ -321,6 +321,21 @@ struct JournalDaemonTests {
         #expect(copied.status == 5 && copied.standardError.contains("first bad sequence number: 123"), "\(copied.standardOutput)")
         try await owner.query("UPDATE journal.entries SET canonical = $1 WHERE seq = 123", [original])
         #expect(try await osmosectl(setup, ["journal", "verify"]).status == 0, "restored, the journal verifies again")
+        // Search columns are not hashed but must say what the bytes say: a changed UUID
+        // column and a changed text column are each caught where they lie.
+        try await owner.execute("CREATE TEMP TABLE saved AS SELECT seq, patient_id, actor_team FROM journal.entries WHERE seq = 200")
+        for change in [
+            "patient_id = CASE WHEN patient_id IS NULL THEN gen_random_uuid() ELSE NULL END",
+            "patient_id = gen_random_uuid()", "actor_team = coalesce(actor_team, '') || 'x'",
+        ] {
+            try await owner.execute("UPDATE journal.entries SET \(change) WHERE seq = 200")
+            let moved = try await osmosectl(setup, ["journal", "verify"])
+            #expect(
+                moved.status == 5 && moved.standardError.contains("first bad sequence number: 200") && moved.standardOutput.contains("search_columns"),
+                "\(change): \(moved.standardOutput)\(moved.standardError)")
+            try await owner.execute("UPDATE journal.entries AS e SET patient_id = s.patient_id, actor_team = s.actor_team FROM saved AS s WHERE e.seq = s.seq")
+        }
+        #expect(try await osmosectl(setup, ["journal", "verify"]).status == 0, "restored, the journal verifies again")
         // A rollback to the first checkpoint, self-consistent in the database: only the witnesses can tell.
         try await owner.execute("DELETE FROM journal.entries WHERE seq >= 300")
         try await owner.execute("DELETE FROM journal.checkpoints WHERE tree_size > 300")

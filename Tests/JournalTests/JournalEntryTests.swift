@@ -1,3 +1,4 @@
+import Foundation
 import Journal
 import Testing
 
@@ -64,6 +65,50 @@ struct JournalEntryTests {
         var long = Self.sample()
         long.userAgent = String(repeating: "x", count: 513)
         refused(long.canonicalBytes, "user_agent")
+    }
+
+    @Test("Every action, purpose and result the intake accepts is accepted in canonical bytes, and nothing near them")
+    func vocabularies() throws {
+        for action in AccessAction.allCases {
+            var entry = Self.sample()
+            entry.action = action.rawValue
+            #expect(try JournalEntry(canonical: entry.canonicalBytes).action == action.rawValue)
+            entry.action = action.rawValue + "s"
+            #expect(throws: EntryFormatError.self) { try JournalEntry(canonical: entry.canonicalBytes) }
+        }
+        for purpose in AccessPurpose.allCases {
+            var entry = Self.sample()
+            entry.purpose = purpose.rawValue
+            #expect(try JournalEntry(canonical: entry.canonicalBytes).purpose == purpose.rawValue)
+            entry.purpose = String(purpose.rawValue.dropLast())
+            #expect(throws: EntryFormatError.self) { try JournalEntry(canonical: entry.canonicalBytes) }
+        }
+        for result in AccessResult.allCases {
+            var entry = Self.sample()
+            entry.result = result.rawValue
+            #expect(try JournalEntry(canonical: entry.canonicalBytes).result == result.rawValue)
+        }
+    }
+
+    @Test("Search columns are compared in place: a binary UUID against its canonical spelling")
+    func uuidComparison() throws {
+        let entry = Self.sample()
+        let bytes = entry.canonicalBytes
+        let scan = try CanonicalScan(bytes)
+        let patient = UUID(uuidString: entry.patientID!)!
+        let binary = withUnsafeBytes(of: patient.uuid) { Array($0) }
+        try bytes.withUnsafeBytes { canonical in
+            #expect(binary.withUnsafeBytes { scan.field(.patientID, in: canonical, equalsUUID: $0) })
+            var other = binary
+            other[15] ^= 1
+            #expect(!other.withUnsafeBytes { scan.field(.patientID, in: canonical, equalsUUID: $0) })
+            #expect(!scan.field(.patientID, in: canonical, equalsUUID: nil))
+            #expect(!binary.withUnsafeBytes { scan.field(.reason, in: canonical, equalsUUID: $0) })
+            #expect(scan.field(.reason, in: canonical, equals: nil as String?))
+            #expect(scan.field(.actorTeam, in: canonical, equals: "sau"))
+            #expect(!scan.field(.actorTeam, in: canonical, equals: "sa"))
+            _ = try #require(scan.slice(.userAgent, in: canonical))
+        }
     }
 
     @Test("The largest valid entry stays far below the 65,535-byte limit")
