@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "osmosectl", targets: ["osmosectl"]),
         .executable(name: "osmose-care", targets: ["osmose-care"]),
         .executable(name: "osmose-journald", targets: ["osmose-journald"]),
+        .executable(name: "osmose-keyd", targets: ["osmose-keyd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -82,7 +83,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
+        .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
@@ -109,9 +110,17 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-journald", dependencies: ["JournalService"], swiftSettings: strictSettings),
         .target(
+            name: "KeyService",
+            dependencies: [
+                "Keyring", "CareRecords", "Journal", "Store", "Settings", "Systemd", "Cryptography",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-keyd", dependencies: ["KeyService"], swiftSettings: strictSettings),
+        .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring",
+                "CareRecords", "Journal", "Keyring", "KeyService",
                 "Settings",
                 "Schema",
                 "Store",
@@ -185,6 +194,10 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "KeyServiceTests",
+            dependencies: ["KeyService", "CareRecords", "Keyring", "Store", "Settings", "Journal", "TestSupport"],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport", "Store", "Journal"],

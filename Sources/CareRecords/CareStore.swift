@@ -10,11 +10,13 @@ public import Store
 /// Identity fields and free text are encrypted with ``Keyring/ColumnCipher`` and
 /// bound to their table, column and row; searches go through blind indexes.
 public struct CareStore: Sendable {
+    let ring: DataKeyRing
     let cipher: ColumnCipher
     let index: BlindIndex
 
     /// Uses the data keys of `ring`.
     public init(ring: DataKeyRing) {
+        self.ring = ring
         cipher = ColumnCipher(ring: ring)
         index = BlindIndex(ring: ring)
     }
@@ -38,12 +40,31 @@ public struct CareStore: Sendable {
         return try cipher.decryptString(stored, at: .init(table: table, column: column, rowID: id.uuidString.lowercased()))
     }
 
-    func nameToken(lastName: String, firstName: String, birthDate: String, keyID: Int? = nil) throws -> [UInt8] {
-        try index.token(domain: "patient.name-birth", parts: [lastName, firstName, birthDate], keyID: keyID)
+    func nameToken(lastName: String, firstName: String, birthDate: String, keyID: Int) throws -> [UInt8] {
+        try PatientSearchTokens.name(lastName: lastName, firstName: firstName, birthDate: birthDate, index: index, keyID: keyID)
     }
 
-    func insToken(_ ins: String, keyID: Int? = nil) throws -> [UInt8] {
-        try index.token(domain: "patient.ins", parts: [ins], keyID: keyID)
+    func insToken(_ ins: String, keyID: Int) throws -> [UInt8] {
+        try PatientSearchTokens.ins(ins, index: index, keyID: keyID)
+    }
+
+    /// `column IN (…)` over the tokens of a value under every blind-index key a
+    /// record's tokens may be under (two during a rotation), as parameters from
+    /// `$first` on; then ``requireCurrentBlindKeys(on:)`` after the query.
+    func anyToken(_ column: String, from first: Int, _ make: (Int) throws -> [UInt8]) throws -> (sql: String, tokens: [[UInt8]]) {
+        let tokens = try ring.readableIDs(for: .blindIndex).map(make)
+        guard !tokens.isEmpty else { throw KeyringError.noPrimary(.blindIndex) }
+        return ("\(column) IN (\(tokens.indices.map { "$\($0 + first)" }.joined(separator: ", ")))", tokens)
+    }
+
+    /// Refuses a search answered with a stale keyring: once this query (run after the
+    /// search, so with a later snapshot) sees no blind-index key the ring lacks, no
+    /// token the search could see was under a key it did not ask for.
+    func requireCurrentBlindKeys(on connection: isolated Connection) throws {
+        let ids = try connection.query(
+            "SELECT id FROM keys.data_keys WHERE purpose = 'blind-index' AND state IN ('pending', 'primary', 'decrypt-only')"
+        ).rows.map { try $0.int("id") }
+        guard ring.holds(ids) else { throw KeyringError.staleRing("a blind-index key was added since the keyring was loaded") }
     }
 
     // MARK: Patients
@@ -57,8 +78,11 @@ public struct CareStore: Sendable {
         let id = UUID()
         let now = Date()
         let keyID = try index.primaryKeyID()
-        if let ins, try !connection.query("SELECT 1 FROM care.patients WHERE search_ins = $1", [try insToken(ins)]).rows.isEmpty {
-            throw CareError(.conflict, "a patient with this INS is already registered")
+        if let ins {
+            let match = try anyToken("search_ins", from: 1) { try insToken(ins, keyID: $0) }
+            let taken = try !connection.query("SELECT 1 FROM care.patients WHERE \(match.sql)", match.tokens).rows.isEmpty
+            try requireCurrentBlindKeys(on: connection)
+            if taken { throw CareError(.conflict, "a patient with this INS is already registered") }
         }
         try connection.query(
             """
@@ -70,7 +94,7 @@ public struct CareStore: Sendable {
                 id, try seal(lastName, "care.patients", "last_name", id), try seal(firstName, "care.patients", "first_name", id),
                 try seal(birthDate, "care.patients", "birth_date", id), try seal(input.sex.rawValue, "care.patients", "sex", id),
                 try sealOptional(ins, "care.patients", "ins", id),
-                try nameToken(lastName: lastName, firstName: firstName, birthDate: birthDate), try ins.map { try insToken($0) }, keyID,
+                try nameToken(lastName: lastName, firstName: firstName, birthDate: birthDate, keyID: keyID), try ins.map { try insToken($0, keyID: keyID) }, keyID,
                 now, principal.userID,
             ])
         let view = try patient(id, on: connection)
@@ -85,15 +109,18 @@ public struct CareStore: Sendable {
         let rows: [Row]
         if let ins {
             let valid = try Validate.ins(ins)
-            rows = try connection.query("SELECT id FROM care.patients WHERE search_ins = $1", [try insToken(valid)]).rows
+            let match = try anyToken("search_ins", from: 1) { try insToken(valid, keyID: $0) }
+            rows = try connection.query("SELECT id FROM care.patients WHERE \(match.sql)", match.tokens).rows
         } else if let lastName, let firstName, let birthDate {
-            let token = try nameToken(
-                lastName: try Validate.name(lastName, field: "last_name"), firstName: try Validate.name(firstName, field: "first_name"),
-                birthDate: try Validate.birthDate(birthDate))
-            rows = try connection.query("SELECT id FROM care.patients WHERE search_name = $1 ORDER BY created_at", [token]).rows
+            let (last, first, birth) = (
+                try Validate.name(lastName, field: "last_name"), try Validate.name(firstName, field: "first_name"), try Validate.birthDate(birthDate)
+            )
+            let match = try anyToken("search_name", from: 1) { try nameToken(lastName: last, firstName: first, birthDate: birth, keyID: $0) }
+            rows = try connection.query("SELECT id FROM care.patients WHERE \(match.sql) ORDER BY created_at", match.tokens).rows
         } else {
             throw CareError(.invalidQuery, "search by ins, or by last_name, first_name and birth_date together")
         }
+        try requireCurrentBlindKeys(on: connection)
         return try rows.map { try patient(try $0.uuid("id"), on: connection) }
     }
 
@@ -122,11 +149,13 @@ public struct CareStore: Sendable {
         if let value = patch.ins { after.ins = try Validate.ins(value) }
         let changed = try Self.changedFields(before, after)
         guard !changed.isEmpty else { return before }
-        if let ins = after.ins, ins != before.ins,
-            try !connection.query("SELECT 1 FROM care.patients WHERE search_ins = $1 AND id <> $2", [try insToken(ins), id]).rows.isEmpty
-        {
-            throw CareError(.conflict, "a patient with this INS is already registered")
+        if let ins = after.ins, ins != before.ins {
+            let match = try anyToken("search_ins", from: 2) { try insToken(ins, keyID: $0) }
+            let taken = try !connection.query("SELECT 1 FROM care.patients WHERE id <> $1 AND \(match.sql)", [id] + match.tokens).rows.isEmpty
+            try requireCurrentBlindKeys(on: connection)
+            if taken { throw CareError(.conflict, "a patient with this INS is already registered") }
         }
+        let keyID = try index.primaryKeyID()
         let now = Date()
         after.version = before.version + 1
         after.updatedAt = now
@@ -140,8 +169,8 @@ public struct CareStore: Sendable {
                 id, after.version, try seal(after.lastName, "care.patients", "last_name", id),
                 try seal(after.firstName, "care.patients", "first_name", id), try seal(after.birthDate, "care.patients", "birth_date", id),
                 try seal(after.sex.rawValue, "care.patients", "sex", id), try sealOptional(after.ins, "care.patients", "ins", id),
-                try nameToken(lastName: after.lastName, firstName: after.firstName, birthDate: after.birthDate),
-                try after.ins.map { try insToken($0) }, try index.primaryKeyID(), now, principal.userID,
+                try nameToken(lastName: after.lastName, firstName: after.firstName, birthDate: after.birthDate, keyID: keyID),
+                try after.ins.map { try insToken($0, keyID: keyID) }, keyID, now, principal.userID,
             ])
         let view = try patient(id, on: connection)
         try recordVersion(.patient, id: id, version: view.version, fields: changed, state: view, by: principal, at: now, on: connection)
@@ -460,4 +489,18 @@ public struct CareStore: Sendable {
 
     /// Every account, without password hashes.
     public func users(on connection: isolated Connection) throws -> [UserView] { try UserDirectory.list(on: connection) }
+}
+
+/// The blind-index tokens of a patient record, as osmose-care writes them and
+/// osmose-keyd rewrites them under a new key.
+public enum PatientSearchTokens {
+    /// The token of last name + first name + birth date under blind-index key `keyID`.
+    public static func name(lastName: String, firstName: String, birthDate: String, index: BlindIndex, keyID: Int) throws -> [UInt8] {
+        try index.token(domain: "patient.name-birth", parts: [lastName, firstName, birthDate], keyID: keyID)
+    }
+
+    /// The token of an INS under blind-index key `keyID`.
+    public static func ins(_ ins: String, index: BlindIndex, keyID: Int) throws -> [UInt8] {
+        try index.token(domain: "patient.ins", parts: [ins], keyID: keyID)
+    }
 }

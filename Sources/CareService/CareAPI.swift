@@ -38,6 +38,7 @@ public struct CareAPISettings: Sendable {
 /// committed fails with 503 and returns no patient data.
 public struct CareAPI: Sendable {
     let pool: ConnectionPool
+    let ring: DataKeyRing
     let store: CareStore
     let sessions: Sessions
     let policy: AccessPolicy
@@ -51,6 +52,7 @@ public struct CareAPI: Sendable {
     /// Assembles the API over a pool, the data keys and the access policy.
     public init(pool: ConnectionPool, ring: DataKeyRing, policy: AccessPolicy, settings: CareAPISettings, logger: Logger) {
         self.pool = pool
+        self.ring = ring
         self.store = CareStore(ring: ring)
         self.sessions = Sessions(settings: settings.sessions)
         self.policy = policy
@@ -151,12 +153,12 @@ public struct CareAPI: Sendable {
             // before the response exists.
             let reply: Reply
             if endpoint.journalAction == .read {
-                reply = try await pool.withConnection { try await $0.perform(work) }
+                reply = try await withCurrentKeys { try await pool.withConnection { try await $0.perform(work) } }
                 if settings.journalsSuccessfulReads {
                     try await readEvents.record(event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
                 }
             } else {
-                reply = try await pool.transaction(work)
+                reply = try await withCurrentKeys { try await pool.transaction(work) }
             }
             return respond(reply, requestID: requestID)
         } catch let error as CareError {
@@ -170,6 +172,27 @@ public struct CareAPI: Sendable {
             logger.error("request failed closed", metadata: ["osmose.error": "\(error)", "osmose.request": "\(requestID)"])
             return await fail(CareError(.journalUnavailable, "the access journal cannot record this request; nothing was done"), result: .error, endpoint.journalAction, endpoint.objectType, requestID, request, client, trace)
         }
+    }
+
+    /// Runs `attempt`, and once more after reloading the keyring when the keys
+    /// changed under this process: osmose-keyd rotated a key, so the database
+    /// refused a ciphertext under the demoted one (SQLSTATE OSK01), or a value is
+    /// under a key this process has not loaded yet. The first attempt changed
+    /// nothing: its transaction rolled back.
+    func withCurrentKeys<Result>(_ attempt: () async throws -> Result) async throws -> Result {
+        do {
+            return try await attempt()
+        } catch let error where Self.isStaleKeys(error) {
+            logger.info("keys changed: reloading the keyring", metadata: ["osmose.error": "\(error)"])
+            try await pool.withConnection { try await ring.reload(on: $0) }
+            return try await attempt()
+        }
+    }
+
+    static func isStaleKeys(_ error: any Error) -> Bool {
+        if let error = error as? StoreError { return error.sqlState == "OSK01" }
+        if let error = error as? KeyringError { return error.code == .staleRing || error.code == .unknownKey }
+        return false
     }
 
     /// Records the failure's event in its own transaction, then answers with the error.

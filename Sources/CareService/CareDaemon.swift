@@ -81,17 +81,6 @@ public enum CareDaemon {
     }
 
     static func loadMasterKey(_ configuration: SuiteConfiguration) throws -> MasterKey {
-        let credentials = Credentials()
-        if credentials.names().contains("master-key") {
-            do {
-                return try MasterKey(credentials.load("master-key"))
-            } catch let error as SystemdError {
-                throw KeyringError.credential(error.message)
-            }
-        }
-        guard let path = configuration.care.masterKeyFile else {
-            throw KeyringError.credential("no master key: pass the master-key credential (LoadCredential=master-key:…) or set care.master_key_file")
-        }
-        return try MasterKey.load(path: path)
+        try MasterKey.fromCredential(orFile: configuration.care.masterKeyFile, setting: "care.master_key_file")
     }
 }

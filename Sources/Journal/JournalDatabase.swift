@@ -129,7 +129,7 @@ public enum JournalDatabase {
         }
         // COPY of a DELETE … RETURNING in binary: the rows leave the intake and arrive
         // here without being formatted as text and parsed back.
-        let taken = try copyRows(
+        let taken = try connection.copyRows(
             """
             COPY (DELETE FROM journal.intake AS i
                 WHERE i.id > \(floor)
@@ -137,7 +137,7 @@ public enum JournalDatabase {
                 RETURNING i.id, i.occurred_at, i.source, i.request_id, i.actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action,
                     i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, abbrev(i.client_ip), i.user_agent)
             TO STDOUT (FORMAT binary)
-            """, on: connection)
+            """)
         guard !taken.isEmpty else { return (state, 0, nil) }
         var next = state
         let sequencedAt = max(now, state.lastSequencedAt)
@@ -283,22 +283,6 @@ public enum JournalDatabase {
                 canonical: canonical, leafHash: try row.bytes("leaf_hash"), chainHash: try row.bytes("chain_hash"), entry: try JournalEntry(canonical: canonical))
         }
     }
-}
-
-/// Runs a binary `COPY … TO STDOUT` and returns its decoded rows.
-func copyRows(_ sql: String, on connection: isolated Connection) throws -> [BinaryCopyDecoder.Row] {
-    let collector = RowCollector()
-    try connection.copyOut(sql) { chunk in try collector.feed(chunk) }
-    return collector.rows
-}
-
-/// Decodes COPY chunks into rows, for a synchronous copyOut on the connection's thread.
-final class RowCollector: @unchecked Sendable {
-    // @unchecked: used only by the connection's thread during a synchronous copyOut.
-    private var decoder = BinaryCopyDecoder()
-    private(set) var rows: [BinaryCopyDecoder.Row] = []
-
-    func feed(_ chunk: [UInt8]) throws { rows += try decoder.feed(chunk) }
 }
 
 /// Reads tree hashes from `journal.tiles` and the entries' leaf hashes; partial

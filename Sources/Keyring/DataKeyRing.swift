@@ -1,10 +1,13 @@
 import Cryptography
 import Foundation
 public import Store
+import Synchronization
 
 /// The unwrapped data keys of one process, loaded from `keys.data_keys`.
 ///
-/// Immutable once loaded: a rotation makes a new ring (``load(on:master:)``).
+/// A rotation changes the keys under a running service: ``reload(on:)`` reads
+/// them again (a service does so when the database refuses a ciphertext under a
+/// demoted key, SQLSTATE OSK01, or when it meets a key id it does not hold).
 public final class DataKeyRing: Sendable {
     struct Entry: Sendable {
         let purpose: DataKeyPurpose
@@ -12,20 +15,41 @@ public final class DataKeyRing: Sendable {
         let key: SecretBytes
     }
 
-    private let entries: [Int: Entry]
-    private let primaries: [DataKeyPurpose: Int]
+    struct Contents: Sendable {
+        let entries: [Int: Entry]
+        let primaries: [DataKeyPurpose: Int]
 
-    init(entries: [Int: Entry]) {
-        self.entries = entries
-        var primaries: [DataKeyPurpose: Int] = [:]
-        for (id, entry) in entries where entry.state == "primary" { primaries[entry.purpose] = id }
-        self.primaries = primaries
+        init(entries: [Int: Entry]) {
+            self.entries = entries
+            var primaries: [DataKeyPurpose: Int] = [:]
+            for (id, entry) in entries where entry.state == "primary" { primaries[entry.purpose] = id }
+            self.primaries = primaries
+        }
+    }
+
+    private let contents: Mutex<Contents>
+    private let master: MasterKey
+
+    init(entries: [Int: Entry], master: MasterKey) {
+        contents = Mutex(Contents(entries: entries))
+        self.master = master
     }
 
     /// Loads and unwraps every usable data key.
     /// - Throws: ``KeyringError/Code/wrongMasterKey`` naming both fingerprints when the
     ///   keys were wrapped by another master key; nothing is changed in the database.
     public static func load(on connection: Connection, master: MasterKey) async throws -> DataKeyRing {
+        DataKeyRing(entries: try await readEntries(on: connection, master: master), master: master)
+    }
+
+    /// Reads the keys again. On failure (a master key rotated under this process)
+    /// the keys held so far stay in use and the error is thrown.
+    public func reload(on connection: Connection) async throws {
+        let entries = try await Self.readEntries(on: connection, master: master)
+        contents.withLock { $0 = Contents(entries: entries) }
+    }
+
+    private static func readEntries(on connection: Connection, master: MasterKey) async throws -> [Int: Entry] {
         let rows = try await connection.query(
             "SELECT id, purpose, state, wrapped_key, master_fingerprint FROM keys.data_keys WHERE state <> 'destroyed' ORDER BY id"
         ).rows
@@ -42,7 +66,23 @@ public final class DataKeyRing: Sendable {
             let key = try master.unwrap(try row.bytes("wrapped_key"), id: id, purpose: purpose)
             entries[id] = Entry(purpose: purpose, state: try row.string("state"), key: key)
         }
-        return DataKeyRing(entries: entries)
+        return entries
+    }
+
+    /// The ids of the keys of `purpose` that data may still be under (primary and
+    /// decrypt-only), the primary first: a blind-index search asks for the tokens
+    /// under each, so that it finds a record whatever key its token is under.
+    public func readableIDs(for purpose: DataKeyPurpose) -> [Int] {
+        contents.withLock { contents in
+            let primary = contents.primaries[purpose]
+            let others = contents.entries.filter { $0.value.purpose == purpose && $0.value.state == "decrypt-only" }.keys.sorted()
+            return (primary.map { [$0] } ?? []) + others
+        }
+    }
+
+    /// True when this ring holds every key in `ids`.
+    public func holds(_ ids: [Int]) -> Bool {
+        contents.withLock { contents in ids.allSatisfy { contents.entries[$0] != nil } }
     }
 
     /// Creates a primary key for each purpose that has none (first installation).
@@ -75,14 +115,14 @@ public final class DataKeyRing: Sendable {
     /// The id of the primary key for `purpose`.
     /// - Throws: ``KeyringError/Code/noPrimaryKey``.
     public func primaryID(for purpose: DataKeyPurpose) throws -> Int {
-        guard let id = primaries[purpose] else {
+        guard let id = contents.withLock({ $0.primaries[purpose] }) else {
             throw KeyringError(.noPrimaryKey, "no primary \(purpose.rawValue) key: run osmosectl keys init")
         }
         return id
     }
 
     func key(id: Int, purpose: DataKeyPurpose) throws -> SecretBytes {
-        guard let entry = entries[id], entry.purpose == purpose else {
+        guard let entry = contents.withLock({ $0.entries[id] }), entry.purpose == purpose else {
             throw KeyringError(.unknownKey, "key \(id) is not a \(purpose.rawValue) key held by this keyring")
         }
         return entry.key

@@ -19,6 +19,10 @@ public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let unknownKey = Code("keyring.unknown_key")
         /// A ciphertext is malformed, damaged, or was moved to another row or column.
         public static let undecryptable = Code("keyring.undecryptable")
+        /// The keys changed since this process loaded them (a rotation): reload and retry.
+        public static let staleRing = Code("keyring.stale")
+        /// A key operation is not allowed in the key's state, or is refused by policy.
+        public static let refused = Code("keyring.refused")
 
         public var description: String { rawValue }
     }
@@ -28,7 +32,7 @@ public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong and what to do.
     public let message: String
 
-    init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
@@ -39,6 +43,14 @@ public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension KeyringError {
+    /// The process's keys are older than the database's.
+    public static func staleRing(_ message: String) -> KeyringError { KeyringError(.staleRing, message + ": reload the keyring and retry") }
+
+    /// No primary key exists for `purpose`.
+    public static func noPrimary(_ purpose: DataKeyPurpose) -> KeyringError {
+        KeyringError(.noPrimaryKey, "no primary \(purpose.rawValue) key: run osmosectl keys init")
+    }
+
     /// The master key could not be obtained from the service manager or configuration.
     public static func credential(_ message: String) -> KeyringError { KeyringError(.masterKeyUnavailable, message) }
 }

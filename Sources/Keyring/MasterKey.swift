@@ -1,4 +1,5 @@
 public import Cryptography
+public import Systemd
 
 /// The key that wraps every data key. Handed to the daemons as a systemd
 /// credential (`LoadCredential=master-key:…`), never stored in the database.
@@ -26,6 +27,23 @@ public struct MasterKey: Sendable, CustomStringConvertible {
         } catch let error as CryptoError {
             throw KeyringError(.masterKeyUnavailable, "master key \(path): \(error.message)")
         }
+    }
+
+    /// The master key from the `master-key` systemd credential, else from `file`
+    /// (the configuration key named `setting`, for development).
+    /// - Throws: ``KeyringError/Code/masterKeyUnavailable`` saying what to pass.
+    public static func fromCredential(orFile file: String?, setting: String, credentials: Credentials = Credentials()) throws -> MasterKey {
+        if credentials.names().contains("master-key") {
+            do {
+                return try MasterKey(credentials.load("master-key"))
+            } catch let error as SystemdError {
+                throw KeyringError.credential(error.message)
+            }
+        }
+        guard let file else {
+            throw KeyringError.credential("no master key: pass the master-key credential (LoadCredential=master-key:…) or set \(setting)")
+        }
+        return try load(path: file)
     }
 
     /// A new random master key.

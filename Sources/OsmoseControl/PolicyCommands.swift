@@ -14,6 +14,7 @@ struct PolicyCommand: AsyncParsableCommand {
     static let validators: [String: @Sendable (SettingsDocument) throws -> Void] = [
         "retention.yaml": { _ = try RetentionPolicy.parse($0) },
         "access.yaml": { _ = try AccessPolicy.parse($0) },
+        "keys.yaml": { _ = try KeyPolicy.parse($0) },
     ]
 
     struct Check: AsyncParsableCommand {

@@ -56,6 +56,16 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var maximumBodyBytes: Int
     }
 
+    /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
+    public struct Keys: Hashable, Sendable {
+        /// A libpq connection string for the osmose_keyd role; empty uses `database.connection`.
+        public var database: String
+        /// The master key file when no `master-key` systemd credential is passed.
+        public var masterKeyFile: String?
+        /// The key policy; default `<paths.policies>/keys.yaml`.
+        public var policy: String?
+    }
+
     /// The journal daemon (`osmose-journald`) and the security officer's tools.
     public struct Journal: Hashable, Sendable {
         /// A program allowed to submit events on the local socket, and the source name its events carry.
@@ -106,6 +116,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var care: Care
     /// Journal settings.
     public var journal: Journal
+    /// Key daemon settings.
+    public var keys: Keys
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -118,7 +130,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
             maximumBodyBytes: 65536),
         journal: Journal(
             origin: "journal.osmose.invalid", database: "", signingKeyFile: nil, verifierKey: nil, checkpointWithin: .seconds(1),
-            checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536))
+            checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536),
+        keys: Keys(database: "", masterKeyFile: nil, policy: nil))
 
     /// Reads and validates the file at `path`.
     /// - Throws: ``ConfigurationError`` with the file, line and reason.
@@ -129,7 +142,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -182,6 +195,11 @@ public struct SuiteConfiguration: Hashable, Sendable {
         {
             configuration.journal = try parseJournal(journal)
         }
+        if let keys = try root.mapping("keys", allowedKeys: ["database", "master_key_file", "policy"]) {
+            configuration.keys.database = try keys.optionalString("database") ?? ""
+            configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
+            configuration.keys.policy = try keys.optionalString("policy")
+        }
         return configuration
     }
 
@@ -233,6 +251,10 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var careConnection: String { care.database.isEmpty ? database.connection : care.database }
     /// The connection string osmose-journald uses.
     public var journalConnection: String { journal.database.isEmpty ? database.connection : journal.database }
+    /// The connection string osmose-keyd uses.
+    public var keysConnection: String { keys.database.isEmpty ? database.connection : keys.database }
+    /// The key policy file osmose-keyd reads.
+    public var keyPolicyPath: String { keys.policy ?? "\(paths.policies)/keys.yaml" }
     /// The access policy file the care service reads.
     public var accessPolicyPath: String { care.accessPolicy ?? "\(paths.policies)/access.yaml" }
 }

@@ -37,6 +37,12 @@ public struct BinaryCopyDecoder: Sendable {
             return value
         }
 
+        /// An `integer` column.
+        public func int32(_ index: Int) throws -> Int32 {
+            guard let range = ranges[index], range.count == 4 else { throw StoreError(.decodingFailed, "binary column \(index) is not 4 bytes") }
+            return Int32(bitPattern: range.reduce(UInt32(0)) { $0 << 8 | UInt32(storage[$1]) })
+        }
+
         /// A column's bytes, or nil for NULL.
         public func bytes(_ index: Int) -> [UInt8]? { ranges[index].map { Array(storage[$0]) } }
 
@@ -216,6 +222,12 @@ public struct BinaryCopyEncoder: Sendable {
         appendInt64(value)
     }
 
+    /// An `integer` field.
+    public mutating func int32(_ value: Int32) {
+        appendInt32(4)
+        appendInt32(value)
+    }
+
     /// A `smallint` field.
     public mutating func int16(_ value: Int16) {
         appendInt32(2)
@@ -288,5 +300,16 @@ public struct BinaryCopyEncoder: Sendable {
     private mutating func appendInt64(_ value: Int64) {
         let bits = UInt64(bitPattern: value)
         for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+    }
+}
+
+extension Connection {
+    /// Runs a binary `COPY … TO STDOUT` and returns its decoded rows (for batches
+    /// that fit in memory; stream larger results with ``copyOutInPlace(_:_:)``).
+    public func copyRows(_ sql: String) throws -> [BinaryCopyDecoder.Row] {
+        var decoder = BinaryCopyDecoder()
+        var rows: [BinaryCopyDecoder.Row] = []
+        try copyOutInPlace(sql) { chunk in rows += try decoder.feed(Array(chunk)) }
+        return rows
     }
 }

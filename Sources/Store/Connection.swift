@@ -213,7 +213,7 @@ public actor Connection {
             }
         }
         let values = storage.map { UnsafePointer($0?.assumingMemoryBound(to: CChar.self)) }
-        guard let name = prepare(sql, parameterCount: parameters.count, on: pointer) else {
+        guard let name = try prepare(sql, parameterCount: parameters.count, on: pointer) else {
             return try collect(PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0), pointer)
         }
         do {
@@ -228,13 +228,19 @@ public actor Connection {
     /// The name of `sql` prepared on this session, preparing it on first use; nil
     /// when it cannot be prepared (inside a failed transaction, or the cache is full),
     /// in which case the caller runs it unprepared and gets the real error if any.
-    private func prepare(_ sql: String, parameterCount: Int, on pointer: OpaquePointer) -> String? {
+    /// - Throws: the server's error when preparing failed inside a transaction (a
+    ///   missing privilege, a syntax error): the transaction is then aborted, and
+    ///   running the statement again would report only SQLSTATE 25P02.
+    private func prepare(_ sql: String, parameterCount: Int, on pointer: OpaquePointer) throws -> String? {
         if let name = preparedStatements[sql] { return name }
         guard preparedStatements.count < Self.preparedStatementLimit, PQtransactionStatus(pointer) != PQTRANS_INERROR else { return nil }
         let name = "osmose_\(preparedStatements.count + 1)"
         guard let result = PQprepare(pointer, name, sql, Int32(parameterCount), nil) else { return nil }
         defer { PQclear(result) }
-        guard PQresultStatus(result) == PGRES_COMMAND_OK else { return nil }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else {
+            if PQtransactionStatus(pointer) == PQTRANS_INERROR { throw Self.error(from: result, connection: pointer) }
+            return nil
+        }
         preparedStatements[sql] = name
         return name
     }

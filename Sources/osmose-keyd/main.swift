@@ -1,0 +1,3 @@
+import KeyService
+
+await KeyDaemon.main()
