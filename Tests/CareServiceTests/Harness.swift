@@ -19,6 +19,7 @@ import TestSupport
 final class CareHarness: Sendable {
     let database: TestDatabase
     let admin: Connection
+    let master: MasterKey
     let baseURL: String
     let group: ServiceGroup
     let pool: ConnectionPool
@@ -31,9 +32,12 @@ final class CareHarness: Sendable {
         ("admin", .admin, nil),
     ]
 
-    private init(database: TestDatabase, admin: Connection, baseURL: String, group: ServiceGroup, pool: ConnectionPool, running: Task<Void, any Error>) {
+    private init(
+        database: TestDatabase, admin: Connection, master: MasterKey, baseURL: String, group: ServiceGroup, pool: ConnectionPool, running: Task<Void, any Error>
+    ) {
         self.database = database
         self.admin = admin
+        self.master = master
         self.baseURL = baseURL
         self.group = group
         self.pool = pool
@@ -71,7 +75,7 @@ final class CareHarness: Sendable {
         let running = Task { try await group.run() }
         for _ in 0..<500 where port.value == nil { try await Task.sleep(for: .milliseconds(10)) }
         guard let bound = port.value else { throw TestEnvironmentError("the care API did not start listening") }
-        return CareHarness(database: database, admin: admin, baseURL: "http://127.0.0.1:\(bound)", group: group, pool: pool, running: running)
+        return CareHarness(database: database, admin: admin, master: master, baseURL: "http://127.0.0.1:\(bound)", group: group, pool: pool, running: running)
     }
 
     func stop() async {

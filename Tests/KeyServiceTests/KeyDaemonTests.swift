@@ -1,0 +1,91 @@
+import CareRecords
+import Foundation
+import Glibc
+import KeyService
+import Keyring
+import Store
+import Testing
+import TestSupport
+
+@Suite("osmose-keyd end to end", .serialized)
+struct KeyDaemonTests {
+    let bin = builtExecutablesDirectory()
+
+    /// A configuration for the daemon in a directory of its own, the master key in a file.
+    func configure(_ fixture: KeyFixture, master: MasterKey, valuesPerSecond: Int) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-keyd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let keyFile = "\(directory)/master.key"
+        FileManager.default.createFile(atPath: keyFile, contents: Data(master.exposedBytes()), attributes: [.posixPermissions: 0o600])
+        try """
+            cryptoperiods:
+              column: 365
+              blind_index: 365
+              pseudonymisation: 730
+            rotation:
+              max_values_per_second: \(valuesPerSecond)
+              batch_size: 40
+            """.write(toFile: "\(directory)/keys.yaml", atomically: true, encoding: .utf8)
+        try """
+            database:
+              connection: "\(fixture.database.connectionString)"
+            logging:
+              level: warning
+            keys:
+              database: "\(fixture.database.connectionString) user=osmose_keyd"
+              master_key_file: \(keyFile)
+              policy: \(directory)/keys.yaml
+            """.write(toFile: "\(directory)/osmose.yaml", atomically: true, encoding: .utf8)
+        return "\(directory)/osmose.yaml"
+    }
+
+    @Test("Killed with SIGKILL at 20 random moments during a rotation, it resumes each time; the end state equals a crash-free run's")
+    func crashes() async throws {
+        let (fixture, patients) = try await KeyFixture.make("keyd_crash", patients: 500)
+        let admin = fixture.admin
+        let total = try await admin.perform { try KeyRotation.census(.column, on: $0) }.values.flatMap(\.values).reduce(0, +)
+        let rotation = try await admin.transaction { [master = fixture.master] connection in
+            try KeyRotation.start(purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
+        }
+        let config = try configure(fixture, master: fixture.master, valuesPerSecond: 600)
+        var interrupted = 0
+        for round in 0..<20 {
+            let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 80...350)))
+            daemon.signal(SIGKILL)
+            let outcome = try await daemon.wait()
+            if outcome.status == 128 + SIGKILL { interrupted += 1 } else {
+                #expect(outcome.status == 0, "round \(round): \(outcome.standardError)")
+            }
+        }
+        #expect(interrupted >= 15, "the rotation was still running at most kills")
+        let last = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
+        #expect(last.status == 0, "\(last.standardError)")
+        let finished = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation.id]).rows[0]
+        #expect(try finished.string("state") == "finished")
+        #expect(try finished.int64("rewritten") == total, "every value counted once: no batch lost or applied twice")
+        let census = try await admin.perform { try KeyRotation.census(.column, on: $0) }
+        #expect(census.values.allSatisfy { $0.isEmpty || Set($0.keys) == [rotation.toKey] }, "\(census)")
+        #expect(try await admin.query("SELECT state FROM keys.data_keys WHERE id = $1", [rotation.fromKeys[0]]).rows[0].string("state") == "retired")
+        let ring = try await DataKeyRing.load(on: admin, master: fixture.master)
+        for (id, view) in patients { #expect(try await admin.perform { try CareStore(ring: ring).patient(id, on: $0) } == view) }
+        await fixture.close()
+    }
+
+    @Test("A wrong or missing master key: the daemon refuses to start with a clear message and changes nothing")
+    func wrongMasterKey() async throws {
+        let (fixture, _) = try await KeyFixture.make("keyd_master", patients: 2)
+        let before = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
+        let wrong = try configure(fixture, master: try MasterKey.generate(), valuesPerSecond: 1000)
+        let refused = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", wrong])
+        #expect(refused.status == 6 && refused.standardError.contains("keyring.wrong_master_key"), "\(refused.standardError)")
+        let missing = try configure(fixture, master: fixture.master, valuesPerSecond: 1000)
+        try FileManager.default.removeItem(atPath: (missing as NSString).deletingLastPathComponent + "/master.key")
+        let absent = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", missing])
+        #expect(absent.status == 6 && absent.standardError.contains("master key"), "\(absent.standardError)")
+        let after = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
+        #expect(before == after)
+        #expect(try await fixture.admin.query("SELECT count(*) AS n FROM keys.rotations").rows[0].int("n") == 0)
+        await fixture.close()
+    }
+}
