@@ -159,6 +159,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Benchmark only (scripts/bench keys): seeds encrypted patients and checks
+        // them after a rotation. Never installed.
+        .executableTarget(
+            name: "osmose-keys-bench",
+            dependencies: ["CareRecords", "Keyring", "Store", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/osmose-keys-bench",
+            swiftSettings: strictSettings
+        ),
+
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .testTarget(
