@@ -105,10 +105,10 @@ public enum KeyRotation {
         let start = after.map { "AND id > '\($0.uuidString.lowercased())'" } ?? ""
         let rewritten: Int
         let rows: [BinaryCopyDecoder.Row]
-        if let column = target.column {
+        if !target.columns.isEmpty {
             rows = try connection.copyRows(
-                "COPY (SELECT id, \(column) FROM \(target.table) WHERE \(column) IS NOT NULL \(start) ORDER BY id LIMIT \(limit)) TO STDOUT (FORMAT binary)")
-            rewritten = try rewriteColumn(rows, table: target.table, column: column, toKey: rotation.toKey, ring: ring, on: connection)
+                "COPY (SELECT id, \(target.columns.joined(separator: ", ")) FROM \(target.table) WHERE true \(start) ORDER BY id LIMIT \(limit)) TO STDOUT (FORMAT binary)")
+            rewritten = try rewriteColumns(rows, table: target.table, columns: target.columns, toKey: rotation.toKey, ring: ring, on: connection)
         } else {
             rows = try connection.copyRows(
                 """
@@ -125,30 +125,52 @@ public enum KeyRotation {
         return (rewritten, rows.count)
     }
 
-    private static func rewriteColumn(
-        _ rows: [BinaryCopyDecoder.Row], table: String, column: String, toKey: Int, ring: DataKeyRing, on connection: isolated Connection
+    /// Rewrites the values of each row under old keys, all of a row's columns in one
+    /// UPDATE; returns how many values moved.
+    private static func rewriteColumns(
+        _ rows: [BinaryCopyDecoder.Row], table: String, columns: [String], toKey: Int, ring: DataKeyRing, on connection: isolated Connection
     ) throws -> Int {
         let cipher = ColumnCipher(ring: ring)
-        var batch = BinaryCopyEncoder(reservingCapacity: rows.count * 200)
-        var count = 0
+        var batch = BinaryCopyEncoder(reservingCapacity: rows.count * 200 * columns.count)
+        var moved: [String: Int] = [:]
         for row in rows {
-            guard let id = try row.uuid(0), let stored = row.bytes(1), ColumnCipher.keyID(of: stored) != toKey else { continue }
-            let location = ColumnCipher.Location(table: table, column: column, rowID: id)
-            var plaintext = try cipher.decrypt(stored, at: location)
-            defer { ConstantTime.wipe(&plaintext) }
-            batch.beginRow(fields: 3)
+            guard let id = try row.uuid(0) else { continue }
+            var fresh: [[UInt8]?] = []
+            for (position, column) in columns.enumerated() {
+                guard let stored = row.bytes(position + 1), ColumnCipher.keyID(of: stored) != toKey else {
+                    fresh.append(nil)
+                    continue
+                }
+                let location = ColumnCipher.Location(table: table, column: column, rowID: id)
+                var plaintext = try cipher.decrypt(stored, at: location)
+                defer { ConstantTime.wipe(&plaintext) }
+                fresh.append(try cipher.encrypt(plaintext, for: location))
+            }
+            let count = fresh.count { $0 != nil }
+            guard count > 0 else { continue }
+            batch.beginRow(fields: 1 + 2 * columns.count)
             try batch.uuid(id)
-            batch.bytea(stored)
-            batch.bytea(try cipher.encrypt(plaintext, for: location))
-            count += 1
+            for (position, value) in fresh.enumerated() {
+                if let old = row.bytes(position + 1) { batch.bytea(old) } else { batch.null() }
+                if let value { batch.bytea(value) } else { batch.null() }
+            }
+            moved[id] = count
         }
-        guard count > 0 else { return 0 }
+        guard !moved.isEmpty else { return 0 }
         batch.finish()
-        try connection.query("CREATE TEMP TABLE IF NOT EXISTS keyd_values (id uuid PRIMARY KEY, old bytea NOT NULL, new bytea NOT NULL) ON COMMIT DELETE ROWS")
+        let staging = "keyd_values_\(columns.count)"
+        let pairs = columns.indices.map { "old_\($0) bytea, new_\($0) bytea" }.joined(separator: ", ")
+        try connection.query("CREATE TEMP TABLE IF NOT EXISTS \(staging) (id uuid PRIMARY KEY, \(pairs)) ON COMMIT DELETE ROWS")
         let data = batch.bytes
-        try connection.copyIn("COPY keyd_values (id, old, new) FROM STDIN (FORMAT binary)") { try $0.write(data) }
-        // Compare-and-set: a value the care service changed meanwhile is already under the primary key.
-        return try connection.query("UPDATE \(table) AS t SET \(column) = v.new FROM keyd_values AS v WHERE t.id = v.id AND t.\(column) = v.old").affectedRows
+        try connection.copyIn("COPY \(staging) FROM STDIN (FORMAT binary)") { try $0.write(data) }
+        // Compare-and-set on every column of the row: a row the care service changed
+        // meanwhile is left alone (what it wrote is under the primary key; anything
+        // else is found by the closing scan and swept again).
+        let assignments = columns.enumerated().map { "\($1) = coalesce(v.new_\($0), t.\($1))" }.joined(separator: ", ")
+        let unchanged = columns.enumerated().map { "t.\($1) IS NOT DISTINCT FROM v.old_\($0)" }.joined(separator: " AND ")
+        let updated = try connection.query(
+            "UPDATE \(table) AS t SET \(assignments) FROM \(staging) AS v WHERE t.id = v.id AND \(unchanged) RETURNING t.id::text AS id").rows
+        return try updated.reduce(0) { $0 + (moved[try $1.string("id")] ?? 0) }
     }
 
     private static func rewriteTokens(
@@ -202,9 +224,11 @@ public enum KeyRotation {
     public static func census(_ purpose: DataKeyPurpose? = nil, on connection: isolated Connection) throws -> [String: [Int: Int64]] {
         var counts: [String: [Int: Int64]] = [:]
         for target in KeyTarget.all where purpose == nil || target.purpose == purpose {
-            let rows = try connection.query(
-                "SELECT \(target.keyExpression) AS key, count(*) AS n FROM \(target.table) WHERE \(target.keyExpression) IS NOT NULL GROUP BY 1").rows
-            counts[target.name] = Dictionary(uniqueKeysWithValues: try rows.map { (try $0.int("key"), try $0.int64("n")) })
+            for place in target.places {
+                let rows = try connection.query(
+                    "SELECT \(place.keyExpression) AS key, count(*) AS n FROM \(target.table) WHERE \(place.keyExpression) IS NOT NULL GROUP BY 1").rows
+                counts[place.name] = Dictionary(uniqueKeysWithValues: try rows.map { (try $0.int("key"), try $0.int64("n")) })
+            }
         }
         return counts
     }
@@ -229,9 +253,9 @@ public enum KeyRotation {
         let counts = try census(rotation.purpose, on: connection)
         let left = counts.filter { _, byKey in byKey.contains { rotation.fromKeys.contains($0.key) && $0.value > 0 } }
         guard left.isEmpty else {
-            for target in left.keys {
+            for target in KeyTarget.of(rotation.purpose) where target.places.contains(where: { left[$0.name] != nil }) {
                 try connection.query(
-                    "UPDATE keys.rotation_progress SET done = false, after_id = NULL WHERE rotation_id = $1 AND target = $2", [rotation.id, target])
+                    "UPDATE keys.rotation_progress SET done = false, after_id = NULL WHERE rotation_id = $1 AND target = $2", [rotation.id, target.name])
             }
             return false
         }

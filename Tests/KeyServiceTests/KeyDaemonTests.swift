@@ -47,7 +47,7 @@ struct KeyDaemonTests {
         let rotation = try await admin.transaction { [master = fixture.master] connection in
             try KeyRotation.start(purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
         }
-        let config = try configure(fixture, master: fixture.master, valuesPerSecond: 600)
+        let config = try configure(fixture, master: fixture.master, valuesPerSecond: 300)
         var interrupted = 0
         for round in 0..<20 {
             let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
