@@ -50,22 +50,27 @@ CREATE FUNCTION keys.ciphertext_key(value bytea) RETURNS integer
             THEN (get_byte(value, 1) << 24) | (get_byte(value, 2) << 16) | (get_byte(value, 3) << 8) | get_byte(value, 4) END
     $$;
 
--- Refuses a key that is not the primary one of `wanted_purpose`.
-CREATE FUNCTION keys.require_primary(key_id integer, wanted_purpose text, what text) RETURNS void
+-- Refuses any key in `key_ids` other than the primary one of `wanted_purpose`
+-- (one lookup for all the ciphertexts a row write brings).
+CREATE FUNCTION keys.require_primary_all(key_ids integer[], wanted_purpose text, what text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog
     AS $$
+    DECLARE
+        primary_id integer := (SELECT id FROM keys.data_keys WHERE purpose = wanted_purpose AND state = 'primary');
+        stale integer;
     BEGIN
-        IF NOT EXISTS (SELECT 1 FROM keys.data_keys WHERE id = key_id AND purpose = wanted_purpose AND state = 'primary') THEN
-            RAISE EXCEPTION 'keys.stale_key: % is written under % key %, which is not the primary one', what, wanted_purpose, coalesce(key_id::text, 'unknown')
+        SELECT k INTO stale FROM unnest(key_ids) AS k WHERE k IS DISTINCT FROM primary_id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'keys.stale_key: % is written under % key %, which is not the primary one', what, wanted_purpose, coalesce(stale::text, 'unknown')
                 USING ERRCODE = 'OSK01', HINT = 'reload the keyring and retry';
         END IF;
     END
     $$;
 
 -- One trigger function per table, with the encrypted columns spelled out, so that
--- PL/pgSQL compiles the column accesses once (a care write checks only the
--- columns it changed; osmose-keyd's re-encryption pays one key lookup a value).
+-- PL/pgSQL compiles the column accesses once: a write gathers the key ids of the
+-- ciphertexts it adds or changes and checks them with one lookup.
 DO $$
 DECLARE
     spec record;
@@ -81,21 +86,25 @@ BEGIN
     LOOP
         SELECT string_agg(format(
             $f$IF NEW.%1$I IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.%1$I IS DISTINCT FROM OLD.%1$I) THEN
-                PERFORM keys.require_primary(keys.ciphertext_key(NEW.%1$I), 'column', %2$L);
-            END IF;$f$, c, 'care.' || spec.table_name || '.' || c), E'\n')
+                used := used || keys.ciphertext_key(NEW.%1$I);
+            END IF;$f$, c), E'\n')
         INTO checks
         FROM unnest(spec.columns) AS c;
+        checks := checks || format($f$
+            IF cardinality(used) > 0 THEN
+                PERFORM keys.require_primary_all(used, 'column', %L);
+            END IF;$f$, 'care.' || spec.table_name);
         IF spec.table_name = 'patients' THEN
             checks := checks || $f$
             IF TG_OP = 'INSERT' OR NEW.search_name IS DISTINCT FROM OLD.search_name OR NEW.search_ins IS DISTINCT FROM OLD.search_ins
                 OR NEW.blind_key_id IS DISTINCT FROM OLD.blind_key_id THEN
-                PERFORM keys.require_primary(NEW.blind_key_id, 'blind-index', 'care.patients search tokens');
+                PERFORM keys.require_primary_all(ARRAY[NEW.blind_key_id], 'blind-index', 'care.patients search tokens');
             END IF;$f$;
         END IF;
         EXECUTE format(
             'CREATE FUNCTION keys.%I() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L',
             'primary_key_only_' || spec.table_name,
-            'BEGIN ' || checks || ' RETURN NEW; END');
+            'DECLARE used integer[] := ''{}''; BEGIN ' || checks || ' RETURN NEW; END');
         EXECUTE format(
             'CREATE TRIGGER primary_key_only BEFORE INSERT OR UPDATE ON care.%I FOR EACH ROW EXECUTE FUNCTION keys.%I()',
             spec.table_name, 'primary_key_only_' || spec.table_name);
@@ -160,4 +169,4 @@ GRANT SELECT (id, reason, imaging_note, lab_note, activity_status), UPDATE (reas
     ON care.episodes TO osmose_keyd;
 GRANT SELECT (id, body, checklist), UPDATE (body, checklist) ON care.transmissions TO osmose_keyd;
 GRANT SELECT (id, snapshot), UPDATE (snapshot) ON care.record_versions TO osmose_keyd;
-GRANT EXECUTE ON FUNCTION keys.ciphertext_key(bytea), keys.require_primary(integer, text, text) TO osmose_keyd, osmose_care;
+GRANT EXECUTE ON FUNCTION keys.ciphertext_key(bytea), keys.require_primary_all(integer[], text, text) TO osmose_keyd, osmose_care;
