@@ -74,9 +74,7 @@ public enum CareDaemon {
             case is KeyringError: status = 6
             default: status = 1
             }
-            FileHandle.standardError.write(Data("osmose-care: \(error)\n".utf8))
-            try? notifier.send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
-            exit(status)
+            notifier.exitFailing("osmose-care", error, status: status)
         }
     }
 

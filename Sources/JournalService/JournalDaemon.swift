@@ -68,10 +68,7 @@ public enum JournalDaemon {
             try? notifier.stopping(status: "stopped")
             exit(0)
         } catch {
-            let status = exitStatus(for: error)
-            FileHandle.standardError.write(Data("osmose-journald: \(error)\n".utf8))
-            try? notifier.send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
-            exit(status)
+            notifier.exitFailing("osmose-journald", error, status: exitStatus(for: error))
         }
     }
 

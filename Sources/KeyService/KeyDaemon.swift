@@ -57,9 +57,7 @@ public enum KeyDaemon {
             case is KeyringError: status = 6
             default: status = 1
             }
-            FileHandle.standardError.write(Data("osmose-keyd: \(error)\n".utf8))
-            try? notifier.send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
-            exit(status)
+            notifier.exitFailing("osmose-keyd", error, status: status)
         }
     }
 }

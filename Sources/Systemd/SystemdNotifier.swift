@@ -45,6 +45,14 @@ public struct SystemdNotifier: Sendable {
     /// Tells systemd the service is shutting down (`STOPPING=1`).
     public func stopping(status: String? = nil) throws { try send(["STOPPING": "1", "STATUS": status]) }
 
+    /// How every daemon refuses to run: one line `program: error` on stderr, the
+    /// failure and its exit status told to systemd, then exit with that status.
+    public func exitFailing(_ program: String, _ error: any Error, status: Int32) -> Never {
+        FileHandle.standardError.write(Data("\(program): \(error)\n".utf8))
+        try? send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
+        exit(status)
+    }
+
     /// Sends the given assignments, in a stable order, as one datagram. Newlines in
     /// values become spaces: the protocol is one assignment per line.
     public func send(_ assignments: [String: String?]) throws {
