@@ -27,8 +27,12 @@ public enum SHA256 {
         first.withUnsafeBytes { first in second.withUnsafeBytes { second in hash(prefix: prefix, first, second) } }
     }
 
-    /// SHA-256 of `prefix ‖ first ‖ second`, for bytes that lie elsewhere (a COPY stream).
-    public static func hash(prefix: UInt8?, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> [UInt8] {
+    /// SHA-256 of `prefix ‖ first`, for bytes that lie in a larger buffer (a COPY stream).
+    public static func hash(prefix: UInt8?, _ first: ArraySlice<UInt8>) -> [UInt8] {
+        first.withUnsafeBytes { hash(prefix: prefix, $0, UnsafeRawBufferPointer(start: nil, count: 0)) }
+    }
+
+    private static func hash(prefix: UInt8?, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> [UInt8] {
         let context = threadContext()
         precondition(EVP_DigestInit_ex2(context, Algorithms.sha256, nil) == 1, "SHA-256 unavailable")
         if var prefix {

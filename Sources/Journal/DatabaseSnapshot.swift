@@ -81,17 +81,10 @@ public final class DatabaseSnapshot: JournalSnapshot {
             var copyError: (any Error)?
             do {
                 try connection.assumeIsolated { connection in
-                    var gathered: [UInt8] = []
-                    gathered.reserveCapacity(BufferPipe.bufferBytes + 65_536)
-                    try connection.copyOutInPlace(sql) { chunk in
-                        gathered.append(contentsOf: chunk)
-                        guard gathered.count >= BufferPipe.bufferBytes else { return }
+                    try connection.copyOutGathered(sql, bufferBytes: BufferPipe.bufferBytes) { buffer in
                         if let failure = pipe.failure { throw failure }
-                        pipe.push(gathered)
-                        gathered = []
-                        gathered.reserveCapacity(BufferPipe.bufferBytes + 65_536)
+                        pipe.push(buffer)
                     }
-                    if !gathered.isEmpty { pipe.push(gathered) }
                 }
             } catch {
                 copyError = error
@@ -122,16 +115,13 @@ public struct StreamedEntryRow: StoredEntryRow {
         occurredAt = try row.int64(5) + BinaryCopyDecoder.postgresEpochOffset
     }
 
-    private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+    public var canonicalBytes: ArraySlice<UInt8> { row.bytes(2) ?? [] }
+    public var storedLeafHash: ArraySlice<UInt8> { row.bytes(3) ?? [] }
+    public var storedChainHash: ArraySlice<UInt8> { row.bytes(4) ?? [] }
 
-    public func withHashedColumns<Result>(
-        _ body: (_ canonical: UnsafeRawBufferPointer, _ leafHash: UnsafeRawBufferPointer, _ chainHash: UnsafeRawBufferPointer) throws -> Result
-    ) rethrows -> Result {
-        try body(row.bytes(2) ?? Self.none, row.bytes(3) ?? Self.none, row.bytes(4) ?? Self.none)
-    }
-
-    public func searchColumnsAgree(with scan: CanonicalScan, canonical: UnsafeRawBufferPointer) -> Bool {
-        scan.field(.actorUserID, in: canonical, equalsUUID: row.bytes(6)) && scan.field(.actorTeam, in: canonical, equals: row.bytes(7))
+    public func searchColumnsAgree(with scan: CanonicalScan) -> Bool {
+        let canonical = canonicalBytes
+        return scan.field(.actorUserID, in: canonical, equalsUUID: row.bytes(6)) && scan.field(.actorTeam, in: canonical, equals: row.bytes(7))
             && scan.field(.action, in: canonical, equals: row.bytes(8)) && scan.field(.patientID, in: canonical, equalsUUID: row.bytes(9))
             && scan.field(.purpose, in: canonical, equals: row.bytes(10)) && scan.field(.result, in: canonical, equals: row.bytes(11))
     }
@@ -151,7 +141,7 @@ private final class ViewSink: @unchecked Sendable {
 
     func feed(_ buffer: [UInt8]) throws {
         guard let body else { return }
-        try buffer.withUnsafeBytes { bytes in try decoder.forEachRow(in: bytes, body) }
+        try decoder.forEachRow(in: buffer, body)
     }
 }
 

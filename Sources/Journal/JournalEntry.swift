@@ -172,12 +172,17 @@ public struct CanonicalScan {
     /// Scans `bytes`.
     /// - Throws: ``EntryFormatError`` naming the first offending field.
     public init(_ bytes: [UInt8]) throws {
-        self = try bytes.withUnsafeBytes { try CanonicalScan($0) }
+        self = try bytes.withUnsafeBytes { try CanonicalScan(scanning: $0) }
     }
 
-    /// Scans `bytes`, which need to live only during the call.
+    /// Scans `bytes`, a slice of a larger buffer (a COPY stream); field positions
+    /// are relative to the slice's start.
     /// - Throws: ``EntryFormatError`` naming the first offending field.
-    public init(_ bytes: UnsafeRawBufferPointer) throws {
+    public init(_ bytes: ArraySlice<UInt8>) throws {
+        self = try bytes.withUnsafeBytes { try CanonicalScan(scanning: $0) }
+    }
+
+    private init(scanning bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count <= 65535 else { throw EntryFormatError("longer than 65,535 bytes") }
         guard !bytes.isEmpty else { throw EntryFormatError("truncated before the version byte") }
         guard bytes[0] == JournalEntry.formatVersion else { throw EntryFormatError("unknown format version") }
@@ -201,7 +206,13 @@ public struct CanonicalScan {
     }
 
     /// The bytes of a field within `bytes` (the scanned ones), or nil when absent.
-    public func slice(_ field: Field, in bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+    public func slice(_ field: Field, in bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        let start = Int(starts[field.rawValue])
+        guard start >= 0 else { return nil }
+        return bytes[(bytes.startIndex + start)..<(bytes.startIndex + start + Int(lengths[field.rawValue]))]
+    }
+
+    private func slice(_ field: Field, in bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         let start = Int(starts[field.rawValue])
         guard start >= 0 else { return nil }
         return UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(lengths[field.rawValue])])
@@ -213,23 +224,27 @@ public struct CanonicalScan {
     }
 
     /// True when the field of `bytes` (the scanned ones) equals `other`: both absent, or the same bytes.
-    public func field(_ field: Field, in bytes: UnsafeRawBufferPointer, equals other: UnsafeRawBufferPointer?) -> Bool {
-        switch (slice(field, in: bytes), other) {
-        case (nil, nil): return true
-        case (let mine?, let other?): return Self.same(mine, other)
-        default: return false
+    public func field(_ field: Field, in bytes: ArraySlice<UInt8>, equals other: ArraySlice<UInt8>?) -> Bool {
+        bytes.withUnsafeBytes { bytes in
+            switch (slice(field, in: bytes), other) {
+            case (nil, nil): return true
+            case (let mine?, let other?): return other.withUnsafeBytes { Self.same(mine, $0) }
+            default: return false
+            }
         }
     }
 
     /// True when the field of `bytes` (the scanned ones) equals `text`: both absent, or the same UTF-8.
-    public func field(_ field: Field, in bytes: UnsafeRawBufferPointer, equals text: String?) -> Bool {
+    public func field(_ field: Field, in bytes: ArraySlice<UInt8>, equals text: String?) -> Bool {
         guard var text else { return slice(field, in: bytes) == nil }
-        return text.withUTF8 { utf8 in self.field(field, in: bytes, equals: UnsafeRawBufferPointer(utf8)) }
+        return text.withUTF8 { utf8 in
+            bytes.withUnsafeBytes { bytes in slice(field, in: bytes).map { Self.same($0, UnsafeRawBufferPointer(utf8)) } ?? false }
+        }
     }
 
     /// True when a UUID field of `bytes` (the scanned ones, so lowercase text) names
     /// the same UUID as `binary` (16 bytes, as PostgreSQL sends a uuid), or both are absent.
-    public func field(_ field: Field, in bytes: UnsafeRawBufferPointer, equalsUUID binary: UnsafeRawBufferPointer?) -> Bool {
+    public func field(_ field: Field, in bytes: ArraySlice<UInt8>, equalsUUID binary: ArraySlice<UInt8>?) -> Bool {
         switch (slice(field, in: bytes), binary) {
         case (nil, nil): return true
         case (let text?, let binary?):
@@ -239,17 +254,16 @@ public struct CanonicalScan {
                 let digits: StaticString = "0123456789abcdef"
                 let hex = digits.utf8Start
                 var position = 0
-                for index in 0..<16 {
+                for (index, byte) in binary.enumerated() {
                     if index == 4 || index == 6 || index == 8 || index == 10 {
                         spelled[position] = UInt8(ascii: "-")
                         position += 1
                     }
-                    let byte = binary[index]
                     spelled[position] = hex[Int(byte >> 4)]
                     spelled[position + 1] = hex[Int(byte & 0x0F)]
                     position += 2
                 }
-                return memcmp(spelled.baseAddress!, text.baseAddress!, 36) == 0
+                return text.withUnsafeBytes { memcmp(spelled.baseAddress!, $0.baseAddress!, 36) == 0 }
             }
         default: return false
         }

@@ -12,14 +12,15 @@ public protocol StoredEntryRow {
     var sequencedAt: Int64 { get }
     /// Search column occurred_at, microseconds since the Unix epoch.
     var occurredAt: Int64 { get }
-    /// Calls `body` with the canonical bytes and the stored leaf and chain hashes,
-    /// valid only during the call.
-    func withHashedColumns<Result>(
-        _ body: (_ canonical: UnsafeRawBufferPointer, _ leafHash: UnsafeRawBufferPointer, _ chainHash: UnsafeRawBufferPointer) throws -> Result
-    ) rethrows -> Result
+    /// The canonical bytes (a slice: rows streamed from the database are not copied).
+    var canonicalBytes: ArraySlice<UInt8> { get }
+    /// The stored leaf hash.
+    var storedLeafHash: ArraySlice<UInt8> { get }
+    /// The stored chain hash.
+    var storedChainHash: ArraySlice<UInt8> { get }
     /// True when actor_user_id, actor_team, action, patient_id, purpose and result
-    /// say what `scan` found in `canonical` (the row's canonical bytes).
-    func searchColumnsAgree(with scan: CanonicalScan, canonical: UnsafeRawBufferPointer) -> Bool
+    /// say what `scan` found in the canonical bytes.
+    func searchColumnsAgree(with scan: CanonicalScan) -> Bool
 }
 
 /// A stored entry row held in memory.
@@ -78,16 +79,13 @@ public struct EntryRow: StoredEntryRow, Sendable, Hashable {
         self.result = result
     }
 
-    public func withHashedColumns<Result>(
-        _ body: (_ canonical: UnsafeRawBufferPointer, _ leafHash: UnsafeRawBufferPointer, _ chainHash: UnsafeRawBufferPointer) throws -> Result
-    ) rethrows -> Result {
-        try canonical.withUnsafeBytes { canonical in
-            try leafHash.withUnsafeBytes { leaf in try chainHash.withUnsafeBytes { chain in try body(canonical, leaf, chain) } }
-        }
-    }
+    public var canonicalBytes: ArraySlice<UInt8> { canonical[...] }
+    public var storedLeafHash: ArraySlice<UInt8> { leafHash[...] }
+    public var storedChainHash: ArraySlice<UInt8> { chainHash[...] }
 
-    public func searchColumnsAgree(with scan: CanonicalScan, canonical: UnsafeRawBufferPointer) -> Bool {
-        scan.field(.actorUserID, in: canonical, equals: actorUserID) && scan.field(.actorTeam, in: canonical, equals: actorTeam)
+    public func searchColumnsAgree(with scan: CanonicalScan) -> Bool {
+        let canonical = canonical[...]
+        return scan.field(.actorUserID, in: canonical, equals: actorUserID) && scan.field(.actorTeam, in: canonical, equals: actorTeam)
             && scan.field(.action, in: canonical, equals: action) && scan.field(.patientID, in: canonical, equals: patientID)
             && scan.field(.purpose, in: canonical, equals: purpose) && scan.field(.result, in: canonical, equals: result)
     }
@@ -160,8 +158,9 @@ public struct VerificationReport: Sendable, Codable {
 /// database's.
 public struct JournalVerifier {
     /// True when a computed hash equals stored bytes.
-    private static func same(_ hash: [UInt8], _ stored: UnsafeRawBufferPointer) -> Bool {
-        hash.count == stored.count && hash.withUnsafeBytes { memcmp($0.baseAddress!, stored.baseAddress!, hash.count) == 0 }
+    private static func same(_ hash: [UInt8], _ stored: ArraySlice<UInt8>) -> Bool {
+        hash.count == stored.count
+            && hash.withUnsafeBytes { hash in stored.withUnsafeBytes { memcmp(hash.baseAddress!, $0.baseAddress!, hash.count) == 0 } }
     }
 
     /// The log's verifier key (from configuration, never from the database).
@@ -286,7 +285,8 @@ public struct JournalVerifier {
                 }
                 return
             }
-            let checked: (scan: CanonicalScan, leaf: [UInt8], chain: [UInt8])? = row.withHashedColumns { canonical, storedLeaf, storedChain in
+            let checked: (scan: CanonicalScan, leaf: [UInt8], chain: [UInt8])? = {
+                let (canonical, storedLeaf, storedChain) = (row.canonicalBytes, row.storedLeafHash, row.storedChainHash)
                 let entry: CanonicalScan
                 do {
                     entry = try CanonicalScan(canonical)
@@ -312,12 +312,12 @@ public struct JournalVerifier {
                     entryFail("chain_hash", "the chain hash does not follow from the previous entry")
                     return nil
                 }
-                guard entry.occurredAt == row.occurredAt, row.searchColumnsAgree(with: entry, canonical: canonical) else {
+                guard entry.occurredAt == row.occurredAt, row.searchColumnsAgree(with: entry) else {
                     entryFail("search_columns", "the search columns differ from the entry's bytes")
                     return nil
                 }
                 return (entry, leaf, nextChain)
-            }
+            }()
             guard let (entry, leaf, nextChain) = checked else { return }
             chain = nextChain
             lastSequencedAt = entry.sequencedAt

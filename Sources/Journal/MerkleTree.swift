@@ -18,8 +18,8 @@ public enum MerkleTree {
         SHA256.hash(prefix: 0x00, entry)
     }
 
-    /// The hash of one entry as a leaf, from bytes that lie elsewhere.
-    public static func leafHash(_ entry: UnsafeRawBufferPointer) -> [UInt8] {
+    /// The hash of one entry as a leaf, from bytes that lie in a larger buffer.
+    public static func leafHash(_ entry: ArraySlice<UInt8>) -> [UInt8] {
         SHA256.hash(prefix: 0x00, entry)
     }
 

@@ -78,15 +78,14 @@ public struct BinaryCopyDecoder: Sendable {
         }
     }
 
-    /// One row's fields read where they lie, valid only during the call that hands
-    /// it over: no allocation at all, for streams of millions of rows.
-    /// (Its pointers must not be kept beyond that call.)
+    /// One row's fields as slices of the buffer that carried it: no copy and no
+    /// allocation a row, for streams of millions of rows.
     public struct RowView {
-        private let data: UnsafeRawBufferPointer
+        private let data: [UInt8]
         /// Per field its start in `data` and its length (−1 for NULL).
-        private let fields: UnsafeBufferPointer<Int>
+        private let fields: [Int]
 
-        init(data: UnsafeRawBufferPointer, fields: UnsafeBufferPointer<Int>) {
+        init(data: [UInt8], fields: [Int]) {
             self.data = data
             self.fields = fields
         }
@@ -94,17 +93,17 @@ public struct BinaryCopyDecoder: Sendable {
         /// The number of fields.
         public var count: Int { fields.count / 2 }
 
-        /// A column's bytes, or nil for NULL; valid only during the call.
-        public func bytes(_ index: Int) -> UnsafeRawBufferPointer? {
+        /// A column's bytes (a slice of the buffer, not a copy), or nil for NULL.
+        public func bytes(_ index: Int) -> ArraySlice<UInt8>? {
             let length = fields[2 * index + 1]
             guard length >= 0 else { return nil }
-            return UnsafeRawBufferPointer(rebasing: data[fields[2 * index]..<fields[2 * index] + length])
+            return data[fields[2 * index]..<fields[2 * index] + length]
         }
 
         /// An `int8` or `timestamptz` column (for `timestamptz`: microseconds since 2000-01-01 UTC).
         public func int64(_ index: Int) throws -> Int64 {
             guard let value = bytes(index), value.count == 8 else { throw StoreError(.decodingFailed, "binary column \(index) is not 8 bytes") }
-            return Int64(bigEndian: value.loadUnaligned(as: Int64.self))
+            return value.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(as: Int64.self)) }
         }
     }
 
@@ -135,24 +134,25 @@ public struct BinaryCopyDecoder: Sendable {
         return rows
     }
 
-    /// Adds a chunk (copied where a row continues into the next chunk) and calls
+    /// Adds a buffer (copied where a row continues into the next one) and calls
     /// `body` with each row it completes.
     /// - Throws: ``StoreError`` when the stream is not binary COPY output, or what `body` throws.
-    public mutating func forEachRow(in chunk: UnsafeRawBufferPointer, _ body: (borrowing RowView) throws -> Void) throws {
-        if !pending.isEmpty {
-            pending.append(contentsOf: chunk)
-            let data = pending
+    public mutating func forEachRow(in buffer: [UInt8], _ body: (RowView) throws -> Void) throws {
+        let data: [UInt8]
+        if pending.isEmpty {
+            data = buffer
+        } else {
+            pending.append(contentsOf: buffer)
+            data = pending
             pending = []
-            try data.withUnsafeBytes { try forEachRow(in: $0, body) }
-            return
         }
         var fields = fieldScratch
         fieldScratch = []
         defer { fieldScratch = fields }
-        let consumed = try parse(chunk, fields: &fields) { fields in
-            try fields.withUnsafeBufferPointer { fields in try body(RowView(data: chunk, fields: fields)) }
+        let consumed = try data.withUnsafeBytes { bytes in
+            try parse(bytes, fields: &fields) { fields in try body(RowView(data: data, fields: fields)) }
         }
-        if !finished, consumed < chunk.count { pending = Array(chunk[consumed...]) }
+        if !finished, consumed < data.count { pending = Array(data[consumed...]) }
     }
 
     /// Parses the header and the complete rows of `data`, handing each row's field

@@ -380,11 +380,28 @@ public actor Connection {
         try copyOutInPlace(sql) { chunk in try consume(Array(chunk)) }
     }
 
-    /// Like ``copyOut(_:_:)``, but hands each chunk as the bytes libpq holds, valid
-    /// only during the call: the consumer copies what it keeps, so that a stream of
-    /// small rows can be gathered into large buffers without one allocation a row.
+    /// Like ``copyOut(_:_:)``, but gathers the chunks (one row each, as libpq hands
+    /// them) into buffers of at least `bufferBytes`, so that a stream of millions of
+    /// small rows costs one allocation per buffer, not one per row. Each buffer holds
+    /// whole rows; `consume` runs on this connection's thread.
     @discardableResult
-    public func copyOutInPlace(_ sql: String, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+    public func copyOutGathered(_ sql: String, bufferBytes: Int, _ consume: ([UInt8]) throws -> Void) throws -> Int {
+        var gathered: [UInt8] = []
+        gathered.reserveCapacity(bufferBytes + 65_536)
+        let rows = try copyOutInPlace(sql) { chunk in
+            gathered.append(contentsOf: chunk)
+            guard gathered.count >= bufferBytes else { return }
+            try consume(gathered)
+            gathered = []
+            gathered.reserveCapacity(bufferBytes + 65_536)
+        }
+        if !gathered.isEmpty { try consume(gathered) }
+        return rows
+    }
+
+    /// Hands each chunk as the bytes libpq holds, valid only during the call.
+    @discardableResult
+    func copyOutInPlace(_ sql: String, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
         let pointer = try live()
         let started = PQexec(pointer, sql)
         defer { PQclear(started) }

@@ -97,18 +97,21 @@ struct JournalEntryTests {
         let scan = try CanonicalScan(bytes)
         let patient = UUID(uuidString: entry.patientID!)!
         let binary = withUnsafeBytes(of: patient.uuid) { Array($0) }
-        try bytes.withUnsafeBytes { canonical in
-            #expect(binary.withUnsafeBytes { scan.field(.patientID, in: canonical, equalsUUID: $0) })
-            var other = binary
-            other[15] ^= 1
-            #expect(!other.withUnsafeBytes { scan.field(.patientID, in: canonical, equalsUUID: $0) })
-            #expect(!scan.field(.patientID, in: canonical, equalsUUID: nil))
-            #expect(!binary.withUnsafeBytes { scan.field(.reason, in: canonical, equalsUUID: $0) })
-            #expect(scan.field(.reason, in: canonical, equals: nil as String?))
-            #expect(scan.field(.actorTeam, in: canonical, equals: "sau"))
-            #expect(!scan.field(.actorTeam, in: canonical, equals: "sa"))
-            _ = try #require(scan.slice(.userAgent, in: canonical))
-        }
+        let canonical = bytes[...]
+        #expect(scan.field(.patientID, in: canonical, equalsUUID: binary[...]))
+        var other = binary
+        other[15] ^= 1
+        #expect(!scan.field(.patientID, in: canonical, equalsUUID: other[...]))
+        #expect(!scan.field(.patientID, in: canonical, equalsUUID: nil))
+        #expect(!scan.field(.reason, in: canonical, equalsUUID: binary[...]))
+        #expect(scan.field(.reason, in: canonical, equals: nil as String?))
+        #expect(scan.field(.actorTeam, in: canonical, equals: "sau"))
+        #expect(!scan.field(.actorTeam, in: canonical, equals: "sa"))
+        #expect(scan.slice(.userAgent, in: canonical).map { String(decoding: $0, as: UTF8.self) } == entry.userAgent)
+        // A slice that does not start at index 0, as rows of a COPY buffer do.
+        let padded = [0, 0, 0] + bytes
+        let shifted = try CanonicalScan(padded[3...])
+        #expect(shifted.field(.actorTeam, in: padded[3...], equals: "sau") && shifted.sequence == entry.sequence)
     }
 
     @Test("The largest valid entry stays far below the 65,535-byte limit")
