@@ -12,7 +12,7 @@ struct KeyDaemonTests {
     let bin = builtExecutablesDirectory()
 
     /// A configuration for the daemon in a directory of its own, the master key in a file.
-    func configure(_ fixture: KeyFixture, master: MasterKey, valuesPerSecond: Int) throws -> String {
+    func configure(_ fixture: KeyFixture, master: MasterKey, valuesPerSecond: Int, logLevel: String = "warning") throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-keyd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let keyFile = "\(directory)/master.key"
@@ -30,7 +30,7 @@ struct KeyDaemonTests {
             database:
               connection: "\(fixture.database.connectionString)"
             logging:
-              level: warning
+              level: \(logLevel)
             keys:
               database: "\(fixture.database.connectionString) user=osmose_keyd"
               master_key_file: \(keyFile)
@@ -86,6 +86,46 @@ struct KeyDaemonTests {
         let after = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
         #expect(before == after)
         #expect(try await fixture.admin.query("SELECT count(*) AS n FROM keys.rotations").rows[0].int("n") == 0)
+        await fixture.close()
+    }
+
+    @Test("Key material never appears in osmose-keyd's or osmosectl's output, even at trace level and in errors")
+    func noKeyMaterialInOutput() async throws {
+        let (fixture, _) = try await KeyFixture.make("keyd_secrets", patients: 20)
+        let config = try configure(fixture, master: fixture.master, valuesPerSecond: 100_000, logLevel: "trace")
+        let directory = (config as NSString).deletingLastPathComponent
+        let keyFile = "\(directory)/master.key"
+        let osmosectl = bin.appendingPathComponent("osmosectl").path
+        var outputs: [ProcessOutcome] = []
+        for arguments in [
+            ["keys", "status", "--json"], ["keys", "rotate", "--purpose", "column", "--reason", "test", "--master-key", keyFile, "--dry-run"],
+            ["keys", "rotate", "--purpose", "column", "--reason", "test", "--master-key", keyFile],
+            ["keys", "rotate-master", "--master-key", keyFile, "--new-master-key", keyFile, "--reason", "refused: same key"],
+            ["keys", "destroy", "1", "--reason", "test", "--dry-run", "--json"],
+        ] {
+            outputs.append(try await runProgram(osmosectl, arguments + ["--config", config]))
+        }
+        outputs.append(try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", config]))
+        let wrong = try configure(fixture, master: try MasterKey.generate(), valuesPerSecond: 100_000, logLevel: "trace")
+        let wrongKey = try Data(contentsOf: URL(fileURLWithPath: (wrong as NSString).deletingLastPathComponent + "/master.key"))
+        outputs.append(try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", wrong]))
+        #expect(outputs.last?.status == 6)
+        #expect(outputs[2].status == 0 && outputs[5].status == 0, "\(outputs[2].standardError)\(outputs[5].standardError)")
+        let text = outputs.map { $0.standardOutput + $0.standardError }.joined(separator: "\n")
+        #expect(text.contains("rotation finished"), "the trace-level output of a whole rotation was examined")
+        for key in [Data(fixture.master.exposedBytes()), wrongKey] {
+            let forms = [
+                key.map { String(format: "%02x", $0) }.joined(), key.map { String(format: "%02X", $0) }.joined(), key.base64EncodedString(),
+                String(decoding: key, as: UTF8.self),
+            ]
+            for form in forms { #expect(!text.contains(form), "a master key appears in the output") }
+            // Also any 8-byte run of it, in hex, in case it were printed in pieces.
+            let hex = forms[0]
+            for start in stride(from: 0, to: hex.count - 16, by: 8) {
+                let piece = String(hex.dropFirst(start).prefix(16))
+                #expect(!text.lowercased().contains(piece), "a piece of a master key appears in the output")
+            }
+        }
         await fixture.close()
     }
 }
