@@ -115,6 +115,13 @@ struct TamperingTests {
             forged.sequence = UInt64(k + 1)
             forged.patientID = UUID().uuidString.lowercased()
             altered.entries.insert(EntryRow(entry: forged, previousChain: altered.entries[k].chainHash), at: k + 1)
+            // The forged entry chains correctly onto entry k, so it is first contradicted
+            // either by the displaced original (a duplicate seq k+1) or, when a checkpoint
+            // signs the tree of size k+2, by that checkpoint's root — which puts in doubt
+            // everything after the previous checkpoint, the first bad seq verify can prove.
+            if Self.checkpointSizes.contains(k + 2) {
+                return (altered, UInt64(Self.checkpointSizes.filter { $0 < k + 2 }.max() ?? 0), nil)
+            }
             return (altered, UInt64(k + 1), nil)
         case .swapEntries:
             let (first, second) = (altered.entries[k], altered.entries[k + 1])
