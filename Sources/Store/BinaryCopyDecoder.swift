@@ -113,14 +113,7 @@ public struct BinaryCopyDecoder: Sendable {
     /// Adds a chunk and returns the complete rows it finished.
     /// - Throws: ``StoreError`` when the stream is not binary COPY output.
     public mutating func feed(_ chunk: [UInt8]) throws -> [Row] {
-        let data: [UInt8]
-        if pending.isEmpty {
-            data = chunk
-        } else {
-            pending.append(contentsOf: chunk)
-            data = pending
-            pending = []
-        }
+        let data = joiningPending(chunk)
         var rows: [Row] = []
         var fields: [Int] = []
         let consumed = try data.withUnsafeBytes { buffer in
@@ -138,14 +131,7 @@ public struct BinaryCopyDecoder: Sendable {
     /// `body` with each row it completes.
     /// - Throws: ``StoreError`` when the stream is not binary COPY output, or what `body` throws.
     public mutating func forEachRow(in buffer: [UInt8], _ body: (RowView) throws -> Void) throws {
-        let data: [UInt8]
-        if pending.isEmpty {
-            data = buffer
-        } else {
-            pending.append(contentsOf: buffer)
-            data = pending
-            pending = []
-        }
+        let data = joiningPending(buffer)
         var fields = fieldScratch
         fieldScratch = []
         defer { fieldScratch = fields }
@@ -153,6 +139,15 @@ public struct BinaryCopyDecoder: Sendable {
             try parse(bytes, fields: &fields) { fields in try body(RowView(data: data, fields: fields)) }
         }
         if !finished, consumed < data.count { pending = Array(data[consumed...]) }
+    }
+
+    /// `chunk` after the bytes of an incomplete row carried over from the last one.
+    private mutating func joiningPending(_ chunk: [UInt8]) -> [UInt8] {
+        guard !pending.isEmpty else { return chunk }
+        var data = pending
+        pending = []
+        data.append(contentsOf: chunk)
+        return data
     }
 
     /// Parses the header and the complete rows of `data`, handing each row's field
