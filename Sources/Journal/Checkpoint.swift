@@ -46,11 +46,23 @@ public struct Checkpoint: Hashable, Sendable {
 
     /// Opens a signed checkpoint; the log's own key (named after the origin) must have signed it.
     public static func open(_ note: String, logKey: NoteVerifierKey, witnesses: [NoteVerifierKey] = []) throws -> Checkpoint {
-        let (text, signedBy) = try SignedNote.open(note, verifiers: [logKey] + witnesses)
+        try open(note, logKeys: [logKey], witnesses: witnesses).checkpoint
+    }
+
+    /// Opens a signed checkpoint of a log that has had several keys (a key rollover):
+    /// at least one of `logKeys` named after the origin must have signed it, and
+    /// every signature by a known key must verify.
+    /// - Returns: the checkpoint and the log keys whose signatures verified.
+    public static func open(_ note: String, logKeys: [NoteVerifierKey], witnesses: [NoteVerifierKey] = []) throws
+        -> (checkpoint: Checkpoint, signedBy: [NoteVerifierKey])
+    {
+        let (text, signedBy) = try SignedNote.open(note, verifiers: logKeys + witnesses)
         let checkpoint = try Checkpoint(text: text)
-        guard checkpoint.origin == logKey.name, signedBy.contains(logKey) else {
-            throw NoteError("the checkpoint for \(checkpoint.origin) is not signed by the log key \(logKey.name)")
+        let byLog = signedBy.filter { key in key.name == checkpoint.origin && logKeys.contains(key) }
+        guard !byLog.isEmpty else {
+            let names = Set(logKeys.map(\.name)).sorted().joined(separator: ", ")
+            throw NoteError("the checkpoint for \(checkpoint.origin) is not signed by a log key of \(names)")
         }
-        return checkpoint
+        return (checkpoint, byLog)
     }
 }

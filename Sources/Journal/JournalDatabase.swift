@@ -205,8 +205,9 @@ public enum JournalDatabase {
     /// Signs and stores a checkpoint of the current tree, in the caller's transaction.
     /// - Throws: ``JournalError`` `.concurrentWriter` when the head moved.
     public static func issueCheckpoint(
-        on connection: isolated Connection, state: JournalState, signer: NoteSignerKey, now: Int64
+        on connection: isolated Connection, state: JournalState, signers: [NoteSignerKey], now: Int64
     ) throws -> (state: JournalState, checkpoint: CheckpointRecord) {
+        guard let signer = signers.first else { throw JournalError(.signingKey, "no key to sign the checkpoint with") }
         guard
             let head = try connection.query("SELECT tree_size, checkpoints FROM journal.head FOR UPDATE").singleRow(),
             UInt64(try head.int64("tree_size")) == state.size, try head.int64("checkpoints") == state.checkpointCount
@@ -215,7 +216,7 @@ public enum JournalDatabase {
         let checkpoint = Checkpoint(
             origin: signer.verifierKey.name, size: state.size, rootHash: root,
             extensions: ["osmose-chain " + Data(state.chainHash).base64EncodedString(), "osmose-time " + JournalEntry.rfc3339(microseconds: now)])
-        let note = try checkpoint.signed(by: [signer])
+        let note = try checkpoint.signed(by: signers)
         let record = CheckpointRecord(id: state.checkpointCount + 1, treeSize: state.size, rootHash: root, issuedAt: now, note: note)
         try connection.query(
             "INSERT INTO journal.checkpoints (id, tree_size, root_hash, issued_at, note) VALUES ($1, $2, $3, $4::timestamptz, $5)",

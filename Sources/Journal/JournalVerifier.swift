@@ -163,8 +163,9 @@ public struct JournalVerifier {
             && hash.withUnsafeBytes { hash in stored.withUnsafeBytes { memcmp(hash.baseAddress!, $0.baseAddress!, hash.count) == 0 } }
     }
 
-    /// The log's verifier key (from configuration, never from the database).
-    public let key: NoteVerifierKey
+    /// The log's verifier keys, every one it has signed with (from configuration,
+    /// never from the database).
+    public let keys: [NoteVerifierKey]
     /// Checkpoints issued less than this long before `now` may still be missing
     /// from a witness copy (the daemon writes the database first).
     public var witnessGrace: Int64 = 5_000_000
@@ -173,9 +174,23 @@ public struct JournalVerifier {
 
     /// A verifier for the log with this key.
     public init(key: NoteVerifierKey, now: Int64) {
-        self.key = key
+        self.init(keys: [key], now: now)
+    }
+
+    /// A verifier for a log that has rolled its signing key over: a checkpoint
+    /// passes when one of `keys` signed it and that key was not retired (by a
+    /// journal event before the checkpoint's size) — so a stolen retired key cannot
+    /// vouch for later checkpoints.
+    public init(keys: [NoteVerifierKey], now: Int64) {
+        self.keys = keys
         self.now = now
     }
+
+    /// The object type and reason prefix of the journal event that retires a signing
+    /// key (`osmose-keyd` writes it; docs/journal.md, "Signing-key rollover").
+    public static let signingKeyObjectType = "journal-signing-key"
+    /// See ``signingKeyObjectType``.
+    public static let retirementReasonPrefix = "retired"
 
     private struct CheckedCheckpoint {
         let record: CheckpointRecord
@@ -183,6 +198,8 @@ public struct JournalVerifier {
         let valid: Bool
         /// The size of the previous valid checkpoint: the entries from there on are what this one vouches for.
         let coveredFrom: UInt64
+        /// The ids of the log keys whose signatures verified.
+        var signedBy: [UInt32] = []
     }
 
     /// Verifies `snapshot`, from the beginning or from checkpoint `since` (whose
@@ -213,10 +230,13 @@ public struct JournalVerifier {
             dbNotes.append((record.id, record.treeSize, record.issuedAt))
             let firstInDoubt = previousValid?.size ?? 0
             let opened: Checkpoint
+            let signedBy: [UInt32]
             do {
-                opened = try Checkpoint.open(record.note, logKey: key)
+                let result = try Checkpoint.open(record.note, logKeys: keys)
+                opened = result.checkpoint
+                signedBy = result.signedBy.map(\.keyID)
             } catch {
-                fail("checkpoint_signature", firstInDoubt, record.id, "the note is not validly signed by \(key.name): \(error)")
+                fail("checkpoint_signature", firstInDoubt, record.id, "the note is not validly signed by a known key of the log: \(error)")
                 checkpoints.append(CheckedCheckpoint(record: record, chain: nil, valid: false, coveredFrom: firstInDoubt))
                 return
             }
@@ -237,7 +257,7 @@ public struct JournalVerifier {
                 fail("checkpoint_rollback", record.treeSize, record.id, "the tree size or time goes back from the previous checkpoint")
             }
             previousValid = (record.treeSize, record.issuedAt)
-            checkpoints.append(CheckedCheckpoint(record: record, chain: chain, valid: true, coveredFrom: firstInDoubt))
+            checkpoints.append(CheckedCheckpoint(record: record, chain: chain, valid: true, coveredFrom: firstInDoubt, signedBy: signedBy))
         }
         report.checkpointsChecked = checkpoints.count
         report.latestCheckpoint = checkpoints.last?.record.id
@@ -270,6 +290,7 @@ public struct JournalVerifier {
             pending.removeFirst()
         }
         var entryFailed = false
+        var retirements: [UInt32: UInt64] = [:]
         try snapshot.forEachEntry(from: next) { row in
             guard !entryFailed else { return }
             func entryFail(_ code: String, _ message: String) {
@@ -319,6 +340,14 @@ public struct JournalVerifier {
                 return (entry, leaf, nextChain)
             }()
             guard let (entry, leaf, nextChain) = checked else { return }
+            if entry.field(.objectType, in: row.canonicalBytes, equals: Self.signingKeyObjectTypeBytes),
+                entry.field(.action, in: row.canonicalBytes, equals: Self.keyAdminBytes),
+                let reason = entry.slice(.reason, in: row.canonicalBytes), reason.starts(with: Self.retirementBytes),
+                let objectID = entry.slice(.objectID, in: row.canonicalBytes), objectID.count == 8,
+                let keyID = UInt32(String(decoding: objectID, as: UTF8.self), radix: 16)
+            {
+                retirements[keyID] = retirements[keyID] ?? row.sequence + 1
+            }
             chain = nextChain
             lastSequencedAt = entry.sequencedAt
             for tile in edge.append(leafHash: leaf) {
@@ -331,6 +360,16 @@ public struct JournalVerifier {
             }
         }
         report.entriesChecked = next - report.firstSequence
+        // A checkpoint whose tree holds the retirement of every key that signed it.
+        for checkpoint in checkpoints where checkpoint.valid {
+            let live = checkpoint.signedBy.filter { id in retirements[id].map { checkpoint.record.treeSize < $0 } ?? true }
+            if live.isEmpty {
+                let retired = checkpoint.signedBy.map { String(format: "%08x", $0) }.joined(separator: ", ")
+                fail(
+                    "checkpoint_retired_key", checkpoint.coveredFrom, checkpoint.record.id,
+                    "checkpoint #\(checkpoint.record.id) is signed only by key \(retired), retired by the journal before its size \(checkpoint.record.treeSize)")
+            }
+        }
         if !entryFailed {
             if let beyond = pending.first {
                 fail("entries_truncated", next, beyond.record.id, "checkpoint #\(beyond.record.id) covers \(beyond.record.treeSize) entries but the journal ends at \(next)")
@@ -400,6 +439,10 @@ public struct JournalVerifier {
         report.failures = failures.sorted { ($0.sequence ?? .max, $0.checkpoint ?? .max) < ($1.sequence ?? .max, $1.checkpoint ?? .max) }
         return report
     }
+
+    private static let signingKeyObjectTypeBytes = ArraySlice(signingKeyObjectType.utf8)
+    private static let keyAdminBytes = ArraySlice(AccessAction.keyAdmin.rawValue.utf8)
+    private static let retirementBytes = Array(retirementReasonPrefix.utf8)
 
     private func checkRoot(_ checkpoint: CheckedCheckpoint, edge: TreeEdge, chain: [UInt8], fail: (String, UInt64?, Int64?, String) -> Void) {
         if edge.root() != checkpoint.record.rootHash {

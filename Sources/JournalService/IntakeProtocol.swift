@@ -51,6 +51,10 @@ public enum IntakeProtocol {
         }
         guard let action = AccessAction(rawValue: try required("action")) else { throw Refusal("invalid_field", "action is not a known action") }
         guard let result = AccessResult(rawValue: try required("result")) else { throw Refusal("invalid_field", "result must be success, denied or error") }
+        // The journal's own signing-key events decide what verify accepts; only the key tools write them.
+        guard values["object_type"] != "journal-signing-key" else {
+            throw Refusal("forbidden_field", "object_type journal-signing-key is reserved to osmose-keyd and osmosectl")
+        }
         var occurredAt = now
         if let text = values["occurred_at"] {
             let formatter = ISO8601DateFormatter()

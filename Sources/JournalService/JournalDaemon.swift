@@ -20,7 +20,7 @@ public enum JournalDaemon {
             summary: """
                 Sequences access events from journal.intake into the hash-chained journal, signs
                 checkpoints, copies them to the witness directories, and accepts events on the local
-                intake socket. Signing key: the journal-signing-key credential, else journal.signing_key_file.
+                intake socket. Signing keys: the journal-signing-key… credentials, else journal.signing_key_file(s).
                 Exit status: 0 stopped, 3 configuration, 4 database, 5 integrity, 6 signing key.
                 """)
 
@@ -30,7 +30,7 @@ public enum JournalDaemon {
             let configuration = try SuiteConfiguration.load(path: configPath)
             logger.logLevel = Logger.Level(rawValue: configuration.logging.level) ?? .info
             let journal = configuration.journal
-            let signer = try loadSigningKey(journal)
+            let keys = try loadSigningKeys(journal)
             let sockets = try SocketActivation.sockets()
             var listener = sockets.first(where: { $0.name == "intake" })?.fileDescriptor ?? sockets.first?.fileDescriptor
             if listener == nil, journal.socket.hasPrefix("unix:") {
@@ -41,7 +41,7 @@ public enum JournalDaemon {
                 settings: .init(
                     connectionString: configuration.journalConnection, batchSize: journal.batchSize, checkpointWithin: journal.checkpointWithin,
                     checkpointReissue: journal.checkpointReissue, witnesses: journal.witnessDirectories.map(WitnessDirectory.init(path:))),
-                signer: signer, logger: logger
+                keys: keys, logger: logger
             ) { state in
                 serviceLogger.info("ready", metadata: ["osmose.journal.size": "\(state.size)"])
                 try? notifier.ready(status: "journal at \(state.size) entries, \(state.checkpointCount) checkpoints")
@@ -86,33 +86,37 @@ public enum JournalDaemon {
         }
     }
 
-    static func loadSigningKey(_ journal: SuiteConfiguration.Journal) throws -> NoteSignerKey {
+    /// Every signing key passed: the credentials named `journal-signing-key` or
+    /// `journal-signing-key-…` (a rollover adds one), else the configured files.
+    static func loadSigningKeys(_ journal: SuiteConfiguration.Journal) throws -> JournalSigningKeys {
         let credentials = Credentials()
-        let text: String
+        var texts: [(source: String, text: String)] = []
         do {
-            if credentials.names().contains("journal-signing-key") {
-                text = String(decoding: try credentials.load("journal-signing-key").exposedCopy(), as: UTF8.self)
-            } else if let path = journal.signingKeyFile {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw JournalError(.signingKey, "cannot read the signing key file \(path)")
-                }
-                text = String(decoding: data, as: UTF8.self)
-            } else {
-                throw JournalError(
-                    .signingKey, "no signing key: pass the journal-signing-key credential (LoadCredential=journal-signing-key:…) or set journal.signing_key_file")
+            for name in credentials.names() where name == "journal-signing-key" || name.hasPrefix("journal-signing-key-") {
+                texts.append(("credential \(name)", String(decoding: try credentials.load(name).exposedCopy(), as: UTF8.self)))
             }
         } catch let error as SystemdError {
             throw JournalError(.signingKey, error.message)
         }
-        let key: NoteSignerKey
-        do {
-            key = try NoteSignerKey(encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
-        } catch {
-            throw JournalError(.signingKey, "the signing key is not a C2SP note signer key (make one with osmosectl journal keygen)")
+        if texts.isEmpty {
+            for path in journal.signingKeyFiles {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw JournalError(.signingKey, "cannot read the signing key file \(path)")
+                }
+                texts.append(("file \(path)", String(decoding: data, as: UTF8.self)))
+            }
         }
-        guard key.verifierKey.name == journal.origin else {
-            throw JournalError(.signingKey, "the signing key is named \(key.verifierKey.name) but journal.origin is \(journal.origin); they must be equal")
+        guard !texts.isEmpty else {
+            throw JournalError(
+                .signingKey, "no signing key: pass the journal-signing-key credential (LoadCredential=journal-signing-key:…) or set journal.signing_key_file")
         }
-        return key
+        let keys = try texts.map { source, text in
+            do {
+                return try NoteSignerKey(encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            } catch {
+                throw JournalError(.signingKey, "the signing key in \(source) is not a C2SP note signer key (make one with osmosectl journal keygen)")
+            }
+        }
+        return try JournalSigningKeys(loaded: keys, origin: journal.origin)
     }
 }

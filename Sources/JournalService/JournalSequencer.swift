@@ -37,14 +37,14 @@ public struct JournalSequencer: Service {
     }
 
     let settings: Settings
-    let signer: NoteSignerKey
+    let keys: JournalSigningKeys
     let logger: Logger
     let onReady: @Sendable (JournalState) -> Void
 
     /// Creates the service; `onReady` runs once the state is loaded and the witnesses reconciled.
-    public init(settings: Settings, signer: NoteSignerKey, logger: Logger, onReady: @escaping @Sendable (JournalState) -> Void) {
+    public init(settings: Settings, keys: JournalSigningKeys, logger: Logger, onReady: @escaping @Sendable (JournalState) -> Void) {
         self.settings = settings
-        self.signer = signer
+        self.keys = keys
         self.logger = logger
         self.onReady = onReady
     }
@@ -62,6 +62,25 @@ public struct JournalSequencer: Service {
             try await Task.sleep(for: .milliseconds(250))
         }
         try await connection.listen(JournalDatabase.intakeChannel)
+        let keys = self.keys
+        let prepared = try await connection.transaction { connection in
+            let prepared = try keys.prepare(on: connection)
+            if let adopted = prepared.adopted {
+                var event = AccessEvent(
+                    source: "osmose-journald", requestID: UUID().uuidString.lowercased(), action: .keyAdmin, objectType: "journal-signing-key", result: .success)
+                event.actorUsername = "osmose-journald"
+                event.actorRole = "system"
+                event.objectID = String(format: "%08x", adopted.keyID)
+                event.purpose = .administration
+                event.reason = "adopted as the primary signing key: \(adopted.encoded)".prefix(200).description
+                try connection.record(event)
+            }
+            return prepared
+        }
+        if let adopted = prepared.adopted {
+            logger.notice("signing key adopted as the keyring's primary", metadata: ["osmose.journal.key": "\(adopted.encoded)"])
+        }
+        for warning in prepared.warnings { logger.warning("\(warning)") }
         var state = try await connection.perform { try JournalDatabase.loadState(on: $0) }
         var publisher = try await WitnessPublisher.reconcile(settings.witnesses, state: state, on: connection, logger: logger)
         var ensuredMonths: Set<String> = []
@@ -73,9 +92,10 @@ public struct JournalSequencer: Service {
 
         func checkpoint() async throws {
             let now = Self.microsecondsNow()
-            let signer = self.signer
             let current = state
-            let issued = try await connection.transaction { try JournalDatabase.issueCheckpoint(on: $0, state: current, signer: signer, now: now) }
+            let issued = try await connection.transaction { connection in
+                try JournalDatabase.issueCheckpoint(on: connection, state: current, signers: try keys.signers(on: connection), now: now)
+            }
             state = issued.state
             schedule.issued(size: state.size, at: .now)
             logger.debug("checkpoint", metadata: ["osmose.journal.checkpoint": "\(issued.checkpoint.id)", "osmose.journal.size": "\(state.size)"])

@@ -1,4 +1,5 @@
 public import Foundation
+import Journal
 public import Keyring
 public import Settings
 public import Store
@@ -24,6 +25,49 @@ public struct KeyStatus: Sendable, Codable, Hashable {
 
     /// All values under this key.
     public var totalValues: Int64 { values.values.reduce(0, +) }
+}
+
+/// One asymmetric key (journal signing key, backup recipient) as the inventory
+/// shows it: the keyring holds its public half only.
+public struct PublicKeyStatus: Sendable, Codable, Hashable {
+    /// The keyring's id for it (a sequence of its own, apart from data keys).
+    public let id: Int
+    /// journal-signing or backup-recipient.
+    public let purpose: String
+    /// pending, primary, decrypt-only (co-signing, for a signing key), retired or destroyed.
+    public let state: String
+    /// The verifier key or the age recipient.
+    public let publicKey: String
+    /// The note key id, or the recipient's fingerprint.
+    public let fingerprint: String
+    /// What it is for (the reason given when it was made).
+    public let label: String
+    /// When it was made.
+    public let createdAt: Date
+    /// When its state last changed.
+    public let stateChangedAt: Date
+    /// For the primary key: when its cryptoperiod ends (a signing key's rollover is then due).
+    public let plannedRotation: Date?
+    /// Backups that need its identity to be restored.
+    public let backups: [String]
+}
+
+/// Destroying an asymmetric key's private half: what it meant, and whether it was done.
+public struct PublicKeyDestructionReport: Sendable, Codable, Hashable {
+    /// The key.
+    public let keyID: Int
+    /// Its purpose.
+    public let purpose: String
+    /// Its public half (kept: past signatures stay verifiable).
+    public let publicKey: String
+    /// Its state before.
+    public let stateBefore: String
+    /// The backups that can no longer be restored (backup recipients).
+    public let unrestorableBackups: [String]
+    /// True when the key was still in use and `force` overrode it.
+    public let forced: Bool
+    /// False for a dry run.
+    public let destroyed: Bool
 }
 
 /// Destroying a key: what it would make unreadable, and whether it was done.
@@ -65,6 +109,68 @@ public enum KeyInventory {
                 stateChangedAt: try row.date("state_changed_at"), plannedRotation: try row.optionalDate("planned"), values: values,
                 backups: [])
         }
+    }
+
+    /// Every asymmetric key, oldest first.
+    public static func publicKeys(policy: KeyPolicy, on connection: isolated Connection) throws -> [PublicKeyStatus] {
+        try connection.query(
+            """
+            SELECT id, purpose, state, public_key, fingerprint, label, created_at, state_changed_at,
+                CASE WHEN state = 'primary' AND purpose = 'journal-signing' THEN created_at + make_interval(days => $1::int) END AS planned
+            FROM keys.public_keys ORDER BY purpose, id
+            """, [policy.cryptoperiodDays["journal-signing"] ?? 730]
+        ).rows.map { row in
+            PublicKeyStatus(
+                id: try row.int("id"), purpose: try row.string("purpose"), state: try row.string("state"), publicKey: try row.string("public_key"),
+                fingerprint: try row.string("fingerprint"), label: try row.string("label"), createdAt: try row.date("created_at"),
+                stateChangedAt: try row.date("state_changed_at"), plannedRotation: try row.optionalDate("planned"), backups: [])
+        }
+    }
+
+    /// Records the destruction of asymmetric key `keyID`'s private half (which the
+    /// keyring never held: the caller shreds the file, or the sysadmin the offline
+    /// copy). Its public half stays, so everything it signed stays verifiable.
+    /// Refused for a primary key; for a pending or co-signing signing key (it still
+    /// signs) unless `force`. Leaves a record in `keys.public_key_destructions` and a
+    /// journal event. With `dryRun`, reports and changes nothing.
+    public static func destroyPublicKey(
+        keyID: Int, reason: String, force: Bool, dryRun: Bool, actor: KeyActor, on connection: isolated Connection
+    ) throws -> PublicKeyDestructionReport {
+        guard (1...200).contains(reason.count) else { throw KeyringError(.refused, "the reason must be 1 to 200 characters") }
+        guard
+            let key = try connection.query("SELECT purpose, state, public_key, fingerprint FROM keys.public_keys WHERE id = $1 FOR UPDATE", [keyID])
+                .singleRow()
+        else { throw KeyringError(.unknownKey, "no journal signing key or backup recipient \(keyID)") }
+        let purpose = try key.string("purpose")
+        let state = try key.string("state")
+        switch state {
+        case "destroyed": throw KeyringError(.refused, "\(purpose) key \(keyID) is already destroyed")
+        case "primary":
+            throw KeyringError(
+                .refused, "\(purpose) key \(keyID) is primary: roll over first (osmosectl keys rotate --purpose \(purpose))")
+        default: break
+        }
+        let inUse = state != "retired"
+        if inUse && !force {
+            throw KeyringError(
+                .refused, "\(purpose) key \(keyID) is \(state) and still in use; wait until osmose-keyd retires it, or pass --force with a reason")
+        }
+        let report = PublicKeyDestructionReport(
+            keyID: keyID, purpose: purpose, publicKey: try key.string("public_key"), stateBefore: state, unrestorableBackups: [], forced: inUse,
+            destroyed: !dryRun)
+        guard !dryRun else { return report }
+        try connection.query("UPDATE keys.public_keys SET state = 'destroyed' WHERE id = $1", [keyID])
+        let consequence = String(
+            decoding: try JSONEncoder.sorted.encode(["public_key": report.publicKey, "backups_unrestorable": "\(report.unrestorableBackups.count)"]),
+            as: UTF8.self)
+        try connection.query(
+            "INSERT INTO keys.public_key_destructions (key_id, purpose, destroyed_by, reason, forced, consequence) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+            [keyID, purpose, actor.name, reason, report.forced, consequence])
+        try connection.record(
+            actor.event(
+                objectType: purpose == "journal-signing" ? JournalVerifier.signingKeyObjectType : "backup-recipient", objectID: try key.string("fingerprint"),
+                reason: "destroyed\(report.forced ? " (forced)" : ""): \(reason)"))
+        return report
     }
 
     /// Destroys key `keyID`: its wrapped copy is erased, so every value under it

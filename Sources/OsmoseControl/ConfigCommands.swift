@@ -25,8 +25,8 @@ struct ConfigCommand: AsyncParsableCommand {
             let policiesPath: String
             let journalOrigin: String
             let journalDatabase: String
-            let journalSigningKeyFile: String?
-            let journalVerifierKey: String?
+            let journalSigningKeyFiles: [String]
+            let journalVerifierKeys: [String]
             let journalCheckpointWithin: String
             let journalCheckpointReissue: String
             let journalWitnessDirectories: [String]
@@ -42,7 +42,7 @@ struct ConfigCommand: AsyncParsableCommand {
                     databasePoolSize: configuration.database.poolSize, loggingLevel: configuration.logging.level,
                     statePath: configuration.paths.state, policiesPath: configuration.paths.policies,
                     journalOrigin: configuration.journal.origin, journalDatabase: redactPassword(configuration.journalConnection),
-                    journalSigningKeyFile: configuration.journal.signingKeyFile, journalVerifierKey: configuration.journal.verifierKey,
+                    journalSigningKeyFiles: configuration.journal.signingKeyFiles, journalVerifierKeys: configuration.journal.verifierKeys,
                     journalCheckpointWithin: "\(configuration.journal.checkpointWithin)", journalCheckpointReissue: "\(configuration.journal.checkpointReissue)",
                     journalWitnessDirectories: configuration.journal.witnessDirectories, journalSocket: configuration.journal.socket,
                     journalSocketPeers: configuration.journal.socketPeers.map { "uid \($0.uid) as \($0.source)" })
@@ -57,8 +57,8 @@ struct ConfigCommand: AsyncParsableCommand {
                         ["paths.policies", settings.policiesPath],
                         ["journal.origin", settings.journalOrigin],
                         ["journal.database", settings.journalDatabase.isEmpty ? "(libpq environment)" : settings.journalDatabase],
-                        ["journal.signing_key_file", settings.journalSigningKeyFile ?? "(journal-signing-key credential)"],
-                        ["journal.verifier_key", settings.journalVerifierKey ?? "(derived from the signing key)"],
+                        ["journal.signing_key_files", settings.journalSigningKeyFiles.isEmpty ? "(journal-signing-key… credentials)" : settings.journalSigningKeyFiles.joined(separator: ", ")],
+                        ["journal.verifier_keys", settings.journalVerifierKeys.isEmpty ? "(derived from the signing keys)" : settings.journalVerifierKeys.joined(separator: ", ")],
                         ["journal.checkpoint_within", settings.journalCheckpointWithin],
                         ["journal.checkpoint_reissue", settings.journalCheckpointReissue],
                         ["journal.witness_directories", settings.journalWitnessDirectories.isEmpty ? "(none)" : settings.journalWitnessDirectories.joined(separator: ", ")],

@@ -32,13 +32,7 @@ struct JournalCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let name = try origin ?? options.loadConfiguration().journal.origin
                 let key = try NoteSignerKey.generate(name: name)
-                let text = Array((key.exposedEncoding() + "\n").utf8)
-                let descriptor = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-                guard descriptor >= 0 else { throw ValidationError("cannot create \(out): \(String(cString: strerror(errno)))") }
-                defer { close(descriptor) }
-                guard write(descriptor, text, text.count) == text.count, fsync(descriptor) == 0 else {
-                    throw ValidationError("writing \(out) failed: \(String(cString: strerror(errno)))")
-                }
+                try writeSecretFile(out, key.exposedEncoding() + "\n")
                 print(key.verifierKey.encoded)
             }
         }
@@ -46,22 +40,32 @@ struct JournalCommand: AsyncParsableCommand {
 
     struct VerifierKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "vkey", abstract: "Print the journal's verifier key (C2SP note verifier-key format).",
-            discussion: "From --key-file (a signing key) if given, else journal.verifier_key, else the key in journal.signing_key_file.")
+            commandName: "vkey", abstract: "Print the journal's verifier keys (C2SP note verifier-key format), one per line.",
+            discussion: """
+                From --key-file (a signing key) if given, else journal.verifier_key(s), else the keys in journal.signing_key_file(s). \
+                With --keyring, the keys the keyring records and their states (to publish after a rollover; \
+                check them out of band before trusting them).
+                """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "A signing key file to derive the verifier key from.") var keyFile: String?
+        @Flag(help: "List the keyring's journal signing keys with their states.") var keyring = false
 
         func run() async throws {
             try await reportingFailures {
-                let journal = try options.loadConfiguration().journal
-                if keyFile == nil, let configured = journal.verifierKey {
-                    print(try NoteVerifierKey(encoded: configured).encoded)
+                if keyring {
+                    let connection = try await options.connect()
+                    let records = try await connection.perform { try SigningKeyRecord.all(on: $0) }
+                    await connection.close()
+                    for record in records { print("\(record.verifierKey.encoded) \(record.state.rawValue)") }
                     return
                 }
-                guard let path = keyFile ?? journal.signingKeyFile, let data = FileManager.default.contents(atPath: path) else {
-                    throw JournalError(.signingKey, "no verifier key: set journal.verifier_key, or pass --key-file")
+                let journal = try options.loadConfiguration().journal
+                if let keyFile {
+                    guard let data = FileManager.default.contents(atPath: keyFile) else { throw JournalError(.signingKey, "cannot read \(keyFile)") }
+                    print(try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).verifierKey.encoded)
+                    return
                 }
-                print(try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).verifierKey.encoded)
+                for key in try resolveVerifierKeys([], journal) { print(key.encoded) }
             }
         }
     }
@@ -78,7 +82,10 @@ struct JournalCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "Start from this checkpoint id (incremental run).") var since: Int64?
-        @Option(help: "The verifier key (default: journal.verifier_key, else derived from journal.signing_key_file).") var key: String?
+        @Option(
+            name: .customLong("key"),
+            help: "A verifier key the log has signed with; repeat for each key of its history (default: journal.verifier_keys, else derived from journal.signing_key_files).")
+        var keys: [String] = []
         @Option(name: .customLong("witness"), help: "A witness directory to compare (default: journal.witness_directories).") var witnesses: [String] = []
         @Flag(help: "Compare no witness directory (when they are not reachable from here); a rolled-back database then goes unnoticed.")
         var noWitnesses = false
@@ -87,7 +94,7 @@ struct JournalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let configuration = try options.loadConfiguration()
-                let verifierKey = try resolveVerifierKey(key, configuration.journal)
+                let verifierKeys = try resolveVerifierKeys(keys, configuration.journal)
                 let directories =
                     noWitnesses ? [] : (witnesses.isEmpty ? configuration.journal.witnessDirectories : witnesses).map(WitnessDirectory.init(path:))
                 if noWitnesses { FileHandle.standardError.write(Data("osmosectl: witness copies not compared (--no-witnesses)\n".utf8)) }
@@ -100,7 +107,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let started = ContinuousClock.now
                 let since = self.since
                 let report = try await options.withSnapshot { connection in
-                    try JournalVerifier(key: verifierKey, now: microsecondsNow())
+                    try JournalVerifier(keys: verifierKeys, now: microsecondsNow())
                         .verify(DatabaseSnapshot(connection: connection), since: since, witnesses: witnessNotes)
                 }
                 let elapsed = ContinuousClock.now - started
@@ -114,6 +121,9 @@ struct JournalCommand: AsyncParsableCommand {
                     for failure in report.failures { print("FAIL \(failure)") }
                 }
                 guard report.passed else {
+                    if report.failures.contains(where: { $0.code == "journal.verify.checkpoint_signature" }) {
+                        await hintUntrustedKeys(verifierKeys)
+                    }
                     FileHandle.standardError.write(
                         Data("osmosectl: journal verification FAILED; first bad sequence number: \(report.firstBadSequence.map(String.init) ?? "n/a")\n".utf8))
                     throw ExitCode(ExitStatus.integrity.rawValue)
@@ -122,6 +132,19 @@ struct JournalCommand: AsyncParsableCommand {
             }
         }
 
+        /// After a signature failure: names the keyring's signing keys that were not
+        /// passed (a rollover the configuration missed). Never trusted automatically.
+        func hintUntrustedKeys(_ trusted: [NoteVerifierKey]) async {
+            guard let connection = try? await options.connect() else { return }
+            let records = (try? await connection.perform { try SigningKeyRecord.all(on: $0) }) ?? []
+            await connection.close()
+            for record in records where !trusted.contains(record.verifierKey) {
+                FileHandle.standardError.write(
+                    Data(
+                        "osmosectl: the keyring records signing key \(record.verifierKey.encoded) (\(record.state.rawValue)), which you did not pass; after checking it out of band, add it to journal.verifier_keys\n"
+                            .utf8))
+            }
+        }
     }
 
     // MARK: investigation
@@ -498,13 +521,18 @@ struct JournalCommand: AsyncParsableCommand {
     }
 }
 
-/// The verifier key from the option, the configuration, or the configured signing key.
-func resolveVerifierKey(_ option: String?, _ journal: SuiteConfiguration.Journal) throws -> NoteVerifierKey {
-    if let text = option ?? journal.verifierKey { return try NoteVerifierKey(encoded: text) }
-    if let path = journal.signingKeyFile, let data = FileManager.default.contents(atPath: path) {
+/// The verifier keys from the options, the configuration, or the configured signing keys.
+func resolveVerifierKeys(_ options: [String], _ journal: SuiteConfiguration.Journal) throws -> [NoteVerifierKey] {
+    let texts = options.isEmpty ? journal.verifierKeys : options
+    if !texts.isEmpty { return try texts.map(NoteVerifierKey.init(encoded:)) }
+    let derived = try journal.signingKeyFiles.compactMap { path -> NoteVerifierKey? in
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).verifierKey
     }
-    throw JournalError(.signingKey, "no verifier key: set journal.verifier_key (osmosectl journal vkey prints it) or pass --key")
+    guard !derived.isEmpty else {
+        throw JournalError(.signingKey, "no verifier key: set journal.verifier_keys (osmosectl journal vkey prints them) or pass --key")
+    }
+    return derived
 }
 
 func microsecondsNow() -> Int64 {

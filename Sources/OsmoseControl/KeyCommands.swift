@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import Journal
 import KeyService
 import Keyring
 import Settings
@@ -23,12 +24,7 @@ struct KeysCommand: AsyncParsableCommand {
                 let key = try MasterKey.generate()
                 var bytes = key.exposedBytes()
                 defer { for index in bytes.indices { bytes[index] = 0 } }
-                let descriptor = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-                guard descriptor >= 0 else { throw ValidationError("cannot create \(out): \(String(cString: strerror(errno)))") }
-                defer { close(descriptor) }
-                guard write(descriptor, bytes, bytes.count) == bytes.count, fsync(descriptor) == 0 else {
-                    throw ValidationError("writing \(out) failed: \(String(cString: strerror(errno)))")
-                }
+                try writeSecretFile(out, bytes)
                 print("master key written to \(out) (fingerprint \(key.fingerprint))")
             }
         }
@@ -67,6 +63,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         struct Report: Encodable {
             let keys: [KeyStatus]
+            let publicKeys: [PublicKeyStatus]
             let rotations: [RotationRecord]
             let backupCatalogue: String
         }
@@ -75,12 +72,15 @@ struct KeysCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let policy = try loadKeyPolicy(options)
                 let connection = try await options.connect()
-                let (keys, rotations) = try await connection.transaction(isolation: .repeatableRead) { connection in
-                    (try KeyInventory.status(policy: policy, on: connection), try KeyRotation.all(on: connection))
+                let (keys, publicKeys, rotations) = try await connection.transaction(isolation: .repeatableRead) { connection in
+                    (
+                        try KeyInventory.status(policy: policy, on: connection), try KeyInventory.publicKeys(policy: policy, on: connection),
+                        try KeyRotation.all(on: connection)
+                    )
                 }
                 await connection.close()
                 let catalogue = "no backup is recorded yet: the backup catalogue comes with osmose-backupd"
-                if json { return try printJSON(Report(keys: keys, rotations: rotations, backupCatalogue: catalogue)) }
+                if json { return try printJSON(Report(keys: keys, publicKeys: publicKeys, rotations: rotations, backupCatalogue: catalogue)) }
                 printTable(
                     ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "VALUES", "WHERE"],
                     keys.map { key in
@@ -89,6 +89,20 @@ struct KeysCommand: AsyncParsableCommand {
                             "\(key.totalValues)", key.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
                         ]
                     })
+                if !publicKeys.isEmpty {
+                    print("")
+                    printTable(
+                        ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "FINGERPRINT", "PUBLIC KEY"],
+                        publicKeys.map { key in
+                            [
+                                "\(key.id)", key.purpose, key.purpose == "journal-signing" && key.state == "decrypt-only" ? "co-signing" : key.state,
+                                Self.day(key.createdAt), Self.day(key.stateChangedAt), key.plannedRotation.map(Self.day) ?? "-", key.fingerprint, key.publicKey,
+                            ]
+                        })
+                    if let due = publicKeys.first(where: { $0.purpose == "journal-signing" && $0.state == "primary" && ($0.plannedRotation ?? .distantFuture) <= Date() }) {
+                        print("journal signing key \(due.id) has reached the end of its cryptoperiod: roll it over (osmosectl keys rotate --purpose journal-signing)")
+                    }
+                }
                 for rotation in rotations.prefix(5) {
                     print("rotation \(rotation.id): \(rotation.purpose.rawValue) keys \(rotation.fromKeys) → \(rotation.toKey), \(rotation.state), \(rotation.rewritten) values rewritten")
                 }
@@ -103,27 +117,40 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a new primary key for a purpose now; osmose-keyd re-encrypts what the old one protects.",
             discussion: """
-                The old primary becomes decrypt-only at once; new data goes under the new key. Start osmose-keyd \
-                (systemctl start osmose-keyd) to re-encrypt in the background; the old key is retired when nothing uses it.
+                column, blind-index: the old primary becomes decrypt-only at once; new data goes under the new key. Start \
+                osmose-keyd (systemctl start osmose-keyd) to re-encrypt in the background; the old key is retired when nothing uses it.
+
+                journal-signing: writes a new Ed25519 signing key to --key-out (mode 0600) and records it as pending. Install \
+                it as a second credential of osmose-journald (LoadCredentialEncrypted=journal-signing-key-<n>:…) and restart \
+                it: checkpoints then carry both signatures. osmose-keyd promotes the new key once a checkpoint carries its \
+                signature, and retires the old one after policies/keys.yaml's co_signing_hours. Add the printed verifier \
+                key to journal.verifier_keys wherever journal verify runs, and give it to witnesses and auditors.
                 """)
         @OptionGroup var options: GlobalOptions
-        @Option(help: "column or blind-index.") var purpose: String
+        @Option(help: "column, blind-index or journal-signing.") var purpose: String
         @Option(help: "Why (journaled).") var reason: String
-        @Option(help: "The master key file.") var masterKey: String
+        @Option(help: "The master key file (column, blind-index).") var masterKey: String?
+        @Option(help: "journal-signing: where to write the new signing key (created, never overwritten).") var keyOut: String?
         @Flag(help: "Say what would happen; change nothing.") var dryRun = false
 
         func validate() throws {
-            guard let purpose = DataKeyPurpose(rawValue: purpose), purpose == .column || purpose == .blindIndex else {
-                throw ValidationError("--purpose must be column or blind-index")
-            }
             guard (1...200).contains(reason.count) else { throw ValidationError("--reason must be 1 to 200 characters") }
+            if purpose == "journal-signing" {
+                guard keyOut != nil else { throw ValidationError("--purpose journal-signing needs --key-out FILE for the new signing key") }
+                return
+            }
+            guard let purpose = DataKeyPurpose(rawValue: purpose), purpose == .column || purpose == .blindIndex else {
+                throw ValidationError("--purpose must be column, blind-index or journal-signing")
+            }
+            guard masterKey != nil else { throw ValidationError("--purpose \(purpose.rawValue) needs --master-key FILE") }
         }
 
         func run() async throws {
             try await reportingFailures {
+                if purpose == "journal-signing", let keyOut { return try await rollSigningKey(to: keyOut) }
                 let purpose = DataKeyPurpose(rawValue: purpose)!
                 let policy = try loadKeyPolicy(options)
-                let master = try MasterKey.load(path: masterKey)
+                let master = try MasterKey.load(path: masterKey!)
                 let connection = try await options.connect()
                 if dryRun {
                     let census = try await connection.perform { try KeyRotation.census(purpose, on: $0) }
@@ -140,6 +167,47 @@ struct KeysCommand: AsyncParsableCommand {
                 await connection.close()
                 print("rotation \(rotation.id): new primary \(purpose.rawValue) key \(rotation.toKey); keys \(rotation.fromKeys) are decrypt-only until osmose-keyd has re-encrypted their values")
             }
+        }
+
+        /// Starts a journal signing-key rollover: the key file is written (exclusively)
+        /// before the transaction commits, and removed again if it does not.
+        func rollSigningKey(to path: String) async throws {
+            let origin = try options.loadConfiguration().journal.origin
+            let signer = try NoteSignerKey.generate(name: origin)
+            if dryRun {
+                if FileManager.default.fileExists(atPath: path) { throw ValidationError("\(path) exists; choose a new file (keys are never overwritten)") }
+            } else {
+                try writeSecretFile(path, signer.exposedEncoding() + "\n")
+            }
+            let connection = try await options.connect()
+            let outcome: Result<Int, any Error>
+            do {
+                outcome = .success(try await connection.transaction { [reason, dryRun] connection in
+                    try SigningKeyRollover.start(signer: signer, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                })
+            } catch {
+                outcome = .failure(error)
+            }
+            await connection.close()
+            let id: Int
+            switch outcome {
+            case .success(let value): id = value
+            case .failure(let error):
+                // The key was never recorded: it must not linger.
+                if !dryRun { unlink(path) }
+                throw error
+            }
+            if dryRun {
+                print("would write a new journal signing key for \(origin) to \(path) and record it as pending (keyring id \(id)); nothing changed")
+                return
+            }
+            print("""
+                journal signing key \(id) written to \(path) and recorded as pending
+                verifier key: \(signer.verifierKey.encoded)
+                next: systemd-creds encrypt --name=journal-signing-key-\(id) \(path) /etc/osmose/credentials/journal-signing-key-\(id).cred,
+                      add LoadCredentialEncrypted=journal-signing-key-\(id):/etc/osmose/credentials/journal-signing-key-\(id).cred
+                      to osmose-journald (a drop-in), restart it, shred \(path); add the verifier key to journal.verifier_keys
+                """)
         }
     }
 
@@ -191,17 +259,30 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Destroy: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Destroy a data key: erase its wrapped copy, so everything under it is unreadable for good.",
-            discussion: "Refused for a primary key, and while values still need the key unless --force. Leaves evidence in keys.destructions and the journal.")
+            abstract: "Destroy a key: erase a data key's wrapped copy, or record (and do) the destruction of a signing key's private half.",
+            discussion: """
+                Data keys: refused for a primary key, and while values still need the key unless --force. Journal signing keys \
+                (--purpose journal-signing): refused for the primary, and for a key still signing unless --force; the verifier \
+                key stays known, so what it signed stays verifiable; --key-file overwrites and removes the private half. Leaves \
+                evidence in keys.destructions or keys.public_key_destructions, and the journal.
+                """)
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The key id.") var key: Int
+        @Option(help: "journal-signing for a signing key (default: a data key).") var purpose: String?
         @Option(help: "Why (journaled, kept as evidence).") var reason: String
-        @Flag(help: "Destroy even though values still need the key (crypto-shredding).") var force = false
+        @Option(help: "journal-signing: the private key file to overwrite and remove.") var keyFile: String?
+        @Flag(help: "Destroy even though values still need the key (crypto-shredding), or the key still signs.") var force = false
         @Flag(help: "Report what would become unreadable; change nothing.") var dryRun = false
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            if let purpose, purpose != "journal-signing" { throw ValidationError("--purpose must be journal-signing (or absent for a data key)") }
+            if keyFile != nil && purpose == nil { throw ValidationError("--key-file is for --purpose journal-signing") }
+        }
+
         func run() async throws {
             try await reportingFailures {
+                if purpose != nil { return try await destroySigningKey() }
                 let connection = try await options.connect()
                 let report = try await connection.transaction { [key, reason, force, dryRun] connection in
                     try KeyInventory.destroy(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
@@ -211,6 +292,27 @@ struct KeysCommand: AsyncParsableCommand {
                 let lost = report.unreadable.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                 print("\(report.destroyed ? "destroyed" : "would destroy") key \(report.keyID) (\(report.purpose), was \(report.stateBefore)); unreadable: \(lost.isEmpty ? "nothing" : lost)")
             }
+        }
+
+        func destroySigningKey() async throws {
+            let fileKey = try keyFile.map { keyFile in
+                guard let data = FileManager.default.contents(atPath: keyFile) else { throw ValidationError("cannot read \(keyFile)") }
+                return try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            let connection = try await options.connect()
+            let report = try await connection.transaction { [key, reason, force, dryRun, keyFile] connection in
+                let report = try KeyInventory.destroyPublicKey(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                guard report.purpose == "journal-signing" else { throw ValidationError("key \(key) is a \(report.purpose) key, not a journal signing key") }
+                if let fileKey, fileKey.verifierKey.encoded != report.publicKey {
+                    throw ValidationError("\(keyFile ?? "") holds \(fileKey.verifierKey.encoded), not signing key \(key)")
+                }
+                return report
+            }
+            await connection.close()
+            if let keyFile, report.destroyed { try shredFile(keyFile) }
+            if json { return try printJSON(report) }
+            print(
+                "\(report.destroyed ? "destroyed" : "would destroy") journal signing key \(report.keyID) (was \(report.stateBefore))\(keyFile.map { report.destroyed ? "; \($0) overwritten and removed" : "; would overwrite and remove \($0)" } ?? ""); its verifier key \(report.publicKey) stays known")
         }
     }
 }

@@ -86,10 +86,12 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var origin: String
         /// A libpq connection string for the journald role; empty uses `database.connection`.
         public var database: String
-        /// The signing key file when no `journal-signing-key` systemd credential is passed.
-        public var signingKeyFile: String?
-        /// The log's verifier key (C2SP note verifier-key text), for `osmosectl journal verify`.
-        public var verifierKey: String?
+        /// Signing key files (`signing_key_file`, then `signing_key_files`), read when no
+        /// `journal-signing-key…` systemd credential is passed.
+        public var signingKeyFiles: [String]
+        /// The log's verifier keys (C2SP note verifier-key text: `verifier_key`, then
+        /// `verifier_keys`), every one the log has signed with, for `osmosectl journal verify`.
+        public var verifierKeys: [String]
         /// A checkpoint covers every appended entry within this delay.
         public var checkpointWithin: Duration
         /// A checkpoint is re-issued this often when the tree did not grow.
@@ -129,7 +131,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             sessionLifetime: .seconds(43200), passwordCost: 17, maximumLoginFailures: 5, lockout: .seconds(900), trustProxy: false,
             maximumBodyBytes: 65536),
         journal: Journal(
-            origin: "journal.osmose.invalid", database: "", signingKeyFile: nil, verifierKey: nil, checkpointWithin: .seconds(1),
+            origin: "journal.osmose.invalid", database: "", signingKeyFiles: [], verifierKeys: [], checkpointWithin: .seconds(1),
             checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536),
         keys: Keys(database: "", masterKeyFile: nil, policy: nil))
 
@@ -189,7 +191,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
         if let journal = try root.mapping(
             "journal",
             allowedKeys: [
-                "origin", "database", "signing_key_file", "verifier_key", "checkpoint_within", "checkpoint_reissue", "batch_size",
+                "origin", "database", "signing_key_file", "signing_key_files", "verifier_key", "verifier_keys", "checkpoint_within", "checkpoint_reissue", "batch_size",
                 "witness_directories", "socket", "socket_peers", "max_frame_bytes",
             ])
         {
@@ -213,8 +215,22 @@ public struct SuiteConfiguration: Hashable, Sendable {
             settings.origin = origin
         }
         settings.database = try journal.optionalString("database") ?? ""
-        settings.signingKeyFile = try journal.optionalString("signing_key_file")
-        settings.verifierKey = try journal.optionalString("verifier_key")
+        settings.signingKeyFiles = try journal.optionalString("signing_key_file").map { [$0] } ?? []
+        settings.signingKeyFiles += try journal.strings("signing_key_files")
+        for file in settings.signingKeyFiles where !file.hasPrefix("/") {
+            throw journal.error("signing_key_files", "\(file) must be an absolute path")
+        }
+        let verifierKeys = (try journal.optionalString("verifier_key").map { [$0] } ?? []) + (try journal.strings("verifier_keys"))
+        for key in verifierKeys {
+            // name+id+key as C2SP signed-note spells it; osmosectl checks the id against the key.
+            guard key.range(of: "^[!-*,-~]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/]{44}$", options: .regularExpression) != nil,
+                key.hasPrefix(settings.origin + "+")
+            else {
+                throw journal.error(
+                    "verifier_keys", "\(key) is not a verifier key of \(settings.origin) (name+id+key, as osmosectl journal vkey prints it)")
+            }
+            if !settings.verifierKeys.contains(key) { settings.verifierKeys.append(key) }
+        }
         settings.checkpointWithin = try journal.duration("checkpoint_within", in: .milliseconds(100)...(.seconds(3600)), default: settings.checkpointWithin)
         settings.checkpointReissue = try journal.duration("checkpoint_reissue", in: .seconds(1)...(.seconds(86400)), default: settings.checkpointReissue)
         settings.batchSize = try journal.integer("batch_size", in: 1...100_000, default: settings.batchSize)

@@ -55,7 +55,7 @@ struct JournalFixture {
     func checkpoint(_ state: JournalState) async throws -> (state: JournalState, checkpoint: CheckpointRecord) {
         let signer = self.signer
         return try await journald.transaction { connection in
-            try JournalDatabase.issueCheckpoint(on: connection, state: state, signer: signer, now: Int64(Date().timeIntervalSince1970 * 1_000_000))
+            try JournalDatabase.issueCheckpoint(on: connection, state: state, signers: [signer], now: Int64(Date().timeIntervalSince1970 * 1_000_000))
         }
     }
 

@@ -70,4 +70,25 @@ struct CheckpointTests {
         let withExtension = try Checkpoint(text: checkpoint.text + "extension line\n")
         #expect(withExtension.extensions == ["extension line"])
     }
+
+    @Test("Around a rollover: a checkpoint signed by two log keys opens with either, reports both, and fails when one known signature is forged")
+    func rolloverSignatures() throws {
+        let old = try NoteSignerKey.generate(name: "journal.chu-exemple.fr")
+        let new = try NoteSignerKey.generate(name: "journal.chu-exemple.fr")
+        let stranger = try NoteSignerKey.generate(name: "journal.chu-exemple.fr")
+        let checkpoint = Checkpoint(origin: "journal.chu-exemple.fr", size: 3, rootHash: [UInt8](repeating: 7, count: 32), extensions: ["osmose-time x"])
+        let note = try checkpoint.signed(by: [new, old])
+        #expect(try Checkpoint.open(note, logKeys: [old.verifierKey]).signedBy == [old.verifierKey])
+        #expect(try Checkpoint.open(note, logKeys: [new.verifierKey]).checkpoint == checkpoint)
+        #expect(Set(try Checkpoint.open(note, logKeys: [old.verifierKey, new.verifierKey, stranger.verifierKey]).signedBy) == [old.verifierKey, new.verifierKey])
+        #expect(throws: NoteError.self) { try Checkpoint.open(note, logKeys: [stranger.verifierKey]) }
+        // The old key's line replaced by a signature of other text: refused, although the new key's line is good.
+        let otherText = try Checkpoint(origin: "journal.chu-exemple.fr", size: 4, rootHash: checkpoint.rootHash).signed(by: [old])
+        let forgedLine = otherText.split(separator: "\n").last!
+        let lines = note.split(separator: "\n", omittingEmptySubsequences: false)
+        let forged = lines.map { line in line.hasPrefix("\u{2014}") && line != lines.first(where: { $0.hasPrefix("\u{2014}") }) ? forgedLine : line }
+            .joined(separator: "\n")
+        #expect(throws: NoteError.self) { try Checkpoint.open(forged, logKeys: [old.verifierKey, new.verifierKey]) }
+        #expect(try Checkpoint.open(forged, logKeys: [new.verifierKey]).signedBy == [new.verifierKey])
+    }
 }

@@ -15,6 +15,11 @@ struct JournalSettingsTests {
             journal:
               origin: journal.chu-exemple.fr
               signing_key_file: /etc/osmose/journal.key
+              signing_key_files: [/etc/osmose/journal-2.key]
+              verifier_key: "journal.chu-exemple.fr+1a2b3c4d+AZ5YFtGwRb2QDBQ2YwgFcU2BtBd6hA3vKaJUFCiBoVP+"
+              verifier_keys:
+                - "journal.chu-exemple.fr+0badcafe+AZ5YFtGwRb2QDBQ2YwgFcU2BtBd6hA3vKaJUFCiBoVP/"
+                - "journal.chu-exemple.fr+1a2b3c4d+AZ5YFtGwRb2QDBQ2YwgFcU2BtBd6hA3vKaJUFCiBoVP+"
               checkpoint_within: 500ms
               checkpoint_reissue: 2min
               batch_size: 1000
@@ -27,6 +32,8 @@ struct JournalSettingsTests {
                   source: osmose-keyd
             """)
         #expect(journal.journal.origin == "journal.chu-exemple.fr")
+        #expect(journal.journal.signingKeyFiles == ["/etc/osmose/journal.key", "/etc/osmose/journal-2.key"])
+        #expect(journal.journal.verifierKeys.count == 2, "a key listed twice counts once")
         #expect(journal.journal.checkpointWithin == .milliseconds(500) && journal.journal.checkpointReissue == .seconds(120))
         #expect(journal.journal.witnessDirectories.count == 2 && journal.journal.batchSize == 1000)
         #expect(journal.journal.socketPeers == [.init(uid: 996, source: "osmose-backupd"), .init(uid: 0, source: "osmose-keyd")])
@@ -41,6 +48,9 @@ struct JournalSettingsTests {
         ("journal:\n  socket_peers:\n    - user: no-such-user-here\n      source: x\n", 3, "no such user"),
         ("journal:\n  socket_peers:\n    - uid: 5\n      source: Bad Name\n", 4, "program name"),
         ("journal:\n  witnes_directories: []\n", 2, "did you mean journal.witness_directories?"),
+        ("journal:\n  signing_key_files: [key.txt]\n", 2, "absolute"),
+        ("journal:\n  origin: journal.a.fr\n  verifier_keys: [\"journal.b.fr+1a2b3c4d+AZ5YFtGwRb2QDBQ2YwgFcU2BtBd6hA3vKaJUFCiBoVP+\"]\n", 3, "not a verifier key of journal.a.fr"),
+        ("journal:\n  origin: journal.a.fr\n  verifier_keys: [\"journal.a.fr+1a2b3c4+AZ5Y\"]\n", 3, "name+id+key"),
     ])
     func refused(text: String, line: Int, mentions: String) {
         do {

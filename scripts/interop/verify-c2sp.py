@@ -2,9 +2,12 @@
 """Checks the journal's published artefacts with an independent implementation of
 the C2SP formats and RFC 9162 algorithms (the aics-tlog package, not our code):
 
-  verify-c2sp.py --vkey VKEY [--tiles DIR] [--proof FILE] [--consistency FILE --old-checkpoint FILE]
-                 [--export DIR]
+  verify-c2sp.py --vkey VKEY [--vkey VKEY…] [--tiles DIR] [--proof FILE]
+                 [--consistency FILE --old-checkpoint FILE] [--export DIR] [--history DIR]
 
+--vkey VKEY        a verifier key of the log; repeat it for every key of a log that has
+                   rolled its signing key over: a checkpoint passes when one of them
+                   signed it
 --tiles DIR        a `osmosectl journal tiles` tree: the checkpoint's signature, then
                    every hash tile and entry bundle authenticated against its root
 --proof FILE       a c2sp.org/tlog-proof@v1 proof (`osmosectl journal prove inclusion`);
@@ -13,6 +16,9 @@ the C2SP formats and RFC 9162 algorithms (the aics-tlog package, not our code):
                    against the old checkpoint in --old-checkpoint
 --export DIR       an `osmosectl journal export --format bundle` directory: every entry
                    of the bundle proven included in the covering checkpoint
+--history DIR      every checkpoint of the log in order, as DIR/NNNNNN.note, and
+                   DIR/NNNNNN.consistency (`prove consistency`) from the one before:
+                   each signed by one of the keys, each consistent with the previous
 
 Prints one line per check and exits 1 at the first failure."""
 import argparse
@@ -27,11 +33,20 @@ def fail(message):
     sys.exit(1)
 
 
-def checkpoint(note_text, vkey):
-    result = aics_tlog.verify_checkpoint(aics_tlog.parse_note(note_text), vkey)
-    if not result.ok:
-        fail(f"checkpoint signature: {result.error}")
-    return result
+def checkpoint(note_text, vkeys):
+    """The checkpoint, verified by the first of the log's keys that signed it."""
+    errors = []
+    for vkey in vkeys:
+        result = aics_tlog.verify_checkpoint(aics_tlog.parse_note(note_text), vkey)
+        if result.ok:
+            return result
+        errors.append(str(result.error))
+    fail(f"checkpoint signature: no known key verifies it ({'; '.join(errors)})")
+
+
+def signers(note_text, vkeys):
+    """How many of the log's keys signed the note."""
+    return sum(1 for vkey in vkeys if aics_tlog.verify_checkpoint(aics_tlog.parse_note(note_text), vkey).ok)
 
 
 def split_proof(text, first_line):
@@ -44,14 +59,15 @@ def split_proof(text, first_line):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--vkey", required=True)
+    parser.add_argument("--vkey", required=True, action="append")
     parser.add_argument("--tiles")
     parser.add_argument("--proof")
     parser.add_argument("--consistency")
     parser.add_argument("--old-checkpoint")
     parser.add_argument("--export")
+    parser.add_argument("--history")
     args = parser.parse_args()
-    vkey = aics_tlog.parse_vkey(args.vkey)
+    vkey = [aics_tlog.parse_vkey(text) for text in args.vkey]
     reader = None
 
     if args.tiles:
@@ -60,7 +76,7 @@ def main():
         report = aics_tlog.audit_tiles(reader, head.size, head.root, entries=True)
         if aics_tlog.tree_root_from_tiles(reader, head.size) != head.root:
             fail("tiles: root differs")
-        print(f"ok tiles: checkpoint signed by {vkey.name if hasattr(vkey, 'name') else 'the log key'}, size {head.size}, "
+        print(f"ok tiles: checkpoint signed by a log key, size {head.size}, "
               f"{report.tiles} hash tiles and {report.bundles} entry bundles authenticated against its root")
 
     if args.proof:
@@ -110,6 +126,27 @@ def main():
             if not aics_tlog.verify_leaf_inclusion(entry, index, head.size, [base64.b64decode(h) for h in lines[1:]], head.root):
                 fail(f"export: entry {index} not included")
         print(f"ok export: {len(entries)} entries each proven included in the checkpoint of size {head.size}")
+
+    if args.history:
+        import os
+        names = sorted(name for name in os.listdir(args.history) if name.endswith(".note"))
+        if not names:
+            fail("history: no checkpoint")
+        previous, cosigned = None, 0
+        for name in names:
+            text = open(f"{args.history}/{name}").read()
+            head = checkpoint(text, vkey)
+            cosigned += signers(text, vkey) > 1
+            if previous is not None and previous.size > 0:
+                body = open(f"{args.history}/{name[:-5]}.consistency").read()
+                lines, _ = split_proof(body, body.split("\n")[0])
+                if int(body.split("\n")[0][4:]) != previous.size:
+                    fail(f"history {name}: the consistency proof starts from size {body.split(chr(10))[0][4:]}, not {previous.size}")
+                hashes = [base64.b64decode(line) for line in lines]
+                if not aics_tlog.verify_consistency(previous.size, head.size, previous.root, head.root, hashes):
+                    fail(f"history {name}: size {previous.size} is not a prefix of size {head.size}")
+            previous = head
+        print(f"ok history: {len(names)} checkpoints each signed by one of {len(vkey)} keys ({cosigned} by two or more), each consistent with the previous")
 
 
 main()
