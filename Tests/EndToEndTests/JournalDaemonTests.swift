@@ -106,9 +106,14 @@ struct JournalDaemonTests {
                   source: osmose-e2e
               max_frame_bytes: 4096
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        return Setup(
-            database: database, directory: directory, config: config, socketPath: "\(directory)/intake.sock",
-            vkey: keygen.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+        let vkey = keygen.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The key recorded in the keyring beforehand, as on an installed system, so that these
+        // tests count only their own entries (the first start's adoption event is tested in
+        // SigningRolloverTests).
+        let admin = try await Connection.connect(database.connectionString, logger: testLogger)
+        _ = try await admin.query("SELECT keys.adopt_signing_key($1, $2)", [vkey, String(vkey.split(separator: "+")[1])])
+        await admin.close()
+        return Setup(database: database, directory: directory, config: config, socketPath: "\(directory)/intake.sock", vkey: vkey)
     }
 
     func osmosectl(_ setup: Setup, _ arguments: [String]) async throws -> ProcessOutcome {
