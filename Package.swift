@@ -84,6 +84,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
+        .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
@@ -112,7 +113,7 @@ let package = Package(
         .target(
             name: "KeyService",
             dependencies: [
-                "Keyring", "CareRecords", "Journal", "Store", "Settings", "Systemd", "Cryptography",
+                "Keyring", "CareRecords", "Journal", "Store", "Settings", "Systemd", "Cryptography", "Age",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
@@ -120,7 +121,7 @@ let package = Package(
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyService",
+                "CareRecords", "Journal", "Keyring", "KeyService", "Age",
                 "Settings",
                 "Schema",
                 "Store",
@@ -170,6 +171,7 @@ let package = Package(
 
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
+        .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "TestSupport"],

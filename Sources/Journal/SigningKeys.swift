@@ -15,6 +15,9 @@ public enum SigningKeyState: String, Sendable, Codable, CaseIterable {
     /// Its private half is destroyed (evidence in `keys.public_key_destructions`).
     case destroyed
 
+    /// How people are shown it (`co-signing` for the keyring's `decrypt-only`).
+    public var displayName: String { self == .coSigning ? "co-signing" : rawValue }
+
     /// True while osmose-journald signs with it.
     public var signs: Bool { self == .pending || self == .primary || self == .coSigning }
 }

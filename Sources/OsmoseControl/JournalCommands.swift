@@ -56,7 +56,7 @@ struct JournalCommand: AsyncParsableCommand {
                     let connection = try await options.connect()
                     let records = try await connection.perform { try SigningKeyRecord.all(on: $0) }
                     await connection.close()
-                    for record in records { print("\(record.verifierKey.encoded) \(record.state.rawValue)") }
+                    for record in records { print("\(record.verifierKey.encoded) \(record.state.displayName)") }
                     return
                 }
                 let journal = try options.loadConfiguration().journal
@@ -141,7 +141,7 @@ struct JournalCommand: AsyncParsableCommand {
             for record in records where !trusted.contains(record.verifierKey) {
                 FileHandle.standardError.write(
                     Data(
-                        "osmosectl: the keyring records signing key \(record.verifierKey.encoded) (\(record.state.rawValue)), which you did not pass; after checking it out of band, add it to journal.verifier_keys\n"
+                        "osmosectl: the keyring records signing key \(record.verifierKey.encoded) (\(record.state.displayName)), which you did not pass; after checking it out of band, add it to journal.verifier_keys\n"
                             .utf8))
             }
         }

@@ -1,0 +1,83 @@
+import Age
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("age keys: Bech32 and X25519 recipients and identities")
+struct AgeKeyTests {
+    @Test("BIP 173's valid strings decode and re-encode; its invalid ones are refused")
+    func bip173() throws {
+        for valid in [
+            "A12UEL5L", "a12uel5l", "an83characterlonghumanreadablepartthatcontainsthenumber1andtheexcludedcharactersbio1tt5tgs",
+            "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw",
+            "11" + String(repeating: "q", count: 82) + "c8247j",
+            "split1checkupstagehandshakeupstreamerranterredcaperred2y9e3w", "?1ezyfcl",
+        ] {
+            let (prefix, data) = try Bech32.decode(valid)
+            #expect(Bech32.encode(prefix: prefix, data: data, uppercase: valid == valid.uppercased() && valid != valid.lowercased()) == valid)
+        }
+        for invalid in [
+            "pzry9x0s0muk", "1pzry9x0s0muk", "x1b4n0q5v", "li1dgmt3", "A1G7SGD8", "10a06t8", "1qzzfhee", "a12UEL5L", "abc1rzg",
+            "de1lg7wt\u{7f}",
+        ] {
+            #expect(throws: Bech32.DecodingError.self, "\(invalid)") { try Bech32.decode(invalid) }
+        }
+    }
+
+    @Test("Every identity in the age conformance vectors parses and re-encodes byte for byte")
+    func vectorIdentities() throws {
+        let directory = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata/age")
+        var seen = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name != "README.md" {
+            let data = try Data(contentsOf: directory.appendingPathComponent(name))
+            // The vector's own header: "key: value" lines up to the first blank line.
+            let end = data.firstRange(of: Data([0x0a, 0x0a]))?.lowerBound ?? data.startIndex
+            let header = String(decoding: data[..<end], as: UTF8.self)
+            for line in header.split(separator: "\n") where line.hasPrefix("identity: AGE-SECRET-KEY-1") {
+                let text = String(line.dropFirst(10))
+                let identity = try AgeIdentity(encoded: text)
+                #expect(identity.exposedEncoding() == text)
+                #expect(try AgeRecipient(encoded: identity.recipient.encoded) == identity.recipient)
+                seen += 1
+            }
+        }
+        #expect(seen >= 50, "the vectors name X25519 identities")
+    }
+
+    @Test("Interoperates with age-keygen: its identity gives the recipient it prints, ours gives what age-keygen -y derives")
+    func ageKeygen() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("age-keys-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try await runProgram("/usr/bin/age-keygen", ["-o", "\(directory)/theirs.txt"])
+        #expect(made.status == 0, "\(made.standardError)")
+        let theirs = try String(contentsOfFile: "\(directory)/theirs.txt", encoding: .utf8)
+        let printed = try #require(theirs.split(separator: "\n").first { $0.hasPrefix("# public key: ") }).dropFirst(14)
+        let parsed = try AgeIdentity.parseFile(theirs)
+        #expect(parsed.count == 1 && parsed[0].recipient.encoded == String(printed))
+
+        let ours = try AgeIdentity.generate()
+        try ours.exposedFile(created: "2026-11-22T12:00:00Z").write(toFile: "\(directory)/ours.txt", atomically: true, encoding: .utf8)
+        let derived = try await runProgram("/usr/bin/age-keygen", ["-y", "\(directory)/ours.txt"])
+        #expect(derived.status == 0 && derived.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == ours.recipient.encoded, "\(derived.standardError)")
+        #expect(!"\(ours)".contains("AGE-SECRET-KEY"), "the description never shows the secret")
+        #expect(ours.recipient.fingerprint.count == 16)
+    }
+
+    @Test("Malformed keys are refused without echoing them")
+    func refusals() throws {
+        let identity = try AgeIdentity.generate()
+        let secret = identity.exposedEncoding()
+        for bad in [secret.lowercased(), identity.recipient.encoded.uppercased(), String(secret.dropLast()) + "Q", "age1" + String(repeating: "q", count: 58), secret.replacingOccurrences(of: "AGE-SECRET-KEY-", with: "AGE-PLUGIN-KEY-")] {
+            do {
+                _ = try AgeIdentity(encoded: bad)
+                Issue.record("accepted an identity: \(bad.prefix(20))…")
+            } catch {
+                #expect(!"\(error)".contains(String(secret.dropFirst(17).prefix(20))), "\(error)")
+            }
+        }
+        #expect(throws: AgeKeyError.self) { try AgeRecipient(encoded: secret) }
+        #expect(throws: AgeKeyError.self) { try AgeIdentity.parseFile("# only a comment\n\n") }
+        #expect(throws: AgeKeyError.self) { try AgeIdentity.parseFile("\(secret)\nnot a key\n") }
+    }
+}
