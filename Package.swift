@@ -207,7 +207,7 @@ let package = Package(
         .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
         .testTarget(
             name: "KeyServiceTests",
-            dependencies: ["KeyService", "CareRecords", "Keyring", "Store", "Settings", "Journal", "TestSupport"],
+            dependencies: ["KeyService", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],
             swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",

@@ -143,6 +143,11 @@ public enum KeyInventory {
         else { throw KeyringError(.unknownKey, "no journal signing key or backup recipient \(keyID)") }
         let purpose = try key.string("purpose")
         let state = try key.string("state")
+        if purpose == "backup-recipient" {
+            throw KeyringError(
+                .refused,
+                "backup recipient \(keyID): which retained backups need its identity is known only from osmose-backupd's catalogue, which is not installed yet; refused")
+        }
         switch state {
         case "destroyed": throw KeyringError(.refused, "\(purpose) key \(keyID) is already destroyed")
         case "primary":

@@ -1,3 +1,4 @@
+import Age
 import ArgumentParser
 import Foundation
 import Glibc
@@ -10,7 +11,7 @@ import Store
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "The keyring: master key and data keys.",
-        subcommands: [GenerateMaster.self, Initialise.self, Status.self, Rotate.self, RotateMaster.self, Destroy.self])
+        subcommands: [GenerateMaster.self, Initialise.self, Status.self, Rotate.self, RotateMaster.self, AddRecipient.self, RetireRecipient.self, Destroy.self])
 
     struct GenerateMaster: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -253,6 +254,91 @@ struct KeysCommand: AsyncParsableCommand {
                 case .failure(let error):
                     throw error
                 }
+            }
+        }
+    }
+
+    struct AddRecipient: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-recipient",
+            abstract: "Add an age X25519 recipient that new backups are encrypted to.",
+            discussion: """
+                Best: make the identity on an offline machine (age-keygen -o identity.txt) and pass only its recipient \
+                (--recipient age1…). Or let this command make one (--identity-out FILE, mode 0600, never overwritten) and move \
+                that file to the key safe at once. Backups are encrypted to every primary recipient; any one identity restores them.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The recipient (age1…), when its identity was made elsewhere.") var recipient: String?
+        @Option(help: "Make a new identity and write it here (age-keygen format).") var identityOut: String?
+        @Option(help: "Who holds the identity, e.g. \"key safe B, envelope 3\" (recorded).") var label: String
+        @Option(help: "Why (journaled).") var reason: String
+        @Flag(help: "Check; change nothing and write no file.") var dryRun = false
+
+        func validate() throws {
+            guard (recipient == nil) != (identityOut == nil) else { throw ValidationError("pass either --recipient age1… or --identity-out FILE") }
+        }
+
+        func run() async throws {
+            try await reportingFailures {
+                let identity = identityOut == nil ? nil : try AgeIdentity.generate()
+                let chosen = try identity?.recipient ?? AgeRecipient(encoded: recipient!)
+                if let identityOut, let identity {
+                    if dryRun {
+                        if FileManager.default.fileExists(atPath: identityOut) { throw ValidationError("\(identityOut) exists; identities are never overwritten") }
+                    } else {
+                        try writeSecretFile(identityOut, identity.exposedFile(created: ISO8601DateFormatter().string(from: Date())))
+                    }
+                }
+                let connection = try await options.connect()
+                let outcome: Result<Int, any Error>
+                do {
+                    outcome = .success(try await connection.transaction { [label, reason, dryRun] connection in
+                        try BackupRecipients.add(chosen, label: label, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                    })
+                } catch {
+                    outcome = .failure(error)
+                }
+                await connection.close()
+                let id: Int
+                switch outcome {
+                case .success(let value): id = value
+                case .failure(let error):
+                    if let identityOut, !dryRun { unlink(identityOut) }
+                    throw error
+                }
+                if dryRun {
+                    print("would record backup recipient \(chosen.encoded) (fingerprint \(chosen.fingerprint)) as id \(id); nothing changed")
+                    return
+                }
+                print("backup recipient \(id) recorded: \(chosen.encoded) (fingerprint \(chosen.fingerprint)); new backups are encrypted to it")
+                if let identityOut {
+                    print("its identity is in \(identityOut): store it in the key safe (\(label)) and remove it from this machine")
+                }
+            }
+        }
+    }
+
+    struct RetireRecipient: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "retire-recipient",
+            abstract: "Stop encrypting new backups to a recipient; its identity stays needed while a retained backup uses it.",
+            discussion: "Refused for the last primary recipient: add its successor first.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The recipient's keyring id (osmosectl keys status).") var id: Int
+        @Option(help: "Why (journaled).") var reason: String
+        @Flag(help: "Check; change nothing.") var dryRun = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let connection = try await options.connect()
+                let record = try await connection.transaction { [id, reason, dryRun] connection in
+                    try BackupRecipients.retire(id: id, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                }
+                await connection.close()
+                print(
+                    dryRun
+                        ? "would stop encrypting new backups to recipient \(record.id) (\(record.fingerprint)); nothing changed"
+                        : "recipient \(record.id) (\(record.fingerprint)) receives no new backup; keep its identity (\(record.label)) while a retained backup needs it")
             }
         }
     }

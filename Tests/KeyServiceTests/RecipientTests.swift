@@ -1,0 +1,55 @@
+import Age
+import Foundation
+import KeyService
+import Keyring
+import Store
+import Testing
+import TestSupport
+
+@Suite("Backup recipients in the keyring", .serialized)
+struct RecipientTests {
+    @Test("Recipients are added, listed for new backups, taken out of use (never the last), journaled; duplicates, dry runs and destruction behave")
+    func lifecycle() async throws {
+        let (fixture, _) = try await KeyFixture.make("recipients", patients: 0)
+        let admin = fixture.admin
+        await #expect(throws: KeyringError.self, "no recipient yet") { try await admin.perform { try BackupRecipients.current(on: $0) } }
+        let first = try AgeIdentity.generate().recipient
+        let second = try AgeIdentity.generate().recipient
+        let dry = try await admin.transaction { try BackupRecipients.add(first, label: "key safe A", reason: "install", dryRun: true, actor: .operator("tests"), on: $0) }
+        #expect(try await admin.perform { try BackupRecipients.all(on: $0) }.isEmpty, "a dry run records nothing")
+        let firstID = try await admin.transaction { try BackupRecipients.add(first, label: "key safe A", reason: "install", dryRun: false, actor: .operator("tests"), on: $0) }
+        #expect(firstID == dry)
+        await #expect(throws: KeyringError.self, "the same recipient twice") {
+            try await admin.transaction { try BackupRecipients.add(first, label: "again", reason: "install", dryRun: false, actor: .operator("tests"), on: $0) }
+        }
+        await #expect(throws: KeyringError.self, "the last primary recipient") {
+            try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "replace", dryRun: false, actor: .operator("tests"), on: $0) }
+        }
+        let secondID = try await admin.transaction { try BackupRecipients.add(second, label: "escrow", reason: "second copy", dryRun: false, actor: .operator("tests"), on: $0) }
+        #expect(Set(try await admin.perform { try BackupRecipients.current(on: $0) }) == [first, second])
+
+        let retired = try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "replaced", dryRun: false, actor: .operator("tests"), on: $0) }
+        #expect(retired.state == "decrypt-only")
+        #expect(try await admin.perform { try BackupRecipients.current(on: $0) } == [second])
+        await #expect(throws: KeyringError.self, "not primary any more") {
+            try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "twice", dryRun: false, actor: .operator("tests"), on: $0) }
+        }
+        // Destruction needs to know which backups use the identity: refused until the catalogue exists.
+        do {
+            _ = try await admin.transaction {
+                try KeyInventory.destroyPublicKey(keyID: firstID, reason: "gone", force: true, dryRun: true, actor: .operator("tests"), on: $0)
+            }
+            Issue.record("destroying a backup recipient was accepted")
+        } catch let error as KeyringError {
+            #expect(error.message.contains("catalogue"), "\(error)")
+        }
+        let events = try await admin.query(
+            "SELECT object_id, reason FROM journal.intake WHERE object_type = 'backup-recipient' ORDER BY id").rows.map { (try $0.string("object_id"), try $0.string("reason")) }
+        #expect(events.map(\.0) == [first.fingerprint, second.fingerprint, first.fingerprint])
+        #expect(events[2].1.hasPrefix("no new backup"))
+        #expect(secondID == firstID + 1)
+        // The database refuses a second row for the same key and any deletion.
+        await #expect(throws: StoreError.self) { try await admin.query("DELETE FROM keys.public_keys WHERE id = \(firstID)") }
+        await fixture.close()
+    }
+}
