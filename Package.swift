@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "osmose-care", targets: ["osmose-care"]),
         .executable(name: "osmose-journald", targets: ["osmose-journald"]),
         .executable(name: "osmose-keyd", targets: ["osmose-keyd"]),
+        .executable(name: "osmose-backupd", targets: ["osmose-backupd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,6 +86,13 @@ let package = Package(
         ),
         .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
+        .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive"], swiftSettings: strictSettings),
+        .target(
+            name: "BackupService",
+            dependencies: ["Backup", "Age", "Settings", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-backupd", dependencies: ["BackupService"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
@@ -172,6 +180,7 @@ let package = Package(
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Age", "Cryptography", "Store", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "TestSupport"],

@@ -56,6 +56,17 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var maximumBodyBytes: Int
     }
 
+    /// Backups (`osmose-backupd`).
+    public struct Backup: Hashable, Sendable {
+        /// The backup store: a local directory (absolute path).
+        public var store: String
+        /// The age recipients (`age1…`) backups are encrypted to. The backup host holds
+        /// only these; the identities stay offline.
+        public var recipients: [String]
+        /// An age identity file, only where restores and verifications run.
+        public var identityFile: String?
+    }
+
     /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
     public struct Keys: Hashable, Sendable {
         /// A libpq connection string for the osmose_keyd role; empty uses `database.connection`.
@@ -120,6 +131,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var journal: Journal
     /// Key daemon settings.
     public var keys: Keys
+    /// Backup settings.
+    public var backup: Backup
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -133,7 +146,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
         journal: Journal(
             origin: "journal.osmose.invalid", database: "", signingKeyFiles: [], verifierKeys: [], checkpointWithin: .seconds(1),
             checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536),
-        keys: Keys(database: "", masterKeyFile: nil, policy: nil))
+        keys: Keys(database: "", masterKeyFile: nil, policy: nil),
+        backup: Backup(store: "/var/lib/osmose-backupd/store", recipients: [], identityFile: nil))
 
     /// Reads and validates the file at `path`.
     /// - Throws: ``ConfigurationError`` with the file, line and reason.
@@ -144,7 +158,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -201,6 +215,18 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.database = try keys.optionalString("database") ?? ""
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
+        }
+        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file"]) {
+            if let store = try backup.optionalString("store") {
+                guard store.hasPrefix("/") else { throw backup.error("store", "must be an absolute path") }
+                configuration.backup.store = store
+            }
+            configuration.backup.recipients = try backup.strings("recipients")
+            for recipient in configuration.backup.recipients
+            where recipient.range(of: "^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$", options: .regularExpression) == nil {
+                throw backup.error("recipients", "\(recipient) is not an age X25519 recipient (age1 and 58 lowercase Bech32 characters)")
+            }
+            configuration.backup.identityFile = try backup.optionalString("identity_file")
         }
         return configuration
     }

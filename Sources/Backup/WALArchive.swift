@@ -1,0 +1,116 @@
+public import Age
+import Cryptography
+import Foundation
+import Glibc
+
+/// PostgreSQL's WAL, archived segment by segment (`archive_command =
+/// 'osmose-backupd wal-push %p %f'`): each segment becomes
+/// `<store>/wal/<name>.tar.zst.age`, a one-member pax archive, zstd-compressed,
+/// encrypted to the backup recipients, so that after `age -d` it is read with
+/// `bsdtar -x` like every other backup file. Beside it, `<name>.sha256` holds the
+/// SHA-256 of the segment (the backup host has no key to decrypt with, and
+/// PostgreSQL may push a segment again after a crash: an identical one is then
+/// acknowledged, a different one refused).
+public struct WALArchive: Sendable {
+    /// The directory holding the segments.
+    public let directory: String
+
+    /// The WAL directory of a backup store.
+    public init(store: String) { directory = store + "/wal" }
+
+    /// WAL segment, timeline history and backup-label file names as PostgreSQL writes them.
+    public static func isWALFileName(_ name: String) -> Bool {
+        name.range(of: "^([0-9A-F]{24}(\\.partial|\\.[0-9A-F]{8}\\.backup)?|[0-9A-F]{8}\\.history)$", options: .regularExpression) != nil
+    }
+
+    func archivePath(_ name: String) -> String { "\(directory)/\(name).tar.zst.age" }
+    func digestPath(_ name: String) -> String { "\(directory)/\(name).sha256" }
+
+    /// What ``push(segment:name:recipients:)`` did.
+    public enum PushOutcome: Sendable, Equatable {
+        /// Stored now.
+        case stored(bytes: Int64)
+        /// The same segment was already stored (PostgreSQL retried after a crash).
+        case alreadyStored
+    }
+
+    /// Archives the segment at `segment` under `name`, durably (file and directory
+    /// synced) before returning; PostgreSQL may then recycle it.
+    /// - Throws: ``ArchiveError`` when the name is not a WAL file name, the segment
+    ///   cannot be read, a different segment of that name is already stored, or
+    ///   writing fails (PostgreSQL keeps the segment and retries).
+    public func push(segment: String, name: String, recipients: [AgeRecipient]) throws -> PushOutcome {
+        guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
+        guard let content = FileManager.default.contents(atPath: segment) else { throw ArchiveError("cannot read \(segment)") }
+        let digest = SHA256.hash(content).map { String(format: "%02x", $0) }.joined()
+        if FileManager.default.fileExists(atPath: archivePath(name)) {
+            guard let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) == digest + "\n" else {
+                throw ArchiveError("\(name) is already archived with different content: refusing to overwrite it (check for two clusters archiving to one store)")
+            }
+            return .alreadyStored
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // The digest first (a digest without its archive is simply rewritten), then the archive by rename.
+        try writeDurably(Array((digest + "\n").utf8), to: digestPath(name))
+        unlink(archivePath(name) + ".partial")
+        let writer = try EncryptedArchiveWriter(path: archivePath(name), recipients: recipients)
+        try writer.addBytes(Array(content), as: name, mode: 0o600)
+        try writer.finish()
+        return .stored(bytes: writer.bytesWritten)
+    }
+
+    /// Restores segment `name` to `destination` (`restore_command =
+    /// 'osmose-backupd wal-fetch %f %p'`), checking it against its digest.
+    /// - Returns: false when the store has no such segment (PostgreSQL then ends recovery there).
+    public func fetch(name: String, to destination: String, identities: [any AgeUnwrapping]) throws -> Bool {
+        guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
+        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return false }
+        let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
+        var content: [UInt8] = []
+        var found = false
+        try reader.forEachMember { path, _, next in
+            guard path == name, !found else { throw ArchiveError("\(archivePath(name)) holds \(path), not only \(name)") }
+            found = true
+            while let block = try next() { content += block }
+        }
+        guard found else { throw ArchiveError("\(archivePath(name)) is empty") }
+        let digest = SHA256.hash(content).map { String(format: "%02x", $0) }.joined()
+        if let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) != digest + "\n" {
+            throw ArchiveError("\(name) does not match its recorded SHA-256: the store is damaged")
+        }
+        try writeDurably(content, to: destination)
+        return true
+    }
+
+    /// The names of the stored segments, sorted.
+    public func names() throws -> [String] {
+        guard FileManager.default.fileExists(atPath: directory) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".tar.zst.age") }
+            .map { String($0.dropLast(12)) }.sorted()
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, synced, renamed, directory synced.
+func writeDurably(_ bytes: [UInt8], to path: String) throws {
+    let temporary = path + ".partial"
+    unlink(temporary)
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+    guard descriptor >= 0 else { throw ArchiveError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else {
+            close(descriptor)
+            throw ArchiveError("writing \(temporary) failed: \(String(cString: strerror(errno)))")
+        }
+        offset += written
+    }
+    guard fsync(descriptor) == 0 else {
+        close(descriptor)
+        throw ArchiveError("syncing \(temporary) failed: \(String(cString: strerror(errno)))")
+    }
+    close(descriptor)
+    guard rename(temporary, path) == 0 else { throw ArchiveError("renaming \(temporary) failed: \(String(cString: strerror(errno)))") }
+    try syncDirectory(of: path)
+}

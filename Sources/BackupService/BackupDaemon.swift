@@ -1,0 +1,108 @@
+public import ArgumentParser
+import Age
+import Backup
+import Foundation
+import Glibc
+import Settings
+
+/// `osmose-backupd`: the backup daemon's entry points. This first part archives
+/// PostgreSQL's WAL (`archive_command`) and fetches it back (`restore_command`).
+public struct BackupDaemon: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "osmose-backupd",
+        abstract: "Encrypted backups of the Osmose suite (age format, pax tar, zstd).",
+        discussion: """
+            Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml (section backup:).
+
+            EXIT STATUS
+              0   done
+              1   failed; the message says why (PostgreSQL keeps the segment and retries wal-push)
+              3   the configuration is invalid
+            """,
+        subcommands: [WALPush.self, WALFetch.self])
+
+    public init() {}
+
+    /// Parses the arguments and runs the subcommand, exiting with its status.
+    public static func runFromCommandLine() async -> Never {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// The options every subcommand takes.
+struct BackupOptions: ParsableArguments {
+    @Option(help: "The configuration file.") var config: String?
+
+    func load() throws -> SuiteConfiguration {
+        let path = config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? "/etc/osmose/osmose.yaml"
+        do {
+            return try SuiteConfiguration.load(path: path)
+        } catch {
+            fail("\(error)", status: 3)
+        }
+    }
+}
+
+/// Prints one line to stderr and exits with `status`.
+func fail(_ message: String, status: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("osmose-backupd: \(message)\n".utf8))
+    exit(status)
+}
+
+struct WALPush: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal-push",
+        abstract: "Archive one WAL segment, compressed and encrypted, durably (archive_command = 'osmose-backupd wal-push %p %f').",
+        discussion: "Exit 0 only once the segment is synced in the store; PostgreSQL retries on any other status.")
+    @OptionGroup var options: BackupOptions
+    @Argument(help: "The segment's path (%p).") var path: String
+    @Argument(help: "The segment's file name (%f).") var name: String
+
+    func run() async throws {
+        let backup = try options.load().backup
+        guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
+        do {
+            let recipients = try backup.recipients.map(AgeRecipient.init(encoded:))
+            _ = try WALArchive(store: backup.store).push(segment: path, name: name, recipients: recipients)
+        } catch {
+            fail("wal-push \(name): \(error)")
+        }
+    }
+}
+
+struct WALFetch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal-fetch",
+        abstract: "Restore one WAL file from the store (restore_command = 'osmose-backupd wal-fetch %f %p').",
+        discussion: "Exit 1 when the store has no such file: PostgreSQL then ends recovery there.")
+    @OptionGroup var options: BackupOptions
+    @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
+    @Argument(help: "The file name PostgreSQL wants (%f).") var name: String
+    @Argument(help: "Where to write it (%p).") var path: String
+
+    func run() async throws {
+        let backup = try options.load().backup
+        guard let file = identity ?? backup.identityFile, let text = FileManager.default.contents(atPath: file) else {
+            fail("no identity to decrypt with: pass --identity or set backup.identity_file", status: 3)
+        }
+        let found: Bool
+        do {
+            let identities = try AgeIdentity.parseFile(String(decoding: text, as: UTF8.self))
+            found = try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities)
+        } catch {
+            fail("wal-fetch \(name): \(error)")
+        }
+        // Not in the store: PostgreSQL asks for files that may not exist (the next timeline's history).
+        guard found else { throw ExitCode(1) }
+    }
+}

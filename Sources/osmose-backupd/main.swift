@@ -1,0 +1,3 @@
+import BackupService
+
+await BackupDaemon.runFromCommandLine()
