@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyService", "Age",
+                "CareRecords", "Journal", "Keyring", "KeyService", "Age", "Backup",
                 "Settings",
                 "Schema",
                 "Store",
@@ -220,7 +220,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport", "Store", "Journal"],
+            dependencies: ["TestSupport", "Store", "Journal", "Age"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -12,6 +12,23 @@ public struct ArchiveError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { "backup.archive: \(message)" }
 }
 
+/// An entry read from an archive.
+public struct ArchiveEntry: Sendable {
+    /// Regular file, directory or symbolic link (with its target).
+    public enum Kind: Sendable, Equatable {
+        case file, directory
+        case symlink(String)
+    }
+    /// Its path inside the archive.
+    public let path: String
+    /// What it is.
+    public let kind: Kind
+    /// Its permission bits.
+    public let mode: UInt32
+    /// Its size (files).
+    public let size: Int64
+}
+
 /// One member of an archive, as the manifest records it.
 public struct ArchiveMember: Hashable, Sendable, Codable {
     /// Its path inside the archive.
@@ -112,7 +129,7 @@ public final class EncryptedArchiveWriter {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw ArchiveError("cannot open \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
-        return try add(name: name, size: Int64(status.st_size), mode: mode_t(status.st_mode & 0o7777), modified: Int(status.st_mtim.tv_sec)) { sink in
+        return try addStreamed(name: name, size: Int64(status.st_size), mode: UInt32(status.st_mode & 0o7777), modified: Int(status.st_mtim.tv_sec)) { sink in
             var block = [UInt8](repeating: 0, count: 1 << 20)
             var total: Int64 = 0
             while true {
@@ -130,7 +147,7 @@ public final class EncryptedArchiveWriter {
     /// Adds a member holding `bytes`.
     @discardableResult
     public func addBytes(_ bytes: [UInt8], as name: String, mode: UInt32 = 0o640, modified: Int = Int(Date().timeIntervalSince1970)) throws -> ArchiveMember {
-        try add(name: name, size: Int64(bytes.count), mode: mode, modified: modified) { sink in try sink(bytes[...]) }
+        try addStreamed(name: name, size: Int64(bytes.count), mode: mode, modified: modified) { sink in try sink(bytes[...]) }
     }
 
     /// Adds a directory entry.
@@ -144,7 +161,20 @@ public final class EncryptedArchiveWriter {
         try check(archive_write_header(archive, entry), "adding directory \(name)")
     }
 
-    private func add(name: String, size: Int64, mode: mode_t, modified: Int, content: ((ArraySlice<UInt8>) throws -> Void) throws -> Void) throws -> ArchiveMember {
+    /// Adds a symbolic link.
+    func addSymlink(_ name: String, target: String, modified: Int) throws {
+        let entry = archive_entry_new()
+        defer { archive_entry_free(entry) }
+        archive_entry_set_pathname_utf8(entry, name)
+        archive_entry_set_filetype(entry, 0o120000)
+        archive_entry_set_perm(entry, 0o777)
+        archive_entry_set_symlink_utf8(entry, target)
+        archive_entry_set_mtime(entry, modified, 0)
+        try check(archive_write_header(archive, entry), "adding link \(name)")
+    }
+
+    /// Adds a regular file whose content `content` hands over block by block.
+    func addStreamed(name: String, size: Int64, mode: UInt32, modified: Int, content: ((ArraySlice<UInt8>) throws -> Void) throws -> Void) throws -> ArchiveMember {
         let entry = archive_entry_new()
         defer { archive_entry_free(entry) }
         archive_entry_set_pathname_utf8(entry, name)
@@ -250,9 +280,18 @@ public final class EncryptedArchiveReader {
         }
     }
 
-    /// Calls `body` for each member with its path and a function reading its content
-    /// block by block (nil at its end).
+    /// Calls `body` for each regular file with its path, its size and a function
+    /// reading its content block by block (nil at its end).
     public func forEachMember(_ body: (_ path: String, _ size: Int64, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
+        try forEachEntry { entry, next in
+            guard case .file = entry.kind else { return }
+            try withoutActuallyEscaping(next) { next in try body(entry.path, entry.size, next) }
+        }
+    }
+
+    /// Calls `body` for each entry (files, directories, links), with a function
+    /// reading a file's content block by block (nil at its end).
+    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
         var entry: OpaquePointer?
         var block = [UInt8](repeating: 0, count: 1 << 20)
         while true {
@@ -262,8 +301,15 @@ public final class EncryptedArchiveReader {
                 throw failure ?? ArchiveError("\(path): \(EncryptedArchiveWriter.message(archive))")
             }
             let name = archive_entry_pathname_utf8(entry).map { String(cString: $0) } ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
-            let size = archive_entry_size(entry)
-            try body(name, size) {
+            let kind: ArchiveEntry.Kind
+            switch archive_entry_filetype(entry) {
+            case 0o040000: kind = .directory
+            case 0o120000: kind = .symlink(archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
+            case 0o100000: kind = .file
+            default: throw ArchiveError("\(path): \(name) is of a type backups never hold")
+            }
+            let described = ArchiveEntry(path: name, kind: kind, mode: UInt32(archive_entry_perm(entry)), size: archive_entry_size(entry))
+            try body(described) {
                 let count = block.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
                 guard count >= 0 else { throw self.failure ?? ArchiveError("\(self.path): reading \(name): \(EncryptedArchiveWriter.message(self.archive))") }
                 return count == 0 ? nil : block[0..<count]

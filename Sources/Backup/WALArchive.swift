@@ -24,6 +24,27 @@ public struct WALArchive: Sendable {
     }
 
     func archivePath(_ name: String) -> String { "\(directory)/\(name).tar.zst.age" }
+    /// Every file ever pushed, one line each (`<name> <sha256>`), appended and synced
+    /// after the file itself: what the store should hold, so that a missing file —
+    /// at the tail too — is noticed by restore and verify.
+    var logPath: String { "\(directory)/pushed.log" }
+
+    /// The names the push log records.
+    public func pushedNames() throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: logPath) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+
+    private func recordPushed(_ name: String, _ digest: String) throws {
+        if try pushedNames().contains(name) { return }
+        let descriptor = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw ArchiveError("cannot open \(logPath): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let line = Array("\(name) \(digest)\n".utf8)
+        guard write(descriptor, line, line.count) == line.count, fsync(descriptor) == 0 else {
+            throw ArchiveError("appending to \(logPath) failed: \(String(cString: strerror(errno)))")
+        }
+    }
     func digestPath(_ name: String) -> String { "\(directory)/\(name).sha256" }
 
     /// What ``push(segment:name:recipients:)`` did.
@@ -47,6 +68,7 @@ public struct WALArchive: Sendable {
             guard let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) == digest + "\n" else {
                 throw ArchiveError("\(name) is already archived with different content: refusing to overwrite it (check for two clusters archiving to one store)")
             }
+            try recordPushed(name, digest)
             return .alreadyStored
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -56,6 +78,7 @@ public struct WALArchive: Sendable {
         let writer = try EncryptedArchiveWriter(path: archivePath(name), recipients: recipients)
         try writer.addBytes(Array(content), as: name, mode: 0o600)
         try writer.finish()
+        try recordPushed(name, digest)
         return .stored(bytes: writer.bytesWritten)
     }
 

@@ -19,7 +19,7 @@ public struct BackupDaemon: AsyncParsableCommand {
               1   failed; the message says why (PostgreSQL keeps the segment and retries wal-push)
               3   the configuration is invalid
             """,
-        subcommands: [WALPush.self, WALFetch.self])
+        subcommands: [Full.self, WALPush.self, WALFetch.self])
 
     public init() {}
 
@@ -57,6 +57,36 @@ struct BackupOptions: ParsableArguments {
 func fail(_ message: String, status: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("osmose-backupd: \(message)\n".utf8))
     exit(status)
+}
+
+struct Full: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take a full backup: the cluster (pg_basebackup, streamed) and the suite's files, encrypted to backup.recipients.",
+        discussion: "Waits until the WAL the base needs is archived, so that a listed backup is always restorable. Prints the backup's summary as JSON.")
+    @OptionGroup var options: BackupOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        let backup = configuration.backup
+        guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
+        let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? "/etc/osmose/osmose.yaml"
+        var suiteFiles: [(path: String, name: String)] = [(configPath, "osmose.yaml")]
+        if FileManager.default.fileExists(atPath: configuration.paths.policies) { suiteFiles.append((configuration.paths.policies, "policies")) }
+        for (index, witness) in configuration.journal.witnessDirectories.enumerated() where FileManager.default.fileExists(atPath: witness) {
+            suiteFiles.append((witness, "witness-\(index)"))
+        }
+        do {
+            let job = BaseBackup(
+                connection: backup.database.isEmpty ? configuration.database.connection : backup.database, store: backup.store,
+                recipients: try backup.recipients.map(AgeRecipient.init(encoded:)), suiteFiles: suiteFiles)
+            let summary = try job.run()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        } catch {
+            fail("full backup: \(error)")
+        }
+    }
 }
 
 struct WALPush: AsyncParsableCommand {

@@ -65,6 +65,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var recipients: [String]
         /// An age identity file, only where restores and verifications run.
         public var identityFile: String?
+        /// A libpq connection string for base backups (a role with REPLICATION); empty uses `database.connection`.
+        public var database: String
     }
 
     /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
@@ -147,7 +149,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             origin: "journal.osmose.invalid", database: "", signingKeyFiles: [], verifierKeys: [], checkpointWithin: .seconds(1),
             checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536),
         keys: Keys(database: "", masterKeyFile: nil, policy: nil),
-        backup: Backup(store: "/var/lib/osmose-backupd/store", recipients: [], identityFile: nil))
+        backup: Backup(store: "/var/lib/osmose-backupd/store", recipients: [], identityFile: nil, database: ""))
 
     /// Reads and validates the file at `path`.
     /// - Throws: ``ConfigurationError`` with the file, line and reason.
@@ -216,7 +218,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
         }
-        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file"]) {
+        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database"]) {
+            configuration.backup.database = try backup.optionalString("database") ?? ""
             if let store = try backup.optionalString("store") {
                 guard store.hasPrefix("/") else { throw backup.error("store", "must be an absolute path") }
                 configuration.backup.store = store

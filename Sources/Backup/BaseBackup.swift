@@ -1,0 +1,216 @@
+public import Age
+internal import CLibarchive
+public import Foundation
+import Glibc
+
+/// A full backup: a consistent physical base backup of the cluster taken with
+/// `pg_basebackup` (tar format, streamed: nothing is staged in clear on disk),
+/// rewritten member by member into `data.tar.zst.age` under `pgdata/`, plus the
+/// suite's own files under `suite/`; then its manifest and summary. The WAL it
+/// needs comes from the WAL archive (`wal-push`).
+public struct BaseBackup: Sendable {
+    /// A libpq connection string for a role allowed to take base backups (REPLICATION).
+    public let connection: String
+    /// The store.
+    public let store: String
+    /// The recipients.
+    public let recipients: [AgeRecipient]
+    /// Files and directories of the suite to include: (path on this host, name under `suite/`).
+    public let suiteFiles: [(path: String, name: String)]
+    /// Where `pg_basebackup` is.
+    public let pgBasebackup: String
+
+    /// A backup job.
+    public init(
+        connection: String, store: String, recipients: [AgeRecipient], suiteFiles: [(path: String, name: String)] = [],
+        pgBasebackup: String = "/usr/bin/pg_basebackup"
+    ) {
+        self.connection = connection
+        self.store = store
+        self.recipients = recipients
+        self.suiteFiles = suiteFiles
+        self.pgBasebackup = pgBasebackup
+    }
+
+    static func timestamp(_ date: Date, compact: Bool) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = compact ? "yyyyMMdd'T'HHmmss'Z'" : "yyyy-MM-dd'T'HH:mm:ss'Z'"
+        return formatter.string(from: date)
+    }
+
+    /// Takes the backup, then waits (up to `walWait`) until the last WAL segment it
+    /// needs is in the WAL archive, so that a listed backup is always restorable.
+    /// - Throws: ``ArchiveError`` naming what failed; nothing is left under the backup's name then.
+    public func run(walWait: Duration = .seconds(120)) throws -> BackupSummary {
+        let started = Date()
+        let id = Self.timestamp(started, compact: true)
+        let catalogue = BackupCatalogue(store: store)
+        let directory = catalogue.directory(id)
+        guard !FileManager.default.fileExists(atPath: directory) else { throw ArchiveError("backup \(id) exists already") }
+        let staging = directory + ".partial"
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        do {
+            let summary = try take(id: id, started: started, into: staging, walWait: walWait)
+            guard rename(staging, directory) == 0 else { throw ArchiveError("renaming \(staging) failed: \(String(cString: strerror(errno)))") }
+            try syncDirectory(of: directory)
+            return summary
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    private func take(id: String, started: Date, into staging: String, walWait: Duration) throws -> BackupSummary {
+        let previous = try BackupCatalogue(store: store).summaries().last
+        let writer = try EncryptedArchiveWriter(path: "\(staging)/data.tar.zst.age", recipients: recipients)
+        let (startLSN, walEnd, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
+        for file in suiteFiles { try addSuitePath(file.path, as: "suite/\(file.name)", to: writer) }
+        try writer.finish()
+        guard let walStart = WALSegment.name(timeline: timeline, lsn: startLSN) else {
+            throw ArchiveError("pg_basebackup reported a WAL position that cannot be read (\(startLSN))")
+        }
+        try waitForArchive(walEnd, timeout: walWait)
+        var manifest = BackupManifest(
+            id: id, kind: "full", started: Self.timestamp(started, compact: false), finished: Self.timestamp(Date(), compact: false),
+            walStart: walStart, walEnd: walEnd, parent: previous?.id, parentManifestSHA256: previous?.manifestSHA256,
+            recipients: recipients.map(\.fingerprint), members: writer.members)
+        manifest.members.sort { $0.path < $1.path }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let manifestBytes = Array(try encoder.encode(manifest))
+        try writeDurably(try Age.encrypt(manifestBytes, to: recipients), to: "\(staging)/manifest.json.age")
+        let summary = BackupSummary(
+            id: id, kind: "full", started: manifest.started, finished: manifest.finished, walStart: walStart, walEnd: walEnd, parent: previous?.id,
+            parentManifestSHA256: previous?.manifestSHA256, manifestSHA256: hexSHA256(manifestBytes), recipients: manifest.recipients,
+            bytes: writer.bytesWritten, memberCount: writer.members.count)
+        try writeDurably(Array(try encoder.encode(summary)), to: "\(staging)/summary.json")
+        return summary
+    }
+
+    /// Runs pg_basebackup (tar to stdout, no WAL, fast checkpoint) and copies each
+    /// member of its stream into `writer` under `pgdata/`.
+    private func copyBaseBackup(label: String, into writer: EncryptedArchiveWriter) throws -> (start: String, endSegment: String, timeline: UInt32) {
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-basebackup-\(UUID().uuidString)").path
+        defer { unlink(errorFile) }
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw ArchiveError("pipe failed: \(String(cString: strerror(errno)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        posix_spawn_file_actions_addopen(&actions, 2, errorFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let arguments = [pgBasebackup, "-d", connection, "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "--no-manifest", "-l", label, "-v"]
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, pgBasebackup, &actions, nil, argv, environ)
+        close(pipeFDs[1])
+        guard spawned == 0 else {
+            close(pipeFDs[0])
+            throw ArchiveError("cannot run \(pgBasebackup): \(String(cString: strerror(spawned)))")
+        }
+        var copyError: (any Error)?
+        var label: [UInt8] = []
+        do {
+            label = try writer.copyTarStream(from: pipeFDs[0], prefix: "pgdata/", capturing: "backup_label")
+        } catch {
+            copyError = error
+            kill(pid, SIGTERM)
+        }
+        close(pipeFDs[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let log = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw ArchiveError("pg_basebackup failed: \(log.split(separator: "\n").suffix(3).joined(separator: " / "))")
+        }
+        if let copyError { throw copyError }
+        // backup_label: "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" and "START TIMELINE: 1".
+        let text = String(decoding: label, as: UTF8.self)
+        guard let location = text.range(of: "START WAL LOCATION: [0-9A-F]+/[0-9A-F]+", options: .regularExpression),
+            let timelineLine = text.range(of: "START TIMELINE: [0-9]+", options: .regularExpression),
+            let timeline = UInt32(text[timelineLine].split(separator: " ").last ?? "")
+        else { throw ArchiveError("pg_basebackup's stream has no readable backup_label") }
+        let start = String(text[location].split(separator: " ").last ?? "")
+        // PostgreSQL waited until every segment the backup needs was archived (BASE_BACKUP
+        // WAIT): the newest archived segment of the timeline is at or after the backup's end.
+        guard let startSegment = WALSegment.name(timeline: timeline, lsn: start),
+            let newest = try WALArchive(store: store).names().filter({ $0.count == 24 && $0.hasPrefix(String(startSegment.prefix(8))) }).max(),
+            newest >= startSegment
+        else { throw ArchiveError("the WAL archive holds nothing from \(start) on: is archive_command set to osmose-backupd wal-push?") }
+        return (start, newest, timeline)
+    }
+
+    private func addSuitePath(_ path: String, as name: String, to writer: EncryptedArchiveWriter) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ArchiveError("\(path) (a suite file to back up) does not exist") }
+        guard isDirectory.boolValue else {
+            try writer.addFile(at: path, as: name)
+            return
+        }
+        try writer.addDirectory(name)
+        for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() {
+            try addSuitePath("\(path)/\(child)", as: "\(name)/\(child)", to: writer)
+        }
+    }
+
+    private func waitForArchive(_ segment: String, timeout: Duration) throws {
+        let archive = WALArchive(store: store)
+        let deadline = ContinuousClock.now + timeout
+        while !FileManager.default.fileExists(atPath: archive.archivePath(segment)) {
+            guard ContinuousClock.now < deadline else {
+                throw ArchiveError("WAL segment \(segment), which the base backup needs, did not reach the archive within \(timeout): check archive_command")
+            }
+            usleep(200_000)
+        }
+    }
+}
+
+extension EncryptedArchiveWriter {
+    /// Copies every member of the tar stream on `descriptor` (pg_basebackup's
+    /// output) into this archive under `prefix`, keeping type, mode and time.
+    /// - Returns: the content of the top-level member `capturing` (e.g. backup_label).
+    func copyTarStream(from descriptor: Int32, prefix: String, capturing: String) throws -> [UInt8] {
+        var captured: [UInt8] = []
+        guard let input = archive_read_new() else { throw ArchiveError("libarchive could not allocate a reader") }
+        defer { archive_read_free(input) }
+        archive_read_support_format_tar(input)
+        guard archive_read_open_fd(input, descriptor, 1 << 20) == ARCHIVE_OK else {
+            throw ArchiveError("cannot read pg_basebackup's output: \(EncryptedArchiveWriter.message(input))")
+        }
+        var entry: OpaquePointer?
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let status = archive_read_next_header(input, &entry)
+            if status == ARCHIVE_EOF { return captured }
+            guard status >= ARCHIVE_WARN, let entry else { throw ArchiveError("pg_basebackup's tar stream: \(EncryptedArchiveWriter.message(input))") }
+            let name = prefix + (archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
+            let type = archive_entry_filetype(entry)
+            let mode = UInt32(archive_entry_perm(entry))
+            let modified = Int(archive_entry_mtime(entry))
+            switch type {
+            case 0o040000:
+                try addDirectory(name, mode: mode, modified: modified)
+            case 0o120000:
+                let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+                try addSymlink(name, target: target, modified: modified)
+            case 0o100000:
+                try addStreamed(name: name, size: archive_entry_size(entry), mode: mode, modified: modified) { sink in
+                    while true {
+                        let count = block.withUnsafeMutableBytes { archive_read_data(input, $0.baseAddress, $0.count) }
+                        guard count >= 0 else { throw ArchiveError("reading \(name) from pg_basebackup: \(EncryptedArchiveWriter.message(input))") }
+                        if count == 0 { break }
+                        if name == prefix + capturing { captured += block[0..<count] }
+                        try sink(block[0..<count])
+                    }
+                }
+            default:
+                throw ArchiveError("pg_basebackup's stream holds \(name) of an unexpected type")
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+public import Age
+import Cryptography
+public import Foundation
+import Glibc
+
+/// A backup's full manifest: every member with its size and SHA-256, the WAL it
+/// needs, and its parent's manifest hash, which makes the catalogue a hash chain.
+/// Stored encrypted beside the archive (member hashes of small files would
+/// otherwise let anyone on the backup host confirm guesses of their content).
+public struct BackupManifest: Codable, Hashable, Sendable {
+    /// The format of this manifest.
+    public var format = "osmose-backup-manifest/v1"
+    /// The backup's id (its UTC start time, `20261122T120000Z`).
+    public var id: String
+    /// `full`.
+    public var kind: String
+    /// When it started and finished (RFC 3339 UTC).
+    public var started: String
+    public var finished: String
+    /// The first WAL segment the base needs, and the last (inclusive).
+    public var walStart: String
+    public var walEnd: String
+    /// The previous backup in the catalogue, and SHA-256 of its manifest (hex).
+    public var parent: String?
+    public var parentManifestSHA256: String?
+    /// The fingerprints of the recipients it is encrypted to.
+    public var recipients: [String]
+    /// Every member of `data.tar.zst.age`.
+    public var members: [ArchiveMember]
+}
+
+/// What the backup host can read without a key: enough to list, choose and chain
+/// backups. `manifestSHA256` ties it to the encrypted manifest.
+public struct BackupSummary: Codable, Hashable, Sendable {
+    public var id: String
+    public var kind: String
+    public var started: String
+    public var finished: String
+    public var walStart: String
+    public var walEnd: String
+    public var parent: String?
+    public var parentManifestSHA256: String?
+    public var manifestSHA256: String
+    public var recipients: [String]
+    /// Bytes of the encrypted archive.
+    public var bytes: Int64
+    /// Number of members.
+    public var memberCount: Int
+}
+
+/// The backups of a store: `<store>/base/<id>/{data.tar.zst.age, manifest.json.age, summary.json}`.
+public struct BackupCatalogue: Sendable {
+    /// The store's directory.
+    public let store: String
+
+    /// The catalogue of `store`.
+    public init(store: String) { self.store = store }
+
+    /// A backup's directory.
+    public func directory(_ id: String) -> String { "\(store)/base/\(id)" }
+
+    /// Every complete backup (one with a summary), oldest first.
+    /// - Throws: ``ArchiveError`` when a summary cannot be read.
+    public func summaries() throws -> [BackupSummary] {
+        let base = "\(store)/base"
+        guard FileManager.default.fileExists(atPath: base) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: base).sorted().compactMap { id in
+            let path = "\(base)/\(id)/summary.json"
+            guard let data = FileManager.default.contents(atPath: path) else { return nil }
+            do {
+                return try JSONDecoder().decode(BackupSummary.self, from: data)
+            } catch {
+                throw ArchiveError("\(path) is not a backup summary: \(error)")
+            }
+        }
+    }
+
+    /// The manifest of backup `id`, decrypted, with its hash checked against the summary's.
+    public func manifest(_ id: String, identities: [any AgeUnwrapping]) throws -> BackupManifest {
+        let path = "\(directory(id))/manifest.json.age"
+        guard let file = FileManager.default.contents(atPath: path) else { throw ArchiveError("\(path) is missing") }
+        let plaintext = try Age.decrypt(Array(file), identities: identities)
+        guard let summary = try summaries().first(where: { $0.id == id }) else { throw ArchiveError("backup \(id) has no summary") }
+        guard hexSHA256(plaintext) == summary.manifestSHA256 else {
+            throw ArchiveError("the manifest of \(id) does not match the hash its summary records")
+        }
+        return try JSONDecoder().decode(BackupManifest.self, from: Data(plaintext))
+    }
+}
+
+func hexSHA256(_ bytes: some Collection<UInt8>) -> String { SHA256.hash(bytes).map { String(format: "%02x", $0) }.joined() }
+
+/// WAL segment arithmetic for 16 MiB segments.
+public enum WALSegment {
+    /// The segment holding `lsn` (`X/Y`) on `timeline`.
+    public static func name(timeline: UInt32, lsn: String) -> String? {
+        let parts = lsn.split(separator: "/")
+        guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }
+        let position = high << 32 | low
+        return String(format: "%08X%08X%08X", timeline, UInt32(position >> 32), UInt32((position & 0xFFFF_FFFF) >> 24))
+    }
+
+    /// The segment after `name` on the same timeline.
+    public static func next(_ name: String) -> String? {
+        guard name.count == 24, let timeline = UInt32(name.prefix(8), radix: 16), let log = UInt32(name.dropFirst(8).prefix(8), radix: 16),
+            let segment = UInt32(name.suffix(8), radix: 16)
+        else { return nil }
+        return segment == 0xFF ? String(format: "%08X%08X%08X", timeline, log + 1, 0) : String(format: "%08X%08X%08X", timeline, log, segment + 1)
+    }
+}

@@ -1,0 +1,150 @@
+import Age
+import Foundation
+import Glibc
+import Store
+import Testing
+import TestSupport
+
+/// Backups of a real cluster: WAL archived by osmose-backupd wal-push as PostgreSQL's
+/// archive_command, a full backup, restores to a point in time, damage, and the
+/// disaster path with the standard age and bsdtar tools only.
+@Suite("Backups end to end", .serialized)
+struct BackupRestoreTests {
+    let bin = builtExecutablesDirectory()
+
+    func waitUntil(_ what: String, timeout: Duration = .seconds(90), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw TestEnvironmentError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    func rows(_ cluster: TestCluster) async throws -> [String] {
+        let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+        defer { Task { await connection.close() } }
+        return try await connection.query("SELECT phase FROM drill ORDER BY id").rows.map { try $0.string("phase") }
+    }
+
+    func startAndPromote(_ cluster: TestCluster, _ data: String) async throws {
+        try TestCluster.giveToOwner(data)
+        try await cluster.start(dataDirectory: data)
+        try await waitUntil("recovery to end") {
+            guard let connection = try? await Connection.connect(cluster.connectionString(), logger: testLogger) else { return false }
+            defer { Task { await connection.close() } }
+            return try await connection.query("SELECT NOT pg_is_in_recovery() AS done").rows[0].bool("done")
+        }
+    }
+
+    @Test("Rows written at t1, t2, t3: a restore to between t2 and t3 holds exactly t1 and t2; latest holds all; damage and a WAL gap are refused and named by verify; age | bsdtar rebuild a cluster that starts")
+    func pointInTime() async throws {
+        let identity = try AgeIdentity.generate()
+        let backupd = bin.appendingPathComponent("osmose-backupd").path
+        let osmosectl = bin.appendingPathComponent("osmosectl").path
+        let placeholder = try await TestCluster("pitr")
+        let directory = placeholder.directory
+        let config = "\(directory)/osmose.yaml"
+        let identityFile = "\(directory)/identity.txt"
+        try placeholder.appendSettings("""
+            archive_mode = on
+            archive_command = '\(backupd) wal-push --config \(config) %p %f'
+            """)
+        try """
+            database:
+              connection: "\(placeholder.connectionString())"
+            backup:
+              store: \(directory)/store
+              recipients: ["\(identity.recipient.encoded)"]
+              identity_file: \(identityFile)
+            paths:
+              policies: \(repositoryRoot.path)/policies
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try identity.exposedFile(created: "test").write(toFile: identityFile, atomically: true, encoding: .utf8)
+        chmod(identityFile, 0o600)
+        try FileManager.default.createDirectory(atPath: "\(directory)/store", withIntermediateDirectories: true)
+        try TestCluster.giveToOwner(directory)
+        let cluster = placeholder
+        try await cluster.start()
+
+        let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+        try await connection.execute("CREATE TABLE drill (id serial PRIMARY KEY, phase text NOT NULL)")
+        let full = try await cluster.asOwner([backupd, "full", "--config", config])
+        #expect(full.status == 0, "\(full.standardError)")
+        try await connection.execute("INSERT INTO drill (phase) SELECT 't1' FROM generate_series(1, 100)")
+        try await Task.sleep(for: .milliseconds(1100))
+        try await connection.execute("INSERT INTO drill (phase) SELECT 't2' FROM generate_series(1, 100)")
+        try await Task.sleep(for: .milliseconds(600))
+        let between = try await connection.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS t").rows[0].string("t")
+        try await Task.sleep(for: .milliseconds(1100))
+        try await connection.execute("INSERT INTO drill (phase) SELECT 't3' FROM generate_series(1, 100)")
+        let last = try await connection.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w").rows[0].string("w")
+        _ = try await connection.query("SELECT pg_switch_wal()")
+        try await waitUntil("the WAL to be archived") {
+            try await connection.query("SELECT coalesce(last_archived_wal, '') >= $1 AS done FROM pg_stat_archiver", [last]).rows[0].bool("done")
+        }
+        await connection.close()
+        await cluster.stop()
+
+        let list = try await runProgram(osmosectl, ["backup", "list", "--config", config])
+        #expect(list.status == 0 && list.standardOutput.contains("1 backups"), "\(list.standardOutput)\(list.standardError)")
+        let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+        #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
+
+        // Point in time: between t2 and t3.
+        let pitr = "\(directory)/restored-pitr"
+        let restored = try await runProgram(osmosectl, ["backup", "restore", "--to", between, "--target", pitr, "--config", config])
+        #expect(restored.status == 0, "\(restored.standardOutput)\(restored.standardError)")
+        try await startAndPromote(cluster, pitr)
+        let atT2 = try await rows(cluster)
+        #expect(atT2.filter { $0 == "t1" }.count == 100 && atT2.filter { $0 == "t2" }.count == 100 && !atT2.contains("t3"), "\(Set(atT2))")
+        await cluster.stop(dataDirectory: pitr)
+
+        // Latest: everything.
+        let latest = "\(directory)/restored-latest"
+        #expect(try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", latest, "--config", config]).status == 0)
+        try await startAndPromote(cluster, latest)
+        #expect(try await rows(cluster).count == 300)
+        await cluster.stop(dataDirectory: latest)
+
+        // The disaster path, standard tools only.
+        let store = "\(directory)/store"
+        let backupID = try FileManager.default.contentsOfDirectory(atPath: "\(store)/base").sorted().last!
+        let manual = "\(directory)/manual"
+        try FileManager.default.createDirectory(atPath: manual, withIntermediateDirectories: true)
+        let unpacked = try await runProgram(
+            "/bin/sh", ["-c", "age -d -i \(identityFile) \(store)/base/\(backupID)/data.tar.zst.age | bsdtar -xf - -C \(manual) && bsdtar --version >/dev/null"])
+        #expect(unpacked.status == 0, "\(unpacked.standardError)")
+        let manualData = "\(manual)/pgdata"
+        chmod(manualData, 0o700)
+        try "restore_command = 'age -d -i \(identityFile) \(store)/wal/%f.tar.zst.age | bsdtar -xOf - %f > %p'\nrecovery_target_action = 'promote'\narchive_mode = 'off'\n"
+            .write(toFile: "\(manualData)/postgresql.auto.conf", atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: "\(manualData)/recovery.signal", contents: Data())
+        try await startAndPromote(cluster, manualData)
+        #expect(try await rows(cluster).count == 300, "standard tools rebuild the latest state")
+        await cluster.stop(dataDirectory: manualData)
+
+        // Damage: a flipped byte in the base is refused by restore and named by verify.
+        let archive = "\(store)/base/\(backupID)/data.tar.zst.age"
+        let original = try Data(contentsOf: URL(fileURLWithPath: archive))
+        var damaged = original
+        damaged[damaged.count / 2] ^= 0x10
+        try damaged.write(to: URL(fileURLWithPath: archive))
+        let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/refused", "--config", config])
+        #expect(refused.status != 0, "\(refused.standardOutput)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/refused"))?.isEmpty ?? true, "nothing left that could start")
+        let named = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
+        #expect(named.status == 5 && named.standardOutput.contains("base/\(backupID)/data.tar.zst.age"), "\(named.standardOutput)")
+        try original.write(to: URL(fileURLWithPath: archive))
+
+        // A missing WAL segment in the middle: restore refuses, verify names it.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: "\(store)/wal").filter { $0.hasSuffix(".tar.zst.age") && $0.count == 24 + 12 }.sorted()
+        let hole = segments[segments.count - 2]
+        try FileManager.default.moveItem(atPath: "\(store)/wal/\(hole)", toPath: "\(directory)/\(hole)")
+        let gap = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/gap", "--config", config])
+        #expect(gap.status != 0 && gap.standardError.contains("missing"), "\(segments) hole \(hole): \(gap.standardOutput) \(gap.standardError)")
+        let gapNamed = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
+        #expect(gapNamed.status == 5 && gapNamed.standardOutput.contains("wal/\(hole.prefix(24))"), "\(gapNamed.standardOutput)")
+
+        await cluster.destroy()
+    }
+}
