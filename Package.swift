@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive"], swiftSettings: strictSettings),
         .target(
             name: "BackupService",
-            dependencies: ["Backup", "Age", "Settings", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-backupd", dependencies: ["BackupService"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),

@@ -77,12 +77,17 @@ struct Full: AsyncParsableCommand {
         }
         do {
             let job = BaseBackup(
-                connection: backup.database.isEmpty ? configuration.database.connection : backup.database, store: backup.store,
+                connection: configuration.backupConnection, store: backup.store,
                 recipients: try backup.recipients.map(AgeRecipient.init(encoded:)), suiteFiles: suiteFiles)
             let summary = try job.run()
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            do {
+                try await BackupJournal.recordBackup(summary, store: backup.store, connectionString: configuration.backupConnection)
+            } catch {
+                fail("backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed: \(error)")
+            }
         } catch {
             fail("full backup: \(error)")
         }

@@ -92,4 +92,24 @@ public enum BackupRecipients {
                 reason: "no new backup is encrypted to it; its identity is kept while a retained backup needs it: \(reason)"))
         return BackupRecipientRecord(id: record.id, recipient: record.recipient, fingerprint: record.fingerprint, label: record.label, state: "decrypt-only")
     }
+
+    /// Retires every recipient taken out of use (decrypt-only) that no retained
+    /// backup needs any more (osmose-keyd runs this); journaled.
+    /// - Returns: one line per retired recipient.
+    public static func retireUnneeded(actor: KeyActor, on connection: isolated Connection) throws -> [String] {
+        let unneeded = try connection.query(
+            """
+            SELECT k.id, k.fingerprint FROM keys.public_keys AS k
+            WHERE k.purpose = 'backup-recipient' AND k.state = 'decrypt-only'
+              AND NOT EXISTS (SELECT 1 FROM ops.backups AS b WHERE b.state = 'retained' AND k.fingerprint = ANY (b.recipients))
+            ORDER BY k.id FOR UPDATE OF k
+            """
+        ).rows.map { (try $0.int("id"), try $0.string("fingerprint")) }
+        for (id, fingerprint) in unneeded {
+            try connection.query("UPDATE keys.public_keys SET state = 'retired' WHERE id = $1", [id])
+            try connection.record(
+                actor.event(objectType: "backup-recipient", objectID: fingerprint, reason: "retired: no retained backup is encrypted to it any more"))
+        }
+        return unneeded.map { "backup recipient \($0.0) (\($0.1)) retired" }
+    }
 }

@@ -104,6 +104,7 @@ public struct RotationWorker: Sendable {
         var summary = Summary()
         summary.signingKeyChanges = try await connection.transaction { [policy] connection in
             try SigningKeyRollover.advance(overlapHours: policy.signingOverlapHours, actor: .daemon, on: connection)
+                + BackupRecipients.retireUnneeded(actor: .daemon, on: connection)
         }
         for change in summary.signingKeyChanges { logger.notice("\(change)") }
         summary.started = try await startDueRotations(on: connection)

@@ -115,15 +115,18 @@ public enum KeyInventory {
     public static func publicKeys(policy: KeyPolicy, on connection: isolated Connection) throws -> [PublicKeyStatus] {
         try connection.query(
             """
-            SELECT id, purpose, state, public_key, fingerprint, label, created_at, state_changed_at,
-                CASE WHEN state = 'primary' AND purpose = 'journal-signing' THEN created_at + make_interval(days => $1::int) END AS planned
-            FROM keys.public_keys ORDER BY purpose, id
+            SELECT k.id, k.purpose, k.state, k.public_key, k.fingerprint, k.label, k.created_at, k.state_changed_at,
+                CASE WHEN k.state = 'primary' AND k.purpose = 'journal-signing' THEN k.created_at + make_interval(days => $1::int) END AS planned,
+                coalesce((SELECT string_agg(b.id, ',' ORDER BY b.id) FROM ops.backups AS b
+                    WHERE k.purpose = 'backup-recipient' AND b.state = 'retained' AND k.fingerprint = ANY (b.recipients)), '') AS backups
+            FROM keys.public_keys AS k ORDER BY k.purpose, k.id
             """, [policy.cryptoperiodDays["journal-signing"] ?? 730]
         ).rows.map { row in
             PublicKeyStatus(
                 id: try row.int("id"), purpose: try row.string("purpose"), state: try row.string("state"), publicKey: try row.string("public_key"),
                 fingerprint: try row.string("fingerprint"), label: try row.string("label"), createdAt: try row.date("created_at"),
-                stateChangedAt: try row.date("state_changed_at"), plannedRotation: try row.optionalDate("planned"), backups: [])
+                stateChangedAt: try row.date("state_changed_at"), plannedRotation: try row.optionalDate("planned"),
+                backups: try row.string("backups").split(separator: ",").map(String.init))
         }
     }
 
@@ -143,11 +146,10 @@ public enum KeyInventory {
         else { throw KeyringError(.unknownKey, "no journal signing key or backup recipient \(keyID)") }
         let purpose = try key.string("purpose")
         let state = try key.string("state")
-        if purpose == "backup-recipient" {
-            throw KeyringError(
-                .refused,
-                "backup recipient \(keyID): which retained backups need its identity is known only from osmose-backupd's catalogue, which is not installed yet; refused")
-        }
+        // A backup recipient's identity is needed while a retained backup is encrypted to it.
+        let needed = purpose != "backup-recipient" ? [] : try connection.query(
+            "SELECT id FROM ops.backups WHERE state = 'retained' AND $1 = ANY (recipients) ORDER BY id", [try key.string("fingerprint")]
+        ).rows.map { try $0.string("id") }
         switch state {
         case "destroyed": throw KeyringError(.refused, "\(purpose) key \(keyID) is already destroyed")
         case "primary":
@@ -155,18 +157,18 @@ public enum KeyInventory {
                 .refused, "\(purpose) key \(keyID) is primary: roll over first (osmosectl keys rotate --purpose \(purpose))")
         default: break
         }
-        let inUse = state != "retired"
+        let inUse = state != "retired" || !needed.isEmpty
         if inUse && !force {
-            throw KeyringError(
-                .refused, "\(purpose) key \(keyID) is \(state) and still in use; wait until osmose-keyd retires it, or pass --force with a reason")
+            let why = needed.isEmpty ? "is \(state) and still in use" : "is needed to restore \(needed.count) retained backups (\(needed.prefix(5).joined(separator: ", ")))"
+            throw KeyringError(.refused, "\(purpose) key \(keyID) \(why); wait until osmose-keyd retires it, or pass --force with a reason")
         }
         let report = PublicKeyDestructionReport(
-            keyID: keyID, purpose: purpose, publicKey: try key.string("public_key"), stateBefore: state, unrestorableBackups: [], forced: inUse,
+            keyID: keyID, purpose: purpose, publicKey: try key.string("public_key"), stateBefore: state, unrestorableBackups: needed, forced: inUse,
             destroyed: !dryRun)
         guard !dryRun else { return report }
         try connection.query("UPDATE keys.public_keys SET state = 'destroyed' WHERE id = $1", [keyID])
         let consequence = String(
-            decoding: try JSONEncoder.sorted.encode(["public_key": report.publicKey, "backups_unrestorable": "\(report.unrestorableBackups.count)"]),
+            decoding: try JSONEncoder.sorted.encode(["public_key": [report.publicKey], "backups_unrestorable": report.unrestorableBackups]),
             as: UTF8.self)
         try connection.query(
             "INSERT INTO keys.public_key_destructions (key_id, purpose, destroyed_by, reason, forced, consequence) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",

@@ -73,14 +73,15 @@ struct KeysCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let policy = try loadKeyPolicy(options)
                 let connection = try await options.connect()
-                let (keys, publicKeys, rotations) = try await connection.transaction(isolation: .repeatableRead) { connection in
+                let (keys, publicKeys, rotations, retained) = try await connection.transaction(isolation: .repeatableRead) { connection in
                     (
                         try KeyInventory.status(policy: policy, on: connection), try KeyInventory.publicKeys(policy: policy, on: connection),
-                        try KeyRotation.all(on: connection)
+                        try KeyRotation.all(on: connection),
+                        try connection.query("SELECT count(*) AS n FROM ops.backups WHERE state = 'retained'").rows[0].int("n")
                     )
                 }
                 await connection.close()
-                let catalogue = "no backup is recorded yet: the backup catalogue comes with osmose-backupd"
+                let catalogue = "\(retained) retained backups in ops.backups (data keys are inside the backed-up database; each backup needs one identity of its recipients)"
                 if json { return try printJSON(Report(keys: keys, publicKeys: publicKeys, rotations: rotations, backupCatalogue: catalogue)) }
                 printTable(
                     ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "VALUES", "WHERE"],
@@ -93,11 +94,12 @@ struct KeysCommand: AsyncParsableCommand {
                 if !publicKeys.isEmpty {
                     print("")
                     printTable(
-                        ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "FINGERPRINT", "PUBLIC KEY"],
+                        ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "FINGERPRINT", "BACKUPS", "PUBLIC KEY"],
                         publicKeys.map { key in
                             [
                                 "\(key.id)", key.purpose, key.purpose == "journal-signing" && key.state == "decrypt-only" ? "co-signing" : key.state,
-                                Self.day(key.createdAt), Self.day(key.stateChangedAt), key.plannedRotation.map(Self.day) ?? "-", key.fingerprint, key.publicKey,
+                                Self.day(key.createdAt), Self.day(key.stateChangedAt), key.plannedRotation.map(Self.day) ?? "-", key.fingerprint,
+                                key.purpose == "backup-recipient" ? "\(key.backups.count)" : "-", key.publicKey,
                             ]
                         })
                     if let due = publicKeys.first(where: { $0.purpose == "journal-signing" && $0.state == "primary" && ($0.plannedRotation ?? .distantFuture) <= Date() }) {
@@ -362,8 +364,10 @@ struct KeysCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            if let purpose, purpose != "journal-signing" { throw ValidationError("--purpose must be journal-signing (or absent for a data key)") }
-            if keyFile != nil && purpose == nil { throw ValidationError("--key-file is for --purpose journal-signing") }
+            if let purpose, purpose != "journal-signing" && purpose != "backup-recipient" {
+                throw ValidationError("--purpose must be journal-signing or backup-recipient (or absent for a data key)")
+            }
+            if keyFile != nil && purpose != "journal-signing" { throw ValidationError("--key-file is for --purpose journal-signing") }
         }
 
         func run() async throws {
@@ -386,9 +390,9 @@ struct KeysCommand: AsyncParsableCommand {
                 return try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
             }
             let connection = try await options.connect()
-            let report = try await connection.transaction { [key, reason, force, dryRun, keyFile] connection in
+            let report = try await connection.transaction { [key, reason, force, dryRun, keyFile, purpose] connection in
                 let report = try KeyInventory.destroyPublicKey(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
-                guard report.purpose == "journal-signing" else { throw ValidationError("key \(key) is a \(report.purpose) key, not a journal signing key") }
+                guard report.purpose == purpose else { throw ValidationError("key \(key) is a \(report.purpose) key, not \(purpose ?? "")") }
                 if let fileKey, fileKey.verifierKey.encoded != report.publicKey {
                     throw ValidationError("\(keyFile ?? "") holds \(fileKey.verifierKey.encoded), not signing key \(key)")
                 }
@@ -397,6 +401,11 @@ struct KeysCommand: AsyncParsableCommand {
             await connection.close()
             if let keyFile, report.destroyed { try shredFile(keyFile) }
             if json { return try printJSON(report) }
+            if report.purpose == "backup-recipient" {
+                let lost = report.unrestorableBackups.isEmpty ? "none" : report.unrestorableBackups.joined(separator: ", ")
+                print("\(report.destroyed ? "recorded the destruction of" : "would record the destruction of") backup recipient \(report.keyID)'s identity (was \(report.stateBefore)); backups that become unrestorable: \(lost)")
+                return
+            }
             print(
                 "\(report.destroyed ? "destroyed" : "would destroy") journal signing key \(report.keyID) (was \(report.stateBefore))\(keyFile.map { report.destroyed ? "; \($0) overwritten and removed" : "; would overwrite and remove \($0)" } ?? ""); its verifier key \(report.publicKey) stays known")
         }

@@ -294,6 +294,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
 
     /// The connection string the care service uses.
     public var careConnection: String { care.database.isEmpty ? database.connection : care.database }
+    /// The connection string osmose-backupd uses (base backups need a role with REPLICATION).
+    public var backupConnection: String { backup.database.isEmpty ? database.connection : backup.database }
+
     /// The connection string osmose-journald uses.
     public var journalConnection: String { journal.database.isEmpty ? database.connection : journal.database }
     /// The connection string osmose-keyd uses.

@@ -66,10 +66,16 @@ struct BackupRestoreTests {
         let cluster = placeholder
         try await cluster.start()
 
+        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
         let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         try await connection.execute("CREATE TABLE drill (id serial PRIMARY KEY, phase text NOT NULL)")
         let full = try await cluster.asOwner([backupd, "full", "--config", config])
         #expect(full.status == 0, "\(full.standardError)")
+        // Recorded in the catalogue table and the journal, with its recipient.
+        let recorded = try await connection.query("SELECT id, recipients FROM ops.backups").rows
+        let recipients = try recorded.first?.string("recipients") ?? ""
+        #expect(recorded.count == 1 && recipients.contains(identity.recipient.fingerprint), "\(recipients)")
+        #expect(try await connection.query("SELECT count(*) AS n FROM journal.intake WHERE action = 'backup-admin' AND object_type = 'backup'").rows[0].int("n") == 1)
         try await connection.execute("INSERT INTO drill (phase) SELECT 't1' FROM generate_series(1, 100)")
         try await Task.sleep(for: .milliseconds(1100))
         try await connection.execute("INSERT INTO drill (phase) SELECT 't2' FROM generate_series(1, 100)")

@@ -34,18 +34,33 @@ struct RecipientTests {
         await #expect(throws: KeyringError.self, "not primary any more") {
             try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "twice", dryRun: false, actor: .operator("tests"), on: $0) }
         }
-        // Destruction needs to know which backups use the identity: refused until the catalogue exists.
+        // A retained backup encrypted to the first recipient keeps its identity needed.
+        try await admin.query(
+            """
+            INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, recipients, bytes)
+            VALUES ('20261122T010000Z', 'full', '/srv/backups', now(), now(), '000000010000000000000002', '000000010000000000000003', $1, ARRAY[$2], 1000)
+            """, [String(repeating: "ab", count: 32), first.fingerprint])
         do {
             _ = try await admin.transaction {
-                try KeyInventory.destroyPublicKey(keyID: firstID, reason: "gone", force: true, dryRun: true, actor: .operator("tests"), on: $0)
+                try KeyInventory.destroyPublicKey(keyID: firstID, reason: "gone", force: false, dryRun: false, actor: .operator("tests"), on: $0)
             }
-            Issue.record("destroying a backup recipient was accepted")
+            Issue.record("destroying a needed backup recipient was accepted")
         } catch let error as KeyringError {
-            #expect(error.message.contains("catalogue"), "\(error)")
+            #expect(error.message.contains("20261122T010000Z"), "\(error)")
         }
+        let forced = try await admin.transaction {
+            try KeyInventory.destroyPublicKey(keyID: firstID, reason: "gone", force: true, dryRun: true, actor: .operator("tests"), on: $0)
+        }
+        #expect(forced.unrestorableBackups == ["20261122T010000Z"] && !forced.destroyed)
+        #expect(try await admin.transaction { try BackupRecipients.retireUnneeded(actor: .daemon, on: $0) }.isEmpty, "still needed")
+        let listed = try await admin.transaction { try KeyInventory.publicKeys(policy: .defaults, on: $0) }
+        #expect(listed.first { $0.id == firstID }?.backups == ["20261122T010000Z"])
+        try await admin.query("UPDATE ops.backups SET state = 'pruned', pruned_at = now()")
+        #expect(try await admin.transaction { try BackupRecipients.retireUnneeded(actor: .daemon, on: $0) }.count == 1)
+        #expect(try await admin.perform { try BackupRecipients.all(on: $0) }.first { $0.id == firstID }?.state == "retired")
         let events = try await admin.query(
             "SELECT object_id, reason FROM journal.intake WHERE object_type = 'backup-recipient' ORDER BY id").rows.map { (try $0.string("object_id"), try $0.string("reason")) }
-        #expect(events.map(\.0) == [first.fingerprint, second.fingerprint, first.fingerprint])
+        #expect(events.map(\.0) == [first.fingerprint, second.fingerprint, first.fingerprint, first.fingerprint])
         #expect(events[2].1.hasPrefix("no new backup"))
         #expect(secondID == firstID + 1)
         // The database refuses a second row for the same key and any deletion.

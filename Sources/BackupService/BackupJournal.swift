@@ -1,0 +1,46 @@
+import Backup
+import Foundation
+import Journal
+import Logging
+import Store
+
+/// Records backups in the database: the catalogue row (`ops.backups`) and the
+/// journal event, in one transaction.
+enum BackupJournal {
+    static func connect(_ connectionString: String) async throws -> Connection {
+        var logger = Logger(label: "osmose.backup")
+        logger.logLevel = .critical
+        return try await Connection.connect(connectionString, applicationName: "osmose-backupd", logger: logger)
+    }
+
+    static func event(objectID: String, reason: String) -> AccessEvent {
+        var event = AccessEvent(source: "osmose-backupd", requestID: UUID().uuidString.lowercased(), action: .backupAdmin, objectType: "backup", result: .success)
+        event.actorUsername = "osmose-backupd"
+        event.actorRole = "system"
+        event.objectID = String(objectID.prefix(128))
+        event.purpose = .administration
+        event.reason = String(reason.prefix(200))
+        return event
+    }
+
+    /// Records a new backup.
+    static func recordBackup(_ summary: BackupSummary, store: String, connectionString: String) async throws {
+        let connection = try await connect(connectionString)
+        defer { Task { await connection.close() } }
+        try await connection.transaction { connection in
+            try connection.query(
+                """
+                INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes)
+                    VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11)
+                """,
+                [
+                    summary.id, summary.kind, store, summary.started, summary.finished, summary.walStart, summary.walEnd, summary.manifestSHA256,
+                    summary.parent, summary.recipients.joined(separator: ","), summary.bytes,
+                ])
+            try connection.record(
+                event(
+                    objectID: summary.id,
+                    reason: "full backup: \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
+        }
+    }
+}
