@@ -87,7 +87,7 @@ let package = Package(
         .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
-        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive"], swiftSettings: strictSettings),
+        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive", "Settings"], swiftSettings: strictSettings),
         .target(
             name: "BackupService",
             dependencies: ["Backup", "Age", "Settings", "Store", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -180,7 +180,7 @@ let package = Package(
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "BackupTests", dependencies: ["Backup", "Age", "Cryptography", "Store", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Age", "Cryptography", "Store", "Settings", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "TestSupport"],

@@ -46,6 +46,25 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public var bytes: Int64
     /// Number of members.
     public var memberCount: Int
+
+    /// A summary.
+    public init(
+        id: String, kind: String, started: String, finished: String, walStart: String, walEnd: String, parent: String?, parentManifestSHA256: String?,
+        manifestSHA256: String, recipients: [String], bytes: Int64, memberCount: Int
+    ) {
+        self.id = id
+        self.kind = kind
+        self.started = started
+        self.finished = finished
+        self.walStart = walStart
+        self.walEnd = walEnd
+        self.parent = parent
+        self.parentManifestSHA256 = parentManifestSHA256
+        self.manifestSHA256 = manifestSHA256
+        self.recipients = recipients
+        self.bytes = bytes
+        self.memberCount = memberCount
+    }
 }
 
 /// The backups of a store: `<store>/base/<id>/{data.tar.zst.age, manifest.json.age, summary.json}`.

@@ -19,7 +19,7 @@ public struct BackupDaemon: AsyncParsableCommand {
               1   failed; the message says why (PostgreSQL keeps the segment and retries wal-push)
               3   the configuration is invalid
             """,
-        subcommands: [Full.self, WALPush.self, WALFetch.self])
+        subcommands: [Full.self, Prune.self, WALPush.self, WALFetch.self])
 
     public init() {}
 
@@ -90,6 +90,37 @@ struct Full: AsyncParsableCommand {
             }
         } catch {
             fail("full backup: \(error)")
+        }
+    }
+}
+
+struct Prune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove the backups policies/backup.yaml no longer keeps, and the WAL no kept backup needs.",
+        discussion: "With --dry-run, lists what would go and why the rest stays; otherwise journals what it removed.")
+    @OptionGroup var options: BackupOptions
+    @Flag(help: "List; remove nothing.") var dryRun = false
+
+    func run() async throws {
+        let configuration = try options.load()
+        let policy: BackupPolicy
+        do {
+            policy = FileManager.default.fileExists(atPath: configuration.backupPolicyPath) ? try BackupPolicy.load(path: configuration.backupPolicyPath) : .defaults
+        } catch {
+            fail("\(error)", status: 3)
+        }
+        let pruner = BackupPruner(store: configuration.backup.store, policy: policy)
+        do {
+            let plan = try pruner.plan()
+            for (id, rules) in plan.kept.sorted(by: { $0.key < $1.key }) { print("keep   \(id)  (\(rules.joined(separator: ", ")))") }
+            for id in plan.removed { print("\(dryRun ? "would remove" : "remove") \(id)") }
+            print("\(dryRun ? "would remove" : "remove") \(plan.walRemoved.count) WAL files older than what the oldest kept backup needs")
+            guard !dryRun, !plan.removed.isEmpty || !plan.walRemoved.isEmpty else { return }
+            // Journaled first: a prune that cannot be recorded does not happen.
+            try await BackupJournal.recordPrune(plan, connectionString: configuration.backupConnection)
+            try pruner.apply(plan)
+        } catch {
+            fail("prune: \(error)")
         }
     }
 }

@@ -43,4 +43,21 @@ enum BackupJournal {
                     reason: "full backup: \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
         }
     }
+
+    /// Records a prune before it is carried out: the backups are marked pruned and the event journaled.
+    static func recordPrune(_ plan: PrunePlan, connectionString: String) async throws {
+        let connection = try await connect(connectionString)
+        defer { Task { await connection.close() } }
+        try await connection.transaction { connection in
+            if !plan.removed.isEmpty {
+                try connection.query(
+                    "UPDATE ops.backups SET state = 'pruned', pruned_at = now() WHERE id = ANY (string_to_array($1, ',')) AND state = 'retained'",
+                    [plan.removed.joined(separator: ",")])
+            }
+            try connection.record(
+                event(
+                    objectID: plan.removed.first ?? "wal",
+                    reason: "pruned \(plan.removed.count) backups (\(plan.removed.joined(separator: ","))) and \(plan.walRemoved.count) WAL files; kept \(plan.kept.count)"))
+        }
+    }
 }

@@ -303,6 +303,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var keysConnection: String { keys.database.isEmpty ? database.connection : keys.database }
     /// The key policy file osmose-keyd reads.
     public var keyPolicyPath: String { keys.policy ?? "\(paths.policies)/keys.yaml" }
+    /// The backup policy file.
+    public var backupPolicyPath: String { "\(paths.policies)/backup.yaml" }
     /// The access policy file the care service reads.
     public var accessPolicyPath: String { care.accessPolicy ?? "\(paths.policies)/access.yaml" }
 }

@@ -1,0 +1,91 @@
+public import Foundation
+import Glibc
+public import Settings
+
+/// What prune keeps and removes.
+public struct PrunePlan: Sendable, Codable {
+    /// Backups kept, with the rules that keep them.
+    public var kept: [String: [String]] = [:]
+    /// Backups removed.
+    public var removed: [String] = []
+    /// WAL files removed (older than what the oldest kept backup needs).
+    public var walRemoved: [String] = []
+}
+
+/// Applies `policies/backup.yaml`: keeps every backup a rule selects (and never
+/// fewer than the floor), removes the others, and removes only the WAL that no
+/// kept backup needs (older than the oldest kept backup's start).
+public struct BackupPruner: Sendable {
+    /// The store.
+    public let store: String
+    /// The policy.
+    public let policy: BackupPolicy
+
+    /// A pruner of `store`.
+    public init(store: String, policy: BackupPolicy) {
+        self.store = store
+        self.policy = policy
+    }
+
+    /// The plan for the backups in the store now.
+    public func plan() throws -> PrunePlan {
+        let summaries = try BackupCatalogue(store: store).summaries().sorted { $0.id > $1.id }  // newest first
+        var plan = PrunePlan()
+        func keep(_ id: String, _ rule: String) { plan.kept[id, default: []].append(rule) }
+        for summary in summaries.prefix(policy.keepLast) { keep(summary.id, "last \(policy.keepLast)") }
+        for summary in summaries.prefix(policy.floor) { keep(summary.id, "floor \(policy.floor)") }
+        var calendar = Calendar(identifier: .iso8601)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for (rule, count) in [("daily", policy.daily), ("weekly", policy.weekly), ("monthly", policy.monthly)] {
+            var seen: [String] = []
+            for summary in summaries {
+                guard seen.count < count, let date = ISO8601DateFormatter().date(from: summary.finished) else { continue }
+                let period: String
+                switch rule {
+                case "daily": period = String(summary.finished.prefix(10))
+                case "monthly": period = String(summary.finished.prefix(7))
+                default:
+                    let week = calendar.dateComponents([.yearForWeekOfYear, .weekOfYear], from: date)
+                    period = "\(week.yearForWeekOfYear ?? 0)-W\(week.weekOfYear ?? 0)"
+                }
+                if !seen.contains(period) {
+                    seen.append(period)
+                    keep(summary.id, rule)
+                }
+            }
+        }
+        plan.removed = summaries.map(\.id).filter { plan.kept[$0] == nil }.sorted()
+        // WAL: what the oldest kept backup starts from, and everything after it, stays.
+        if let oldestKept = summaries.last(where: { plan.kept[$0.id] != nil }) {
+            let start = oldestKept.walStart
+            plan.walRemoved = try WALArchive(store: store).names().filter { name in
+                // Segments and .backup labels older than the start (timelines compare by their prefix); histories stay.
+                !name.hasSuffix(".history") && String(name.prefix(24)) < start
+            }
+        }
+        return plan
+    }
+
+    /// Carries out `plan`: each backup directory is renamed away, then removed; each
+    /// WAL file with its digest; the push log is rewritten without them.
+    public func apply(_ plan: PrunePlan) throws {
+        let catalogue = BackupCatalogue(store: store)
+        for id in plan.removed {
+            let directory = catalogue.directory(id)
+            let doomed = directory + ".pruning"
+            guard rename(directory, doomed) == 0 else { throw ArchiveError("renaming \(directory) failed: \(String(cString: strerror(errno)))") }
+            try FileManager.default.removeItem(atPath: doomed)
+        }
+        let wal = WALArchive(store: store)
+        for name in plan.walRemoved {
+            try? FileManager.default.removeItem(atPath: wal.archivePath(name))
+            try? FileManager.default.removeItem(atPath: wal.digestPath(name))
+        }
+        if !plan.walRemoved.isEmpty, let log = FileManager.default.contents(atPath: wal.logPath) {
+            let removed = Set(plan.walRemoved)
+            let kept = String(decoding: log, as: UTF8.self).split(separator: "\n").filter { !removed.contains(String($0.split(separator: " ").first ?? "")) }
+            try writeDurably(Array(kept.map { $0 + "\n" }.joined().utf8), to: wal.logPath)
+        }
+        try syncDirectory(of: catalogue.directory("x"))
+    }
+}
