@@ -72,6 +72,8 @@ public final class EncryptedArchiveWriter {
         guard archive_write_set_format_pax_restricted(archive) == ARCHIVE_OK,
             archive_write_add_filter_zstd(archive) == ARCHIVE_OK,
             archive_write_set_filter_option(archive, "zstd", "compression-level", String(compressionLevel)) == ARCHIVE_OK,
+            // No padding of the compressed stream (3.6.2 cannot read back a padded zstd stream: pitfalls.md).
+            archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
             archive_write_set_bytes_in_last_block(archive, 1) == ARCHIVE_OK
         else { throw ArchiveError("libarchive: \(Self.message(archive))") }
         let context = Unmanaged.passUnretained(self).toOpaque()

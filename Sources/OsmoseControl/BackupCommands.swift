@@ -3,17 +3,21 @@ import ArgumentParser
 import Backup
 import Foundation
 import Journal
+import Logging
 import Settings
+import Store
+import Glibc
 
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Encrypted backups: list, show, verify, restore to a point in time.",
-        subcommands: [List.self, Show.self, Verify.self, Restore.self])
+        subcommands: [List.self, Show.self, Verify.self, Restore.self, Drill.self])
 
     /// The store and, where decryption is needed, the identities.
     static func identities(_ option: String?, _ backup: SuiteConfiguration.Backup) throws -> [any AgeUnwrapping] {
-        guard let file = option ?? backup.identityFile else {
-            throw ValidationError("decrypting needs an age identity: pass --identity FILE or set backup.identity_file")
+        let credential = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"].map { "\($0)/backup-identity" }
+        guard let file = option ?? backup.identityFile ?? credential.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) else {
+            throw ValidationError("decrypting needs an age identity: pass --identity FILE, set backup.identity_file, or pass the backup-identity credential")
         }
         guard let text = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read the identity file \(file)") }
         return try AgeIdentity.parseFile(String(decoding: text, as: UTF8.self))
@@ -134,6 +138,109 @@ struct BackupCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+extension BackupCommand {
+    struct Drill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore the latest backup into a temporary cluster, start it, check it, remove it, and journal the result.",
+            discussion: """
+                Checks: recovery ends and the cluster accepts connections; the row count of every table of the suite's \
+                database (reported); osmosectl journal verify on the restored journal (without witness copies, which are \
+                newer than any backup). Exit status 5 when a check fails.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The age identity file (default: backup.identity_file or the backup-identity credential).") var identity: String?
+        @Option(help: "Where to build the temporary cluster (default: a new directory under /tmp).") var directory: String?
+        @Flag(help: "Leave the temporary cluster stopped in place instead of removing it.") var keep = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let configuration = try options.loadConfiguration()
+                let backup = configuration.backup
+                let identities = try BackupCommand.identities(identity, backup)
+                let identityFile = identity ?? backup.identityFile ?? ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"].map { "\($0)/backup-identity" } ?? ""
+                let work = directory ?? "/tmp/osmose-drill-\(UUID().uuidString.prefix(8).lowercased())"
+                let data = "\(work)/data"
+                let socket = "\(work)/socket"
+                try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true)
+                let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
+                let backupd = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osmose-backupd").path
+                let report = try BackupRestore(store: backup.store, identities: identities).restore(
+                    to: .latest, into: data, restoreCommand: "\(backupd) wal-fetch --config \(configPath) --identity \(identityFile) %f %p")
+                let port = 20000 + Int.random(in: 0..<20000)
+                let auto = try String(contentsOfFile: "\(data)/postgresql.auto.conf", encoding: .utf8)
+                try (auto + "port = \(port)\nlisten_addresses = ''\nunix_socket_directories = '\(socket)'\n").write(toFile: "\(data)/postgresql.auto.conf", atomically: true, encoding: .utf8)
+                if getuid() == 0 { _ = try runDrillProgram("/bin/chown", ["-R", "postgres:postgres", work]) }
+                var problems: [String] = []
+                var counts: [(String, Int64)] = []
+                let bin = "/usr/lib/postgresql/15/bin"
+                let started = try runDrillProgram("\(bin)/pg_ctl", ["-D", data, "-l", "\(work)/server.log", "-w", "-t", "300", "start"], asPostgres: true)
+                if started != 0 { problems.append("the restored cluster did not start (see \(work)/server.log)") }
+                let databaseName = configuration.database.connection.split(separator: " ").last { $0.hasPrefix("dbname=") }.map { String($0.dropFirst(7)) } ?? "osmose"
+                let restored = "host=\(socket) port=\(port) user=postgres dbname=\(databaseName)"
+                if started == 0 {
+                    do {
+                        let connection = try await Store.Connection.connect(restored, applicationName: "osmosectl-drill", logger: options.logger)
+                        let deadline = ContinuousClock.now + .seconds(300)
+                        while try await connection.query("SELECT pg_is_in_recovery() AS r").rows[0].bool("r") {
+                            guard ContinuousClock.now < deadline else { throw ValidationError("recovery did not end within 300 s") }
+                            try await Task.sleep(for: .milliseconds(200))
+                        }
+                        let tables = try await connection.query(
+                            "SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables ORDER BY 1").rows.map { try $0.string("t") }
+                        for table in tables {
+                            counts.append((table, try await connection.query("SELECT count(*) AS n FROM \(table)").rows[0].int64("n")))
+                        }
+                        // The journal is verified once it has a checkpoint to verify against.
+                        var hasJournal = try await connection.query("SELECT to_regclass('journal.checkpoints') IS NOT NULL AS j").rows[0].bool("j")
+                        if hasJournal {
+                            hasJournal = try await connection.query("SELECT EXISTS (SELECT 1 FROM journal.checkpoints) AS j").rows[0].bool("j")
+                        }
+                        await connection.close()
+                        if hasJournal {
+                            let verify = try runDrillProgram(
+                                URL(fileURLWithPath: CommandLine.arguments[0]).path,
+                                ["journal", "verify", "--database", restored, "--no-witnesses", "--config", configPath])
+                            if verify != 0 { problems.append("osmosectl journal verify failed on the restored journal (status \(verify))") }
+                        }
+                    } catch {
+                        problems.append("checking the restored cluster: \(error)")
+                    }
+                    _ = try runDrillProgram("\(bin)/pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"], asPostgres: true)
+                }
+                for (table, count) in counts { print("  \(table): \(count) rows") }
+                if !keep { try? FileManager.default.removeItem(atPath: work) }
+                let passed = problems.isEmpty
+                print(passed ? "drill passed: backup \(report.backup) restored (\(report.members) files, WAL up to \(report.walTo)), started and checked" : "drill FAILED:")
+                for problem in problems { print("  \(problem)") }
+                try? await journalOutcome(options, objectID: report.backup, passed: passed, detail: "drill: \(counts.count) tables counted; \(problems.joined(separator: "; "))")
+                if !passed { throw ExitCode(5) }
+            }
+        }
+    }
+}
+
+/// Runs a program for the drill (as postgres when asked and running as root); its
+/// exit status. posix_spawn and waitpid: Foundation's Process can miss the child's
+/// exit when waited for from an async context.
+func runDrillProgram(_ path: String, _ arguments: [String], asPostgres: Bool = false) throws -> Int32 {
+    let command = asPostgres && getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", path] + arguments : [path] + arguments
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = command.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
+    guard spawned == 0 else { throw ValidationError("cannot run \(command[0]): \(String(cString: strerror(spawned)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw ValidationError("waiting for \(command[0]) failed") }
+    }
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
 /// Journals a backup operation when the database is reachable (a restore or a

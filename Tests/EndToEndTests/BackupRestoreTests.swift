@@ -96,6 +96,10 @@ struct BackupRestoreTests {
         let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
 
+        // The restore drill: a temporary cluster restored, started, counted, removed.
+        let drill = try await runProgram(osmosectl, ["backup", "drill", "--config", config])
+        #expect(drill.status == 0 && drill.standardOutput.contains("drill passed") && drill.standardOutput.contains("public.drill: 300 rows"), "\(drill.standardOutput)\(drill.standardError)")
+
         // Point in time: between t2 and t3.
         let pitr = "\(directory)/restored-pitr"
         let restored = try await runProgram(osmosectl, ["backup", "restore", "--to", between, "--target", pitr, "--config", config])
