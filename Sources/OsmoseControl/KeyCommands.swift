@@ -182,23 +182,8 @@ struct KeysCommand: AsyncParsableCommand {
             } else {
                 try writeSecretFile(path, signer.exposedEncoding() + "\n")
             }
-            let connection = try await options.connect()
-            let outcome: Result<Int, any Error>
-            do {
-                outcome = .success(try await connection.transaction { [reason, dryRun] connection in
-                    try SigningKeyRollover.start(signer: signer, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
-                })
-            } catch {
-                outcome = .failure(error)
-            }
-            await connection.close()
-            let id: Int
-            switch outcome {
-            case .success(let value): id = value
-            case .failure(let error):
-                // The key was never recorded: it must not linger.
-                if !dryRun { unlink(path) }
-                throw error
+            let id = try await recordingKey(writtenTo: dryRun ? nil : path, options) { [reason, dryRun] connection in
+                try SigningKeyRollover.start(signer: signer, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
             }
             if dryRun {
                 print("would write a new journal signing key for \(origin) to \(path) and record it as pending (keyring id \(id)); nothing changed")
@@ -291,22 +276,8 @@ struct KeysCommand: AsyncParsableCommand {
                         try writeSecretFile(identityOut, identity.exposedFile(created: ISO8601DateFormatter().string(from: Date())))
                     }
                 }
-                let connection = try await options.connect()
-                let outcome: Result<Int, any Error>
-                do {
-                    outcome = .success(try await connection.transaction { [label, reason, dryRun] connection in
-                        try BackupRecipients.add(chosen, label: label, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
-                    })
-                } catch {
-                    outcome = .failure(error)
-                }
-                await connection.close()
-                let id: Int
-                switch outcome {
-                case .success(let value): id = value
-                case .failure(let error):
-                    if let identityOut, !dryRun { unlink(identityOut) }
-                    throw error
+                let id = try await recordingKey(writtenTo: dryRun ? nil : identityOut, options) { [label, reason, dryRun] connection in
+                    try BackupRecipients.add(chosen, label: label, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
                 }
                 if dryRun {
                     print("would record backup recipient \(chosen.encoded) (fingerprint \(chosen.fingerprint)) as id \(id); nothing changed")

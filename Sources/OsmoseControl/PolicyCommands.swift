@@ -15,6 +15,7 @@ struct PolicyCommand: AsyncParsableCommand {
         "retention.yaml": { _ = try RetentionPolicy.parse($0) },
         "access.yaml": { _ = try AccessPolicy.parse($0) },
         "keys.yaml": { _ = try KeyPolicy.parse($0) },
+        "backup.yaml": { _ = try BackupPolicy.parse($0) },
     ]
 
     struct Check: AsyncParsableCommand {

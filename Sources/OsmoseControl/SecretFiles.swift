@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Store
 
 /// Writes key material to a new file, mode 0600, and syncs it: never overwrites
 /// (O_EXCL), so a key is never replaced by accident.
@@ -37,4 +38,26 @@ func shredFile(_ path: String) throws {
     guard written == zeros.count, synced == 0, unlink(path) == 0 else {
         throw ValidationError("shredding \(path) failed: \(String(cString: strerror(errno)))")
     }
+}
+
+/// Records a key whose private half was just written to `file` (nil: nothing was
+/// written), in one transaction; if the record fails, the file is removed, so no
+/// key lingers that the keyring does not know.
+func recordingKey(
+    writtenTo file: String?, _ options: GlobalOptions, _ body: @escaping @Sendable (isolated Connection) throws -> Int
+) async throws -> Int {
+    let outcome: Result<Int, any Error>
+    do {
+        let connection = try await options.connect()
+        do {
+            outcome = .success(try await connection.transaction { try body($0) })
+        } catch {
+            outcome = .failure(error)
+        }
+        await connection.close()
+    } catch {
+        outcome = .failure(error)
+    }
+    if case .failure = outcome, let file { unlink(file) }
+    return try outcome.get()
 }
