@@ -129,7 +129,7 @@ struct BackupCommand: AsyncParsableCommand {
                     return
                 }
                 let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
-                let backupd = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osmose-backupd").path
+                let backupd = siblingExecutable("osmose-backupd")
                 let command = "\(backupd) wal-fetch --config \(configPath) --identity \(identityFile ?? "") %f %p"
                 let report = try restorer.restore(to: goal, into: target, restoreCommand: command)
                 print("restored backup \(report.backup) (\(report.members) files) into \(target); WAL \(report.walFrom)…\(report.walTo) available; recovery target: \(to)")
@@ -165,7 +165,7 @@ extension BackupCommand {
                 let socket = "\(work)/socket"
                 try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true)
                 let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
-                let backupd = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("osmose-backupd").path
+                let backupd = siblingExecutable("osmose-backupd")
                 let report = try BackupRestore(store: backup.store, identities: identities).restore(
                     to: .latest, into: data, restoreCommand: "\(backupd) wal-fetch --config \(configPath) --identity \(identityFile) %f %p")
                 let port = 20000 + Int.random(in: 0..<20000)
@@ -200,7 +200,7 @@ extension BackupCommand {
                         await connection.close()
                         if hasJournal {
                             let verify = try runDrillProgram(
-                                URL(fileURLWithPath: CommandLine.arguments[0]).path,
+                                siblingExecutable("osmosectl"),
                                 ["journal", "verify", "--database", restored, "--no-witnesses", "--config", configPath])
                             if verify != 0 { problems.append("osmosectl journal verify failed on the restored journal (status \(verify))") }
                         }
@@ -219,6 +219,15 @@ extension BackupCommand {
             }
         }
     }
+}
+
+/// The installed path of `name` beside this executable (`/proc/self/exe`: argv[0]
+/// may be a bare name found on PATH).
+func siblingExecutable(_ name: String) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    let own = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    return URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent(name).path
 }
 
 /// Runs a program for the drill (as postgres when asked and running as root); its

@@ -157,4 +157,47 @@ struct BackupRestoreTests {
 
         await cluster.destroy()
     }
+
+    @Test("wal-push killed with SIGKILL at 20 random moments never leaves a file that passes for complete; the retry succeeds and the segment comes back identical")
+    func walPushCrashes() async throws {
+        let identity = try AgeIdentity.generate()
+        let directory = "/tmp/osmose-walcrash-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+        let config = "\(directory)/osmose.yaml"
+        try "backup:\n  store: \(directory)/store\n  recipients: [\"\(identity.recipient.encoded)\"]\n  identity_file: \(directory)/identity.txt\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let backupd = bin.appendingPathComponent("osmose-backupd").path
+        var segment = [UInt8](repeating: 0, count: 16 << 20)
+        for index in segment.indices where index % 7 == 0 { segment[index] = UInt8(truncatingIfNeeded: index &* 2654435761 >> 13) }
+        try Data(segment).write(to: URL(fileURLWithPath: "\(directory)/segment"))
+        var interrupted = 0
+        for round in 0..<20 {
+            let name = String(format: "%08X%08X%08X", 1, 0, round + 1)
+            let push = try BackgroundProcess(backupd, ["wal-push", "--config", config, "\(directory)/segment", name])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 5...160)))
+            push.signal(SIGKILL)
+            let outcome = try await push.wait()
+            if outcome.status == 128 + SIGKILL { interrupted += 1 }
+            let stored = "\(directory)/store/wal/\(name).tar.zst.age"
+            if FileManager.default.fileExists(atPath: stored) {
+                // Under its final name only when complete: it decrypts to the segment.
+                let fetched = try await runProgram(backupd, ["wal-fetch", "--config", config, name, "\(directory)/fetched"])
+                #expect(fetched.status == 0, "round \(round): \(fetched.standardError)")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/fetched")) == Data(segment), "round \(round)")
+                try FileManager.default.removeItem(atPath: "\(directory)/fetched")
+            }
+            // PostgreSQL's retry.
+            let retry = try await runProgram(backupd, ["wal-push", "--config", config, "\(directory)/segment", name])
+            #expect(retry.status == 0, "round \(round): \(retry.standardError)")
+            let fetched = try await runProgram(backupd, ["wal-fetch", "--config", config, name, "\(directory)/fetched"])
+            let again = (try? Data(contentsOf: URL(fileURLWithPath: "\(directory)/fetched"))) ?? Data()
+            #expect(fetched.status == 0 && again == Data(segment), "round \(round)")
+            try? FileManager.default.removeItem(atPath: "\(directory)/fetched")
+        }
+        #expect(interrupted >= 8, "kills landed mid-push (\(interrupted) of 20)")
+        let listed = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/store/wal").filter { $0.hasSuffix(".tar.zst.age") }
+        #expect(listed.count == 20)
+    }
 }
