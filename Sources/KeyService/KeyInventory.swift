@@ -20,7 +20,8 @@ public struct KeyStatus: Sendable, Codable, Hashable {
     public let plannedRotation: Date?
     /// Values under this key, per target (`care.patients.last_name`, …).
     public let values: [String: Int64]
-    /// Backups that need this key to be restored.
+    /// Retained backups that hold this key (wrapped by the master key of their day):
+    /// the data it protected stays readable from them until they are pruned.
     public let backups: [String]
 
     /// All values under this key.
@@ -82,6 +83,9 @@ public struct DestructionReport: Sendable, Codable, Hashable {
     public let unreadable: [String: Int64]
     /// True when values or backups still needed the key and `force` overrode it.
     public let forced: Bool
+    /// Retained backups that still hold the key (under the master key of their day):
+    /// what it protected stays readable from them until they are pruned.
+    public var stillInBackups: [String] = []
     /// False for a dry run.
     public let destroyed: Bool
 }
@@ -94,10 +98,14 @@ public enum KeyInventory {
         let census = try KeyRotation.census(on: connection)
         return try connection.query(
             """
-            SELECT id, purpose, state, created_at, state_changed_at,
-                CASE WHEN state = 'primary' THEN coalesce(rotate_after, created_at + make_interval(days => CASE purpose
-                    WHEN 'column' THEN $1::int WHEN 'blind-index' THEN $2::int ELSE $3::int END)) END AS planned
-            FROM keys.data_keys ORDER BY id
+            SELECT k.id, k.purpose, k.state, k.created_at, k.state_changed_at,
+                CASE WHEN k.state = 'primary' THEN coalesce(k.rotate_after, k.created_at + make_interval(days => CASE k.purpose
+                    WHEN 'column' THEN $1::int WHEN 'blind-index' THEN $2::int ELSE $3::int END)) END AS planned,
+                -- A backup holds the keyring as it was: every key that existed and was not yet destroyed when it started.
+                coalesce((SELECT string_agg(b.id, ',' ORDER BY b.id) FROM ops.backups AS b
+                    WHERE b.state = 'retained' AND b.started_at >= k.created_at
+                      AND (k.destroyed_at IS NULL OR b.started_at < k.destroyed_at)), '') AS backups
+            FROM keys.data_keys AS k ORDER BY k.id
             """,
             [policy.cryptoperiodDays["column"] ?? 365, policy.cryptoperiodDays["blind-index"] ?? 365, policy.cryptoperiodDays["pseudonymisation"] ?? 730]
         ).rows.map { row in
@@ -107,7 +115,7 @@ public enum KeyInventory {
             return KeyStatus(
                 id: id, purpose: try row.string("purpose"), state: try row.string("state"), createdAt: try row.date("created_at"),
                 stateChangedAt: try row.date("state_changed_at"), plannedRotation: try row.optionalDate("planned"), values: values,
-                backups: [])
+                backups: try row.string("backups").split(separator: ",").map(String.init))
         }
     }
 
@@ -205,7 +213,13 @@ public enum KeyInventory {
             let list = unreadable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
             throw KeyringError(.refused, "key \(keyID) still protects \(list); finish its rotation, or pass --force with a reason to make them unreadable")
         }
-        let report = DestructionReport(keyID: keyID, purpose: purpose, stateBefore: state, unreadable: unreadable, forced: !unreadable.isEmpty, destroyed: !dryRun)
+        var report = DestructionReport(keyID: keyID, purpose: purpose, stateBefore: state, unreadable: unreadable, forced: !unreadable.isEmpty, destroyed: !dryRun)
+        report.stillInBackups = try connection.query(
+            """
+            SELECT b.id FROM ops.backups AS b, keys.data_keys AS k
+            WHERE k.id = $1 AND b.state = 'retained' AND b.started_at >= k.created_at ORDER BY b.id
+            """, [keyID]
+        ).rows.map { try $0.string("id") }
         guard !dryRun else { return report }
         try connection.query("UPDATE keys.data_keys SET state = 'destroyed', wrapped_key = NULL WHERE id = $1", [keyID])
         let evidence = String(decoding: try JSONEncoder.sorted.encode(unreadable), as: UTF8.self)
@@ -214,7 +228,9 @@ public enum KeyInventory {
             [keyID, purpose, actor.name, reason, report.forced, evidence])
         let total = unreadable.values.reduce(0, +)
         try connection.record(
-            actor.event(objectType: "data-key", objectID: "\(keyID)", reason: "destroyed\(report.forced ? " (forced)" : ""): \(total) values unreadable; \(reason)"))
+            actor.event(
+                objectType: "data-key", objectID: "\(keyID)",
+                reason: "destroyed\(report.forced ? " (forced)" : ""): \(total) values unreadable; in \(report.stillInBackups.count) retained backups until pruned; \(reason)"))
         return report
     }
 }

@@ -84,11 +84,11 @@ struct KeysCommand: AsyncParsableCommand {
                 let catalogue = "\(retained) retained backups in ops.backups (data keys are inside the backed-up database; each backup needs one identity of its recipients)"
                 if json { return try printJSON(Report(keys: keys, publicKeys: publicKeys, rotations: rotations, backupCatalogue: catalogue)) }
                 printTable(
-                    ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "VALUES", "WHERE"],
+                    ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "BACKUPS", "VALUES", "WHERE"],
                     keys.map { key in
                         [
                             "\(key.id)", key.purpose, key.state, Self.day(key.createdAt), Self.day(key.stateChangedAt), key.plannedRotation.map(Self.day) ?? "-",
-                            "\(key.totalValues)", key.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                            "\(key.backups.count)", "\(key.totalValues)", key.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
                         ]
                     })
                 if !publicKeys.isEmpty {
@@ -352,6 +352,9 @@ struct KeysCommand: AsyncParsableCommand {
                 if json { return try printJSON(report) }
                 let lost = report.unreadable.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                 print("\(report.destroyed ? "destroyed" : "would destroy") key \(report.keyID) (\(report.purpose), was \(report.stateBefore)); unreadable: \(lost.isEmpty ? "nothing" : lost)")
+                if !report.stillInBackups.isEmpty {
+                    print("note: \(report.stillInBackups.count) retained backups still hold this key (\(report.stillInBackups.prefix(3).joined(separator: ", "))…): what it protected stays readable from them, with the master key of their day, until they are pruned")
+                }
             }
         }
 

@@ -48,6 +48,9 @@ struct RecipientTests {
         } catch let error as KeyringError {
             #expect(error.message.contains("20261122T010000Z"), "\(error)")
         }
+        // Every data key that existed when the backup started is held by it (in the keyring it copied).
+        let dataKeys = try await admin.transaction { try KeyInventory.status(policy: .defaults, on: $0) }
+        #expect(!dataKeys.isEmpty && dataKeys.allSatisfy { $0.backups == ["20261122T010000Z"] }, "\(dataKeys.map(\.backups))")
         let forced = try await admin.transaction {
             try KeyInventory.destroyPublicKey(keyID: firstID, reason: "gone", force: true, dryRun: true, actor: .operator("tests"), on: $0)
         }
