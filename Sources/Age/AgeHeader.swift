@@ -1,4 +1,4 @@
-public import Cryptography
+import Cryptography
 import Foundation
 
 /// Why an age file could not be read, in the categories of the age conformance

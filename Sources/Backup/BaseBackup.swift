@@ -1,6 +1,6 @@
 public import Age
 internal import CLibarchive
-public import Foundation
+import Foundation
 import Glibc
 
 /// A full backup: a consistent physical base backup of the cluster taken with
@@ -49,8 +49,18 @@ public struct BaseBackup: Sendable {
         let catalogue = BackupCatalogue(store: store)
         let directory = catalogue.directory(id)
         guard !FileManager.default.fileExists(atPath: directory) else { throw ArchiveError("backup \(id) exists already") }
+        // One full backup at a time; what a killed one left (never listed: no summary
+        // under a final name) is removed first.
+        let base = "\(store)/base"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let lock = open("\(base)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard lock >= 0 else { throw ArchiveError("cannot open \(base)/.lock: \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { throw ArchiveError("another full backup is running on \(store)") }
+        for stale in try FileManager.default.contentsOfDirectory(atPath: base) where stale.hasSuffix(".partial") || stale.hasSuffix(".pruning") {
+            try FileManager.default.removeItem(atPath: "\(base)/\(stale)")
+        }
         let staging = directory + ".partial"
-        try? FileManager.default.removeItem(atPath: staging)
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {
             let summary = try take(id: id, started: started, into: staging, walWait: walWait)
@@ -199,7 +209,7 @@ extension EncryptedArchiveWriter {
                 let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
                 try addSymlink(name, target: target, modified: modified)
             case 0o100000:
-                try addStreamed(name: name, size: archive_entry_size(entry), mode: mode, modified: modified) { sink in
+                _ = try addStreamed(name: name, size: archive_entry_size(entry), mode: mode, modified: modified) { sink in
                     while true {
                         let count = block.withUnsafeMutableBytes { archive_read_data(input, $0.baseAddress, $0.count) }
                         guard count >= 0 else { throw ArchiveError("reading \(name) from pg_basebackup: \(EncryptedArchiveWriter.message(input))") }

@@ -1,6 +1,6 @@
 public import Age
 import Cryptography
-public import Foundation
+import Foundation
 import Glibc
 
 /// A backup's full manifest: every member with its size and SHA-256, the WAL it

@@ -1,8 +1,8 @@
 public import Age
 internal import CLibarchive
-public import Cryptography
+import Cryptography
 public import Foundation
-public import Glibc
+import Glibc
 
 /// An error writing or reading an encrypted archive; names the file and member.
 public struct ArchiveError: Error, Hashable, Sendable, CustomStringConvertible {

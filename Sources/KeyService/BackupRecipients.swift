@@ -1,7 +1,7 @@
 public import Age
-public import Foundation
+import Foundation
 import Journal
-public import Keyring
+import Keyring
 public import Store
 
 /// One backup recipient as the keyring records it.

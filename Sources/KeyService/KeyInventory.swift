@@ -1,6 +1,6 @@
 public import Foundation
 import Journal
-public import Keyring
+import Keyring
 public import Settings
 public import Store
 

@@ -200,4 +200,52 @@ struct BackupRestoreTests {
         let listed = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/store/wal").filter { $0.hasSuffix(".tar.zst.age") }
         #expect(listed.count == 20)
     }
+
+    @Test("osmose-backupd full killed with SIGKILL at 6 random moments never lists a backup that is not complete; the next run succeeds and everything verifies")
+    func fullBackupCrashes() async throws {
+        let identity = try AgeIdentity.generate()
+        let backupd = bin.appendingPathComponent("osmose-backupd").path
+        let osmosectl = bin.appendingPathComponent("osmosectl").path
+        let cluster = try await TestCluster("fullcrash")
+        let directory = cluster.directory
+        let config = "\(directory)/osmose.yaml"
+        try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
+        try """
+            database:
+              connection: "\(cluster.connectionString())"
+            backup:
+              store: \(directory)/store
+              recipients: ["\(identity.recipient.encoded)"]
+              identity_file: \(directory)/identity.txt
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
+        try TestCluster.giveToOwner(directory)
+        try await cluster.start()
+        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
+        let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+        try await connection.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) AS g")
+        await connection.close()
+        var interrupted = 0
+        for round in 0..<6 {
+            let full = try BackgroundProcess(backupd, ["full", "--config", config])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...1500)))
+            full.signal(SIGKILL)
+            let outcome = try await full.wait()
+            if outcome.status == 128 + SIGKILL { interrupted += 1 }
+            // Whatever is listed is complete: it verifies.
+            let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+            let listed = try await runProgram(osmosectl, ["backup", "list", "--json", "--config", config])
+            let count = (try? JSONSerialization.jsonObject(with: Data(listed.standardOutput.utf8)) as? [Any])?.count ?? -1
+            #expect(count == 0 || verify.status == 0, "round \(round): \(verify.standardOutput)")
+        }
+        #expect(interrupted >= 3, "kills landed mid-backup (\(interrupted) of 6)")
+        let complete = try await runProgram(backupd, ["full", "--config", config])
+        #expect(complete.status == 0, "\(complete.standardError)")
+        let entries = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/store/base")
+        #expect(!entries.contains { $0.hasSuffix(".partial") }, "\(entries)")
+        let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+        #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)")
+        await cluster.destroy()
+    }
 }
