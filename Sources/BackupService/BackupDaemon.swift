@@ -19,7 +19,7 @@ public struct BackupDaemon: AsyncParsableCommand {
               1   failed; the message says why (PostgreSQL keeps the segment and retries wal-push)
               3   the configuration is invalid
             """,
-        subcommands: [Full.self, Prune.self, WALPush.self, WALFetch.self])
+        subcommands: [Full.self, Prune.self, Copy.self, WALPush.self, WALFetch.self])
 
     public init() {}
 
@@ -88,6 +88,7 @@ struct Full: AsyncParsableCommand {
             } catch {
                 fail("backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed: \(error)")
             }
+            if !mirror(backup) { fail("backup \(summary.id) is stored, but a copy location is not up to date (see above)") }
         } catch {
             fail("full backup: \(error)")
         }
@@ -125,6 +126,35 @@ struct Prune: AsyncParsableCommand {
     }
 }
 
+/// Mirrors the store to every copy location; prints what it did; false on any failure.
+func mirror(_ backup: SuiteConfiguration.Backup, only: [String]? = nil, quiet: Bool = false) -> Bool {
+    var ok = true
+    for location in backup.copies {
+        let report = BackupCopies(store: backup.store).mirror(to: location, only: only)
+        if !quiet {
+            print("copy \(location): \(report.copied.count) copied and read back identical, \(report.unchanged) already identical, \(report.removed.count) removed")
+        }
+        for failure in report.failures {
+            FileHandle.standardError.write(Data("osmose-backupd: copy \(location): \(failure)\n".utf8))
+            ok = false
+        }
+    }
+    return ok
+}
+
+struct Copy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring every copy location (backup.copies) up to date with the store, verifying each file after writing.",
+        discussion: "Exit 1 when a file could not be copied or did not read back identical.")
+    @OptionGroup var options: BackupOptions
+
+    func run() async throws {
+        let backup = try options.load().backup
+        guard !backup.copies.isEmpty else { fail("backup.copies is empty: no copy location configured", status: 3) }
+        if !mirror(backup) { throw ExitCode(1) }
+    }
+}
+
 struct WALPush: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal-push",
@@ -143,6 +173,9 @@ struct WALPush: AsyncParsableCommand {
         } catch {
             fail("wal-push \(name): \(error)")
         }
+        // The copies follow at once, best effort: the segment is safe in the store, and a
+        // copy location that is down must not stop WAL archiving (osmose-backupd copy catches up).
+        _ = mirror(backup, only: ["wal/\(name).tar.zst.age", "wal/\(name).sha256", "wal/pushed.log"], quiet: true)
     }
 }
 

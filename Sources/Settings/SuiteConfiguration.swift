@@ -67,6 +67,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var identityFile: String?
         /// A libpq connection string for base backups (a role with REPLICATION); empty uses `database.connection`.
         public var database: String
+        /// Copy locations (mounted remote paths) that mirror the store, each file verified after writing.
+        public var copies: [String] = []
     }
 
     /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
@@ -218,7 +220,11 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
         }
-        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database"]) {
+        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies"]) {
+            configuration.backup.copies = try backup.strings("copies")
+            for copy in configuration.backup.copies where !copy.hasPrefix("/") {
+                throw backup.error("copies", "\(copy) must be an absolute path")
+            }
             configuration.backup.database = try backup.optionalString("database") ?? ""
             if let store = try backup.optionalString("store") {
                 guard store.hasPrefix("/") else { throw backup.error("store", "must be an absolute path") }

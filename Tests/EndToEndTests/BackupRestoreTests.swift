@@ -56,12 +56,14 @@ struct BackupRestoreTests {
               store: \(directory)/store
               recipients: ["\(identity.recipient.encoded)"]
               identity_file: \(identityFile)
+              copies: [\(directory)/offsite]
             paths:
               policies: \(repositoryRoot.path)/policies
             """.write(toFile: config, atomically: true, encoding: .utf8)
         try identity.exposedFile(created: "test").write(toFile: identityFile, atomically: true, encoding: .utf8)
         chmod(identityFile, 0o600)
         try FileManager.default.createDirectory(atPath: "\(directory)/store", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(directory)/offsite", withIntermediateDirectories: true)
         try TestCluster.giveToOwner(directory)
         let cluster = placeholder
         try await cluster.start()
@@ -90,6 +92,12 @@ struct BackupRestoreTests {
         }
         await connection.close()
         await cluster.stop()
+
+        // The copy location followed: the full backup copied and read back, each WAL file as it was pushed.
+        #expect(full.standardOutput.contains("read back identical"), "\(full.standardOutput)")
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/offsite/wal/\(last).tar.zst.age"), "the last segment reached the copy")
+        let catchUp = try await runProgram(backupd, ["copy", "--config", config])
+        #expect(catchUp.status == 0 && catchUp.standardOutput.contains(" 0 copied"), "nothing left to copy: \(catchUp.standardOutput)\(catchUp.standardError)")
 
         let list = try await runProgram(osmosectl, ["backup", "list", "--config", config])
         #expect(list.status == 0 && list.standardOutput.contains("1 backups"), "\(list.standardOutput)\(list.standardError)")
