@@ -12,14 +12,6 @@ import TestSupport
 struct BackupRestoreTests {
     let bin = builtExecutablesDirectory()
 
-    func waitUntil(_ what: String, timeout: Duration = .seconds(90), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TestEnvironmentError("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-    }
-
     func rows(_ cluster: TestCluster) async throws -> [String] {
         let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         defer { Task { await connection.close() } }
@@ -29,7 +21,7 @@ struct BackupRestoreTests {
     func startAndPromote(_ cluster: TestCluster, _ data: String) async throws {
         try TestCluster.giveToOwner(data)
         try await cluster.start(dataDirectory: data)
-        try await waitUntil("recovery to end") {
+        try await waitUntil("recovery to end", timeout: .seconds(90)) {
             guard let connection = try? await Connection.connect(cluster.connectionString(), logger: testLogger) else { return false }
             defer { Task { await connection.close() } }
             return try await connection.query("SELECT NOT pg_is_in_recovery() AS done").rows[0].bool("done")
@@ -87,7 +79,7 @@ struct BackupRestoreTests {
         try await connection.execute("INSERT INTO drill (phase) SELECT 't3' FROM generate_series(1, 100)")
         let last = try await connection.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w").rows[0].string("w")
         _ = try await connection.query("SELECT pg_switch_wal()")
-        try await waitUntil("the WAL to be archived") {
+        try await waitUntil("the WAL to be archived", timeout: .seconds(90)) {
             try await connection.query("SELECT coalesce(last_archived_wal, '') >= $1 AS done FROM pg_stat_archiver", [last]).rows[0].bool("done")
         }
         await connection.close()

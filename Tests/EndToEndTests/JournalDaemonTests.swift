@@ -120,14 +120,6 @@ struct JournalDaemonTests {
         try await runProgram(bin.appendingPathComponent("osmosectl").path, arguments + ["--config", setup.config])
     }
 
-    func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TestEnvironmentError("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
     @Test("Socket-activated: valid events are journaled; random bytes, truncated, oversized, unknown fields and a refused uid get an error reply and change nothing")
     func intakeSocket() async throws {
         let setup = try await prepare("jdsocket")

@@ -46,14 +46,6 @@ struct SigningRolloverTests {
         try await runProgram(bin.appendingPathComponent("osmosectl").path, arguments + ["--config", config])
     }
 
-    func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TestEnvironmentError("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
     /// Records `count` care events and waits until a checkpoint covers them.
     func journal(_ count: Int, _ admin: Connection, tag: String) async throws {
         let events = (0..<count).map { index in

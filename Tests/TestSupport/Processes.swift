@@ -121,3 +121,13 @@ public final class BackgroundProcess: Sendable {
         }
     }
 }
+
+/// Polls `condition` every 50 ms until it holds.
+/// - Throws: ``TestEnvironmentError`` naming `what` after `timeout`.
+public func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TestEnvironmentError("timed out waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
