@@ -92,10 +92,7 @@ public struct BaseBackup: Sendable {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         let manifestBytes = Array(try encoder.encode(manifest))
         try writeDurably(try Age.encrypt(manifestBytes, to: recipients), to: "\(staging)/manifest.json.age")
-        let summary = BackupSummary(
-            id: id, kind: "full", started: manifest.started, finished: manifest.finished, walStart: walStart, walEnd: walEnd, parent: previous?.id,
-            parentManifestSHA256: previous?.manifestSHA256, manifestSHA256: hexSHA256(manifestBytes), recipients: manifest.recipients,
-            bytes: writer.bytesWritten, memberCount: writer.members.count)
+        let summary = BackupSummary(manifest: manifest, manifestSHA256: hexSHA256(manifestBytes), bytes: writer.bytesWritten)
         try writeDurably(Array(try encoder.encode(summary)), to: "\(staging)/summary.json")
         return summary
     }

@@ -47,6 +47,14 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     /// Number of members.
     public var memberCount: Int
 
+    /// The summary of `manifest`, whose JSON hashes to `manifestSHA256`, in an archive of `bytes`.
+    public init(manifest: BackupManifest, manifestSHA256: String, bytes: Int64) {
+        self.init(
+            id: manifest.id, kind: manifest.kind, started: manifest.started, finished: manifest.finished, walStart: manifest.walStart,
+            walEnd: manifest.walEnd, parent: manifest.parent, parentManifestSHA256: manifest.parentManifestSHA256, manifestSHA256: manifestSHA256,
+            recipients: manifest.recipients, bytes: bytes, memberCount: manifest.members.count)
+    }
+
     /// A summary.
     public init(
         id: String, kind: String, started: String, finished: String, walStart: String, walEnd: String, parent: String?, parentManifestSHA256: String?,

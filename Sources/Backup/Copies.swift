@@ -93,7 +93,7 @@ public struct BackupCopies: Sendable {
                 guard let walker = FileManager.default.enumerator(atPath: "\(location)/\(directory)") else { continue }
                 for case let path as String in walker where !kept.contains("\(directory)/\(path)") {
                     var isDirectory: ObjCBool = false
-                    FileManager.default.fileExists(atPath: "\(location)/\(directory)/\(path)", isDirectory: &isDirectory)
+                    _ = FileManager.default.fileExists(atPath: "\(location)/\(directory)/\(path)", isDirectory: &isDirectory)
                     if !isDirectory.boolValue {
                         try? FileManager.default.removeItem(atPath: "\(location)/\(directory)/\(path)")
                         report.removed.append("\(directory)/\(path)")

@@ -86,8 +86,16 @@ public struct WALArchive: Sendable {
     /// 'osmose-backupd wal-fetch %f %p'`), checking it against its digest.
     /// - Returns: false when the store has no such segment (PostgreSQL then ends recovery there).
     public func fetch(name: String, to destination: String, identities: [any AgeUnwrapping]) throws -> Bool {
+        guard let content = try read(name: name, identities: identities) else { return false }
+        try writeDurably(content, to: destination)
+        return true
+    }
+
+    /// Decrypts segment `name` in memory and checks it against its digest.
+    /// - Returns: nil when the store has no such segment.
+    public func read(name: String, identities: [any AgeUnwrapping]) throws -> [UInt8]? {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
-        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return false }
+        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return nil }
         let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
         var content: [UInt8] = []
         var found = false
@@ -101,8 +109,7 @@ public struct WALArchive: Sendable {
         if let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) != digest + "\n" {
             throw ArchiveError("\(name) does not match its recorded SHA-256: the store is damaged")
         }
-        try writeDurably(content, to: destination)
-        return true
+        return content
     }
 
     /// The names of the stored segments, sorted.

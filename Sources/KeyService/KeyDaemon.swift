@@ -94,19 +94,19 @@ public struct RotationWorker: Sendable {
         public var started = 0
         /// Rotations finished (old keys retired).
         public var finished = 0
-        /// Journal signing-key changes (promotions, retirements).
-        public var signingKeyChanges: [String] = []
+        /// Lifecycle changes of asymmetric keys: signing-key promotions and retirements, recipients retired.
+        public var keyChanges: [String] = []
     }
 
     /// Starts the rotations that are due, then works every running one until it is
     /// finished or `stop` says so.
     public func run(on connection: Connection, until stop: @Sendable () -> Bool) async throws -> Summary {
         var summary = Summary()
-        summary.signingKeyChanges = try await connection.transaction { [policy] connection in
+        summary.keyChanges = try await connection.transaction { [policy] connection in
             try SigningKeyRollover.advance(overlapHours: policy.signingOverlapHours, actor: .daemon, on: connection)
                 + BackupRecipients.retireUnneeded(actor: .daemon, on: connection)
         }
-        for change in summary.signingKeyChanges { logger.notice("\(change)") }
+        for change in summary.keyChanges { logger.notice("\(change)") }
         summary.started = try await startDueRotations(on: connection)
         try await ring.reload(on: connection)
         let pace = Pace(valuesPerSecond: policy.maximumValuesPerSecond)

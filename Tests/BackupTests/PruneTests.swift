@@ -25,12 +25,12 @@ struct PruneTests {
             try encoder.encode(summary).write(to: URL(fileURLWithPath: "\(store)/base/\(id)/summary.json"))
             for offset in 0..<2 {
                 let name = String(format: "%08X%08X%08X", 1, 0, day * 2 + 2 + offset)
-                FileManager.default.createFile(atPath: "\(store)/wal/\(name).tar.zst.age", contents: Data([1]))
-                FileManager.default.createFile(atPath: "\(store)/wal/\(name).sha256", contents: Data("x\n".utf8))
+                _ = FileManager.default.createFile(atPath: "\(store)/wal/\(name).tar.zst.age", contents: Data([1]))
+                _ = FileManager.default.createFile(atPath: "\(store)/wal/\(name).sha256", contents: Data("x\n".utf8))
                 log += "\(name) x\n"
             }
         }
-        FileManager.default.createFile(atPath: "\(store)/wal/00000002.history.tar.zst.age", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: "\(store)/wal/00000002.history.tar.zst.age", contents: Data([1]))
         try log.write(toFile: "\(store)/wal/pushed.log", atomically: true, encoding: .utf8)
         return store
     }
