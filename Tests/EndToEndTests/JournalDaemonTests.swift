@@ -127,7 +127,8 @@ struct JournalDaemonTests {
         let daemon = try BackgroundProcess(
             "/usr/bin/systemd-socket-activate",
             ["-l", setup.socketPath, "--fdname=intake", "-E", "NOTIFY_SOCKET=\(notify.address)", bin.appendingPathComponent("osmose-journald").path, "--config", setup.config])
-        try await waitUntil("the activation socket") { FileManager.default.fileExists(atPath: setup.socketPath) }
+        // The socket file appears at bind(), before listen(): wait until a connection is accepted.
+        try await waitUntil("the activation socket") { (try? IntakeClient(path: setup.socketPath)) != nil }
         let valid = #"{"request_id":"ok-%d","action":"export","object_type":"backup","object_id":"b-1","result":"success","client_ip":"::1"}"#
         @Sendable func submitValid(_ number: Int) throws -> IntakeClient.Reply? {
             let client = try IntakeClient(path: setup.socketPath)
@@ -178,7 +179,7 @@ struct JournalDaemonTests {
         let refusing = try BackgroundProcess(
             "/usr/bin/systemd-socket-activate",
             ["-l", refusedSetup.socketPath, bin.appendingPathComponent("osmose-journald").path, "--config", refusedSetup.config])
-        try await waitUntil("the activation socket") { FileManager.default.fileExists(atPath: refusedSetup.socketPath) }
+        try await waitUntil("the activation socket") { (try? IntakeClient(path: refusedSetup.socketPath)) != nil }
         let refusal = try await offThePool { () -> IntakeClient.Reply? in
             let client = try IntakeClient(path: refusedSetup.socketPath)
             client.send(json: String(format: valid, 99))

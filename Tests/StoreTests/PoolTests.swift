@@ -35,7 +35,7 @@ struct PoolTests {
         let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 8), logger: testLogger)
         let heartbeat = Counter()
         let running = Gauge()
-        let runningWhenHeartbeatEnded = Counter()
+        let beatsWhileBlocked = Counter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<16 {
                 group.addTask {
@@ -51,8 +51,8 @@ struct PoolTests {
                 for _ in 0..<20 {
                     try await Task.sleep(for: .milliseconds(10))
                     heartbeat.increment()
+                    if running.current > 0 { beatsWhileBlocked.increment() }
                 }
-                for _ in 0..<running.current { runningWhenHeartbeatEnded.increment() }
             }
             try await group.waitForAll()
         }
@@ -61,7 +61,7 @@ struct PoolTests {
         // that a loaded machine stretches.
         #expect(running.maximum >= 4, "at most \(running.maximum) queries ran at once")
         #expect(heartbeat.value == 20)
-        #expect(runningWhenHeartbeatEnded.value > 0, "the async work finished while queries were still blocked in the database")
+        #expect(beatsWhileBlocked.value > 0, "the async work made progress while queries were blocked in the database")
         #expect(await pool.openConnections <= 8)
         await pool.shutdown()
         await database.drop()
