@@ -3,6 +3,15 @@ internal import CLibarchive
 import Foundation
 import Glibc
 
+/// What a backup holds.
+public enum BackupKind: String, Sendable, Codable {
+    /// The cluster (a base backup) and every suite file.
+    case full
+    /// The suite files changed since the previous backup, and the whole tree's list;
+    /// the cluster comes from the newest full and the WAL archive.
+    case incremental
+}
+
 /// A full backup: a consistent physical base backup of the cluster taken with
 /// `pg_basebackup` (tar format, streamed: nothing is staged in clear on disk),
 /// rewritten member by member into `data.tar.zst.age` under `pgdata/`, plus the
@@ -42,28 +51,37 @@ public struct BaseBackup: Sendable {
 
     /// Takes the backup, then waits (up to `walWait`) until the last WAL segment it
     /// needs is in the WAL archive, so that a listed backup is always restorable.
+    /// An incremental (``BackupKind/incremental``) holds only the suite files that
+    /// changed since the previous backup, and the list of the whole tree; the cluster
+    /// is restored from its base (the newest full) and the WAL archive.
     /// - Throws: ``ArchiveError`` naming what failed; nothing is left under the backup's name then.
-    public func run(walWait: Duration = .seconds(120)) throws -> BackupSummary {
-        let started = Date()
-        let id = Self.timestamp(started, compact: true)
+    public func run(kind: BackupKind = .full, walWait: Duration = .seconds(120)) throws -> BackupSummary {
+        var started = Date()
+        var id = Self.timestamp(started, compact: true)
         let catalogue = BackupCatalogue(store: store)
+        // Ids are seconds: a backup right after another (an incremental after a full) waits for the next one.
+        while FileManager.default.fileExists(atPath: catalogue.directory(id)) || FileManager.default.fileExists(atPath: catalogue.directory(id) + ".partial") {
+            guard Date().timeIntervalSince(started) < 2 else { throw ArchiveError("backup \(id) exists already") }
+            usleep(100_000)
+            started = Date()
+            id = Self.timestamp(started, compact: true)
+        }
         let directory = catalogue.directory(id)
-        guard !FileManager.default.fileExists(atPath: directory) else { throw ArchiveError("backup \(id) exists already") }
-        // One full backup at a time; what a killed one left (never listed: no summary
+        // One backup at a time; what a killed one left (never listed: no summary
         // under a final name) is removed first.
         let base = "\(store)/base"
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         let lock = open("\(base)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard lock >= 0 else { throw ArchiveError("cannot open \(base)/.lock: \(String(cString: strerror(errno)))") }
         defer { close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { throw ArchiveError("another full backup is running on \(store)") }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { throw ArchiveError("another backup is running on \(store)") }
         for stale in try FileManager.default.contentsOfDirectory(atPath: base) where stale.hasSuffix(".partial") || stale.hasSuffix(".pruning") {
             try FileManager.default.removeItem(atPath: "\(base)/\(stale)")
         }
         let staging = directory + ".partial"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {
-            let summary = try take(id: id, started: started, into: staging, walWait: walWait)
+            let summary = try take(id: id, kind: kind, started: started, into: staging, walWait: walWait)
             guard rename(staging, directory) == 0 else { throw ArchiveError("renaming \(staging) failed: \(String(cString: strerror(errno)))") }
             try syncDirectory(of: directory)
             return summary
@@ -73,25 +91,56 @@ public struct BaseBackup: Sendable {
         }
     }
 
-    private func take(id: String, started: Date, into staging: String, walWait: Duration) throws -> BackupSummary {
-        let previous = try BackupCatalogue(store: store).summaries().last
+    /// The file beside each backup that keeps its tree in clear for the next
+    /// incremental, which must not need a key to decrypt the manifest. It holds
+    /// hashes of this host's own files, stays on this host (copies do not take it),
+    /// and is only an accelerator: without it the next incremental writes every file.
+    static let localTreeName = "tree.local.json"
+
+    private func take(id: String, kind: BackupKind, started: Date, into staging: String, walWait: Duration) throws -> BackupSummary {
+        let catalogue = BackupCatalogue(store: store)
+        let summaries = try catalogue.summaries()
+        let previous = summaries.last
+        let scanned = try SuiteTree.scan(suiteFiles)
         let writer = try EncryptedArchiveWriter(path: "\(staging)/data.tar.zst.age", recipients: recipients)
-        let (startLSN, walEnd, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
-        for file in suiteFiles { try addSuitePath(file.path, as: "suite/\(file.name)", to: writer) }
-        try writer.finish()
-        guard let walStart = WALSegment.name(timeline: timeline, lsn: startLSN) else {
-            throw ArchiveError("pg_basebackup reported a WAL position that cannot be read (\(startLSN))")
+        let walStart: String
+        let walEnd: String
+        let tree: [SuiteTreeEntry]
+        var baseID: String?
+        switch kind {
+        case .full:
+            let (startLSN, end, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
+            tree = try SuiteTree.write(scanned, id: id, parent: nil, into: writer)
+            try writer.finish()
+            guard let start = WALSegment.name(timeline: timeline, lsn: startLSN) else {
+                throw ArchiveError("pg_basebackup reported a WAL position that cannot be read (\(startLSN))")
+            }
+            try waitForArchive(end, timeout: walWait)
+            (walStart, walEnd) = (start, end)
+        case .incremental:
+            guard let full = summaries.last(where: { $0.kind == BackupKind.full.rawValue }) else {
+                throw ArchiveError("an incremental backup builds on a full one, and the store \(store) holds none: run osmose-backupd full first")
+            }
+            let parentTree = previous.flatMap { summary -> [SuiteTreeEntry]? in
+                guard let data = FileManager.default.contents(atPath: "\(catalogue.directory(summary.id))/\(Self.localTreeName)") else { return nil }
+                return try? JSONDecoder().decode([SuiteTreeEntry].self, from: data)
+            }
+            tree = try SuiteTree.write(scanned, id: id, parent: parentTree, into: writer)
+            try writer.finish()
+            (walStart, walEnd, baseID) = (full.walStart, full.walEnd, full.id)
         }
-        try waitForArchive(walEnd, timeout: walWait)
         var manifest = BackupManifest(
-            id: id, kind: "full", started: Self.timestamp(started, compact: false), finished: Self.timestamp(Date(), compact: false),
+            id: id, kind: kind.rawValue, started: Self.timestamp(started, compact: false), finished: Self.timestamp(Date(), compact: false),
             walStart: walStart, walEnd: walEnd, parent: previous?.id, parentManifestSHA256: previous?.manifestSHA256,
             recipients: recipients.map(\.fingerprint), members: writer.members)
+        manifest.base = baseID
+        manifest.tree = tree
         manifest.members.sort { $0.path < $1.path }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         let manifestBytes = Array(try encoder.encode(manifest))
         try writeDurably(try Age.encrypt(manifestBytes, to: recipients), to: "\(staging)/manifest.json.age")
+        try writeDurably(Array(try JSONEncoder().encode(tree)), to: "\(staging)/\(Self.localTreeName)", mode: 0o600)
         let summary = BackupSummary(manifest: manifest, manifestSHA256: hexSHA256(manifestBytes), bytes: writer.bytesWritten)
         try writeDurably(Array(try encoder.encode(summary)), to: "\(staging)/summary.json")
         return summary
@@ -150,19 +199,6 @@ public struct BaseBackup: Sendable {
             newest >= startSegment
         else { throw ArchiveError("the WAL archive holds nothing from \(start) on: is archive_command set to osmose-backupd wal-push?") }
         return (start, newest, timeline)
-    }
-
-    private func addSuitePath(_ path: String, as name: String, to writer: EncryptedArchiveWriter) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ArchiveError("\(path) (a suite file to back up) does not exist") }
-        guard isDirectory.boolValue else {
-            try writer.addFile(at: path, as: name)
-            return
-        }
-        try writer.addDirectory(name)
-        for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() {
-            try addSuitePath("\(path)/\(child)", as: "\(name)/\(child)", to: writer)
-        }
     }
 
     private func waitForArchive(_ segment: String, timeout: Duration) throws {

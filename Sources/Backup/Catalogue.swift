@@ -27,6 +27,13 @@ public struct BackupManifest: Codable, Hashable, Sendable {
     public var recipients: [String]
     /// Every member of `data.tar.zst.age`.
     public var members: [ArchiveMember]
+    /// Incrementals: the full backup the cluster is restored from.
+    public var base: String?
+    /// The whole suite tree at this backup (absent in backups made before incrementals).
+    public var tree: [SuiteTreeEntry]?
+
+    /// The other backups whose archives hold content of this one's tree.
+    public var references: [String] { Array(Set((tree ?? []).compactMap(\.backup)).subtracting([id])).sorted() }
 }
 
 /// What the backup host can read without a key: enough to list, choose and chain
@@ -46,6 +53,11 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public var bytes: Int64
     /// Number of members.
     public var memberCount: Int
+    /// Incrementals: the full backup the cluster is restored from.
+    public var base: String?
+    /// Incrementals: the other backups holding files of its tree. Prune keeps them
+    /// (and the base) as long as it keeps this one.
+    public var references: [String]?
 
     /// The summary of `manifest`, whose JSON hashes to `manifestSHA256`, in an archive of `bytes`.
     public init(manifest: BackupManifest, manifestSHA256: String, bytes: Int64) {
@@ -53,7 +65,12 @@ public struct BackupSummary: Codable, Hashable, Sendable {
             id: manifest.id, kind: manifest.kind, started: manifest.started, finished: manifest.finished, walStart: manifest.walStart,
             walEnd: manifest.walEnd, parent: manifest.parent, parentManifestSHA256: manifest.parentManifestSHA256, manifestSHA256: manifestSHA256,
             recipients: manifest.recipients, bytes: bytes, memberCount: manifest.members.count)
+        base = manifest.base
+        references = manifest.references.isEmpty ? nil : manifest.references
     }
+
+    /// The backups that must stay as long as this one does.
+    public var needs: [String] { ((base.map { [$0] } ?? []) + (references ?? [])).uniqued() }
 
     /// A summary.
     public init(
@@ -72,6 +89,26 @@ public struct BackupSummary: Codable, Hashable, Sendable {
         self.recipients = recipients
         self.bytes = bytes
         self.memberCount = memberCount
+    }
+}
+
+/// What stays of a pruned backup: the links of the catalogue's hash chain.
+public struct PrunedBackup: Codable, Hashable, Sendable {
+    public var id: String
+    public var kind: String
+    public var parent: String?
+    public var parentManifestSHA256: String?
+    public var manifestSHA256: String
+    public var prunedAt: String
+
+    /// The tombstone of `summary`.
+    public init(summary: BackupSummary, prunedAt: String) {
+        id = summary.id
+        kind = summary.kind
+        parent = summary.parent
+        parentManifestSHA256 = summary.parentManifestSHA256
+        manifestSHA256 = summary.manifestSHA256
+        self.prunedAt = prunedAt
     }
 }
 
@@ -102,6 +139,28 @@ public struct BackupCatalogue: Sendable {
         }
     }
 
+    /// `base/pruned.log`: one JSON line per pruned backup.
+    public var prunedLogPath: String { "\(store)/base/pruned.log" }
+
+    /// The backups prune removed, oldest first.
+    public func pruned() throws -> [PrunedBackup] {
+        guard let data = FileManager.default.contents(atPath: prunedLogPath) else { return [] }
+        return try String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated().map { number, line in
+            do {
+                return try JSONDecoder().decode(PrunedBackup.self, from: Data(line.utf8))
+            } catch {
+                throw ArchiveError("\(prunedLogPath), line \(number + 1), is not a pruned-backup record: \(error)")
+            }
+        }.sorted { $0.id < $1.id }
+    }
+
+    /// Appends `records` to the pruned log, durably.
+    func recordPruned(_ records: [PrunedBackup]) throws {
+        let existing = FileManager.default.contents(atPath: prunedLogPath).map(Array.init) ?? []
+        let lines = try records.map { Array(try JSONEncoder().encode($0)) + [0x0A] }.joined()
+        try writeDurably(existing + lines, to: prunedLogPath)
+    }
+
     /// The manifest of backup `id`, decrypted, with its hash checked against the summary's.
     public func manifest(_ id: String, identities: [any AgeUnwrapping]) throws -> BackupManifest {
         let path = "\(directory(id))/manifest.json.age"
@@ -112,6 +171,13 @@ public struct BackupCatalogue: Sendable {
             throw ArchiveError("the manifest of \(id) does not match the hash its summary records")
         }
         return try JSONDecoder().decode(BackupManifest.self, from: Data(plaintext))
+    }
+}
+
+extension Array where Element: Hashable {
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }
 

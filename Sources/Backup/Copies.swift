@@ -1,4 +1,3 @@
-import Cryptography
 import Foundation
 import Glibc
 
@@ -33,6 +32,7 @@ public struct BackupCopies: Sendable {
         for summary in try BackupCatalogue(store: store).summaries() {
             for name in ["data.tar.zst.age", "manifest.json.age", "summary.json"] { files.append("base/\(summary.id)/\(name)") }
         }
+        if FileManager.default.fileExists(atPath: "\(store)/base/pruned.log") { files.append("base/pruned.log") }
         let wal = "\(store)/wal"
         if FileManager.default.fileExists(atPath: wal) {
             files += try FileManager.default.contentsOfDirectory(atPath: wal).filter { !$0.hasSuffix(".partial") }.sorted().map { "wal/\($0)" }
@@ -40,21 +40,7 @@ public struct BackupCopies: Sendable {
         return files
     }
 
-    static func digest(_ path: String) throws -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        var hasher = SHA256Hasher()
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            hasher.update(block[0..<count])
-        }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
-    }
+    static func digest(_ path: String) throws -> String { try SuiteTree.hashFile(path).1 }
 
     /// Brings `location` up to date with the store: copies what is missing or
     /// differs (then reads it back), removes what the store pruned. `only` limits

@@ -54,6 +54,12 @@ public struct BackupPruner: Sendable {
                 }
             }
         }
+        // A kept incremental keeps its base and every backup holding files of its tree
+        // (those are older: one pass from the newest down reaches them all).
+        let known = Dictionary(summaries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for summary in summaries where plan.kept[summary.id] != nil {
+            for needed in summary.needs where known[needed] != nil { keep(needed, "needed by \(summary.id)") }
+        }
         plan.removed = summaries.map(\.id).filter { plan.kept[$0] == nil }.sorted()
         // WAL: what the oldest kept backup starts from, and everything after it, stays.
         if let oldestKept = summaries.last(where: { plan.kept[$0.id] != nil }) {
@@ -66,10 +72,15 @@ public struct BackupPruner: Sendable {
         return plan
     }
 
-    /// Carries out `plan`: each backup directory is renamed away, then removed; each
-    /// WAL file with its digest; the push log is rewritten without them.
+    /// Carries out `plan`: each backup leaves a tombstone in `base/pruned.log` (its
+    /// summary's links, so that verify can still follow the catalogue's hash chain
+    /// across it), then its directory is renamed away and removed; each WAL file goes
+    /// with its digest; the push log is rewritten without them.
     public func apply(_ plan: PrunePlan) throws {
         let catalogue = BackupCatalogue(store: store)
+        let summaries = Dictionary(try catalogue.summaries().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let tombstones = plan.removed.compactMap { summaries[$0] }.map { PrunedBackup(summary: $0, prunedAt: BaseBackup.timestamp(Date(), compact: false)) }
+        if !tombstones.isEmpty { try catalogue.recordPruned(tombstones) }
         for id in plan.removed {
             let directory = catalogue.directory(id)
             let doomed = directory + ".pruning"

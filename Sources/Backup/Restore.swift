@@ -13,7 +13,7 @@ public enum RecoveryTarget: Sendable, Equatable {
 
 /// What a restore did.
 public struct RestoreReport: Sendable, Codable {
-    /// The base backup used.
+    /// The full backup the cluster came from.
     public let backup: String
     /// Members written.
     public let members: Int
@@ -40,7 +40,8 @@ public struct BackupRestore: Sendable {
         return formatter.date(from: text)
     }
 
-    /// The base backup to restore for `target`: the newest that finished before it.
+    /// The backup for `target`: the newest (full or incremental) that finished before
+    /// it. Its tree is the suite's files at that point; the cluster comes from ``base(for:)``.
     public func choose(_ target: RecoveryTarget) throws -> BackupSummary {
         let summaries = try BackupCatalogue(store: store).summaries()
         switch target {
@@ -53,6 +54,15 @@ public struct BackupRestore: Sendable {
             }
             return chosen
         }
+    }
+
+    /// The full backup whose base the cluster is restored from for `chosen`.
+    public func base(for chosen: BackupSummary) throws -> BackupSummary {
+        guard chosen.kind == BackupKind.incremental.rawValue else { return chosen }
+        guard let id = chosen.base, let full = try BackupCatalogue(store: store).summaries().first(where: { $0.id == id && $0.kind == BackupKind.full.rawValue }) else {
+            throw ArchiveError("the incremental backup \(chosen.id) builds on the full backup \(chosen.base ?? "?"), which is not in the store: restore refused")
+        }
+        return full
     }
 
     /// The archived WAL from `start` on, refusing a gap: segments must follow one
@@ -81,17 +91,10 @@ public struct BackupRestore: Sendable {
     /// recovery with `restoreCommand` (e.g. `osmose-backupd wal-fetch --config … %f %p`).
     /// On any mismatch the directory is emptied and nothing is left that could start.
     public func restore(to target: RecoveryTarget, into dataDirectory: String, restoreCommand: String) throws -> RestoreReport {
-        let summary = try choose(target)
+        let summary = try base(for: try choose(target))
         let manifest = try BackupCatalogue(store: store).manifest(summary.id, identities: identities)
         let run = try walRun(from: manifest.walStart, through: manifest.walEnd)
-        if FileManager.default.fileExists(atPath: dataDirectory) {
-            guard try FileManager.default.contentsOfDirectory(atPath: dataDirectory).isEmpty else {
-                throw ArchiveError("\(dataDirectory) is not empty: restore into a new directory")
-            }
-        } else {
-            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        }
-        chmod(dataDirectory, 0o700)
+        try Self.prepareEmpty(dataDirectory)
         do {
             let written = try extract(summary.id, manifest: manifest, into: dataDirectory)
             try writeRecoverySettings(dataDirectory, target: target, restoreCommand: restoreCommand)
@@ -124,32 +127,115 @@ public struct BackupRestore: Sendable {
                 try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
             case .file:
                 guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
-                let descriptor = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(entry.mode))
-                guard descriptor >= 0 else { throw ArchiveError("cannot create \(destination): \(String(cString: strerror(errno)))") }
-                defer { close(descriptor) }
-                var hasher = SHA256Hasher()
-                var size: Int64 = 0
-                while let block = try next() {
-                    hasher.update(block)
-                    size += Int64(block.count)
-                    var offset = block.startIndex
-                    while offset < block.endIndex {
-                        let count = block[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-                        guard count > 0 else { throw ArchiveError("writing \(destination) failed: \(String(cString: strerror(errno)))") }
-                        offset += count
-                    }
-                }
-                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-                guard size == member.size, digest == member.sha256 else {
-                    throw ArchiveError("\(entry.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
-                }
-                guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(destination) failed") }
+                try Self.writeChecked(destination, mode: mode_t(entry.mode), expected: member, backup: id, next: next)
                 seen.insert(entry.path)
             }
         }
         let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
         guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
         return seen.count
+    }
+
+    /// Restores the suite's files (configuration, policies, witness copies, …) as
+    /// they were at `target` into `directory` (absent or empty): the tree listed by
+    /// the chosen backup, each file taken from the backup that holds its content
+    /// and checked against its SHA-256. Files deleted before that backup do not
+    /// come back. On any mismatch or missing content the directory is emptied.
+    /// - Returns: the backup whose tree was restored, and the number of files written.
+    public func restoreFiles(to target: RecoveryTarget, into directory: String) throws -> (backup: String, files: Int) {
+        let chosen = try choose(target)
+        let catalogue = BackupCatalogue(store: store)
+        let manifest = try catalogue.manifest(chosen.id, identities: identities)
+        guard let tree = manifest.tree else {
+            throw ArchiveError("backup \(chosen.id) predates file-tree lists: take its suite/ directory with age -d … | bsdtar -x (docs/backup.md)")
+        }
+        try Self.prepareEmpty(directory)
+        func destination(_ path: String) throws -> String {
+            guard path.hasPrefix("suite/"), !path.split(separator: "/").contains(".."), !path.contains("//") else {
+                throw ArchiveError("the tree of \(chosen.id) lists \(path), which is not under suite/")
+            }
+            return "\(directory)/\(path.dropFirst(6))"
+        }
+        do {
+            for entry in tree where entry.kind == "directory" {
+                try FileManager.default.createDirectory(atPath: try destination(entry.path), withIntermediateDirectories: true)
+            }
+            let present = Set(try catalogue.summaries().map(\.id))
+            let files = tree.filter { $0.kind == "file" }
+            var written = 0
+            for (holder, entries) in Dictionary(grouping: files, by: { $0.backup ?? "" }).sorted(by: { $0.key < $1.key }) {
+                guard present.contains(holder) else {
+                    throw ArchiveError("\(entries[0].path) is held by backup \(holder.isEmpty ? "(none recorded)" : holder), which is not in the store: restore refused")
+                }
+                var wanted = Dictionary(entries.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+                let reader = try EncryptedArchiveReader(path: "\(catalogue.directory(holder))/data.tar.zst.age", identities: identities)
+                try reader.forEachEntry { entry, next in
+                    guard case .file = entry.kind, let want = wanted.removeValue(forKey: entry.path), let size = want.size, let sha256 = want.sha256 else {
+                        while try next() != nil {}
+                        return
+                    }
+                    let path = try destination(want.path)
+                    try Self.writeChecked(path, mode: mode_t(want.mode), expected: ArchiveMember(path: want.path, size: size, sha256: sha256), backup: holder, next: next)
+                    var times = [
+                        timespec(tv_sec: Int(want.modifiedNanoseconds / 1_000_000_000), tv_nsec: Int(want.modifiedNanoseconds % 1_000_000_000)),
+                        timespec(tv_sec: Int(want.modifiedNanoseconds / 1_000_000_000), tv_nsec: Int(want.modifiedNanoseconds % 1_000_000_000)),
+                    ]
+                    utimensat(AT_FDCWD, path, &times, 0)
+                    written += 1
+                }
+                if let missing = wanted.keys.min() {
+                    throw ArchiveError("\(missing) is missing from backup \(holder), which the tree of \(chosen.id) says holds it: restore refused")
+                }
+            }
+            for entry in tree where entry.kind == "symlink" {
+                try FileManager.default.createSymbolicLink(atPath: try destination(entry.path), withDestinationPath: entry.target ?? "")
+            }
+            // Directory modes last (a read-only directory would refuse its files), deepest first.
+            for entry in tree.reversed() where entry.kind == "directory" { chmod(try destination(entry.path), mode_t(entry.mode)) }
+            return (chosen.id, written)
+        } catch {
+            for child in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                try? FileManager.default.removeItem(atPath: "\(directory)/\(child)")
+            }
+            throw error
+        }
+    }
+
+    /// Makes `directory` exist, empty, mode 0700; refuses one that holds anything.
+    static func prepareEmpty(_ directory: String) throws {
+        if FileManager.default.fileExists(atPath: directory) {
+            guard try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty else {
+                throw ArchiveError("\(directory) is not empty: restore into a new directory")
+            }
+        } else {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        chmod(directory, 0o700)
+    }
+
+    /// Writes a member's content to a new file `destination`, refusing it (and the
+    /// restore) when its size or SHA-256 differs from `expected`; synced before returning.
+    static func writeChecked(_ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, next: () throws -> ArraySlice<UInt8>?) throws {
+        let descriptor = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw ArchiveError("cannot create \(destination): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var hasher = SHA256Hasher()
+        var size: Int64 = 0
+        while let block = try next() {
+            hasher.update(block)
+            size += Int64(block.count)
+            var offset = block.startIndex
+            while offset < block.endIndex {
+                let count = block[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                guard count > 0 else { throw ArchiveError("writing \(destination) failed: \(String(cString: strerror(errno)))") }
+                offset += count
+            }
+        }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        guard size == expected.size, digest == expected.sha256 else {
+            throw ArchiveError("\(expected.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
+        }
+        guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(destination) failed") }
     }
 
     private func writeRecoverySettings(_ dataDirectory: String, target: RecoveryTarget, restoreCommand: String) throws {

@@ -53,14 +53,37 @@ public struct BackupVerifier: Sendable {
             return report
         }
         if summaries.isEmpty { problem("catalogue", "the store holds no backup") }
-        // The chain: each summary names its predecessor and that one's manifest hash.
-        for (index, summary) in summaries.enumerated() where index > 0 {
-            let previous = summaries[index - 1]
-            if summary.parent != previous.id || summary.parentManifestSHA256 != previous.manifestSHA256 {
-                problem("base/\(summary.id)", "its parent is recorded as \(summary.parent ?? "none"), but the catalogue's previous backup is \(previous.id) (a backup was removed or replaced)")
+        // The chain: each backup names its predecessor and that one's manifest hash;
+        // pruned backups stay in it as tombstones (base/pruned.log).
+        let pruned: [PrunedBackup]
+        do {
+            pruned = try catalogue.pruned()
+        } catch {
+            problem("catalogue", "\(error)")
+            pruned = []
+        }
+        let links = (summaries.map { ($0.id, $0.parent, $0.parentManifestSHA256, $0.manifestSHA256, false) }
+            + pruned.map { ($0.id, $0.parent, $0.parentManifestSHA256, $0.manifestSHA256, true) }).sorted { $0.0 < $1.0 }
+        for (index, link) in links.enumerated() where index > 0 {
+            let previous = links[index - 1]
+            if link.1 != previous.0 || link.2 != previous.3 {
+                problem(
+                    "\(link.4 ? "pruned" : "base")/\(link.0)",
+                    "its parent is recorded as \(link.1 ?? "none"), but the catalogue's previous backup is \(previous.0) (a backup was removed or replaced)")
             }
         }
-        for summary in all ? summaries : Array(summaries.suffix(1)) {
+        let present = Dictionary(summaries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var manifests: [String: BackupManifest] = [:]
+        func loadManifest(_ id: String) -> BackupManifest? {
+            if let known = manifests[id] { return known }
+            let loaded = try? catalogue.manifest(id, identities: identities)
+            manifests[id] = loaded
+            return loaded
+        }
+        // Without --all: the newest backup and those it needs (its base, the holders of its files).
+        var selected = all ? summaries : Array(summaries.suffix(1))
+        if !all, let newest = summaries.last { selected = newest.needs.compactMap { present[$0] }.sorted { $0.id < $1.id } + selected }
+        for summary in selected {
             let subject = "base/\(summary.id)"
             let manifest: BackupManifest
             do {
@@ -69,8 +92,39 @@ public struct BackupVerifier: Sendable {
                 problem(subject, "manifest: \(error)")
                 continue
             }
-            if manifest.parentManifestSHA256 != summary.parentManifestSHA256 || manifest.walStart != summary.walStart || manifest.walEnd != summary.walEnd {
+            manifests[summary.id] = manifest
+            if manifest.parentManifestSHA256 != summary.parentManifestSHA256 || manifest.walStart != summary.walStart || manifest.walEnd != summary.walEnd
+                || manifest.base != summary.base || manifest.references != (summary.references ?? []) || manifest.kind != summary.kind
+            {
                 problem(subject, "the summary differs from the encrypted manifest")
+            }
+            if manifest.kind == BackupKind.incremental.rawValue {
+                if let base = manifest.base, present[base]?.kind != BackupKind.full.rawValue {
+                    problem(subject, "it builds on the full backup \(base), which is not in the store: the cluster cannot be restored from it")
+                } else if manifest.base == nil {
+                    problem(subject, "an incremental backup without a base")
+                }
+            }
+            // The tree: each file's content is in this archive or in a backup still in the store, with the same hash.
+            let own = Dictionary(manifest.members.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+            for entry in manifest.tree ?? [] where entry.kind == "file" {
+                let holder = entry.backup ?? ""
+                let member: ArchiveMember?
+                if holder == summary.id {
+                    member = own[entry.path]
+                } else if present[holder] == nil {
+                    problem("\(subject)/\(entry.path)", "its content is in backup \(holder.isEmpty ? "(none recorded)" : holder), which is not in the store")
+                    continue
+                } else {
+                    guard let held = loadManifest(holder) else {
+                        problem("\(subject)/\(entry.path)", "its content is in backup \(holder), whose manifest cannot be read")
+                        continue
+                    }
+                    member = held.members.first { $0.path == entry.path }
+                }
+                if member?.sha256 != entry.sha256 || member?.size != entry.size {
+                    problem("\(subject)/\(entry.path)", "the tree's hash differs from what backup \(holder) holds")
+                }
             }
             var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
             do {
@@ -105,15 +159,15 @@ public struct BackupVerifier: Sendable {
                 problem("wal/\(name)", "\(error)")
             }
         }
-        let present = Set(names)
-        for name in ((try? archive.pushedNames()) ?? []) where !present.contains(name) {
+        let archived = Set(names)
+        for name in ((try? archive.pushedNames()) ?? []) where !archived.contains(name) {
             problem("wal/\(name)", "archived (in the push log) but missing from the store")
         }
         if let oldest = summaries.first {
             var segment = oldest.walStart
             let newest = names.filter { $0.count == 24 && $0.prefix(8) == oldest.walStart.prefix(8) }.max() ?? oldest.walStart
             while segment <= newest {
-                if !present.contains(segment) { problem("wal/\(segment)", "missing: the WAL archive has a gap here") }
+                if !archived.contains(segment) { problem("wal/\(segment)", "missing: the WAL archive has a gap here") }
                 guard let next = WALSegment.next(segment) else { break }
                 segment = next
             }

@@ -121,10 +121,10 @@ public struct WALArchive: Sendable {
 }
 
 /// Writes `bytes` to `path` through a temporary file, synced, renamed, directory synced.
-func writeDurably(_ bytes: [UInt8], to path: String) throws {
+func writeDurably(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws {
     let temporary = path + ".partial"
     unlink(temporary)
-    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
     guard descriptor >= 0 else { throw ArchiveError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
     var offset = 0
     while offset < bytes.count {

@@ -19,7 +19,7 @@ public struct BackupDaemon: AsyncParsableCommand {
               1   failed; the message says why (PostgreSQL keeps the segment and retries wal-push)
               3   the configuration is invalid
             """,
-        subcommands: [Full.self, Prune.self, Copy.self, WALPush.self, WALFetch.self])
+        subcommands: [Full.self, Incremental.self, Prune.self, Copy.self, WALPush.self, WALFetch.self])
 
     public init() {}
 
@@ -65,33 +65,54 @@ struct Full: AsyncParsableCommand {
         discussion: "Waits until the WAL the base needs is archived, so that a listed backup is always restorable. Prints the backup's summary as JSON.")
     @OptionGroup var options: BackupOptions
 
-    func run() async throws {
-        let configuration = try options.load()
-        let backup = configuration.backup
-        guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
-        let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? "/etc/osmose/osmose.yaml"
-        var suiteFiles: [(path: String, name: String)] = [(configPath, "osmose.yaml")]
-        if FileManager.default.fileExists(atPath: configuration.paths.policies) { suiteFiles.append((configuration.paths.policies, "policies")) }
-        for (index, witness) in configuration.journal.witnessDirectories.enumerated() where FileManager.default.fileExists(atPath: witness) {
-            suiteFiles.append((witness, "witness-\(index)"))
-        }
+    func run() async throws { try await takeBackup(.full, options) }
+}
+
+struct Incremental: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take an incremental backup: the suite's files changed since the previous backup, and the list of the whole tree.",
+        discussion: """
+            The cluster's changes are in the WAL archive already (wal-push); a restore to any moment after this \
+            backup takes the cluster from the newest full backup before it and replays the WAL, and the suite's \
+            files from this backup's tree (files deleted since the parent do not come back). Needs a full backup \
+            in the store. Prints the backup's summary as JSON.
+            """)
+    @OptionGroup var options: BackupOptions
+
+    func run() async throws { try await takeBackup(.incremental, options) }
+}
+
+/// Takes a backup of `kind`, records it (ops.backups and the journal) and mirrors it to the copy locations.
+func takeBackup(_ kind: BackupKind, _ options: BackupOptions) async throws {
+    let configuration = try options.load()
+    let backup = configuration.backup
+    guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
+    let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? "/etc/osmose/osmose.yaml"
+    var suiteFiles: [(path: String, name: String)] = [(configPath, "osmose.yaml")]
+    if FileManager.default.fileExists(atPath: configuration.paths.policies) { suiteFiles.append((configuration.paths.policies, "policies")) }
+    for (index, witness) in configuration.journal.witnessDirectories.enumerated() where FileManager.default.fileExists(atPath: witness) {
+        suiteFiles.append((witness, "witness-\(index)"))
+    }
+    for (index, tree) in backup.fileTrees.enumerated() {
+        guard FileManager.default.fileExists(atPath: tree) else { fail("backup.file_trees lists \(tree), which does not exist", status: 3) }
+        suiteFiles.append((tree, "tree-\(index)-" + ((tree as NSString).lastPathComponent.isEmpty ? "root" : (tree as NSString).lastPathComponent)))
+    }
+    do {
+        let job = BaseBackup(
+            connection: configuration.backupConnection, store: backup.store,
+            recipients: try backup.recipients.map(AgeRecipient.init(encoded:)), suiteFiles: suiteFiles)
+        let summary = try job.run(kind: kind)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        print(String(decoding: try encoder.encode(summary), as: UTF8.self))
         do {
-            let job = BaseBackup(
-                connection: configuration.backupConnection, store: backup.store,
-                recipients: try backup.recipients.map(AgeRecipient.init(encoded:)), suiteFiles: suiteFiles)
-            let summary = try job.run()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
-            do {
-                try await BackupJournal.recordBackup(summary, store: backup.store, connectionString: configuration.backupConnection)
-            } catch {
-                fail("backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed: \(error)")
-            }
-            if !mirror(backup) { fail("backup \(summary.id) is stored, but a copy location is not up to date (see above)") }
+            try await BackupJournal.recordBackup(summary, store: backup.store, connectionString: configuration.backupConnection)
         } catch {
-            fail("full backup: \(error)")
+            fail("backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed: \(error)")
         }
+        if !mirror(backup) { fail("backup \(summary.id) is stored, but a copy location is not up to date (see above)") }
+    } catch {
+        fail("\(kind.rawValue) backup: \(error)")
     }
 }
 

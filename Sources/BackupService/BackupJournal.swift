@@ -30,17 +30,17 @@ enum BackupJournal {
         try await connection.transaction { connection in
             try connection.query(
                 """
-                INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes)
-                    VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11)
+                INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes, base, needs)
+                    VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11, $12, string_to_array($13, ','))
                 """,
                 [
                     summary.id, summary.kind, store, summary.started, summary.finished, summary.walStart, summary.walEnd, summary.manifestSHA256,
-                    summary.parent, summary.recipients.joined(separator: ","), summary.bytes,
+                    summary.parent, summary.recipients.joined(separator: ","), summary.bytes, summary.base, summary.needs.joined(separator: ","),
                 ])
             try connection.record(
                 event(
                     objectID: summary.id,
-                    reason: "full backup: \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
+                    reason: "\(summary.kind) backup\(summary.base.map { " on \($0)" } ?? ""): \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
         }
     }
 

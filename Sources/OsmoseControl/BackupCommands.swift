@@ -98,6 +98,8 @@ struct BackupCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "latest, or a moment such as 2026-11-22T10:15:00Z.") var to: String
         @Option(help: "The new data directory (absent or empty).") var target: String
+        @Option(help: "Also restore the suite's files (configuration, policies, witness copies, file_trees) as they were at --to into this directory (absent or empty).")
+        var files: String?
         @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
         @Flag(help: "Say which backup and WAL would be used; write nothing.") var dryRun = false
 
@@ -124,8 +126,10 @@ struct BackupCommand: AsyncParsableCommand {
                 let restorer = BackupRestore(store: backup.store, identities: try BackupCommand.identities(identity, backup))
                 if dryRun {
                     let chosen = try restorer.choose(goal)
-                    let run = try restorer.walRun(from: chosen.walStart, through: chosen.walEnd)
-                    print("would restore backup \(chosen.id) into \(target) and replay WAL \(run.first)…\(run.last) up to \(to); nothing written")
+                    let base = try restorer.base(for: chosen)
+                    let run = try restorer.walRun(from: base.walStart, through: base.walEnd)
+                    print("would restore the cluster from backup \(base.id) into \(target) and replay WAL \(run.first)…\(run.last) up to \(to); nothing written")
+                    if let files { print("would restore the suite's files as backup \(chosen.id) lists them into \(files)") }
                     return
                 }
                 let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
@@ -133,8 +137,14 @@ struct BackupCommand: AsyncParsableCommand {
                 let command = "\(backupd) wal-fetch --config \(configPath) --identity \(identityFile ?? "") %f %p"
                 let report = try restorer.restore(to: goal, into: target, restoreCommand: command)
                 print("restored backup \(report.backup) (\(report.members) files) into \(target); WAL \(report.walFrom)…\(report.walTo) available; recovery target: \(to)")
+                var detail = "restored to \(to) into \(target)"
+                if let files {
+                    let restored = try restorer.restoreFiles(to: goal, into: files)
+                    print("restored the suite's files as backup \(restored.backup) lists them (\(restored.files) files) into \(files)")
+                    detail += "; suite files of \(restored.backup) into \(files)"
+                }
                 print("next: chown -R postgres:postgres \(target) && pg_ctl -D \(target) start (as postgres)")
-                try? await journalOutcome(options, objectID: report.backup, passed: true, detail: "restored to \(to) into \(target)")
+                try? await journalOutcome(options, objectID: report.backup, passed: true, detail: detail)
             }
         }
     }

@@ -69,6 +69,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var database: String
         /// Copy locations (mounted remote paths) that mirror the store, each file verified after writing.
         public var copies: [String] = []
+        /// Further directories of the suite's files to back up (e.g. cold archives),
+        /// beside the configuration, the policies and the witness directories.
+        public var fileTrees: [String] = []
     }
 
     /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
@@ -220,10 +223,14 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
         }
-        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies"]) {
+        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies", "file_trees"]) {
             configuration.backup.copies = try backup.strings("copies")
             for copy in configuration.backup.copies where !copy.hasPrefix("/") {
                 throw backup.error("copies", "\(copy) must be an absolute path")
+            }
+            configuration.backup.fileTrees = try backup.strings("file_trees")
+            for tree in configuration.backup.fileTrees where !tree.hasPrefix("/") {
+                throw backup.error("file_trees", "\(tree) must be an absolute path")
             }
             configuration.backup.database = try backup.optionalString("database") ?? ""
             if let store = try backup.optionalString("store") {

@@ -1,0 +1,163 @@
+import Age
+import Foundation
+import Glibc
+import Store
+import Testing
+import TestSupport
+
+/// Incremental backups of the suite's file trees: only what changed since the
+/// parent is written, each backup lists the whole tree, a restore rebuilds the tree
+/// of the chosen moment (deletions included), prune keeps what a kept backup needs
+/// and leaves a tombstone that keeps the catalogue chain verifiable.
+@Suite("Incremental backups end to end", .serialized)
+struct IncrementalBackupTests {
+    let bin = builtExecutablesDirectory()
+
+    func write(_ text: String, _ path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    /// The files under `directory`, relative path → content.
+    func contents(_ directory: String) throws -> [String: String] {
+        var found: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        while let path = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: "\(directory)/\(path)", isDirectory: &isDirectory), !isDirectory.boolValue {
+                found[path] = try String(contentsOfFile: "\(directory)/\(path)", encoding: .utf8)
+            }
+        }
+        return found
+    }
+
+    func summaries(_ osmosectl: String, _ config: String) async throws -> [[String: Any]] {
+        let listed = try await runProgram(osmosectl, ["backup", "list", "--json", "--config", config])
+        return (try JSONSerialization.jsonObject(with: Data(listed.standardOutput.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    @Test("A full then two incrementals: each incremental stores only the changed files; restores to a moment between them and to latest rebuild exactly that tree (deleted files stay deleted); prune keeps the base; a missing base is named by verify and refused by restore")
+    func incrementalFileTrees() async throws {
+        let identity = try AgeIdentity.generate()
+        let backupd = bin.appendingPathComponent("osmose-backupd").path
+        let osmosectl = bin.appendingPathComponent("osmosectl").path
+        let cluster = try await TestCluster("incremental")
+        let directory = cluster.directory
+        let config = "\(directory)/osmose.yaml"
+        let tree = "\(directory)/archives"
+        let policies = "\(directory)/policies"
+        try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
+        try """
+            database:
+              connection: "\(cluster.connectionString())"
+            paths:
+              policies: \(policies)
+            backup:
+              store: \(directory)/store
+              recipients: ["\(identity.recipient.encoded)"]
+              identity_file: \(directory)/identity.txt
+              file_trees: [\(tree)]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try write("keep:\n  last: 1\n  daily: 0\n  weekly: 0\n  monthly: 0\n  floor: 1\n", "\(policies)/backup.yaml")
+        try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+        try write("a1", "\(tree)/a.txt")
+        try write("b1", "\(tree)/b.txt")
+        try write("d1", "\(tree)/d.txt")
+        try write("k1", "\(tree)/2026/keep.txt")
+        try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
+        try TestCluster.giveToOwner(directory)
+        try await cluster.start()
+        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
+
+        // An incremental needs a full one first.
+        let early = try await cluster.asOwner([backupd, "incremental", "--config", config])
+        #expect(early.status == 1 && early.standardError.contains("run osmose-backupd full first"), "\(early.standardError)")
+        let full = try await cluster.asOwner([backupd, "full", "--config", config])
+        #expect(full.status == 0, "\(full.standardError)")
+
+        // Changed: a (content), b (deleted), c (new), d (touched, same content).
+        try write("a2", "\(tree)/a.txt")
+        try FileManager.default.removeItem(atPath: "\(tree)/b.txt")
+        try write("c2", "\(tree)/c.txt")
+        try write("d1", "\(tree)/d.txt")
+        try TestCluster.giveToOwner(directory)
+        let first = try await cluster.asOwner([backupd, "incremental", "--config", config])
+        #expect(first.status == 0, "\(first.standardError)")
+        try await Task.sleep(for: .milliseconds(1100))
+        let between = ISO8601DateFormatter().string(from: Date())
+        try await Task.sleep(for: .milliseconds(1100))
+        try write("a3", "\(tree)/a.txt")
+        try FileManager.default.removeItem(atPath: "\(tree)/c.txt")
+        try write("e3", "\(tree)/sub/e.txt")
+        try TestCluster.giveToOwner(directory)
+        let second = try await cluster.asOwner([backupd, "incremental", "--config", config])
+        #expect(second.status == 0, "\(second.standardError)")
+
+        let listed = try await summaries(osmosectl, config)
+        #expect(listed.map { $0["kind"] as? String } == ["full", "incremental", "incremental"])
+        let ids = listed.compactMap { $0["id"] as? String }
+        // Only the changed files: a and c in the first, a and e in the second; both build on the full.
+        #expect(listed.dropFirst().map { $0["memberCount"] as? Int } == [2, 2], "\(listed)")
+        #expect(listed.dropFirst().allSatisfy { $0["base"] as? String == ids.first })
+        #expect((listed.last?["references"] as? [String]) == [ids[0]], "the second holds d and keep.txt through the full, nothing through the first")
+
+        // Recorded in ops.backups with what each needs.
+        let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+        let rows = try await connection.query("SELECT kind, coalesce(base, '') AS base, array_to_string(needs, ',') AS needs FROM ops.backups ORDER BY id").rows
+        #expect(try rows.map { try $0.string("kind") } == ["full", "incremental", "incremental"])
+        #expect(try rows.dropFirst().allSatisfy { try $0.string("base") == ids[0] && $0.string("needs") == ids[0] })
+        await connection.close()
+
+        let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+        #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
+
+        // Between the incrementals: the tree as the first saw it. Latest: as the second did.
+        let dryRun = try await runProgram(osmosectl, ["backup", "restore", "--to", between, "--target", "\(directory)/never", "--files", "\(directory)/never-files", "--dry-run", "--config", config])
+        #expect(dryRun.standardOutput.contains("from backup \(ids[0])") && dryRun.standardOutput.contains("backup \(ids[1]) lists"), "\(dryRun.standardOutput)\(dryRun.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/never"))
+        let atFirst = "\(directory)/files-first"
+        let restoredFirst = try await runProgram(osmosectl, ["backup", "restore", "--to", between, "--target", "\(directory)/data-first", "--files", atFirst, "--config", config])
+        #expect(restoredFirst.status == 0, "\(restoredFirst.standardOutput)\(restoredFirst.standardError)")
+        let firstTree = try contents("\(atFirst)/tree-0-archives")
+        #expect(firstTree == ["a.txt": "a2", "c.txt": "c2", "d.txt": "d1", "2026/keep.txt": "k1"], "\(firstTree)")
+        #expect(FileManager.default.fileExists(atPath: "\(atFirst)/osmose.yaml") && FileManager.default.fileExists(atPath: "\(atFirst)/policies/backup.yaml"))
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/data-first/PG_VERSION"), "the cluster came from the full backup")
+        // The same tree with the standard tools only, as docs/backup.md says.
+        let standard = "\(directory)/standard"
+        try FileManager.default.createDirectory(atPath: standard, withIntermediateDirectories: true)
+        let script = """
+            set -eo pipefail; cd \(standard)
+            for id in \(ids[0]) \(ids[1]); do age -d -i \(directory)/identity.txt \(directory)/store/base/$id/data.tar.zst.age | bsdtar -xf - suite; done
+            age -d -i \(directory)/identity.txt \(directory)/store/base/\(ids[1])/manifest.json.age \\
+              | python3 -c 'import json,sys; print("\\n".join(e["path"] for e in json.load(sys.stdin)["tree"]))' | sort > listed
+            find suite -mindepth 1 | sort | comm -23 - listed | xargs -r rm -rf
+            """
+        let standardRun = try await runProgram("/bin/bash", ["-c", script])
+        #expect(standardRun.status == 0, "\(standardRun.standardError)")
+        #expect(try contents("\(standard)/suite/tree-0-archives") == firstTree, "age | bsdtar and the tree list give the same files")
+        let atLatest = "\(directory)/files-latest"
+        let restoredLatest = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/data-latest", "--files", atLatest, "--config", config])
+        #expect(restoredLatest.status == 0, "\(restoredLatest.standardOutput)\(restoredLatest.standardError)")
+        #expect(try contents("\(atLatest)/tree-0-archives") == ["a.txt": "a3", "d.txt": "d1", "sub/e.txt": "e3", "2026/keep.txt": "k1"])
+
+        // Prune keeps the newest and its base, removes the first incremental, and the chain still verifies through its tombstone.
+        let plan = try await runProgram(backupd, ["prune", "--dry-run", "--config", config])
+        #expect(plan.standardOutput.contains("needed by \(ids[2])") && plan.standardOutput.contains("would remove \(ids[1])"), "\(plan.standardOutput)\(plan.standardError)")
+        let prune = try await cluster.asOwner([backupd, "prune", "--config", config])
+        #expect(prune.status == 0, "\(prune.standardError)")
+        #expect(try await summaries(osmosectl, config).compactMap { $0["id"] as? String } == [ids[0], ids[2]])
+        let afterPrune = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+        #expect(afterPrune.status == 0, "\(afterPrune.standardOutput)\(afterPrune.standardError)")
+
+        // The base gone (without a prune): verify names it, restore refuses and leaves nothing.
+        let baseDirectory = "\(directory)/store/base/\(ids[0])"
+        try FileManager.default.moveItem(atPath: baseDirectory, toPath: "\(directory)/moved-base")
+        let broken = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
+        #expect(broken.status == 5 && broken.standardOutput.contains("builds on the full backup \(ids[0]), which is not in the store"), "\(broken.standardOutput)")
+        #expect(broken.standardOutput.contains("base/\(ids[2])/suite/tree-0-archives/d.txt"), "the file held by the missing backup is named: \(broken.standardOutput)")
+        let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/data-refused", "--config", config])
+        #expect(refused.status != 0 && refused.standardError.contains("which is not in the store: restore refused"), "\(refused.standardError)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/data-refused")) ?? []).isEmpty)
+        await cluster.destroy()
+    }
+}
