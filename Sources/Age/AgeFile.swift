@@ -161,11 +161,17 @@ public struct AgeEncryptor {
     private let header: [UInt8]
 
     /// An encryptor to `recipients` (X25519: several may be given; any one identity decrypts).
-    /// - Throws: ``AgeError`` `.header` when there is no recipient, or a passphrase is mixed with others.
+    /// - Throws: ``AgeError`` `.header` when there is no recipient, a passphrase is
+    ///   mixed with others, or hybrid post-quantum recipients with classic ones (the
+    ///   file would be only as strong as its weakest stanza; age refuses it too).
     public init(recipients: [any AgeWrapping]) throws {
         guard !recipients.isEmpty else { throw AgeError(.header, "no recipient to encrypt to") }
         if recipients.count > 1 && recipients.contains(where: { $0 is AgePassphrase }) {
             throw AgeError(.header, "a passphrase must be the only recipient")
+        }
+        let hybrid = recipients.filter { $0 is AgeHybridRecipient }.count
+        guard hybrid == 0 || hybrid == recipients.count else {
+            throw AgeError(.header, "hybrid post-quantum (age1pq1…) and classic recipients cannot be mixed in one file")
         }
         let fileKey = try SecretBytes.random(count: 16)
         let nonce = try SecureRandom.bytes(count: 16)

@@ -217,7 +217,7 @@ struct WALFetch: AsyncParsableCommand {
         }
         let found: Bool
         do {
-            let identities = try AgeIdentity.parseFile(String(decoding: text, as: UTF8.self))
+            let identities = try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
             found = try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities)
         } catch {
             fail("wal-fetch \(name): \(error)")

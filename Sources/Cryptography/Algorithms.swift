@@ -10,6 +10,10 @@ enum Algorithms {
     nonisolated(unsafe) static let chaCha20: OpaquePointer? = EVP_CIPHER_fetch(nil, "ChaCha20", nil)
     nonisolated(unsafe) static let hmac: OpaquePointer? = EVP_MAC_fetch(nil, "HMAC", nil)
     nonisolated(unsafe) static let hkdf: OpaquePointer? = EVP_KDF_fetch(nil, "HKDF", nil)
+    nonisolated(unsafe) static let sha3_256: OpaquePointer? = EVP_MD_fetch(nil, "SHA3-256", nil)
+    nonisolated(unsafe) static let sha3_512: OpaquePointer? = EVP_MD_fetch(nil, "SHA3-512", nil)
+    nonisolated(unsafe) static let shake128: OpaquePointer? = EVP_MD_fetch(nil, "SHAKE128", nil)
+    nonisolated(unsafe) static let shake256: OpaquePointer? = EVP_MD_fetch(nil, "SHAKE256", nil)
 
     static func require(_ algorithm: OpaquePointer?, _ name: String) throws -> OpaquePointer {
         guard let algorithm else { throw CryptoError.openSSL("the OpenSSL default provider has no \(name)") }

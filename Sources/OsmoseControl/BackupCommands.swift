@@ -20,7 +20,7 @@ struct BackupCommand: AsyncParsableCommand {
             throw ValidationError("decrypting needs an age identity: pass --identity FILE, set backup.identity_file, or pass the backup-identity credential")
         }
         guard let text = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read the identity file \(file)") }
-        return try AgeIdentity.parseFile(String(decoding: text, as: UTF8.self))
+        return try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
     }
 
     struct List: AsyncParsableCommand {

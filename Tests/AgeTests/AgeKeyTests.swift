@@ -1,4 +1,5 @@
 import Age
+import Cryptography
 import Foundation
 import Testing
 import TestSupport
@@ -79,5 +80,35 @@ struct AgeKeyTests {
         #expect(throws: AgeKeyError.self) { try AgeRecipient(encoded: secret) }
         #expect(throws: AgeKeyError.self) { try AgeIdentity.parseFile("# only a comment\n\n") }
         #expect(throws: AgeKeyError.self) { try AgeIdentity.parseFile("\(secret)\nnot a key\n") }
+    }
+}
+
+@Suite("age hybrid post-quantum recipients (mlkem768x25519)")
+struct AgeHybridTests {
+    @Test("A file encrypted to hybrid recipients opens with either identity, at chunk boundaries; identities and recipients re-encode; mixing with X25519 is refused")
+    func roundTrip() throws {
+        let first = try AgeHybridIdentity.generate()
+        let second = try AgeHybridIdentity.generate()
+        for size in [0, 1, 65536, 65537, 200_000] {
+            let plaintext = try SecureRandom.bytes(count: size)
+            let file = try Age.encrypt(plaintext, to: [first.recipient, second.recipient])
+            #expect(try Age.decrypt(file, identities: [second]) == plaintext)
+            #expect(try Age.decrypt(file, identities: [first]) == plaintext)
+            #expect(throws: AgeError.self) { try Age.decrypt(file, identities: [try AgeHybridIdentity.generate(), try AgeIdentity.generate()]) }
+        }
+        let encoded = first.exposedEncoding()
+        #expect(encoded.hasPrefix("AGE-SECRET-KEY-PQ-1"))
+        #expect(try AgeHybridIdentity(encoded: encoded).recipient == first.recipient)
+        #expect(first.recipient.encoded.hasPrefix("age1pq1"))
+        #expect(try AgeHybridRecipient(encoded: first.recipient.encoded) == first.recipient)
+        #expect(!"\(first)".contains(encoded))
+        #expect(throws: AgeError.self) { try Age.encrypt([1, 2, 3], to: [first.recipient, try AgeIdentity.generate().recipient]) }
+        #expect(throws: AgeKeyError.self) { try AgeHybridRecipient(encoded: try AgeIdentity.generate().recipient.encoded) }
+        // An identity file may hold both kinds.
+        let classic = try AgeIdentity.generate()
+        let parsed = try AgeIdentities.parseFile("# created: now\n\(encoded)\n\(classic.exposedEncoding())\n")
+        #expect(parsed.count == 2)
+        #expect(try Age.decrypt(try Age.encrypt([7], to: [first.recipient]), identities: parsed) == [7])
+        #expect(throws: AgeKeyError.self) { try AgeIdentities.parseFile("AGE-SECRET-KEY-PQ-1NOTAKEY\n") }
     }
 }
