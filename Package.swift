@@ -87,7 +87,8 @@ let package = Package(
         .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
-        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive", "Settings"], swiftSettings: strictSettings),
+        .systemLibrary(name: "CGlibcExtras"),
+        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive", "CGlibcExtras", "Settings"], swiftSettings: strictSettings),
         .target(
             name: "BackupService",
             dependencies: ["Backup", "Age", "Settings", "Store", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")],

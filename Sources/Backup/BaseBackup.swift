@@ -102,7 +102,8 @@ public struct BaseBackup: Sendable {
         let summaries = try catalogue.summaries()
         let previous = summaries.last
         let scanned = try SuiteTree.scan(suiteFiles)
-        let writer = try EncryptedArchiveWriter(path: "\(staging)/data.tar.zst.age", recipients: recipients)
+        let writer = try EncryptedArchiveWriter(
+            path: "\(staging)/data.tar.zst.age", recipients: recipients, threads: kind == .full ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1)
         let walStart: String
         let walEnd: String
         let tree: [SuiteTreeEntry]

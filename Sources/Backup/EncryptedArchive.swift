@@ -59,7 +59,9 @@ public final class EncryptedArchiveWriter {
 
     /// Starts `path` (which must not exist), encrypted to `recipients`.
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
-    public init(path: String, recipients: [AgeRecipient], compressionLevel: Int = 3) throws {
+    /// `threads` > 1 compresses on that many threads (for base backups: the rest of
+    /// the pipeline, hashing and encryption, keeps the calling thread busy).
+    public init(path: String, recipients: [AgeRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
         guard !FileManager.default.fileExists(atPath: path) else { throw ArchiveError("\(path) exists; archives are never overwritten") }
         self.path = path
         temporaryPath = path + ".partial"
@@ -72,6 +74,7 @@ public final class EncryptedArchiveWriter {
         guard archive_write_set_format_pax_restricted(archive) == ARCHIVE_OK,
             archive_write_add_filter_zstd(archive) == ARCHIVE_OK,
             archive_write_set_filter_option(archive, "zstd", "compression-level", String(compressionLevel)) == ARCHIVE_OK,
+            threads <= 1 || archive_write_set_filter_option(archive, "zstd", "threads", String(threads)) == ARCHIVE_OK,
             // No padding of the compressed stream (3.6.2 cannot read back a padded zstd stream: pitfalls.md).
             archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
             archive_write_set_bytes_in_last_block(archive, 1) == ARCHIVE_OK
@@ -256,10 +259,12 @@ public final class EncryptedArchiveReader {
         close(descriptor)
     }
 
+    /// The buffer each read of the file goes into (one for the reader's life).
+    private var block = [UInt8](repeating: 0, count: 1 << 20)
+
     /// Decrypts the next piece of the file for libarchive.
     private func produce(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> la_ssize_t {
         do {
-            var block = [UInt8](repeating: 0, count: 1 << 20)
             plaintext = []
             while plaintext.isEmpty && !atEnd {
                 let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }

@@ -73,90 +73,32 @@ public struct BackupVerifier: Sendable {
             }
         }
         let present = Dictionary(summaries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var manifests: [String: BackupManifest] = [:]
-        func loadManifest(_ id: String) -> BackupManifest? {
-            if let known = manifests[id] { return known }
-            let loaded = try? catalogue.manifest(id, identities: identities)
-            manifests[id] = loaded
-            return loaded
-        }
         // Without --all: the newest backup and those it needs (its base, the holders of its files).
         var selected = all ? summaries : Array(summaries.suffix(1))
         if !all, let newest = summaries.last { selected = newest.needs.compactMap { present[$0] }.sorted { $0.id < $1.id } + selected }
-        for summary in selected {
-            let subject = "base/\(summary.id)"
-            let manifest: BackupManifest
-            do {
-                manifest = try catalogue.manifest(summary.id, identities: identities)
-            } catch {
-                problem(subject, "manifest: \(error)")
-                continue
-            }
-            manifests[summary.id] = manifest
-            if manifest.parentManifestSHA256 != summary.parentManifestSHA256 || manifest.walStart != summary.walStart || manifest.walEnd != summary.walEnd
-                || manifest.base != summary.base || manifest.references != (summary.references ?? []) || manifest.kind != summary.kind
-            {
-                problem(subject, "the summary differs from the encrypted manifest")
-            }
-            if manifest.kind == BackupKind.incremental.rawValue {
-                if let base = manifest.base, present[base]?.kind != BackupKind.full.rawValue {
-                    problem(subject, "it builds on the full backup \(base), which is not in the store: the cluster cannot be restored from it")
-                } else if manifest.base == nil {
-                    problem(subject, "an incremental backup without a base")
-                }
-            }
-            // The tree: each file's content is in this archive or in a backup still in the store, with the same hash.
-            let own = Dictionary(manifest.members.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
-            for entry in manifest.tree ?? [] where entry.kind == "file" {
-                let holder = entry.backup ?? ""
-                let member: ArchiveMember?
-                if holder == summary.id {
-                    member = own[entry.path]
-                } else if present[holder] == nil {
-                    problem("\(subject)/\(entry.path)", "its content is in backup \(holder.isEmpty ? "(none recorded)" : holder), which is not in the store")
-                    continue
-                } else {
-                    guard let held = loadManifest(holder) else {
-                        problem("\(subject)/\(entry.path)", "its content is in backup \(holder), whose manifest cannot be read")
-                        continue
-                    }
-                    member = held.members.first { $0.path == entry.path }
-                }
-                if member?.sha256 != entry.sha256 || member?.size != entry.size {
-                    problem("\(subject)/\(entry.path)", "the tree's hash differs from what backup \(holder) holds")
-                }
-            }
-            var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
-            do {
-                let reader = try EncryptedArchiveReader(path: "\(catalogue.directory(summary.id))/data.tar.zst.age", identities: identities)
-                try reader.forEachMember { path, _, next in
-                    var hasher = SHA256Hasher()
-                    var size: Int64 = 0
-                    while let block = try next() {
-                        hasher.update(block)
-                        size += Int64(block.count)
-                    }
-                    let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-                    report.membersChecked += 1
-                    guard let member = expected.removeValue(forKey: path) else { return problem("\(subject)/\(path)", "in the archive but not in the manifest") }
-                    if member.size != size || member.sha256 != digest { problem("\(subject)/\(path)", "differs from the manifest (size or SHA-256)") }
-                }
-            } catch {
-                problem("\(subject)/data.tar.zst.age", "\(error)")
-            }
-            for path in expected.keys.sorted() { problem("\(subject)/\(path)", "in the manifest but missing from the archive") }
-            report.backupsChecked += 1
-        }
-        // WAL: every segment decrypts to its digest; no gap from the oldest base on.
+        // Each backup archive and each WAL file is an independent check: they run on
+        // every core, backups first (the longest), and are reported in this order.
         let archive = WALArchive(store: store)
         let names = (try? archive.names()) ?? []
-        for name in names {
-            // Decrypted in memory only: verify never writes WAL in clear.
-            do {
-                if try archive.read(name: name, identities: identities) == nil { problem("wal/\(name)", "vanished during the check") }
-                report.segmentsChecked += 1
-            } catch {
-                problem("wal/\(name)", "\(error)")
+        let tasks: [VerifyTask] = selected.map { .backup($0) } + names.map { .segment($0) }
+        let results = VerifyResults(count: tasks.count)
+        let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, tasks.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let index = results.claim() {
+                switch tasks[index] {
+                case .backup(let summary): results.store(index, checkBackup(summary, present: present))
+                case .segment(let name): results.store(index, checkSegment(name, archive: archive))
+                }
+            }
+        }
+        for (task, outcome) in zip(tasks, results.outcomes) {
+            report.problems += outcome.problems
+            switch task {
+            case .backup:
+                report.backupsChecked += 1
+                report.membersChecked += outcome.members
+            case .segment:
+                if outcome.problems.isEmpty { report.segmentsChecked += 1 }
             }
         }
         let archived = Set(names)
@@ -173,5 +115,126 @@ public struct BackupVerifier: Sendable {
             }
         }
         return report
+    }
+
+    /// Decrypts, decompresses and hashes every member of one backup against its
+    /// manifest, and checks its tree and its base.
+    func checkBackup(_ summary: BackupSummary, present: [String: BackupSummary]) -> VerifyOutcome {
+        var outcome = VerifyOutcome()
+        func problem(_ subject: String, _ message: String) { outcome.problems.append(BackupProblem(subject: subject, message: message)) }
+        let catalogue = BackupCatalogue(store: store)
+        let subject = "base/\(summary.id)"
+        let manifest: BackupManifest
+        do {
+            manifest = try catalogue.manifest(summary.id, identities: identities)
+        } catch {
+            problem(subject, "manifest: \(error)")
+            return outcome
+        }
+        if manifest.parentManifestSHA256 != summary.parentManifestSHA256 || manifest.walStart != summary.walStart || manifest.walEnd != summary.walEnd
+            || manifest.base != summary.base || manifest.references != (summary.references ?? []) || manifest.kind != summary.kind
+        {
+            problem(subject, "the summary differs from the encrypted manifest")
+        }
+        if manifest.kind == BackupKind.incremental.rawValue {
+            if let base = manifest.base, present[base]?.kind != BackupKind.full.rawValue {
+                problem(subject, "it builds on the full backup \(base), which is not in the store: the cluster cannot be restored from it")
+            } else if manifest.base == nil {
+                problem(subject, "an incremental backup without a base")
+            }
+        }
+        // The tree: each file's content is in this archive or in a backup still in the store, with the same hash.
+        var manifests: [String: BackupManifest?] = [summary.id: manifest]
+        let own = Dictionary(manifest.members.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+        for entry in manifest.tree ?? [] where entry.kind == "file" {
+            let holder = entry.backup ?? ""
+            let member: ArchiveMember?
+            if holder == summary.id {
+                member = own[entry.path]
+            } else if present[holder] == nil {
+                problem("\(subject)/\(entry.path)", "its content is in backup \(holder.isEmpty ? "(none recorded)" : holder), which is not in the store")
+                continue
+            } else {
+                if manifests[holder] == nil { manifests[holder] = .some(try? catalogue.manifest(holder, identities: identities)) }
+                guard let held = manifests[holder] ?? nil else {
+                    problem("\(subject)/\(entry.path)", "its content is in backup \(holder), whose manifest cannot be read")
+                    continue
+                }
+                member = held.members.first { $0.path == entry.path }
+            }
+            if member?.sha256 != entry.sha256 || member?.size != entry.size {
+                problem("\(subject)/\(entry.path)", "the tree's hash differs from what backup \(holder) holds")
+            }
+        }
+        var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
+        do {
+            let reader = try EncryptedArchiveReader(path: "\(catalogue.directory(summary.id))/data.tar.zst.age", identities: identities)
+            try reader.forEachMember { path, _, next in
+                var hasher = SHA256Hasher()
+                var size: Int64 = 0
+                while let block = try next() {
+                    hasher.update(block)
+                    size += Int64(block.count)
+                }
+                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                outcome.members += 1
+                guard let member = expected.removeValue(forKey: path) else { return problem("\(subject)/\(path)", "in the archive but not in the manifest") }
+                if member.size != size || member.sha256 != digest { problem("\(subject)/\(path)", "differs from the manifest (size or SHA-256)") }
+            }
+        } catch {
+            problem("\(subject)/data.tar.zst.age", "\(error)")
+        }
+        for path in expected.keys.sorted() { problem("\(subject)/\(path)", "in the manifest but missing from the archive") }
+        return outcome
+    }
+
+    /// Decrypts one WAL file and compares it with its digest (in memory only: verify never writes WAL in clear).
+    func checkSegment(_ name: String, archive: WALArchive) -> VerifyOutcome {
+        var outcome = VerifyOutcome()
+        do {
+            if try !archive.check(name: name, identities: identities) {
+                outcome.problems.append(BackupProblem(subject: "wal/\(name)", message: "vanished during the check"))
+            }
+        } catch {
+            outcome.problems.append(BackupProblem(subject: "wal/\(name)", message: "\(error)"))
+        }
+        return outcome
+    }
+}
+
+enum VerifyTask: Sendable {
+    case backup(BackupSummary)
+    case segment(String)
+}
+
+struct VerifyOutcome: Sendable {
+    var problems: [BackupProblem] = []
+    var members = 0
+}
+
+/// The verify tasks' shared state: the next task to claim and each one's outcome.
+final class VerifyResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private let count: Int
+    private(set) var outcomes: [VerifyOutcome]
+
+    init(count: Int) {
+        self.count = count
+        outcomes = Array(repeating: VerifyOutcome(), count: count)
+    }
+
+    func claim() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func store(_ index: Int, _ outcome: VerifyOutcome) {
+        lock.lock()
+        outcomes[index] = outcome
+        lock.unlock()
     }
 }

@@ -94,22 +94,43 @@ public struct WALArchive: Sendable {
     /// Decrypts segment `name` in memory and checks it against its digest.
     /// - Returns: nil when the store has no such segment.
     public func read(name: String, identities: [any AgeUnwrapping]) throws -> [UInt8]? {
-        guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
-        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return nil }
-        let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
         var content: [UInt8] = []
+        let found = try decrypt(name: name, identities: identities, reserve: { content.reserveCapacity($0) }, sink: { content += $0 })
+        return found ? content : nil
+    }
+
+    /// Decrypts segment `name` and compares it with its recorded digest, hashing as it
+    /// streams (nothing kept, nothing written: what verify does).
+    /// - Returns: false when the store has no such segment.
+    /// - Throws: ``ArchiveError`` when it cannot be read or differs from its digest.
+    public func check(name: String, identities: [any AgeUnwrapping]) throws -> Bool {
+        try decrypt(name: name, identities: identities, reserve: { _ in }, sink: { _ in })
+    }
+
+    /// Streams the content of segment `name` to `sink`, then checks its SHA-256.
+    private func decrypt(
+        name: String, identities: [any AgeUnwrapping], reserve: (Int) -> Void, sink: (ArraySlice<UInt8>) throws -> Void
+    ) throws -> Bool {
+        guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
+        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return false }
+        let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
+        var hasher = SHA256Hasher()
         var found = false
-        try reader.forEachMember { path, _, next in
+        try reader.forEachMember { path, size, next in
             guard path == name, !found else { throw ArchiveError("\(archivePath(name)) holds \(path), not only \(name)") }
             found = true
-            while let block = try next() { content += block }
+            reserve(Int(clamping: max(0, size)))
+            while let block = try next() {
+                hasher.update(block)
+                try sink(block)
+            }
         }
         guard found else { throw ArchiveError("\(archivePath(name)) is empty") }
-        let digest = SHA256.hash(content).map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         if let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) != digest + "\n" {
             throw ArchiveError("\(name) does not match its recorded SHA-256: the store is damaged")
         }
-        return content
+        return true
     }
 
     /// The names of the stored segments, sorted.

@@ -25,6 +25,7 @@ public struct BackupDaemon: AsyncParsableCommand {
 
     /// Parses the arguments and runs the subcommand, exiting with its status.
     public static func runFromCommandLine() async -> Never {
+        BulkIO.tuneAllocator()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

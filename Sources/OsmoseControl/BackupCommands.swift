@@ -71,6 +71,7 @@ struct BackupCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
+            BulkIO.tuneAllocator()
             try await reportingFailures {
                 let backup = try options.loadConfiguration().backup
                 let report = BackupVerifier(store: backup.store, identities: try BackupCommand.identities(identity, backup)).verify(all: all)
@@ -111,6 +112,7 @@ struct BackupCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            BulkIO.tuneAllocator()
             try await reportingFailures {
                 let configuration = try options.loadConfiguration()
                 let backup = configuration.backup
@@ -165,6 +167,7 @@ extension BackupCommand {
         @Flag(help: "Leave the temporary cluster stopped in place instead of removing it.") var keep = false
 
         func run() async throws {
+            BulkIO.tuneAllocator()
             try await reportingFailures {
                 let configuration = try options.loadConfiguration()
                 let backup = configuration.backup
