@@ -39,7 +39,7 @@ enum AgeHPKE {
 }
 
 /// An age hybrid post-quantum recipient, `age1pq1…` (Bech32 of the 1216-byte X-Wing key).
-public struct AgeHybridRecipient: AgeWrapping, Hashable {
+public struct AgeHybridRecipient: AgePublicRecipient, Hashable, Sendable, CustomStringConvertible {
     /// The X-Wing encapsulation key.
     public let publicKey: [UInt8]
 
@@ -56,6 +56,7 @@ public struct AgeHybridRecipient: AgeWrapping, Hashable {
 
     /// `age1pq1…`.
     public var encoded: String { Bech32.encode(prefix: "age1pq", data: publicKey) }
+    public var description: String { encoded }
 
     /// A `mlkem768x25519` stanza: HPKE SealBase of the file key.
     public func wrap(_ fileKey: SecretBytes) throws -> AgeStanza {
@@ -96,6 +97,11 @@ public struct AgeHybridIdentity: AgeUnwrapping, CustomStringConvertible {
         var seed = key.exposedSeed()
         defer { ConstantTime.wipe(&seed) }
         return Bech32.encode(prefix: "AGE-SECRET-KEY-PQ-", data: seed, uppercase: true)
+    }
+
+    /// The identity file `age-keygen -pq` would write: a creation comment, the public key, the identity.
+    public func exposedFile(created: String) -> String {
+        "# created: \(created)\n# public key: \(recipient.encoded)\n\(exposedEncoding())\n"
     }
 
     /// The file key from the first `mlkem768x25519` stanza this identity opens.

@@ -8,9 +8,35 @@ public struct AgeKeyError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { "age.key: \(message)" }
 }
 
+/// A recipient a backup can name: X25519 (`age1…`) or hybrid post-quantum (`age1pq1…`).
+public protocol AgePublicRecipient: AgeWrapping {
+    /// Its Bech32 encoding.
+    var encoded: String { get }
+}
+
+extension AgePublicRecipient {
+    /// The first 16 hexadecimal digits of SHA-256 of ``encoded``: how the keyring
+    /// and the backup catalogue name it.
+    public var fingerprint: String {
+        SHA256.hash(Array(encoded.utf8)).prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+
+    /// True for a hybrid post-quantum recipient.
+    public var isPostQuantum: Bool { self is AgeHybridRecipient }
+}
+
+/// Parsing either kind of recipient.
+public enum AgeRecipients {
+    /// `age1pq1…` or `age1…`.
+    /// - Throws: ``AgeKeyError`` when it is neither.
+    public static func parse(_ encoded: String) throws -> any AgePublicRecipient {
+        encoded.hasPrefix("age1pq1") ? try AgeHybridRecipient(encoded: encoded) : try AgeRecipient(encoded: encoded)
+    }
+}
+
 /// An age X25519 recipient, `age1…` (Bech32 of the 32-byte public key): what a
 /// backup is encrypted to. Public; the backup host holds only these.
-public struct AgeRecipient: Hashable, Sendable, CustomStringConvertible {
+public struct AgeRecipient: AgePublicRecipient, Hashable, Sendable, CustomStringConvertible {
     /// The X25519 public key.
     public let publicKey: X25519.PublicKey
 
@@ -36,11 +62,6 @@ public struct AgeRecipient: Hashable, Sendable, CustomStringConvertible {
     public var encoded: String { Bech32.encode(prefix: "age", data: publicKey.rawRepresentation) }
     public var description: String { encoded }
 
-    /// The first 16 hexadecimal digits of SHA-256 of ``encoded``: how the keyring
-    /// and the backup catalogue name it.
-    public var fingerprint: String {
-        SHA256.hash(Array(encoded.utf8)).prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-    }
 }
 
 /// An age X25519 identity, `AGE-SECRET-KEY-1…`: what decrypts a backup. It is kept

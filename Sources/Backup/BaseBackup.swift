@@ -23,7 +23,7 @@ public struct BaseBackup: Sendable {
     /// The store.
     public let store: String
     /// The recipients.
-    public let recipients: [AgeRecipient]
+    public let recipients: [any AgePublicRecipient]
     /// Files and directories of the suite to include: (path on this host, name under `suite/`).
     public let suiteFiles: [(path: String, name: String)]
     /// Where `pg_basebackup` is.
@@ -31,7 +31,7 @@ public struct BaseBackup: Sendable {
 
     /// A backup job.
     public init(
-        connection: String, store: String, recipients: [AgeRecipient], suiteFiles: [(path: String, name: String)] = [],
+        connection: String, store: String, recipients: [any AgePublicRecipient], suiteFiles: [(path: String, name: String)] = [],
         pgBasebackup: String = "/usr/bin/pg_basebackup"
     ) {
         self.connection = connection

@@ -61,7 +61,7 @@ public final class EncryptedArchiveWriter {
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
     /// `threads` > 1 compresses on that many threads (for base backups: the rest of
     /// the pipeline, hashing and encryption, keeps the calling thread busy).
-    public init(path: String, recipients: [AgeRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
+    public init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
         guard !FileManager.default.fileExists(atPath: path) else { throw ArchiveError("\(path) exists; archives are never overwritten") }
         self.path = path
         temporaryPath = path + ".partial"

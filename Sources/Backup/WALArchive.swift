@@ -60,7 +60,7 @@ public struct WALArchive: Sendable {
     /// - Throws: ``ArchiveError`` when the name is not a WAL file name, the segment
     ///   cannot be read, a different segment of that name is already stored, or
     ///   writing fails (PostgreSQL keeps the segment and retries).
-    public func push(segment: String, name: String, recipients: [AgeRecipient]) throws -> PushOutcome {
+    public func push(segment: String, name: String, recipients: [any AgePublicRecipient]) throws -> PushOutcome {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
         guard let content = FileManager.default.contents(atPath: segment) else { throw ArchiveError("cannot read \(segment)") }
         let digest = SHA256.hash(content).map { String(format: "%02x", $0) }.joined()

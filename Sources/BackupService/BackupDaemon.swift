@@ -101,7 +101,7 @@ func takeBackup(_ kind: BackupKind, _ options: BackupOptions) async throws {
     do {
         let job = BaseBackup(
             connection: configuration.backupConnection, store: backup.store,
-            recipients: try backup.recipients.map(AgeRecipient.init(encoded:)), suiteFiles: suiteFiles)
+            recipients: try backup.recipients.map(AgeRecipients.parse), suiteFiles: suiteFiles)
         let summary = try job.run(kind: kind)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -190,7 +190,7 @@ struct WALPush: AsyncParsableCommand {
         let backup = try options.load().backup
         guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
         do {
-            let recipients = try backup.recipients.map(AgeRecipient.init(encoded:))
+            let recipients = try backup.recipients.map(AgeRecipients.parse)
             _ = try WALArchive(store: backup.store).push(segment: path, name: name, recipients: recipients)
         } catch {
             fail("wal-push \(name): \(error)")

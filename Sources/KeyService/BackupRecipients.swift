@@ -8,7 +8,7 @@ public import Store
 public struct BackupRecipientRecord: Sendable, Hashable, Codable {
     /// The keyring's id for it.
     public let id: Int
-    /// `age1…`.
+    /// `age1…` or `age1pq1…`.
     public let recipient: String
     /// The first 16 hex digits of SHA-256 of the recipient text.
     public let fingerprint: String
@@ -19,7 +19,7 @@ public struct BackupRecipientRecord: Sendable, Hashable, Codable {
     public let state: String
 }
 
-/// The age X25519 recipients backups are encrypted to (docs/keys.md, "Backup
+/// The age recipients (X25519 or hybrid post-quantum, never both at once) backups are encrypted to (docs/keys.md, "Backup
 /// recipients"). Several may be primary at once (say, the hospital's key safe and
 /// an escrow copy): a backup is encrypted to all of them, and any one identity
 /// restores it. The identities never touch the database.
@@ -37,12 +37,12 @@ public enum BackupRecipients {
 
     /// The recipients a new backup is encrypted to.
     /// - Throws: ``KeyringError`` `.noPrimaryKey` when there is none.
-    public static func current(on connection: isolated Connection) throws -> [AgeRecipient] {
+    public static func current(on connection: isolated Connection) throws -> [any AgePublicRecipient] {
         let primaries = try all(on: connection).filter { $0.state == "primary" }
         guard !primaries.isEmpty else {
             throw KeyringError(.noPrimaryKey, "no backup recipient: add one with osmosectl keys add-recipient")
         }
-        return try primaries.map { try AgeRecipient(encoded: $0.recipient) }
+        return try primaries.map { try AgeRecipients.parse($0.recipient) }
     }
 
     /// Records `recipient` as a primary backup recipient; `label` says who holds its
@@ -50,13 +50,25 @@ public enum BackupRecipients {
     /// - Returns: the keyring id it has (or would have).
     /// - Throws: ``KeyringError`` `.refused` when it is already recorded or the label is unfit.
     public static func add(
-        _ recipient: AgeRecipient, label: String, reason: String, dryRun: Bool, actor: KeyActor, on connection: isolated Connection
+        _ recipient: any AgePublicRecipient, label: String, reason: String, dryRun: Bool, replacingOtherKind: Bool = false, actor: KeyActor,
+        on connection: isolated Connection
     ) throws -> Int {
         guard (1...200).contains(label.count) else { throw KeyringError(.refused, "the label (who holds the identity) must be 1 to 200 characters") }
         guard (1...200).contains(reason.count) else { throw KeyringError(.refused, "the reason must be 1 to 200 characters") }
         try connection.query("LOCK TABLE keys.public_keys IN SHARE ROW EXCLUSIVE MODE")
-        if let existing = try all(on: connection).first(where: { $0.recipient == recipient.encoded }) {
+        let recorded = try all(on: connection)
+        if let existing = recorded.first(where: { $0.recipient == recipient.encoded }) {
             throw KeyringError(.refused, "recipient \(recipient.fingerprint) is already recorded (id \(existing.id), \(existing.state))")
+        }
+        // age never mixes hybrid post-quantum and classic recipients in one file: the
+        // switch to post-quantum retires the classic primaries (retire-recipient) after adding.
+        // age never mixes hybrid post-quantum and classic recipients in one file: the
+        // switch takes the other kind's primaries out of use in the same transaction.
+        let otherKind = recorded.filter { $0.state == "primary" && $0.recipient.hasPrefix("age1pq1") != recipient.isPostQuantum }
+        if let other = otherKind.first, !replacingOtherKind {
+            throw KeyringError(
+                .refused,
+                "recipient \(other.id) is a primary \(recipient.isPostQuantum ? "classic" : "post-quantum") recipient, and one backup cannot be encrypted to both kinds: pass --replace to switch (the other kind's primaries become decrypt-only)")
         }
         let id = try connection.query("SELECT coalesce(max(id), 0) + 1 AS id FROM keys.public_keys").rows[0].int("id")
         guard !dryRun else { return id }
@@ -67,6 +79,13 @@ public enum BackupRecipients {
             """, [id, recipient.encoded, recipient.fingerprint, label, actor.name])
         try connection.record(
             actor.event(objectType: "backup-recipient", objectID: recipient.fingerprint, reason: "added: new backups are encrypted to it; \(reason)"))
+        for other in otherKind {
+            try connection.query("UPDATE keys.public_keys SET state = 'decrypt-only' WHERE id = $1", [other.id])
+            try connection.record(
+                actor.event(
+                    objectType: "backup-recipient", objectID: other.fingerprint,
+                    reason: "replaced by \(recipient.fingerprint) (\(recipient.isPostQuantum ? "post-quantum" : "classic")); kept while a retained backup needs it: \(reason)"))
+        }
         return id
     }
 

@@ -248,36 +248,55 @@ struct KeysCommand: AsyncParsableCommand {
     struct AddRecipient: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add-recipient",
-            abstract: "Add an age X25519 recipient that new backups are encrypted to.",
+            abstract: "Add an age recipient (X25519, or hybrid post-quantum) that new backups are encrypted to.",
             discussion: """
-                Best: make the identity on an offline machine (age-keygen -o identity.txt) and pass only its recipient \
-                (--recipient age1…). Or let this command make one (--identity-out FILE, mode 0600, never overwritten) and move \
-                that file to the key safe at once. Backups are encrypted to every primary recipient; any one identity restores them.
+                Best: make the identity on an offline machine (age-keygen -o identity.txt, or age-keygen -pq with age 1.3) \
+                and pass only its recipient (--recipient age1… or age1pq1…). Or let this command make one (--identity-out FILE, \
+                mode 0600, never overwritten; --post-quantum for a hybrid ML-KEM-768 + X25519 one) and move that file to the key \
+                safe at once. Backups are encrypted to every primary recipient; any one identity restores them. Classic and \
+                post-quantum recipients are never mixed in one backup: --replace switches kind, taking the other kind's \
+                primaries out of use (decrypt-only) in the same transaction. Set backup.recipients to match.
                 """)
         @OptionGroup var options: GlobalOptions
-        @Option(help: "The recipient (age1…), when its identity was made elsewhere.") var recipient: String?
+        @Option(help: "The recipient (age1… or age1pq1…), when its identity was made elsewhere.") var recipient: String?
         @Option(help: "Make a new identity and write it here (age-keygen format).") var identityOut: String?
+        @Flag(help: "With --identity-out: make a hybrid post-quantum identity (ML-KEM-768 + X25519, age1pq1…).") var postQuantum = false
+        @Flag(help: "Switch kind: the primary recipients of the other kind become decrypt-only.") var replace = false
         @Option(help: "Who holds the identity, e.g. \"key safe B, envelope 3\" (recorded).") var label: String
         @Option(help: "Why (journaled).") var reason: String
         @Flag(help: "Check; change nothing and write no file.") var dryRun = false
 
         func validate() throws {
             guard (recipient == nil) != (identityOut == nil) else { throw ValidationError("pass either --recipient age1… or --identity-out FILE") }
+            guard !postQuantum || identityOut != nil else { throw ValidationError("--post-quantum makes a new identity: pass it with --identity-out FILE") }
         }
 
         func run() async throws {
             try await reportingFailures {
-                let identity = identityOut == nil ? nil : try AgeIdentity.generate()
-                let chosen = try identity?.recipient ?? AgeRecipient(encoded: recipient!)
-                if let identityOut, let identity {
+                let created = ISO8601DateFormatter().string(from: Date())
+                var identityFile: String?
+                let chosen: any AgePublicRecipient
+                if identityOut == nil {
+                    chosen = try AgeRecipients.parse(recipient!)
+                } else if postQuantum {
+                    let identity = try AgeHybridIdentity.generate()
+                    chosen = identity.recipient
+                    identityFile = identity.exposedFile(created: created)
+                } else {
+                    let identity = try AgeIdentity.generate()
+                    chosen = identity.recipient
+                    identityFile = identity.exposedFile(created: created)
+                }
+                if let identityOut, let identityFile {
                     if dryRun {
                         if FileManager.default.fileExists(atPath: identityOut) { throw ValidationError("\(identityOut) exists; identities are never overwritten") }
                     } else {
-                        try writeSecretFile(identityOut, identity.exposedFile(created: ISO8601DateFormatter().string(from: Date())))
+                        try writeSecretFile(identityOut, identityFile)
                     }
                 }
-                let id = try await recordingKey(writtenTo: dryRun ? nil : identityOut, options) { [label, reason, dryRun] connection in
-                    try BackupRecipients.add(chosen, label: label, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                let id = try await recordingKey(writtenTo: dryRun ? nil : identityOut, options) { [label, reason, dryRun, replace] connection in
+                    try BackupRecipients.add(
+                        chosen, label: label, reason: reason, dryRun: dryRun, replacingOtherKind: replace, actor: .operator(operatorIdentity), on: connection)
                 }
                 if dryRun {
                     print("would record backup recipient \(chosen.encoded) (fingerprint \(chosen.fingerprint)) as id \(id); nothing changed")

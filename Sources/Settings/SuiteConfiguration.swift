@@ -60,7 +60,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public struct Backup: Hashable, Sendable {
         /// The backup store: a local directory (absolute path).
         public var store: String
-        /// The age recipients (`age1…`) backups are encrypted to. The backup host holds
+        /// The age recipients (`age1…`, or all hybrid post-quantum `age1pq1…`) backups are encrypted to. The backup host holds
         /// only these; the identities stay offline.
         public var recipients: [String]
         /// An age identity file, only where restores and verifications run.
@@ -239,8 +239,14 @@ public struct SuiteConfiguration: Hashable, Sendable {
             }
             configuration.backup.recipients = try backup.strings("recipients")
             for recipient in configuration.backup.recipients
-            where recipient.range(of: "^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$", options: .regularExpression) == nil {
-                throw backup.error("recipients", "\(recipient) is not an age X25519 recipient (age1 and 58 lowercase Bech32 characters)")
+            where recipient.range(of: "^age1(pq1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{1952}|[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58})$", options: .regularExpression) == nil {
+                throw backup.error(
+                    "recipients",
+                    "\(recipient.prefix(20))… is not an age recipient (X25519: age1 and 58 lowercase Bech32 characters; hybrid post-quantum: age1pq1 and 1952)")
+            }
+            let postQuantum = configuration.backup.recipients.filter { $0.hasPrefix("age1pq1") }.count
+            guard postQuantum == 0 || postQuantum == configuration.backup.recipients.count else {
+                throw backup.error("recipients", "mixes hybrid post-quantum (age1pq1…) and classic recipients: one backup cannot be encrypted to both kinds")
             }
             configuration.backup.identityFile = try backup.optionalString("identity_file")
         }

@@ -121,4 +121,31 @@ struct WALArchiveTests {
         #expect(throws: (any Error).self) { try archive.fetch(name: name, to: "\(store)/y", identities: [identity]) }
         #expect(!FileManager.default.fileExists(atPath: "\(store)/y"), "nothing written from a damaged segment")
     }
+
+    @Test("An archive encrypted to two hybrid post-quantum recipients reads back with either identity, and not with a classic one")
+    func postQuantum() throws {
+        let directory = try scratchDirectory("pq-archive")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try AgeHybridIdentity.generate()
+        let second = try AgeHybridIdentity.generate()
+        let content = try SecureRandom.bytes(count: 500_000)
+        let path = "\(directory)/pq.tar.zst.age"
+        let writer = try EncryptedArchiveWriter(path: path, recipients: [first.recipient, second.recipient])
+        let member = try writer.addBytes(content, as: "suite/cold.bin")
+        try writer.finish()
+        for identity in [first, second] {
+            var read: [UInt8] = []
+            try EncryptedArchiveReader(path: path, identities: [identity]).forEachMember { name, _, next in
+                #expect(name == member.path)
+                while let block = try next() { read += block }
+            }
+            #expect(read == content)
+        }
+        #expect(throws: (any Error).self) {
+            try EncryptedArchiveReader(path: path, identities: [try AgeIdentity.generate()]).forEachMember { _, _, _ in }
+        }
+        #expect(throws: (any Error).self, "classic and post-quantum are not mixed") {
+            _ = try EncryptedArchiveWriter(path: "\(directory)/mixed.tar.zst.age", recipients: [first.recipient, try AgeIdentity.generate().recipient])
+        }
+    }
 }

@@ -11,7 +11,39 @@ import TestSupport
 /// and leaves a tombstone that keeps the catalogue chain verifiable.
 @Suite("Incremental backups end to end", .serialized)
 struct IncrementalBackupTests {
-    let bin = builtExecutablesDirectory()
+    let backupd = builtExecutablesDirectory().appendingPathComponent("osmose-backupd").path
+    let osmosectl = builtExecutablesDirectory().appendingPathComponent("osmosectl").path
+
+    /// A started cluster archiving its WAL with osmose-backupd into `<directory>/store`,
+    /// encrypted to `recipient`, with its own policies directory; migrated.
+    func startCluster(
+        _ label: String, recipient: String, identityFile: String, extraBackupSettings: String = "", prepare: (String) throws -> Void = { _ in }
+    ) async throws -> (TestCluster, String) {
+        let cluster = try await TestCluster(label)
+        let directory = cluster.directory
+        let config = "\(directory)/osmose.yaml"
+        try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
+        try """
+            database:
+              connection: "\(cluster.connectionString())"
+            paths:
+              policies: \(directory)/policies
+            backup:
+              store: \(directory)/store
+              recipients: ["\(recipient)"]
+              identity_file: \(directory)/identity.txt
+
+            """.appending(extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives"))
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        try identityFile.write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(directory)/policies", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
+        try prepare(directory)
+        try TestCluster.giveToOwner(directory)
+        try await cluster.start()
+        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
+        return (cluster, config)
+    }
 
     func write(_ text: String, _ path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -39,35 +71,17 @@ struct IncrementalBackupTests {
     @Test("A full then two incrementals: each incremental stores only the changed files; restores to a moment between them and to latest rebuild exactly that tree (deleted files stay deleted); prune keeps the base; a missing base is named by verify and refused by restore")
     func incrementalFileTrees() async throws {
         let identity = try AgeIdentity.generate()
-        let backupd = bin.appendingPathComponent("osmose-backupd").path
-        let osmosectl = bin.appendingPathComponent("osmosectl").path
-        let cluster = try await TestCluster("incremental")
+        let (cluster, config) = try await startCluster(
+            "incremental", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"), extraBackupSettings: "  file_trees: [ARCHIVES]\n"
+        ) { directory in
+            try write("keep:\n  last: 1\n  daily: 0\n  weekly: 0\n  monthly: 0\n  floor: 1\n", "\(directory)/policies/backup.yaml")
+            try write("a1", "\(directory)/archives/a.txt")
+            try write("b1", "\(directory)/archives/b.txt")
+            try write("d1", "\(directory)/archives/d.txt")
+            try write("k1", "\(directory)/archives/2026/keep.txt")
+        }
         let directory = cluster.directory
-        let config = "\(directory)/osmose.yaml"
         let tree = "\(directory)/archives"
-        let policies = "\(directory)/policies"
-        try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
-        try """
-            database:
-              connection: "\(cluster.connectionString())"
-            paths:
-              policies: \(policies)
-            backup:
-              store: \(directory)/store
-              recipients: ["\(identity.recipient.encoded)"]
-              identity_file: \(directory)/identity.txt
-              file_trees: [\(tree)]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        try write("keep:\n  last: 1\n  daily: 0\n  weekly: 0\n  monthly: 0\n  floor: 1\n", "\(policies)/backup.yaml")
-        try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
-        try write("a1", "\(tree)/a.txt")
-        try write("b1", "\(tree)/b.txt")
-        try write("d1", "\(tree)/d.txt")
-        try write("k1", "\(tree)/2026/keep.txt")
-        try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
-        try TestCluster.giveToOwner(directory)
-        try await cluster.start()
-        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
 
         // An incremental needs a full one first.
         let early = try await cluster.asOwner([backupd, "incremental", "--config", config])
@@ -158,6 +172,31 @@ struct IncrementalBackupTests {
         let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/data-refused", "--config", config])
         #expect(refused.status != 0 && refused.standardError.contains("which is not in the store: restore refused"), "\(refused.standardError)")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/data-refused")) ?? []).isEmpty)
+        await cluster.destroy()
+    }
+
+    @Test("A full backup to a hybrid post-quantum recipient (age1pq1…) is sealed with mlkem768x25519 stanzas, verifies and restores with its identity; WAL too")
+    func postQuantumBackup() async throws {
+        let identity = try AgeHybridIdentity.generate()
+        let (cluster, config) = try await startCluster("pqbackup", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"))
+        let directory = cluster.directory
+        let full = try await cluster.asOwner([backupd, "full", "--config", config])
+        #expect(full.status == 0, "\(full.standardError)")
+        let id = try #require(try await summaries(osmosectl, config).first?["id"] as? String)
+        let header = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "\(directory)/store/base/\(id)/data.tar.zst.age")).prefix(200), as: UTF8.self)
+        #expect(header.hasPrefix("age-encryption.org/v1\n-> mlkem768x25519 "), "\(header.prefix(60))")
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/store/wal").first { $0.hasSuffix(".tar.zst.age") })
+        let walHeader = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "\(directory)/store/wal/\(segment)")).prefix(60), as: UTF8.self)
+        #expect(walHeader.contains("-> mlkem768x25519 "))
+        let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+        #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
+        let restored = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/restored", "--files", "\(directory)/files", "--config", config])
+        #expect(restored.status == 0, "\(restored.standardOutput)\(restored.standardError)")
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/restored/PG_VERSION") && FileManager.default.fileExists(atPath: "\(directory)/files/osmose.yaml"))
+        // A classic identity opens none of it.
+        try AgeIdentity.generate().exposedFile(created: "test").write(toFile: "\(directory)/classic.txt", atomically: true, encoding: .utf8)
+        let wrong = try await runProgram(osmosectl, ["backup", "verify", "--identity", "\(directory)/classic.txt", "--config", config])
+        #expect(wrong.status == 5, "\(wrong.standardOutput)")
         await cluster.destroy()
     }
 }

@@ -26,11 +26,11 @@ struct RecipientTests {
             try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "replace", dryRun: false, actor: .operator("tests"), on: $0) }
         }
         let secondID = try await admin.transaction { try BackupRecipients.add(second, label: "escrow", reason: "second copy", dryRun: false, actor: .operator("tests"), on: $0) }
-        #expect(Set(try await admin.perform { try BackupRecipients.current(on: $0) }) == [first, second])
+        #expect(Set(try await admin.perform { try BackupRecipients.current(on: $0) }.map(\.encoded)) == [first.encoded, second.encoded])
 
         let retired = try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "replaced", dryRun: false, actor: .operator("tests"), on: $0) }
         #expect(retired.state == "decrypt-only")
-        #expect(try await admin.perform { try BackupRecipients.current(on: $0) } == [second])
+        #expect(try await admin.perform { try BackupRecipients.current(on: $0) }.map(\.encoded) == [second.encoded])
         await #expect(throws: KeyringError.self, "not primary any more") {
             try await admin.transaction { try BackupRecipients.retire(id: firstID, reason: "twice", dryRun: false, actor: .operator("tests"), on: $0) }
         }
@@ -68,6 +68,31 @@ struct RecipientTests {
         #expect(secondID == firstID + 1)
         // The database refuses a second row for the same key and any deletion.
         await #expect(throws: StoreError.self) { try await admin.query("DELETE FROM keys.public_keys WHERE id = \(firstID)") }
+        await fixture.close()
+    }
+
+    @Test("Switching to a hybrid post-quantum recipient: refused beside a classic primary unless replacing, which takes the classics out of use in the same transaction, journaled")
+    func postQuantumSwitch() async throws {
+        let (fixture, _) = try await KeyFixture.make("pqrecipients", patients: 0)
+        let admin = fixture.admin
+        let classic = try AgeIdentity.generate().recipient
+        let hybrid = try AgeHybridIdentity.generate().recipient
+        _ = try await admin.transaction { try BackupRecipients.add(classic, label: "key safe A", reason: "install", dryRun: false, actor: .operator("tests"), on: $0) }
+        do {
+            _ = try await admin.transaction { try BackupRecipients.add(hybrid, label: "key safe B", reason: "pq", dryRun: false, actor: .operator("tests"), on: $0) }
+            Issue.record("a post-quantum recipient was added beside a classic primary")
+        } catch let error as KeyringError {
+            #expect(error.message.contains("--replace"), "\(error)")
+        }
+        let id = try await admin.transaction {
+            try BackupRecipients.add(hybrid, label: "key safe B", reason: "pq", dryRun: false, replacingOtherKind: true, actor: .operator("tests"), on: $0)
+        }
+        let current = try await admin.perform { try BackupRecipients.current(on: $0) }
+        #expect(current.map(\.encoded) == [hybrid.encoded] && current.allSatisfy(\.isPostQuantum))
+        let all = try await admin.perform { try BackupRecipients.all(on: $0) }
+        #expect(all.map(\.state) == ["decrypt-only", "primary"] && all.last?.id == id && all.last?.recipient.count == 1959)
+        let reasons = try await admin.query("SELECT reason FROM journal.intake WHERE object_type = 'backup-recipient' ORDER BY id").rows.map { try $0.string("reason") }
+        #expect(reasons.count == 3 && reasons[2].hasPrefix("replaced by \(hybrid.fingerprint)"), "\(reasons)")
         await fixture.close()
     }
 }
