@@ -46,6 +46,8 @@ public struct ArchiveMember: Hashable, Sendable, Codable {
 /// lists it.
 public final class EncryptedArchiveWriter {
     private let archive: OpaquePointer
+    /// With several threads: members are hashed beside compression, not before it.
+    private let backgroundHasher: BackgroundHasher?
     private let path: String
     private let temporaryPath: String
     private let descriptor: Int32
@@ -62,6 +64,7 @@ public final class EncryptedArchiveWriter {
     /// `threads` > 1 compresses on that many threads (for base backups: the rest of
     /// the pipeline, hashing and encryption, keeps the calling thread busy).
     public init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
+        backgroundHasher = threads > 1 ? BackgroundHasher() : nil
         guard !FileManager.default.fileExists(atPath: path) else { throw ArchiveError("\(path) exists; archives are never overwritten") }
         self.path = path
         temporaryPath = path + ".partial"
@@ -88,6 +91,7 @@ public final class EncryptedArchiveWriter {
     }
 
     deinit {
+        backgroundHasher?.close()
         archive_write_free(archive)
         if !finished {
             close(descriptor)
@@ -191,13 +195,19 @@ public final class EncryptedArchiveWriter {
         var hasher = SHA256Hasher()
         var written: Int64 = 0
         try content { chunk in
-            hasher.update(chunk)
+            if let backgroundHasher { backgroundHasher.update(chunk) } else { hasher.update(chunk) }
             written += Int64(chunk.count)
             let status = chunk.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
             guard status == chunk.count else { throw failure ?? ArchiveError("writing \(name): \(Self.message(archive))") }
         }
         try check(archive_write_finish_entry(archive), "finishing \(name)")
-        let member = ArchiveMember(path: name, size: written, sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        let digest: String
+        if let backgroundHasher {
+            digest = backgroundHasher.finalize()
+        } else {
+            digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        }
+        let member = ArchiveMember(path: name, size: written, sha256: digest)
         members.append(member)
         return member
     }

@@ -111,6 +111,27 @@ public struct BackupRestore: Sendable {
         let expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
         var seen = Set<String>()
         let reader = try EncryptedArchiveReader(path: "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age", identities: identities)
+        // This thread decrypts, decompresses and hashes; writing happens beside it.
+        let writer = ParallelFileWriter(lanes: max(1, ProcessInfo.processInfo.activeProcessorCount))
+        do {
+            try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen)
+            try writer.finish()
+        } catch {
+            try? writer.finish()
+            throw error
+        }
+        let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
+        guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
+        // One flush of the file system for every file written (a restore either ends here
+        // or is emptied), rather than an fsync per file.
+        try BulkIO.syncFileSystem(of: dataDirectory)
+        return seen.count
+    }
+
+    private func extractEntries(
+        _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: ParallelFileWriter,
+        seen: inout Set<String>
+    ) throws {
         try reader.forEachEntry { entry, next in
             guard entry.path.hasPrefix("pgdata/") else {
                 while try next() != nil {}
@@ -127,16 +148,22 @@ public struct BackupRestore: Sendable {
                 try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
             case .file:
                 guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
-                try Self.writeChecked(destination, mode: mode_t(entry.mode), expected: member, backup: id, sync: false, next: next)
+                let handle = try writer.open(destination, mode: mode_t(entry.mode))
+                var hasher = SHA256Hasher()
+                var size: Int64 = 0
+                while let block = try next() {
+                    hasher.update(block)
+                    size += Int64(block.count)
+                    try writer.write(handle, block)
+                }
+                try writer.close(handle)
+                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                guard size == member.size, digest == member.sha256 else {
+                    throw ArchiveError("\(member.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
+                }
                 seen.insert(entry.path)
             }
         }
-        let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
-        guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
-        // One flush of the file system for every file written (a restore either ends here
-        // or is emptied), rather than an fsync per file.
-        try BulkIO.syncFileSystem(of: dataDirectory)
-        return seen.count
     }
 
     /// Restores the suite's files (configuration, policies, witness copies, …) as
@@ -218,9 +245,7 @@ public struct BackupRestore: Sendable {
 
     /// Writes a member's content to a new file `destination`, refusing it (and the
     /// restore) when its size or SHA-256 differs from `expected`; synced before returning.
-    static func writeChecked(
-        _ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, sync: Bool = true, next: () throws -> ArraySlice<UInt8>?
-    ) throws {
+    static func writeChecked(_ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, next: () throws -> ArraySlice<UInt8>?) throws {
         let descriptor = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw ArchiveError("cannot create \(destination): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -240,7 +265,7 @@ public struct BackupRestore: Sendable {
         guard size == expected.size, digest == expected.sha256 else {
             throw ArchiveError("\(expected.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
         }
-        guard !sync || fsync(descriptor) == 0 else { throw ArchiveError("syncing \(destination) failed") }
+        guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(destination) failed") }
     }
 
     private func writeRecoverySettings(_ dataDirectory: String, target: RecoveryTarget, restoreCommand: String) throws {
