@@ -83,6 +83,7 @@ final class ParallelFileWriter: @unchecked Sendable {
     }
 
     private func run(_ lane: Lane) {
+        var unflushed: [Int32: Int] = [:]
         while true {
             lane.condition.lock()
             while lane.jobs.isEmpty && !lane.finished { lane.condition.wait() }
@@ -107,8 +108,17 @@ final class ParallelFileWriter: @unchecked Sendable {
                         }
                         offset += count
                     }
+                    unflushed[descriptor, default: 0] += bytes.count
+                    if unflushed[descriptor, default: 0] >= 32 << 20 {
+                        // Writeback starts every 32 MiB, beside the rest of the restore, so that the
+                        // final syncfs finds little left to wait for.
+                        _ = sync_file_range(descriptor, 0, 0, UInt32(SYNC_FILE_RANGE_WRITE))
+                        unflushed[descriptor] = 0
+                    }
                 }
             case .close(let descriptor):
+                _ = sync_file_range(descriptor, 0, 0, UInt32(SYNC_FILE_RANGE_WRITE))
+                unflushed[descriptor] = nil
                 Glibc.close(descriptor)
             }
             lane.condition.lock()
