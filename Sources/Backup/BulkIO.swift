@@ -15,20 +15,12 @@ public enum BulkIO {
         _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
     }
-
-    /// Flushes the file system holding `path` (one `syncfs` after writing many files,
-    /// instead of an `fsync` per file).
-    static func syncFileSystem(of path: String) throws {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        guard syncfs(descriptor) == 0 else { throw ArchiveError("syncing the file system of \(path) failed: \(String(cString: strerror(errno)))") }
-    }
 }
 
-/// Writes files on background threads while the caller produces their content
-/// (a restore decrypts, decompresses and hashes on its own thread; the kernel's
-/// share of writing — page cache, allocation — runs beside it). Each file goes
+/// Writes files on background threads while the caller produces their content,
+/// and syncs each before closing it (a restore decrypts, decompresses and hashes
+/// on its own thread; the kernel's share of writing — page cache, allocation,
+/// writeback — runs beside it). Each file goes
 /// to one lane, so its blocks are written in order; lanes run in parallel. The
 /// caller blocks when a lane holds more than `maximumPending` bytes.
 final class ParallelFileWriter: @unchecked Sendable {
@@ -40,7 +32,7 @@ final class ParallelFileWriter: @unchecked Sendable {
 
     private enum Job {
         case write(Int32, [UInt8], String)
-        case close(Int32)
+        case close(Int32, String)
     }
 
     private final class Lane: @unchecked Sendable {
@@ -57,7 +49,7 @@ final class ParallelFileWriter: @unchecked Sendable {
     private var failure: String?
     private var nextLane = 0
 
-    init(lanes count: Int, maximumPending: Int = 32 << 20) {
+    init(lanes count: Int, maximumPending: Int = 4 << 20) {
         lanes = (0..<max(1, count)).map { _ in Lane() }
         self.maximumPending = maximumPending
         for lane in lanes {
@@ -116,8 +108,9 @@ final class ParallelFileWriter: @unchecked Sendable {
                         unflushed[descriptor] = 0
                     }
                 }
-            case .close(let descriptor):
-                _ = sync_file_range(descriptor, 0, 0, UInt32(SYNC_FILE_RANGE_WRITE))
+            case .close(let descriptor, let path):
+                // Durable before the restore reports success (on the lane's thread, beside the rest).
+                if firstFailure == nil && fsync(descriptor) != 0 { fail("syncing \(path) failed: \(String(cString: strerror(errno)))") }
                 unflushed[descriptor] = nil
                 Glibc.close(descriptor)
             }
@@ -151,9 +144,9 @@ final class ParallelFileWriter: @unchecked Sendable {
         try enqueue(.write(handle.descriptor, Array(bytes), handle.path), bytes: bytes.count, on: lanes[handle.lane])
     }
 
-    /// Queues the closing of `handle`'s file after its writes.
+    /// Queues the syncing and closing of `handle`'s file after its writes.
     func close(_ handle: Handle) throws {
-        try enqueue(.close(handle.descriptor), bytes: 0, on: lanes[handle.lane])
+        try enqueue(.close(handle.descriptor, handle.path), bytes: 0, on: lanes[handle.lane])
     }
 
     /// Waits until every queued write is done.

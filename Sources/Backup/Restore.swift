@@ -110,11 +110,12 @@ public struct BackupRestore: Sendable {
     private func extract(_ id: String, manifest: BackupManifest, into dataDirectory: String) throws -> Int {
         let expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
         var seen = Set<String>()
+        var directories = [dataDirectory]
         let reader = try EncryptedArchiveReader(path: "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age", identities: identities)
         // This thread decrypts, decompresses and hashes; writing happens beside it.
         let writer = ParallelFileWriter(lanes: max(1, ProcessInfo.processInfo.activeProcessorCount))
         do {
-            try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen)
+            try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
             try writer.finish()
         } catch {
             try? writer.finish()
@@ -122,15 +123,14 @@ public struct BackupRestore: Sendable {
         }
         let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
         guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
-        // One flush of the file system for every file written (a restore either ends here
-        // or is emptied), rather than an fsync per file.
-        try BulkIO.syncFileSystem(of: dataDirectory)
+        // Files were synced by the writer; their directory entries now.
+        for directory in directories { try syncDirectory(of: directory + "/.") }
         return seen.count
     }
 
     private func extractEntries(
         _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: ParallelFileWriter,
-        seen: inout Set<String>
+        seen: inout Set<String>, directories: inout [String]
     ) throws {
         try reader.forEachEntry { entry, next in
             guard entry.path.hasPrefix("pgdata/") else {
@@ -144,6 +144,7 @@ public struct BackupRestore: Sendable {
             case .directory:
                 try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
                 chmod(destination, mode_t(entry.mode))
+                directories.append(destination)
             case .symlink(let target):
                 try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
             case .file:
