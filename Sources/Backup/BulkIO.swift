@@ -15,6 +15,23 @@ public enum BulkIO {
         _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
     }
+
+    /// Reads the open file `descriptor` (named `path` in errors) to its end in 1 MiB
+    /// blocks, handing each to `body`.
+    /// - Returns: the number of bytes read.
+    @discardableResult
+    static func readBlocks(_ descriptor: Int32, path: String, _ body: (ArraySlice<UInt8>) throws -> Void) throws -> Int64 {
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        var total: Int64 = 0
+        while true {
+            let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
+            if count == 0 { return total }
+            total += Int64(count)
+            try body(block[0..<count])
+        }
+    }
 }
 
 /// Writes files on background threads while the caller produces their content,

@@ -139,16 +139,7 @@ public final class EncryptedArchiveWriter {
         guard input >= 0 else { throw ArchiveError("cannot open \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
         return try addStreamed(name: name, size: Int64(status.st_size), mode: UInt32(status.st_mode & 0o7777), modified: Int(status.st_mtim.tv_sec)) { sink in
-            var block = [UInt8](repeating: 0, count: 1 << 20)
-            var total: Int64 = 0
-            while true {
-                let count = block.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count >= 0 else { throw ArchiveError("reading \(source) failed: \(String(cString: strerror(errno)))") }
-                if count == 0 { break }
-                total += Int64(count)
-                try sink(block[0..<count])
-            }
+            let total = try BulkIO.readBlocks(input, path: source, sink)
             guard total == Int64(status.st_size) else { throw ArchiveError("\(source) changed size while it was archived") }
         }
     }

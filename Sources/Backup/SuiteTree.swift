@@ -119,16 +119,7 @@ enum SuiteTree {
         guard input >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(input) }
         var hasher = SHA256Hasher()
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        var total: Int64 = 0
-        while true {
-            let count = block.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            total += Int64(count)
-            hasher.update(block[0..<count])
-        }
+        let total = try BulkIO.readBlocks(input, path: path) { hasher.update($0) }
         return (total, hasher.finalize().map { String(format: "%02x", $0) }.joined())
     }
 }

@@ -206,23 +206,9 @@ struct BackupRestoreTests {
         let identity = try AgeIdentity.generate()
         let backupd = bin.appendingPathComponent("osmose-backupd").path
         let osmosectl = bin.appendingPathComponent("osmosectl").path
-        let cluster = try await TestCluster("fullcrash")
+        let (cluster, config) = try await startBackupCluster(
+            "fullcrash", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"))
         let directory = cluster.directory
-        let config = "\(directory)/osmose.yaml"
-        try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
-        try """
-            database:
-              connection: "\(cluster.connectionString())"
-            backup:
-              store: \(directory)/store
-              recipients: ["\(identity.recipient.encoded)"]
-              identity_file: \(directory)/identity.txt
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
-        try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
-        try TestCluster.giveToOwner(directory)
-        try await cluster.start()
-        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
         let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         try await connection.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) AS g")
         await connection.close()

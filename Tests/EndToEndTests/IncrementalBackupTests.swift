@@ -14,36 +14,6 @@ struct IncrementalBackupTests {
     let backupd = builtExecutablesDirectory().appendingPathComponent("osmose-backupd").path
     let osmosectl = builtExecutablesDirectory().appendingPathComponent("osmosectl").path
 
-    /// A started cluster archiving its WAL with osmose-backupd into `<directory>/store`,
-    /// encrypted to `recipient`, with its own policies directory; migrated.
-    func startCluster(
-        _ label: String, recipient: String, identityFile: String, extraBackupSettings: String = "", prepare: (String) throws -> Void = { _ in }
-    ) async throws -> (TestCluster, String) {
-        let cluster = try await TestCluster(label)
-        let directory = cluster.directory
-        let config = "\(directory)/osmose.yaml"
-        try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
-        try """
-            database:
-              connection: "\(cluster.connectionString())"
-            paths:
-              policies: \(directory)/policies
-            backup:
-              store: \(directory)/store
-              recipients: ["\(recipient)"]
-              identity_file: \(directory)/identity.txt
-
-            """.appending(extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives"))
-            .write(toFile: config, atomically: true, encoding: .utf8)
-        try identityFile.write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
-        try FileManager.default.createDirectory(atPath: "\(directory)/policies", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
-        try prepare(directory)
-        try TestCluster.giveToOwner(directory)
-        try await cluster.start()
-        #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
-        return (cluster, config)
-    }
 
     func write(_ text: String, _ path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -71,7 +41,7 @@ struct IncrementalBackupTests {
     @Test("A full then two incrementals: each incremental stores only the changed files; restores to a moment between them and to latest rebuild exactly that tree (deleted files stay deleted); prune keeps the base; a missing base is named by verify and refused by restore")
     func incrementalFileTrees() async throws {
         let identity = try AgeIdentity.generate()
-        let (cluster, config) = try await startCluster(
+        let (cluster, config) = try await startBackupCluster(
             "incremental", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"), extraBackupSettings: "  file_trees: [ARCHIVES]\n"
         ) { directory in
             try write("keep:\n  last: 1\n  daily: 0\n  weekly: 0\n  monthly: 0\n  floor: 1\n", "\(directory)/policies/backup.yaml")
@@ -178,7 +148,7 @@ struct IncrementalBackupTests {
     @Test("A full backup to a hybrid post-quantum recipient (age1pq1…) is sealed with mlkem768x25519 stanzas, verifies and restores with its identity; WAL too")
     func postQuantumBackup() async throws {
         let identity = try AgeHybridIdentity.generate()
-        let (cluster, config) = try await startCluster("pqbackup", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"))
+        let (cluster, config) = try await startBackupCluster("pqbackup", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"))
         let directory = cluster.directory
         let full = try await cluster.asOwner([backupd, "full", "--config", config])
         #expect(full.status == 0, "\(full.standardError)")
@@ -199,4 +169,37 @@ struct IncrementalBackupTests {
         #expect(wrong.status == 5, "\(wrong.standardOutput)")
         await cluster.destroy()
     }
+}
+
+/// A started cluster archiving its WAL with osmose-backupd into `<directory>/store`,
+/// encrypted to `recipient`, with its own policies directory; migrated.
+func startBackupCluster(
+    _ label: String, recipient: String, identityFile: String, extraBackupSettings: String = "", prepare: (String) throws -> Void = { _ in }
+) async throws -> (TestCluster, String) {
+    let backupd = builtExecutablesDirectory().appendingPathComponent("osmose-backupd").path
+    let osmosectl = builtExecutablesDirectory().appendingPathComponent("osmosectl").path
+    let cluster = try await TestCluster(label)
+    let directory = cluster.directory
+    let config = "\(directory)/osmose.yaml"
+    try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
+    try """
+        database:
+          connection: "\(cluster.connectionString())"
+        paths:
+          policies: \(directory)/policies
+        backup:
+          store: \(directory)/store
+          recipients: ["\(recipient)"]
+          identity_file: \(directory)/identity.txt
+
+        """.appending(extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives"))
+        .write(toFile: config, atomically: true, encoding: .utf8)
+    try identityFile.write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+    try FileManager.default.createDirectory(atPath: "\(directory)/policies", withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: "\(directory)/store/wal", withIntermediateDirectories: true)
+    try prepare(directory)
+    try TestCluster.giveToOwner(directory)
+    try await cluster.start()
+    #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
+    return (cluster, config)
 }

@@ -25,14 +25,19 @@ struct BackupSettingsTests {
         ("backup:\n  store: relative\n", 2, "absolute"),
     ])
     func refused(text: String, line: Int, mentions: String) {
-        do {
-            _ = try parse(text)
-            Issue.record("accepted: \(text)")
-        } catch let error as ConfigurationError {
-            #expect(error.line == line, "\(error)")
-            #expect("\(error)".contains(mentions), "\(error)")
-        } catch {
-            Issue.record("unexpected \(error)")
-        }
+        expectRefused(text, line: line, mentions: mentions)
+    }
+}
+
+/// Expects `text` (an osmose.yaml) to be refused with an error at `line` that mentions `mentions`.
+func expectRefused(_ text: String, line: Int, mentions: String) {
+    do {
+        _ = try SuiteConfiguration.parse(SettingsDocument(file: "osmose.yaml", text: text))
+        Issue.record("accepted: \(text)")
+    } catch let error as ConfigurationError {
+        #expect(error.line == line, "\(error)")
+        #expect("\(error)".contains(mentions), "\(error)")
+    } catch {
+        Issue.record("unexpected \(error)")
     }
 }

@@ -53,14 +53,6 @@ struct JournalSettingsTests {
         ("journal:\n  origin: journal.a.fr\n  verifier_keys: [\"journal.a.fr+1a2b3c4+AZ5Y\"]\n", 3, "name+id+key"),
     ])
     func refused(text: String, line: Int, mentions: String) {
-        do {
-            _ = try parse(text)
-            Issue.record("accepted: \(text)")
-        } catch let error as ConfigurationError {
-            #expect(error.line == line, "\(error)")
-            #expect("\(error)".contains(mentions), "\(error)")
-        } catch {
-            Issue.record("unexpected \(error)")
-        }
+        expectRefused(text, line: line, mentions: mentions)
     }
 }
