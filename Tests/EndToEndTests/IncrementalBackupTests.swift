@@ -133,10 +133,27 @@ struct IncrementalBackupTests {
         let afterPrune = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(afterPrune.status == 0, "\(afterPrune.standardOutput)\(afterPrune.standardError)")
 
+        // Without the parent's local tree (it is only an accelerator) the next incremental writes every file again.
+        try FileManager.default.removeItem(atPath: "\(directory)/store/base/\(ids[2])/tree.local.json")
+        try await Task.sleep(for: .milliseconds(1100))
+        let third = try await cluster.asOwner([backupd, "incremental", "--config", config])
+        #expect(third.status == 0, "\(third.standardError)")
+        let afterThird = try await summaries(osmosectl, config)
+        #expect(afterThird.last?["memberCount"] as? Int == 6 && afterThird.last?["references"] == nil, "osmose.yaml, backup.yaml, a, d, keep, e: \(afterThird.last ?? [:])")
+        #expect(try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config]).status == 0)
+        // A summary edited on the backup host no longer matches its encrypted manifest.
+        let thirdID = try #require(afterThird.last?["id"] as? String)
+        let summaryPath = "\(directory)/store/base/\(thirdID)/summary.json"
+        let original = try String(contentsOfFile: summaryPath, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"kind\" : \"incremental\"", with: "\"kind\" : \"full\"").write(toFile: summaryPath, atomically: true, encoding: .utf8)
+        let edited = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
+        #expect(edited.status == 5 && edited.standardOutput.contains("base/\(thirdID): the summary differs from the encrypted manifest"), "\(edited.standardOutput)")
+        try original.write(toFile: summaryPath, atomically: true, encoding: .utf8)
+
         // The base gone (without a prune): verify names it, restore refuses and leaves nothing.
         let baseDirectory = "\(directory)/store/base/\(ids[0])"
         try FileManager.default.moveItem(atPath: baseDirectory, toPath: "\(directory)/moved-base")
-        let broken = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
+        let broken = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(broken.status == 5 && broken.standardOutput.contains("builds on the full backup \(ids[0]), which is not in the store"), "\(broken.standardOutput)")
         #expect(broken.standardOutput.contains("base/\(ids[2])/suite/tree-0-archives/d.txt"), "the file held by the missing backup is named: \(broken.standardOutput)")
         let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/data-refused", "--config", config])
