@@ -201,14 +201,27 @@ struct BackupRestoreTests {
         #expect(listed.count == 20)
     }
 
-    @Test("osmose-backupd full killed with SIGKILL at 6 random moments never lists a backup that is not complete; the next run succeeds and everything verifies")
+    @Test("osmose-backupd full (6 times) and incremental (4 times) killed with SIGKILL at random moments never list a backup that is not complete; the next run succeeds and everything verifies")
     func fullBackupCrashes() async throws {
         let identity = try AgeIdentity.generate()
         let backupd = bin.appendingPathComponent("osmose-backupd").path
         let osmosectl = bin.appendingPathComponent("osmosectl").path
         let (cluster, config) = try await startBackupCluster(
-            "fullcrash", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"))
+            "fullcrash", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"),
+            extraBackupSettings: "  file_trees: [ARCHIVES]\n"
+        ) { directory in
+            try FileManager.default.createDirectory(atPath: "\(directory)/archives", withIntermediateDirectories: true)
+        }
         let directory = cluster.directory
+        /// New content for every file of the archives tree, so that an incremental has work to do.
+        func rewriteArchives() throws {
+            let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+            defer { try? random.close() }
+            for index in 0..<20 {
+                try random.readData(ofLength: 2_000_000).write(to: URL(fileURLWithPath: "\(directory)/archives/part-\(index).bin"))
+            }
+        }
+        try rewriteArchives()
         let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         try await connection.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) AS g")
         await connection.close()
@@ -232,6 +245,23 @@ struct BackupRestoreTests {
         #expect(!entries.contains { $0.hasSuffix(".partial") }, "\(entries)")
         let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)")
+
+        // The same for incrementals (40 MB of changed files each time).
+        var interruptedIncrementals = 0
+        for round in 0..<4 {
+            try rewriteArchives()
+            let incremental = try BackgroundProcess(backupd, ["incremental", "--config", config])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 20...400)))
+            incremental.signal(SIGKILL)
+            if try await incremental.wait().status == 128 + SIGKILL { interruptedIncrementals += 1 }
+            let afterKill = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+            #expect(afterKill.status == 0, "incremental round \(round): \(afterKill.standardOutput)")
+        }
+        #expect(interruptedIncrementals >= 2, "kills landed mid-incremental (\(interruptedIncrementals) of 4)")
+        let finalIncremental = try await runProgram(backupd, ["incremental", "--config", config])
+        #expect(finalIncremental.status == 0, "\(finalIncremental.standardError)")
+        let finalVerify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
+        #expect(finalVerify.status == 0, "\(finalVerify.standardOutput)")
         await cluster.destroy()
     }
 }
