@@ -23,6 +23,24 @@ struct BackupCommand: AsyncParsableCommand {
         return try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
     }
 
+    /// `path` made absolute against the current directory (PostgreSQL runs restore_command in the data directory).
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    /// `text` as one word for the shell that runs restore_command.
+    static func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// The restore_command for a restore: osmose-backupd wal-fetch with this configuration
+    /// and identity (the option, backup.identity_file or the backup-identity credential), absolute paths.
+    static func walFetchCommand(_ options: GlobalOptions, identity: String?, _ backup: SuiteConfiguration.Backup) -> String {
+        let configPath = absolute(options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath)
+        let credential = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"].map { "\($0)/backup-identity" }
+        var words = [siblingExecutable("osmose-backupd"), "wal-fetch", "--config", configPath]
+        if let file = identity ?? backup.identityFile ?? credential { words += ["--identity", absolute(file)] }
+        return words.map(shellQuoted).joined(separator: " ") + " %f %p"
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every backup in the store, oldest first (needs no key).")
         @OptionGroup var options: GlobalOptions
@@ -124,7 +142,6 @@ struct BackupCommand: AsyncParsableCommand {
                 } else {
                     throw ValidationError("--to must be latest or an RFC 3339 UTC time such as 2026-11-22T10:15:00Z")
                 }
-                let identityFile = identity ?? backup.identityFile
                 let restorer = BackupRestore(store: backup.store, identities: try BackupCommand.identities(identity, backup))
                 if dryRun {
                     let chosen = try restorer.choose(goal)
@@ -134,9 +151,7 @@ struct BackupCommand: AsyncParsableCommand {
                     if let files { print("would restore the suite's files as backup \(chosen.id) lists them into \(files)") }
                     return
                 }
-                let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
-                let backupd = siblingExecutable("osmose-backupd")
-                let command = "\(backupd) wal-fetch --config \(configPath) --identity \(identityFile ?? "") %f %p"
+                let command = BackupCommand.walFetchCommand(options, identity: identity, backup)
                 let report = try restorer.restore(to: goal, into: target, restoreCommand: command)
                 print("restored backup \(report.backup) (\(report.members) files) into \(target); WAL \(report.walFrom)…\(report.walTo) available; recovery target: \(to)")
                 var detail = "restored to \(to) into \(target)"
@@ -172,15 +187,13 @@ extension BackupCommand {
                 let configuration = try options.loadConfiguration()
                 let backup = configuration.backup
                 let identities = try BackupCommand.identities(identity, backup)
-                let identityFile = identity ?? backup.identityFile ?? ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"].map { "\($0)/backup-identity" } ?? ""
                 let work = directory ?? "/tmp/osmose-drill-\(UUID().uuidString.prefix(8).lowercased())"
                 let data = "\(work)/data"
                 let socket = "\(work)/socket"
                 try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true)
-                let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath
-                let backupd = siblingExecutable("osmose-backupd")
+                let configPath = BackupCommand.absolute(options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath)
                 let report = try BackupRestore(store: backup.store, identities: identities).restore(
-                    to: .latest, into: data, restoreCommand: "\(backupd) wal-fetch --config \(configPath) --identity \(identityFile) %f %p")
+                    to: .latest, into: data, restoreCommand: BackupCommand.walFetchCommand(options, identity: identity, backup))
                 let port = 20000 + Int.random(in: 0..<20000)
                 let auto = try String(contentsOfFile: "\(data)/postgresql.auto.conf", encoding: .utf8)
                 try (auto + "port = \(port)\nlisten_addresses = ''\nunix_socket_directories = '\(socket)'\n").write(toFile: "\(data)/postgresql.auto.conf", atomically: true, encoding: .utf8)
