@@ -74,8 +74,8 @@ public struct BackupPruner: Sendable {
 
     /// Carries out `plan`: each backup leaves a tombstone in `base/pruned.log` (its
     /// summary's links, so that verify can still follow the catalogue's hash chain
-    /// across it), then its directory is renamed away and removed; each WAL file goes
-    /// with its digest; the push log is rewritten without them.
+    /// across it), then its directory is renamed away and removed; the push log is
+    /// rewritten without the WAL files that go, then they go with their digests.
     public func apply(_ plan: PrunePlan) throws {
         let catalogue = BackupCatalogue(store: store)
         let summaries = Dictionary(try catalogue.summaries().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -88,14 +88,16 @@ public struct BackupPruner: Sendable {
             try FileManager.default.removeItem(atPath: doomed)
         }
         let wal = WALArchive(store: store)
-        for name in plan.walRemoved {
-            try? FileManager.default.removeItem(atPath: wal.archivePath(name))
-            try? FileManager.default.removeItem(atPath: wal.digestPath(name))
-        }
+        // The push log forgets them first: a file the log names is always in the store
+        // (what verify relies on); a crash in between leaves files the next prune removes.
         if !plan.walRemoved.isEmpty, let log = FileManager.default.contents(atPath: wal.logPath) {
             let removed = Set(plan.walRemoved)
             let kept = String(decoding: log, as: UTF8.self).split(separator: "\n").filter { !removed.contains(String($0.split(separator: " ").first ?? "")) }
             try writeDurably(Array(kept.map { $0 + "\n" }.joined().utf8), to: wal.logPath)
+        }
+        for name in plan.walRemoved {
+            try? FileManager.default.removeItem(atPath: wal.archivePath(name))
+            try? FileManager.default.removeItem(atPath: wal.digestPath(name))
         }
         try syncDirectory(of: catalogue.directory("x"))
     }

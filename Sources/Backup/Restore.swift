@@ -112,8 +112,8 @@ public struct BackupRestore: Sendable {
         var seen = Set<String>()
         var directories = [dataDirectory]
         let reader = try EncryptedArchiveReader(path: "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age", identities: identities)
-        // This thread decrypts, decompresses and hashes; writing happens beside it.
-        let writer = ParallelFileWriter(lanes: max(1, ProcessInfo.processInfo.activeProcessorCount))
+        // This thread decrypts, decompresses and writes; hashing, fsync and close happen beside it.
+        let writer = BackgroundSyncer(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         do {
             try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
             try writer.finish()
@@ -129,9 +129,12 @@ public struct BackupRestore: Sendable {
     }
 
     private func extractEntries(
-        _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: ParallelFileWriter,
+        _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: BackgroundSyncer,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
+        // Hashing beside the writes, on a thread of its own.
+        let hasher = BackgroundHasher()
+        defer { hasher.close() }
         try reader.forEachEntry { entry, next in
             guard entry.path.hasPrefix("pgdata/") else {
                 while try next() != nil {}
@@ -150,15 +153,20 @@ public struct BackupRestore: Sendable {
             case .file:
                 guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
                 let handle = try writer.open(destination, mode: mode_t(entry.mode))
-                var hasher = SHA256Hasher()
                 var size: Int64 = 0
-                while let block = try next() {
-                    hasher.update(block)
-                    size += Int64(block.count)
-                    try writer.write(handle, block)
+                do {
+                    while let block = try next() {
+                        hasher.update(block)
+                        size += Int64(block.count)
+                        try writer.write(handle, block, written: size)
+                    }
+                } catch {
+                    writer.close(handle)
+                    _ = hasher.finalize()
+                    throw error
                 }
-                try writer.close(handle)
-                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                writer.close(handle)
+                let digest = hasher.finalize()
                 guard size == member.size, digest == member.sha256 else {
                     throw ArchiveError("\(member.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
                 }

@@ -79,6 +79,10 @@ public struct BackupVerifier: Sendable {
         // Each backup archive and each WAL file is an independent check: they run on
         // every core, backups first (the longest), and are reported in this order.
         let archive = WALArchive(store: store)
+        // The push log before the listing: wal-push logs a file only once it is in place
+        // (and prune forgets it before removing it), so what the log names now must be
+        // in a listing taken after — while PostgreSQL keeps archiving during the check.
+        let pushed = (try? archive.pushedNames()) ?? []
         let names = (try? archive.names()) ?? []
         let tasks: [VerifyTask] = selected.map { .backup($0) } + names.map { .segment($0) }
         let results = VerifyResults(count: tasks.count)
@@ -102,7 +106,7 @@ public struct BackupVerifier: Sendable {
             }
         }
         let archived = Set(names)
-        for name in ((try? archive.pushedNames()) ?? []) where !archived.contains(name) {
+        for name in pushed where !archived.contains(name) {
             problem("wal/\(name)", "archived (in the push log) but missing from the store")
         }
         if let oldest = summaries.first {

@@ -176,11 +176,18 @@ struct BackupRestoreTests {
         var segment = [UInt8](repeating: 0, count: 16 << 20)
         for index in segment.indices where index % 7 == 0 { segment[index] = UInt8(truncatingIfNeeded: index &* 2654435761 >> 13) }
         try Data(segment).write(to: URL(fileURLWithPath: "\(directory)/segment"))
+        // How long one push takes here (into a store of its own), so that the kills land within it on a fast or a loaded machine.
+        let calibration = "\(directory)/calibration.yaml"
+        try "backup:\n  store: \(directory)/calibration-store\n  recipients: [\"\(identity.recipient.encoded)\"]\n".write(toFile: calibration, atomically: true, encoding: .utf8)
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(try await runProgram(backupd, ["wal-push", "--config", calibration, "\(directory)/segment", "000000010000000000000001"]).status == 0)
+        let pushMilliseconds = max(10, Int((clock.now - started) / .milliseconds(1)))
         var interrupted = 0
         for round in 0..<20 {
             let name = String(format: "%08X%08X%08X", 1, 0, round + 1)
             let push = try BackgroundProcess(backupd, ["wal-push", "--config", config, "\(directory)/segment", name])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 5...160)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(pushMilliseconds * 9 / 10))))
             push.signal(SIGKILL)
             let outcome = try await push.wait()
             if outcome.status == 128 + SIGKILL { interrupted += 1 }
@@ -229,10 +236,17 @@ struct BackupRestoreTests {
         let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         try await connection.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) AS g")
         await connection.close()
+        // How long one full backup takes here, so that the kills land within it on a fast or a loaded machine.
+        let clock = ContinuousClock()
+        let started = clock.now
+        let timedFull = try await runProgram(backupd, ["full", "--config", config])
+        #expect(timedFull.status == 0, "\(timedFull.standardError)")
+        let fullMilliseconds = max(10, Int((clock.now - started) / .milliseconds(1)))
         var interrupted = 0
         for round in 0..<6 {
+            try await Task.sleep(for: .milliseconds(1100))  // backup ids are seconds
             let full = try BackgroundProcess(backupd, ["full", "--config", config])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 100...1500)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(fullMilliseconds * 9 / 10))))
             full.signal(SIGKILL)
             let outcome = try await full.wait()
             if outcome.status == 128 + SIGKILL { interrupted += 1 }
@@ -251,17 +265,27 @@ struct BackupRestoreTests {
         #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)")
 
         // The same for incrementals (40 MB of changed files each time).
+        // How long one takes here, so that the kills land within it on a fast or a loaded machine.
+        try rewriteArchives()
+        let incrementalStarted = clock.now
+        let timed = try await runProgram(backupd, ["incremental", "--config", config])
+        #expect(timed.status == 0, "\(timed.standardError)")
+        let incrementalMilliseconds = max(10, Int((clock.now - incrementalStarted) / .milliseconds(1)))
         var interruptedIncrementals = 0
+        var outcomes: [String] = []
         for round in 0..<4 {
             try rewriteArchives()
+            try await Task.sleep(for: .milliseconds(1100))  // backup ids are seconds
             let incremental = try BackgroundProcess(backupd, ["incremental", "--config", config])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 20...400)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(incrementalMilliseconds * 9 / 10))))
             incremental.signal(SIGKILL)
-            if try await incremental.wait().status == 128 + SIGKILL { interruptedIncrementals += 1 }
+            let outcome = try await incremental.wait()
+            if outcome.status == 128 + SIGKILL { interruptedIncrementals += 1 }
+            outcomes.append("\(outcome.status): \(outcome.standardError.suffix(200))")
             let afterKill = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
             #expect(afterKill.status == 0, "incremental round \(round): \(afterKill.standardOutput)")
         }
-        #expect(interruptedIncrementals >= 2, "kills landed mid-incremental (\(interruptedIncrementals) of 4)")
+        #expect(interruptedIncrementals >= 2, "kills landed mid-incremental (\(interruptedIncrementals) of 4): \(outcomes)")
         let finalIncremental = try await runProgram(backupd, ["incremental", "--config", config])
         #expect(finalIncremental.status == 0, "\(finalIncremental.standardError)")
         let finalVerify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
