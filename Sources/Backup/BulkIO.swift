@@ -97,21 +97,28 @@ final class BackgroundSyncer: @unchecked Sendable {
         let path: String
     }
 
-    private let failureLock = NSLock()
-    private var failure: String?
-    private var queue: WorkQueue<Handle>!
+    /// The first failure, shared with the threads (which hold no reference to the syncer).
+    private final class Failure: @unchecked Sendable {
+        let lock = NSLock()
+        var message: String?
+    }
+
+    private let failure = Failure()
+    private let queue: WorkQueue<Handle>
 
     init(threads count: Int) {
-        queue = WorkQueue(threads: count) { [unowned self] handle in
+        queue = WorkQueue(threads: count) { [failure] handle in
             if fsync(handle.descriptor) != 0 {
                 let message = "syncing \(handle.path) failed: \(String(cString: strerror(errno)))"
-                failureLock.lock()
-                if failure == nil { failure = message }
-                failureLock.unlock()
+                failure.lock.lock()
+                if failure.message == nil { failure.message = message }
+                failure.lock.unlock()
             }
             Glibc.close(handle.descriptor)
         }
     }
+
+    deinit { queue.finish() }
 
     /// Creates `path` (which must not exist) for writing.
     func open(_ path: String, mode: mode_t) throws -> Handle {
@@ -135,8 +142,6 @@ final class BackgroundSyncer: @unchecked Sendable {
         }
     }
 
-    deinit { queue.finish() }
-
     /// Hands `handle`'s file over to be synced and closed.
     func close(_ handle: Handle) {
         _ = sync_file_range(handle.descriptor, 0, 0, UInt32(SYNC_FILE_RANGE_WRITE))
@@ -147,9 +152,9 @@ final class BackgroundSyncer: @unchecked Sendable {
     /// - Throws: ``ArchiveError`` naming the first file that could not be synced.
     func finish() throws {
         queue.finish()
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        if let failure { throw ArchiveError(failure) }
+        failure.lock.lock()
+        defer { failure.lock.unlock() }
+        if let message = failure.message { throw ArchiveError(message) }
     }
 }
 
@@ -158,26 +163,31 @@ final class BackgroundSyncer: @unchecked Sendable {
 /// where hashing would otherwise sit on the thread that feeds the compressor, and
 /// restores, where it would sit on the thread that writes.
 final class BackgroundHasher: @unchecked Sendable {
-    private let digestsReady = NSCondition()
-    private var digests: [String] = []
-    /// Touched only by the queue's one thread.
-    private var hasher = SHA256Hasher()
-    private var queue: WorkQueue<[UInt8]?>!
+    /// What the hashing thread works on and hands back (it holds no reference to the hasher object).
+    private final class State: @unchecked Sendable {
+        let ready = NSCondition()
+        var digests: [String] = []
+        /// Touched only by the queue's one thread.
+        var hasher = SHA256Hasher()
+    }
+
+    private let state = State()
+    private let queue: WorkQueue<[UInt8]?>
 
     init(maximumPending: Int = 32 << 20) {
-        queue = WorkQueue(threads: 1, maximumPending: maximumPending) { [unowned self] item in
+        queue = WorkQueue(threads: 1, maximumPending: maximumPending) { [state] item in
             // One thread: blocks arrive in order; nil ends a member.
             if let item {
-                hasher.update(item)
+                state.hasher.update(item)
                 return
             }
             var finished = SHA256Hasher()
-            swap(&finished, &hasher)
+            swap(&finished, &state.hasher)
             let digest = finished.finalize().map { String(format: "%02x", $0) }.joined()
-            digestsReady.lock()
-            digests.append(digest)
-            digestsReady.broadcast()
-            digestsReady.unlock()
+            state.ready.lock()
+            state.digests.append(digest)
+            state.ready.broadcast()
+            state.ready.unlock()
         }
     }
 
@@ -187,10 +197,10 @@ final class BackgroundHasher: @unchecked Sendable {
     /// The current member's SHA-256 (hex), once every block is hashed.
     func finalize() -> String {
         queue.add(nil)
-        digestsReady.lock()
-        defer { digestsReady.unlock() }
-        while digests.isEmpty { digestsReady.wait() }
-        return digests.removeFirst()
+        state.ready.lock()
+        defer { state.ready.unlock() }
+        while state.digests.isEmpty { state.ready.wait() }
+        return state.digests.removeFirst()
     }
 
     /// Stops the thread.
