@@ -136,6 +136,7 @@ public struct BaseBackup: Sendable {
             recipients: recipients.map(\.fingerprint), members: writer.members)
         manifest.base = baseID
         manifest.tree = tree
+        manifest.archiveSHA256 = writer.fileSHA256
         manifest.members.sort { $0.path < $1.path }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]

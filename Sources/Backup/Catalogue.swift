@@ -31,6 +31,9 @@ public struct BackupManifest: Codable, Hashable, Sendable {
     public var base: String?
     /// The whole suite tree at this backup (absent in backups made before incrementals).
     public var tree: [SuiteTreeEntry]?
+    /// SHA-256 (hex) of `data.tar.zst.age` as written: `verify` compares the stored
+    /// file with it without decrypting (absent in backups made before 2026-11-29).
+    public var archiveSHA256: String?
 
     /// The other backups whose archives hold content of this one's tree.
     public var references: [String] { Array(Set((tree ?? []).compactMap(\.backup)).subtracting([id])).sorted() }
@@ -58,6 +61,8 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     /// Incrementals: the other backups holding files of its tree. Prune keeps them
     /// (and the base) as long as it keeps this one.
     public var references: [String]?
+    /// SHA-256 (hex) of `data.tar.zst.age` as written (also in the manifest).
+    public var archiveSHA256: String?
 
     /// The summary of `manifest`, whose JSON hashes to `manifestSHA256`, in an archive of `bytes`.
     public init(manifest: BackupManifest, manifestSHA256: String, bytes: Int64) {
@@ -67,6 +72,7 @@ public struct BackupSummary: Codable, Hashable, Sendable {
             recipients: manifest.recipients, bytes: bytes, memberCount: manifest.members.count)
         base = manifest.base
         references = manifest.references.isEmpty ? nil : manifest.references
+        archiveSHA256 = manifest.archiveSHA256
     }
 
     /// The backups that must stay as long as this one does.

@@ -56,6 +56,10 @@ public final class EncryptedArchiveWriter {
     private var finished = false
     /// Bytes written to the file so far.
     public private(set) var bytesWritten: Int64 = 0
+    /// SHA-256 of the encrypted file as written: what `verify` compares the stored file with.
+    private var fileHasher: SHA256Hasher? = SHA256Hasher()
+    /// SHA-256 (hex) of the whole encrypted file, once ``finish()`` returned.
+    public private(set) var fileSHA256: String?
     /// The members added, in order.
     public private(set) var members: [ArchiveMember] = []
 
@@ -122,6 +126,7 @@ public final class EncryptedArchiveWriter {
             guard written > 0 else { throw ArchiveError("writing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
             offset += written
         }
+        fileHasher?.update(bytes)
         bytesWritten += Int64(bytes.count)
     }
 
@@ -208,6 +213,7 @@ public final class EncryptedArchiveWriter {
     public func finish() throws {
         try check(archive_write_close(archive), "closing the archive")
         try writeAll(try encryptor.finish())
+        fileSHA256 = fileHasher.take()?.finalize().map { String(format: "%02x", $0) }.joined()
         guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
         close(descriptor)
         guard rename(temporaryPath, path) == 0 else { throw ArchiveError("renaming \(temporaryPath) failed: \(String(cString: strerror(errno)))") }

@@ -13,10 +13,15 @@ public struct BackupProblem: Sendable, Codable, Hashable, CustomStringConvertibl
 
 /// What `verify` checked.
 public struct BackupVerification: Sendable, Codable {
-    /// Backups whose every member was decrypted, decompressed and hashed.
+    /// Backups checked.
     public var backupsChecked = 0
-    /// Members checked.
+    /// Whether their members were read (`--read-data`), rather than their stored
+    /// archives compared with the SHA-256 recorded when they were written.
+    public var readData = false
+    /// Members decrypted, decompressed and hashed.
     public var membersChecked = 0
+    /// Stored archives compared with their recorded SHA-256 (not decrypted past their first block).
+    public var archivesCompared = 0
     /// WAL segments decrypted and compared with their digest.
     public var segmentsChecked = 0
     /// Everything found wrong.
@@ -25,9 +30,11 @@ public struct BackupVerification: Sendable, Codable {
     public var passed: Bool { problems.isEmpty }
 }
 
-/// Verifies a store without restoring: decrypts and decompresses every member of
-/// each backup and compares it with the manifest, checks the manifests' hash chain,
-/// decrypts every WAL segment against its digest, and looks for gaps in the WAL.
+/// Verifies a store without restoring: compares each backup's stored archive with
+/// the SHA-256 recorded when it was written and opens it with the identity (or, with
+/// `readData`, decrypts and decompresses every member and compares it with the
+/// manifest), checks the manifests and their hash chain, decrypts every WAL segment
+/// against its digest, and looks for gaps in the WAL.
 public struct BackupVerifier: Sendable {
     /// The store.
     public let store: String
@@ -40,9 +47,11 @@ public struct BackupVerifier: Sendable {
         self.identities = identities
     }
 
-    /// Verifies the newest backup (or all with `all`) and the whole WAL archive.
-    public func verify(all: Bool) -> BackupVerification {
+    /// Verifies the newest backup (or all with `all`) and the whole WAL archive;
+    /// `readData` reads every member of the backups checked.
+    public func verify(all: Bool, readData: Bool = false) -> BackupVerification {
         var report = BackupVerification()
+        report.readData = readData
         func problem(_ subject: String, _ message: String) { report.problems.append(BackupProblem(subject: subject, message: message)) }
         let catalogue = BackupCatalogue(store: store)
         let summaries: [BackupSummary]
@@ -90,7 +99,7 @@ public struct BackupVerifier: Sendable {
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while let index = results.claim() {
                 switch tasks[index] {
-                case .backup(let summary): results.store(index, checkBackup(summary, present: present))
+                case .backup(let summary): results.store(index, checkBackup(summary, present: present, readData: readData))
                 case .segment(let name): results.store(index, checkSegment(name, archive: archive))
                 }
             }
@@ -101,6 +110,7 @@ public struct BackupVerifier: Sendable {
             case .backup:
                 report.backupsChecked += 1
                 report.membersChecked += outcome.members
+                report.archivesCompared += outcome.archivesCompared
             case .segment:
                 if outcome.problems.isEmpty { report.segmentsChecked += 1 }
             }
@@ -121,9 +131,11 @@ public struct BackupVerifier: Sendable {
         return report
     }
 
-    /// Decrypts, decompresses and hashes every member of one backup against its
-    /// manifest, and checks its tree and its base.
-    func checkBackup(_ summary: BackupSummary, present: [String: BackupSummary]) -> VerifyOutcome {
+    /// Checks one backup: its manifest against its summary, its tree and its base;
+    /// then its archive, compared with the SHA-256 recorded when it was written, or
+    /// (`readData`, or a backup from before that digest was recorded) read member by
+    /// member against the manifest.
+    func checkBackup(_ summary: BackupSummary, present: [String: BackupSummary], readData: Bool) -> VerifyOutcome {
         var outcome = VerifyOutcome()
         func problem(_ subject: String, _ message: String) { outcome.problems.append(BackupProblem(subject: subject, message: message)) }
         let catalogue = BackupCatalogue(store: store)
@@ -137,6 +149,7 @@ public struct BackupVerifier: Sendable {
         }
         if manifest.parentManifestSHA256 != summary.parentManifestSHA256 || manifest.walStart != summary.walStart || manifest.walEnd != summary.walEnd
             || manifest.base != summary.base || manifest.references != (summary.references ?? []) || manifest.kind != summary.kind
+            || manifest.archiveSHA256 != summary.archiveSHA256
         {
             problem(subject, "the summary differs from the encrypted manifest")
         }
@@ -170,9 +183,26 @@ public struct BackupVerifier: Sendable {
                 problem("\(subject)/\(entry.path)", "the tree's hash differs from what backup \(holder) holds")
             }
         }
+        let archivePath = "\(catalogue.directory(summary.id))/data.tar.zst.age"
+        if !readData, let recorded = manifest.archiveSHA256 {
+            // The stored bytes are the ones written (whose members were hashed into the
+            // manifest as they went in): the same file decrypts to the same members.
+            do {
+                let stored = try Self.storedDigest(archivePath, identities: identities)
+                outcome.archivesCompared += 1
+                if stored.size != summary.bytes || stored.sha256 != recorded {
+                    problem(
+                        "\(subject)/data.tar.zst.age",
+                        "differs from the file written (\(stored.size) bytes, \(summary.bytes) recorded; SHA-256 \(stored.sha256 == recorded ? "equal" : "different")): the store is damaged")
+                }
+            } catch {
+                problem("\(subject)/data.tar.zst.age", "\(error)")
+            }
+            return outcome
+        }
         var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
         do {
-            let reader = try EncryptedArchiveReader(path: "\(catalogue.directory(summary.id))/data.tar.zst.age", identities: identities)
+            let reader = try EncryptedArchiveReader(path: archivePath, identities: identities)
             try reader.forEachMember { path, _, next in
                 var hasher = SHA256Hasher()
                 var size: Int64 = 0
@@ -190,6 +220,25 @@ public struct BackupVerifier: Sendable {
         }
         for path in expected.keys.sorted() { problem("\(subject)/\(path)", "in the manifest but missing from the archive") }
         return outcome
+    }
+
+    /// SHA-256 and size of the stored file at `path`, read once; its first block goes
+    /// through the age decryptor, so an identity that cannot open it (or a damaged
+    /// header) is reported as such.
+    static func storedDigest(_ path: String, identities: [any AgeUnwrapping]) throws -> (sha256: String, size: Int64) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var hasher = SHA256Hasher()
+        var decryptor: AgeDecryptor? = AgeDecryptor(identities: identities)
+        let size = try BulkIO.readBlocks(descriptor, path: path) { block in
+            hasher.update(block)
+            if decryptor != nil {
+                _ = try decryptor!.update(block)
+                decryptor = nil
+            }
+        }
+        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
     }
 
     /// Decrypts one WAL file and compares it with its digest (in memory only: verify never writes WAL in clear).
@@ -214,6 +263,7 @@ enum VerifyTask: Sendable {
 struct VerifyOutcome: Sendable {
     var problems: [BackupProblem] = []
     var members = 0
+    var archivesCompared = 0
 }
 
 /// The verify tasks' shared state: the next task to claim and each one's outcome.

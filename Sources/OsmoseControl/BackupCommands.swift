@@ -81,26 +81,36 @@ struct BackupCommand: AsyncParsableCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decrypt, decompress and check every member and WAL file against the manifests and the catalogue chain, without restoring.",
-            discussion: "Exit status 5 when anything is damaged or missing; each problem names the backup, member or WAL file.")
+            abstract: "Check the backups and every WAL file against the manifests, digests and catalogue chain, without restoring.",
+            discussion: """
+                Each backup's archive is compared with the SHA-256 recorded when it was written and opened with the identity; \
+                --read-data decrypts and decompresses every member and compares it with the manifest instead. Every WAL \
+                file is decrypted and compared with its digest. Exit status 5 when anything is damaged or missing; each \
+                problem names the backup, member or WAL file.
+                """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
         @Flag(help: "Check every backup, not only the newest.") var all = false
+        @Flag(help: "Decrypt and decompress every member of the backups checked and compare it with the manifest.") var readData = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             BulkIO.tuneAllocator()
             try await reportingFailures {
                 let backup = try options.loadConfiguration().backup
-                let report = BackupVerifier(store: backup.store, identities: try BackupCommand.identities(identity, backup)).verify(all: all)
+                let report = BackupVerifier(store: backup.store, identities: try BackupCommand.identities(identity, backup)).verify(all: all, readData: readData)
                 if json {
                     try printJSON(report)
                 } else {
-                    print("checked \(report.backupsChecked) backups (\(report.membersChecked) members) and \(report.segmentsChecked) WAL files")
+                    let how = [
+                        report.membersChecked > 0 ? "\(report.membersChecked) members read" : nil,
+                        report.archivesCompared > 0 ? "\(report.archivesCompared) archives compared with their recorded SHA-256" : nil,
+                    ].compactMap { $0 }.joined(separator: ", ")
+                    print("checked \(report.backupsChecked) backups (\(how.isEmpty ? "nothing readable" : how)) and \(report.segmentsChecked) WAL files")
                     for problem in report.problems { print("FAIL \(problem)") }
                     if report.passed { print("backups verified: OK") }
                 }
-                try? await journalOutcome(options, objectID: all ? "all" : "newest", passed: report.passed, detail: "\(report.problems.count) problems")
+                try? await journalOutcome(options, objectID: (all ? "all" : "newest") + (readData ? "+data" : ""), passed: report.passed, detail: "\(report.problems.count) problems")
                 if !report.passed { throw ExitCode(5) }
             }
         }

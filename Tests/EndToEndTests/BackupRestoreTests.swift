@@ -95,6 +95,10 @@ struct BackupRestoreTests {
         #expect(list.status == 0 && list.standardOutput.contains("1 backups"), "\(list.standardOutput)\(list.standardError)")
         let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
+        #expect(verify.standardOutput.contains("1 archives compared with their recorded SHA-256"), "\(verify.standardOutput)")
+        let readData = try await runProgram(osmosectl, ["backup", "verify", "--all", "--read-data", "--config", config])
+        #expect(readData.status == 0 && readData.standardOutput.contains("backups verified: OK"), "\(readData.standardOutput)\(readData.standardError)")
+        #expect(readData.standardOutput.contains("members read") && !readData.standardOutput.contains("archives compared"), "\(readData.standardOutput)")
 
         // The restore drill: a temporary cluster restored, started, counted, removed.
         let drill = try await runProgram(osmosectl, ["backup", "drill", "--config", config])
@@ -146,9 +150,37 @@ struct BackupRestoreTests {
         let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/refused", "--config", config])
         #expect(refused.status != 0, "\(refused.standardOutput)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/refused"))?.isEmpty ?? true, "nothing left that could start")
-        let named = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
-        #expect(named.status == 5 && named.standardOutput.contains("base/\(backupID)/data.tar.zst.age"), "\(named.standardOutput)")
+        for mode in [[], ["--read-data"]] {
+            let named = try await runProgram(osmosectl, ["backup", "verify"] + mode + ["--config", config])
+            #expect(named.status == 5 && named.standardOutput.contains("FAIL base/\(backupID)/data.tar.zst.age"), "\(mode): \(named.standardOutput)")
+        }
+        // Truncated: the same.
+        try original.prefix(original.count - 1000).write(to: URL(fileURLWithPath: archive))
+        for mode in [[], ["--read-data"]] {
+            let named = try await runProgram(osmosectl, ["backup", "verify"] + mode + ["--config", config])
+            #expect(named.status == 5 && named.standardOutput.contains("FAIL base/\(backupID)/data.tar.zst.age"), "\(mode): \(named.standardOutput)")
+        }
+        // A member missing: the archive rebuilt (uncompressed: bsdtar pads a zstd stream, pitfalls.md) without pgdata/PG_VERSION and encrypted again to the
+        // same recipient (everything in it authentic but that member): verify names the file, and
+        // with --read-data the member; restore refuses.
+        try original.write(to: URL(fileURLWithPath: archive + ".orig"))
+        unlink(archive)
+        let withoutMember = try await runProgram(
+            "/bin/sh",
+            ["-c", "age -d -i \(identityFile) \(archive).orig | bsdtar -cf - --format pax --exclude pgdata/PG_VERSION @- | age -r \(identity.recipient.encoded) -o \(archive)"])
+        #expect(withoutMember.status == 0, "\(withoutMember.standardError)")
+        let fileNamed = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
+        #expect(fileNamed.status == 5 && fileNamed.standardOutput.contains("FAIL base/\(backupID)/data.tar.zst.age: differs from the file written"), "\(fileNamed.standardOutput)")
+        let memberNamed = try await runProgram(osmosectl, ["backup", "verify", "--read-data", "--config", config])
+        #expect(
+            memberNamed.status == 5 && memberNamed.standardOutput.contains("FAIL base/\(backupID)/pgdata/PG_VERSION: in the manifest but missing from the archive")
+                && memberNamed.standardOutput.components(separatedBy: "FAIL ").count == 2,
+            "\(memberNamed.standardOutput)")
+        let memberRefused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/refused-member", "--config", config])
+        #expect(memberRefused.status != 0 && memberRefused.standardError.contains("pgdata/PG_VERSION"), "\(memberRefused.standardError)")
+        unlink(archive + ".orig")
         try original.write(to: URL(fileURLWithPath: archive))
+        #expect(try await runProgram(osmosectl, ["backup", "verify", "--read-data", "--config", config]).status == 0, "restored, the store verifies again")
 
         // A missing WAL segment in the middle: restore refuses, verify names it.
         let segments = try FileManager.default.contentsOfDirectory(atPath: "\(store)/wal").filter { $0.hasSuffix(".tar.zst.age") && $0.count == 24 + 12 }.sorted()

@@ -175,8 +175,10 @@ struct IncrementalBackupTests {
         let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/store/wal").first { $0.hasSuffix(".tar.zst.age") })
         let walHeader = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "\(directory)/store/wal/\(segment)")).prefix(60), as: UTF8.self)
         #expect(walHeader.contains("-> mlkem768x25519 "))
-        let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
-        #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)\(verify.standardError)")
+        for mode in [[], ["--read-data"]] {
+            let verify = try await runProgram(osmosectl, ["backup", "verify", "--all"] + mode + ["--config", config])
+            #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(mode): \(verify.standardOutput)\(verify.standardError)")
+        }
         let restored = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/restored", "--files", "\(directory)/files", "--config", config])
         #expect(restored.status == 0, "\(restored.standardOutput)\(restored.standardError)")
         #expect(FileManager.default.fileExists(atPath: "\(directory)/restored/PG_VERSION") && FileManager.default.fileExists(atPath: "\(directory)/files/osmose.yaml"))
