@@ -28,17 +28,21 @@ public struct BaseBackup: Sendable {
     public let suiteFiles: [(path: String, name: String)]
     /// Where `pg_basebackup` is.
     public let pgBasebackup: String
+    /// The cluster's data directory, when full backups read it directly (with a
+    /// ``BackupSession``) instead of running `pg_basebackup`.
+    public let dataDirectory: String?
 
     /// A backup job.
     public init(
         connection: String, store: String, recipients: [any AgePublicRecipient], suiteFiles: [(path: String, name: String)] = [],
-        pgBasebackup: String = "/usr/bin/pg_basebackup"
+        pgBasebackup: String = "/usr/bin/pg_basebackup", dataDirectory: String? = nil
     ) {
         self.connection = connection
         self.store = store
         self.recipients = recipients
         self.suiteFiles = suiteFiles
         self.pgBasebackup = pgBasebackup
+        self.dataDirectory = dataDirectory
     }
 
     static func timestamp(_ date: Date, compact: Bool) -> String {
@@ -55,7 +59,8 @@ public struct BaseBackup: Sendable {
     /// changed since the previous backup, and the list of the whole tree; the cluster
     /// is restored from its base (the newest full) and the WAL archive.
     /// - Throws: ``ArchiveError`` naming what failed; nothing is left under the backup's name then.
-    public func run(kind: BackupKind = .full, walWait: Duration = .seconds(120)) throws -> BackupSummary {
+    /// A full backup with ``dataDirectory`` set needs `session`.
+    public func run(kind: BackupKind = .full, session: BackupSession? = nil, walWait: Duration = .seconds(120)) throws -> BackupSummary {
         var started = Date()
         var id = Self.timestamp(started, compact: true)
         let catalogue = BackupCatalogue(store: store)
@@ -81,7 +86,7 @@ public struct BaseBackup: Sendable {
         let staging = directory + ".partial"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {
-            let summary = try take(id: id, kind: kind, started: started, into: staging, walWait: walWait)
+            let summary = try take(id: id, kind: kind, session: session, started: started, into: staging, walWait: walWait)
             guard rename(staging, directory) == 0 else { throw ArchiveError("renaming \(staging) failed: \(String(cString: strerror(errno)))") }
             try syncDirectory(of: directory)
             return summary
@@ -97,7 +102,7 @@ public struct BaseBackup: Sendable {
     /// and is only an accelerator: without it the next incremental writes every file.
     static let localTreeName = "tree.local.json"
 
-    private func take(id: String, kind: BackupKind, started: Date, into staging: String, walWait: Duration) throws -> BackupSummary {
+    private func take(id: String, kind: BackupKind, session: BackupSession?, started: Date, into staging: String, walWait: Duration) throws -> BackupSummary {
         let catalogue = BackupCatalogue(store: store)
         let summaries = try catalogue.summaries()
         let previous = summaries.last
@@ -110,7 +115,13 @@ public struct BaseBackup: Sendable {
         var baseID: String?
         switch kind {
         case .full:
-            let (startLSN, end, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
+            let (startLSN, end, timeline): (String, String, UInt32)
+            if let dataDirectory {
+                guard let session else { throw ArchiveError("a direct copy of \(dataDirectory) needs a database session (pg_backup_start)") }
+                (startLSN, end, timeline) = try copyDataDirectory(dataDirectory, label: "osmose \(id)", session: session, into: writer)
+            } else {
+                (startLSN, end, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
+            }
             tree = try SuiteTree.write(scanned, id: id, parent: nil, into: writer)
             try writer.finish()
             guard let start = WALSegment.name(timeline: timeline, lsn: startLSN) else {
@@ -187,20 +198,8 @@ public struct BaseBackup: Sendable {
             throw ArchiveError("pg_basebackup failed: \(log.split(separator: "\n").suffix(3).joined(separator: " / "))")
         }
         if let copyError { throw copyError }
-        // backup_label: "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" and "START TIMELINE: 1".
-        let text = String(decoding: label, as: UTF8.self)
-        guard let location = text.range(of: "START WAL LOCATION: [0-9A-F]+/[0-9A-F]+", options: .regularExpression),
-            let timelineLine = text.range(of: "START TIMELINE: [0-9]+", options: .regularExpression),
-            let timeline = UInt32(text[timelineLine].split(separator: " ").last ?? "")
-        else { throw ArchiveError("pg_basebackup's stream has no readable backup_label") }
-        let start = String(text[location].split(separator: " ").last ?? "")
-        // PostgreSQL waited until every segment the backup needs was archived (BASE_BACKUP
-        // WAIT): the newest archived segment of the timeline is at or after the backup's end.
-        guard let startSegment = WALSegment.name(timeline: timeline, lsn: start),
-            let newest = try WALArchive(store: store).names().filter({ $0.count == 24 && $0.hasPrefix(String(startSegment.prefix(8))) }).max(),
-            newest >= startSegment
-        else { throw ArchiveError("the WAL archive holds nothing from \(start) on: is archive_command set to osmose-backupd wal-push?") }
-        return (start, newest, timeline)
+        // PostgreSQL waited until every segment the backup needs was archived (BASE_BACKUP WAIT).
+        return try walRange(backupLabel: String(decoding: label, as: UTF8.self))
     }
 
     private func waitForArchive(_ segment: String, timeout: Duration) throws {

@@ -101,8 +101,16 @@ func takeBackup(_ kind: BackupKind, _ options: BackupOptions) async throws {
     do {
         let job = BaseBackup(
             connection: configuration.backupConnection, store: backup.store,
-            recipients: try backup.recipients.map(AgeRecipients.parse), suiteFiles: suiteFiles)
-        let summary = try job.run(kind: kind)
+            recipients: try backup.recipients.map(AgeRecipients.parse), suiteFiles: suiteFiles,
+            dataDirectory: kind == .full ? backup.dataDirectory : nil)
+        let summary: BackupSummary
+        if job.dataDirectory != nil {
+            summary = try await BackupJournal.withBackupSession(connectionString: configuration.backupConnection) { session in
+                try job.run(kind: kind, session: session)
+            }
+        } else {
+            summary = try job.run(kind: kind)
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         print(String(decoding: try encoder.encode(summary), as: UTF8.self))

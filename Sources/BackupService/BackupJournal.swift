@@ -13,6 +13,26 @@ enum BackupJournal {
         return try await Connection.connect(connectionString, applicationName: "osmose-backupd", logger: logger)
     }
 
+    /// Runs `body` with a session bracketing a direct copy of the data directory:
+    /// PostgreSQL's non-exclusive backup on one connection, which stays open for the
+    /// whole copy (if it drops, PostgreSQL aborts the backup and `stop` fails).
+    static func withBackupSession<Result: Sendable>(
+        connectionString: String, _ body: @escaping @Sendable (BackupSession) throws -> Result
+    ) async throws -> Result {
+        let connection = try await connect(connectionString)
+        defer { Task { await connection.close() } }
+        return try await connection.perform { connection in
+            let session = BackupSession(
+                start: { label in _ = try connection.query("SELECT pg_backup_start($1, true)", [label]) },
+                stop: {
+                    // An empty label (no row) is refused by the caller as unreadable.
+                    let row = try connection.query("SELECT labelfile, spcmapfile FROM pg_backup_stop(true)").rows.first
+                    return (try row?.optionalString("labelfile") ?? "", try row?.optionalString("spcmapfile") ?? "")
+                })
+            return try body(session)
+        }
+    }
+
     static func event(objectID: String, reason: String) -> AccessEvent {
         var event = AccessEvent(source: "osmose-backupd", requestID: UUID().uuidString.lowercased(), action: .backupAdmin, objectType: "backup", result: .success)
         event.actorUsername = "osmose-backupd"

@@ -72,6 +72,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
         /// Further directories of the suite's files to back up (e.g. cold archives),
         /// beside the configuration, the policies and the witness directories.
         public var fileTrees: [String] = []
+        /// The cluster's data directory, when full backups copy it directly (between
+        /// pg_backup_start and pg_backup_stop) rather than through pg_basebackup.
+        public var dataDirectory: String?
     }
 
     /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
@@ -223,7 +226,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
         }
-        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies", "file_trees"]) {
+        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies", "file_trees", "data_directory"]) {
             configuration.backup.copies = try backup.strings("copies")
             for copy in configuration.backup.copies where !copy.hasPrefix("/") {
                 throw backup.error("copies", "\(copy) must be an absolute path")
@@ -231,6 +234,10 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.backup.fileTrees = try backup.strings("file_trees")
             for tree in configuration.backup.fileTrees where !tree.hasPrefix("/") {
                 throw backup.error("file_trees", "\(tree) must be an absolute path")
+            }
+            configuration.backup.dataDirectory = try backup.optionalString("data_directory")
+            if let data = configuration.backup.dataDirectory, !data.hasPrefix("/") {
+                throw backup.error("data_directory", "\(data) must be an absolute path")
             }
             configuration.backup.database = try backup.optionalString("database") ?? ""
             if let store = try backup.optionalString("store") {

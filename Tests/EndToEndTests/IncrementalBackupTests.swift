@@ -162,6 +162,71 @@ struct IncrementalBackupTests {
         await cluster.destroy()
     }
 
+    @Test("backup.data_directory: a full backup copies the data directory between pg_backup_start and pg_backup_stop while rows are written; it holds the backup label, leaves out postmaster.pid and the WAL, verifies with --read-data, and restores every committed row; a non-superuser needs only migration 0012's grant")
+    func directCopy() async throws {
+        let identity = try AgeIdentity.generate()
+        let (cluster, config) = try await startBackupCluster(
+            "directcopy", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test"), extraBackupSettings: "")
+        let directory = cluster.directory
+        // The backup role: not a superuser; LOGIN, member of osmose_backup.
+        let admin = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+        try await admin.execute("CREATE ROLE backup_login LOGIN IN ROLE osmose_backup; CREATE TABLE written (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), pad text)")
+        var text = try String(contentsOfFile: config, encoding: .utf8)
+        text += "  data_directory: \(cluster.dataDirectory)\n  database: \"\(cluster.connectionString(user: "backup_login"))\"\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        // Rows keep coming while the files are copied.
+        let writer = Task {
+            let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+            defer { Task { await connection.close() } }
+            var committed = 0
+            while !Task.isCancelled {
+                try await connection.execute("INSERT INTO written (pad) SELECT repeat('x', 500) FROM generate_series(1, 200)")
+                committed += 200
+            }
+            return committed
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let full = try await cluster.asOwner([backupd, "full", "--config", config])
+        writer.cancel()
+        let committed = try await writer.value
+        #expect(full.status == 0, "\(full.standardOutput)\(full.standardError)")
+        let manifest = try await runProgram(osmosectl, ["backup", "show", "--config", config] + [try #require(try await summaries(osmosectl, config).last?["id"] as? String)])
+        let members = manifest.standardOutput
+        #expect(members.contains("\"pgdata/backup_label\"") && members.contains("\"pgdata/PG_VERSION\"") && members.contains("\"pgdata/global/pg_control\""), "\(members.prefix(400))")
+        #expect(!members.contains("postmaster.pid") && !members.contains("\"pgdata/pg_wal/0000"), "no server state, no WAL")
+        for mode in [[], ["--read-data"]] {
+            let verify = try await runProgram(osmosectl, ["backup", "verify"] + mode + ["--config", config])
+            #expect(verify.status == 0, "\(mode): \(verify.standardOutput)\(verify.standardError)")
+        }
+        // Every row committed before the end: all of them after a restore to latest.
+        let before = try await admin.query("SELECT count(*) AS n FROM written").rows[0].int("n")
+        #expect(before >= committed && committed > 0)
+        let last = try await admin.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w").rows[0].string("w")
+        _ = try await admin.query("SELECT pg_switch_wal()")
+        try await waitUntil("the WAL to be archived", timeout: .seconds(90)) {
+            try await admin.query("SELECT coalesce(last_archived_wal, '') >= $1 AS done FROM pg_stat_archiver", [last]).rows[0].bool("done")
+        }
+        await admin.close()
+        await cluster.stop()
+        let restored = "\(directory)/restored"
+        let restore = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", restored, "--config", config])
+        #expect(restore.status == 0, "\(restore.standardOutput)\(restore.standardError)")
+        #expect(FileManager.default.fileExists(atPath: "\(restored)/backup_label") && FileManager.default.fileExists(atPath: "\(restored)/pg_wal/archive_status"))
+        try TestCluster.giveToOwner(restored)
+        try await cluster.start(dataDirectory: restored)
+        try await waitUntil("recovery to end", timeout: .seconds(90)) {
+            guard let connection = try? await Connection.connect(cluster.connectionString(), logger: testLogger) else { return false }
+            defer { Task { await connection.close() } }
+            return try await connection.query("SELECT NOT pg_is_in_recovery() AS done").rows[0].bool("done")
+        }
+        let check = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+        let after = try await check.query("SELECT count(*) AS n FROM written").rows[0].int("n")
+        await check.close()
+        #expect(after == before, "every committed row restored: \(after) of \(before)")
+        await cluster.stop(dataDirectory: restored)
+        await cluster.destroy()
+    }
+
     @Test("A full backup to a hybrid post-quantum recipient (age1pq1…) is sealed with mlkem768x25519 stanzas, verifies and restores with its identity; WAL too")
     func postQuantumBackup() async throws {
         let identity = try AgeHybridIdentity.generate()
