@@ -86,11 +86,8 @@ final class WorkQueue<Item>: @unchecked Sendable {
     }
 }
 
-/// Files written on the caller's thread (where the data is still in cache) and
-/// synced and closed on background threads, so that a restore waits for no fsync:
-/// writeback starts every 32 MiB (`sync_file_range`), and `finish()` returns once
-/// every file is durable. Measured against writing on background threads: the
-/// kernel's copy into the page cache costs half as much from a hot buffer.
+/// Files synced and closed on background threads, so that a restore waits for no
+/// fsync until its end: `finish()` returns once every file handed over is durable.
 final class BackgroundSyncer: @unchecked Sendable {
     struct Handle {
         let descriptor: Int32
@@ -119,28 +116,6 @@ final class BackgroundSyncer: @unchecked Sendable {
     }
 
     deinit { queue.finish() }
-
-    /// Creates `path` (which must not exist) for writing.
-    func open(_ path: String, mode: mode_t) throws -> Handle {
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard descriptor >= 0 else { throw ArchiveError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        return Handle(descriptor: descriptor, path: path)
-    }
-
-    /// Writes `bytes` at the end of `handle`'s file, on this thread; `written` (the
-    /// file's size so far, after this block) paces the early writeback.
-    func write(_ handle: Handle, _ bytes: ArraySlice<UInt8>, written: Int64) throws {
-        var offset = bytes.startIndex
-        while offset < bytes.endIndex {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(handle.descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw ArchiveError("writing \(handle.path) failed: \(String(cString: strerror(errno)))") }
-            offset += count
-        }
-        if written / (32 << 20) != (written - Int64(bytes.count)) / (32 << 20) {
-            _ = sync_file_range(handle.descriptor, 0, 0, UInt32(SYNC_FILE_RANGE_WRITE))
-        }
-    }
 
     /// Hands `handle`'s file over to be synced and closed.
     func close(_ handle: Handle) {

@@ -112,13 +112,22 @@ public struct BackupRestore: Sendable {
         var seen = Set<String>()
         var directories = [dataDirectory]
         let reader = try EncryptedArchiveReader(path: "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age", identities: identities)
-        // This thread decrypts, decompresses and writes; hashing, fsync and close happen beside it.
-        let writer = BackgroundSyncer(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
+        // This thread decrypts and decompresses; a second hashes and writes (O_DIRECT where
+        // possible), others sync and close each file.
+        let syncer = BackgroundSyncer(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         do {
-            try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
-            try writer.finish()
+            let writer = DirectWriter(syncer: syncer)
+            do {
+                try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
+                try writer.finish()
+            } catch {
+                writer.abandon()
+                try? writer.finish()
+                throw error
+            }
+            try syncer.finish()
         } catch {
-            try? writer.finish()
+            try? syncer.finish()
             throw error
         }
         let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
@@ -129,12 +138,9 @@ public struct BackupRestore: Sendable {
     }
 
     private func extractEntries(
-        _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: BackgroundSyncer,
+        _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: DirectWriter,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
-        // Hashing beside the writes, on a thread of its own.
-        let hasher = BackgroundHasher()
-        defer { hasher.close() }
         try reader.forEachEntry { entry, next in
             guard entry.path.hasPrefix("pgdata/") else {
                 while try next() != nil {}
@@ -152,21 +158,13 @@ public struct BackupRestore: Sendable {
                 try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
             case .file:
                 guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
-                let handle = try writer.open(destination, mode: mode_t(entry.mode))
+                try writer.begin(destination, mode: mode_t(entry.mode))
                 var size: Int64 = 0
-                do {
-                    while let block = try next() {
-                        hasher.update(block)
-                        size += Int64(block.count)
-                        try writer.write(handle, block, written: size)
-                    }
-                } catch {
-                    writer.close(handle)
-                    _ = hasher.finalize()
-                    throw error
+                while let block = try next() {
+                    size += Int64(block.count)
+                    try writer.append(block)
                 }
-                writer.close(handle)
-                let digest = hasher.finalize()
+                let digest = try writer.end()
                 guard size == member.size, digest == member.sha256 else {
                     throw ArchiveError("\(member.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
                 }

@@ -1,0 +1,185 @@
+internal import CGlibcExtras
+import Cryptography
+import Foundation
+import Glibc
+
+/// Writes a restore's files on a thread of its own, hashing each block there just
+/// before writing it, with `O_DIRECT` where the file system allows it: the data goes
+/// from our buffer to the device without being copied into the page cache (that copy
+/// was half of a restore's CPU time in `perf`, where the restored files are synced
+/// anyway before the restore returns). The caller's thread only decrypts,
+/// decompresses and fills aligned buffers. Each file is synced and closed by
+/// ``BackgroundSyncer`` threads once written.
+///
+/// `O_DIRECT` needs offsets, lengths and buffers aligned to the device's block: every
+/// block but a file's last is a whole number of 4 KiB pages; the last is padded with
+/// zeros and the file truncated back to its size. Where the file system refuses
+/// `O_DIRECT` (ramfs, some network file systems), the file is written through the
+/// page cache.
+final class DirectWriter: @unchecked Sendable {
+    static let alignment = 4096
+    static let blockSize = 1 << 20
+
+    /// One unit of the writing thread's work.
+    private enum Work {
+        /// Hash and write `count` bytes of `buffer` at the file's current end; the thread frees `buffer`.
+        case block(File, UnsafeMutableRawPointer, count: Int)
+        /// The file is complete: set its size, hand it over to be synced, post its digest.
+        case end(File)
+    }
+
+    /// A file being written. Its hasher and offset are touched only by the writing thread.
+    final class File: @unchecked Sendable {
+        let descriptor: Int32
+        let path: String
+        let direct: Bool
+        var hasher: SHA256Hasher? = SHA256Hasher()
+        var offset: Int64 = 0
+
+        init(descriptor: Int32, path: String, direct: Bool) {
+            self.descriptor = descriptor
+            self.path = path
+            self.direct = direct
+        }
+    }
+
+    /// What the thread hands back: digests in order, and the first failure.
+    private final class Results: @unchecked Sendable {
+        let ready = NSCondition()
+        var digests: [String] = []
+        var failure: String?
+    }
+
+    private let results = Results()
+    private let queue: WorkQueue<Work>
+    private let syncer: BackgroundSyncer
+    /// The buffer being filled for the current file (caller's thread).
+    private var buffer: UnsafeMutableRawPointer?
+    private var filled = 0
+    private var current: File?
+
+    /// Files are synced and closed by `syncer`.
+    init(syncer: BackgroundSyncer, maximumPending: Int = 32 << 20) {
+        self.syncer = syncer
+        queue = WorkQueue(threads: 1, maximumPending: maximumPending) { [results, syncer] work in
+            switch work {
+            case .block(let file, let buffer, let count):
+                defer { free(buffer) }
+                let failed = results.ready.withLock { results.failure != nil }
+                guard !failed else { return }
+                file.hasher?.update(UnsafeRawBufferPointer(start: buffer, count: count))
+                // Direct: the block rounded up to whole pages (zeros past `count`, trimmed by `end`).
+                let length = file.direct ? (count + DirectWriter.alignment - 1) / DirectWriter.alignment * DirectWriter.alignment : count
+                if let problem = Self.writeFully(file, buffer, length: length) {
+                    results.ready.withLock { if results.failure == nil { results.failure = problem } }
+                }
+                file.offset += Int64(count)
+            case .end(let file):
+                if file.direct && ftruncate(file.descriptor, off_t(file.offset)) != 0 {
+                    let problem = "setting the size of \(file.path) failed: \(String(cString: strerror(errno)))"
+                    results.ready.withLock { if results.failure == nil { results.failure = problem } }
+                }
+                let digest = file.hasher.take()?.finalize().map { String(format: "%02x", $0) }.joined() ?? ""
+                syncer.close(BackgroundSyncer.Handle(descriptor: file.descriptor, path: file.path))
+                results.ready.withLock {
+                    results.digests.append(digest)
+                    results.ready.broadcast()
+                }
+            }
+        }
+    }
+
+    deinit {
+        if let buffer { free(buffer) }
+        queue.finish()
+    }
+
+    private static func writeFully(_ file: File, _ buffer: UnsafeMutableRawPointer, length: Int) -> String? {
+        var done = 0
+        while done < length {
+            let count = pwrite(file.descriptor, buffer + done, length - done, off_t(file.offset) + off_t(done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return "writing \(file.path) failed: \(String(cString: strerror(errno)))" }
+            done += count
+        }
+        return nil
+    }
+
+    /// Creates `path` (which must not exist) and makes it the file being written.
+    func begin(_ path: String, mode: mode_t) throws {
+        precondition(current == nil, "a file is still being written")
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw ArchiveError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        // Then O_DIRECT, which a file system without it refuses (EINVAL) — after the file
+        // exists, so that the refusal leaves nothing to clean up.
+        let direct = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | osmose_o_direct()) == 0
+        current = File(descriptor: descriptor, path: path, direct: direct)
+    }
+
+    /// Appends `bytes` to the current file.
+    func append(_ bytes: ArraySlice<UInt8>) throws {
+        guard let file = current else { preconditionFailure("no file is being written") }
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            if buffer == nil {
+                var allocated: UnsafeMutableRawPointer?
+                guard posix_memalign(&allocated, Self.alignment, Self.blockSize) == 0, let allocated else {
+                    throw ArchiveError("out of memory for a write buffer")
+                }
+                buffer = allocated
+                filled = 0
+            }
+            let taken = min(rest.count, Self.blockSize - filled)
+            rest.prefix(taken).withUnsafeBytes { source in
+                (buffer! + filled).copyMemory(from: source.baseAddress!, byteCount: taken)
+            }
+            filled += taken
+            rest = rest.dropFirst(taken)
+            if filled == Self.blockSize { hand(file) }
+        }
+    }
+
+    private func hand(_ file: File) {
+        guard let full = buffer else { return }
+        if file.direct && filled % Self.alignment != 0 {
+            // The file's last block: zeros to the next page, which `end` trims.
+            let padded = (filled + Self.alignment - 1) / Self.alignment * Self.alignment
+            memset(full + filled, 0, padded - filled)
+        }
+        queue.add(.block(file, full, count: filled), weight: filled)
+        buffer = nil
+        filled = 0
+    }
+
+    /// Ends the current file; returns its SHA-256 (hex) once every block is written.
+    /// - Throws: ``ArchiveError`` naming the first write that failed.
+    func end() throws -> String {
+        guard let file = current else { preconditionFailure("no file is being written") }
+        if filled > 0 { hand(file) }
+        current = nil
+        queue.add(.end(file))
+        return try results.ready.withLock {
+            while results.digests.isEmpty { results.ready.wait() }
+            if let failure = results.failure { throw ArchiveError(failure) }
+            return results.digests.removeFirst()
+        }
+    }
+
+    /// Abandons the current file (after a failure elsewhere): it is closed, not synced.
+    func abandon() {
+        guard let file = current else { return }
+        if filled > 0 { hand(file) }
+        current = nil
+        queue.add(.end(file))
+        results.ready.withLock {
+            while results.digests.isEmpty { results.ready.wait() }
+            results.digests.removeFirst()
+        }
+    }
+
+    /// Waits until the writing thread is idle.
+    func finish() throws {
+        queue.finish()
+        if let failure = results.ready.withLock({ results.failure }) { throw ArchiveError(failure) }
+    }
+}
