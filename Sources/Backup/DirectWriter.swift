@@ -117,9 +117,9 @@ final class DirectWriter: @unchecked Sendable {
     }
 
     /// Appends `bytes` to the current file.
-    func append(_ bytes: ArraySlice<UInt8>) throws {
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
         guard let file = current else { preconditionFailure("no file is being written") }
-        var rest = bytes[...]
+        var rest = bytes
         while !rest.isEmpty {
             if buffer == nil {
                 var allocated: UnsafeMutableRawPointer?
@@ -130,11 +130,9 @@ final class DirectWriter: @unchecked Sendable {
                 filled = 0
             }
             let taken = min(rest.count, Self.blockSize - filled)
-            rest.prefix(taken).withUnsafeBytes { source in
-                (buffer! + filled).copyMemory(from: source.baseAddress!, byteCount: taken)
-            }
+            (buffer! + filled).copyMemory(from: rest.baseAddress!, byteCount: taken)
             filled += taken
-            rest = rest.dropFirst(taken)
+            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
             if filled == Self.blockSize { hand(file) }
         }
     }

@@ -295,8 +295,8 @@ public final class EncryptedArchiveReader {
     }
 
     /// Calls `body` for each regular file with its path, its size and a function
-    /// reading its content block by block (nil at its end).
-    public func forEachMember(_ body: (_ path: String, _ size: Int64, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
+    /// reading its content block by block (nil at its end; each block valid until the next call).
+    public func forEachMember(_ body: (_ path: String, _ size: Int64, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
         try forEachEntry { entry, next in
             guard case .file = entry.kind else { return }
             try withoutActuallyEscaping(next) { next in try body(entry.path, entry.size, next) }
@@ -304,10 +304,10 @@ public final class EncryptedArchiveReader {
     }
 
     /// Calls `body` for each entry (files, directories, links), with a function
-    /// reading a file's content block by block (nil at its end).
-    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
+    /// reading a file's content block by block (nil at its end); a block is valid
+    /// until the next call.
+    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
         var entry: OpaquePointer?
-        var block = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let status = archive_read_next_header(archive, &entry)
             if status == ARCHIVE_EOF { return }
@@ -323,10 +323,20 @@ public final class EncryptedArchiveReader {
             default: throw ArchiveError("\(path): \(name) is of a type backups never hold")
             }
             let described = ArchiveEntry(path: name, kind: kind, mode: UInt32(archive_entry_perm(entry)), size: archive_entry_size(entry))
+            // Blocks straight from libarchive's decompression buffer (no copy), valid until the next call.
+            var position: Int64 = 0
             try body(described) {
-                let count = block.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-                guard count >= 0 else { throw self.failure ?? ArchiveError("\(self.path): reading \(name): \(EncryptedArchiveWriter.message(self.archive))") }
-                return count == 0 ? nil : block[0..<count]
+                var data: UnsafeRawPointer?
+                var count = 0
+                var offset: la_int64_t = 0
+                let status = archive_read_data_block(self.archive, &data, &count, &offset)
+                if status == ARCHIVE_EOF { return nil }
+                guard status >= ARCHIVE_WARN else {
+                    throw self.failure ?? ArchiveError("\(self.path): reading \(name): \(EncryptedArchiveWriter.message(self.archive))")
+                }
+                guard offset == position else { throw ArchiveError("\(self.path): \(name) is a sparse file, which backups never hold") }
+                position += Int64(count)
+                return UnsafeRawBufferPointer(start: data, count: count)
             }
         }
     }

@@ -252,7 +252,7 @@ public struct BackupRestore: Sendable {
 
     /// Writes a member's content to a new file `destination`, refusing it (and the
     /// restore) when its size or SHA-256 differs from `expected`; synced before returning.
-    static func writeChecked(_ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, next: () throws -> ArraySlice<UInt8>?) throws {
+    static func writeChecked(_ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, next: () throws -> UnsafeRawBufferPointer?) throws {
         let descriptor = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw ArchiveError("cannot create \(destination): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -261,9 +261,10 @@ public struct BackupRestore: Sendable {
         while let block = try next() {
             hasher.update(block)
             size += Int64(block.count)
-            var offset = block.startIndex
-            while offset < block.endIndex {
-                let count = block[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            var offset = 0
+            while offset < block.count {
+                let count = write(descriptor, block.baseAddress! + offset, block.count - offset)
+                if count < 0 && errno == EINTR { continue }
                 guard count > 0 else { throw ArchiveError("writing \(destination) failed: \(String(cString: strerror(errno)))") }
                 offset += count
             }

@@ -109,7 +109,7 @@ public struct WALArchive: Sendable {
 
     /// Streams the content of segment `name` to `sink`, then checks its SHA-256.
     private func decrypt(
-        name: String, identities: [any AgeUnwrapping], reserve: (Int) -> Void, sink: (ArraySlice<UInt8>) throws -> Void
+        name: String, identities: [any AgeUnwrapping], reserve: (Int) -> Void, sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> Bool {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
         guard FileManager.default.fileExists(atPath: archivePath(name)) else { return false }
