@@ -20,6 +20,20 @@ public struct JournalState: Sendable, Hashable {
     public var size: UInt64 { edge.size }
 }
 
+/// Intake rows taken and sequenced in memory (``JournalDatabase/takeBatch(on:state:limit:now:above:)``),
+/// not yet written to the journal.
+public struct SequencedBatch: Sendable {
+    /// The state the batch starts from, and the state once it is written.
+    public let start: JournalState
+    public let next: JournalState
+    /// How many entries it holds, and the highest intake id it took.
+    public let appended: Int
+    public let maxTaken: Int64?
+    /// The entries as a binary COPY stream, and the full hash tiles they complete.
+    let rows: [UInt8]
+    let tiles: [HashTile]
+}
+
 /// A stored, signed checkpoint.
 public struct CheckpointRecord: Sendable, Hashable, Codable {
     /// Its number, from 1 without gaps.
@@ -123,10 +137,19 @@ public enum JournalDatabase {
     public static func appendBatch(
         on connection: isolated Connection, state: JournalState, limit: Int, now: Int64, above floor: Int64 = 0
     ) throws -> (state: JournalState, appended: Int, maxTaken: Int64?) {
-        let head = try connection.query("SELECT tree_size FROM journal.head FOR UPDATE").singleRow()
-        guard let head, UInt64(try head.int64("tree_size")) == state.size else {
-            throw JournalError(.concurrentWriter, "the journal's head moved under this daemon: another osmose-journald is appending")
-        }
+        let batch = try takeBatch(on: connection, state: state, limit: limit, now: now, above: floor)
+        if batch.appended > 0 { try writeBatch(on: connection, batch) }
+        return (batch.next, batch.appended, batch.maxTaken)
+    }
+
+    /// The first half of ``appendBatch(on:state:limit:now:above:)``, in the caller's
+    /// transaction: takes up to `limit` intake rows (deleting them) and sequences them
+    /// in memory after `state`; nothing is written to the journal yet. osmose-journald
+    /// takes the next batch on a second connection while the previous one is being
+    /// written and committed, and writes it only once that one has committed.
+    public static func takeBatch(
+        on connection: isolated Connection, state: JournalState, limit: Int, now: Int64, above floor: Int64 = 0
+    ) throws -> SequencedBatch {
         // COPY of a DELETE … RETURNING in binary: the rows leave the intake and arrive
         // here without being formatted as text and parsed back.
         let taken = try connection.copyRows(
@@ -138,7 +161,7 @@ public enum JournalDatabase {
                     i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, abbrev(i.client_ip), i.user_agent)
             TO STDOUT (FORMAT binary)
             """)
-        guard !taken.isEmpty else { return (state, 0, nil) }
+        guard !taken.isEmpty else { return SequencedBatch(start: state, next: state, appended: 0, maxTaken: nil, rows: [], tiles: []) }
         var next = state
         let sequencedAt = max(now, state.lastSequencedAt)
         var rows: [(intakeID: Int64, entry: JournalEntry)] = []
@@ -181,20 +204,33 @@ public enum JournalDatabase {
         }
         copy.finish()
         next.lastSequencedAt = sequencedAt
-        let data = copy.bytes
+        return SequencedBatch(start: state, next: next, appended: rows.count, maxTaken: rows.last?.intakeID, rows: copy.bytes, tiles: tiles)
+    }
+
+    /// The second half: writes a batch taken by ``takeBatch(on:state:limit:now:above:)``
+    /// (entries, full tiles, head), in the caller's transaction, after checking that
+    /// the journal's head is where the batch starts.
+    /// - Throws: ``JournalError`` `.concurrentWriter` when the head is elsewhere
+    ///   (another daemon appended, or the batch before this one did not commit); the
+    ///   caller's transaction then rolls back and nothing is lost.
+    public static func writeBatch(on connection: isolated Connection, _ batch: SequencedBatch) throws {
+        let head = try connection.query("SELECT tree_size FROM journal.head FOR UPDATE").singleRow()
+        guard let head, UInt64(try head.int64("tree_size")) == batch.start.size else {
+            throw JournalError(.concurrentWriter, "the journal's head is not where this batch starts: another osmose-journald is appending, or the batch before did not commit")
+        }
+        let data = batch.rows
         try connection.copyIn(
             """
             COPY journal.entries (seq, sequenced_at, intake_id, canonical, leaf_hash, chain_hash, occurred_at, actor_user_id,
                 actor_team, action, patient_id, purpose, result) FROM STDIN (FORMAT binary)
             """
         ) { writer in try writer.write(data) }
-        for tile in tiles {
+        for tile in batch.tiles {
             try connection.query("INSERT INTO journal.tiles (level, tile_index, hashes) VALUES ($1, $2, $3)", [tile.level, Int64(tile.index), tile.hashes])
         }
         try connection.query(
             "UPDATE journal.head SET tree_size = $1, chain_hash = $2, last_sequenced_at = $3::timestamptz",
-            [Int64(next.size), next.chainHash, JournalEntry.rfc3339(microseconds: sequencedAt)])
-        return (next, rows.count, rows.last?.intakeID)
+            [Int64(batch.next.size), batch.next.chainHash, JournalEntry.rfc3339(microseconds: batch.next.lastSequencedAt)])
     }
 
     /// chain_i = SHA-256(chain_{i−1} ‖ leaf_hash_i).

@@ -82,7 +82,7 @@ struct JournalDaemonTests {
     }
 
     /// A migrated database, a signing key, and a configuration allowing `peerUID` on the socket.
-    func prepare(_ name: String, peerUID: UInt32 = getuid()) async throws -> Setup {
+    func prepare(_ name: String, peerUID: UInt32 = getuid(), batchSize: Int = 5000) async throws -> Setup {
         let database = try await TestDatabase.create(name)
         let directory = "/tmp/osmose-jd-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -99,6 +99,7 @@ struct JournalDaemonTests {
               database: "\(database.connectionString) user=osmose_journald"
               signing_key_file: \(directory)/signing.key
               checkpoint_within: 200ms
+              batch_size: \(batchSize)
               witness_directories: [\(directory)/witness-a, \(directory)/witness-b]
               socket: unix:\(directory)/direct.sock
               socket_peers:
@@ -199,7 +200,9 @@ struct JournalDaemonTests {
 
     @Test("Killed with SIGKILL at 50 random moments while events stream in: every committed event is journaled exactly once and verify passes")
     func crashes() async throws {
-        let setup = try await prepare("jdcrash")
+        // Small batches: most are full, so one is being written while the next is taken
+        // on the second connection when the kill comes.
+        let setup = try await prepare("jdcrash", batchSize: 64)
         let feeder = try await Connection.connect(setup.database.connectionString, logger: testLogger)
         let stop = StopSignal()
         let feeding = Task {
