@@ -138,11 +138,12 @@ public struct JournalSequencer: Service {
                     }
                     let current = state
                     let limit = settings.batchSize
-                    // Above the batch being written (its rows are still locked by its
-                    // transaction), unless the floor asks for a sweep from the start.
-                    var floor = intakeFloor.floor(at: .now)
-                    if floor > 0, let pending = writing?.batch.maxTaken { floor = max(floor, pending) }
-                    let above = floor
+                    // While a batch is being written, above it: its rows are still visible
+                    // (deleted, not committed), so a scan from lower down would count them
+                    // into this batch's range, wait for the commit and find them gone.
+                    // Stragglers below are taken once the backlog is drained (the floor's
+                    // settled ids and sweeps, as before).
+                    let above = writing?.batch.maxTaken ?? intakeFloor.floor(at: .now)
                     let batch = try await taker.perform { connection in
                         try connection.query("BEGIN")
                         return try JournalDatabase.takeBatch(on: connection, state: current, limit: limit, now: now, above: above)
