@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "JournalService",
             dependencies: [
-                "Journal", "Store", "Settings", "Systemd", "Cryptography",
+                "Journal", "Store", "Settings", "Systemd", "Cryptography", "CGlibcExtras",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

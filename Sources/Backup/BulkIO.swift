@@ -12,8 +12,7 @@ public enum BulkIO {
     /// Keeping such buffers on the heap removes that. Called once at the start of
     /// the backup commands; memory stays bounded by the largest live buffers.
     public static func tuneAllocator() {
-        _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
+        osmose_keep_buffers_on_heap()
     }
 
     /// Reads the open file `descriptor` (named `path` in errors) to its end in 1 MiB

@@ -8,6 +8,15 @@
 #include <malloc.h>
 #include <unistd.h>
 
+/* Keeps allocations below 64 MiB on the heap and freed heap with the process:
+   glibc otherwise serves each megabyte buffer of a stream with a fresh mmap, whose
+   pages the kernel faults in and zeroes every time (measured: half of a backup
+   verify's time, a quarter of osmose-journald's own). */
+static inline void osmose_keep_buffers_on_heap(void) {
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 /* O_DIRECT is a GNU macro Swift does not import through the Glibc module. */
 static inline int osmose_o_direct(void) { return O_DIRECT; }
 

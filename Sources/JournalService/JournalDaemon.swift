@@ -1,3 +1,4 @@
+internal import CGlibcExtras
 import Foundation
 import Journal
 import Logging
@@ -15,6 +16,8 @@ public enum JournalDaemon {
     /// unreachable, 5 integrity (stored state or witnesses contradict the database),
     /// 6 signing key missing or wrong.
     public static func main() async {
+        // Each batch's megabyte buffers stay on the heap instead of fresh mmaps (page faults).
+        osmose_keep_buffers_on_heap()
         let configPath = DaemonCommandLine.configurationPath(
             program: "osmose-journald",
             summary: """
