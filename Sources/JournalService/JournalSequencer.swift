@@ -146,6 +146,12 @@ public struct JournalSequencer: Service {
                     let above = writing?.batch.maxTaken ?? intakeFloor.floor(at: .now)
                     let batch = try await taker.perform { connection in
                         try connection.query("BEGIN")
+                        // A batch's commit need not wait for its WAL to reach the disk: a
+                        // server crash undoes the last batches whole (their intake rows come
+                        // back), and the next checkpoint's commit, at the server's
+                        // synchronous_commit (on by default), flushes the WAL of every batch
+                        // before it, before the checkpoint reaches a witness.
+                        try connection.query("SET LOCAL synchronous_commit = off")
                         return try JournalDatabase.takeBatch(on: connection, state: current, limit: limit, now: now, above: above)
                     }
                     try await settle()
