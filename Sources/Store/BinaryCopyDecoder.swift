@@ -253,32 +253,33 @@ public struct BinaryCopyEncoder: Sendable {
     /// - Throws: ``StoreError`` when the text is not a UUID.
     public mutating func uuid(_ value: String?) throws {
         guard let value else { return null() }
-        var utf8 = value.utf8.makeIterator()
-        var digits = 0
-        var pending: UInt8 = 0
-        let start = bytes.count
-        appendInt32(16)
-        while let character = utf8.next() {
-            let nibble: UInt8
-            switch character {
-            case UInt8(ascii: "-"): continue
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = character - 48
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = character - 87
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = character - 55
-            default:
-                bytes.removeSubrange(start...)
-                throw StoreError(.invalidArgument, "not a UUID")
+        // The 16 bytes from the 32 hex digits (hyphens anywhere ignored), read from the
+        // string's contiguous UTF-8 where it has one (native strings do).
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        func parse(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+            var digits = 0
+            for character in text {
+                let nibble: UInt64
+                switch character {
+                case UInt8(ascii: "-"): continue
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = UInt64(character &- 48)
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = UInt64(character &- 87)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = UInt64(character &- 55)
+                default: return false
+                }
+                if digits < 16 { high = high << 4 | nibble } else if digits < 32 { low = low << 4 | nibble }
+                digits += 1
             }
-            if digits & 1 == 0 { pending = nibble << 4 } else { bytes.append(pending | nibble) }
-            digits += 1
+            return digits == 32
         }
-        guard digits == 32 else {
-            bytes.removeSubrange(start...)
-            throw StoreError(.invalidArgument, "not a UUID")
-        }
+        let parsed = value.utf8.withContiguousStorageIfAvailable(parse) ?? Array(value.utf8).withUnsafeBufferPointer(parse)
+        guard parsed else { throw StoreError(.invalidArgument, "not a UUID") }
+        appendInt32(16)
+        withUnsafeBytes(of: high.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: low.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
-    /// Ends the data (the trailer); nothing may be added afterwards.
     public mutating func finish() {
         bytes.append(0xFF)
         bytes.append(0xFF)
