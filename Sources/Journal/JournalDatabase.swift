@@ -164,7 +164,7 @@ public enum JournalDatabase {
         guard !taken.isEmpty else { return SequencedBatch(start: state, next: state, appended: 0, maxTaken: nil, rows: [], tiles: []) }
         var next = state
         let sequencedAt = max(now, state.lastSequencedAt)
-        var rows: [(intakeID: Int64, entry: JournalEntry)] = []
+        var rows: [(intakeID: Int64, entry: JournalEntry, row: BinaryCopyDecoder.Row)] = []
         rows.reserveCapacity(taken.count)
         let epoch = BinaryCopyDecoder.postgresEpochOffset
         for row in taken {
@@ -174,12 +174,12 @@ public enum JournalDatabase {
                 actorTeam: try row.text(7), action: try row.text(8) ?? "", objectType: try row.text(9) ?? "", objectID: try row.text(10),
                 patientID: try row.uuid(11), purpose: try row.text(12), result: try row.text(13) ?? "", reason: try row.text(14),
                 clientIP: try row.text(15), userAgent: try row.text(16))
-            rows.append((try row.int64(0), entry))
+            rows.append((try row.int64(0), entry, row))
         }
         rows.sort { $0.intakeID < $1.intakeID }
         var tiles: [HashTile] = []
         var copy = BinaryCopyEncoder(reservingCapacity: rows.count * 400)
-        for (intakeID, template) in rows {
+        for (intakeID, template, row) in rows {
             var entry = template
             entry.sequence = next.size
             let canonical = entry.canonicalBytes
@@ -194,13 +194,15 @@ public enum JournalDatabase {
             copy.bytea(canonical)
             copy.bytea(leaf)
             copy.bytea(chain)
-            copy.timestamp(microsecondsSinceUnixEpoch: entry.occurredAt)
-            try copy.uuid(entry.actorUserID)
-            copy.text(entry.actorTeam)
-            copy.text(entry.action)
-            try copy.uuid(entry.patientID)
-            copy.text(entry.purpose)
-            copy.text(entry.result)
+            // The search columns as the intake sent them (binary send forms of the same
+            // types: timestamptz, uuid, text), the values the canonical bytes were made of.
+            row.copyField(1, to: &copy)  // occurred_at
+            row.copyField(4, to: &copy)  // actor_user_id
+            row.copyField(7, to: &copy)  // actor_team
+            row.copyField(8, to: &copy)  // action
+            row.copyField(11, to: &copy)  // patient_id
+            row.copyField(12, to: &copy)  // purpose
+            row.copyField(13, to: &copy)  // result
         }
         copy.finish()
         next.lastSequencedAt = sequencedAt

@@ -56,6 +56,14 @@ public struct BinaryCopyDecoder: Sendable {
         }
 
         /// A `uuid` column as lowercase text, or nil for NULL.
+        /// Appends field `index` to `encoder` exactly as it came (its binary send form,
+        /// or NULL): for a column copied unchanged from one binary COPY stream into
+        /// another column of the same type, without decoding and encoding it again.
+        public func copyField(_ index: Int, to encoder: inout BinaryCopyEncoder) {
+            guard let range = ranges[index] else { return encoder.null() }
+            encoder.field(storage[range])
+        }
+
         public func uuid(_ index: Int) throws -> String? {
             guard let range = ranges[index] else { return nil }
             guard range.count == 16 else { throw StoreError(.decodingFailed, "binary column \(index) is not a uuid") }
@@ -286,11 +294,13 @@ public struct BinaryCopyEncoder: Sendable {
     }
 
     private mutating func appendInt32(_ value: Int32) {
-        let bits = UInt32(bitPattern: value)
-        bytes.append(UInt8(truncatingIfNeeded: bits >> 24))
-        bytes.append(UInt8(truncatingIfNeeded: bits >> 16))
-        bytes.append(UInt8(truncatingIfNeeded: bits >> 8))
-        bytes.append(UInt8(truncatingIfNeeded: bits))
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// A field whose binary send form is `form` (copied from another binary COPY stream).
+    mutating func field(_ form: ArraySlice<UInt8>) {
+        appendInt32(Int32(form.count))
+        bytes.append(contentsOf: form)
     }
 
     private mutating func appendInt64(_ value: Int64) {
