@@ -164,31 +164,23 @@ public enum JournalDatabase {
         guard !taken.isEmpty else { return SequencedBatch(start: state, next: state, appended: 0, maxTaken: nil, rows: [], tiles: []) }
         var next = state
         let sequencedAt = max(now, state.lastSequencedAt)
-        var rows: [(intakeID: Int64, entry: JournalEntry, row: BinaryCopyDecoder.Row)] = []
+        var rows: [(intakeID: Int64, row: BinaryCopyDecoder.Row)] = []
         rows.reserveCapacity(taken.count)
-        let epoch = BinaryCopyDecoder.postgresEpochOffset
-        for row in taken {
-            let entry = JournalEntry(
-                sequence: 0, occurredAt: try row.int64(1) + epoch, sequencedAt: sequencedAt, source: try row.text(2) ?? "",
-                requestID: try row.text(3) ?? "", actorUserID: try row.uuid(4), actorUsername: try row.text(5), actorRole: try row.text(6),
-                actorTeam: try row.text(7), action: try row.text(8) ?? "", objectType: try row.text(9) ?? "", objectID: try row.text(10),
-                patientID: try row.uuid(11), purpose: try row.text(12), result: try row.text(13) ?? "", reason: try row.text(14),
-                clientIP: try row.text(15), userAgent: try row.text(16))
-            rows.append((try row.int64(0), entry, row))
-        }
+        for row in taken { rows.append((try row.int64(0), row)) }
         rows.sort { $0.intakeID < $1.intakeID }
+        let epoch = BinaryCopyDecoder.postgresEpochOffset
         var tiles: [HashTile] = []
         var copy = BinaryCopyEncoder(reservingCapacity: rows.count * 400)
-        for (intakeID, template, row) in rows {
-            var entry = template
-            entry.sequence = next.size
-            let canonical = entry.canonicalBytes
+        for (intakeID, row) in rows {
+            let sequence = next.size
+            let occurredAt = try row.int64(1) + epoch
+            let canonical = try JournalEntry.canonicalBytes(intakeRow: row, sequence: sequence, occurredAt: occurredAt, sequencedAt: sequencedAt)
             let leaf = MerkleTree.leafHash(canonical)
             let chain = chainHash(previous: next.chainHash, leafHash: leaf)
             tiles += next.edge.append(leafHash: leaf)
             next.chainHash = chain
             copy.beginRow(fields: 13)
-            copy.int64(Int64(entry.sequence))
+            copy.int64(Int64(sequence))
             copy.timestamp(microsecondsSinceUnixEpoch: sequencedAt)
             copy.int64(intakeID)
             copy.bytea(canonical)

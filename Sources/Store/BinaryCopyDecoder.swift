@@ -56,6 +56,10 @@ public struct BinaryCopyDecoder: Sendable {
         }
 
         /// A `uuid` column as lowercase text, or nil for NULL.
+        /// Field `index`'s binary send form as received (a slice of the stream's buffer, not
+        /// a copy), or nil for NULL.
+        public func field(_ index: Int) -> ArraySlice<UInt8>? { ranges[index].map { storage[$0] } }
+
         /// Appends field `index` to `encoder` exactly as it came (its binary send form,
         /// or NULL): for a column copied unchanged from one binary COPY stream into
         /// another column of the same type, without decoding and encoding it again.
