@@ -18,16 +18,6 @@ struct BackupRestoreTests {
         return try await connection.query("SELECT phase FROM drill ORDER BY id").rows.map { try $0.string("phase") }
     }
 
-    func startAndPromote(_ cluster: TestCluster, _ data: String) async throws {
-        try TestCluster.giveToOwner(data)
-        try await cluster.start(dataDirectory: data)
-        try await waitUntil("recovery to end", timeout: .seconds(90)) {
-            guard let connection = try? await Connection.connect(cluster.connectionString(), logger: testLogger) else { return false }
-            defer { Task { await connection.close() } }
-            return try await connection.query("SELECT NOT pg_is_in_recovery() AS done").rows[0].bool("done")
-        }
-    }
-
     @Test("Rows written at t1, t2, t3: a restore to between t2 and t3 holds exactly t1 and t2; latest holds all; damage and a WAL gap are refused and named by verify; age | bsdtar rebuild a cluster that starts")
     func pointInTime() async throws {
         let identity = try AgeIdentity.generate()
@@ -77,11 +67,7 @@ struct BackupRestoreTests {
         let between = try await connection.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS t").rows[0].string("t")
         try await Task.sleep(for: .milliseconds(1100))
         try await connection.execute("INSERT INTO drill (phase) SELECT 't3' FROM generate_series(1, 100)")
-        let last = try await connection.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w").rows[0].string("w")
-        _ = try await connection.query("SELECT pg_switch_wal()")
-        try await waitUntil("the WAL to be archived", timeout: .seconds(90)) {
-            try await connection.query("SELECT coalesce(last_archived_wal, '') >= $1 AS done FROM pg_stat_archiver", [last]).rows[0].bool("done")
-        }
+        let last = try await archiveCurrentWAL(connection)
         await connection.close()
         await cluster.stop()
 
@@ -108,7 +94,7 @@ struct BackupRestoreTests {
         let pitr = "\(directory)/restored-pitr"
         let restored = try await runProgram(osmosectl, ["backup", "restore", "--to", between, "--target", pitr, "--config", config])
         #expect(restored.status == 0, "\(restored.standardOutput)\(restored.standardError)")
-        try await startAndPromote(cluster, pitr)
+        try await cluster.startAndPromote(pitr)
         let atT2 = try await rows(cluster)
         #expect(atT2.filter { $0 == "t1" }.count == 100 && atT2.filter { $0 == "t2" }.count == 100 && !atT2.contains("t3"), "\(Set(atT2))")
         await cluster.stop(dataDirectory: pitr)
@@ -120,7 +106,7 @@ struct BackupRestoreTests {
         let relative = try await runProgram("/bin/sh", ["-c", "cd '\(directory)' && '\(osmosectl)' backup restore --to latest --target restored-latest --config osmose.yaml --identity identity.txt"])
         #expect(relative.status == 0, "\(relative.standardOutput)\(relative.standardError)")
         #expect(latest == "\(directory)/restored-latest")
-        try await startAndPromote(cluster, latest)
+        try await cluster.startAndPromote(latest)
         #expect(try await rows(cluster).count == 300)
         await cluster.stop(dataDirectory: latest)
 
@@ -137,7 +123,7 @@ struct BackupRestoreTests {
         try "restore_command = 'age -d -i \(identityFile) \(store)/wal/%f.tar.zst.age | bsdtar -xOf - %f > %p'\nrecovery_target_action = 'promote'\narchive_mode = 'off'\n"
             .write(toFile: "\(manualData)/postgresql.auto.conf", atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: "\(manualData)/recovery.signal", contents: Data())
-        try await startAndPromote(cluster, manualData)
+        try await cluster.startAndPromote(manualData)
         #expect(try await rows(cluster).count == 300, "standard tools rebuild the latest state")
         await cluster.stop(dataDirectory: manualData)
 
@@ -327,5 +313,19 @@ struct BackupRestoreTests {
         let finalVerify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(finalVerify.status == 0, "\(finalVerify.standardOutput)")
         await cluster.destroy()
+    }
+}
+
+extension TestCluster {
+    /// Starts the cluster on the restored directory `data` and waits until its recovery
+    /// has ended (promoted).
+    func startAndPromote(_ data: String) async throws {
+        try TestCluster.giveToOwner(data)
+        try await start(dataDirectory: data)
+        try await waitUntil("recovery to end", timeout: .seconds(90)) {
+            guard let connection = try? await Connection.connect(self.connectionString(), logger: testLogger) else { return false }
+            defer { Task { await connection.close() } }
+            return try await connection.query("SELECT NOT pg_is_in_recovery() AS done").rows[0].bool("done")
+        }
     }
 }

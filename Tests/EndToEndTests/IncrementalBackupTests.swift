@@ -201,11 +201,7 @@ struct IncrementalBackupTests {
         // Every row committed before the end: all of them after a restore to latest.
         let before = try await admin.query("SELECT count(*) AS n FROM written").rows[0].int("n")
         #expect(before >= committed && committed > 0)
-        let last = try await admin.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w").rows[0].string("w")
-        _ = try await admin.query("SELECT pg_switch_wal()")
-        try await waitUntil("the WAL to be archived", timeout: .seconds(90)) {
-            try await admin.query("SELECT coalesce(last_archived_wal, '') >= $1 AS done FROM pg_stat_archiver", [last]).rows[0].bool("done")
-        }
+        try await archiveCurrentWAL(admin)
         await admin.close()
         await cluster.stop()
         let restored = "\(directory)/restored"
@@ -229,13 +225,7 @@ struct IncrementalBackupTests {
             if let size = try? FileManager.default.attributesOfItem(atPath: "\(restored)/\(path)")[.size] as? Int, size % 4096 != 0 { sizes.insert(size) }
         }
         #expect(sizes.count > 3, "files whose size is not a whole number of pages were restored (the padded, truncated last block): \(sizes.sorted().prefix(5))")
-        try TestCluster.giveToOwner(restored)
-        try await cluster.start(dataDirectory: restored)
-        try await waitUntil("recovery to end", timeout: .seconds(90)) {
-            guard let connection = try? await Connection.connect(cluster.connectionString(), logger: testLogger) else { return false }
-            defer { Task { await connection.close() } }
-            return try await connection.query("SELECT NOT pg_is_in_recovery() AS done").rows[0].bool("done")
-        }
+        try await cluster.startAndPromote(restored)
         let check = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         let after = try await check.query("SELECT count(*) AS n FROM written").rows[0].int("n")
         await check.close()
@@ -303,4 +293,17 @@ func startBackupCluster(
     try await cluster.start()
     #expect(try await runProgram(osmosectl, ["db", "migrate", "--config", config]).status == 0)
     return (cluster, config)
+}
+
+/// Switches to a new WAL segment and waits until the one that was being written
+/// is archived: everything committed so far is then in the backup store.
+/// - Returns: that segment's name.
+@discardableResult
+func archiveCurrentWAL(_ connection: Connection) async throws -> String {
+    let last = try await connection.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w").rows[0].string("w")
+    _ = try await connection.query("SELECT pg_switch_wal()")
+    try await waitUntil("the WAL to be archived", timeout: .seconds(90)) {
+        try await connection.query("SELECT coalesce(last_archived_wal, '') >= $1 AS done FROM pg_stat_archiver", [last]).rows[0].bool("done")
+    }
+    return last
 }
