@@ -295,18 +295,32 @@ public final class EncryptedArchiveReader {
     }
 
     /// Calls `body` for each regular file with its path, its size and a function
-    /// reading its content block by block (nil at its end; each block valid until the next call).
-    public func forEachMember(_ body: (_ path: String, _ size: Int64, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
-        try forEachEntry { entry, next in
+    /// reading its content block by block (nil at its end).
+    public func forEachMember(_ body: (_ path: String, _ size: Int64, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
+        try forEachMemberBlock { path, size, next in
+            try withoutActuallyEscaping(next) { next in try body(path, size) { try next().map { Array($0)[...] } } }
+        }
+    }
+
+    /// Calls `body` for each entry (files, directories, links), with a function
+    /// reading a file's content block by block (nil at its end).
+    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
+        try forEachEntryBlock { entry, next in
+            try withoutActuallyEscaping(next) { next in try body(entry) { try next().map { Array($0)[...] } } }
+        }
+    }
+
+    /// ``forEachMember(_:)`` for this module's bulk paths (verify, restore, WAL): each
+    /// block is libarchive's own buffer, valid until the next call, not a copy.
+    func forEachMemberBlock(_ body: (_ path: String, _ size: Int64, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
+        try forEachEntryBlock { entry, next in
             guard case .file = entry.kind else { return }
             try withoutActuallyEscaping(next) { next in try body(entry.path, entry.size, next) }
         }
     }
 
-    /// Calls `body` for each entry (files, directories, links), with a function
-    /// reading a file's content block by block (nil at its end); a block is valid
-    /// until the next call.
-    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
+    /// ``forEachEntry(_:)`` with blocks that are libarchive's own buffer, valid until the next call.
+    func forEachEntryBlock(_ body: (_ entry: ArchiveEntry, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
         var entry: OpaquePointer?
         while true {
             let status = archive_read_next_header(archive, &entry)

@@ -141,7 +141,7 @@ public struct BackupRestore: Sendable {
         _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: DirectWriter,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
-        try reader.forEachEntry { entry, next in
+        try reader.forEachEntryBlock { entry, next in
             guard entry.path.hasPrefix("pgdata/") else {
                 while try next() != nil {}
                 return
@@ -206,7 +206,7 @@ public struct BackupRestore: Sendable {
                 }
                 var wanted = Dictionary(entries.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
                 let reader = try EncryptedArchiveReader(path: "\(catalogue.directory(holder))/data.tar.zst.age", identities: identities)
-                try reader.forEachEntry { entry, next in
+                try reader.forEachEntryBlock { entry, next in
                     guard case .file = entry.kind, let want = wanted.removeValue(forKey: entry.path), let size = want.size, let sha256 = want.sha256 else {
                         while try next() != nil {}
                         return

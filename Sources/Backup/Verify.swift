@@ -203,7 +203,7 @@ public struct BackupVerifier: Sendable {
         var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
         do {
             let reader = try EncryptedArchiveReader(path: archivePath, identities: identities)
-            try reader.forEachMember { path, _, next in
+            try reader.forEachMemberBlock { path, _, next in
                 var hasher = SHA256Hasher()
                 var size: Int64 = 0
                 while let block = try next() {

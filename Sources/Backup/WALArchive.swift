@@ -116,7 +116,7 @@ public struct WALArchive: Sendable {
         let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
         var hasher = SHA256Hasher()
         var found = false
-        try reader.forEachMember { path, size, next in
+        try reader.forEachMemberBlock { path, size, next in
             guard path == name, !found else { throw ArchiveError("\(archivePath(name)) holds \(path), not only \(name)") }
             found = true
             reserve(Int(clamping: max(0, size)))
