@@ -33,6 +33,25 @@ public enum BulkIO {
     }
 }
 
+extension BulkIO {
+    /// The size and SHA-256 (hex) of the file at `path`, read once in 1 MiB blocks;
+    /// `block` sees each block too (e.g. to open the first one).
+    static func sha256(ofFile path: String, block: (ArraySlice<UInt8>) throws -> Void = { _ in }) throws -> (size: Int64, sha256: String) {
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        var hasher = SHA256Hasher()
+        let size = try readBlocks(input, path: path) { chunk in
+            hasher.update(chunk)
+            try block(chunk)
+        }
+        return (size, hexDigest(hasher.finalize()))
+    }
+}
+
+/// A digest as lowercase hexadecimal, as manifests, summaries and digest files hold it.
+func hexDigest(_ digest: [UInt8]) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+
 /// Items handled in order by background threads: `add` blocks while more than
 /// `maximumPending` units (bytes, say) wait; `finish` waits until all are handled.
 final class WorkQueue<Item>: @unchecked Sendable {
@@ -157,7 +176,7 @@ final class BackgroundHasher: @unchecked Sendable {
             }
             var finished = SHA256Hasher()
             swap(&finished, &state.hasher)
-            let digest = finished.finalize().map { String(format: "%02x", $0) }.joined()
+            let digest = hexDigest(finished.finalize())
             state.ready.lock()
             state.digests.append(digest)
             state.ready.broadcast()

@@ -187,7 +187,7 @@ extension Array where Element: Hashable {
     }
 }
 
-func hexSHA256(_ bytes: some Collection<UInt8>) -> String { SHA256.hash(bytes).map { String(format: "%02x", $0) }.joined() }
+func hexSHA256(_ bytes: some Collection<UInt8>) -> String { hexDigest(SHA256.hash(bytes)) }
 
 /// WAL segment arithmetic for 16 MiB segments.
 public enum WALSegment {

@@ -40,7 +40,7 @@ public struct BackupCopies: Sendable {
         return files
     }
 
-    static func digest(_ path: String) throws -> String { try SuiteTree.hashFile(path).1 }
+    static func digest(_ path: String) throws -> String { try BulkIO.sha256(ofFile: path).sha256 }
 
     /// Brings `location` up to date with the store: copies what is missing or
     /// differs (then reads it back), removes what the store pruned. `only` limits

@@ -79,7 +79,7 @@ final class DirectWriter: @unchecked Sendable {
                     let problem = "setting the size of \(file.path) failed: \(String(cString: strerror(errno)))"
                     results.ready.withLock { if results.failure == nil { results.failure = problem } }
                 }
-                let digest = file.hasher.take()?.finalize().map { String(format: "%02x", $0) }.joined() ?? ""
+                let digest = (file.hasher.take()?.finalize()).map(hexDigest) ?? ""
                 syncer.close(BackgroundSyncer.Handle(descriptor: file.descriptor, path: file.path))
                 results.ready.withLock {
                     results.digests.append(digest)

@@ -201,7 +201,7 @@ public final class EncryptedArchiveWriter {
         if let backgroundHasher {
             digest = backgroundHasher.finalize()
         } else {
-            digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            digest = hexDigest(hasher.finalize())
         }
         let member = ArchiveMember(path: name, size: written, sha256: digest)
         members.append(member)
@@ -213,7 +213,7 @@ public final class EncryptedArchiveWriter {
     public func finish() throws {
         try check(archive_write_close(archive), "closing the archive")
         try writeAll(try encryptor.finish())
-        fileSHA256 = fileHasher.take()?.finalize().map { String(format: "%02x", $0) }.joined()
+        fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)
         guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
         close(descriptor)
         guard rename(temporaryPath, path) == 0 else { throw ArchiveError("renaming \(temporaryPath) failed: \(String(cString: strerror(errno)))") }

@@ -269,7 +269,7 @@ public struct BackupRestore: Sendable {
                 offset += count
             }
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hexDigest(hasher.finalize())
         guard size == expected.size, digest == expected.sha256 else {
             throw ArchiveError("\(expected.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
         }

@@ -95,7 +95,7 @@ enum SuiteTree {
                         tree.append(entry)
                         continue
                     }
-                    if let (size, digest) = try? hashFile(item.source), size == old.size, digest == oldHash {
+                    if let (size, digest) = try? BulkIO.sha256(ofFile: item.source), size == old.size, digest == oldHash {
                         entry.size = size
                         entry.sha256 = digest
                         entry.backup = holder
@@ -111,15 +111,5 @@ enum SuiteTree {
             tree.append(entry)
         }
         return tree
-    }
-
-    /// The size and SHA-256 (hex) of the file at `path`.
-    static func hashFile(_ path: String) throws -> (Int64, String) {
-        let input = open(path, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        var hasher = SHA256Hasher()
-        let total = try BulkIO.readBlocks(input, path: path) { hasher.update($0) }
-        return (total, hasher.finalize().map { String(format: "%02x", $0) }.joined())
     }
 }

@@ -210,7 +210,7 @@ public struct BackupVerifier: Sendable {
                     hasher.update(block)
                     size += Int64(block.count)
                 }
-                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                let digest = hexDigest(hasher.finalize())
                 outcome.members += 1
                 guard let member = expected.removeValue(forKey: path) else { return problem("\(subject)/\(path)", "in the archive but not in the manifest") }
                 if member.size != size || member.sha256 != digest { problem("\(subject)/\(path)", "differs from the manifest (size or SHA-256)") }
@@ -226,19 +226,13 @@ public struct BackupVerifier: Sendable {
     /// through the age decryptor, so an identity that cannot open it (or a damaged
     /// header) is reported as such.
     static func storedDigest(_ path: String, identities: [any AgeUnwrapping]) throws -> (sha256: String, size: Int64) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        var hasher = SHA256Hasher()
         var decryptor: AgeDecryptor? = AgeDecryptor(identities: identities)
-        let size = try BulkIO.readBlocks(descriptor, path: path) { block in
-            hasher.update(block)
-            if decryptor != nil {
-                _ = try decryptor!.update(block)
-                decryptor = nil
-            }
+        let stored = try BulkIO.sha256(ofFile: path) { block in
+            guard decryptor != nil else { return }
+            _ = try decryptor!.update(block)
+            decryptor = nil
         }
-        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
+        return (stored.sha256, stored.size)
     }
 
     /// Decrypts one WAL file and compares it with its digest (in memory only: verify never writes WAL in clear).

@@ -63,7 +63,7 @@ public struct WALArchive: Sendable {
     public func push(segment: String, name: String, recipients: [any AgePublicRecipient]) throws -> PushOutcome {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
         guard let content = FileManager.default.contents(atPath: segment) else { throw ArchiveError("cannot read \(segment)") }
-        let digest = SHA256.hash(content).map { String(format: "%02x", $0) }.joined()
+        let digest = hexSHA256(content)
         if FileManager.default.fileExists(atPath: archivePath(name)) {
             guard let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) == digest + "\n" else {
                 throw ArchiveError("\(name) is already archived with different content: refusing to overwrite it (check for two clusters archiving to one store)")
@@ -126,7 +126,7 @@ public struct WALArchive: Sendable {
             }
         }
         guard found else { throw ArchiveError("\(archivePath(name)) is empty") }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hexDigest(hasher.finalize())
         if let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) != digest + "\n" {
             throw ArchiveError("\(name) does not match its recorded SHA-256: the store is damaged")
         }
