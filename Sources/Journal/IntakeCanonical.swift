@@ -40,13 +40,7 @@ extension JournalEntry {
         for (offset, kind) in intakeFieldKinds.enumerated() {
             let index = 2 + offset
             guard let field = row.field(index) else {
-                if kind == .required {
-                    bytes.append(0)
-                    bytes.append(0)
-                } else {
-                    bytes.append(0xFF)
-                    bytes.append(0xFF)
-                }
+                if kind == .required { appendField([], to: &bytes) } else { appendAbsentField(to: &bytes) }
                 continue
             }
             switch kind {
@@ -54,29 +48,15 @@ extension JournalEntry {
                 guard field.count == 16 else { throw EntryFormatError("intake column \(index) is not a uuid") }
                 bytes.append(0)
                 bytes.append(36)
-                appendUUIDText(field, to: &bytes)
+                BinaryCopyDecoder.appendUUIDText(field, to: &bytes)
             case .required, .optional:
                 // Vocabularies, ids and names are ASCII: only other text is validated.
                 if field.contains(where: { $0 >= 0x80 }), String(validating: field, as: UTF8.self) == nil {
                     throw EntryFormatError("intake column \(index) is not UTF-8")
                 }
-                bytes.append(UInt8(truncatingIfNeeded: field.count >> 8))
-                bytes.append(UInt8(truncatingIfNeeded: field.count))
-                bytes.append(contentsOf: field)
+                appendField(field, to: &bytes)
             }
         }
         return bytes
-    }
-
-    /// 16 bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase.
-    private static func appendUUIDText(_ raw: ArraySlice<UInt8>, to bytes: inout [UInt8]) {
-        let digits: StaticString = "0123456789abcdef"
-        digits.withUTF8Buffer { digits in
-            for (position, byte) in raw.enumerated() {
-                if position == 4 || position == 6 || position == 8 || position == 10 { bytes.append(UInt8(ascii: "-")) }
-                bytes.append(digits[Int(byte >> 4)])
-                bytes.append(digits[Int(byte & 0x0F)])
-            }
-        }
     }
 }

@@ -108,15 +108,7 @@ public struct JournalEntry: Sendable, Hashable, Codable {
         Self.appendInteger(UInt64(bitPattern: occurredAt), to: &bytes)
         Self.appendInteger(UInt64(bitPattern: sequencedAt), to: &bytes)
         func add(_ field: String?) {
-            guard let field else {
-                bytes.append(0xFF)
-                bytes.append(0xFF)
-                return
-            }
-            let utf8 = field.utf8
-            bytes.append(UInt8(truncatingIfNeeded: utf8.count >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: utf8.count))
-            bytes.append(contentsOf: utf8)
+            if let field { Self.appendField(field.utf8, to: &bytes) } else { Self.appendAbsentField(to: &bytes) }
         }
         add(source); add(requestID); add(actorUserID); add(actorUsername); add(actorRole)
         add(actorTeam); add(action); add(objectType); add(objectID); add(patientID)
@@ -146,6 +138,19 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     /// - Throws: ``EntryFormatError`` naming the first invalid field.
     public func validate() throws {
         _ = try CanonicalScan(canonicalBytes)
+    }
+
+    /// A present field: its UTF-8 length (uint16) and bytes.
+    static func appendField(_ utf8: some Collection<UInt8>, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(truncatingIfNeeded: utf8.count >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// An absent field: 0xFFFF.
+    static func appendAbsentField(to bytes: inout [UInt8]) {
+        bytes.append(0xFF)
+        bytes.append(0xFF)
     }
 
     static func appendInteger(_ value: UInt64, to bytes: inout [UInt8]) {

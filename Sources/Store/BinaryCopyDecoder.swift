@@ -55,7 +55,6 @@ public struct BinaryCopyDecoder: Sendable {
             return text
         }
 
-        /// A `uuid` column as lowercase text, or nil for NULL.
         /// Field `index`'s binary send form as received (a slice of the stream's buffer, not
         /// a copy), or nil for NULL.
         public func field(_ index: Int) -> ArraySlice<UInt8>? { ranges[index].map { storage[$0] } }
@@ -68,24 +67,27 @@ public struct BinaryCopyDecoder: Sendable {
             encoder.field(storage[range])
         }
 
+        /// A `uuid` column as lowercase text, or nil for NULL.
         public func uuid(_ index: Int) throws -> String? {
             guard let range = ranges[index] else { return nil }
             guard range.count == 16 else { throw StoreError(.decodingFailed, "binary column \(index) is not a uuid") }
-            let digits: StaticString = "0123456789abcdef"
-            return String(unsafeUninitializedCapacity: 36) { text in
-                var written = 0
-                digits.withUTF8Buffer { digits in
-                    for (position, offset) in range.enumerated() {
-                        if position == 4 || position == 6 || position == 8 || position == 10 {
-                            text[written] = UInt8(ascii: "-")
-                            written += 1
-                        }
-                        text[written] = digits[Int(storage[offset] >> 4)]
-                        text[written + 1] = digits[Int(storage[offset] & 0x0F)]
-                        written += 2
-                    }
-                }
-                return written
+            var text: [UInt8] = []
+            text.reserveCapacity(36)
+            BinaryCopyDecoder.appendUUIDText(storage[range], to: &text)
+            return String(decoding: text, as: UTF8.self)
+        }
+    }
+
+    /// Appends the 16 bytes of a binary `uuid` as its lowercase hyphenated text
+    /// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`), as PostgreSQL prints it.
+    @inlinable
+    public static func appendUUIDText(_ raw: ArraySlice<UInt8>, to bytes: inout [UInt8]) {
+        let digits: StaticString = "0123456789abcdef"
+        digits.withUTF8Buffer { digits in
+            for (position, byte) in raw.enumerated() {
+                if position == 4 || position == 6 || position == 8 || position == 10 { bytes.append(UInt8(ascii: "-")) }
+                bytes.append(digits[Int(byte >> 4)])
+                bytes.append(digits[Int(byte & 0x0F)])
             }
         }
     }
