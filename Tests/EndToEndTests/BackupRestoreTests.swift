@@ -234,7 +234,7 @@ struct BackupRestoreTests {
         #expect(listed.count == round)
     }
 
-    @Test("osmose-backupd full (6 times) and incremental (4 times) killed with SIGKILL at random moments never list a backup that is not complete; the next run succeeds and everything verifies")
+    @Test("osmose-backupd full (6 times) and incremental (4 times) killed with SIGKILL mid-run never list a backup that is not complete; the next run succeeds and everything verifies")
     func fullBackupCrashes() async throws {
         let identity = try AgeIdentity.generate()
         let backupd = bin.appendingPathComponent("osmose-backupd").path
@@ -258,27 +258,14 @@ struct BackupRestoreTests {
         let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
         try await connection.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) AS g")
         await connection.close()
-        // How long one full backup takes here, so that the kills land within it on a fast or a loaded machine.
-        let clock = ContinuousClock()
-        let started = clock.now
-        let timedFull = try await runProgram(backupd, ["full", "--config", config])
-        #expect(timedFull.status == 0, "\(timedFull.standardError)")
-        let fullMilliseconds = max(10, Int((clock.now - started) / .milliseconds(1)))
-        var interrupted = 0
-        for round in 0..<6 {
-            try await Task.sleep(for: .milliseconds(1100))  // backup ids are seconds
-            let full = try BackgroundProcess(backupd, ["full", "--config", config])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(fullMilliseconds * 9 / 10))))
-            full.signal(SIGKILL)
-            let outcome = try await full.wait()
-            if outcome.status == 128 + SIGKILL { interrupted += 1 }
+        let full = try await killMidRun(backupd, ["full", "--config", config], kills: 6) { round in
             // Whatever is listed is complete: it verifies.
             let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
             let listed = try await runProgram(osmosectl, ["backup", "list", "--json", "--config", config])
             let count = (try? JSONSerialization.jsonObject(with: Data(listed.standardOutput.utf8)) as? [Any])?.count ?? -1
             #expect(count == 0 || verify.status == 0, "round \(round): \(verify.standardOutput)")
         }
-        #expect(interrupted >= 3, "kills landed mid-backup (\(interrupted) of 6)")
+        #expect(full.interrupted == 6, "kills landed mid-backup: \(full.interrupted) in \(full.rounds) rounds")
         let complete = try await runProgram(backupd, ["full", "--config", config])
         #expect(complete.status == 0, "\(complete.standardError)")
         let entries = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/store/base")
@@ -287,33 +274,46 @@ struct BackupRestoreTests {
         #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)")
 
         // The same for incrementals (40 MB of changed files each time).
-        // How long one takes here, so that the kills land within it on a fast or a loaded machine.
-        try rewriteArchives()
-        let incrementalStarted = clock.now
-        let timed = try await runProgram(backupd, ["incremental", "--config", config])
-        #expect(timed.status == 0, "\(timed.standardError)")
-        let incrementalMilliseconds = max(10, Int((clock.now - incrementalStarted) / .milliseconds(1)))
-        var interruptedIncrementals = 0
-        var outcomes: [String] = []
-        for round in 0..<4 {
-            try rewriteArchives()
-            try await Task.sleep(for: .milliseconds(1100))  // backup ids are seconds
-            let incremental = try BackgroundProcess(backupd, ["incremental", "--config", config])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(incrementalMilliseconds * 9 / 10))))
-            incremental.signal(SIGKILL)
-            let outcome = try await incremental.wait()
-            if outcome.status == 128 + SIGKILL { interruptedIncrementals += 1 }
-            outcomes.append("\(outcome.status): \(outcome.standardError.suffix(200))")
+        let incrementals = try await killMidRun(backupd, ["incremental", "--config", config], kills: 4, before: rewriteArchives) { round in
             let afterKill = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
             #expect(afterKill.status == 0, "incremental round \(round): \(afterKill.standardOutput)")
         }
-        #expect(interruptedIncrementals >= 2, "kills landed mid-incremental (\(interruptedIncrementals) of 4): \(outcomes)")
+        #expect(incrementals.interrupted == 4, "kills landed mid-incremental: \(incrementals.interrupted) in \(incrementals.rounds) rounds")
         let finalIncremental = try await runProgram(backupd, ["incremental", "--config", config])
         #expect(finalIncremental.status == 0, "\(finalIncremental.standardError)")
         let finalVerify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
         #expect(finalVerify.status == 0, "\(finalVerify.standardOutput)")
         await cluster.destroy()
     }
+}
+
+/// Runs `program` once to time it here, then again and again, each time killed with
+/// SIGKILL at a random moment within that time, until `kills` kills have landed
+/// mid-run (a run that finished first narrows the window for the next; at most 4 ×
+/// `kills` rounds). `before` runs ahead of each run, `after` after each kill.
+/// Backup ids are seconds: runs are at least 1.1 s apart.
+func killMidRun(
+    _ program: String, _ arguments: [String], kills: Int, before: () throws -> Void = {}, after: (Int) async throws -> Void
+) async throws -> (interrupted: Int, rounds: Int) {
+    try before()
+    let clock = ContinuousClock()
+    let started = clock.now
+    let timed = try await runProgram(program, arguments)
+    #expect(timed.status == 0, "\(timed.standardError)")
+    var window = max(10, Int((clock.now - started) / .milliseconds(1)))
+    var interrupted = 0
+    var round = 0
+    while interrupted < kills && round < 4 * kills {
+        try before()
+        try await Task.sleep(for: .milliseconds(1100))
+        let run = try BackgroundProcess(program, arguments)
+        try await Task.sleep(for: .milliseconds(Int.random(in: 1...max(1, window * 9 / 10))))
+        run.signal(SIGKILL)
+        if try await run.wait().status == 128 + SIGKILL { interrupted += 1 } else { window = max(5, window * 3 / 4) }
+        try await after(round)
+        round += 1
+    }
+    return (interrupted, round)
 }
 
 extension TestCluster {
