@@ -1,5 +1,5 @@
+import Archive
 public import Age
-internal import CLibarchive
 import Foundation
 import Glibc
 
@@ -186,6 +186,9 @@ public struct BaseBackup: Sendable {
         var label: [UInt8] = []
         do {
             label = try writer.copyTarStream(from: pipeFDs[0], prefix: "pgdata/", capturing: "backup_label")
+        } catch let error as ArchiveError {
+            copyError = ArchiveError("pg_basebackup's output: \(error.message)")
+            kill(pid, SIGTERM)
         } catch {
             copyError = error
             kill(pid, SIGTERM)
@@ -210,51 +213,6 @@ public struct BaseBackup: Sendable {
                 throw ArchiveError("WAL segment \(segment), which the base backup needs, did not reach the archive within \(timeout): check archive_command")
             }
             usleep(200_000)
-        }
-    }
-}
-
-extension EncryptedArchiveWriter {
-    /// Copies every member of the tar stream on `descriptor` (pg_basebackup's
-    /// output) into this archive under `prefix`, keeping type, mode and time.
-    /// - Returns: the content of the top-level member `capturing` (e.g. backup_label).
-    func copyTarStream(from descriptor: Int32, prefix: String, capturing: String) throws -> [UInt8] {
-        var captured: [UInt8] = []
-        guard let input = archive_read_new() else { throw ArchiveError("libarchive could not allocate a reader") }
-        defer { archive_read_free(input) }
-        archive_read_support_format_tar(input)
-        guard archive_read_open_fd(input, descriptor, 1 << 20) == ARCHIVE_OK else {
-            throw ArchiveError("cannot read pg_basebackup's output: \(EncryptedArchiveWriter.message(input))")
-        }
-        var entry: OpaquePointer?
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let status = archive_read_next_header(input, &entry)
-            if status == ARCHIVE_EOF { return captured }
-            guard status >= ARCHIVE_WARN, let entry else { throw ArchiveError("pg_basebackup's tar stream: \(EncryptedArchiveWriter.message(input))") }
-            let name = prefix + (archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
-            let type = archive_entry_filetype(entry)
-            let mode = UInt32(archive_entry_perm(entry))
-            let modified = Int(archive_entry_mtime(entry))
-            switch type {
-            case 0o040000:
-                try addDirectory(name, mode: mode, modified: modified)
-            case 0o120000:
-                let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
-                try addSymlink(name, target: target, modified: modified)
-            case 0o100000:
-                _ = try addStreamed(name: name, size: archive_entry_size(entry), mode: mode, modified: modified) { sink in
-                    while true {
-                        let count = block.withUnsafeMutableBytes { archive_read_data(input, $0.baseAddress, $0.count) }
-                        guard count >= 0 else { throw ArchiveError("reading \(name) from pg_basebackup: \(EncryptedArchiveWriter.message(input))") }
-                        if count == 0 { break }
-                        if name == prefix + capturing { captured += block[0..<count] }
-                        try sink(block[0..<count])
-                    }
-                }
-            default:
-                throw ArchiveError("pg_basebackup's stream holds \(name) of an unexpected type")
-            }
         }
     }
 }

@@ -1,3 +1,4 @@
+public import Archive
 public import Age
 import Cryptography
 import Foundation

@@ -1,3 +1,4 @@
+import Archive
 import Foundation
 import Glibc
 
@@ -40,7 +41,7 @@ public struct BackupCopies: Sendable {
         return files
     }
 
-    static func digest(_ path: String) throws -> String { try BulkIO.sha256(ofFile: path).sha256 }
+    static func digest(_ path: String) throws -> String { try FileBlocks.sha256(ofFile: path).sha256 }
 
     /// Brings `location` up to date with the store: copies what is missing or
     /// differs (then reads it back), removes what the store pruned. `only` limits

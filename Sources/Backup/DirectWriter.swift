@@ -1,3 +1,4 @@
+import Archive
 internal import CGlibcExtras
 import Cryptography
 import Foundation
@@ -117,7 +118,11 @@ final class DirectWriter: @unchecked Sendable {
     }
 
     /// Appends `bytes` to the current file.
-    func append(_ bytes: UnsafeRawBufferPointer) throws {
+    func append(_ block: RawSpan) throws {
+        try block.withUnsafeBytes { try append($0) }
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) throws {
         guard let file = current else { preconditionFailure("no file is being written") }
         var rest = bytes
         while !rest.isEmpty {
@@ -179,5 +184,52 @@ final class DirectWriter: @unchecked Sendable {
     func finish() throws {
         queue.finish()
         if let failure = results.ready.withLock({ results.failure }) { throw ArchiveError(failure) }
+    }
+}
+
+/// Files synced and closed on background threads, so that a restore waits for no
+/// fsync until its end: `finish()` returns once every file handed over is durable.
+final class BackgroundSyncer: @unchecked Sendable {
+    struct Handle {
+        let descriptor: Int32
+        let path: String
+    }
+
+    /// The first failure, shared with the threads (which hold no reference to the syncer).
+    private final class Failure: @unchecked Sendable {
+        let lock = NSLock()
+        var message: String?
+    }
+
+    private let failure = Failure()
+    private let queue: WorkQueue<Handle>
+
+    init(threads count: Int) {
+        queue = WorkQueue(threads: count) { [failure] handle in
+            if fsync(handle.descriptor) != 0 {
+                let message = "syncing \(handle.path) failed: \(String(cString: strerror(errno)))"
+                failure.lock.lock()
+                if failure.message == nil { failure.message = message }
+                failure.lock.unlock()
+            }
+            Glibc.close(handle.descriptor)
+        }
+    }
+
+    deinit { queue.finish() }
+
+    /// Hands `handle`'s file over to be synced and closed.
+    func close(_ handle: Handle) {
+        _ = sync_file_range(handle.descriptor, 0, 0, UInt32(SYNC_FILE_RANGE_WRITE))
+        queue.add(handle)
+    }
+
+    /// Waits until every file handed over is synced and closed.
+    /// - Throws: ``ArchiveError`` naming the first file that could not be synced.
+    func finish() throws {
+        queue.finish()
+        failure.lock.lock()
+        defer { failure.lock.unlock() }
+        if let message = failure.message { throw ArchiveError(message) }
     }
 }

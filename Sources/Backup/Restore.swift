@@ -1,3 +1,4 @@
+import Archive
 public import Age
 import Cryptography
 public import Foundation
@@ -141,11 +142,8 @@ public struct BackupRestore: Sendable {
         _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: DirectWriter,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
-        try reader.forEachEntryBlock { entry, next in
-            guard entry.path.hasPrefix("pgdata/") else {
-                while try next() != nil {}
-                return
-            }
+        try reader.forEachEntry { entry, content in
+            guard entry.path.hasPrefix("pgdata/") else { return }
             let relative = String(entry.path.dropFirst(7))
             guard !relative.split(separator: "/").contains(".."), !relative.hasPrefix("/") else { throw ArchiveError("member \(entry.path) escapes the data directory") }
             let destination = relative.isEmpty ? dataDirectory : "\(dataDirectory)/\(relative)"
@@ -160,8 +158,8 @@ public struct BackupRestore: Sendable {
                 guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
                 try writer.begin(destination, mode: mode_t(entry.mode))
                 var size: Int64 = 0
-                while let block = try next() {
-                    size += Int64(block.count)
+                try content { block in
+                    size += Int64(block.byteCount)
                     try writer.append(block)
                 }
                 let digest = try writer.end()
@@ -206,13 +204,12 @@ public struct BackupRestore: Sendable {
                 }
                 var wanted = Dictionary(entries.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
                 let reader = try EncryptedArchiveReader(path: "\(catalogue.directory(holder))/data.tar.zst.age", identities: identities)
-                try reader.forEachEntryBlock { entry, next in
+                try reader.forEachEntry { entry, content in
                     guard case .file = entry.kind, let want = wanted.removeValue(forKey: entry.path), let size = want.size, let sha256 = want.sha256 else {
-                        while try next() != nil {}
                         return
                     }
                     let path = try destination(want.path)
-                    try Self.writeChecked(path, mode: mode_t(want.mode), expected: ArchiveMember(path: want.path, size: size, sha256: sha256), backup: holder, next: next)
+                    try Self.writeChecked(path, mode: mode_t(want.mode), expected: ArchiveMember(path: want.path, size: size, sha256: sha256), backup: holder, content: content)
                     var times = [
                         timespec(tv_sec: Int(want.modifiedNanoseconds / 1_000_000_000), tv_nsec: Int(want.modifiedNanoseconds % 1_000_000_000)),
                         timespec(tv_sec: Int(want.modifiedNanoseconds / 1_000_000_000), tv_nsec: Int(want.modifiedNanoseconds % 1_000_000_000)),
@@ -252,21 +249,23 @@ public struct BackupRestore: Sendable {
 
     /// Writes a member's content to a new file `destination`, refusing it (and the
     /// restore) when its size or SHA-256 differs from `expected`; synced before returning.
-    static func writeChecked(_ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, next: () throws -> UnsafeRawBufferPointer?) throws {
+    static func writeChecked(_ destination: String, mode: mode_t, expected: ArchiveMember, backup id: String, content: ArchiveBlockReader) throws {
         let descriptor = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw ArchiveError("cannot create \(destination): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
         var hasher = SHA256Hasher()
         var size: Int64 = 0
-        while let block = try next() {
+        try content { block in
             hasher.update(block)
-            size += Int64(block.count)
-            var offset = 0
-            while offset < block.count {
-                let count = write(descriptor, block.baseAddress! + offset, block.count - offset)
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { throw ArchiveError("writing \(destination) failed: \(String(cString: strerror(errno)))") }
-                offset += count
+            size += Int64(block.byteCount)
+            try block.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let count = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                    if count < 0 && errno == EINTR { continue }
+                    guard count > 0 else { throw ArchiveError("writing \(destination) failed: \(String(cString: strerror(errno)))") }
+                    offset += count
+                }
             }
         }
         let digest = hexDigest(hasher.finalize())

@@ -1,3 +1,4 @@
+import Archive
 import Cryptography
 import Foundation
 import Glibc
@@ -95,7 +96,7 @@ enum SuiteTree {
                         tree.append(entry)
                         continue
                     }
-                    if let (size, digest) = try? BulkIO.sha256(ofFile: item.source), size == old.size, digest == oldHash {
+                    if let (size, digest) = try? FileBlocks.sha256(ofFile: item.source), size == old.size, digest == oldHash {
                         entry.size = size
                         entry.sha256 = digest
                         entry.backup = holder

@@ -1,3 +1,4 @@
+import Archive
 public import Age
 import Cryptography
 import Foundation
@@ -203,12 +204,12 @@ public struct BackupVerifier: Sendable {
         var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
         do {
             let reader = try EncryptedArchiveReader(path: archivePath, identities: identities)
-            try reader.forEachMemberBlock { path, _, next in
+            try reader.forEachMember { path, _, content in
                 var hasher = SHA256Hasher()
                 var size: Int64 = 0
-                while let block = try next() {
+                try content { block in
                     hasher.update(block)
-                    size += Int64(block.count)
+                    size += Int64(block.byteCount)
                 }
                 let digest = hexDigest(hasher.finalize())
                 outcome.members += 1
@@ -227,7 +228,7 @@ public struct BackupVerifier: Sendable {
     /// header) is reported as such.
     static func storedDigest(_ path: String, identities: [any AgeUnwrapping]) throws -> (sha256: String, size: Int64) {
         var decryptor: AgeDecryptor? = AgeDecryptor(identities: identities)
-        let stored = try BulkIO.sha256(ofFile: path) { block in
+        let stored = try FileBlocks.sha256(ofFile: path) { block in
             guard decryptor != nil else { return }
             _ = try decryptor!.update(block)
             decryptor = nil

@@ -1,3 +1,4 @@
+import Archive
 public import Age
 import Cryptography
 import Foundation
@@ -95,7 +96,7 @@ public struct WALArchive: Sendable {
     /// - Returns: nil when the store has no such segment.
     public func read(name: String, identities: [any AgeUnwrapping]) throws -> [UInt8]? {
         var content: [UInt8] = []
-        let found = try decrypt(name: name, identities: identities, reserve: { content.reserveCapacity($0) }, sink: { content += $0 })
+        let found = try decrypt(name: name, identities: identities, reserve: { content.reserveCapacity($0) }, sink: { block in block.withUnsafeBytes { content.append(contentsOf: $0) } })
         return found ? content : nil
     }
 
@@ -109,20 +110,22 @@ public struct WALArchive: Sendable {
 
     /// Streams the content of segment `name` to `sink`, then checks its SHA-256.
     private func decrypt(
-        name: String, identities: [any AgeUnwrapping], reserve: (Int) -> Void, sink: (UnsafeRawBufferPointer) throws -> Void
+        name: String, identities: [any AgeUnwrapping], reserve: (Int) -> Void, sink: (RawSpan) throws -> Void
     ) throws -> Bool {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
         guard FileManager.default.fileExists(atPath: archivePath(name)) else { return false }
         let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
         var hasher = SHA256Hasher()
         var found = false
-        try reader.forEachMemberBlock { path, size, next in
+        try reader.forEachMember { path, size, content in
             guard path == name, !found else { throw ArchiveError("\(archivePath(name)) holds \(path), not only \(name)") }
             found = true
             reserve(Int(clamping: max(0, size)))
-            while let block = try next() {
-                hasher.update(block)
-                try sink(block)
+            try withoutActuallyEscaping(sink) { sink in
+                try content { block in
+                    hasher.update(block)
+                    try sink(block)
+                }
             }
         }
         guard found else { throw ArchiveError("\(archivePath(name)) is empty") }

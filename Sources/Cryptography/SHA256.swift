@@ -93,6 +93,11 @@ public struct SHA256Hasher: ~Copyable {
         bytes.withContiguousBytes { update(buffer: $0) }
     }
 
+    /// Adds the bytes `span` views to the digest (a block lent by a reader, with no copy).
+    public mutating func update(_ span: RawSpan) {
+        span.withUnsafeBytes { update(buffer: $0) }
+    }
+
     /// Adds the bytes in `buffer` to the digest.
     mutating func update(buffer: UnsafeRawBufferPointer) {
         guard buffer.count > 0 else { return }

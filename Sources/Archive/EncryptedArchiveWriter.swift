@@ -4,41 +4,6 @@ import Cryptography
 public import Foundation
 import Glibc
 
-/// An error writing or reading an encrypted archive; names the file and member.
-public struct ArchiveError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What went wrong.
-    public let message: String
-    init(_ message: String) { self.message = message }
-    public var description: String { "backup.archive: \(message)" }
-}
-
-/// An entry read from an archive.
-public struct ArchiveEntry: Sendable {
-    /// Regular file, directory or symbolic link (with its target).
-    public enum Kind: Sendable, Equatable {
-        case file, directory
-        case symlink(String)
-    }
-    /// Its path inside the archive.
-    public let path: String
-    /// What it is.
-    public let kind: Kind
-    /// Its permission bits.
-    public let mode: UInt32
-    /// Its size (files).
-    public let size: Int64
-}
-
-/// One member of an archive, as the manifest records it.
-public struct ArchiveMember: Hashable, Sendable, Codable {
-    /// Its path inside the archive.
-    public let path: String
-    /// Its size in bytes.
-    public let size: Int64
-    /// SHA-256 of its content, lowercase hex.
-    public let sha256: String
-}
-
 /// Writes a pax tar archive, zstd-compressed, encrypted in the age format to
 /// X25519 recipients, into a new file. The file is written under a temporary
 /// name, synced, and renamed into place by ``finish()``: a crash never leaves a
@@ -103,6 +68,7 @@ public final class EncryptedArchiveWriter {
         }
     }
 
+    /// libarchive's last error on `archive`.
     static func message(_ archive: OpaquePointer) -> String {
         archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
     }
@@ -144,7 +110,7 @@ public final class EncryptedArchiveWriter {
         guard input >= 0 else { throw ArchiveError("cannot open \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
         return try addStreamed(name: name, size: Int64(status.st_size), mode: UInt32(status.st_mode & 0o7777), modified: Int(status.st_mtim.tv_sec)) { sink in
-            let total = try BulkIO.readBlocks(input, path: source, sink)
+            let total = try FileBlocks.readBlocks(input, path: source, sink)
             guard total == Int64(status.st_size) else { throw ArchiveError("\(source) changed size while it was archived") }
         }
     }
@@ -167,7 +133,7 @@ public final class EncryptedArchiveWriter {
     }
 
     /// Adds a symbolic link.
-    func addSymlink(_ name: String, target: String, modified: Int) throws {
+    public func addSymlink(_ name: String, target: String, modified: Int) throws {
         let entry = archive_entry_new()
         defer { archive_entry_free(entry) }
         archive_entry_set_pathname_utf8(entry, name)
@@ -178,8 +144,17 @@ public final class EncryptedArchiveWriter {
         try check(archive_write_header(archive, entry), "adding link \(name)")
     }
 
-    /// Adds a regular file whose content `content` hands over block by block.
-    func addStreamed(name: String, size: Int64, mode: UInt32, modified: Int, content: ((ArraySlice<UInt8>) throws -> Void) throws -> Void) throws -> ArchiveMember {
+    /// Adds a regular file whose content `content` hands over block by block: it
+    /// receives a sink and calls it with each block, in order.
+    /// - Parameters:
+    ///   - name: the member's path.
+    ///   - size: its size; libarchive refuses a member whose blocks add up to another.
+    ///   - mode: its permission bits.
+    ///   - modified: its modification time (seconds since 1970).
+    /// - Returns: the member, with the SHA-256 of what was written.
+    /// - Throws: ``ArchiveError`` when libarchive or the file refuses the data, or what `content` throws.
+    @discardableResult
+    public func addStreamed(name: String, size: Int64, mode: UInt32, modified: Int, content: ((ArraySlice<UInt8>) throws -> Void) throws -> Void) throws -> ArchiveMember {
         let entry = archive_entry_new()
         defer { archive_entry_free(entry) }
         archive_entry_set_pathname_utf8(entry, name)
@@ -222,8 +197,59 @@ public final class EncryptedArchiveWriter {
     }
 }
 
+extension EncryptedArchiveWriter {
+    /// Copies every member of the tar stream on `descriptor` (pg_basebackup's
+    /// output, say) into this archive under `prefix`, keeping type, mode and time.
+    /// - Parameters:
+    ///   - descriptor: a readable file descriptor (a pipe from pg_basebackup); read to its end, not closed.
+    ///   - prefix: put before every member's path (e.g. `pgdata/`).
+    ///   - capturing: the path (without `prefix`) of a member whose content is also returned.
+    /// - Returns: the content of the top-level member `capturing` (e.g. backup_label).
+    /// - Throws: ``ArchiveError`` for an unreadable stream or a member of an unexpected type.
+    public func copyTarStream(from descriptor: Int32, prefix: String, capturing: String) throws -> [UInt8] {
+        var captured: [UInt8] = []
+        guard let input = archive_read_new() else { throw ArchiveError("libarchive could not allocate a reader") }
+        defer { archive_read_free(input) }
+        archive_read_support_format_tar(input)
+        guard archive_read_open_fd(input, descriptor, 1 << 20) == ARCHIVE_OK else {
+            throw ArchiveError("cannot read the tar stream: \(EncryptedArchiveWriter.message(input))")
+        }
+        var entry: OpaquePointer?
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let status = archive_read_next_header(input, &entry)
+            if status == ARCHIVE_EOF { return captured }
+            guard status >= ARCHIVE_WARN, let entry else { throw ArchiveError("the tar stream: \(EncryptedArchiveWriter.message(input))") }
+            let name = prefix + (archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
+            let type = archive_entry_filetype(entry)
+            let mode = UInt32(archive_entry_perm(entry))
+            let modified = Int(archive_entry_mtime(entry))
+            switch type {
+            case 0o040000:
+                try addDirectory(name, mode: mode, modified: modified)
+            case 0o120000:
+                let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+                try addSymlink(name, target: target, modified: modified)
+            case 0o100000:
+                _ = try addStreamed(name: name, size: archive_entry_size(entry), mode: mode, modified: modified) { sink in
+                    while true {
+                        let count = block.withUnsafeMutableBytes { archive_read_data(input, $0.baseAddress, $0.count) }
+                        guard count >= 0 else { throw ArchiveError("reading \(name) from the tar stream: \(EncryptedArchiveWriter.message(input))") }
+                        if count == 0 { break }
+                        if name == prefix + capturing { captured += block[0..<count] }
+                        try sink(block[0..<count])
+                    }
+                }
+            default:
+                throw ArchiveError("the tar stream holds \(name) of an unexpected type")
+            }
+        }
+    }
+}
+
 /// Syncs the directory holding `path`, so that a rename into it survives a crash.
-func syncDirectory(of path: String) throws {
+/// - Throws: ``ArchiveError`` when the directory cannot be opened or synced.
+public func syncDirectory(of path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
     let descriptor = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard descriptor >= 0 else { throw ArchiveError("cannot open \(directory): \(String(cString: strerror(errno)))") }
@@ -231,127 +257,3 @@ func syncDirectory(of path: String) throws {
     guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(directory) failed: \(String(cString: strerror(errno)))") }
 }
 
-/// Reads an archive written by ``EncryptedArchiveWriter`` (or any age-encrypted,
-/// compressed tar): decrypts, decompresses, and hands each member's content over
-/// in blocks, checking nothing itself; the caller compares with the manifest.
-public final class EncryptedArchiveReader {
-    private let archive: OpaquePointer
-    private let path: String
-    private let descriptor: Int32
-    private var decryptor: AgeDecryptor
-    private var plaintext: [UInt8] = []
-    private var atEnd = false
-    private var failure: (any Error)?
-
-    /// Opens `path` with `identities`.
-    public init(path: String, identities: [any AgeUnwrapping]) throws {
-        self.path = path
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        decryptor = AgeDecryptor(identities: identities)
-        guard let archive = archive_read_new() else { throw ArchiveError("libarchive could not allocate a reader") }
-        self.archive = archive
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_tar(archive)
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        let status = archive_read_open2(archive, context, nil, { _, context, buffer in
-            let reader = Unmanaged<EncryptedArchiveReader>.fromOpaque(context!).takeUnretainedValue()
-            return reader.produce(buffer!)
-        }, nil, nil)
-        guard status == ARCHIVE_OK else { throw failure ?? ArchiveError("\(path): not a readable archive: \(EncryptedArchiveWriter.message(archive))") }
-    }
-
-    deinit {
-        archive_read_free(archive)
-        close(descriptor)
-    }
-
-    /// The buffer each read of the file goes into (one for the reader's life).
-    private var block = [UInt8](repeating: 0, count: 1 << 20)
-
-    /// Decrypts the next piece of the file for libarchive.
-    private func produce(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> la_ssize_t {
-        do {
-            plaintext = []
-            while plaintext.isEmpty && !atEnd {
-                let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
-                if count == 0 {
-                    atEnd = true
-                    plaintext = try decryptor.finish()
-                } else {
-                    plaintext = try decryptor.update(block[0..<count])
-                }
-            }
-            return plaintext.withUnsafeBytes { raw in
-                buffer.pointee = raw.baseAddress
-                return la_ssize_t(raw.count)
-            }
-        } catch {
-            failure = error
-            return -1
-        }
-    }
-
-    /// Calls `body` for each regular file with its path, its size and a function
-    /// reading its content block by block (nil at its end).
-    public func forEachMember(_ body: (_ path: String, _ size: Int64, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
-        try forEachMemberBlock { path, size, next in
-            try withoutActuallyEscaping(next) { next in try body(path, size) { try next().map { Array($0)[...] } } }
-        }
-    }
-
-    /// Calls `body` for each entry (files, directories, links), with a function
-    /// reading a file's content block by block (nil at its end).
-    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ next: () throws -> ArraySlice<UInt8>?) throws -> Void) throws {
-        try forEachEntryBlock { entry, next in
-            try withoutActuallyEscaping(next) { next in try body(entry) { try next().map { Array($0)[...] } } }
-        }
-    }
-
-    /// ``forEachMember(_:)`` for this module's bulk paths (verify, restore, WAL): each
-    /// block is libarchive's own buffer, valid until the next call, not a copy.
-    func forEachMemberBlock(_ body: (_ path: String, _ size: Int64, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
-        try forEachEntryBlock { entry, next in
-            guard case .file = entry.kind else { return }
-            try withoutActuallyEscaping(next) { next in try body(entry.path, entry.size, next) }
-        }
-    }
-
-    /// ``forEachEntry(_:)`` with blocks that are libarchive's own buffer, valid until the next call.
-    func forEachEntryBlock(_ body: (_ entry: ArchiveEntry, _ next: () throws -> UnsafeRawBufferPointer?) throws -> Void) throws {
-        var entry: OpaquePointer?
-        while true {
-            let status = archive_read_next_header(archive, &entry)
-            if status == ARCHIVE_EOF { return }
-            guard status >= ARCHIVE_WARN, let entry else {
-                throw failure ?? ArchiveError("\(path): \(EncryptedArchiveWriter.message(archive))")
-            }
-            let name = archive_entry_pathname_utf8(entry).map { String(cString: $0) } ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
-            let kind: ArchiveEntry.Kind
-            switch archive_entry_filetype(entry) {
-            case 0o040000: kind = .directory
-            case 0o120000: kind = .symlink(archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
-            case 0o100000: kind = .file
-            default: throw ArchiveError("\(path): \(name) is of a type backups never hold")
-            }
-            let described = ArchiveEntry(path: name, kind: kind, mode: UInt32(archive_entry_perm(entry)), size: archive_entry_size(entry))
-            // Blocks straight from libarchive's decompression buffer (no copy), valid until the next call.
-            var position: Int64 = 0
-            try body(described) {
-                var data: UnsafeRawPointer?
-                var count = 0
-                var offset: la_int64_t = 0
-                let status = archive_read_data_block(self.archive, &data, &count, &offset)
-                if status == ARCHIVE_EOF { return nil }
-                guard status >= ARCHIVE_WARN else {
-                    throw self.failure ?? ArchiveError("\(self.path): reading \(name): \(EncryptedArchiveWriter.message(self.archive))")
-                }
-                guard offset == position else { throw ArchiveError("\(self.path): \(name) is a sparse file, which backups never hold") }
-                position += Int64(count)
-                return UnsafeRawBufferPointer(start: data, count: count)
-            }
-        }
-    }
-}

@@ -1,0 +1,122 @@
+public import Age
+internal import CLibarchive
+import Cryptography
+import Foundation
+import Glibc
+
+/// Reads an archive written by ``EncryptedArchiveWriter`` (or any age-encrypted,
+/// compressed tar): decrypts, decompresses, and hands each member's content over
+/// in blocks, checking nothing itself; the caller compares with the manifest.
+public final class EncryptedArchiveReader {
+    private let archive: OpaquePointer
+    private let path: String
+    private let descriptor: Int32
+    private var decryptor: AgeDecryptor
+    private var plaintext: [UInt8] = []
+    private var atEnd = false
+    private var failure: (any Error)?
+
+    /// Opens `path` with `identities`.
+    public init(path: String, identities: [any AgeUnwrapping]) throws {
+        self.path = path
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        decryptor = AgeDecryptor(identities: identities)
+        guard let archive = archive_read_new() else { throw ArchiveError("libarchive could not allocate a reader") }
+        self.archive = archive
+        archive_read_support_filter_all(archive)
+        archive_read_support_format_tar(archive)
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        let status = archive_read_open2(archive, context, nil, { _, context, buffer in
+            let reader = Unmanaged<EncryptedArchiveReader>.fromOpaque(context!).takeUnretainedValue()
+            return reader.produce(buffer!)
+        }, nil, nil)
+        guard status == ARCHIVE_OK else { throw failure ?? ArchiveError("\(path): not a readable archive: \(EncryptedArchiveWriter.message(archive))") }
+    }
+
+    deinit {
+        archive_read_free(archive)
+        close(descriptor)
+    }
+
+    /// The buffer each read of the file goes into (one for the reader's life).
+    private var block = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// Decrypts the next piece of the file for libarchive.
+    private func produce(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> la_ssize_t {
+        do {
+            plaintext = []
+            while plaintext.isEmpty && !atEnd {
+                let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
+                if count == 0 {
+                    atEnd = true
+                    plaintext = try decryptor.finish()
+                } else {
+                    plaintext = try decryptor.update(block[0..<count])
+                }
+            }
+            return plaintext.withUnsafeBytes { raw in
+                buffer.pointee = raw.baseAddress
+                return la_ssize_t(raw.count)
+            }
+        } catch {
+            failure = error
+            return -1
+        }
+    }
+
+    /// Calls `body` for each regular file with its path, its size and a reader of its content.
+    /// - Throws: ``ArchiveError`` when the file is not a readable archive for these
+    ///   identities, is damaged or truncated, or holds an entry of another type; or what `body` throws.
+    public func forEachMember(_ body: (_ path: String, _ size: Int64, _ content: ArchiveBlockReader) throws -> Void) throws {
+        try forEachEntry { entry, content in
+            guard case .file = entry.kind else { return }
+            try withoutActuallyEscaping(content) { content in try body(entry.path, entry.size, content) }
+        }
+    }
+
+    /// Calls `body` for each entry (files, directories, links) with a reader of a
+    /// file's content.
+    /// - Throws: ``ArchiveError`` when the file is not a readable archive for these
+    ///   identities, is damaged or truncated, holds a sparse file or an entry of
+    ///   another type; or what `body` throws.
+    public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ content: ArchiveBlockReader) throws -> Void) throws {
+        var entry: OpaquePointer?
+        while true {
+            let status = archive_read_next_header(archive, &entry)
+            if status == ARCHIVE_EOF { return }
+            guard status >= ARCHIVE_WARN, let entry else {
+                throw failure ?? ArchiveError("\(path): \(EncryptedArchiveWriter.message(archive))")
+            }
+            let name = archive_entry_pathname_utf8(entry).map { String(cString: $0) } ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            let kind: ArchiveEntry.Kind
+            switch archive_entry_filetype(entry) {
+            case 0o040000: kind = .directory
+            case 0o120000: kind = .symlink(archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
+            case 0o100000: kind = .file
+            default: throw ArchiveError("\(path): \(name) is of a type these archives never hold")
+            }
+            let described = ArchiveEntry(path: name, kind: kind, mode: UInt32(archive_entry_perm(entry)), size: archive_entry_size(entry))
+            // Blocks straight from libarchive's decompression buffer (no copy), valid until the next call.
+            var position: Int64 = 0
+            try body(described) { consume in
+                while true {
+                    var data: UnsafeRawPointer?
+                    var count = 0
+                    var offset: la_int64_t = 0
+                    let status = archive_read_data_block(self.archive, &data, &count, &offset)
+                    if status == ARCHIVE_EOF { return }
+                    guard status >= ARCHIVE_WARN else {
+                        throw self.failure ?? ArchiveError("\(self.path): reading \(name): \(EncryptedArchiveWriter.message(self.archive))")
+                    }
+                    guard offset == position else { throw ArchiveError("\(self.path): \(name) is a sparse file, which archives here never hold") }
+                    position += Int64(count)
+                    // libarchive keeps the block valid until its next call, which comes after `consume` returns.
+                    try consume(UnsafeRawBufferPointer(start: data, count: count).bytes)
+                }
+            }
+        }
+    }
+}
