@@ -45,11 +45,14 @@ public struct BaseBackup: Sendable {
         self.dataDirectory = dataDirectory
     }
 
+    /// `date` in UTC to the millisecond: `20261122T013000.123Z` for ids (a directory
+    /// name; ids sort in time order), `2026-11-22T01:30:00.123Z` for summaries. Older
+    /// stores hold ids and times to the second; both forms sort and parse together.
     static func timestamp(_ date: Date, compact: Bool) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = compact ? "yyyyMMdd'T'HHmmss'Z'" : "yyyy-MM-dd'T'HH:mm:ss'Z'"
+        formatter.dateFormat = compact ? "yyyyMMdd'T'HHmmss.SSS'Z'" : "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
         return formatter.string(from: date)
     }
 
@@ -64,10 +67,10 @@ public struct BaseBackup: Sendable {
         var started = Date()
         var id = Self.timestamp(started, compact: true)
         let catalogue = BackupCatalogue(store: store)
-        // Ids are seconds: a backup right after another (an incremental after a full) waits for the next one.
+        // Ids are milliseconds: a backup started within the same one as another waits for the next.
         while FileManager.default.fileExists(atPath: catalogue.directory(id)) || FileManager.default.fileExists(atPath: catalogue.directory(id) + ".partial") {
             guard Date().timeIntervalSince(started) < 2 else { throw ArchiveError("backup \(id) exists already") }
-            usleep(100_000)
+            usleep(2_000)
             started = Date()
             id = Self.timestamp(started, compact: true)
         }

@@ -11,7 +11,7 @@ import Glibc
 public struct BackupManifest: Codable, Hashable, Sendable {
     /// The format of this manifest.
     public var format = "osmose-backup-manifest/v1"
-    /// The backup's id (its UTC start time, `20261122T120000Z`).
+    /// The backup's id (its UTC start time to the millisecond, `20261122T120000.123Z`; to the second in stores written before 2026-12).
     public var id: String
     /// `full`.
     public var kind: String
@@ -206,5 +206,15 @@ public enum WALSegment {
             let segment = UInt32(name.suffix(8), radix: 16)
         else { return nil }
         return segment == 0xFF ? String(format: "%08X%08X%08X", timeline, log + 1, 0) : String(format: "%08X%08X%08X", timeline, log, segment + 1)
+    }
+}
+
+extension BackupSummary {
+    /// A summary's `started` or `finished` time: to the millisecond, or to the second
+    /// (stores written before ids had milliseconds).
+    static func date(_ text: String) -> Date? {
+        let precise = ISO8601DateFormatter()
+        precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return precise.date(from: text) ?? ISO8601DateFormatter().date(from: text)
     }
 }

@@ -40,7 +40,7 @@ public struct BackupPruner: Sendable {
         for (rule, count) in [("daily", policy.daily), ("weekly", policy.weekly), ("monthly", policy.monthly)] {
             var seen: [String] = []
             for summary in summaries {
-                guard seen.count < count, let date = ISO8601DateFormatter().date(from: summary.finished) else { continue }
+                guard seen.count < count, let date = BackupSummary.date(summary.finished) else { continue }
                 let period: String
                 switch rule {
                 case "daily": period = String(summary.finished.prefix(10))

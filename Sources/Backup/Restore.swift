@@ -36,11 +36,6 @@ public struct BackupRestore: Sendable {
         self.identities = identities
     }
 
-    static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        return formatter.date(from: text)
-    }
-
     /// The backup for `target`: the newest (full or incremental) that finished before
     /// it. Its tree is the suite's files at that point; the cluster comes from ``base(for:)``.
     public func choose(_ target: RecoveryTarget) throws -> BackupSummary {
@@ -50,7 +45,7 @@ public struct BackupRestore: Sendable {
             guard let last = summaries.last else { throw ArchiveError("the store \(store) holds no backup") }
             return last
         case .time(let moment):
-            guard let chosen = summaries.last(where: { (Self.parse($0.finished) ?? .distantFuture) < moment }) else {
+            guard let chosen = summaries.last(where: { (BackupSummary.date($0.finished) ?? .distantFuture) < moment }) else {
                 throw ArchiveError("no backup in \(store) finished before \(ISO8601DateFormatter().string(from: moment)): that moment cannot be restored")
             }
             return chosen

@@ -8,109 +8,109 @@ import TestSupport
 struct PoolTests {
     @Test("A connection the server dropped is replaced on the next lease")
     func droppedConnectionReplaced() async throws {
-        let database = try await TestDatabase.create("pooldrop")
-        let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 1), logger: testLogger)
-        let firstPID = try await pool.withConnection { try await $0.backendProcessID() }
-        let admin = try await Connection.connect(database.connectionString, logger: testLogger)
-        try await admin.query("SELECT pg_terminate_backend($1::int)", [firstPID])
-        for _ in 0..<100 {
-            let alive = try await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1::int", [firstPID]).rows[0].int("n")
-            if alive == 0 { break }
-            try await Task.sleep(for: .milliseconds(20))
+        try await TestDatabase.with("pooldrop") { database in
+            let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 1), logger: testLogger)
+            let firstPID = try await pool.withConnection { try await $0.backendProcessID() }
+            let admin = try await Connection.connect(database.connectionString, logger: testLogger)
+            try await admin.query("SELECT pg_terminate_backend($1::int)", [firstPID])
+            for _ in 0..<100 {
+                let alive = try await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1::int", [firstPID]).rows[0].int("n")
+                if alive == 0 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let (secondPID, answer) = try await pool.withConnection { connection in
+                (try await connection.backendProcessID(), try await connection.query("SELECT 41 + 1 AS v").rows[0].int("v"))
+            }
+            #expect(secondPID != firstPID)
+            #expect(answer == 42)
+            #expect(await pool.openConnections == 1)
+            await admin.close()
+            await pool.shutdown()
         }
-        let (secondPID, answer) = try await pool.withConnection { connection in
-            (try await connection.backendProcessID(), try await connection.query("SELECT 41 + 1 AS v").rows[0].int("v"))
-        }
-        #expect(secondPID != firstPID)
-        #expect(answer == 42)
-        #expect(await pool.openConnections == 1)
-        await admin.close()
-        await pool.shutdown()
-        await database.drop()
     }
 
     @Test("Queries from many tasks run side by side and do not block the cooperative pool")
     func concurrency() async throws {
-        let database = try await TestDatabase.create("poolconcurrency")
-        let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 8), logger: testLogger)
-        let heartbeat = Counter()
-        let running = Gauge()
-        let beatsWhileBlocked = Counter()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<16 {
-                group.addTask {
-                    _ = try await pool.withConnection { connection in
-                        running.enter()
-                        defer { running.leave() }
-                        return try await connection.query("SELECT pg_sleep(0.5)")
+        try await TestDatabase.with("poolconcurrency") { database in
+            let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 8), logger: testLogger)
+            let heartbeat = Counter()
+            let running = Gauge()
+            let beatsWhileBlocked = Counter()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 {
+                    group.addTask {
+                        _ = try await pool.withConnection { connection in
+                            running.enter()
+                            defer { running.leave() }
+                            return try await connection.query("SELECT pg_sleep(0.5)")
+                        }
                     }
                 }
-            }
-            // With every database thread blocked in pg_sleep, plain async work must still run.
-            group.addTask {
-                for _ in 0..<20 {
-                    try await Task.sleep(for: .milliseconds(10))
-                    heartbeat.increment()
-                    if running.current > 0 { beatsWhileBlocked.increment() }
+                // With every database thread blocked in pg_sleep, plain async work must still run.
+                group.addTask {
+                    for _ in 0..<20 {
+                        try await Task.sleep(for: .milliseconds(10))
+                        heartbeat.increment()
+                        if running.current > 0 { beatsWhileBlocked.increment() }
+                    }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            // Side by side, not one after the other: several sleeps were in flight at once
+            // (in series the most would be 1), judged by overlap rather than by a clock
+            // that a loaded machine stretches.
+            #expect(running.maximum >= 4, "at most \(running.maximum) queries ran at once")
+            #expect(heartbeat.value == 20)
+            #expect(beatsWhileBlocked.value > 0, "the async work made progress while queries were blocked in the database")
+            #expect(await pool.openConnections <= 8)
+            await pool.shutdown()
         }
-        // Side by side, not one after the other: several sleeps were in flight at once
-        // (in series the most would be 1), judged by overlap rather than by a clock
-        // that a loaded machine stretches.
-        #expect(running.maximum >= 4, "at most \(running.maximum) queries ran at once")
-        #expect(heartbeat.value == 20)
-        #expect(beatsWhileBlocked.value > 0, "the async work made progress while queries were blocked in the database")
-        #expect(await pool.openConnections <= 8)
-        await pool.shutdown()
-        await database.drop()
     }
 
     @Test("Conflicting serializable transactions are retried until each one commits")
     func serializationRetry() async throws {
-        let database = try await TestDatabase.create("poolretry")
-        let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 6), logger: testLogger)
-        try await pool.withConnection { try await $0.execute("CREATE TABLE counter (n int); INSERT INTO counter VALUES (0)") }
-        let attempts = Counter()
-        let workers = 6, increments = 10
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<workers {
-                group.addTask {
-                    for _ in 0..<increments {
-                        try await pool.transaction(isolation: .serializable, maximumAttempts: 50) { connection in
-                            attempts.increment()
-                            let current = try connection.query("SELECT n FROM counter").rows[0].int("n")
-                            try connection.query("UPDATE counter SET n = $1", [current + 1])
+        try await TestDatabase.with("poolretry") { database in
+            let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 6), logger: testLogger)
+            try await pool.withConnection { try await $0.execute("CREATE TABLE counter (n int); INSERT INTO counter VALUES (0)") }
+            let attempts = Counter()
+            let workers = 6, increments = 10
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<workers {
+                    group.addTask {
+                        for _ in 0..<increments {
+                            try await pool.transaction(isolation: .serializable, maximumAttempts: 50) { connection in
+                                attempts.increment()
+                                let current = try connection.query("SELECT n FROM counter").rows[0].int("n")
+                                try connection.query("UPDATE counter SET n = $1", [current + 1])
+                            }
                         }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            let final = try await pool.withConnection { try await $0.query("SELECT n FROM counter").rows[0].int("n") }
+            #expect(final == workers * increments, "no lost update")
+            #expect(attempts.value >= workers * increments)
+            await pool.shutdown()
         }
-        let final = try await pool.withConnection { try await $0.query("SELECT n FROM counter").rows[0].int("n") }
-        #expect(final == workers * increments, "no lost update")
-        #expect(attempts.value >= workers * increments)
-        await pool.shutdown()
-        await database.drop()
     }
 
     @Test("A lease waits for a free connection, and a returned transaction is rolled back")
     func waitingAndReset() async throws {
-        let database = try await TestDatabase.create("poolwait")
-        let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 1), logger: testLogger)
-        try await pool.withConnection { try await $0.execute("CREATE TABLE t (v int)") }
-        // Leave a transaction open: the pool must roll it back before reuse.
-        try await pool.withConnection { try await $0.execute("BEGIN; INSERT INTO t VALUES (1)") }
-        async let slow: Void = pool.withConnection { _ = try await $0.query("SELECT pg_sleep(0.3)") }
-        try await Task.sleep(for: .milliseconds(50))
-        let count = try await pool.withConnection { try await $0.query("SELECT count(*) AS n FROM t").rows[0].int("n") }
-        try await slow
-        #expect(count == 0)
-        await pool.shutdown()
-        let closed = await #expect(throws: StoreError.self) { try await pool.withConnection { _ in 1 } }
-        #expect(closed?.code == .poolClosed)
-        await database.drop()
+        try await TestDatabase.with("poolwait") { database in
+            let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 1), logger: testLogger)
+            try await pool.withConnection { try await $0.execute("CREATE TABLE t (v int)") }
+            // Leave a transaction open: the pool must roll it back before reuse.
+            try await pool.withConnection { try await $0.execute("BEGIN; INSERT INTO t VALUES (1)") }
+            async let slow: Void = pool.withConnection { _ = try await $0.query("SELECT pg_sleep(0.3)") }
+            try await Task.sleep(for: .milliseconds(50))
+            let count = try await pool.withConnection { try await $0.query("SELECT count(*) AS n FROM t").rows[0].int("n") }
+            try await slow
+            #expect(count == 0)
+            await pool.shutdown()
+            let closed = await #expect(throws: StoreError.self) { try await pool.withConnection { _ in 1 } }
+            #expect(closed?.code == .poolClosed)
+        }
     }
 }
 

@@ -62,3 +62,19 @@ public let testLogger: Logger = {
 public func migrate(_ connection: Connection) async throws {
     try await Migrator(migrations: try MigrationSet.bundled(), logger: testLogger).migrate(on: connection, appliedBy: "tests")
 }
+
+extension TestDatabase {
+    /// Creates a database named after `purpose`, runs `body` with it, and drops it on
+    /// every path: a failed `#require` (which throws) or any error leaks no database.
+    public static func with<Result>(_ purpose: String, _ body: (TestDatabase) async throws -> Result) async throws -> Result {
+        let database = try await create(purpose)
+        do {
+            let result = try await body(database)
+            await database.drop()
+            return result
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+}
