@@ -84,7 +84,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
+        .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CGlibcExtras"),

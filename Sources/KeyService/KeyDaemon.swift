@@ -39,7 +39,8 @@ public enum KeyDaemon {
             let configuration = try SuiteConfiguration.load(path: configPath)
             logger.logLevel = Logger.Level(rawValue: configuration.logging.level) ?? .info
             let policy = try KeyPolicy.load(path: configuration.keyPolicyPath)
-            let master = try MasterKey.fromCredential(orFile: configuration.keys.masterKeyFile, setting: "keys.master_key_file")
+            let master = try MasterKey.load(
+                credential: Credentials().path(of: MasterKey.credentialName), orFile: configuration.keys.masterKeyFile, setting: "keys.master_key_file")
             let connection = try await Connection.connect(configuration.keysConnection, applicationName: "osmose-keyd", logger: logger)
             let ring = try await DataKeyRing.load(on: connection, master: master)
             try? notifier.ready(status: "checking key schedules")
