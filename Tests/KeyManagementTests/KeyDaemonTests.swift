@@ -1,7 +1,8 @@
 import CareRecords
 import Foundation
 import Glibc
-import KeyService
+import Journal
+import KeyManagement
 import Keyring
 import Store
 import Testing
@@ -16,7 +17,7 @@ struct KeyDaemonTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-keyd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let keyFile = "\(directory)/master.key"
-        FileManager.default.createFile(atPath: keyFile, contents: Data(master.exposedBytes()), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: keyFile, contents: Data(master.exposedBytes()), attributes: [.posixPermissions: 0o600])
         try """
             cryptoperiods:
               column: 365
@@ -45,7 +46,7 @@ struct KeyDaemonTests {
         let admin = fixture.admin
         let total = try await admin.perform { try KeyRotation.census(.column, on: $0) }.values.flatMap(\.values).reduce(0, +)
         let rotation = try await admin.transaction { [master = fixture.master] connection in
-            try KeyRotation.start(purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
+            try KeyRotation.start(purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
         }
         let config = try configure(fixture, master: fixture.master, valuesPerSecond: 300)
         var interrupted = 0
