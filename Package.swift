@@ -84,7 +84,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "Keyring", dependencies: ["Cryptography", "Store", "Systemd"], swiftSettings: strictSettings),
+        .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CGlibcExtras"),
@@ -122,9 +122,16 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-journald", dependencies: ["JournalService"], swiftSettings: strictSettings),
         .target(
+            name: "KeyManagement",
+            dependencies: [
+                "Keyring", "CareRecords", "Journal", "Store", "Settings", "Cryptography", "Age",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        .target(
             name: "KeyService",
             dependencies: [
-                "Keyring", "CareRecords", "Journal", "Store", "Settings", "Systemd", "Cryptography", "Age",
+                "KeyManagement", "Keyring", "Store", "Settings", "Systemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
@@ -132,7 +139,7 @@ let package = Package(
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyService", "Age", "Backup",
+                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup",
                 "Settings",
                 "Schema",
                 "Store",
@@ -219,8 +226,8 @@ let package = Package(
         ),
         .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
         .testTarget(
-            name: "KeyServiceTests",
-            dependencies: ["KeyService", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],
+            name: "KeyManagementTests",
+            dependencies: ["KeyManagement", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],
             swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",

@@ -40,11 +40,11 @@ func letters(_ index: Int) -> String {
 func identifier(_ index: Int) -> String { String(format: "00000000-0000-4000-8000-%012x", index) }
 
 /// The plaintexts of patient `index`, in column order; INS only for every third.
-func plaintexts(_ index: Int) -> [(column: String, value: String?)] {
+func plaintexts(_ index: Int) -> [(column: EncryptedColumn, value: String?)] {
     let number = 2_800_175_000_000 + index % 1_000_000
     return [
-        ("last_name", "Nom-" + letters(index)), ("first_name", "Prenom"), ("birth_date", String(format: "1980-01-%02d", index % 28 + 1)),
-        ("sex", index % 2 == 0 ? "female" : "male"), ("ins", index % 3 == 0 ? "\(number)\(String(format: "%02d", 97 - number % 97))" : nil),
+        (.patientLastName, "Nom-" + letters(index)), (.patientFirstName, "Prenom"), (.patientBirthDate, String(format: "1980-01-%02d", index % 28 + 1)),
+        (.patientSex, index % 2 == 0 ? "female" : "male"), (.patientINS, index % 3 == 0 ? "\(number)\(String(format: "%02d", 97 - number % 97))" : nil),
     ]
 }
 
@@ -74,12 +74,13 @@ case "seed":
                     copy.null()
                     continue
                 }
-                copy.bytea(try cipher.encrypt(value, for: .init(table: "care.patients", column: column, rowID: id)))
+                copy.bytea(try cipher.encrypt(value, for: column.location(rowID: id)))
                 values += 1
             }
-            copy.bytea(
-                try PatientSearchTokens.name(lastName: fields[0].value!, firstName: fields[1].value!, birthDate: fields[2].value!, index: index, keyID: blindKey))
-            if let ins = fields[4].value { copy.bytea(try PatientSearchTokens.ins(ins, index: index, keyID: blindKey)) } else { copy.null() }
+            let values = Dictionary(uniqueKeysWithValues: fields.compactMap { field in field.value.map { (field.column.column, $0) } })
+            for token in SearchTokenSet.patients.tokens {
+                if let value = try token.token(of: values, index: index, keyID: blindKey) { copy.bytea(value) } else { copy.null() }
+            }
             copy.int32(Int32(blindKey))
             copy.timestamp(microsecondsSinceUnixEpoch: now)
             try copy.uuid(user)
@@ -88,7 +89,7 @@ case "seed":
         }
         copy.finish()
         let data = copy.bytes
-        try await connection.perform { connection in
+        _ = try await connection.perform { connection in
             try connection.copyIn(
                 """
                 COPY care.patients (id, version, last_name, first_name, birth_date, sex, ins, search_name, search_ins, blind_key_id,
@@ -113,7 +114,7 @@ case "check":
                 continue
             }
             keys[ColumnCipher.keyID(of: stored) ?? -1, default: 0] += 1
-            let plain = try? cipher.decryptString(stored, at: .init(table: "care.patients", column: column, rowID: id))
+            let plain = try? cipher.decryptString(stored, at: column.location(rowID: id))
             if plain != expected { mismatches += 1 }
             checked += 1
         }

@@ -79,6 +79,6 @@ public enum CareDaemon {
     }
 
     static func loadMasterKey(_ configuration: SuiteConfiguration) throws -> MasterKey {
-        try MasterKey.fromCredential(orFile: configuration.care.masterKeyFile, setting: "care.master_key_file")
+        try MasterKey.load(credential: Credentials().path(of: MasterKey.credentialName), orFile: configuration.care.masterKeyFile, setting: "care.master_key_file")
     }
 }

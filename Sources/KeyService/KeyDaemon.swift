@@ -1,8 +1,9 @@
 import Foundation
-public import Keyring
-public import Logging
-public import Settings
-public import Store
+import KeyManagement
+import Keyring
+import Logging
+import Settings
+import Store
 import Synchronization
 import Systemd
 
@@ -39,7 +40,8 @@ public enum KeyDaemon {
             let configuration = try SuiteConfiguration.load(path: configPath)
             logger.logLevel = Logger.Level(rawValue: configuration.logging.level) ?? .info
             let policy = try KeyPolicy.load(path: configuration.keyPolicyPath)
-            let master = try MasterKey.fromCredential(orFile: configuration.keys.masterKeyFile, setting: "keys.master_key_file")
+            let master = try MasterKey.load(
+                credential: Credentials().path(of: MasterKey.credentialName), orFile: configuration.keys.masterKeyFile, setting: "keys.master_key_file")
             let connection = try await Connection.connect(configuration.keysConnection, applicationName: "osmose-keyd", logger: logger)
             let ring = try await DataKeyRing.load(on: connection, master: master)
             try? notifier.ready(status: "checking key schedules")
@@ -67,123 +69,4 @@ final class StopRequest: Sendable {
     private let flag = Mutex(false)
     var isRequested: Bool { flag.withLock { $0 } }
     func request() { flag.withLock { $0 = true } }
-}
-
-/// The work of one osmose-keyd run.
-public struct RotationWorker: Sendable {
-    let policy: KeyPolicy
-    let master: MasterKey
-    let ring: DataKeyRing
-    let logger: Logger
-    let status: @Sendable (String) -> Void
-
-    /// A worker applying `policy` with the keys of `ring`.
-    public init(policy: KeyPolicy, master: MasterKey, ring: DataKeyRing, logger: Logger, status: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.policy = policy
-        self.master = master
-        self.ring = ring
-        self.logger = logger
-        self.status = status
-    }
-
-    /// What a run did.
-    public struct Summary: Sendable {
-        /// Values rewritten under a newer key.
-        public var rewritten = 0
-        /// Rotations started because a cryptoperiod ended.
-        public var started = 0
-        /// Rotations finished (old keys retired).
-        public var finished = 0
-        /// Lifecycle changes of asymmetric keys: signing-key promotions and retirements, recipients retired.
-        public var keyChanges: [String] = []
-    }
-
-    /// Starts the rotations that are due, then works every running one until it is
-    /// finished or `stop` says so.
-    public func run(on connection: Connection, until stop: @Sendable () -> Bool) async throws -> Summary {
-        var summary = Summary()
-        summary.keyChanges = try await connection.transaction { [policy] connection in
-            try SigningKeyRollover.advance(overlapHours: policy.signingOverlapHours, actor: .daemon, on: connection)
-                + BackupRecipients.retireUnneeded(actor: .daemon, on: connection)
-        }
-        for change in summary.keyChanges { logger.notice("\(change)") }
-        summary.started = try await startDueRotations(on: connection)
-        try await ring.reload(on: connection)
-        let pace = Pace(valuesPerSecond: policy.maximumValuesPerSecond)
-        for rotation in try await connection.perform({ try KeyRotation.running(on: $0) }) {
-            while !stop() {
-                let next = try await connection.perform { try KeyRotation.nextTarget(of: rotation, on: $0) }
-                if let (target, after) = next {
-                    let batch = try await connection.transaction { [ring, policy] connection in
-                        try KeyRotation.rewriteBatch(rotation, target: target, after: after, limit: policy.batchSize, ring: ring, on: connection)
-                    }
-                    summary.rewritten += batch.rewritten
-                    status("rotation \(rotation.id): \(target.name), \(summary.rewritten) values rewritten")
-                    try await pace.wait(after: batch.rewritten)
-                    continue
-                }
-                // Every target was swept once: wait out the transactions that began
-                // before the demotion, then prove that nothing is left under the old keys.
-                let fence = try await connection.transaction { try KeyRotation.fence(on: $0) }
-                while try await !connection.perform({ try KeyRotation.passed(fence, on: $0) }) {
-                    guard !stop() else { return summary }
-                    try await Task.sleep(for: .milliseconds(200))
-                }
-                let current = try await connection.perform { try KeyRotation.running(on: $0).first { $0.id == rotation.id } } ?? rotation
-                if try await connection.transaction({ try KeyRotation.finish(current, actor: .daemon, on: $0) }) {
-                    summary.finished += 1
-                    logger.notice(
-                        "rotation finished", metadata: ["osmose.keys.rotation": "\(rotation.id)", "osmose.keys.retired": "\(rotation.fromKeys)"])
-                    break
-                }
-                logger.info("values written under an old key before the demotion: sweeping again", metadata: ["osmose.keys.rotation": "\(rotation.id)"])
-            }
-        }
-        return summary
-    }
-
-    /// Starts a rotation for each purpose whose primary key's cryptoperiod has ended.
-    func startDueRotations(on connection: Connection) async throws -> Int {
-        var started = 0
-        for purpose in [DataKeyPurpose.column, .blindIndex] {
-            let days = policy.cryptoperiodDays[purpose.rawValue] ?? 365
-            let due = try await connection.query(
-                """
-                SELECT id FROM keys.data_keys WHERE purpose = $1 AND state = 'primary'
-                    AND coalesce(rotate_after, created_at + make_interval(days => $2)) <= now()
-                    AND NOT EXISTS (SELECT 1 FROM keys.rotations WHERE purpose = $1 AND state = 'running')
-                """, [purpose.rawValue, days]
-            ).rows.first
-            guard let due else { continue }
-            let old = try due.int("id")
-            let rotation = try await connection.transaction { [master] connection in
-                try KeyRotation.start(
-                    purpose: purpose, reason: "key \(old) reached the end of its \(days)-day cryptoperiod", master: master, cryptoperiodDays: days,
-                    actor: .daemon, on: connection)
-            }
-            logger.notice("rotation started", metadata: ["osmose.keys.rotation": "\(rotation.id)", "osmose.keys.purpose": "\(purpose.rawValue)"])
-            started += 1
-        }
-        return started
-    }
-}
-
-/// Keeps the average rate of rewritten values under a ceiling.
-final class Pace: Sendable {
-    private let valuesPerSecond: Int
-    private let state: Mutex<(start: ContinuousClock.Instant, values: Int)>
-
-    init(valuesPerSecond: Int) {
-        self.valuesPerSecond = valuesPerSecond
-        state = Mutex((ContinuousClock.now, 0))
-    }
-
-    func wait(after values: Int) async throws {
-        let delay = state.withLock { state -> Duration in
-            state.values += values
-            let due = state.start + .seconds(Double(state.values) / Double(valuesPerSecond))
-            return due - ContinuousClock.now
-        }
-        if delay > .zero { try await Task.sleep(for: delay) }
-    }
 }

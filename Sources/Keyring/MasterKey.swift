@@ -1,5 +1,4 @@
 public import Cryptography
-public import Systemd
 
 /// The key that wraps every data key. Handed to the daemons as a systemd
 /// credential (`LoadCredential=master-key:…`), never stored in the database.
@@ -29,21 +28,23 @@ public struct MasterKey: Sendable, CustomStringConvertible {
         }
     }
 
-    /// The master key from the `master-key` systemd credential, else from `file`
-    /// (the configuration key named `setting`, for development).
+    /// The name of the systemd credential that carries the master key (`LoadCredential=master-key:…`).
+    public static let credentialName = "master-key"
+
+    /// The master key from the service manager's credential file, else from `file`
+    /// (the configuration key named `setting`, for development). The daemon finds
+    /// the credential's file (the `Systemd` module's `Credentials.path(of:)`); the
+    /// keyring only reads it.
+    /// - Parameters:
+    ///   - credential: the path of the ``credentialName`` credential, nil when the unit passes none.
+    ///   - file: the configured master key file, if any.
+    ///   - setting: the configuration key naming `file`, for the message when neither is given.
     /// - Throws: ``KeyringError/Code/masterKeyUnavailable`` saying what to pass.
-    public static func fromCredential(orFile file: String?, setting: String, credentials: Credentials = Credentials()) throws -> MasterKey {
-        if credentials.names().contains("master-key") {
-            do {
-                return try MasterKey(credentials.load("master-key"))
-            } catch let error as SystemdError {
-                throw KeyringError.credential(error.message)
-            }
+    public static func load(credential: String?, orFile file: String?, setting: String) throws -> MasterKey {
+        guard let path = credential ?? file else {
+            throw KeyringError.credential("no master key: pass the \(credentialName) credential (LoadCredential=\(credentialName):…) or set \(setting)")
         }
-        guard let file else {
-            throw KeyringError.credential("no master key: pass the master-key credential (LoadCredential=master-key:…) or set \(setting)")
-        }
-        return try load(path: file)
+        return try load(path: path)
     }
 
     /// A new random master key.

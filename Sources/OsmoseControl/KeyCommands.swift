@@ -3,7 +3,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Journal
-import KeyService
+import KeyManagement
 import Keyring
 import Settings
 import Store
@@ -42,14 +42,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let master = try MasterKey.load(path: masterKey)
-                let connection = try await options.connect()
-                let created = try await DataKeyRing.initialise(on: connection, master: master, createdBy: operatorIdentity)
-                if !created.isEmpty {
-                    try await connection.transaction { connection in
-                        try recordAdministration(.keyAdmin, objectType: "data-key", objectID: created.map(String.init).joined(separator: ","), reason: "initialised", on: connection)
-                    }
+                let created = try await options.withKeyringConnection { connection in
+                    try await KeyringSetup.initialise(master: master, actor: keyOperator, on: connection)
                 }
-                await connection.close()
                 print(created.isEmpty ? "keyring already initialised (master key \(master.fingerprint))" : "created data keys \(created.map(String.init).joined(separator: ", ")) under master key \(master.fingerprint)")
             }
         }
@@ -72,16 +67,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let policy = try loadKeyPolicy(options)
-                let connection = try await options.connect()
-                let (keys, publicKeys, rotations, retained) = try await connection.transaction(isolation: .repeatableRead) { connection in
-                    (
-                        try KeyInventory.status(policy: policy, on: connection), try KeyInventory.publicKeys(policy: policy, on: connection),
-                        try KeyRotation.all(on: connection),
-                        try connection.query("SELECT count(*) AS n FROM ops.backups WHERE state = 'retained'").rows[0].int("n")
-                    )
-                }
-                await connection.close()
-                let catalogue = "\(retained) retained backups in ops.backups (data keys are inside the backed-up database; each backup needs one identity of its recipients)"
+                let overview = try await options.withKeyringConnection { try await KeyInventory.overview(policy: policy, on: $0) }
+                let (keys, publicKeys, rotations) = (overview.keys, overview.publicKeys, overview.rotations)
+                let catalogue = "\(overview.retainedBackups) retained backups in ops.backups (data keys are inside the backed-up database; each backup needs one identity of its recipients)"
                 if json { return try printJSON(Report(keys: keys, publicKeys: publicKeys, rotations: rotations, backupCatalogue: catalogue)) }
                 printTable(
                     ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "BACKUPS", "VALUES", "WHERE"],
@@ -154,20 +142,21 @@ struct KeysCommand: AsyncParsableCommand {
                 let purpose = DataKeyPurpose(rawValue: purpose)!
                 let policy = try loadKeyPolicy(options)
                 let master = try MasterKey.load(path: masterKey!)
-                let connection = try await options.connect()
                 if dryRun {
-                    let census = try await connection.perform { try KeyRotation.census(purpose, on: $0) }
-                    await connection.close()
+                    let census = try await options.withKeyringConnection { connection in
+                        try await connection.perform { try KeyRotation.census(purpose, on: $0) }
+                    }
                     let total = census.values.flatMap(\.values).reduce(0, +)
                     print("would make a new primary \(purpose.rawValue) key, demote the current one, and queue \(total) values for re-encryption")
                     return
                 }
-                let rotation = try await connection.transaction { [reason] connection in
-                    try KeyRotation.start(
-                        purpose: purpose, reason: reason, master: master, cryptoperiodDays: policy.cryptoperiodDays[purpose.rawValue] ?? 365,
-                        actor: .operator(operatorIdentity), on: connection)
+                let rotation = try await options.withKeyringConnection { connection in
+                    try await connection.transaction { [reason] connection in
+                        try KeyRotation.start(
+                            purpose: purpose, reason: reason, master: master, cryptoperiodDays: policy.cryptoperiodDays[purpose.rawValue] ?? 365,
+                            actor: keyOperator, on: connection)
+                    }
                 }
-                await connection.close()
                 print("rotation \(rotation.id): new primary \(purpose.rawValue) key \(rotation.toKey); keys \(rotation.fromKeys) are decrypt-only until osmose-keyd has re-encrypted their values")
             }
         }
@@ -183,7 +172,7 @@ struct KeysCommand: AsyncParsableCommand {
                 try writeSecretFile(path, signer.exposedEncoding() + "\n")
             }
             let id = try await recordingKey(writtenTo: dryRun ? nil : path, options) { [reason, dryRun] connection in
-                try SigningKeyRollover.start(signer: signer, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                try SigningKeyRollover.start(signer: signer, reason: reason, dryRun: dryRun, actor: keyOperator, on: connection)
             }
             if dryRun {
                 print("would write a new journal signing key for \(origin) to \(path) and record it as pending (keyring id \(id)); nothing changed")
@@ -218,28 +207,13 @@ struct KeysCommand: AsyncParsableCommand {
                 guard (1...200).contains(reason.count) else { throw ValidationError("--reason must be 1 to 200 characters") }
                 let old = try MasterKey.load(path: masterKey)
                 let new = try MasterKey.load(path: newMasterKey)
-                let connection = try await options.connect()
-                let outcome: Result<Int, any Error>
-                do {
-                    outcome = .success(try await connection.transaction { [reason, dryRun] connection in
-                        let count = try KeyLifecycle.rewrap(from: old, to: new, on: connection)
-                        if dryRun { throw DryRunRollback(count: count) }
-                        try recordAdministration(
-                            .keyAdmin, objectType: "master-key", objectID: new.fingerprint,
-                            reason: "\(count) data keys rewrapped from master key \(old.fingerprint): \(reason)", on: connection)
-                        return count
-                    })
-                } catch {
-                    outcome = .failure(error)
+                let count = try await options.withKeyringConnection { connection in
+                    try await KeyringSetup.rotateMaster(from: old, to: new, reason: reason, dryRun: dryRun, actor: keyOperator, on: connection)
                 }
-                await connection.close()
-                switch outcome {
-                case .success(let count):
+                if dryRun {
+                    print("would rewrap \(count) data keys (both master keys check out); nothing changed")
+                } else {
                     print("\(count) data keys rewrapped: master key \(old.fingerprint) → \(new.fingerprint); install the new key and restart the daemons")
-                case .failure(let rollback as DryRunRollback):
-                    print("would rewrap \(rollback.count) data keys (both master keys check out); nothing changed")
-                case .failure(let error):
-                    throw error
                 }
             }
         }
@@ -296,7 +270,7 @@ struct KeysCommand: AsyncParsableCommand {
                 }
                 let id = try await recordingKey(writtenTo: dryRun ? nil : identityOut, options) { [label, reason, dryRun, replace] connection in
                     try BackupRecipients.add(
-                        chosen, label: label, reason: reason, dryRun: dryRun, replacingOtherKind: replace, actor: .operator(operatorIdentity), on: connection)
+                        chosen, label: label, reason: reason, dryRun: dryRun, replacingOtherKind: replace, actor: keyOperator, on: connection)
                 }
                 if dryRun {
                     print("would record backup recipient \(chosen.encoded) (fingerprint \(chosen.fingerprint)) as id \(id); nothing changed")
@@ -322,11 +296,11 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
-                let record = try await connection.transaction { [id, reason, dryRun] connection in
-                    try BackupRecipients.retire(id: id, reason: reason, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                let record = try await options.withKeyringConnection { connection in
+                    try await connection.transaction { [id, reason, dryRun] connection in
+                        try BackupRecipients.retire(id: id, reason: reason, dryRun: dryRun, actor: keyOperator, on: connection)
+                    }
                 }
-                await connection.close()
                 print(
                     dryRun
                         ? "would stop encrypting new backups to recipient \(record.id) (\(record.fingerprint)); nothing changed"
@@ -363,11 +337,11 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 if purpose != nil { return try await destroySigningKey() }
-                let connection = try await options.connect()
-                let report = try await connection.transaction { [key, reason, force, dryRun] connection in
-                    try KeyInventory.destroy(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
+                let report = try await options.withKeyringConnection { connection in
+                    try await connection.transaction { [key, reason, force, dryRun] connection in
+                        try KeyInventory.destroy(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: keyOperator, on: connection)
+                    }
                 }
-                await connection.close()
                 if json { return try printJSON(report) }
                 let lost = report.unreadable.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                 print("\(report.destroyed ? "destroyed" : "would destroy") key \(report.keyID) (\(report.purpose), was \(report.stateBefore)); unreadable: \(lost.isEmpty ? "nothing" : lost)")
@@ -382,16 +356,16 @@ struct KeysCommand: AsyncParsableCommand {
                 guard let data = FileManager.default.contents(atPath: keyFile) else { throw ValidationError("cannot read \(keyFile)") }
                 return try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            let connection = try await options.connect()
-            let report = try await connection.transaction { [key, reason, force, dryRun, keyFile, purpose] connection in
-                let report = try KeyInventory.destroyPublicKey(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: .operator(operatorIdentity), on: connection)
-                guard report.purpose == purpose else { throw ValidationError("key \(key) is a \(report.purpose) key, not \(purpose ?? "")") }
-                if let fileKey, fileKey.verifierKey.encoded != report.publicKey {
-                    throw ValidationError("\(keyFile ?? "") holds \(fileKey.verifierKey.encoded), not signing key \(key)")
+            let report = try await options.withKeyringConnection { connection in
+                try await connection.transaction { [key, reason, force, dryRun, keyFile, purpose] connection in
+                    let report = try KeyInventory.destroyPublicKey(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: keyOperator, on: connection)
+                    guard report.purpose == purpose else { throw ValidationError("key \(key) is a \(report.purpose) key, not \(purpose ?? "")") }
+                    if let fileKey, fileKey.verifierKey.encoded != report.publicKey {
+                        throw ValidationError("\(keyFile ?? "") holds \(fileKey.verifierKey.encoded), not signing key \(key)")
+                    }
+                    return report
                 }
-                return report
             }
-            await connection.close()
             if let keyFile, report.destroyed { try shredFile(keyFile) }
             if json { return try printJSON(report) }
             if report.purpose == "backup-recipient" {
@@ -405,9 +379,14 @@ struct KeysCommand: AsyncParsableCommand {
     }
 }
 
-/// Thrown inside a transaction to roll a dry run back after it has checked everything.
-struct DryRunRollback: Error {
-    let count: Int
+/// The operator running a key command, as the journal and the key records name them.
+private var keyOperator: SystemActor { .operator(operatorIdentity, role: .sysadmin) }
+
+extension GlobalOptions {
+    /// Runs `body` on a connection opened as configured, closed on every path.
+    fileprivate func withKeyringConnection<Result>(_ body: (Connection) async throws -> Result) async throws -> Result {
+        try await Connection.withConnection(database ?? loadConfiguration().database.connection, applicationName: "osmosectl", logger: logger, body)
+    }
 }
 
 /// The key policy (`policies/keys.yaml`), or its defaults when the file is absent.

@@ -37,4 +37,12 @@ public struct Credentials: Sendable {
         guard let directory, let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         return entries.sorted()
     }
+
+    /// The path of credential `name`'s file when the unit passes it, else nil: for
+    /// a library that reads the secret itself (the keyring's master key) and need
+    /// not know where systemd puts credentials.
+    public func path(of name: String) -> String? {
+        guard let directory, names().contains(name) else { return nil }
+        return "\(directory)/\(name)"
+    }
 }

@@ -103,4 +103,21 @@ struct KeyringTests {
         #expect(key.fingerprint.count == 16)
         #expect(!String(describing: key).contains("0707"))
     }
+
+    @Test("The master key comes from the credential's file when the unit passes one, else from the configured file; neither says what to pass")
+    func masterKeySources() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mk-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (credential, configured) = ("\(directory)/\(MasterKey.credentialName)", "\(directory)/configured.key")
+        try Data(repeating: 1, count: 32).write(to: URL(fileURLWithPath: credential))
+        try Data(repeating: 2, count: 32).write(to: URL(fileURLWithPath: configured))
+        let fromCredential = try MasterKey.load(credential: credential, orFile: configured, setting: "keys.master_key_file")
+        #expect(fromCredential.fingerprint == (try MasterKey.load(path: credential)).fingerprint)
+        let fromFile = try MasterKey.load(credential: nil, orFile: configured, setting: "keys.master_key_file")
+        #expect(fromFile.fingerprint == (try MasterKey.load(path: configured)).fingerprint && fromFile.fingerprint != fromCredential.fingerprint)
+        let neither = #expect(throws: KeyringError.self) { try MasterKey.load(credential: nil, orFile: nil, setting: "care.master_key_file") }
+        #expect(neither?.code == .masterKeyUnavailable)
+        #expect(neither?.message.contains("LoadCredential=master-key") == true && neither?.message.contains("care.master_key_file") == true)
+    }
 }

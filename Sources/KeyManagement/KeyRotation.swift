@@ -1,7 +1,7 @@
-import CareRecords
+public import CareRecords
 import Cryptography
 public import Foundation
-import Journal
+public import Journal
 public import Keyring
 public import Store
 
@@ -27,12 +27,19 @@ public struct RotationRecord: Sendable, Hashable, Codable {
 /// service keeps serving. The older keys are retired only when, after every
 /// transaction that could still write under them has ended, a scan finds no value
 /// under them.
+///
+/// What is rotated is what `registry` declares (``CareRecords/EncryptedColumnRegistry/care``
+/// unless another is given): its encrypted columns under column keys, its search
+/// tokens under blind-index keys. A rotation must be worked and finished with the
+/// registry it was started with.
 public enum KeyRotation {
     /// Starts a rotation of `purpose`: a new primary key, the current one demoted to
-    /// decrypt-only, the work recorded for osmose-keyd, and a journal event.
+    /// decrypt-only, the work recorded for osmose-keyd (one entry per target of
+    /// `registry`), and a journal event.
     /// - Throws: ``KeyringError/Code/refused`` when one is already running for the purpose.
     public static func start(
-        purpose: DataKeyPurpose, reason: String, master: MasterKey, cryptoperiodDays: Int, actor: KeyActor, on connection: isolated Connection
+        purpose: DataKeyPurpose, reason: String, master: MasterKey, cryptoperiodDays: Int, actor: SystemActor,
+        registry: EncryptedColumnRegistry = .care, on connection: isolated Connection
     ) throws -> RotationRecord {
         guard purpose == .column || purpose == .blindIndex else {
             throw KeyringError(.refused, "\(purpose.rawValue) keys are not rotated by osmose-keyd (no stored value is re-encrypted under them)")
@@ -50,11 +57,24 @@ public enum KeyRotation {
             "INSERT INTO keys.rotations (purpose, to_key, from_keys, state, reason, started_by) VALUES ($1, $2, $3::integer[], 'running', $4, $5) RETURNING id",
             [purpose.rawValue, newID, "{\(decryptOnly.map(String.init).joined(separator: ","))}", reason, actor.name]
         ).rows[0].int64("id")
-        for target in KeyTarget.of(purpose) {
+        for target in registry.keyTargets(of: purpose) {
             try connection.query("INSERT INTO keys.rotation_progress (rotation_id, target) VALUES ($1, $2)", [id, target.name])
         }
-        try connection.record(actor.event(objectType: "data-key", objectID: "\(newID)", reason: "rotation \(id) of \(purpose.rawValue) keys: \(reason)"))
+        try connection.record(actor.keyEvent(objectType: "data-key", objectID: "\(newID)", reason: "rotation \(id) of \(purpose.rawValue) keys: \(reason)"))
         return RotationRecord(id: id, purpose: purpose, toKey: newID, fromKeys: decryptOnly, state: "running", rewritten: 0)
+    }
+
+    /// The primary key of `purpose` whose cryptoperiod (`cryptoperiodDays` after it
+    /// was made, unless it was given a date to rotate after) has ended, when no
+    /// rotation of the purpose is running: the key osmose-keyd replaces.
+    public static func dueKey(purpose: DataKeyPurpose, cryptoperiodDays: Int, on connection: isolated Connection) throws -> Int? {
+        try connection.query(
+            """
+            SELECT id FROM keys.data_keys WHERE purpose = $1 AND state = 'primary'
+                AND coalesce(rotate_after, created_at + make_interval(days => $2)) <= now()
+                AND NOT EXISTS (SELECT 1 FROM keys.rotations WHERE purpose = $1 AND state = 'running')
+            """, [purpose.rawValue, cryptoperiodDays]
+        ).rows.first.map { try $0.int("id") }
     }
 
     /// The rotations still running, oldest first.
@@ -81,11 +101,14 @@ public enum KeyRotation {
     }
 
     /// The next target of `rotation` with work left, and where its last batch ended.
-    public static func nextTarget(of rotation: RotationRecord, on connection: isolated Connection) throws -> (target: KeyTarget, after: UUID?)? {
+    /// - Throws: ``KeyringError/Code/refused`` when the rotation names a target `registry` does not declare.
+    public static func nextTarget(
+        of rotation: RotationRecord, registry: EncryptedColumnRegistry = .care, on connection: isolated Connection
+    ) throws -> (target: KeyTarget, after: UUID?)? {
         guard let row = try connection.query(
             "SELECT target, after_id FROM keys.rotation_progress WHERE rotation_id = $1 AND NOT done ORDER BY target LIMIT 1", [rotation.id]
         ).singleRow() else { return nil }
-        guard let target = KeyTarget.named(try row.string("target")) else {
+        guard let target = registry.keyTarget(named: try row.string("target")) else {
             throw KeyringError(.refused, "rotation \(rotation.id) names a target this build does not know: \(try row.string("target"))")
         }
         return (target, try row.optionalString("after_id").flatMap(UUID.init(uuidString:)))
@@ -102,20 +125,17 @@ public enum KeyRotation {
         guard try ring.primaryID(for: rotation.purpose) == rotation.toKey else {
             throw KeyringError.staleRing("the primary \(rotation.purpose.rawValue) key is not rotation \(rotation.id)'s key \(rotation.toKey)")
         }
-        let start = after.map { "AND id > '\($0.uuidString.lowercased())'" } ?? ""
         let rewritten: Int
         let rows: [BinaryCopyDecoder.Row]
-        if !target.columns.isEmpty {
+        let id = target.rowIDColumn
+        switch target.contents {
+        case .columns(let columns):
+            rows = try connection.copyRows(page(of: target.table, rowID: id, reading: columns.map(\.column), after: after, limit: limit))
+            rewritten = try rewriteColumns(rows, table: target.table, rowID: id, columns: columns, toKey: rotation.toKey, ring: ring, on: connection)
+        case .searchTokens(let tokens):
             rows = try connection.copyRows(
-                "COPY (SELECT id, \(target.columns.joined(separator: ", ")) FROM \(target.table) WHERE true \(start) ORDER BY id LIMIT \(limit)) TO STDOUT (FORMAT binary)")
-            rewritten = try rewriteColumns(rows, table: target.table, columns: target.columns, toKey: rotation.toKey, ring: ring, on: connection)
-        } else {
-            rows = try connection.copyRows(
-                """
-                COPY (SELECT id, last_name, first_name, birth_date, ins, blind_key_id FROM \(target.table)
-                    WHERE true \(start) ORDER BY id LIMIT \(limit)) TO STDOUT (FORMAT binary)
-                """)
-            rewritten = try rewriteTokens(rows, table: target.table, toKey: rotation.toKey, ring: ring, on: connection)
+                page(of: target.table, rowID: id, reading: tokens.sources.map(\.column) + [tokens.keyIDColumn], after: after, limit: limit))
+            rewritten = try rewriteTokens(rows, of: tokens, toKey: rotation.toKey, ring: ring, on: connection)
         }
         let last = try rows.last.map { try $0.uuid(0) ?? "" }
         try connection.query(
@@ -125,10 +145,20 @@ public enum KeyRotation {
         return (rewritten, rows.count)
     }
 
+    /// The COPY of the next `limit` rows of `table` after `after` in id order: the
+    /// row id first, then `columns`.
+    private static func page(of table: String, rowID: String, reading columns: [String], after: UUID?, limit: Int) -> String {
+        let id = SQLName.column(rowID)
+        let start = after.map { "WHERE \(id) > '\($0.uuidString.lowercased())'" } ?? ""
+        let selected = ([rowID] + columns).map(SQLName.column).joined(separator: ", ")
+        return "COPY (SELECT \(selected) FROM \(SQLName.table(table)) \(start) ORDER BY \(id) LIMIT \(limit)) TO STDOUT (FORMAT binary)"
+    }
+
     /// Rewrites the values of each row under old keys, all of a row's columns in one
     /// UPDATE; returns how many values moved.
     private static func rewriteColumns(
-        _ rows: [BinaryCopyDecoder.Row], table: String, columns: [String], toKey: Int, ring: DataKeyRing, on connection: isolated Connection
+        _ rows: [BinaryCopyDecoder.Row], table: String, rowID: String, columns: [EncryptedColumn], toKey: Int, ring: DataKeyRing,
+        on connection: isolated Connection
     ) throws -> Int {
         let cipher = ColumnCipher(ring: ring)
         var batch = BinaryCopyEncoder(reservingCapacity: rows.count * 200 * columns.count)
@@ -141,7 +171,7 @@ public enum KeyRotation {
                     fresh.append(nil)
                     continue
                 }
-                let location = ColumnCipher.Location(table: table, column: column, rowID: id)
+                let location = column.location(rowID: id)
                 var plaintext = try cipher.decrypt(stored, at: location)
                 defer { ConstantTime.wipe(&plaintext) }
                 fresh.append(try cipher.encrypt(plaintext, for: location))
@@ -166,67 +196,77 @@ public enum KeyRotation {
         // Compare-and-set on every column of the row: a row the care service changed
         // meanwhile is left alone (what it wrote is under the primary key; anything
         // else is found by the closing scan and swept again).
-        let assignments = columns.enumerated().map { "\($1) = coalesce(v.new_\($0), t.\($1))" }.joined(separator: ", ")
-        let unchanged = columns.enumerated().map { "t.\($1) IS NOT DISTINCT FROM v.old_\($0)" }.joined(separator: " AND ")
+        let names = columns.map { SQLName.column($0.column) }
+        let assignments = names.enumerated().map { "\($1) = coalesce(v.new_\($0), t.\($1))" }.joined(separator: ", ")
+        let unchanged = names.enumerated().map { "t.\($1) IS NOT DISTINCT FROM v.old_\($0)" }.joined(separator: " AND ")
+        let id = SQLName.column(rowID)
         let updated = try connection.query(
-            "UPDATE \(table) AS t SET \(assignments) FROM \(staging) AS v WHERE t.id = v.id AND \(unchanged) RETURNING t.id::text AS id").rows
+            "UPDATE \(SQLName.table(table)) AS t SET \(assignments) FROM \(staging) AS v WHERE t.\(id) = v.id AND \(unchanged) RETURNING t.\(id)::text AS id"
+        ).rows
         return try updated.reduce(0) { $0 + (moved[try $1.string("id")] ?? 0) }
     }
 
+    /// Computes each row's tokens under `toKey` from the decrypted sources, and
+    /// writes them with the key id; returns how many rows moved.
     private static func rewriteTokens(
-        _ rows: [BinaryCopyDecoder.Row], table: String, toKey: Int, ring: DataKeyRing, on connection: isolated Connection
+        _ rows: [BinaryCopyDecoder.Row], of set: SearchTokenSet, toKey: Int, ring: DataKeyRing, on connection: isolated Connection
     ) throws -> Int {
         let cipher = ColumnCipher(ring: ring)
         let index = BlindIndex(ring: ring)
+        let sources = set.sources
+        let keyPosition = 1 + sources.count
         var batch = BinaryCopyEncoder(reservingCapacity: rows.count * 200)
         var count = 0
         for row in rows {
-            guard let id = try row.uuid(0), Int(try row.int32(5)) != toKey, let last = row.bytes(1), let first = row.bytes(2), let birth = row.bytes(3) else {
-                continue
+            guard let id = try row.uuid(0), row.bytes(keyPosition) != nil else { continue }
+            let oldKey = try row.int32(keyPosition)
+            guard Int(oldKey) != toKey else { continue }
+            var plaintexts: [String: String] = [:]
+            for (position, source) in sources.enumerated() {
+                if let stored = row.bytes(1 + position) { plaintexts[source.column] = try cipher.decryptString(stored, at: source.location(rowID: id)) }
             }
-            func open(_ stored: [UInt8], _ column: String) throws -> String {
-                try cipher.decryptString(stored, at: .init(table: table, column: column, rowID: id))
-            }
-            let ins = try row.bytes(4).map { try open($0, "ins") }
-            batch.beginRow(fields: 6)
+            batch.beginRow(fields: 2 + sources.count + set.tokens.count)
             try batch.uuid(id)
-            batch.int32(try row.int32(5))
-            batch.bytea(last)
-            batch.bytea(
-                try PatientSearchTokens.name(
-                    lastName: try open(last, "last_name"), firstName: try open(first, "first_name"), birthDate: try open(birth, "birth_date"),
-                    index: index, keyID: toKey))
-            if let ins { batch.bytea(try PatientSearchTokens.ins(ins, index: index, keyID: toKey)) } else { batch.null() }
-            batch.bytea(first + [0] + birth)
+            batch.int32(oldKey)
+            for position in sources.indices {
+                if let stored = row.bytes(1 + position) { batch.bytea(stored) } else { batch.null() }
+            }
+            for token in set.tokens {
+                if let value = try token.token(of: plaintexts, index: index, keyID: toKey) { batch.bytea(value) } else { batch.null() }
+            }
             count += 1
         }
         guard count > 0 else { return 0 }
         batch.finish()
+        let staging = "keyd_tokens_\(sources.count)_\(set.tokens.count)"
+        let sourceColumns = sources.indices.map { "source_\($0) bytea" } + set.tokens.indices.map { "token_\($0) bytea" }
         try connection.query(
-            """
-            CREATE TEMP TABLE IF NOT EXISTS keyd_tokens (id uuid PRIMARY KEY, old_key integer NOT NULL, last_name bytea NOT NULL,
-                search_name bytea NOT NULL, search_ins bytea, first_birth bytea NOT NULL) ON COMMIT DELETE ROWS
-            """)
+            "CREATE TEMP TABLE IF NOT EXISTS \(staging) (id uuid PRIMARY KEY, old_key integer NOT NULL, \(sourceColumns.joined(separator: ", "))) ON COMMIT DELETE ROWS")
         let data = batch.bytes
-        try connection.copyIn("COPY keyd_tokens (id, old_key, last_name, search_name, search_ins, first_birth) FROM STDIN (FORMAT binary)") {
-            try $0.write(data)
-        }
-        // Compare-and-set on the key and the identity ciphertexts the tokens were computed from.
+        try connection.copyIn("COPY \(staging) FROM STDIN (FORMAT binary)") { try $0.write(data) }
+        // Compare-and-set on the key and the ciphertexts the tokens were computed from.
+        let keyColumn = SQLName.column(set.keyIDColumn)
+        let assignments = set.tokens.enumerated().map { "\(SQLName.column($1.column)) = k.token_\($0)" } + ["\(keyColumn) = \(toKey)"]
+        let unchanged = sources.enumerated().map { "t.\(SQLName.column($1.column)) IS NOT DISTINCT FROM k.source_\($0)" }
         return try connection.query(
             """
-            UPDATE \(table) AS t SET search_name = k.search_name, search_ins = k.search_ins, blind_key_id = \(toKey)
-            FROM keyd_tokens AS k
-            WHERE t.id = k.id AND t.blind_key_id = k.old_key AND t.last_name = k.last_name AND t.first_name || '\\x00'::bytea || t.birth_date = k.first_birth
+            UPDATE \(SQLName.table(set.table)) AS t SET \(assignments.joined(separator: ", "))
+            FROM \(staging) AS k
+            WHERE t.\(SQLName.column(set.rowIDColumn)) = k.id AND t.\(keyColumn) = k.old_key AND \(unchanged.joined(separator: " AND "))
             """).affectedRows
     }
 
-    /// How many values of each target of `purpose` are under each key.
-    public static func census(_ purpose: DataKeyPurpose? = nil, on connection: isolated Connection) throws -> [String: [Int: Int64]] {
+    /// How many values of each target of `purpose` (every purpose when nil) are under
+    /// each key, by the target's place (`table.column`, `table.search_tokens`).
+    public static func census(
+        _ purpose: DataKeyPurpose? = nil, registry: EncryptedColumnRegistry = .care, on connection: isolated Connection
+    ) throws -> [String: [Int: Int64]] {
         var counts: [String: [Int: Int64]] = [:]
-        for target in KeyTarget.all where purpose == nil || target.purpose == purpose {
+        for target in registry.keyTargets where purpose == nil || target.purpose == purpose {
             for place in target.places {
                 let rows = try connection.query(
-                    "SELECT \(place.keyExpression) AS key, count(*) AS n FROM \(target.table) WHERE \(place.keyExpression) IS NOT NULL GROUP BY 1").rows
+                    "SELECT \(place.keyExpression) AS key, count(*) AS n FROM \(SQLName.table(target.table)) WHERE \(place.keyExpression) IS NOT NULL GROUP BY 1"
+                ).rows
                 counts[place.name] = Dictionary(uniqueKeysWithValues: try rows.map { (try $0.int("key"), try $0.int64("n")) })
             }
         }
@@ -245,15 +285,17 @@ public enum KeyRotation {
     }
 
     /// Finishes `rotation` when a scan (run after `fence` has passed) finds no value
-    /// under its old keys: they become retired, the rotation finished, with a
-    /// journal event. Otherwise the targets still holding such values are queued
-    /// again (values written just before the demotion committed).
+    /// of `registry` under its old keys: they become retired, the rotation finished,
+    /// with a journal event. Otherwise the targets still holding such values are
+    /// queued again (values written just before the demotion committed).
     /// - Returns: true when the rotation finished.
-    public static func finish(_ rotation: RotationRecord, actor: KeyActor, on connection: isolated Connection) throws -> Bool {
-        let counts = try census(rotation.purpose, on: connection)
+    public static func finish(
+        _ rotation: RotationRecord, actor: SystemActor, registry: EncryptedColumnRegistry = .care, on connection: isolated Connection
+    ) throws -> Bool {
+        let counts = try census(rotation.purpose, registry: registry, on: connection)
         let left = counts.filter { _, byKey in byKey.contains { rotation.fromKeys.contains($0.key) && $0.value > 0 } }
         guard left.isEmpty else {
-            for target in KeyTarget.of(rotation.purpose) where target.places.contains(where: { left[$0.name] != nil }) {
+            for target in registry.keyTargets(of: rotation.purpose) where target.places.contains(where: { left[$0.name] != nil }) {
                 try connection.query(
                     "UPDATE keys.rotation_progress SET done = false, after_id = NULL WHERE rotation_id = $1 AND target = $2", [rotation.id, target.name])
             }
@@ -266,34 +308,9 @@ public enum KeyRotation {
         }
         try connection.query("UPDATE keys.rotations SET state = 'finished', finished_at = clock_timestamp() WHERE id = $1", [rotation.id])
         try connection.record(
-            actor.event(
+            actor.keyEvent(
                 objectType: "data-key", objectID: rotation.fromKeys.map(String.init).joined(separator: ","),
                 reason: "rotation \(rotation.id) finished: \(rotation.rewritten) values now under key \(rotation.toKey); keys retired"))
         return true
-    }
-}
-
-/// Who performs a key operation, for the journal and the key records.
-public struct KeyActor: Sendable {
-    /// The name recorded (`created_by`, `destroyed_by`): an operator or `osmose-keyd`.
-    public let name: String
-    /// The journal's source program.
-    public let source: String
-    /// The journal's actor role.
-    public let role: String
-
-    /// A person running osmosectl.
-    public static func `operator`(_ identity: String) -> KeyActor { KeyActor(name: identity, source: "osmosectl", role: "sysadmin") }
-    /// The daemon itself (scheduled rotations, re-encryption).
-    public static let daemon = KeyActor(name: "osmose-keyd", source: "osmose-keyd", role: "system")
-
-    func event(objectType: String, objectID: String, reason: String) -> AccessEvent {
-        var event = AccessEvent(source: source, requestID: UUID().uuidString.lowercased(), action: .keyAdmin, objectType: objectType, result: .success)
-        event.actorUsername = String(name.split(separator: " ").first ?? "unknown").prefix(128).description
-        event.actorRole = role
-        event.objectID = String(objectID.prefix(128))
-        event.purpose = .administration
-        event.reason = String(reason.prefix(200))
-        return event
     }
 }

@@ -1,6 +1,6 @@
 public import Age
 import Foundation
-import Journal
+public import Journal
 import Keyring
 public import Store
 
@@ -50,7 +50,7 @@ public enum BackupRecipients {
     /// - Returns: the keyring id it has (or would have).
     /// - Throws: ``KeyringError`` `.refused` when it is already recorded or the label is unfit.
     public static func add(
-        _ recipient: any AgePublicRecipient, label: String, reason: String, dryRun: Bool, replacingOtherKind: Bool = false, actor: KeyActor,
+        _ recipient: any AgePublicRecipient, label: String, reason: String, dryRun: Bool, replacingOtherKind: Bool = false, actor: SystemActor,
         on connection: isolated Connection
     ) throws -> Int {
         guard (1...200).contains(label.count) else { throw KeyringError(.refused, "the label (who holds the identity) must be 1 to 200 characters") }
@@ -60,8 +60,6 @@ public enum BackupRecipients {
         if let existing = recorded.first(where: { $0.recipient == recipient.encoded }) {
             throw KeyringError(.refused, "recipient \(recipient.fingerprint) is already recorded (id \(existing.id), \(existing.state))")
         }
-        // age never mixes hybrid post-quantum and classic recipients in one file: the
-        // switch to post-quantum retires the classic primaries (retire-recipient) after adding.
         // age never mixes hybrid post-quantum and classic recipients in one file: the
         // switch takes the other kind's primaries out of use in the same transaction.
         let otherKind = recorded.filter { $0.state == "primary" && $0.recipient.hasPrefix("age1pq1") != recipient.isPostQuantum }
@@ -78,11 +76,11 @@ public enum BackupRecipients {
                 VALUES ($1, 'backup-recipient', $2, $3, $4, 'primary', $5)
             """, [id, recipient.encoded, recipient.fingerprint, label, actor.name])
         try connection.record(
-            actor.event(objectType: "backup-recipient", objectID: recipient.fingerprint, reason: "added: new backups are encrypted to it; \(reason)"))
+            actor.keyEvent(objectType: "backup-recipient", objectID: recipient.fingerprint, reason: "added: new backups are encrypted to it; \(reason)"))
         for other in otherKind {
             try connection.query("UPDATE keys.public_keys SET state = 'decrypt-only' WHERE id = $1", [other.id])
             try connection.record(
-                actor.event(
+                actor.keyEvent(
                     objectType: "backup-recipient", objectID: other.fingerprint,
                     reason: "replaced by \(recipient.fingerprint) (\(recipient.isPostQuantum ? "post-quantum" : "classic")); kept while a retained backup needs it: \(reason)"))
         }
@@ -92,7 +90,7 @@ public enum BackupRecipients {
     /// Stops encrypting new backups to recipient `id` (primary → decrypt-only). Its
     /// identity must be kept while a retained backup needs it. Refused when it is
     /// the last primary recipient. With `dryRun`, checks and changes nothing.
-    public static func retire(id: Int, reason: String, dryRun: Bool, actor: KeyActor, on connection: isolated Connection) throws -> BackupRecipientRecord {
+    public static func retire(id: Int, reason: String, dryRun: Bool, actor: SystemActor, on connection: isolated Connection) throws -> BackupRecipientRecord {
         guard (1...200).contains(reason.count) else { throw KeyringError(.refused, "the reason must be 1 to 200 characters") }
         try connection.query("LOCK TABLE keys.public_keys IN SHARE ROW EXCLUSIVE MODE")
         let recipients = try all(on: connection)
@@ -106,7 +104,7 @@ public enum BackupRecipients {
         guard !dryRun else { return record }
         try connection.query("UPDATE keys.public_keys SET state = 'decrypt-only' WHERE id = $1", [id])
         try connection.record(
-            actor.event(
+            actor.keyEvent(
                 objectType: "backup-recipient", objectID: record.fingerprint,
                 reason: "no new backup is encrypted to it; its identity is kept while a retained backup needs it: \(reason)"))
         return BackupRecipientRecord(id: record.id, recipient: record.recipient, fingerprint: record.fingerprint, label: record.label, state: "decrypt-only")
@@ -115,7 +113,7 @@ public enum BackupRecipients {
     /// Retires every recipient taken out of use (decrypt-only) that no retained
     /// backup needs any more (osmose-keyd runs this); journaled.
     /// - Returns: one line per retired recipient.
-    public static func retireUnneeded(actor: KeyActor, on connection: isolated Connection) throws -> [String] {
+    public static func retireUnneeded(actor: SystemActor, on connection: isolated Connection) throws -> [String] {
         let unneeded = try connection.query(
             """
             SELECT k.id, k.fingerprint FROM keys.public_keys AS k
@@ -127,7 +125,7 @@ public enum BackupRecipients {
         for (id, fingerprint) in unneeded {
             try connection.query("UPDATE keys.public_keys SET state = 'retired' WHERE id = $1", [id])
             try connection.record(
-                actor.event(objectType: "backup-recipient", objectID: fingerprint, reason: "retired: no retained backup is encrypted to it any more"))
+                actor.keyEvent(objectType: "backup-recipient", objectID: fingerprint, reason: "retired: no retained backup is encrypted to it any more"))
         }
         return unneeded.map { "backup recipient \($0.0) (\($0.1)) retired" }
     }

@@ -1,5 +1,6 @@
+public import CareRecords
 public import Foundation
-import Journal
+public import Journal
 import Keyring
 public import Settings
 public import Store
@@ -90,12 +91,39 @@ public struct DestructionReport: Sendable, Codable, Hashable {
     public let destroyed: Bool
 }
 
+/// The whole keyring as the sysadmin's inventory shows it, read in one snapshot.
+public struct KeyringOverview: Sendable {
+    /// Every data key version.
+    public let keys: [KeyStatus]
+    /// Every asymmetric key.
+    public let publicKeys: [PublicKeyStatus]
+    /// Every rotation, newest first.
+    public let rotations: [RotationRecord]
+    /// How many backups the catalogue (`ops.backups`) holds as retained.
+    public let retainedBackups: Int
+}
+
 /// The inventory and the end of a key's life.
 public enum KeyInventory {
+    /// Every key, rotation and the retained backups' count, in one REPEATABLE READ
+    /// snapshot (so the counts agree with each other while the services write).
+    public static func overview(
+        policy: KeyPolicy, registry: EncryptedColumnRegistry = .care, on connection: Connection
+    ) async throws -> KeyringOverview {
+        try await connection.transaction(isolation: .repeatableRead) { connection in
+            KeyringOverview(
+                keys: try status(policy: policy, registry: registry, on: connection), publicKeys: try publicKeys(policy: policy, on: connection),
+                rotations: try KeyRotation.all(on: connection),
+                retainedBackups: try connection.query("SELECT count(*) AS n FROM ops.backups WHERE state = 'retained'").rows[0].int("n"))
+        }
+    }
+
     /// Every key version with its state, dates, and the values under it (a full
-    /// scan of each encrypted column: seconds for a million values).
-    public static func status(policy: KeyPolicy, on connection: isolated Connection) throws -> [KeyStatus] {
-        let census = try KeyRotation.census(on: connection)
+    /// scan of each encrypted column of `registry`: seconds for a million values).
+    public static func status(
+        policy: KeyPolicy, registry: EncryptedColumnRegistry = .care, on connection: isolated Connection
+    ) throws -> [KeyStatus] {
+        let census = try KeyRotation.census(registry: registry, on: connection)
         return try connection.query(
             """
             SELECT k.id, k.purpose, k.state, k.created_at, k.state_changed_at,
@@ -145,7 +173,7 @@ public enum KeyInventory {
     /// signs) unless `force`. Leaves a record in `keys.public_key_destructions` and a
     /// journal event. With `dryRun`, reports and changes nothing.
     public static func destroyPublicKey(
-        keyID: Int, reason: String, force: Bool, dryRun: Bool, actor: KeyActor, on connection: isolated Connection
+        keyID: Int, reason: String, force: Bool, dryRun: Bool, actor: SystemActor, on connection: isolated Connection
     ) throws -> PublicKeyDestructionReport {
         guard (1...200).contains(reason.count) else { throw KeyringError(.refused, "the reason must be 1 to 200 characters") }
         guard
@@ -182,7 +210,7 @@ public enum KeyInventory {
             "INSERT INTO keys.public_key_destructions (key_id, purpose, destroyed_by, reason, forced, consequence) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
             [keyID, purpose, actor.name, reason, report.forced, consequence])
         try connection.record(
-            actor.event(
+            actor.keyEvent(
                 objectType: purpose == "journal-signing" ? JournalVerifier.signingKeyObjectType : "backup-recipient", objectID: try key.string("fingerprint"),
                 reason: "destroyed\(report.forced ? " (forced)" : ""): \(reason)"))
         return report
@@ -190,11 +218,12 @@ public enum KeyInventory {
 
     /// Destroys key `keyID`: its wrapped copy is erased, so every value under it
     /// becomes unreadable for good (crypto-shredding). Refused for a primary or
-    /// pending key, and while values still need it unless `force` is given with a
-    /// reason; leaves a record in `keys.destructions` and a journal event.
-    /// With `dryRun`, reports what would become unreadable and changes nothing.
+    /// pending key, and while values of `registry` still need it unless `force` is
+    /// given with a reason; leaves a record in `keys.destructions` and a journal
+    /// event. With `dryRun`, reports what would become unreadable and changes nothing.
     public static func destroy(
-        keyID: Int, reason: String, force: Bool, dryRun: Bool, actor: KeyActor, on connection: isolated Connection
+        keyID: Int, reason: String, force: Bool, dryRun: Bool, actor: SystemActor, registry: EncryptedColumnRegistry = .care,
+        on connection: isolated Connection
     ) throws -> DestructionReport {
         guard (1...200).contains(reason.count) else { throw KeyringError(.refused, "the reason must be 1 to 200 characters") }
         guard let key = try connection.query("SELECT purpose, state FROM keys.data_keys WHERE id = $1 FOR UPDATE", [keyID]).singleRow() else {
@@ -208,7 +237,7 @@ public enum KeyInventory {
         default: break
         }
         var unreadable: [String: Int64] = [:]
-        for (target, byKey) in try KeyRotation.census(on: connection) { if let count = byKey[keyID], count > 0 { unreadable[target] = count } }
+        for (target, byKey) in try KeyRotation.census(registry: registry, on: connection) { if let count = byKey[keyID], count > 0 { unreadable[target] = count } }
         if !unreadable.isEmpty && !force {
             let list = unreadable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
             throw KeyringError(.refused, "key \(keyID) still protects \(list); finish its rotation, or pass --force with a reason to make them unreadable")
@@ -228,7 +257,7 @@ public enum KeyInventory {
             [keyID, purpose, actor.name, reason, report.forced, evidence])
         let total = unreadable.values.reduce(0, +)
         try connection.record(
-            actor.event(
+            actor.keyEvent(
                 objectType: "data-key", objectID: "\(keyID)",
                 reason: "destroyed\(report.forced ? " (forced)" : ""): \(total) values unreadable; in \(report.stillInBackups.count) retained backups until pruned; \(reason)"))
         return report

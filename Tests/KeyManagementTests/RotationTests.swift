@@ -1,6 +1,7 @@
 import CareRecords
 import Foundation
-import KeyService
+import Journal
+import KeyManagement
 import Keyring
 import Settings
 import Store
@@ -94,7 +95,7 @@ struct RotationTests {
         #expect(total == 150 * 4 + 50 + 150, "four identity columns, 50 INS, 150 version snapshots")
 
         let rotation = try await admin.transaction { [master = fixture.master] connection in
-            try KeyRotation.start(purpose: .column, reason: "test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
+            try KeyRotation.start(purpose: .column, reason: "test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
         }
         #expect(rotation.fromKeys == [oldKey] && rotation.toKey != oldKey)
         // The care ring still encrypts under the demoted key: the database refuses it.
@@ -135,7 +136,7 @@ struct RotationTests {
         let careRing = try await DataKeyRing.load(on: admin, master: fixture.master)
         let oldKey = try careRing.primaryID(for: .blindIndex)
         let rotation = try await admin.transaction { [master = fixture.master] connection in
-            try KeyRotation.start(purpose: .blindIndex, reason: "test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
+            try KeyRotation.start(purpose: .blindIndex, reason: "test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
         }
         let keyd = try await fixture.keydConnection()
         let keydRing = try await DataKeyRing.load(on: keyd, master: fixture.master)
@@ -164,7 +165,7 @@ struct RotationTests {
         let fence = try await keyd.transaction { try KeyRotation.fence(on: $0) }
         while try await !keyd.perform({ try KeyRotation.passed(fence, on: $0) }) { try await Task.sleep(for: .milliseconds(20)) }
         let current = try await keyd.perform { try KeyRotation.running(on: $0) }.first!
-        #expect(try await keyd.transaction { try KeyRotation.finish(current, actor: .daemon, on: $0) })
+        #expect(try await keyd.transaction { try KeyRotation.finish(current, actor: .daemon(.keyd), on: $0) })
         await keyd.close()
         #expect(try await admin.query("SELECT state FROM keys.data_keys WHERE id = $1", [oldKey]).rows[0].string("state") == "retired")
         for view in patients.values { #expect(try await search(view) == [view.id]) }
@@ -180,17 +181,17 @@ struct RotationTests {
         let admin = fixture.admin
         let ring = try await DataKeyRing.load(on: admin, master: fixture.master)
         let column = try ring.primaryID(for: .column)
-        await #expect { try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "test", force: true, dryRun: false, actor: .operator("tests"), on: $0) } }
+        await #expect { try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "test", force: true, dryRun: false, actor: .operator("tests", role: .sysadmin), on: $0) } }
             throws: { ($0 as? KeyringError)?.code == .refused }
         _ = try await admin.transaction { [master = fixture.master] connection in
-            try KeyRotation.start(purpose: .column, reason: "test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
+            try KeyRotation.start(purpose: .column, reason: "test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
         }
-        await #expect { try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "test", force: false, dryRun: false, actor: .operator("tests"), on: $0) } }
+        await #expect { try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "test", force: false, dryRun: false, actor: .operator("tests", role: .sysadmin), on: $0) } }
             throws: { "\($0)".contains("care.patients.last_name: 5") && "\($0)".contains("--force") }
-        let dry = try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "drill", force: true, dryRun: true, actor: .operator("tests"), on: $0) }
+        let dry = try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "drill", force: true, dryRun: true, actor: .operator("tests", role: .sysadmin), on: $0) }
         #expect(!dry.destroyed && dry.unreadable["care.patients.first_name"] == 5)
         #expect(try await admin.query("SELECT state FROM keys.data_keys WHERE id = $1", [column]).rows[0].string("state") == "decrypt-only")
-        let done = try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "court order", force: true, dryRun: false, actor: .operator("tests"), on: $0) }
+        let done = try await admin.transaction { try KeyInventory.destroy(keyID: column, reason: "court order", force: true, dryRun: false, actor: .operator("tests", role: .sysadmin), on: $0) }
         #expect(done.destroyed && done.forced)
         let evidence = try await admin.query("SELECT reason, forced, unreadable->>'care.patients.sex' AS sex FROM keys.destructions WHERE key_id = $1", [column]).rows[0]
         #expect(try evidence.string("reason") == "court order" && evidence.bool("forced") && evidence.string("sex") == "5")

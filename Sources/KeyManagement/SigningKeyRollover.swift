@@ -1,6 +1,6 @@
-public import Foundation
+import Foundation
 public import Journal
-public import Keyring
+import Keyring
 public import Store
 
 /// The journal signing key's rollover (docs/keys.md, "Journal signing key"):
@@ -26,7 +26,7 @@ public enum SigningKeyRollover {
     /// - Throws: ``KeyringError`` `.refused` when a rollover is already under way,
     ///   the key is named other than the log, or osmose-journald has not yet
     ///   recorded the log's first key.
-    public static func start(signer: NoteSignerKey, reason: String, dryRun: Bool, actor: KeyActor, on connection: isolated Connection) throws -> Int {
+    public static func start(signer: NoteSignerKey, reason: String, dryRun: Bool, actor: SystemActor, on connection: isolated Connection) throws -> Int {
         let origin = signer.verifierKey.name
         guard (1...200).contains(reason.count) else { throw KeyringError(.refused, "the reason must be 1 to 200 characters") }
         try connection.query("LOCK TABLE keys.public_keys IN SHARE ROW EXCLUSIVE MODE")
@@ -53,7 +53,7 @@ public enum SigningKeyRollover {
                 VALUES ($1, 'journal-signing', $2, $3, $4, 'pending', $5)
             """, [id, signer.verifierKey.encoded, keyID, reason, actor.name])
         try connection.record(
-            actor.event(
+            actor.keyEvent(
                 objectType: JournalVerifier.signingKeyObjectType, objectID: keyID,
                 reason: "added as pending, co-signing once osmose-journald holds it: \(reason)"))
         return id
@@ -64,7 +64,7 @@ public enum SigningKeyRollover {
     /// overlap (`overlapHours` after they stopped being primary) has ended, once the
     /// newest checkpoint carries the primary's signature.
     /// - Returns: one line per change, for the log.
-    public static func advance(overlapHours: Int, actor: KeyActor, on connection: isolated Connection) throws -> [String] {
+    public static func advance(overlapHours: Int, actor: SystemActor, on connection: isolated Connection) throws -> [String] {
         try connection.query("LOCK TABLE keys.public_keys IN SHARE ROW EXCLUSIVE MODE")
         let records = try SigningKeyRecord.all(on: connection)
         guard let latest = try connection.query("SELECT note FROM journal.checkpoints ORDER BY id DESC LIMIT 1").rows.first else { return [] }
@@ -78,13 +78,13 @@ public enum SigningKeyRollover {
             if let old = primary {
                 try connection.query("UPDATE keys.public_keys SET state = 'decrypt-only' WHERE id = $1", [old.id])
                 try connection.record(
-                    actor.event(
+                    actor.keyEvent(
                         objectType: JournalVerifier.signingKeyObjectType, objectID: old.keyIDText,
                         reason: "co-signing for \(overlapHours) h beside the new primary key \(pending.keyIDText)"))
             }
             try connection.query("UPDATE keys.public_keys SET state = 'primary' WHERE id = $1", [pending.id])
             try connection.record(
-                actor.event(
+                actor.keyEvent(
                     objectType: JournalVerifier.signingKeyObjectType, objectID: pending.keyIDText,
                     reason: "promoted to primary: checkpoints carry its signature"))
             done.append("journal signing key \(pending.keyIDText) promoted to primary")
@@ -100,7 +100,7 @@ public enum SigningKeyRollover {
         for record in records where due.contains(record.id) {
             try connection.query("UPDATE keys.public_keys SET state = 'retired' WHERE id = $1", [record.id])
             try connection.record(
-                actor.event(
+                actor.keyEvent(
                     objectType: JournalVerifier.signingKeyObjectType, objectID: record.keyIDText,
                     reason: "\(JournalVerifier.retirementReasonPrefix): never signs again; primary is \(primary.keyIDText)"))
             done.append("journal signing key \(record.keyIDText) retired")

@@ -1,7 +1,8 @@
 import CareRecords
 import Foundation
 import Glibc
-import KeyService
+import Journal
+import KeyManagement
 import Keyring
 import Store
 import Testing
@@ -16,7 +17,7 @@ struct KeyDaemonTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-keyd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let keyFile = "\(directory)/master.key"
-        FileManager.default.createFile(atPath: keyFile, contents: Data(master.exposedBytes()), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: keyFile, contents: Data(master.exposedBytes()), attributes: [.posixPermissions: 0o600])
         try """
             cryptoperiods:
               column: 365
@@ -39,27 +40,22 @@ struct KeyDaemonTests {
         return "\(directory)/osmose.yaml"
     }
 
-    @Test("Killed with SIGKILL at 20 random moments during a rotation, it resumes each time; the end state equals a crash-free run's")
+    @Test("Killed with SIGKILL until 12 kills landed mid-rotation, it resumes each time; the end state equals a crash-free run's")
     func crashes() async throws {
-        let (fixture, patients) = try await KeyFixture.make("keyd_crash", patients: 500)
+        var random = SeededRandom.forTest("osmose-keyd crashes")
+        let (fixture, patients) = try await KeyFixture.make("keyd_crash", patients: 600)
         let admin = fixture.admin
         let total = try await admin.perform { try KeyRotation.census(.column, on: $0) }.values.flatMap(\.values).reduce(0, +)
         let rotation = try await admin.transaction { [master = fixture.master] connection in
-            try KeyRotation.start(purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests"), on: connection)
+            try KeyRotation.start(
+                purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
         }
-        let config = try configure(fixture, master: fixture.master, valuesPerSecond: 300)
-        var interrupted = 0
-        for round in 0..<20 {
-            let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 80...350)))
-            daemon.signal(SIGKILL)
-            let outcome = try await daemon.wait()
-            if outcome.status == 128 + SIGKILL { interrupted += 1 } else {
-                #expect(outcome.status == 0, "round \(round): \(outcome.standardError)")
-            }
-        }
-        #expect(interrupted >= 15, "the rotation was still running at most kills")
-        let last = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
+        let paced = try configure(fixture, master: fixture.master, valuesPerSecond: 300)
+        let crashes = try await killMidRotation(rotation.id, config: paced, kills: 12, random: &random, on: admin)
+        print("osmose-keyd crashes: \(crashes.landed) kills landed mid-rotation in \(crashes.rounds) rounds")
+        #expect(crashes.landed == 12, "kills landed mid-rotation: \(crashes.landed) in \(crashes.rounds) rounds (seed \(random.seed))")
+        let unpaced = try configure(fixture, master: fixture.master, valuesPerSecond: 100_000)
+        let last = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", unpaced])
         #expect(last.status == 0, "\(last.standardError)")
         let finished = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation.id]).rows[0]
         #expect(try finished.string("state") == "finished")
@@ -70,6 +66,44 @@ struct KeyDaemonTests {
         let ring = try await DataKeyRing.load(on: admin, master: fixture.master)
         for (id, view) in patients { #expect(try await admin.perform { try CareStore(ring: ring).patient(id, on: $0) } == view) }
         await fixture.close()
+    }
+
+    /// Starts osmose-keyd with `config` again and again, each time killed with SIGKILL
+    /// after a delay drawn from `random`, until `kills` kills have landed mid-work:
+    /// the daemon was still running, had committed a batch of `rotation` in that
+    /// run, and the rotation was not finished. A kill that came before the first
+    /// batch moves the earliest delay up to it; at most 4 × `kills` rounds.
+    func killMidRotation(
+        _ rotation: Int64, config: String, kills: Int, random: inout SeededRandom, on admin: Connection
+    ) async throws -> (landed: Int, rounds: Int) {
+        func progress() async throws -> (finished: Bool, rewritten: Int64) {
+            let row = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation]).rows[0]
+            return (try row.string("state") == "finished", try row.int64("rewritten"))
+        }
+        var earliest = 50
+        var landed = 0
+        var round = 0
+        while landed < kills && round < 4 * kills {
+            let before = try await progress()
+            guard !before.finished else { break }
+            let delay = earliest + Int.random(in: 0..<400, using: &random)
+            let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
+            try await Task.sleep(for: .milliseconds(delay))
+            daemon.signal(SIGKILL)
+            let outcome = try await daemon.wait()
+            let after = try await progress()
+            round += 1
+            guard outcome.status == 128 + SIGKILL else {
+                #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)")
+                continue
+            }
+            if after.rewritten == before.rewritten {
+                earliest = max(earliest, delay)
+            } else if !after.finished {
+                landed += 1
+            }
+        }
+        return (landed, round)
     }
 
     @Test("A wrong or missing master key: the daemon refuses to start with a clear message and changes nothing")
