@@ -101,9 +101,9 @@ let package = Package(
         .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive", "CGlibcExtras", "Settings"], swiftSettings: strictSettings),
         .target(
             name: "BackupService",
-            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", "DaemonRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings),
-        .executableTarget(name: "osmose-backupd", dependencies: ["BackupService"], swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
