@@ -9,6 +9,7 @@ import Settings
 /// PostgreSQL: full and incremental backups, prune, copies, and WAL archiving
 /// (`archive_command`) and fetching (`restore_command`).
 public struct BackupDaemon: AsyncParsableCommand {
+    /// Its command line: the subcommands, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
         .backupd, abstract: "Encrypted backups of the Osmose suite (age format, pax tar, zstd).",
         discussion: "Settings: the configuration's backup: section; policies/backup.yaml for prune.",

@@ -15,6 +15,7 @@ import Systemd
 /// serves the API, and tells systemd when it is ready. Refuses to start, with
 /// one clear line and a documented status, when any of them is wrong.
 public struct CareDaemon: AsyncParsableCommand {
+    /// Its command line: `--config`, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
         .care, abstract: "Serves the care-record API.",
         discussion: "Master key: the master-key credential, else care.master_key_file.",

@@ -89,7 +89,7 @@ public struct DaemonContext: Sendable {
         try await runServiceGroup([
             .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
         ])
-        guard let result = outcome.take() else { throw CancellationError() }
+        guard let result = outcome.stored() else { throw CancellationError() }
         return result
     }
 }
@@ -99,5 +99,5 @@ private final class WorkOutcome<Value: Sendable>: Sendable {
     private let value = Mutex<Value?>(nil)
 
     func store(_ result: Value) { value.withLock { $0 = result } }
-    func take() -> Value? { value.withLock { $0 } }
+    func stored() -> Value? { value.withLock { $0 } }
 }

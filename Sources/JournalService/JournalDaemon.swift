@@ -14,6 +14,7 @@ import Systemd
 /// the intake socket until SIGTERM. Refuses to start, with one line and a
 /// documented status, when anything is wrong.
 public struct JournalDaemon: AsyncParsableCommand {
+    /// Its command line: `--config`, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
         .journald,
         abstract: "Sequences access events into the hash-chained journal and signs its checkpoints.",

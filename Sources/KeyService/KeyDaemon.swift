@@ -14,6 +14,7 @@ import Systemd
 /// running rotation is finished, then exits. SIGTERM stops it after the current
 /// batch; the next start resumes from the last committed batch.
 public struct KeyDaemon: AsyncParsableCommand {
+    /// Its command line: `--config`, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
         .keyd, abstract: "Rotates data keys and re-encrypts in the background, then exits.",
         discussion: """

@@ -111,16 +111,12 @@ struct DaemonStartupTests {
         let seed = try await runProgram(path("osmose-keys-bench"), ["seed", "300", "--database", admin, "--master-key", "\(directory)/master.key"])
         #expect(seed.status == 0, "\(seed.standardError)")
         func configuration(_ name: String, valuesPerSecond: Int, database connection: String, key: String) throws -> String {
-            let policy = try write(
-                """
-                cryptoperiods:
-                  column: 365
-                  blind_index: 365
-                  pseudonymisation: 730
-                rotation:
-                  max_values_per_second: \(valuesPerSecond)
-                  batch_size: 40
-                """, directory, "keys-\(name)")
+            // The shipped policy, paced so that a rotation lasts a few seconds.
+            let shipped = try String(contentsOf: repositoryRoot.appendingPathComponent("policies/keys.yaml"), encoding: .utf8)
+            let paced = shipped.replacingOccurrences(of: "max_values_per_second: 50000", with: "max_values_per_second: \(valuesPerSecond)")
+                .replacingOccurrences(of: "batch_size: 2000", with: "batch_size: 40")
+            #expect(paced.contains("max_values_per_second: \(valuesPerSecond)") && paced.contains("batch_size: 40"))
+            let policy = try write(paced, directory, "keys-\(name)")
             return try write(
                 """
                 database:
