@@ -85,6 +85,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
+        // Start-up shared by every daemon: options, logging, sd_notify, exit statuses, graceful shutdown.
+        .target(
+            name: "DaemonRuntime",
+            dependencies: [
+                "Settings", "Systemd", "Store", "Keyring", "Journal",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CGlibcExtras"),
@@ -93,9 +103,9 @@ let package = Package(
         .target(name: "Backup", dependencies: ["Archive", "Age", "Cryptography", "CGlibcExtras", "Settings"], swiftSettings: strictSettings),
         .target(
             name: "BackupService",
-            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", "DaemonRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings),
-        .executableTarget(name: "osmose-backupd", dependencies: ["BackupService"], swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
@@ -105,7 +115,8 @@ let package = Package(
         .target(
             name: "CareService",
             dependencies: [
-                "CareRecords", "Settings", "Cryptography", "Journal", "Keyring", "Store", "Systemd",
+                "CareRecords", "Settings", "Cryptography", "Journal", "Keyring", "Store", "Systemd", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -115,12 +126,13 @@ let package = Package(
         .target(
             name: "JournalService",
             dependencies: [
-                "Journal", "Store", "Settings", "Systemd", "Cryptography", "CGlibcExtras",
+                "Journal", "Store", "Settings", "Systemd", "Cryptography", "CGlibcExtras", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings),
-        .executableTarget(name: "osmose-journald", dependencies: ["JournalService"], swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-journald", dependencies: ["JournalService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(
             name: "KeyManagement",
             dependencies: [
@@ -131,11 +143,13 @@ let package = Package(
         .target(
             name: "KeyService",
             dependencies: [
-                "KeyManagement", "Keyring", "Store", "Settings", "Systemd",
+                "KeyManagement", "Keyring", "Store", "Settings", "Systemd", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings),
-        .executableTarget(name: "osmose-keyd", dependencies: ["KeyService"], swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-keyd", dependencies: ["KeyService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [
@@ -158,14 +172,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "osmose-care",
-            dependencies: ["CareService"],
+            dependencies: ["CareService", "DaemonRuntime"],
             swiftSettings: strictSettings
         ),
         // Benchmark only (scripts/bench care): osmose-care without journaling of
         // successful reads, to measure what journaling costs. Never installed.
         .executableTarget(
             name: "osmose-care-unjournaled-bench",
-            dependencies: ["CareService"],
+            dependencies: ["CareService", "DaemonRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/osmose-care-unjournaled-bench",
             swiftSettings: strictSettings
         ),
@@ -205,6 +219,15 @@ let package = Package(
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", "Cryptography", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "DaemonRuntimeTests",
+            dependencies: [
+                "DaemonRuntime", "Settings", "Store", "Keyring", "Journal", "Systemd", "TestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

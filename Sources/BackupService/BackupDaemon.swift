@@ -1,70 +1,39 @@
 public import ArgumentParser
 import Age
 import Backup
+import DaemonRuntime
 import Foundation
-import Glibc
 import Settings
 
-/// `osmose-backupd`: the backup daemon's entry points. This first part archives
-/// PostgreSQL's WAL (`archive_command`) and fetches it back (`restore_command`).
+/// `osmose-backupd`: the backup daemon's entry points, run by its timers and by
+/// PostgreSQL: full and incremental backups, prune, copies, and WAL archiving
+/// (`archive_command`) and fetching (`restore_command`).
 public struct BackupDaemon: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "osmose-backupd",
-        abstract: "Encrypted backups of the Osmose suite (age format, pax tar, zstd).",
-        discussion: """
-            Configuration: --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml (section backup:).
-
-            EXIT STATUS
-              0   done
-              1   failed; the message says why (PostgreSQL keeps the segment and retries wal-push)
-              3   the configuration is invalid
-            """,
+    /// Its command line: the subcommands, `--help` with its exit statuses, `--version`.
+    public static let configuration = CommandConfiguration.daemon(
+        .backupd, abstract: "Encrypted backups of the Osmose suite (age format, pax tar, zstd).",
+        discussion: "Settings: the configuration's backup: section; policies/backup.yaml for prune.",
+        exitStatuses: [.success, .failure, .invalidConfiguration],
+        statusDetails: [
+            .success: "done",
+            .failure: "failed; the message says why (PostgreSQL keeps the segment and retries wal-push)",
+            .invalidConfiguration: "the configuration is invalid",
+        ],
         subcommands: [Full.self, Incremental.self, Prune.self, Copy.self, WALPush.self, WALFetch.self])
 
+    /// Creates the root command (it only dispatches to a subcommand).
     public init() {}
 
-    /// Parses the arguments and runs the subcommand, exiting with its status.
-    public static func runFromCommandLine() async -> Never {
-        BulkIO.tuneAllocator()
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            exit()
-        } catch {
-            exit(withError: error)
-        }
-    }
-}
-
-/// The options every subcommand takes.
-struct BackupOptions: ParsableArguments {
-    @Option(help: "The configuration file.") var config: String?
-
-    func load() throws -> SuiteConfiguration {
-        let path = config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? "/etc/osmose/osmose.yaml"
-        do {
-            return try SuiteConfiguration.load(path: path)
-        } catch {
-            fail("\(error)", status: 3)
-        }
-    }
-}
-
-/// Prints one line to stderr and exits with `status`.
-func fail(_ message: String, status: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("osmose-backupd: \(message)\n".utf8))
-    exit(status)
+    /// Keeps the backup commands' megabyte buffers on the heap (see `BulkIO`); call
+    /// once before running a command.
+    public static func tuneAllocator() { BulkIO.tuneAllocator() }
 }
 
 struct Full: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Take a full backup: the cluster (pg_basebackup, streamed) and the suite's files, encrypted to backup.recipients.",
         discussion: "Waits until the WAL the base needs is archived, so that a listed backup is always restorable. Prints the backup's summary as JSON.")
-    @OptionGroup var options: BackupOptions
+    @OptionGroup var options: DaemonOptions
 
     func run() async throws { try await takeBackup(.full, options) }
 }
@@ -78,27 +47,28 @@ struct Incremental: AsyncParsableCommand {
             files from this backup's tree (files deleted since the parent do not come back). Needs a full backup \
             in the store. Prints the backup's summary as JSON.
             """)
-    @OptionGroup var options: BackupOptions
+    @OptionGroup var options: DaemonOptions
 
     func run() async throws { try await takeBackup(.incremental, options) }
 }
 
 /// Takes a backup of `kind`, records it (ops.backups and the journal) and mirrors it to the copy locations.
-func takeBackup(_ kind: BackupKind, _ options: BackupOptions) async throws {
-    let configuration = try options.load()
+func takeBackup(_ kind: BackupKind, _ options: DaemonOptions) async throws {
+    let configuration = try options.loadConfiguration()
     let backup = configuration.backup
-    guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
-    let configPath = options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? "/etc/osmose/osmose.yaml"
-    var suiteFiles: [(path: String, name: String)] = [(configPath, "osmose.yaml")]
+    guard !backup.recipients.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.recipients is empty: nothing to encrypt to") }
+    var suiteFiles: [(path: String, name: String)] = [(options.configurationPath(), "osmose.yaml")]
     if FileManager.default.fileExists(atPath: configuration.paths.policies) { suiteFiles.append((configuration.paths.policies, "policies")) }
     for (index, witness) in configuration.journal.witnessDirectories.enumerated() where FileManager.default.fileExists(atPath: witness) {
         suiteFiles.append((witness, "witness-\(index)"))
     }
     for (index, tree) in backup.fileTrees.enumerated() {
-        guard FileManager.default.fileExists(atPath: tree) else { fail("backup.file_trees lists \(tree), which does not exist", status: 3) }
+        guard FileManager.default.fileExists(atPath: tree) else {
+            throw BackupCommandError(.invalidSetting, "backup.file_trees lists \(tree), which does not exist")
+        }
         suiteFiles.append((tree, "tree-\(index)-" + ((tree as NSString).lastPathComponent.isEmpty ? "root" : (tree as NSString).lastPathComponent)))
     }
-    do {
+    let summary = try await BackupCommandError.wrapping(.failed, "\(kind.rawValue) backup") {
         let job = BaseBackup(
             connection: configuration.backupConnection, store: backup.store,
             recipients: try backup.recipients.map(AgeRecipients.parse), suiteFiles: suiteFiles,
@@ -114,34 +84,30 @@ func takeBackup(_ kind: BackupKind, _ options: BackupOptions) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         print(String(decoding: try encoder.encode(summary), as: UTF8.self))
-        do {
-            try await BackupJournal.recordBackup(summary, store: backup.store, connectionString: configuration.backupConnection)
-        } catch {
-            fail("backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed: \(error)")
-        }
-        if !mirror(backup) { fail("backup \(summary.id) is stored, but a copy location is not up to date (see above)") }
-    } catch {
-        fail("\(kind.rawValue) backup: \(error)")
+        return summary
     }
+    try await BackupCommandError.wrapping(
+        .failed, "backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed"
+    ) {
+        try await BackupJournal.recordBackup(summary, store: backup.store, connectionString: configuration.backupConnection)
+    }
+    guard mirror(backup) else { throw BackupCommandError(.failed, "backup \(summary.id) is stored, but a copy location is not up to date (see above)") }
 }
 
 struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove the backups policies/backup.yaml no longer keeps, and the WAL no kept backup needs.",
         discussion: "With --dry-run, lists what would go and why the rest stays; otherwise journals what it removed.")
-    @OptionGroup var options: BackupOptions
+    @OptionGroup var options: DaemonOptions
     @Flag(help: "List; remove nothing.") var dryRun = false
 
     func run() async throws {
-        let configuration = try options.load()
-        let policy: BackupPolicy
-        do {
-            policy = FileManager.default.fileExists(atPath: configuration.backupPolicyPath) ? try BackupPolicy.load(path: configuration.backupPolicyPath) : .defaults
-        } catch {
-            fail("\(error)", status: 3)
+        let configuration = try options.loadConfiguration()
+        let policy = try await BackupCommandError.wrapping(.invalidSetting) {
+            FileManager.default.fileExists(atPath: configuration.backupPolicyPath) ? try BackupPolicy.load(path: configuration.backupPolicyPath) : .defaults
         }
         let pruner = BackupPruner(store: configuration.backup.store, policy: policy)
-        do {
+        try await BackupCommandError.wrapping(.failed, "prune") {
             let plan = try pruner.plan()
             for (id, rules) in plan.kept.sorted(by: { $0.key < $1.key }) { print("keep   \(id)  (\(rules.joined(separator: ", ")))") }
             for id in plan.removed { print("\(dryRun ? "would remove" : "remove") \(id)") }
@@ -150,8 +116,6 @@ struct Prune: AsyncParsableCommand {
             // Journaled first: a prune that cannot be recorded does not happen.
             try await BackupJournal.recordPrune(plan, connectionString: configuration.backupConnection)
             try pruner.apply(plan)
-        } catch {
-            fail("prune: \(error)")
         }
     }
 }
@@ -176,11 +140,11 @@ struct Copy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bring every copy location (backup.copies) up to date with the store, verifying each file after writing.",
         discussion: "Exit 1 when a file could not be copied or did not read back identical.")
-    @OptionGroup var options: BackupOptions
+    @OptionGroup var options: DaemonOptions
 
     func run() async throws {
-        let backup = try options.load().backup
-        guard !backup.copies.isEmpty else { fail("backup.copies is empty: no copy location configured", status: 3) }
+        let backup = try options.loadConfiguration().backup
+        guard !backup.copies.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.copies is empty: no copy location configured") }
         if !mirror(backup) { throw ExitCode(1) }
     }
 }
@@ -190,18 +154,16 @@ struct WALPush: AsyncParsableCommand {
         commandName: "wal-push",
         abstract: "Archive one WAL segment, compressed and encrypted, durably (archive_command = 'osmose-backupd wal-push %p %f').",
         discussion: "Exit 0 only once the segment is synced in the store; PostgreSQL retries on any other status.")
-    @OptionGroup var options: BackupOptions
+    @OptionGroup var options: DaemonOptions
     @Argument(help: "The segment's path (%p).") var path: String
     @Argument(help: "The segment's file name (%f).") var name: String
 
     func run() async throws {
-        let backup = try options.load().backup
-        guard !backup.recipients.isEmpty else { fail("backup.recipients is empty: nothing to encrypt to", status: 3) }
-        do {
+        let backup = try options.loadConfiguration().backup
+        guard !backup.recipients.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.recipients is empty: nothing to encrypt to") }
+        try await BackupCommandError.wrapping(.failed, "wal-push \(name)") {
             let recipients = try backup.recipients.map(AgeRecipients.parse)
             _ = try WALArchive(store: backup.store).push(segment: path, name: name, recipients: recipients)
-        } catch {
-            fail("wal-push \(name): \(error)")
         }
         // The copies follow at once, best effort: the segment is safe in the store, and a
         // copy location that is down must not stop WAL archiving (osmose-backupd copy catches up).
@@ -214,22 +176,19 @@ struct WALFetch: AsyncParsableCommand {
         commandName: "wal-fetch",
         abstract: "Restore one WAL file from the store (restore_command = 'osmose-backupd wal-fetch %f %p').",
         discussion: "Exit 1 when the store has no such file: PostgreSQL then ends recovery there.")
-    @OptionGroup var options: BackupOptions
+    @OptionGroup var options: DaemonOptions
     @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
     @Argument(help: "The file name PostgreSQL wants (%f).") var name: String
     @Argument(help: "Where to write it (%p).") var path: String
 
     func run() async throws {
-        let backup = try options.load().backup
+        let backup = try options.loadConfiguration().backup
         guard let file = identity ?? backup.identityFile, let text = FileManager.default.contents(atPath: file) else {
-            fail("no identity to decrypt with: pass --identity or set backup.identity_file", status: 3)
+            throw BackupCommandError(.invalidSetting, "no identity to decrypt with: pass --identity or set backup.identity_file")
         }
-        let found: Bool
-        do {
+        let found = try await BackupCommandError.wrapping(.failed, "wal-fetch \(name)") {
             let identities = try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
-            found = try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities)
-        } catch {
-            fail("wal-fetch \(name): \(error)")
+            return try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities)
         }
         // Not in the store: PostgreSQL asks for files that may not exist (the next timeline's history).
         guard found else { throw ExitCode(1) }

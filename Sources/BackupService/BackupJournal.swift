@@ -7,11 +7,12 @@ import Store
 /// Records backups in the database: the catalogue row (`ops.backups`) and the
 /// journal event, in one transaction.
 enum BackupJournal {
-    static func connect(_ connectionString: String) async throws -> Connection {
+    /// The connections' logger: quiet, since the commands print their own one-line failures.
+    static let logger: Logger = {
         var logger = Logger(label: "osmose.backup")
         logger.logLevel = .critical
-        return try await Connection.connect(connectionString, applicationName: "osmose-backupd", logger: logger)
-    }
+        return logger
+    }()
 
     /// Runs `body` with a session bracketing a direct copy of the data directory:
     /// PostgreSQL's non-exclusive backup on one connection, which stays open for the
@@ -19,65 +20,60 @@ enum BackupJournal {
     static func withBackupSession<Result: Sendable>(
         connectionString: String, _ body: @escaping @Sendable (BackupSession) throws -> Result
     ) async throws -> Result {
-        let connection = try await connect(connectionString)
-        defer { Task { await connection.close() } }
-        return try await connection.perform { connection in
-            let session = BackupSession(
-                start: { label in _ = try connection.query("SELECT pg_backup_start($1, true)", [label]) },
-                stop: {
-                    // An empty label (no row) is refused by the caller as unreadable.
-                    let row = try connection.query("SELECT labelfile, spcmapfile FROM pg_backup_stop(true)").rows.first
-                    return (try row?.optionalString("labelfile") ?? "", try row?.optionalString("spcmapfile") ?? "")
-                })
-            return try body(session)
+        try await Connection.withConnection(connectionString, applicationName: "osmose-backupd", logger: logger) { connection in
+            try await connection.perform { connection in
+                let session = BackupSession(
+                    start: { label in _ = try connection.query("SELECT pg_backup_start($1, true)", [label]) },
+                    stop: {
+                        // An empty label (no row) is refused by the caller as unreadable.
+                        let row = try connection.query("SELECT labelfile, spcmapfile FROM pg_backup_stop(true)").rows.first
+                        return (try row?.optionalString("labelfile") ?? "", try row?.optionalString("spcmapfile") ?? "")
+                    })
+                return try body(session)
+            }
         }
     }
 
+    /// The journal event of a backup administration step by osmose-backupd.
     static func event(objectID: String, reason: String) -> AccessEvent {
-        var event = AccessEvent(source: "osmose-backupd", requestID: UUID().uuidString.lowercased(), action: .backupAdmin, objectType: "backup", result: .success)
-        event.actorUsername = "osmose-backupd"
-        event.actorRole = "system"
-        event.objectID = String(objectID.prefix(128))
-        event.purpose = .administration
-        event.reason = String(reason.prefix(200))
-        return event
+        AccessEvent.system(by: .daemon(.backupd), action: .backupAdmin, objectType: "backup", objectID: objectID, reason: reason)
     }
 
     /// Records a new backup.
     static func recordBackup(_ summary: BackupSummary, store: String, connectionString: String) async throws {
-        let connection = try await connect(connectionString)
-        defer { Task { await connection.close() } }
-        try await connection.transaction { connection in
-            try connection.query(
-                """
-                INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes, base, needs)
-                    VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11, $12, string_to_array($13, ','))
-                """,
-                [
-                    summary.id, summary.kind, store, summary.started, summary.finished, summary.walStart, summary.walEnd, summary.manifestSHA256,
-                    summary.parent, summary.recipients.joined(separator: ","), summary.bytes, summary.base, summary.needs.joined(separator: ","),
-                ])
-            try connection.record(
-                event(
-                    objectID: summary.id,
-                    reason: "\(summary.kind) backup\(summary.base.map { " on \($0)" } ?? ""): \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
+        try await Connection.withConnection(connectionString, applicationName: "osmose-backupd", logger: logger) { connection in
+            try await connection.transaction { connection in
+                try connection.query(
+                    """
+                    INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes, base, needs)
+                        VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11, $12, string_to_array($13, ','))
+                    """,
+                    [
+                        summary.id, summary.kind, store, summary.started, summary.finished, summary.walStart, summary.walEnd, summary.manifestSHA256,
+                        summary.parent, summary.recipients.joined(separator: ","), summary.bytes, summary.base, summary.needs.joined(separator: ","),
+                    ])
+                try connection.record(
+                    event(
+                        objectID: summary.id,
+                        reason: "\(summary.kind) backup\(summary.base.map { " on \($0)" } ?? ""): \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
+            }
         }
     }
 
     /// Records a prune before it is carried out: the backups are marked pruned and the event journaled.
     static func recordPrune(_ plan: PrunePlan, connectionString: String) async throws {
-        let connection = try await connect(connectionString)
-        defer { Task { await connection.close() } }
-        try await connection.transaction { connection in
-            if !plan.removed.isEmpty {
-                try connection.query(
-                    "UPDATE ops.backups SET state = 'pruned', pruned_at = now() WHERE id = ANY (string_to_array($1, ',')) AND state = 'retained'",
-                    [plan.removed.joined(separator: ",")])
+        try await Connection.withConnection(connectionString, applicationName: "osmose-backupd", logger: logger) { connection in
+            try await connection.transaction { connection in
+                if !plan.removed.isEmpty {
+                    try connection.query(
+                        "UPDATE ops.backups SET state = 'pruned', pruned_at = now() WHERE id = ANY (string_to_array($1, ',')) AND state = 'retained'",
+                        [plan.removed.joined(separator: ",")])
+                }
+                try connection.record(
+                    event(
+                        objectID: plan.removed.first ?? "wal",
+                        reason: "pruned \(plan.removed.count) backups (\(plan.removed.joined(separator: ","))) and \(plan.walRemoved.count) WAL files; kept \(plan.kept.count)"))
             }
-            try connection.record(
-                event(
-                    objectID: plan.removed.first ?? "wal",
-                    reason: "pruned \(plan.removed.count) backups (\(plan.removed.joined(separator: ","))) and \(plan.walRemoved.count) WAL files; kept \(plan.kept.count)"))
         }
     }
 }

@@ -1,4 +1,6 @@
+public import ArgumentParser
 internal import CGlibcExtras
+public import DaemonRuntime
 import Foundation
 import Journal
 import Logging
@@ -11,82 +13,71 @@ import Systemd
 /// socket systemd passes (or binds `journal.socket`), and runs the sequencer and
 /// the intake socket until SIGTERM. Refuses to start, with one line and a
 /// documented status, when anything is wrong.
-public enum JournalDaemon {
-    /// Exit statuses: 0 clean stop, 1 unexpected, 3 configuration invalid, 4 database
-    /// unreachable, 5 integrity (stored state or witnesses contradict the database),
-    /// 6 signing key missing or wrong.
-    public static func main() async {
+public struct JournalDaemon: AsyncParsableCommand {
+    /// Its command line: `--config`, `--help` with its exit statuses, `--version`.
+    public static let configuration = CommandConfiguration.daemon(
+        .journald,
+        abstract: "Sequences access events into the hash-chained journal and signs its checkpoints.",
+        discussion: """
+            Sequences access events from journal.intake into the hash-chained journal, signs \
+            checkpoints, copies them to the witness directories, and accepts events on the local \
+            intake socket. Signing keys: the journal-signing-key… credentials, else journal.signing_key_file(s).
+            """,
+        exitStatuses: [.success, .failure, .invalidConfiguration, .databaseUnavailable, .integrity, .keyUnavailable],
+        statusDetails: [
+            .integrity:
+                "integrity: the stored tree contradicts the last checkpoint, a witness holds a checkpoint the database lacks, or another daemon is appending",
+            .keyUnavailable: "a signing key is missing, malformed or not named after the origin",
+        ])
+
+    /// The daemon's options (`--config`).
+    @OptionGroup public var options: DaemonOptions
+
+    /// Creates the command with no options given.
+    public init() {}
+
+    /// Sequences, signs and serves the intake socket until SIGTERM.
+    public func run() async throws {
         // Each batch's megabyte buffers stay on the heap instead of fresh mmaps (page faults).
         osmose_keep_buffers_on_heap()
-        let configPath = DaemonCommandLine.configurationPath(
-            program: "osmose-journald",
-            summary: """
-                Sequences access events from journal.intake into the hash-chained journal, signs
-                checkpoints, copies them to the witness directories, and accepts events on the local
-                intake socket. Signing keys: the journal-signing-key… credentials, else journal.signing_key_file(s).
-                Exit status: 0 stopped, 3 configuration, 4 database, 5 integrity, 6 signing key.
-                """)
-
-        let notifier = SystemdNotifier()
-        var logger = Logger(label: "osmose.journal") { JournaldLogHandler(label: $0, format: JournaldLogHandler.Format.detect()) }
-        do {
-            let configuration = try SuiteConfiguration.load(path: configPath)
-            logger.logLevel = Logger.Level(rawValue: configuration.logging.level) ?? .info
-            let journal = configuration.journal
-            let keys = try loadSigningKeys(journal)
-            let sockets = try SocketActivation.sockets()
-            var listener = sockets.first(where: { $0.name == "intake" })?.fileDescriptor ?? sockets.first?.fileDescriptor
-            if listener == nil, journal.socket.hasPrefix("unix:") {
-                listener = try IntakeSocketServer.listen(path: String(journal.socket.dropFirst(5)))
-            }
-            let serviceLogger = logger
-            let sequencer = JournalSequencer(
-                settings: .init(
-                    connectionString: configuration.journalConnection, batchSize: journal.batchSize, checkpointWithin: journal.checkpointWithin,
-                    checkpointReissue: journal.checkpointReissue, witnesses: journal.witnessDirectories.map(WitnessDirectory.init(path:))),
-                keys: keys, logger: logger
-            ) { state in
-                serviceLogger.info("ready", metadata: ["osmose.journal.size": "\(state.size)"])
-                try? notifier.ready(status: "journal at \(state.size) entries, \(state.checkpointCount) checkpoints")
-            }
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-                .init(service: sequencer, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: SystemdWatchdogService(notifier: notifier, logger: logger)),
-            ]
-            var pool: ConnectionPool?
-            if let listener {
-                let peers = Dictionary(journal.socketPeers.map { ($0.uid, $0.source) }, uniquingKeysWith: { first, _ in first })
-                let socketPool = ConnectionPool(
-                    configuration: .init(connectionString: configuration.journalConnection, applicationName: "osmose-journald-intake", maximumConnections: 4),
-                    logger: logger)
-                pool = socketPool
-                services.append(
-                    .init(
-                        service: IntakeSocketServer(
-                            listeningDescriptor: listener, peers: peers, maximumFrameBytes: journal.maximumFrameBytes, pool: socketPool, logger: logger)))
-            }
-            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
-            await pool?.shutdown()
-            try? notifier.stopping(status: "stopped")
-            exit(0)
-        } catch {
-            notifier.exitFailing("osmose-journald", error, status: exitStatus(for: error))
+        let daemon = try DaemonContext(.journald, logLabel: "osmose.journal", options: options)
+        let configuration = daemon.configuration
+        let logger = daemon.logger
+        let notifier = daemon.notifier
+        let journal = configuration.journal
+        let keys = try Self.loadSigningKeys(journal)
+        let sockets = try SocketActivation.sockets()
+        var listener = sockets.first(where: { $0.name == "intake" })?.fileDescriptor ?? sockets.first?.fileDescriptor
+        if listener == nil, journal.socket.hasPrefix("unix:") {
+            listener = try IntakeSocketServer.listen(path: String(journal.socket.dropFirst(5)))
         }
-    }
-
-    static func exitStatus(for error: any Error) -> Int32 {
-        switch error {
-        case is ConfigurationError: return 3
-        case is StoreError: return 4
-        case let journal as JournalError:
-            switch journal.code {
-            case .signingKey: return 6
-            case .inconsistentState, .witness, .concurrentWriter: return 5
-            default: return 1
-            }
-        default: return 1
+        let sequencer = JournalSequencer(
+            settings: .init(
+                connectionString: configuration.journalConnection, batchSize: journal.batchSize, checkpointWithin: journal.checkpointWithin,
+                checkpointReissue: journal.checkpointReissue, witnesses: journal.witnessDirectories.map(WitnessDirectory.init(path:))),
+            keys: keys, logger: logger
+        ) { state in
+            logger.info("ready", metadata: ["osmose.journal.size": "\(state.size)"])
+            try? notifier.ready(status: "journal at \(state.size) entries, \(state.checkpointCount) checkpoints")
         }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: sequencer, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        var pool: ConnectionPool?
+        if let listener {
+            let peers = Dictionary(journal.socketPeers.map { ($0.uid, $0.source) }, uniquingKeysWith: { first, _ in first })
+            let socketPool = ConnectionPool(
+                configuration: .init(connectionString: configuration.journalConnection, applicationName: "osmose-journald-intake", maximumConnections: 4),
+                logger: logger)
+            pool = socketPool
+            services.append(
+                .init(
+                    service: IntakeSocketServer(
+                        listeningDescriptor: listener, peers: peers, maximumFrameBytes: journal.maximumFrameBytes, pool: socketPool, logger: logger)))
+        }
+        try await daemon.runServiceGroup(services)
+        await pool?.shutdown()
+        try? notifier.stopping(status: "stopped")
     }
 
     /// Every signing key passed: the credentials named `journal-signing-key` or

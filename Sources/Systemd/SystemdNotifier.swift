@@ -45,12 +45,10 @@ public struct SystemdNotifier: Sendable {
     /// Tells systemd the service is shutting down (`STOPPING=1`).
     public func stopping(status: String? = nil) throws { try send(["STOPPING": "1", "STATUS": status]) }
 
-    /// How every daemon refuses to run: one line `program: error` on stderr, the
-    /// failure and its exit status told to systemd, then exit with that status.
-    public func exitFailing(_ program: String, _ error: any Error, status: Int32) -> Never {
-        FileHandle.standardError.write(Data("\(program): \(error)\n".utf8))
-        try? send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
-        exit(status)
+    /// Tells systemd why the service is about to exit with `status`
+    /// (`STATUS=failed: error`, and `ERRNO=status`, which `systemctl status` shows).
+    public func failing(_ error: any Error, status: Int32) throws {
+        try send(["STATUS": "failed: \(error)", "ERRNO": "\(status)"])
     }
 
     /// Sends the given assignments, in a stable order, as one datagram. Newlines in

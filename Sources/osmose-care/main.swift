@@ -1,5 +1,6 @@
 import CareService
+import DaemonRuntime
 import Glibc
 
 setlocale(LC_CTYPE, "C.UTF-8")
-await CareDaemon.main()
+exit(await DaemonLauncher.run(CareDaemon.self))

@@ -1,5 +1,6 @@
+import DaemonRuntime
 import Glibc
 import JournalService
 
 setlocale(LC_CTYPE, "C.UTF-8")
-await JournalDaemon.main()
+exit(await DaemonLauncher.run(JournalDaemon.self))

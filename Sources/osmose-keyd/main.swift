@@ -1,3 +1,6 @@
+import DaemonRuntime
+import Glibc
 import KeyService
 
-await KeyDaemon.main()
+setlocale(LC_CTYPE, "C.UTF-8")
+exit(await DaemonLauncher.run(KeyDaemon.self))

@@ -44,7 +44,7 @@ struct CareDaemonTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    @Test("Starts, tells systemd READY, serves, and stops cleanly on SIGTERM with STOPPING")
+    @Test("Starts, tells systemd READY, serves, and stops cleanly on SIGTERM with STOPPING, within the shutdown deadline")
     func lifecycle() async throws {
         let port = freePort()
         let (database, config, _) = try await prepare("caredaemon", port: port)
@@ -57,11 +57,13 @@ struct CareDaemonTests {
         let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/health")!)
         #expect((response as? HTTPURLResponse)?.statusCode == 200)
         #expect(String(decoding: data, as: UTF8.self).contains("ok"))
+        let signalled = ContinuousClock.now
         daemon.signal(SIGTERM)
         let stopping = try await offThePool { [notify] in notify.receive() }
         #expect(stopping?.contains("STOPPING=1") == true)
         let outcome = try await daemon.wait()
         #expect(outcome.status == 0, "\(outcome.standardError)")
+        #expect(ContinuousClock.now - signalled < .seconds(25), "below ShutdownDeadline.total, itself below TimeoutStopSec=30s")
         await database.drop()
     }
 
@@ -87,6 +89,30 @@ struct CareDaemonTests {
         #expect(policyRefused.status == 3)
         #expect(policyRefused.standardError.contains("\(badPolicy):4:"))
         #expect(policyRefused.standardError.contains("may not be given care content"))
+        await database.drop()
+    }
+
+    @Test("A bad configuration is 3, an unreachable database 4, a missing master key 6, each told to systemd")
+    func documentedStatuses() async throws {
+        let port = freePort()
+        let (database, config, master) = try await prepare("carestatus", port: port)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let daemon = bin.appendingPathComponent("osmose-care").path
+        let cases: [(name: String, text: String, status: Int32, code: String)] = [
+            ("bad", text + "\n  colour: red\n", 3, "config.unknown_setting"),
+            ("nodb", text.replacingOccurrences(of: "\(database.connectionString) user=osmose_care", with: "host=/nonexistent/osmose port=1 dbname=none"), 4, "store.connection_failed"),
+            ("nokey", text.replacingOccurrences(of: master, with: master + ".absent"), 6, "keyring.master_key_unavailable"),
+        ]
+        for (name, variant, status, code) in cases {
+            let path = config + ".\(name).yaml"
+            try variant.write(toFile: path, atomically: true, encoding: .utf8)
+            let notify = try DatagramSocket()
+            let refused = try await runProgram(daemon, ["--config", path], environment: ["NOTIFY_SOCKET": notify.address])
+            #expect(refused.status == status, "\(name): \(refused.standardError)")
+            #expect(refused.standardError.hasPrefix("osmose-care: ") && refused.standardError.contains(code), "\(name): \(refused.standardError)")
+            let told = try await offThePool { [notify] in notify.receive() }
+            #expect(told?.contains("ERRNO=\(status)") == true && told?.contains("STATUS=failed: ") == true, "\(name): \(told ?? "nothing")")
+        }
         await database.drop()
     }
 }

@@ -1,0 +1,49 @@
+import DaemonRuntime
+
+/// Why an `osmose-backupd` command did not do its work, with the documented status
+/// the process exits with. Its description is the one line printed after
+/// `osmose-backupd: `.
+struct BackupCommandError: Error, Hashable, Sendable, CustomStringConvertible, ExitStatusProviding {
+    /// A stable identifier for the kind of failure.
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The stable string, e.g. `backupd.failed`.
+        let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
+
+        /// A setting the command needs is missing or wrong: exit status 3.
+        static let invalidSetting = Code("backupd.invalid_setting")
+        /// The work failed (PostgreSQL keeps a WAL segment and retries): exit status 1.
+        static let failed = Code("backupd.failed")
+
+        var description: String { rawValue }
+    }
+
+    /// What kind of failure this is.
+    let code: Code
+    /// What went wrong, and what to do where useful.
+    let message: String
+    /// The error that caused it, if any.
+    let underlying: (any Error)?
+
+    init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    var exitStatus: ExitStatus { code == .invalidSetting ? .invalidConfiguration : .failure }
+    var description: String { message }
+
+    static func == (lhs: BackupCommandError, rhs: BackupCommandError) -> Bool { lhs.code == rhs.code }
+    func hash(into hasher: inout Hasher) { hasher.combine(code) }
+
+    /// Runs `body`; whatever it throws becomes an error of `code`, its message
+    /// `context: error`, or the error's own when there is no context.
+    static func wrapping<Result>(_ code: Code, _ context: String? = nil, _ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch {
+            throw BackupCommandError(code, context.map { "\($0): \(error)" } ?? "\(error)", underlying: error)
+        }
+    }
+}
