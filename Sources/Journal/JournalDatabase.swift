@@ -18,6 +18,15 @@ public struct JournalState: Sendable, Hashable {
 
     /// The number of entries.
     public var size: UInt64 { edge.size }
+
+    /// A state; ``JournalDatabase/loadState(on:)`` reads the journal's.
+    public init(edge: TreeEdge, chainHash: [UInt8], lastSequencedAt: Int64, checkpointCount: Int64, lastCheckpointSize: UInt64?) {
+        self.edge = edge
+        self.chainHash = chainHash
+        self.lastSequencedAt = lastSequencedAt
+        self.checkpointCount = checkpointCount
+        self.lastCheckpointSize = lastCheckpointSize
+    }
 }
 
 /// Intake rows taken and sequenced in memory (``JournalDatabase/takeBatch(on:state:limit:now:above:)``),
