@@ -1,8 +1,8 @@
 // Benchmark helper for `scripts/bench journal` (never installed):
 //
 //   osmose-journal-bench generate N FILE
-//       Writes N synthetic access events in COPY text format (the columns of
-//       journal.intake, in the order of `columns`) to FILE, so that the same rows
+//       Writes N synthetic access events in COPY text format (every column that
+//       IntakeColumn declares, in its order, which is the table's) to FILE, so that the same rows
 //       can be loaded with psql's \copy into an unindexed table (the bare-COPY
 //       baseline) and into journal.intake (for the daemon to ingest). The events
 //       come from 2,000 staff members about 50,000 patients.
@@ -83,11 +83,13 @@ case "generate":
     var text = ""
     for index in 0..<count {
         let event = event(index)
-        let fields: [String] = [
-            JournalEntry.rfc3339(microseconds: Int64(event.occurredAt.timeIntervalSince1970 * 1_000_000)), event.source, event.requestID,
-            event.actorUserID!.uuidString.lowercased(), event.actorUsername!, event.actorRole!, event.actorTeam!, event.action.rawValue, event.objectType,
-            event.objectID!, event.patientID!.uuidString.lowercased(), event.purpose!.rawValue, event.result.rawValue, "\\N", event.clientIP!, event.userAgent!,
-        ]
+        // The values as the intake's INSERT sends them; none of these needs COPY escaping, and no intake column is bytea.
+        let fields = IntakeColumn.allCases.map { column in
+            switch column.value(in: event).postgresValue {
+            case .text(let text): text
+            case .null, .bytes: "\\N"
+            }
+        }
         text += fields.joined(separator: "\t") + "\n"
         if text.utf8.count > 1 << 20 {
             output.write(Data(text.utf8))

@@ -56,7 +56,7 @@ public struct AccessEvent: Sendable, Codable, Hashable {
     public var reason: String?
     /// The client's IP address.
     public var clientIP: String?
-    /// The client's user agent, truncated to 512 characters.
+    /// The client's user agent; recorded cut to 512 code points (``JournalText/userAgentLimit``).
     public var userAgent: String?
 
     /// Creates an event; unspecified details are nil.
@@ -79,28 +79,14 @@ extension Connection {
     /// The care role may only INSERT there; when even that is refused the caller's
     /// transaction fails, and with it the request: no event, no data.
     public func record(_ event: AccessEvent) throws {
-        try query(Self.recordStatement, Self.recordParameters(event))
+        try query(IntakeColumn.insertStatement, IntakeColumn.values(of: event))
     }
 
     /// Inserts `event` and returns its intake id: for roles that may also read the
     /// intake (osmose-journald's socket); the care role may not, so ``record(_:)``
     /// asks for nothing back.
     public func recordReturningID(_ event: AccessEvent) throws -> Int64 {
-        try query(Self.recordStatement + " RETURNING id", Self.recordParameters(event)).rows[0].int64("id")
-    }
-
-    static let recordStatement = """
-        INSERT INTO journal.intake (occurred_at, source, request_id, actor_user_id, actor_username, actor_role, actor_team,
-            action, object_type, object_id, patient_id, purpose, result, reason, client_ip, user_agent)
-        VALUES ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11::uuid, $12, $13, $14, $15::inet, $16)
-        """
-
-    static func recordParameters(_ event: AccessEvent) -> [any PostgresEncodable] {
-        [
-            event.occurredAt, event.source, event.requestID, event.actorUserID, event.actorUsername, event.actorRole,
-            event.actorTeam, event.action.rawValue, event.objectType, event.objectID, event.patientID, event.purpose?.rawValue,
-            event.result.rawValue, event.reason, event.clientIP, event.userAgent.map { String($0.prefix(512)) },
-        ]
+        try query(IntakeColumn.insertStatement + " RETURNING id", IntakeColumn.values(of: event)).rows[0].int64("id")
     }
 }
 
@@ -112,13 +98,8 @@ extension Connection {
             if let event = events.first { try record(event) }
             return
         }
-        try copyIn(
-            """
-            COPY journal.intake (occurred_at, source, request_id, actor_user_id, actor_username, actor_role, actor_team,
-                action, object_type, object_id, patient_id, purpose, result, reason, client_ip, user_agent) FROM STDIN
-            """
-        ) { writer in
-            for event in events { try writer.writeRow(Self.recordParameters(event)) }
+        try copyIn(IntakeColumn.copyStatement) { writer in
+            for event in events { try writer.writeRow(IntakeColumn.values(of: event)) }
         }
     }
 }

@@ -1,12 +1,22 @@
 public import Store
 
 extension JournalEntry {
-    /// The intake columns a batch takes, in this order (``JournalDatabase/takeBatch(on:state:limit:now:above:)``'s
-    /// `RETURNING` list): 0 id, 1 occurred_at, then the canonical fields 2…16 in canonical order.
-    static let intakeFieldKinds: [IntakeFieldKind] = [
-        .required, .required, .uuid, .optional, .optional, .optional, .required, .required, .optional, .uuid, .optional, .required,
-        .optional, .optional, .optional,
-    ]
+    /// Where each canonical field lies in a taken intake row (``JournalDatabase/takeBatch(on:state:limit:now:above:)``'s
+    /// `RETURNING` list) and how it is encoded, in canonical order: derived once from
+    /// ``IntakeColumn``, so that making an entry from a row looks nothing up.
+    static let intakeFields: [IntakeField] = CanonicalScan.Field.allCases.map { field in
+        let column = CanonicalScan.Field.columns[field.rawValue]
+        let kind: IntakeFieldKind = column.kind == .uuid ? .uuid : column.isRequired ? .required : .optional
+        return IntakeField(position: column.takenPosition, kind: kind)
+    }
+
+    /// A canonical field's place in a taken intake row.
+    struct IntakeField {
+        /// Its position in the row.
+        let position: Int
+        /// How it is encoded.
+        let kind: IntakeFieldKind
+    }
 
     /// How an intake column becomes a canonical field.
     enum IntakeFieldKind {
@@ -27,9 +37,9 @@ extension JournalEntry {
     ///   that is not 16 bytes.
     public static func canonicalBytes(intakeRow row: BinaryCopyDecoder.Row, sequence: UInt64, occurredAt: Int64, sequencedAt: Int64) throws -> [UInt8] {
         var length = 25
-        for (offset, kind) in intakeFieldKinds.enumerated() {
-            let field = row.field(2 + offset)
-            length += 2 + (kind == .uuid ? (field == nil ? 0 : 36) : (field?.count ?? 0))
+        for intakeField in intakeFields {
+            let field = row.field(intakeField.position)
+            length += 2 + (intakeField.kind == .uuid ? (field == nil ? 0 : 36) : (field?.count ?? 0))
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(length)
@@ -37,13 +47,13 @@ extension JournalEntry {
         appendInteger(sequence, to: &bytes)
         appendInteger(UInt64(bitPattern: occurredAt), to: &bytes)
         appendInteger(UInt64(bitPattern: sequencedAt), to: &bytes)
-        for (offset, kind) in intakeFieldKinds.enumerated() {
-            let index = 2 + offset
+        for intakeField in intakeFields {
+            let index = intakeField.position
             guard let field = row.field(index) else {
-                if kind == .required { appendField([], to: &bytes) } else { appendAbsentField(to: &bytes) }
+                if intakeField.kind == .required { appendField([], to: &bytes) } else { appendAbsentField(to: &bytes) }
                 continue
             }
-            switch kind {
+            switch intakeField.kind {
             case .uuid:
                 guard field.count == 16 else { throw EntryFormatError("intake column \(index) is not a uuid") }
                 bytes.append(0)

@@ -18,6 +18,15 @@ public struct JournalState: Sendable, Hashable {
 
     /// The number of entries.
     public var size: UInt64 { edge.size }
+
+    /// A state; ``JournalDatabase/loadState(on:)`` reads the journal's.
+    public init(edge: TreeEdge, chainHash: [UInt8], lastSequencedAt: Int64, checkpointCount: Int64, lastCheckpointSize: UInt64?) {
+        self.edge = edge
+        self.chainHash = chainHash
+        self.lastSequencedAt = lastSequencedAt
+        self.checkpointCount = checkpointCount
+        self.lastCheckpointSize = lastCheckpointSize
+    }
 }
 
 /// Intake rows taken and sequenced in memory (``JournalDatabase/takeBatch(on:state:limit:now:above:)``),
@@ -157,8 +166,7 @@ public enum JournalDatabase {
             COPY (DELETE FROM journal.intake AS i
                 WHERE i.id > \(floor)
                     AND i.id <= (SELECT max(id) FROM (SELECT id FROM journal.intake WHERE id > \(floor) ORDER BY id LIMIT \(max(1, limit))) AS batch)
-                RETURNING i.id, i.occurred_at, i.source, i.request_id, i.actor_user_id, i.actor_username, i.actor_role, i.actor_team, i.action,
-                    i.object_type, i.object_id, i.patient_id, i.purpose, i.result, i.reason, abbrev(i.client_ip), i.user_agent)
+                RETURNING \(IntakeColumn.takenList))
             TO STDOUT (FORMAT binary)
             """)
         guard !taken.isEmpty else { return SequencedBatch(start: state, next: state, appended: 0, maxTaken: nil, rows: [], tiles: []) }
@@ -171,6 +179,7 @@ public enum JournalDatabase {
         let epoch = BinaryCopyDecoder.postgresEpochOffset
         var tiles: [HashTile] = []
         var copy = BinaryCopyEncoder(reservingCapacity: rows.count * 400)
+        let searchPositions = searchColumnPositions
         for (intakeID, row) in rows {
             let sequence = next.size
             let occurredAt = try row.int64(1) + epoch
@@ -179,7 +188,7 @@ public enum JournalDatabase {
             let chain = chainHash(previous: next.chainHash, leafHash: leaf)
             tiles += next.edge.append(leafHash: leaf)
             next.chainHash = chain
-            copy.beginRow(fields: 13)
+            copy.beginRow(fields: 6 + searchPositions.count)
             copy.int64(Int64(sequence))
             copy.timestamp(microsecondsSinceUnixEpoch: sequencedAt)
             copy.int64(intakeID)
@@ -188,13 +197,7 @@ public enum JournalDatabase {
             copy.bytea(chain)
             // The search columns as the intake sent them (binary send forms of the same
             // types: timestamptz, uuid, text), the values the canonical bytes were made of.
-            row.copyField(1, to: &copy)  // occurred_at
-            row.copyField(4, to: &copy)  // actor_user_id
-            row.copyField(7, to: &copy)  // actor_team
-            row.copyField(8, to: &copy)  // action
-            row.copyField(11, to: &copy)  // patient_id
-            row.copyField(12, to: &copy)  // purpose
-            row.copyField(13, to: &copy)  // result
+            for position in searchPositions { row.copyField(position, to: &copy) }
         }
         copy.finish()
         next.lastSequencedAt = sequencedAt
@@ -215,8 +218,8 @@ public enum JournalDatabase {
         let data = batch.rows
         try connection.copyIn(
             """
-            COPY journal.entries (seq, sequenced_at, intake_id, canonical, leaf_hash, chain_hash, occurred_at, actor_user_id,
-                actor_team, action, patient_id, purpose, result) FROM STDIN (FORMAT binary)
+            COPY journal.entries (seq, sequenced_at, intake_id, canonical, leaf_hash, chain_hash, \(searchColumns.map(\.name).joined(separator: ", ")))
+            FROM STDIN (FORMAT binary)
             """
         ) { writer in try writer.write(data) }
         for tile in batch.tiles {
@@ -226,6 +229,12 @@ public enum JournalDatabase {
             "UPDATE journal.head SET tree_size = $1, chain_hash = $2, last_sequenced_at = $3::timestamptz",
             [Int64(batch.next.size), batch.next.chainHash, JournalEntry.rfc3339(microseconds: batch.next.lastSequencedAt)])
     }
+
+    /// The intake columns `journal.entries` keeps beside the canonical bytes, unhashed,
+    /// for searches (verify checks that they say what the bytes say).
+    static let searchColumns: [IntakeColumn] = [.occurredAt, .actorUserID, .actorTeam, .action, .patientID, .purpose, .result]
+    /// Their positions in a taken intake row.
+    private static let searchColumnPositions = searchColumns.map(\.takenPosition)
 
     /// chain_i = SHA-256(chain_{i−1} ‖ leaf_hash_i).
     public static func chainHash(previous: [UInt8], leafHash: [UInt8]) -> [UInt8] {

@@ -129,10 +129,8 @@ public struct JournalEntry: Sendable, Hashable, Codable {
             userAgent: text(.userAgent))
     }
 
-    static let fieldNames = [
-        "source", "request_id", "actor_user_id", "actor_username", "actor_role", "actor_team", "action", "object_type", "object_id",
-        "patient_id", "purpose", "result", "reason", "client_ip", "user_agent",
-    ]
+    /// The fields' names (their intake columns'), in canonical order, for error messages.
+    static let fieldNames = CanonicalScan.Field.columns.map(\.name)
 
     /// Checks every value against the rules of `journal.intake` (by checking its canonical bytes).
     /// - Throws: ``EntryFormatError`` naming the first invalid field.
@@ -168,6 +166,9 @@ public struct CanonicalScan {
         case source, requestID, actorUserID, actorUsername, actorRole, actorTeam, action, objectType, objectID, patientID, purpose, result,
             reason, clientIP, userAgent
     }
+
+    /// Per field, the lengths its intake column's CHECK allows (any length when none).
+    private static let declaredLengths = Field.columns.map { $0.lengthBound ?? 0...Int.max }
 
     /// The sequence number.
     public let sequence: UInt64
@@ -318,7 +319,8 @@ public struct CanonicalScan {
             guard start >= 0 else { continue }
             let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(lengths[index])])
             guard let scalars = Self.scalarCount(slice) else { throw EntryFormatError("\(JournalEntry.fieldNames[index]) is not valid UTF-8") }
-            switch Field(rawValue: index)! {
+            let field = Field(rawValue: index)!
+            switch field {
             case .source:
                 guard Self.isName(slice, digits: true) else { throw EntryFormatError("source is not a program name") }
             case .objectType:
@@ -335,13 +337,9 @@ public struct CanonicalScan {
                 guard Self.isOne(slice, "success") || Self.isOne(slice, "denied") || Self.isOne(slice, "error") else {
                     throw EntryFormatError("result is not success, denied or error")
                 }
-            case .requestID: try Self.length(.requestID, scalars, 1...128)
-            case .actorUsername: try Self.length(.actorUsername, scalars, 0...128)
-            case .objectID: try Self.length(.objectID, scalars, 0...128)
-            case .actorTeam: try Self.length(.actorTeam, scalars, 0...64)
-            case .reason: try Self.length(.reason, scalars, 0...200)
             case .clientIP: try Self.length(.clientIP, scalars, 2...43)
-            case .userAgent: try Self.length(.userAgent, scalars, 0...512)
+            case .requestID, .actorUsername, .objectID, .actorTeam, .reason, .userAgent:
+                try Self.length(field, scalars, Self.declaredLengths[index])
             }
         }
     }
@@ -381,6 +379,12 @@ public struct CanonicalScan {
         }
         return true
     }
+}
+
+extension CanonicalScan.Field {
+    /// Each field's intake column, in canonical order: the inverse of
+    /// ``IntakeColumn/canonicalField`` (IntakeColumnTests holds the two a bijection).
+    static let columns: [IntakeColumn] = allCases.map { field in IntakeColumn.allCases.first { $0.canonicalField == field }! }
 }
 
 extension JournalEntry {

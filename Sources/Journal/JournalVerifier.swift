@@ -110,8 +110,62 @@ public protocol JournalSnapshot {
 
 /// Something `verify` found wrong.
 public struct VerificationFailure: Sendable, Hashable, Codable, CustomStringConvertible {
-    /// A stable code, e.g. `journal.verify.leaf_hash`.
-    public let code: String
+    /// What kind of problem it is. The raw values are stable: they appear in
+    /// `osmosectl journal verify`'s output (text and JSON) and in the security
+    /// officer's runbook.
+    public enum Code: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
+        /// A checkpoint id is missing from the numbering.
+        case checkpointMissing = "journal.verify.checkpoint_missing"
+        /// A checkpoint's note is not validly signed by a known key of the log.
+        case checkpointSignature = "journal.verify.checkpoint_signature"
+        /// A checkpoint's stored size, root or time differ from its signed note.
+        case checkpointColumns = "journal.verify.checkpoint_columns"
+        /// A checkpoint's tree size or time goes back from the previous one.
+        case checkpointRollback = "journal.verify.checkpoint_rollback"
+        /// The entries do not give the root a checkpoint signs.
+        case checkpointRoot = "journal.verify.checkpoint_root"
+        /// The entries do not give the chain hash a checkpoint signs.
+        case checkpointChain = "journal.verify.checkpoint_chain"
+        /// A checkpoint is signed only by keys the journal retired before its size.
+        case checkpointRetiredKey = "journal.verify.checkpoint_retired_key"
+        /// The checkpoint an incremental run starts from is missing or invalid.
+        case sinceUnusable = "journal.verify.since_unusable"
+        /// An entry is missing from the sequence.
+        case entryMissing = "journal.verify.entry_missing"
+        /// An entry is stored more than once.
+        case entryDuplicate = "journal.verify.entry_duplicate"
+        /// An entry's stored bytes are not a canonical entry.
+        case entryNotCanonical = "journal.verify.entry_not_canonical"
+        /// An entry's bytes name another sequence number than its row.
+        case entrySequence = "journal.verify.entry_sequence"
+        /// An entry's sequenced_at differs from its row's or goes back in time.
+        case entryTime = "journal.verify.entry_time"
+        /// An entry's leaf hash does not match its bytes.
+        case leafHash = "journal.verify.leaf_hash"
+        /// An entry's chain hash does not follow from the previous entry.
+        case chainHash = "journal.verify.chain_hash"
+        /// An entry's search columns differ from its bytes.
+        case searchColumns = "journal.verify.search_columns"
+        /// A checkpoint covers more entries than the journal holds.
+        case entriesTruncated = "journal.verify.entries_truncated"
+        /// `journal.head` disagrees with the entries.
+        case head = "journal.verify.head"
+        /// The stored hash tiles differ from the entries' (or the tree at `--since` from its checkpoint).
+        case tiles = "journal.verify.tiles"
+        /// A witness holds a checkpoint the database lacks (rolled back or forked).
+        case witnessUnknownCheckpoint = "journal.verify.witness_unknown_checkpoint"
+        /// A witness skips checkpoints.
+        case witnessGap = "journal.verify.witness_gap"
+        /// A witness lacks the newest checkpoints (beyond the grace period).
+        case witnessBehind = "journal.verify.witness_behind"
+        /// A witness's `checkpoint` file is not the last note of its log.
+        case witnessLatest = "journal.verify.witness_latest"
+
+        public var description: String { rawValue }
+    }
+
+    /// What kind of problem it is.
+    public let code: Code
     /// The first entry whose integrity the problem puts in doubt.
     public let sequence: UInt64?
     /// The checkpoint concerned, if any.
@@ -120,7 +174,7 @@ public struct VerificationFailure: Sendable, Hashable, Codable, CustomStringConv
     public let message: String
 
     public var description: String {
-        var text = code
+        var text = code.rawValue
         if let sequence { text += " at seq \(sequence)" }
         if let checkpoint { text += " (checkpoint #\(checkpoint))" }
         return text + ": " + message
@@ -157,12 +211,6 @@ public struct VerificationReport: Sendable, Codable {
 /// consistent), the stored tiles are the tree's, and every witness copy equals the
 /// database's.
 public struct JournalVerifier {
-    /// True when a computed hash equals stored bytes.
-    private static func same(_ hash: [UInt8], _ stored: ArraySlice<UInt8>) -> Bool {
-        hash.count == stored.count
-            && hash.withUnsafeBytes { hash in stored.withUnsafeBytes { memcmp(hash.baseAddress!, $0.baseAddress!, hash.count) == 0 } }
-    }
-
     /// The log's verifier keys, every one it has signed with (from configuration,
     /// never from the database).
     public let keys: [NoteVerifierKey]
@@ -192,9 +240,69 @@ public struct JournalVerifier {
     /// See ``signingKeyObjectType``.
     public static let retirementReasonPrefix = "retired"
 
-    private struct CheckedCheckpoint {
+    /// Verifies `snapshot`, from the beginning or from checkpoint `since` (whose
+    /// signature and root against the stored tree are checked first), and compares
+    /// the witness copies (`witnesses`: directory name → its notes in order).
+    ///
+    /// The stages, each with its own inputs and outputs: the checkpoints
+    /// (`CheckpointStage`); where the entries are replayed from (`ReplayStart`); the
+    /// entries, rebuilding the tree and the chain and comparing them at every
+    /// checkpoint's size (`EntryReplay`); the retirements of each checkpoint's
+    /// signers; the end of the journal against its head; the stored tiles
+    /// (`TileStage`); the witness copies (`WitnessStage`).
+    /// - Throws: what reading the snapshot throws; problems found are in the report.
+    public func verify(_ snapshot: some JournalSnapshot, since: Int64? = nil, witnesses: [(name: String, notes: [String], latest: String?)] = [])
+        throws -> VerificationReport
+    {
+        var report = VerificationReport()
+        var failures = FailureLog()
+        let checkpoints = try CheckpointStage.check(snapshot, from: since ?? 1, keys: keys, failures: &failures)
+        report.checkpointsChecked = checkpoints.checked.count
+        report.latestCheckpoint = checkpoints.checked.last?.record.id
+        guard let start = try ReplayStart.find(in: snapshot, since: since, checkpoints: checkpoints.checked, failures: &failures) else {
+            report.failures = failures.found
+            return report
+        }
+        report.firstSequence = start.next
+        var replay = EntryReplay(from: start, checkpoints: checkpoints.checked.filter(\.valid), failures: &failures)
+        try snapshot.forEachEntry(from: start.next) { row in replay.check(row, failures: &failures) }
+        report.entriesChecked = replay.next - start.next
+        checkpoints.checkSigners(retiredAt: replay.retirements, failures: &failures)
+        if !replay.failed {
+            replay.checkEnd(head: try snapshot.head(), failures: &failures)
+            report.tilesChecked = try TileStage.check(snapshot, expected: replay.expectedTiles, from: start.next, end: replay.next, failures: &failures)
+        }
+        report.witnessNotesChecked = WitnessStage(
+            checkpoints: checkpoints, incremental: since != nil, now: now, grace: witnessGrace
+        ).check(witnesses, failures: &failures)
+        report.failures = failures.sorted
+        return report
+    }
+}
+
+/// The problems found so far, in the order found.
+struct FailureLog {
+    private(set) var found: [VerificationFailure] = []
+
+    mutating func add(_ code: VerificationFailure.Code, _ sequence: UInt64?, _ checkpoint: Int64?, _ message: String) {
+        found.append(VerificationFailure(code: code, sequence: sequence, checkpoint: checkpoint, message: message))
+    }
+
+    /// The lowest sequence number first, then the lowest checkpoint.
+    var sorted: [VerificationFailure] {
+        found.sorted { ($0.sequence ?? .max, $0.checkpoint ?? .max) < ($1.sequence ?? .max, $1.checkpoint ?? .max) }
+    }
+}
+
+/// Stage 1: the checkpoints' numbering, signatures, stated values, and monotonic
+/// sizes and times.
+struct CheckpointStage {
+    /// A checkpoint as checked.
+    struct Checked {
         let record: CheckpointRecord
+        /// The chain hash it signs (`osmose-chain`), when valid.
         let chain: [UInt8]?
+        /// True when its signature and stated values hold.
         let valid: Bool
         /// The size of the previous valid checkpoint: the entries from there on are what this one vouches for.
         let coveredFrom: UInt64
@@ -202,253 +310,323 @@ public struct JournalVerifier {
         var signedBy: [UInt32] = []
     }
 
-    /// Verifies `snapshot`, from the beginning or from checkpoint `since` (whose
-    /// signature and root against the stored tree are checked first), and compares
-    /// the witness copies (`witnesses`: directory name → its notes in order).
-    public func verify(_ snapshot: some JournalSnapshot, since: Int64? = nil, witnesses: [(name: String, notes: [String], latest: String?)] = [])
-        throws -> VerificationReport
-    {
-        var report = VerificationReport()
-        var failures: [VerificationFailure] = []
-        func fail(_ code: String, _ sequence: UInt64?, _ checkpoint: Int64?, _ message: String) {
-            failures.append(VerificationFailure(code: "journal.verify." + code, sequence: sequence, checkpoint: checkpoint, message: message))
-        }
+    /// Every checkpoint read, in id order.
+    private(set) var checked: [Checked] = []
+    /// Each stored note's checkpoint id.
+    private(set) var idsByNote: [String: Int64] = [:]
+    /// Each stored checkpoint's id, size and time, in id order.
+    private(set) var stored: [(id: Int64, size: UInt64, issuedAt: Int64)] = []
 
-        // Checkpoints: numbering, signatures, stated values, monotonic sizes and times.
-        var checkpoints: [CheckedCheckpoint] = []
-        var noteIndex: [String: Int64] = [:]
-        var dbNotes: [(id: Int64, size: UInt64, issuedAt: Int64)] = []
-        var expectedID = since ?? 1
+    /// Checks the checkpoints from id `firstID` on.
+    static func check(_ snapshot: some JournalSnapshot, from firstID: Int64, keys: [NoteVerifierKey], failures: inout FailureLog) throws -> CheckpointStage {
+        var stage = CheckpointStage()
+        var expectedID = firstID
         var previousValid: (size: UInt64, issuedAt: Int64)?
-        try snapshot.forEachCheckpoint(from: expectedID) { record in
+        try snapshot.forEachCheckpoint(from: firstID) { record in
             if record.id != expectedID {
-                fail("checkpoint_missing", previousValid?.size ?? 0, expectedID, "checkpoint #\(expectedID) is missing (the next stored one is #\(record.id))")
+                failures.add(.checkpointMissing, previousValid?.size ?? 0, expectedID, "checkpoint #\(expectedID) is missing (the next stored one is #\(record.id))")
                 expectedID = record.id
             }
             expectedID += 1
-            noteIndex[record.note] = record.id
-            dbNotes.append((record.id, record.treeSize, record.issuedAt))
-            let firstInDoubt = previousValid?.size ?? 0
-            let opened: Checkpoint
-            let signedBy: [UInt32]
-            do {
-                let result = try Checkpoint.open(record.note, logKeys: keys)
-                opened = result.checkpoint
-                signedBy = result.signedBy.map(\.keyID)
-            } catch {
-                fail("checkpoint_signature", firstInDoubt, record.id, "the note is not validly signed by a known key of the log: \(error)")
-                checkpoints.append(CheckedCheckpoint(record: record, chain: nil, valid: false, coveredFrom: firstInDoubt))
-                return
+            stage.idsByNote[record.note] = record.id
+            stage.stored.append((record.id, record.treeSize, record.issuedAt))
+            let checked = check(record, coveredFrom: previousValid?.size ?? 0, keys: keys, failures: &failures)
+            if checked.valid {
+                if let previousValid, record.treeSize < previousValid.size || record.issuedAt < previousValid.issuedAt {
+                    failures.add(.checkpointRollback, record.treeSize, record.id, "the tree size or time goes back from the previous checkpoint")
+                }
+                previousValid = (record.treeSize, record.issuedAt)
             }
-            var chain: [UInt8]?
-            var time: String?
-            for line in opened.extensions {
-                if line.hasPrefix("osmose-chain ") { chain = Data(base64Encoded: String(line.dropFirst(13))).map(Array.init) }
-                if line.hasPrefix("osmose-time ") { time = String(line.dropFirst(12)) }
-            }
-            guard opened.size == record.treeSize, opened.rootHash == record.rootHash,
-                time == JournalEntry.rfc3339(microseconds: record.issuedAt), chain?.count == 32
-            else {
-                fail("checkpoint_columns", firstInDoubt, record.id, "the stored size, root or time differ from what the signed note says")
-                checkpoints.append(CheckedCheckpoint(record: record, chain: nil, valid: false, coveredFrom: firstInDoubt))
-                return
-            }
-            if let previousValid, record.treeSize < previousValid.size || record.issuedAt < previousValid.issuedAt {
-                fail("checkpoint_rollback", record.treeSize, record.id, "the tree size or time goes back from the previous checkpoint")
-            }
-            previousValid = (record.treeSize, record.issuedAt)
-            checkpoints.append(CheckedCheckpoint(record: record, chain: chain, valid: true, coveredFrom: firstInDoubt, signedBy: signedBy))
+            stage.checked.append(checked)
         }
-        report.checkpointsChecked = checkpoints.count
-        report.latestCheckpoint = checkpoints.last?.record.id
+        return stage
+    }
 
-        // Entries: rebuild the tree and the chain and compare at every checkpoint.
-        var edge = TreeEdge()
-        var chain = JournalDatabase.chainSeed
-        var next: UInt64 = 0
-        var lastSequencedAt = Int64.min
-        var expectedTiles: [Int: [UInt64: [UInt8]]] = [:]
-        var pending = checkpoints.filter(\.valid)[...]
-        if let since {
-            guard let anchor = pending.first, anchor.record.id == since else {
-                fail("since_unusable", nil, since, "checkpoint #\(since) is missing or invalid: run a full verify")
-                report.failures = failures
-                return report
-            }
-            edge = try snapshot.edge(size: anchor.record.treeSize)
-            guard edge.root() == anchor.record.rootHash, let anchorChain = anchor.chain else {
-                fail("tiles", 0, since, "the stored tree does not give checkpoint #\(since)'s root: run a full verify")
-                report.failures = failures
-                return report
-            }
-            chain = anchorChain
-            next = anchor.record.treeSize
-            report.firstSequence = next
+    /// One checkpoint's signature and stated values.
+    private static func check(_ record: CheckpointRecord, coveredFrom: UInt64, keys: [NoteVerifierKey], failures: inout FailureLog) -> Checked {
+        let opened: Checkpoint
+        let signedBy: [UInt32]
+        do {
+            let result = try Checkpoint.open(record.note, logKeys: keys)
+            opened = result.checkpoint
+            signedBy = result.signedBy.map(\.keyID)
+        } catch {
+            failures.add(.checkpointSignature, coveredFrom, record.id, "the note is not validly signed by a known key of the log: \(error)")
+            return Checked(record: record, chain: nil, valid: false, coveredFrom: coveredFrom)
         }
-        while let first = pending.first, first.record.treeSize == edge.size {
-            checkRoot(first, edge: edge, chain: chain, fail: fail)
-            pending.removeFirst()
+        var chain: [UInt8]?
+        var time: String?
+        for line in opened.extensions {
+            if line.hasPrefix("osmose-chain ") { chain = Data(base64Encoded: String(line.dropFirst(13))).map(Array.init) }
+            if line.hasPrefix("osmose-time ") { time = String(line.dropFirst(12)) }
         }
-        var entryFailed = false
-        var retirements: [UInt32: UInt64] = [:]
-        try snapshot.forEachEntry(from: next) { row in
-            guard !entryFailed else { return }
-            func entryFail(_ code: String, _ message: String) {
-                fail(code, next, nil, message)
-                entryFailed = true
-            }
-            guard row.sequence == next else {
-                if row.sequence > next {
-                    entryFail("entry_missing", "entry \(next) is missing (the next stored one is \(row.sequence))")
-                } else {
-                    fail("entry_duplicate", row.sequence, nil, "entry \(row.sequence) is stored more than once")
-                    entryFailed = true
-                }
-                return
-            }
-            let checked: (scan: CanonicalScan, leaf: [UInt8], chain: [UInt8])? = {
-                let (canonical, storedLeaf, storedChain) = (row.canonicalBytes, row.storedLeafHash, row.storedChainHash)
-                let entry: CanonicalScan
-                do {
-                    entry = try CanonicalScan(canonical)
-                } catch {
-                    entryFail("entry_not_canonical", "the stored bytes are not a canonical entry: \(error)")
-                    return nil
-                }
-                guard entry.sequence == row.sequence else {
-                    entryFail("entry_sequence", "the entry's bytes say seq \(entry.sequence)")
-                    return nil
-                }
-                guard entry.sequencedAt == row.sequencedAt, entry.sequencedAt >= lastSequencedAt else {
-                    entryFail("entry_time", "sequenced_at differs from the bytes or goes back in time")
-                    return nil
-                }
-                let leaf = MerkleTree.leafHash(canonical)
-                guard Self.same(leaf, storedLeaf) else {
-                    entryFail("leaf_hash", "the leaf hash does not match the entry's bytes")
-                    return nil
-                }
-                let nextChain = JournalDatabase.chainHash(previous: chain, leafHash: leaf)
-                guard Self.same(nextChain, storedChain) else {
-                    entryFail("chain_hash", "the chain hash does not follow from the previous entry")
-                    return nil
-                }
-                guard entry.occurredAt == row.occurredAt, row.searchColumnsAgree(with: entry) else {
-                    entryFail("search_columns", "the search columns differ from the entry's bytes")
-                    return nil
-                }
-                return (entry, leaf, nextChain)
-            }()
-            guard let (entry, leaf, nextChain) = checked else { return }
-            if entry.field(.objectType, in: row.canonicalBytes, equals: Self.signingKeyObjectTypeBytes),
-                entry.field(.action, in: row.canonicalBytes, equals: Self.keyAdminBytes),
-                let reason = entry.slice(.reason, in: row.canonicalBytes), reason.starts(with: Self.retirementBytes),
-                let objectID = entry.slice(.objectID, in: row.canonicalBytes), objectID.count == 8,
-                let keyID = UInt32(String(decoding: objectID, as: UTF8.self), radix: 16)
-            {
-                retirements[keyID] = retirements[keyID] ?? row.sequence + 1
-            }
-            chain = nextChain
-            lastSequencedAt = entry.sequencedAt
-            for tile in edge.append(leafHash: leaf) {
-                expectedTiles[tile.level, default: [:]][tile.index] = SHA256.hash(tile.hashes)
-            }
-            next += 1
-            while let first = pending.first, first.record.treeSize == edge.size {
-                checkRoot(first, edge: edge, chain: chain, fail: fail)
-                pending.removeFirst()
-            }
+        guard opened.size == record.treeSize, opened.rootHash == record.rootHash, time == JournalEntry.rfc3339(microseconds: record.issuedAt),
+            chain?.count == 32
+        else {
+            failures.add(.checkpointColumns, coveredFrom, record.id, "the stored size, root or time differ from what the signed note says")
+            return Checked(record: record, chain: nil, valid: false, coveredFrom: coveredFrom)
         }
-        report.entriesChecked = next - report.firstSequence
-        // A checkpoint whose tree holds the retirement of every key that signed it.
-        for checkpoint in checkpoints where checkpoint.valid {
+        return Checked(record: record, chain: chain, valid: true, coveredFrom: coveredFrom, signedBy: signedBy)
+    }
+
+    /// A checkpoint whose tree holds the retirement of every key that signed it
+    /// (`retiredAt`: key id → the size from which it is retired).
+    func checkSigners(retiredAt retirements: [UInt32: UInt64], failures: inout FailureLog) {
+        for checkpoint in checked where checkpoint.valid {
             let live = checkpoint.signedBy.filter { id in retirements[id].map { checkpoint.record.treeSize < $0 } ?? true }
             if live.isEmpty {
                 let retired = checkpoint.signedBy.map { String(format: "%08x", $0) }.joined(separator: ", ")
-                fail(
-                    "checkpoint_retired_key", checkpoint.coveredFrom, checkpoint.record.id,
+                failures.add(
+                    .checkpointRetiredKey, checkpoint.coveredFrom, checkpoint.record.id,
                     "checkpoint #\(checkpoint.record.id) is signed only by key \(retired), retired by the journal before its size \(checkpoint.record.treeSize)")
             }
         }
-        if !entryFailed {
-            if let beyond = pending.first {
-                fail("entries_truncated", next, beyond.record.id, "checkpoint #\(beyond.record.id) covers \(beyond.record.treeSize) entries but the journal ends at \(next)")
+    }
+}
+
+/// Stage 2: where the entries are replayed from: entry 0 and an empty tree, or, for
+/// an incremental run, checkpoint `since`'s size, with the tree's edge rebuilt from
+/// the stored tiles (it must give the checkpoint's root) and the chain hash it signs.
+struct ReplayStart {
+    let edge: TreeEdge
+    let chain: [UInt8]
+    /// The first sequence number to read.
+    let next: UInt64
+
+    /// The start; nil, with the failure recorded, when checkpoint `since` cannot serve.
+    static func find(in snapshot: some JournalSnapshot, since: Int64?, checkpoints: [CheckpointStage.Checked], failures: inout FailureLog) throws
+        -> ReplayStart?
+    {
+        guard let since else { return ReplayStart(edge: TreeEdge(), chain: JournalDatabase.chainSeed, next: 0) }
+        guard let anchor = checkpoints.first(where: \.valid), anchor.record.id == since else {
+            failures.add(.sinceUnusable, nil, since, "checkpoint #\(since) is missing or invalid: run a full verify")
+            return nil
+        }
+        let edge = try snapshot.edge(size: anchor.record.treeSize)
+        guard edge.root() == anchor.record.rootHash, let chain = anchor.chain else {
+            failures.add(.tiles, 0, since, "the stored tree does not give checkpoint #\(since)'s root: run a full verify")
+            return nil
+        }
+        return ReplayStart(edge: edge, chain: chain, next: anchor.record.treeSize)
+    }
+}
+
+/// Stage 3: the entries in order, each checked against its row, its hashes and its
+/// search columns, rebuilding the tree and the chain, which are compared with every
+/// valid checkpoint at its size. The first bad entry ends the replay (what follows
+/// it cannot be vouched for).
+struct EntryReplay {
+    private(set) var edge: TreeEdge
+    private(set) var chain: [UInt8]
+    /// The next sequence number expected.
+    private(set) var next: UInt64
+    private var lastSequencedAt = Int64.min
+    /// The hash of each full tile the entries complete, by level and index.
+    private(set) var expectedTiles: [Int: [UInt64: [UInt8]]] = [:]
+    /// Signing keys retired by journal events: key id → the tree size from which they are retired.
+    private(set) var retirements: [UInt32: UInt64] = [:]
+    /// True once an entry failed.
+    private(set) var failed = false
+    /// The valid checkpoints whose size is not reached yet.
+    private var pending: ArraySlice<CheckpointStage.Checked>
+
+    init(from start: ReplayStart, checkpoints: [CheckpointStage.Checked], failures: inout FailureLog) {
+        edge = start.edge
+        chain = start.chain
+        next = start.next
+        pending = checkpoints[...]
+        checkReachedCheckpoints(failures: &failures)
+    }
+
+    /// Checks the next stored row.
+    mutating func check(_ row: some StoredEntryRow, failures: inout FailureLog) {
+        guard !failed else { return }
+        guard row.sequence == next else {
+            if row.sequence > next {
+                fail(.entryMissing, "entry \(next) is missing (the next stored one is \(row.sequence))", failures: &failures)
+            } else {
+                failures.add(.entryDuplicate, row.sequence, nil, "entry \(row.sequence) is stored more than once")
+                failed = true
             }
-            let head = try snapshot.head()
-            if head.size != next || head.chainHash != chain {
-                fail("head", min(head.size, next), nil, "journal.head says \(head.size) entries, the entries give \(next)")
+            return
+        }
+        guard let (entry, leaf, nextChain) = checked(row, failures: &failures) else { return }
+        noteRetirement(entry, row)
+        chain = nextChain
+        lastSequencedAt = entry.sequencedAt
+        for tile in edge.append(leafHash: leaf) {
+            expectedTiles[tile.level, default: [:]][tile.index] = SHA256.hash(tile.hashes)
+        }
+        next += 1
+        checkReachedCheckpoints(failures: &failures)
+    }
+
+    /// The row's bytes scanned, its leaf hash and the chain hash after it; nil, with
+    /// the failure recorded, when the row is not what the journal stores.
+    private mutating func checked(_ row: some StoredEntryRow, failures: inout FailureLog) -> (scan: CanonicalScan, leaf: [UInt8], chain: [UInt8])? {
+        let (canonical, storedLeaf, storedChain) = (row.canonicalBytes, row.storedLeafHash, row.storedChainHash)
+        let entry: CanonicalScan
+        do {
+            entry = try CanonicalScan(canonical)
+        } catch {
+            fail(.entryNotCanonical, "the stored bytes are not a canonical entry: \(error)", failures: &failures)
+            return nil
+        }
+        guard entry.sequence == row.sequence else {
+            fail(.entrySequence, "the entry's bytes say seq \(entry.sequence)", failures: &failures)
+            return nil
+        }
+        guard entry.sequencedAt == row.sequencedAt, entry.sequencedAt >= lastSequencedAt else {
+            fail(.entryTime, "sequenced_at differs from the bytes or goes back in time", failures: &failures)
+            return nil
+        }
+        let leaf = MerkleTree.leafHash(canonical)
+        guard Self.same(leaf, storedLeaf) else {
+            fail(.leafHash, "the leaf hash does not match the entry's bytes", failures: &failures)
+            return nil
+        }
+        let nextChain = JournalDatabase.chainHash(previous: chain, leafHash: leaf)
+        guard Self.same(nextChain, storedChain) else {
+            fail(.chainHash, "the chain hash does not follow from the previous entry", failures: &failures)
+            return nil
+        }
+        guard entry.occurredAt == row.occurredAt, row.searchColumnsAgree(with: entry) else {
+            fail(.searchColumns, "the search columns differ from the entry's bytes", failures: &failures)
+            return nil
+        }
+        return (entry, leaf, nextChain)
+    }
+
+    private mutating func fail(_ code: VerificationFailure.Code, _ message: String, failures: inout FailureLog) {
+        failures.add(code, next, nil, message)
+        failed = true
+    }
+
+    /// Records the retirement of a signing key when the entry is one (the first one counts).
+    private mutating func noteRetirement(_ entry: CanonicalScan, _ row: some StoredEntryRow) {
+        let bytes = row.canonicalBytes
+        guard entry.field(.objectType, in: bytes, equals: Self.signingKeyObjectTypeBytes), entry.field(.action, in: bytes, equals: Self.keyAdminBytes),
+            let reason = entry.slice(.reason, in: bytes), reason.starts(with: Self.retirementBytes),
+            let objectID = entry.slice(.objectID, in: bytes), objectID.count == 8,
+            let keyID = UInt32(String(decoding: objectID, as: UTF8.self), radix: 16)
+        else { return }
+        retirements[keyID] = retirements[keyID] ?? row.sequence + 1
+    }
+
+    /// Compares the tree and the chain with every pending checkpoint of the current size.
+    private mutating func checkReachedCheckpoints(failures: inout FailureLog) {
+        while let first = pending.first, first.record.treeSize == edge.size {
+            if edge.root() != first.record.rootHash {
+                failures.add(.checkpointRoot, first.coveredFrom, first.record.id, "the entries do not give the root this checkpoint signs")
+            } else if first.chain != chain {
+                failures.add(.checkpointChain, first.coveredFrom, first.record.id, "the chain hash this checkpoint signs differs from the entries'")
+            }
+            pending.removeFirst()
+        }
+    }
+
+    /// Stage 4, once every entry passed: no checkpoint covers more entries than
+    /// there are, and the head agrees with the entries.
+    func checkEnd(head: (size: UInt64, chainHash: [UInt8]), failures: inout FailureLog) {
+        if let beyond = pending.first {
+            failures.add(
+                .entriesTruncated, next, beyond.record.id, "checkpoint #\(beyond.record.id) covers \(beyond.record.treeSize) entries but the journal ends at \(next)")
+        }
+        if head.size != next || head.chainHash != chain {
+            failures.add(.head, min(head.size, next), nil, "journal.head says \(head.size) entries, the entries give \(next)")
+        }
+    }
+
+    /// True when a computed hash equals stored bytes.
+    private static func same(_ hash: [UInt8], _ stored: ArraySlice<UInt8>) -> Bool {
+        hash.count == stored.count
+            && hash.withUnsafeBytes { hash in stored.withUnsafeBytes { memcmp(hash.baseAddress!, $0.baseAddress!, hash.count) == 0 } }
+    }
+
+    private static let signingKeyObjectTypeBytes = ArraySlice(JournalVerifier.signingKeyObjectType.utf8)
+    private static let keyAdminBytes = ArraySlice(AccessAction.keyAdmin.rawValue.utf8)
+    private static let retirementBytes = Array(JournalVerifier.retirementReasonPrefix.utf8)
+}
+
+/// Stage 5: the stored tiles are exactly the full tiles the entries give (below the
+/// start of an incremental run, only their presence).
+enum TileStage {
+    /// Checks the stored tiles against `expected` (the replay's) for entries `start..<end`; returns how many were compared.
+    static func check(_ snapshot: some JournalSnapshot, expected: [Int: [UInt64: [UInt8]]], from start: UInt64, end: UInt64, failures: inout FailureLog)
+        throws -> Int
+    {
+        var expected = expected
+        var checked = 0
+        try snapshot.forEachTile { tile in
+            let coverage = UInt64(HashTile.width) << UInt64(8 * tile.level)
+            let firstLeaf = tile.index &* coverage
+            guard firstLeaf + coverage > start else { return }
+            checked += 1
+            guard let hash = expected[tile.level]?.removeValue(forKey: tile.index) else {
+                return failures.add(.tiles, max(firstLeaf, end), nil, "hash tile \(tile.level)/\(tile.index) is stored but the entries do not fill it")
+            }
+            if hash != SHA256.hash(tile.hashes) {
+                failures.add(.tiles, firstLeaf, nil, "hash tile \(tile.level)/\(tile.index) differs from the entries' hashes")
             }
         }
-
-        // Stored tiles: exactly the full tiles the entries give (below the start of an incremental run, only their presence).
-        if !entryFailed {
-            let startSize = report.firstSequence
-            try snapshot.forEachTile { tile in
-                let coverage = UInt64(HashTile.width) << UInt64(8 * tile.level)
-                let firstLeaf = tile.index &* coverage
-                guard firstLeaf + coverage > startSize else { return }
-                report.tilesChecked += 1
-                guard let expected = expectedTiles[tile.level]?.removeValue(forKey: tile.index) else {
-                    return fail("tiles", max(firstLeaf, next), nil, "hash tile \(tile.level)/\(tile.index) is stored but the entries do not fill it")
-                }
-                if expected != SHA256.hash(tile.hashes) {
-                    fail("tiles", firstLeaf, nil, "hash tile \(tile.level)/\(tile.index) differs from the entries' hashes")
-                }
-            }
-            for (level, tiles) in expectedTiles {
-                for index in tiles.keys {
-                    fail("tiles", index << UInt64(8 * (level + 1)), nil, "hash tile \(level)/\(index) is missing")
-                }
+        for (level, tiles) in expected {
+            for index in tiles.keys {
+                failures.add(.tiles, index << UInt64(8 * (level + 1)), nil, "hash tile \(level)/\(index) is missing")
             }
         }
+        return checked
+    }
+}
 
-        // Witness copies: each a run of the database's notes, up to the newest (allowing for the grace period).
+/// Stage 6: each witness copy is a run of the database's notes, up to the newest
+/// (allowing for the grace period), and its latest file is its last note.
+struct WitnessStage {
+    /// The database's checkpoints.
+    let checkpoints: CheckpointStage
+    /// True for a run from `--since`: a witness's notes before the first one read are not known.
+    let incremental: Bool
+    /// The time of the check and the grace period, in microseconds.
+    let now: Int64
+    let grace: Int64
+
+    /// Checks `witnesses`; returns how many notes were compared.
+    func check(_ witnesses: [(name: String, notes: [String], latest: String?)], failures: inout FailureLog) -> Int {
+        var compared = 0
         for witness in witnesses {
-            report.witnessNotesChecked += witness.notes.count
-            var previousID: Int64?
-            var broken = false
-            for note in witness.notes {
-                guard let id = noteIndex[note] else {
-                    if since != nil, previousID == nil { continue }
-                    let size = (try? Checkpoint(text: SignedNote.text(of: note)))?.size
-                    let dbSize = dbNotes.last?.size ?? 0
-                    fail(
-                        "witness_unknown_checkpoint", min(size ?? dbSize, dbSize), nil,
-                        "\(witness.name) holds a checkpoint of size \(size.map(String.init) ?? "?") the database lacks (rolled back or forked)")
-                    broken = true
-                    break
-                }
-                if let previousID, id != previousID + 1 {
-                    fail("witness_gap", nil, previousID + 1, "\(witness.name) skips from checkpoint #\(previousID) to #\(id)")
-                    broken = true
-                    break
-                }
-                previousID = id
-            }
-            if !broken {
-                let lastID = previousID ?? 0
-                let missing = dbNotes.filter { $0.id > lastID && now - $0.issuedAt > witnessGrace }
+            compared += witness.notes.count
+            if let lastID = lastCheckpoint(of: witness, failures: &failures) {
+                let missing = checkpoints.stored.filter { $0.id > lastID && now - $0.issuedAt > grace }
                 if let first = missing.first, let last = missing.last {
-                    fail("witness_behind", nil, first.id, "\(witness.name) lacks checkpoints #\(first.id)…#\(last.id)")
+                    failures.add(.witnessBehind, nil, first.id, "\(witness.name) lacks checkpoints #\(first.id)…#\(last.id)")
                 }
             }
             if let latest = witness.latest, let last = witness.notes.last, latest != last {
-                fail("witness_latest", nil, nil, "\(witness.name)/checkpoint is not the last note of its log")
+                failures.add(.witnessLatest, nil, nil, "\(witness.name)/checkpoint is not the last note of its log")
             }
         }
-        report.failures = failures.sorted { ($0.sequence ?? .max, $0.checkpoint ?? .max) < ($1.sequence ?? .max, $1.checkpoint ?? .max) }
-        return report
+        return compared
     }
 
-    private static let signingKeyObjectTypeBytes = ArraySlice(signingKeyObjectType.utf8)
-    private static let keyAdminBytes = ArraySlice(AccessAction.keyAdmin.rawValue.utf8)
-    private static let retirementBytes = Array(retirementReasonPrefix.utf8)
-
-    private func checkRoot(_ checkpoint: CheckedCheckpoint, edge: TreeEdge, chain: [UInt8], fail: (String, UInt64?, Int64?, String) -> Void) {
-        if edge.root() != checkpoint.record.rootHash {
-            fail("checkpoint_root", checkpoint.coveredFrom, checkpoint.record.id, "the entries do not give the root this checkpoint signs")
-        } else if checkpoint.chain != chain {
-            fail("checkpoint_chain", checkpoint.coveredFrom, checkpoint.record.id, "the chain hash this checkpoint signs differs from the entries'")
+    /// The id of the witness's last note (0 when it holds none); nil, with the
+    /// failure recorded, when its notes are not a run of the database's.
+    private func lastCheckpoint(of witness: (name: String, notes: [String], latest: String?), failures: inout FailureLog) -> Int64? {
+        var previousID: Int64?
+        for note in witness.notes {
+            guard let id = checkpoints.idsByNote[note] else {
+                if incremental, previousID == nil { continue }
+                let size = (try? Checkpoint(text: SignedNote.text(of: note)))?.size
+                let databaseSize = checkpoints.stored.last?.size ?? 0
+                failures.add(
+                    .witnessUnknownCheckpoint, min(size ?? databaseSize, databaseSize), nil,
+                    "\(witness.name) holds a checkpoint of size \(size.map(String.init) ?? "?") the database lacks (rolled back or forked)")
+                return nil
+            }
+            if let previousID, id != previousID + 1 {
+                failures.add(.witnessGap, nil, previousID + 1, "\(witness.name) skips from checkpoint #\(previousID) to #\(id)")
+                return nil
+            }
+            previousID = id
         }
+        return previousID ?? 0
     }
 }

@@ -85,13 +85,13 @@ extension AccessEvent {
 /// one letter followed by hundreds of combining marks is one grapheme).
 public enum JournalText {
     /// `actor_username`'s bound.
-    public static let usernameLimit = 128
+    public static let usernameLimit = IntakeColumn.actorUsername.maximumLength
     /// `object_id`'s bound.
-    public static let objectIDLimit = 128
+    public static let objectIDLimit = IntakeColumn.objectID.maximumLength
     /// `reason`'s bound.
-    public static let reasonLimit = 200
+    public static let reasonLimit = IntakeColumn.reason.maximumLength
     /// `user_agent`'s bound.
-    public static let userAgentLimit = 512
+    public static let userAgentLimit = IntakeColumn.userAgent.maximumLength
 
     /// `text` cut to at most `limit` code points.
     public static func bounded(_ text: String, to limit: Int) -> String {

@@ -23,10 +23,10 @@ public enum IntakeProtocol {
         }
     }
 
-    static let stringFields: Set<String> = [
-        "request_id", "actor_user_id", "actor_username", "actor_role", "actor_team", "action", "object_type", "object_id", "patient_id",
-        "purpose", "result", "reason", "client_ip", "user_agent", "occurred_at",
-    ]
+    /// The fields a request may carry, by name: every intake column but `source`,
+    /// which is the peer's (from its uid), never the request's.
+    public static let acceptedFields: [String: IntakeColumn] = Dictionary(
+        uniqueKeysWithValues: IntakeColumn.allCases.filter { $0 != .source }.map { ($0.name, $0) })
 
     /// Decodes a request frame's body into an event recorded under `source`.
     /// - Throws: ``Refusal`` naming the first problem.
@@ -38,25 +38,25 @@ public enum IntakeProtocol {
             throw Refusal("malformed_json", "the frame is not a JSON document")
         }
         guard let fields = object as? [String: Any] else { throw Refusal("malformed_json", "the frame is not a JSON object") }
-        var values: [String: String] = [:]
+        var values: [IntakeColumn: String] = [:]
         for (key, value) in fields {
-            guard stringFields.contains(key) else { throw Refusal("unknown_field", "unknown field \"\(key.prefix(64))\"") }
+            guard let column = acceptedFields[key] else { throw Refusal("unknown_field", "unknown field \"\(key.prefix(64))\"") }
             if value is NSNull { continue }
             guard let text = value as? String else { throw Refusal("invalid_field", "\(key) must be a string or null") }
-            values[key] = text
+            values[column] = text
         }
-        func required(_ key: String) throws -> String {
-            guard let value = values[key] else { throw Refusal("missing_field", "\(key) is required") }
+        func required(_ column: IntakeColumn) throws -> String {
+            guard let value = values[column] else { throw Refusal("missing_field", "\(column.name) is required") }
             return value
         }
-        guard let action = AccessAction(rawValue: try required("action")) else { throw Refusal("invalid_field", "action is not a known action") }
-        guard let result = AccessResult(rawValue: try required("result")) else { throw Refusal("invalid_field", "result must be success, denied or error") }
+        guard let action = AccessAction(rawValue: try required(.action)) else { throw Refusal("invalid_field", "action is not a known action") }
+        guard let result = AccessResult(rawValue: try required(.result)) else { throw Refusal("invalid_field", "result must be success, denied or error") }
         // The journal's own signing-key events decide what verify accepts; only the key tools write them.
-        guard values["object_type"] != "journal-signing-key" else {
+        guard values[.objectType] != JournalVerifier.signingKeyObjectType else {
             throw Refusal("forbidden_field", "object_type journal-signing-key is reserved to osmose-keyd and osmosectl")
         }
         var occurredAt = now
-        if let text = values["occurred_at"] {
+        if let text = values[.occurredAt] {
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             let plain = ISO8601DateFormatter()
@@ -66,21 +66,21 @@ public enum IntakeProtocol {
             occurredAt = date
         }
         var event = AccessEvent(
-            occurredAt: occurredAt, source: source, requestID: try required("request_id"), action: action, objectType: try required("object_type"),
+            occurredAt: occurredAt, source: source, requestID: try required(.requestID), action: action, objectType: try required(.objectType),
             result: result)
-        event.actorUserID = try values["actor_user_id"].map { try uuid($0, "actor_user_id") }
-        event.actorUsername = values["actor_username"]
-        event.actorRole = values["actor_role"]
-        event.actorTeam = values["actor_team"]
-        event.objectID = values["object_id"]
-        event.patientID = try values["patient_id"].map { try uuid($0, "patient_id") }
-        if let purpose = values["purpose"] {
+        event.actorUserID = try values[.actorUserID].map { try uuid($0, .actorUserID) }
+        event.actorUsername = values[.actorUsername]
+        event.actorRole = values[.actorRole]
+        event.actorTeam = values[.actorTeam]
+        event.objectID = values[.objectID]
+        event.patientID = try values[.patientID].map { try uuid($0, .patientID) }
+        if let purpose = values[.purpose] {
             guard let known = AccessPurpose(rawValue: purpose) else { throw Refusal("invalid_field", "purpose is not a known purpose") }
             event.purpose = known
         }
-        event.reason = values["reason"]
-        event.clientIP = try values["client_ip"].map(canonicalAddress)
-        event.userAgent = values["user_agent"]
+        event.reason = values[.reason]
+        event.clientIP = try values[.clientIP].map(canonicalAddress)
+        event.userAgent = values[.userAgent]
         let check = JournalEntry(
             sequence: 0, occurredAt: 0, sequencedAt: 0, source: source, requestID: event.requestID, actorUserID: event.actorUserID?.uuidString.lowercased(),
             actorUsername: event.actorUsername, actorRole: event.actorRole, actorTeam: event.actorTeam, action: action.rawValue,
@@ -94,8 +94,8 @@ public enum IntakeProtocol {
         return event
     }
 
-    private static func uuid(_ text: String, _ field: String) throws -> UUID {
-        guard let value = UUID(uuidString: text) else { throw Refusal("invalid_field", "\(field) must be a UUID") }
+    private static func uuid(_ text: String, _ column: IntakeColumn) throws -> UUID {
+        guard let value = UUID(uuidString: text) else { throw Refusal("invalid_field", "\(column.name) must be a UUID") }
         return value
     }
 

@@ -121,7 +121,7 @@ struct JournalCommand: AsyncParsableCommand {
                     for failure in report.failures { print("FAIL \(failure)") }
                 }
                 guard report.passed else {
-                    if report.failures.contains(where: { $0.code == "journal.verify.checkpoint_signature" }) {
+                    if report.failures.contains(where: { $0.code == .checkpointSignature }) {
                         await hintUntrustedKeys(verifierKeys)
                     }
                     FileHandle.standardError.write(

@@ -141,7 +141,7 @@ struct JournalDaemonTests {
         let ready = try await offThePool { [notify] in notify.receive() }
         #expect(ready?.contains("READY=1") == true)
 
-        var random = SystemRandomNumberGenerator()
+        var random = TestSeed.generator(test: "JournalDaemonTests.intakeSocket")
         let badInputs: [(String, [UInt8], Bool, String)] = [
             ("random bytes", (0..<600).map { _ in UInt8.random(in: 0...255, using: &random) }, false, ""),
             ("truncated frame", Array(IntakeClient.frame(Array(#"{"request_id":"x"}"#.utf8)).prefix(9)), true, "journal.socket.truncated_frame"),
@@ -198,40 +198,53 @@ struct JournalDaemonTests {
         await refusedSetup.database.drop()
     }
 
-    @Test("Killed with SIGKILL at 50 random moments while events stream in: every committed event is journaled exactly once and verify passes")
+    @Test("Killed with SIGKILL 50 times mid-batch while events stream in: every committed event is journaled exactly once and verify passes")
     func crashes() async throws {
         // Small batches: most are full, so one is being written while the next is taken
         // on the second connection when the kill comes.
         let setup = try await prepare("jdcrash", batchSize: 64)
+        let seed = TestSeed.current(test: "JournalDaemonTests.crashes")
+        var random = SeededGenerator(seed: seed)
+        let feederRandom = random.split()
         let feeder = try await Connection.connect(setup.database.connectionString, logger: testLogger)
+        let monitor = try await Connection.connect(setup.database.connectionString, logger: testLogger)
         let stop = StopSignal()
         let feeding = Task {
+            var random = feederRandom
             var committed = 0
             var number = 0
             while !stop.isSet {
-                let count = Int.random(in: 1...40)
+                let count = Int.random(in: 1...40, using: &random)
                 let events = (0..<count).map { offset in
                     var event = AccessEvent(source: "osmose-care", requestID: "crash-\(number + offset)", action: .read, objectType: "patient", result: .success)
-                    event.patientID = UUID()
+                    event.patientID = UUID.random(using: &random)
                     event.purpose = .care
                     return event
                 }
                 try await feeder.transaction { connection in try connection.record(events) }
                 number += count
                 committed += count
-                try await Task.sleep(for: .milliseconds(Int.random(in: 0...10)))
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...10, using: &random)))
             }
             return committed
         }
         let daemonPath = bin.appendingPathComponent("osmose-journald").path
-        for _ in 0..<50 {
+        let kills = 50
+        var landed = 0
+        var rounds = 0
+        while landed < kills && rounds < 4 * kills {
+            rounds += 1
             let notify = try DatagramSocket()
             let daemon = try BackgroundProcess(daemonPath, ["--config", setup.config], environment: ["NOTIFY_SOCKET": notify.address])
             _ = try await offThePool { [notify] in notify.receive() }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...300, using: &random)))
+            let inFlight = try await Self.openTransactions(of: "osmose-journald", on: monitor, within: .seconds(3))
             daemon.signal(SIGKILL)
             _ = try await daemon.wait()
+            if try await Self.anyUndone(inFlight, on: monitor) { landed += 1 }
         }
+        print("JournalDaemonTests.crashes: \(landed) kills undid a batch or checkpoint in flight, in \(rounds) rounds")
+        #expect(landed == kills, "kills that undid a batch or checkpoint in flight: \(landed) in \(rounds) rounds (seed \(seed))")
         stop.set()
         let committed = try await feeding.value
         let notify = try DatagramSocket()
@@ -253,16 +266,48 @@ struct JournalDaemonTests {
         #expect(verify.status == 0, "\(verify.standardOutput)\(verify.standardError)")
         #expect(verify.standardOutput.contains("witness notes in 2 directories"))
         await feeder.close()
+        await monitor.close()
         await setup.database.drop()
+    }
+
+    /// The transaction ids of `program`'s sessions that are writing now (a batch taken
+    /// or being written, a checkpoint), polled until there is one or `within` has passed.
+    static func openTransactions(of program: String, on connection: Connection, within: Duration) async throws -> String? {
+        let deadline = ContinuousClock.now + within
+        repeat {
+            let found = try await connection.query(
+                "SELECT string_agg(backend_xid::text, ',') AS xids FROM pg_stat_activity WHERE application_name = $1 AND backend_xid IS NOT NULL",
+                [program]
+            ).rows[0].optionalString("xids")
+            if let found { return found }
+            try await Task.sleep(for: .milliseconds(1))
+        } while ContinuousClock.now < deadline
+        return nil
+    }
+
+    /// True when one of the transactions `xids` (comma-separated) was rolled back,
+    /// once none is in progress any more: the kill undid work in flight.
+    static func anyUndone(_ xids: String?, on connection: Connection) async throws -> Bool {
+        guard let xids else { return false }
+        let query = """
+            SELECT count(*) FILTER (WHERE status = 'in progress') AS running, count(*) FILTER (WHERE status = 'aborted') AS aborted
+            FROM (SELECT pg_xact_status(xid::xid8) AS status FROM unnest(string_to_array($1, ',')) AS xid) AS transactions
+            """
+        try await waitUntil("the killed daemon's transactions to end") {
+            try await connection.query(query, [xids]).rows[0].int("running") == 0
+        }
+        return try await connection.query(query, [xids]).rows[0].int("aborted") > 0
     }
 
     @Test("The security officer's commands: verify, proofs and exports accepted by an independent C2SP implementation; tampering in the database is caught")
     func securityOfficer() async throws {
         let setup = try await prepare("jdofficer")
         let connection = try await Connection.connect(setup.database.connectionString, logger: testLogger)
+        // Fixed ids, the same on every run.
+        var generator = SeededGenerator(seed: 700)
         let events = (0..<700).map { index in
             var event = AccessEvent(source: "osmose-care", requestID: "o-\(index)", action: index % 5 == 0 ? .update : .read, objectType: "patient", result: .success)
-            event.patientID = index % 100 == 0 ? UUID(uuidString: "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab")! : UUID()
+            event.patientID = index % 100 == 0 ? UUID(uuidString: "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab")! : UUID.random(using: &generator)
             event.actorTeam = index % 2 == 0 ? "sau" : "epl"
             event.purpose = .care
             return event

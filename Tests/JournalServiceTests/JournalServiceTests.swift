@@ -69,6 +69,31 @@ struct IntakeProtocolTests {
         }
     }
 
+    @Test("The socket accepts every intake column but source, by its name, and each one reaches the recorded event")
+    func acceptedFields() throws {
+        // Two valid values per accepted column.
+        let samples: [IntakeColumn: (String, String)] = [
+            .occurredAt: ("2026-11-22T04:30:00.123Z", "2026-11-22T04:30:01Z"), .requestID: ("r-1", "r-2"),
+            .actorUserID: ("7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab", "00000000-0000-4000-8000-000000000001"), .actorUsername: ("alice", "bob"),
+            .actorRole: ("agent", "manager"), .actorTeam: ("sau", "epl"), .action: ("read", "update"), .objectType: ("patient", "episode"),
+            .objectID: ("p-1", "p-2"), .patientID: ("7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab", "00000000-0000-4000-8000-000000000002"),
+            .purpose: ("care", "audit"), .result: ("success", "denied"), .reason: ("care.forbidden", "care.not_found"),
+            .clientIP: ("10.0.0.1", "2001:db8::1"), .userAgent: ("curl/8.5", "Mozilla/5.0"),
+        ]
+        #expect(Set(IntakeProtocol.acceptedFields.values) == Set(IntakeColumn.allCases.filter { $0 != .source }))
+        #expect(Set(samples.keys) == Set(IntakeProtocol.acceptedFields.values), "a sample for every accepted column")
+        #expect(IntakeProtocol.acceptedFields.allSatisfy { name, column in name == column.name })
+        func request(changing changed: IntakeColumn?) throws -> AccessEvent {
+            let fields = samples.map { column, values in (column.name, column == changed ? values.1 : values.0) }
+            let json = try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: fields))
+            return try IntakeProtocol.event(from: Array(json), source: "osmose-backupd")
+        }
+        let base = try request(changing: nil)
+        for column in samples.keys {
+            #expect(try request(changing: column) != base, "\(column.name) does not reach the event")
+        }
+    }
+
     @Test("Replies are framed with a big-endian length")
     func framing() throws {
         let reply = IntakeProtocol.reply(["ok": true, "intake_id": 7])

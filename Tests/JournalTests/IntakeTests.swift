@@ -10,11 +10,13 @@ struct IntakeTests {
         var event = AccessEvent(
             occurredAt: Date(timeIntervalSince1970: 1_795_000_000.123456 + Double(index)), source: "osmose-care", requestID: "request-\(index)",
             action: .read, objectType: "patient", result: index % 3 == 0 ? .denied : .success)
-        event.actorUserID = UUID()
+        // Fixed ids, the same on every run.
+        var generator = SeededGenerator(seed: UInt64(index))
+        event.actorUserID = UUID.random(using: &generator)
         event.actorUsername = "agent.\(index)"
         event.actorRole = "agent"
         event.actorTeam = "sau"
-        event.patientID = index % 2 == 0 ? UUID() : nil
+        event.patientID = index % 2 == 0 ? UUID.random(using: &generator) : nil
         event.purpose = .care
         event.reason = index % 3 == 0 ? "care.forbidden" : nil
         event.clientIP = index % 2 == 0 ? "127.0.0.1" : "2001:db8::1"

@@ -1,6 +1,7 @@
 import Cryptography
 import Journal
 import Testing
+import TestSupport
 
 /// The RFC 6962 reference tree (the certificate-transparency test suite's leaves
 /// and published roots, also used by Trillian and Tessera).
@@ -99,19 +100,23 @@ struct MerkleTreeTests {
 
     @Test("Larger random trees: every proof verifies, and a rollback is caught")
     func larger() {
-        var generator = SystemRandomNumberGenerator()
+        let seed = TestSeed.current(test: "MerkleTreeTests.larger")
+        var generator = SeededGenerator(seed: seed)
         let leaves = (0..<300).map { index in MerkleTree.leafHash(Array("event \(index) \(UInt64.random(in: 0...UInt64.max, using: &generator))".utf8)) }
         for _ in 0..<60 {
-            let new = Int.random(in: 1...leaves.count)
-            let old = Int.random(in: 1...new)
-            let index = Int.random(in: 0..<new)
+            let new = Int.random(in: 1...leaves.count, using: &generator)
+            let old = Int.random(in: 1...new, using: &generator)
+            let index = Int.random(in: 0..<new, using: &generator)
+            let trial = "sizes \(old) → \(new), index \(index) (seed \(seed))"
             let root = MerkleTree.root(leaves.prefix(new))
-            #expect(MerkleTree.verifyInclusion(leafHash: leaves[index], index: index, size: new, proof: MerkleTree.inclusionProof(index: index, leaves.prefix(new)), root: root))
+            #expect(
+                MerkleTree.verifyInclusion(leafHash: leaves[index], index: index, size: new, proof: MerkleTree.inclusionProof(index: index, leaves.prefix(new)), root: root),
+                "\(trial)")
             let proof = MerkleTree.consistencyProof(oldSize: old, leaves.prefix(new))
-            #expect(MerkleTree.verifyConsistency(oldSize: old, newSize: new, oldRoot: MerkleTree.root(leaves.prefix(old)), newRoot: root, proof: proof))
+            #expect(MerkleTree.verifyConsistency(oldSize: old, newSize: new, oldRoot: MerkleTree.root(leaves.prefix(old)), newRoot: root, proof: proof), "\(trial)")
             if old < new {
                 // A "new" checkpoint smaller than the old one (rollback) never verifies.
-                #expect(!MerkleTree.verifyConsistency(oldSize: new, newSize: old, oldRoot: root, newRoot: MerkleTree.root(leaves.prefix(old)), proof: proof))
+                #expect(!MerkleTree.verifyConsistency(oldSize: new, newSize: old, oldRoot: root, newRoot: MerkleTree.root(leaves.prefix(old)), proof: proof), "\(trial)")
             }
         }
     }

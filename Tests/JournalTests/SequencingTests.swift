@@ -21,12 +21,14 @@ struct JournalFixture {
 
     /// Inserts `count` events into the intake as the care role would.
     func submit(_ count: Int, offset: Int = 0) async throws {
+        // Fixed ids, the same on every run.
+        var generator = SeededGenerator(seed: UInt64(offset))
         let events = (0..<count).map { index in
             var event = AccessEvent(source: "osmose-care", requestID: "r-\(offset + index)", action: .read, objectType: "patient", result: .success)
-            event.actorUserID = UUID()
+            event.actorUserID = UUID.random(using: &generator)
             event.actorRole = "agent"
             event.actorTeam = "sau"
-            event.patientID = UUID()
+            event.patientID = UUID.random(using: &generator)
             event.purpose = .care
             event.clientIP = index % 2 == 0 ? "10.1.2.3" : "2001:db8::7"
             event.userAgent = "tests\twith tab"
@@ -136,6 +138,37 @@ struct SequencingTests {
         await care.close()
         #expect(try await fixture.admin.query("SELECT count(*) AS n FROM journal.entries").rows[0].int("n") == 10)
         #expect(try await fixture.verify().passed)
+        await fixture.close()
+    }
+
+    @Test("Pipelined batches: the next batch is taken while one is uncommitted, and is refused when that one rolls back")
+    func pipelinedBatches() async throws {
+        let fixture = try await JournalFixture.make("pipelined")
+        let second = try await Connection.connect("\(fixture.database.connectionString) user=osmose_journald", logger: testLogger)
+        let start = try await fixture.journald.perform { try JournalDatabase.loadState(on: $0) }
+        try await fixture.journald.perform { try JournalDatabase.ensurePartition(on: $0, containing: Int64(Date().timeIntervalSince1970 * 1_000_000)) }
+        try await fixture.submit(20)
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let first = try await fixture.journald.perform { connection in
+            try connection.query("BEGIN")
+            let batch = try JournalDatabase.takeBatch(on: connection, state: start, limit: 10, now: now)
+            try JournalDatabase.writeBatch(on: connection, batch)
+            return batch
+        }
+        // Taken on the other connection above the first batch, while it is uncommitted.
+        let next = try await second.perform { connection in
+            try connection.query("BEGIN")
+            return try JournalDatabase.takeBatch(on: connection, state: first.next, limit: 10, now: now, above: first.maxTaken ?? 0)
+        }
+        #expect(first.appended == 10 && next.appended == 10 && next.start == first.next)
+        try await fixture.journald.perform { connection in _ = try connection.query("ROLLBACK") }
+        await #expect(throws: JournalError(.concurrentWriter, "")) {
+            try await second.perform { connection in try JournalDatabase.writeBatch(on: connection, next) }
+        }
+        try await second.perform { connection in _ = try connection.query("ROLLBACK") }
+        #expect(try await fixture.admin.query("SELECT count(*) AS n FROM journal.intake").rows[0].int("n") == 20, "both batches' rows are back in the intake")
+        #expect(try await fixture.admin.query("SELECT tree_size FROM journal.head").rows[0].int("tree_size") == 0)
+        await second.close()
         await fixture.close()
     }
 

@@ -68,14 +68,16 @@ struct TamperingTests {
     static let sourceEntries: [JournalEntry] = (0..<size).map(sourceEntry)
 
     static func sourceEntry(_ index: Int) -> JournalEntry {
+        // Fixed ids, the same on every run: only the tamperings are drawn from the test's seed.
+        var generator = SeededGenerator(seed: UInt64(index))
         let base: Int64 = 1_795_000_000_000_000
         let occurred = base + Int64(index) * 997
         let sequenced = base + Int64(index / 50) * 1000
         let address = "10.0.\(index % 256).\(index / 256 % 256)"
         return JournalEntry(
             sequence: UInt64(index), occurredAt: occurred, sequencedAt: sequenced, source: "osmose-care", requestID: "r-\(index)",
-            actorUserID: UUID().uuidString.lowercased(), actorRole: "agent", actorTeam: "sau", action: index % 7 == 0 ? "update" : "read",
-            objectType: "patient", patientID: UUID().uuidString.lowercased(), purpose: "care", result: index % 11 == 0 ? "denied" : "success",
+            actorUserID: UUID.random(using: &generator).uuidString.lowercased(), actorRole: "agent", actorTeam: "sau",
+            action: index % 7 == 0 ? "update" : "read", objectType: "patient", patientID: UUID.random(using: &generator).uuidString.lowercased(), purpose: "care", result: index % 11 == 0 ? "denied" : "success",
             clientIP: address, userAgent: "harness")
     }
     static let checkpointSizes = Set(stride(from: 337, through: size, by: 337)).union([size - 5])
@@ -86,50 +88,74 @@ struct TamperingTests {
         case alterCheckpoint, dropCheckpoint, dropLatestCheckpoint, resignWithOtherKey, rollback, fork
     }
 
-    /// Applies one tampering; returns the altered journal and the sequence number or
-    /// checkpoint the report must name.
-    static func tamper(_ kind: Tampering, _ journal: MemoryJournal, random: inout SystemRandomNumberGenerator) throws
-        -> (journal: MemoryJournal, sequence: UInt64?, checkpoint: Int64?)
-    {
+    /// What verify must report for a tampering: a failure with this code, naming this
+    /// sequence number (then also the first bad one) or checkpoint when given.
+    struct Expected: CustomStringConvertible {
+        let code: VerificationFailure.Code
+        var sequence: UInt64?
+        var checkpoint: Int64?
+
+        var description: String {
+            "\(code)" + (sequence.map { " at seq \($0)" } ?? "") + (checkpoint.map { " (checkpoint #\($0))" } ?? "")
+        }
+
+        func isMet(by report: VerificationReport) -> Bool {
+            if let sequence, report.firstBadSequence != sequence { return false }
+            return report.failures.contains { failure in
+                failure.code == code && (sequence == nil || failure.sequence == sequence) && (checkpoint == nil || failure.checkpoint == checkpoint)
+            }
+        }
+    }
+
+    /// Applies one tampering; returns the altered journal and what verify must report.
+    static func tamper(_ kind: Tampering, _ journal: MemoryJournal, random: inout SeededGenerator) throws -> (journal: MemoryJournal, expected: Expected) {
         var altered = journal
         let k = Int.random(in: 0..<(size - 2), using: &random)
         switch kind {
         case .entryByte:
             let offset = Int.random(in: 0..<altered.entries[k].canonical.count, using: &random)
             altered.entries[k].canonical[offset] ^= UInt8.random(in: 1...255, using: &random)
-            return (altered, UInt64(k), nil)
+            // The first check the altered bytes fail, in verify's order: the strict decoding,
+            // the embedded seq, the embedded sequenced_at, then the leaf hash.
+            let code: VerificationFailure.Code
+            if let scan = try? CanonicalScan(altered.entries[k].canonical) {
+                code = scan.sequence != UInt64(k) ? .entrySequence : scan.sequencedAt != altered.entries[k].sequencedAt ? .entryTime : .leafHash
+            } else {
+                code = .entryNotCanonical
+            }
+            return (altered, Expected(code: code, sequence: UInt64(k)))
         case .leafHashByte:
             altered.entries[k].leafHash[Int.random(in: 0..<32, using: &random)] ^= 0x01
-            return (altered, UInt64(k), nil)
+            return (altered, Expected(code: .leafHash, sequence: UInt64(k)))
         case .chainHashByte:
             altered.entries[k].chainHash[Int.random(in: 0..<32, using: &random)] ^= 0x80
-            return (altered, UInt64(k), nil)
+            return (altered, Expected(code: .chainHash, sequence: UInt64(k)))
         case .searchColumn:
-            altered.entries[k].patientID = UUID().uuidString.lowercased()
-            return (altered, UInt64(k), nil)
+            altered.entries[k].patientID = UUID.random(using: &random).uuidString.lowercased()
+            return (altered, Expected(code: .searchColumns, sequence: UInt64(k)))
         case .deleteEntry:
             altered.entries.remove(at: k)
-            return (altered, UInt64(k), nil)
+            return (altered, Expected(code: .entryMissing, sequence: UInt64(k)))
         case .insertEntry:
             var forged = sourceEntries[k]
             forged.sequence = UInt64(k + 1)
-            forged.patientID = UUID().uuidString.lowercased()
+            forged.patientID = UUID.random(using: &random).uuidString.lowercased()
             altered.entries.insert(EntryRow(entry: forged, previousChain: altered.entries[k].chainHash), at: k + 1)
             // The forged entry chains correctly onto entry k, so it is first contradicted
             // either by the displaced original (a duplicate seq k+1) or, when a checkpoint
             // signs the tree of size k+2, by that checkpoint's root — which puts in doubt
             // everything after the previous checkpoint, the first bad seq verify can prove.
             if Self.checkpointSizes.contains(k + 2) {
-                return (altered, UInt64(Self.checkpointSizes.filter { $0 < k + 2 }.max() ?? 0), nil)
+                return (altered, Expected(code: .checkpointRoot, sequence: UInt64(Self.checkpointSizes.filter { $0 < k + 2 }.max() ?? 0)))
             }
-            return (altered, UInt64(k + 1), nil)
+            return (altered, Expected(code: .entryDuplicate, sequence: UInt64(k + 1)))
         case .swapEntries:
             let (first, second) = (altered.entries[k], altered.entries[k + 1])
             altered.entries[k] = second
             altered.entries[k + 1] = first
             altered.entries[k].sequence = UInt64(k)
             altered.entries[k + 1].sequence = UInt64(k + 1)
-            return (altered, UInt64(k), nil)
+            return (altered, Expected(code: .entrySequence, sequence: UInt64(k)))
         case .truncateTail:
             let lastCovered = Int(altered.checkpoints.last!.treeSize)
             let keep = Int.random(in: 0..<lastCovered, using: &random)
@@ -138,7 +164,7 @@ struct TamperingTests {
                 altered.headSize = UInt64(keep)
                 altered.headChain = keep == 0 ? JournalDatabase.chainSeed : altered.entries[keep - 1].chainHash
             }
-            return (altered, UInt64(keep), nil)
+            return (altered, Expected(code: .entriesTruncated, sequence: UInt64(keep)))
         case .alterCheckpoint:
             let index = Int.random(in: 0..<altered.checkpoints.count, using: &random)
             let record = altered.checkpoints[index]
@@ -147,12 +173,13 @@ struct TamperingTests {
             note[Int.random(in: 0..<textLength, using: &random)] ^= 0x01
             altered.checkpoints[index] = CheckpointRecord(
                 id: record.id, treeSize: record.treeSize, rootHash: record.rootHash, issuedAt: record.issuedAt, note: String(decoding: note, as: UTF8.self))
-            return (altered, nil, record.id)
+            return (altered, Expected(code: .checkpointSignature, checkpoint: record.id))
         case .dropCheckpoint:
             let index = Int.random(in: 0..<(altered.checkpoints.count - 1), using: &random)
-            return (remove(index, from: altered), nil, altered.checkpoints[index].id)
+            return (remove(index, from: altered), Expected(code: .checkpointMissing, checkpoint: altered.checkpoints[index].id))
         case .dropLatestCheckpoint:
-            return (remove(altered.checkpoints.count - 1, from: altered), nil, nil)
+            // Only the witness, which holds it, can tell.
+            return (remove(altered.checkpoints.count - 1, from: altered), Expected(code: .witnessUnknownCheckpoint))
         case .resignWithOtherKey:
             let index = Int.random(in: 0..<altered.checkpoints.count, using: &random)
             let record = altered.checkpoints[index]
@@ -161,19 +188,19 @@ struct TamperingTests {
             altered.checkpoints[index] = CheckpointRecord(
                 id: record.id, treeSize: record.treeSize, rootHash: record.rootHash, issuedAt: record.issuedAt,
                 note: try SignedNote.sign(text, with: [impostor]))
-            return (altered, nil, record.id)
+            return (altered, Expected(code: .checkpointSignature, checkpoint: record.id))
         case .rollback:
             let keepCheckpoints = Int.random(in: 1..<altered.checkpoints.count, using: &random)
             let size = Int(altered.checkpoints[keepCheckpoints - 1].treeSize)
             var rolled = try MemoryJournal.build(Array(sourceEntries.prefix(size)), checkpointSizes: checkpointSizes, signer: signer)
             rolled.witness = altered.witness
-            return (rolled, UInt64(size), nil)
+            return (rolled, Expected(code: .witnessUnknownCheckpoint, sequence: UInt64(size)))
         case .fork:
             var forked = sourceEntries
             forked[k].result = forked[k].result == "success" ? "denied" : "success"
             var rebuilt = try MemoryJournal.build(forked, checkpointSizes: checkpointSizes, signer: signer)
             rebuilt.witness = altered.witness
-            return (rebuilt, nil, nil)
+            return (rebuilt, Expected(code: .witnessUnknownCheckpoint))
         }
     }
 
@@ -193,41 +220,48 @@ struct TamperingTests {
         #expect(incremental.passed && incremental.entriesChecked == UInt64(Self.size - 20 * 337), "\(incremental.failures)")
     }
 
-    @Test("1,008 random tamperings of every kind are all caught, naming the first bad sequence number or checkpoint")
+    @Test("1,008 random tamperings of every kind are all caught, by the expected code, naming the first bad sequence number or checkpoint")
     func randomTamperings() async throws {
         let rounds = 72
         let kinds = Tampering.allCases
+        let seed = TestSeed.current(test: "TamperingTests.randomTamperings")
+        var seeds = SeededGenerator(seed: seed)
+        // One generator per worker, split in a fixed order: the seed replays the whole run.
+        let generators = [seeds.split(), seeds.split()]
         // Two worker threads (the machine's cores), off the cooperative pool.
-        let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
+        let outcomes = try await withThrowingTaskGroup(of: (caught: [String: Int], problems: [String]).self) { group in
             for worker in 0..<2 {
+                let generator = generators[worker]
                 group.addTask {
                     try await offThePool {
-                        var random = SystemRandomNumberGenerator()
+                        var random = generator
+                        var caught: [String: Int] = [:]
                         var problems: [String] = []
                         for kind in kinds.enumerated().filter({ $0.offset % 2 == worker }).map(\.element) {
-                            for _ in 0..<rounds {
-                                let (journal, sequence, checkpoint) = try Self.tamper(kind, Self.pristine, random: &random)
+                            for round in 0..<rounds {
+                                let (journal, expected) = try Self.tamper(kind, Self.pristine, random: &random)
                                 let report = try journal.verify(Self.signer.verifierKey)
-                                if report.passed {
-                                    problems.append("\(kind): not caught")
-                                    continue
-                                }
-                                if let sequence, report.firstBadSequence != sequence {
-                                    problems.append("\(kind): expected seq \(sequence), report names \(report.firstBadSequence.map(String.init) ?? "none"): \(report.failures.first!)")
-                                }
-                                if let checkpoint, !report.failures.contains(where: { $0.checkpoint == checkpoint }) {
-                                    problems.append("\(kind): checkpoint #\(checkpoint) not named: \(report.failures)")
+                                if expected.isMet(by: report) {
+                                    caught["\(kind)", default: 0] += 1
+                                } else {
+                                    problems.append("\(kind) round \(round): expected \(expected), report: \(report.failures.prefix(3))")
                                 }
                             }
                         }
-                        return problems
+                        return (caught, problems)
                     }
                 }
             }
-            return try await group.reduce(into: [String]()) { $0 += $1 }
+            return try await group.reduce(into: (caught: [String: Int](), problems: [String]())) { all, worker in
+                all.caught.merge(worker.caught, uniquingKeysWith: +)
+                all.problems += worker.problems
+            }
         }
-        #expect(kinds.count * rounds >= 1000)
-        #expect(outcomes.isEmpty, "\(outcomes.prefix(10))")
+        #expect(outcomes.problems.isEmpty, "seed \(seed): \(outcomes.problems.prefix(10))")
+        for kind in kinds {
+            #expect(outcomes.caught["\(kind)"] == rounds, "\(kind): caught \(outcomes.caught["\(kind)"] ?? 0) of \(rounds) (seed \(seed))")
+        }
+        #expect(outcomes.caught.values.reduce(0, +) >= 1000, "tamperings caught by their code: \(outcomes.caught)")
         #expect(try await offThePool { try Self.pristine.verify(Self.signer.verifierKey).passed }, "the untampered original still passes")
     }
 }
