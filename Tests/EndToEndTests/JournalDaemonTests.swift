@@ -24,10 +24,9 @@ final class IntakeClient {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else {
-            close(descriptor)
-            throw TestEnvironmentError("cannot connect to \(path): \(String(cString: strerror(errno)))")
-        }
+        // deinit closes the socket, also when this initialiser throws (every stored property
+        // is set): closing it here too closed a descriptor another test had just opened.
+        guard connected == 0 else { throw TestEnvironmentError("cannot connect to \(path): \(String(cString: strerror(errno)))") }
     }
 
     deinit { close(descriptor) }
