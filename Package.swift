@@ -207,7 +207,7 @@ let package = Package(
             dependencies: ["Keyring", "Cryptography", "Store", "TestSupport"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords"], swiftSettings: strictSettings),
+        .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords", "Journal", "Store", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: optimisedSettings),
         .testTarget(
             name: "CareServiceTests",
