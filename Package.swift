@@ -88,7 +88,7 @@ let package = Package(
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CGlibcExtras"),
-        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive", "CGlibcExtras", "Settings"], swiftSettings: strictSettings),
+        .target(name: "Backup", dependencies: ["Age", "Cryptography", "CLibarchive", "CGlibcExtras", "Settings", "Store", "Journal", .product(name: "Logging", package: "swift-log")], swiftSettings: strictSettings),
         .target(
             name: "BackupService",
             dependencies: ["Backup", "Age", "Settings", "Store", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -181,7 +181,7 @@ let package = Package(
         // Tests mirror Sources.
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "BackupTests", dependencies: ["Backup", "Age", "Cryptography", "Store", "Settings", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Age", "Cryptography", "Journal", "Store", "Settings", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "TestSupport"],
