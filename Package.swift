@@ -100,7 +100,10 @@ let package = Package(
         .systemLibrary(name: "CGlibcExtras"),
         // Encrypted archives (pax + zstd + age through libarchive): backups and cold journal archives.
         .target(name: "Archive", dependencies: ["Age", "Cryptography", "CLibarchive"], swiftSettings: strictSettings),
-        .target(name: "Backup", dependencies: ["Archive", "Age", "Cryptography", "CGlibcExtras", "Settings"], swiftSettings: strictSettings),
+        .target(
+            name: "Backup",
+            dependencies: ["Archive", "Age", "Cryptography", "CGlibcExtras", "Settings", "Store", "Journal", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
         .target(
             name: "BackupService",
             dependencies: ["Backup", "Age", "Settings", "Store", "Journal", "DaemonRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -205,7 +208,7 @@ let package = Package(
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "BackupTests", dependencies: ["Backup", "Archive", "Age", "Cryptography", "Store", "Settings", "TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Archive", "Age", "Cryptography", "Journal", "Store", "Settings", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "TestSupport"],
@@ -240,7 +243,7 @@ let package = Package(
             dependencies: ["Keyring", "Cryptography", "Store", "TestSupport"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords"], swiftSettings: strictSettings),
+        .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords", "Journal", "Store", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: optimisedSettings),
         .testTarget(
             name: "CareServiceTests",

@@ -377,3 +377,74 @@ public final class DatabaseTreeReader: TreeHashReader {
         return hashes
     }
 }
+
+extension JournalDatabase {
+    /// The number of entries `journal.head` records.
+    /// - Throws: ``JournalError`` `.inconsistentState` when the head is missing.
+    public static func treeSize(on connection: isolated Connection) throws -> UInt64 {
+        guard let head = try connection.query("SELECT tree_size FROM journal.head").singleRow() else {
+            throw JournalError(.inconsistentState, "journal.head has no row: run osmosectl db migrate")
+        }
+        return UInt64(try head.int64("tree_size"))
+    }
+
+    /// The entry with sequence number `sequence`.
+    /// - Throws: ``JournalError`` `.notFound` when there is none; ``EntryFormatError``
+    ///   when its stored bytes are not canonical.
+    public static func entry(_ sequence: UInt64, on connection: isolated Connection) throws -> StoredEntry {
+        guard let stored = try entries(sequence..<sequence + 1, on: connection).first else {
+            throw JournalError(.notFound, "no entry \(sequence)")
+        }
+        return stored
+    }
+
+    /// The canonical bytes of the entries with sequence numbers in `range`, in order
+    /// (fewer than `range.count` when some are not stored).
+    public static func canonicalBytes(_ range: Range<UInt64>, on connection: isolated Connection) throws -> [[UInt8]] {
+        try connection.query(
+            "SELECT canonical FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", [Int64(range.lowerBound), Int64(range.upperBound)]
+        ).rows.map { try $0.bytes("canonical") }
+    }
+
+    /// The stored full hash tiles of `level` whose indices are in `indices`, in index order.
+    public static func fullTiles(level: Int, indices: Range<UInt64>, on connection: isolated Connection) throws -> [HashTile] {
+        try connection.query(
+            "SELECT tile_index, hashes FROM journal.tiles WHERE level = $1 AND tile_index >= $2 AND tile_index < $3 ORDER BY tile_index",
+            [level, Int64(indices.lowerBound), Int64(indices.upperBound)]
+        ).rows.map { HashTile(level: level, index: UInt64(try $0.int64("tile_index")), hashes: try $0.bytes("hashes")) }
+    }
+
+    /// The id of the newest checkpoint whose tree has at most `size` entries, if any.
+    public static func lastCheckpointID(sizeAtMost size: UInt64, on connection: isolated Connection) throws -> Int64? {
+        try connection.query("SELECT max(id) AS id FROM journal.checkpoints WHERE tree_size <= $1", [Int64(size)]).rows[0].optionalInt64("id")
+    }
+
+    /// The canonical bytes of the newest `search.limit` entries whose search columns
+    /// match `search`'s filters, oldest first. The search columns are not hashed: the
+    /// caller decodes the bytes and checks them again (``JournalSearch/entries(on:)``).
+    public static func canonicalBytes(matching search: JournalSearch, on connection: isolated Connection) throws -> [[UInt8]] {
+        var conditions: [String] = []
+        var parameters: [any PostgresEncodable] = []
+        func add(_ condition: String, _ value: (any PostgresEncodable)?) {
+            guard let value else { return }
+            parameters.append(value)
+            conditions.append(condition.replacingOccurrences(of: "?", with: "$\(parameters.count)"))
+        }
+        add("patient_id = ?::uuid", search.patientID)
+        add("actor_user_id = ?::uuid", search.actorUserID)
+        add("actor_team = ?", search.actorTeam)
+        add("action = ?", search.action?.rawValue)
+        add("purpose = ?", search.purpose?.rawValue)
+        add("result = ?", search.result?.rawValue)
+        add("occurred_at >= ?::timestamptz", search.occurredFrom)
+        add("occurred_at < ?::timestamptz", search.occurredBefore)
+        parameters.append(search.limit)
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try connection.query(
+            """
+            SELECT canonical FROM (SELECT seq, canonical FROM journal.entries \(filter)
+            ORDER BY seq DESC LIMIT $\(parameters.count)) AS hits ORDER BY seq
+            """, parameters
+        ).rows.map { try $0.bytes("canonical") }
+    }
+}

@@ -1,21 +1,9 @@
 import ArgumentParser
 import CareRecords
-import Settings
 import Foundation
-import Journal
-import Store
 
-/// Records an administrative action of `osmosectl` in the access journal, in the
-/// same transaction as the change.
-func recordAdministration(_ action: AccessAction, objectType: String, objectID: String?, reason: String? = nil, on connection: isolated Connection) throws {
-    var event = AccessEvent(source: "osmosectl", requestID: UUID().uuidString.lowercased(), action: action, objectType: objectType, result: .success)
-    event.actorUsername = operatorIdentity.split(separator: " ").first.map(String.init)
-    event.actorRole = "sysadmin"
-    event.objectID = objectID
-    event.purpose = .administration
-    event.reason = reason
-    try connection.record(event)
-}
+/// Account management as the sysadmin running `osmosectl`.
+private let accounts = Accounts(actor: operatorActor(.sysadmin))
 
 struct TeamsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,14 +18,10 @@ struct TeamsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
                 let (code, name) = (code, name)
-                try await connection.transaction { connection in
-                    let id = UUID()
-                    try connection.query("INSERT INTO care.teams (id, code, name) VALUES ($1, $2, $3)", [id, code, name])
-                    try recordAdministration(.userAdmin, objectType: "team", objectID: id.uuidString.lowercased(), on: connection)
+                _ = try await options.withConnection { connection in
+                    try await connection.transaction { connection in try accounts.createTeam(code: code, name: name, on: connection) }
                 }
-                await connection.close()
                 print("team \(code) created")
             }
         }
@@ -48,15 +32,9 @@ struct TeamsCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Flag(help: "Print as JSON.") var json = false
 
-        struct Team: Encodable { let code: String; let name: String }
-
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
-                let teams = try await connection.query("SELECT code, name FROM care.teams ORDER BY code").rows.map {
-                    Team(code: try $0.string("code"), name: try $0.string("name"))
-                }
-                await connection.close()
+                let teams = try await options.withConnection { connection in try await connection.perform { try Accounts.teams(on: $0) } }
                 if json { try printJSON(teams) } else { printTable(["CODE", "NAME"], teams.map { [$0.code, $0.name] }) }
             }
         }
@@ -84,24 +62,12 @@ struct UsersCommand: AsyncParsableCommand {
                 guard let password = readLine(strippingNewline: true), !password.isEmpty else {
                     throw ValidationError("give the password on standard input")
                 }
-                let hash = try PasswordHasher(costExponent: try options.loadConfiguration().care.passwordCost).hash(password)
-                let connection = try await options.connect()
-                let (username, team, displayName) = (username, team, displayName ?? username)
-                try await connection.transaction { connection in
-                    var teamID: UUID?
-                    if let team {
-                        guard let row = try connection.query("SELECT id FROM care.teams WHERE code = $1", [team]).rows.first else {
-                            throw ValidationError("no team with code \(team): create it with osmosectl teams add")
-                        }
-                        teamID = try row.uuid("id")
-                    }
-                    let id = UUID()
-                    try connection.query(
-                        "INSERT INTO care.users (id, username, display_name, role, team_id, password_hash) VALUES ($1, $2, $3, $4, $5::uuid, $6)",
-                        [id, username, displayName, role.rawValue, teamID, hash])
-                    try recordAdministration(.userAdmin, objectType: "user", objectID: id.uuidString.lowercased(), reason: "created", on: connection)
+                let account = try NewAccount(
+                    username: username, displayName: displayName ?? username, role: role, teamCode: team, password: password,
+                    hasher: PasswordHasher(costExponent: try options.loadConfiguration().care.passwordCost))
+                _ = try await options.withConnection { connection in
+                    try await connection.transaction { connection in try accounts.createUser(account, on: connection) }
                 }
-                await connection.close()
                 print("user \(username) created (\(role.rawValue)\(team.map { ", team \($0)" } ?? ""))")
             }
         }
@@ -115,23 +81,10 @@ struct UsersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
                 let (username, dryRun) = (username, dryRun)
-                let sessions = try await connection.transaction { connection -> Int in
-                    guard let row = try connection.query("SELECT id FROM care.users WHERE username = $1 FOR UPDATE", [username]).rows.first else {
-                        throw ValidationError("no user named \(username)")
-                    }
-                    let id = try row.uuid("id")
-                    let open = try connection.query(
-                        "SELECT count(*) AS n FROM care.sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > clock_timestamp()", [id]
-                    ).rows[0].int("n")
-                    guard !dryRun else { return open }
-                    try connection.query("UPDATE care.users SET disabled = true WHERE id = $1", [id])
-                    try connection.query("UPDATE care.sessions SET revoked_at = clock_timestamp() WHERE user_id = $1 AND revoked_at IS NULL", [id])
-                    try recordAdministration(.userAdmin, objectType: "user", objectID: id.uuidString.lowercased(), reason: "disabled", on: connection)
-                    return open
+                let sessions = try await options.withConnection { connection in
+                    try await connection.transaction { connection in try accounts.disable(username: username, dryRun: dryRun, on: connection) }
                 }
-                await connection.close()
                 print(dryRun ? "would disable \(username) and end \(sessions) open session(s)" : "disabled \(username); ended \(sessions) open session(s)")
             }
         }
@@ -144,13 +97,9 @@ struct UsersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
-                let users = try await connection.transaction { connection in
-                    let users = try UserDirectory.list(on: connection)
-                    try recordAdministration(.read, objectType: "user-list", objectID: nil, on: connection)
-                    return users
+                let users = try await options.withConnection { connection in
+                    try await connection.transaction { connection in try accounts.users(on: connection) }
                 }
-                await connection.close()
                 if json {
                     try printJSON(users)
                 } else {

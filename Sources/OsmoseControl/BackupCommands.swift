@@ -3,9 +3,7 @@ import ArgumentParser
 import Backup
 import Foundation
 import Journal
-import Logging
 import Settings
-import Store
 import Glibc
 
 struct BackupCommand: AsyncParsableCommand {
@@ -111,7 +109,7 @@ struct BackupCommand: AsyncParsableCommand {
                     if report.passed { print("backups verified: OK") }
                 }
                 try? await journalOutcome(options, objectID: (all ? "all" : "newest") + (readData ? "+data" : ""), passed: report.passed, detail: "\(report.problems.count) problems")
-                if !report.passed { throw ExitCode(5) }
+                if !report.passed { throw ExitCode(ExitStatus.integrity.rawValue) }
             }
         }
     }
@@ -132,13 +130,6 @@ struct BackupCommand: AsyncParsableCommand {
         @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
         @Flag(help: "Say which backup and WAL would be used; write nothing.") var dryRun = false
 
-        /// An RFC 3339 UTC time, with or without fractional seconds.
-        static func moment(_ text: String) -> Date? {
-            let precise = ISO8601DateFormatter()
-            precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return precise.date(from: text) ?? ISO8601DateFormatter().date(from: text)
-        }
-
         func run() async throws {
             BulkIO.tuneAllocator()
             try await reportingFailures {
@@ -147,7 +138,7 @@ struct BackupCommand: AsyncParsableCommand {
                 let goal: RecoveryTarget
                 if to == "latest" {
                     goal = .latest
-                } else if let moment = Self.moment(to) {
+                } else if let moment = rfc3339Moment(to) {
                     goal = .time(moment)
                 } else {
                     throw ValidationError("--to must be latest or an RFC 3339 UTC time such as 2026-11-22T10:15:00Z")
@@ -182,9 +173,10 @@ extension BackupCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore the latest backup into a temporary cluster, start it, check it, remove it, and journal the result.",
             discussion: """
-                Checks: recovery ends and the cluster accepts connections; the row count of every table of the suite's \
-                database (reported); osmosectl journal verify on the restored journal (without witness copies, which are \
-                newer than any backup). Exit status 5 when a check fails.
+                Runs the cluster with the newest PostgreSQL under /usr/lib/postgresql/*/bin. Checks: recovery ends and the \
+                cluster accepts connections; the row count of every table of the suite's database (reported); the restored \
+                journal verifies as with osmosectl journal verify (keys from journal.verifier_keys or the signing key files; \
+                without witness copies, which are newer than any backup). Exit status 5 when a check fails.
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The age identity file (default: backup.identity_file or the backup-identity credential).") var identity: String?
@@ -196,62 +188,25 @@ extension BackupCommand {
             try await reportingFailures {
                 let configuration = try options.loadConfiguration()
                 let backup = configuration.backup
-                let identities = try BackupCommand.identities(identity, backup)
-                let work = directory ?? "/tmp/osmose-drill-\(UUID().uuidString.prefix(8).lowercased())"
-                let data = "\(work)/data"
-                let socket = "\(work)/socket"
-                try FileManager.default.createDirectory(atPath: socket, withIntermediateDirectories: true)
-                let configPath = BackupCommand.absolute(options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath)
-                let report = try BackupRestore(store: backup.store, identities: identities).restore(
-                    to: .latest, into: data, restoreCommand: BackupCommand.walFetchCommand(options, identity: identity, backup))
-                let port = 20000 + Int.random(in: 0..<20000)
-                let auto = try String(contentsOfFile: "\(data)/postgresql.auto.conf", encoding: .utf8)
-                try (auto + "port = \(port)\nlisten_addresses = ''\nunix_socket_directories = '\(socket)'\n").write(toFile: "\(data)/postgresql.auto.conf", atomically: true, encoding: .utf8)
-                if getuid() == 0 { _ = try runDrillProgram("/bin/chown", ["-R", "postgres:postgres", work]) }
-                var problems: [String] = []
-                var counts: [(String, Int64)] = []
-                let bin = "/usr/lib/postgresql/15/bin"
-                let started = try runDrillProgram("\(bin)/pg_ctl", ["-D", data, "-l", "\(work)/server.log", "-w", "-t", "300", "start"], asPostgres: true)
-                if started != 0 { problems.append("the restored cluster did not start (see \(work)/server.log)") }
-                let databaseName = configuration.database.connection.split(separator: " ").last { $0.hasPrefix("dbname=") }.map { String($0.dropFirst(7)) } ?? "osmose"
-                let restored = "host=\(socket) port=\(port) user=postgres dbname=\(databaseName)"
-                if started == 0 {
-                    do {
-                        let connection = try await Store.Connection.connect(restored, applicationName: "osmosectl-drill", logger: options.logger)
-                        let deadline = ContinuousClock.now + .seconds(300)
-                        while try await connection.query("SELECT pg_is_in_recovery() AS r").rows[0].bool("r") {
-                            guard ContinuousClock.now < deadline else { throw ValidationError("recovery did not end within 300 s") }
-                            try await Task.sleep(for: .milliseconds(200))
-                        }
-                        let tables = try await connection.query(
-                            "SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables ORDER BY 1").rows.map { try $0.string("t") }
-                        for table in tables {
-                            counts.append((table, try await connection.query("SELECT count(*) AS n FROM \(table)").rows[0].int64("n")))
-                        }
-                        // The journal is verified once it has a checkpoint to verify against.
-                        var hasJournal = try await connection.query("SELECT to_regclass('journal.checkpoints') IS NOT NULL AS j").rows[0].bool("j")
-                        if hasJournal {
-                            hasJournal = try await connection.query("SELECT EXISTS (SELECT 1 FROM journal.checkpoints) AS j").rows[0].bool("j")
-                        }
-                        await connection.close()
-                        if hasJournal {
-                            let verify = try runDrillProgram(
-                                siblingExecutable("osmosectl"),
-                                ["journal", "verify", "--database", restored, "--no-witnesses", "--config", configPath])
-                            if verify != 0 { problems.append("osmosectl journal verify failed on the restored journal (status \(verify))") }
-                        }
-                    } catch {
-                        problems.append("checking the restored cluster: \(error)")
-                    }
-                    _ = try runDrillProgram("\(bin)/pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"], asPostgres: true)
-                }
-                for (table, count) in counts { print("  \(table): \(count) rows") }
-                if !keep { try? FileManager.default.removeItem(atPath: work) }
-                let passed = problems.isEmpty
-                print(passed ? "drill passed: backup \(report.backup) restored (\(report.members) files, WAL up to \(report.walTo)), started and checked" : "drill FAILED:")
-                for problem in problems { print("  \(problem)") }
-                try? await journalOutcome(options, objectID: report.backup, passed: passed, detail: "drill: \(counts.count) tables counted; \(problems.joined(separator: "; "))")
-                if !passed { throw ExitCode(5) }
+                let journal = configuration.journal
+                let drill = RestoreDrill(
+                    restorer: BackupRestore(store: backup.store, identities: try BackupCommand.identities(identity, backup)),
+                    restoreCommand: BackupCommand.walFetchCommand(options, identity: identity, backup),
+                    databaseName: RestoreDrill.databaseName(inConnectionString: configuration.database.connection),
+                    programs: try PostgresServerPrograms.locate(), directory: directory, keep: keep,
+                    journalVerifierKeys: { try resolveVerifierKeys([], journal) }, logger: options.logger)
+                let report = try await drill.run()
+                for count in report.tables { print("  \(count.table): \(count.rows) rows") }
+                let restore = report.restore
+                print(
+                    report.passed
+                        ? "drill passed: backup \(restore.backup) restored (\(restore.members) files, WAL up to \(restore.walTo)), started and checked"
+                        : "drill FAILED:")
+                for problem in report.problems { print("  \(problem)") }
+                try? await journalOutcome(
+                    options, objectID: restore.backup, passed: report.passed,
+                    detail: "drill: \(report.tables.count) tables counted; \(report.problems.joined(separator: "; "))")
+                if !report.passed { throw ExitCode(ExitStatus.integrity.rawValue) }
             }
         }
     }
@@ -266,34 +221,9 @@ func siblingExecutable(_ name: String) -> String {
     return URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent(name).path
 }
 
-/// Runs a program for the drill (as postgres when asked and running as root); its
-/// exit status. posix_spawn and waitpid: Foundation's Process can miss the child's
-/// exit when waited for from an async context.
-func runDrillProgram(_ path: String, _ arguments: [String], asPostgres: Bool = false) throws -> Int32 {
-    let command = asPostgres && getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", path] + arguments : [path] + arguments
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    let argv = command.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
-    guard spawned == 0 else { throw ValidationError("cannot run \(command[0]): \(String(cString: strerror(spawned)))") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        guard errno == EINTR else { throw ValidationError("waiting for \(command[0]) failed") }
-    }
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-}
-
 /// Journals a backup operation when the database is reachable (a restore or a
 /// verification may run where it is not; the outcome is printed either way).
 func journalOutcome(_ options: GlobalOptions, objectID: String, passed: Bool, detail: String) async throws {
-    let connection = try await options.connect()
-    try await connection.transaction { connection in
-        try recordAdministration(.backupAdmin, objectType: "backup", objectID: objectID, reason: "\(passed ? "ok" : "FAILED"): \(detail)", on: connection)
-    }
-    await connection.close()
+    try await options.record(
+        AccessEvent.system(by: operatorActor(.sysadmin), action: .backupAdmin, objectType: "backup", objectID: objectID, reason: "\(passed ? "ok" : "FAILED"): \(detail)"))
 }

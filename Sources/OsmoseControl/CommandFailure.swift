@@ -1,5 +1,4 @@
 import ArgumentParser
-import CareRecords
 import Settings
 import Keyring
 import Foundation
@@ -58,8 +57,6 @@ private func classify(_ error: any Error) -> (ExitStatus, String?) {
         return (.failure, nil)
     case let error as KeyringError:
         return error.code == .masterKeyUnavailable || error.code == .wrongMasterKey ? (.masterKey, nil) : (.failure, nil)
-    case let error as CareError:
-        return (.failure, error.code == .invalidField ? nil : nil)
     default:
         return (.failure, nil)
     }

@@ -24,10 +24,10 @@ struct DatabaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
                 let migrator = Migrator(migrations: try MigrationSet.bundled(), logger: options.logger)
-                let applied = try await migrator.migrate(on: connection, appliedBy: operatorIdentity, dryRun: dryRun)
-                await connection.close()
+                let applied = try await options.withConnection { connection in
+                    try await migrator.migrate(on: connection, appliedBy: operatorIdentity, dryRun: dryRun)
+                }
                 let names = applied.map(\.fileName)
                 if json {
                     try printJSON(MigrateReport(dryRun: dryRun, migrations: names))
@@ -56,9 +56,8 @@ struct DatabaseCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
-                let statuses = try await Migrator(migrations: try MigrationSet.bundled(), logger: options.logger).status(on: connection)
-                await connection.close()
+                let migrator = Migrator(migrations: try MigrationSet.bundled(), logger: options.logger)
+                let statuses = try await options.withConnection { connection in try await migrator.status(on: connection) }
                 if json {
                     try printJSON(statuses)
                 } else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Settings
 import Foundation
+import Journal
 import Logging
 import Store
 import Systemd
@@ -32,27 +33,44 @@ struct GlobalOptions: ParsableArguments {
         return logger
     }
 
+    /// Opens a connection as configured, runs `body` with it and closes it, whether
+    /// `body` returns or throws.
+    func withConnection<Result>(_ body: (Connection) async throws -> Result) async throws -> Result {
+        let configuration = try loadConfiguration()
+        return try await Connection.withConnection(
+            database ?? configuration.database.connection, applicationName: "osmosectl", logger: logger, body)
+    }
+
     /// Runs `body` in one REPEATABLE READ transaction on a new connection, then closes
     /// it: every read of a journal command sees the same snapshot while
     /// osmose-journald keeps appending.
     func withSnapshot<Result: Sendable>(_ body: @Sendable (isolated Connection) throws -> Result) async throws -> Result {
-        let connection = try await connect()
-        do {
-            let result = try await connection.transaction(isolation: .repeatableRead, body)
-            await connection.close()
-            return result
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await withConnection { connection in try await connection.transaction(isolation: .repeatableRead, body) }
     }
 
-    /// Opens a connection as configured.
+    /// Journals `event` in a transaction of its own.
+    func record(_ event: AccessEvent) async throws {
+        try await withConnection { connection in try await connection.transaction { connection in try connection.record(event) } }
+    }
+
+    /// Opens a connection as configured; the caller must close it. Only KeyCommands.swift
+    /// still pairs it with `close()` by hand: use ``withConnection(_:)``.
     func connect() async throws -> Connection {
         let configuration = try loadConfiguration()
         return try await Connection.connect(
             database ?? configuration.database.connection, applicationName: "osmosectl", logger: logger)
     }
+}
+
+/// The person running `osmosectl`, acting in `role` (the journal's actor).
+func operatorActor(_ role: ActorRole) -> SystemActor {
+    .operator(operatorIdentity, role: role)
+}
+
+/// Records an administrative action of the sysadmin running `osmosectl` in the
+/// access journal, in the caller's transaction (the same as the change).
+func recordAdministration(_ action: AccessAction, objectType: String, objectID: String?, reason: String? = nil, on connection: isolated Connection) throws {
+    try connection.record(AccessEvent.system(by: operatorActor(.sysadmin), action: action, objectType: objectType, objectID: objectID, reason: reason))
 }
 
 /// Who ran a command, for records such as `ops.schema_migrations.applied_by`.
@@ -87,4 +105,11 @@ func isoTimestamp(_ date: Date) -> String {
     let formatter = ISO8601DateFormatter()
     formatter.formatOptions = [.withInternetDateTime]
     return formatter.string(from: date)
+}
+
+/// An RFC 3339 time, with or without fractional seconds.
+func rfc3339Moment(_ text: String) -> Date? {
+    let precise = ISO8601DateFormatter()
+    precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return precise.date(from: text) ?? ISO8601DateFormatter().date(from: text)
 }

@@ -3,7 +3,6 @@ import Foundation
 import Glibc
 import Journal
 import Settings
-import Store
 
 /// The security officer's commands: integrity, investigation, proofs and exports.
 struct JournalCommand: AsyncParsableCommand {
@@ -53,9 +52,7 @@ struct JournalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 if keyring {
-                    let connection = try await options.connect()
-                    let records = try await connection.perform { try SigningKeyRecord.all(on: $0) }
-                    await connection.close()
+                    let records = try await options.withConnection { connection in try await connection.perform { try SigningKeyRecord.all(on: $0) } }
                     for record in records { print("\(record.verifierKey.encoded) \(record.state.displayName)") }
                     return
                 }
@@ -135,9 +132,7 @@ struct JournalCommand: AsyncParsableCommand {
         /// After a signature failure: names the keyring's signing keys that were not
         /// passed (a rollover the configuration missed). Never trusted automatically.
         func hintUntrustedKeys(_ trusted: [NoteVerifierKey]) async {
-            guard let connection = try? await options.connect() else { return }
-            let records = (try? await connection.perform { try SigningKeyRecord.all(on: $0) }) ?? []
-            await connection.close()
+            let records = (try? await options.withConnection { connection in try await connection.perform { try SigningKeyRecord.all(on: $0) } }) ?? []
             for record in records where !trusted.contains(record.verifierKey) {
                 FileHandle.standardError.write(
                     Data(
@@ -166,41 +161,54 @@ struct JournalCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            for (name, value) in [("patient", patient), ("user", user)] where value != nil && UUID(uuidString: value!) == nil {
-                throw ValidationError("--\(name) must be a UUID")
-            }
-            if let action, AccessAction(rawValue: action) == nil { throw ValidationError("--action: unknown action \(action)") }
-            if let purpose, AccessPurpose(rawValue: purpose) == nil { throw ValidationError("--purpose: unknown purpose \(purpose)") }
-            if let result, !["success", "denied", "error"].contains(result) { throw ValidationError("--result must be success, denied or error") }
+            _ = try search()
             guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 1000000") }
+        }
+
+        /// The search the options ask for.
+        /// - Throws: `ValidationError` naming the option that is malformed.
+        func search() throws -> JournalSearch {
+            func id(_ name: String, _ value: String?) throws -> UUID? {
+                guard let value else { return nil }
+                guard let id = UUID(uuidString: value) else { throw ValidationError("--\(name) must be a UUID") }
+                return id
+            }
+            func moment(_ name: String, _ value: String?) throws -> Date? {
+                guard let value else { return nil }
+                guard let moment = rfc3339Moment(value) ?? Self.day(value) else {
+                    throw ValidationError("--\(name) must be a date (2026-11-01) or an RFC 3339 time (2026-11-01T08:30:00Z)")
+                }
+                return moment
+            }
+            var search = JournalSearch(patientID: try id("patient", patient), actorUserID: try id("user", user), actorTeam: team, limit: limit)
+            if let action {
+                guard let known = AccessAction(rawValue: action) else { throw ValidationError("--action: unknown action \(action)") }
+                search.action = known
+            }
+            if let purpose {
+                guard let known = AccessPurpose(rawValue: purpose) else { throw ValidationError("--purpose: unknown purpose \(purpose)") }
+                search.purpose = known
+            }
+            if let result {
+                guard let known = AccessResult(rawValue: result) else { throw ValidationError("--result must be success, denied or error") }
+                search.result = known
+            }
+            search.occurredFrom = try moment("from", from)
+            search.occurredBefore = try moment("to", to)
+            return search
+        }
+
+        /// A calendar date such as 2026-11-01, as its first moment in UTC.
+        static func day(_ text: String) -> Date? {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withFullDate]
+            return formatter.date(from: text)
         }
 
         func run() async throws {
             try await reportingFailures {
-                var conditions: [String] = []
-                var parameters: [any PostgresEncodable] = []
-                func add(_ condition: String, _ value: (any PostgresEncodable)?) {
-                    guard let value else { return }
-                    parameters.append(value)
-                    conditions.append(condition.replacingOccurrences(of: "?", with: "$\(parameters.count)"))
-                }
-                add("patient_id = ?::uuid", patient?.lowercased())
-                add("actor_user_id = ?::uuid", user?.lowercased())
-                add("actor_team = ?", team)
-                add("action = ?", action)
-                add("purpose = ?", purpose)
-                add("result = ?", result)
-                add("occurred_at >= ?::timestamptz", from)
-                add("occurred_at < ?::timestamptz", to)
-                parameters.append(limit)
-                let sql = """
-                    SELECT canonical FROM (SELECT seq, canonical FROM journal.entries \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
-                    ORDER BY seq DESC LIMIT $\(parameters.count)) AS hits ORDER BY seq
-                    """
-                let connection = try await options.connect()
-                let rows = try await connection.query(sql, parameters).rows
-                await connection.close()
-                let entries = try rows.map { try JournalEntry(canonical: $0.bytes("canonical")) }.filter(matches)
+                let search = try search()
+                let entries = try await options.withConnection { connection in try await connection.perform { try search.entries(on: $0) } }
                 if json {
                     try printJSON(entries)
                 } else {
@@ -210,13 +218,6 @@ struct JournalCommand: AsyncParsableCommand {
                     print("\(entries.count) entries")
                 }
             }
-        }
-
-        /// The filters, applied again to the decoded bytes (the search columns are not hashed).
-        func matches(_ entry: JournalEntry) -> Bool {
-            (patient == nil || entry.patientID == patient?.lowercased()) && (user == nil || entry.actorUserID == user?.lowercased())
-                && (team == nil || entry.actorTeam == team) && (action == nil || entry.action == action)
-                && (purpose == nil || entry.purpose == purpose) && (result == nil || entry.result == result)
         }
 
         static func columns(_ entry: JournalEntry) -> [String] {
@@ -237,15 +238,12 @@ struct JournalCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
                 let sequence = self.sequence
-                let (stored, covering) = try await connection.perform { connection in
-                    guard let stored = try JournalDatabase.entries(sequence..<sequence + 1, on: connection).first else {
-                        throw JournalError(.notFound, "no entry \(sequence)")
+                let (stored, covering) = try await options.withConnection { connection in
+                    try await connection.perform { connection in
+                        (try JournalDatabase.entry(sequence, on: connection), try JournalDatabase.firstCheckpoint(covering: sequence, on: connection))
                     }
-                    return (stored, try JournalDatabase.firstCheckpoint(covering: sequence, on: connection))
                 }
-                await connection.close()
                 if json {
                     struct Shown: Encodable {
                         let entry: JournalEntry
@@ -282,25 +280,27 @@ struct JournalCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
-                var next = UInt64(max(0, try await connection.query("SELECT tree_size FROM journal.head").rows[0].int64("tree_size") - Int64(max(0, lines))))
-                repeat {
-                    let from = next
-                    let entries = try await connection.perform { try JournalDatabase.entries(from..<from + 1000, on: $0) }
-                    for stored in entries {
-                        if json {
-                            let encoder = JSONEncoder()
-                            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                            print(String(decoding: try encoder.encode(stored.entry), as: UTF8.self))
-                        } else {
-                            print(Search.columns(stored.entry).joined(separator: "  "))
+                let (newest, follow, json) = (UInt64(max(0, lines)), self.follow, self.json)
+                try await options.withConnection { connection in
+                    let size = try await connection.perform { try JournalDatabase.treeSize(on: $0) }
+                    var next = size > newest ? size - newest : 0
+                    repeat {
+                        let from = next
+                        let entries = try await connection.perform { try JournalDatabase.entries(from..<from + 1000, on: $0) }
+                        for stored in entries {
+                            if json {
+                                let encoder = JSONEncoder()
+                                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                                print(String(decoding: try encoder.encode(stored.entry), as: UTF8.self))
+                            } else {
+                                print(Search.columns(stored.entry).joined(separator: "  "))
+                            }
+                            next = stored.entry.sequence + 1
                         }
-                        next = stored.entry.sequence + 1
-                    }
-                    fflush(nil)
-                    if follow && entries.count < 1000 { try await Task.sleep(for: .milliseconds(500)) }
-                } while follow
-                await connection.close()
+                        fflush(nil)
+                        if follow && entries.count < 1000 { try await Task.sleep(for: .milliseconds(500)) }
+                    } while follow
+                }
             }
         }
     }
@@ -321,15 +321,7 @@ struct JournalCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingFailures {
                     let (sequence, id) = (self.sequence, self.checkpoint)
-                    let text = try await options.withSnapshot { connection in
-                        let record = try JournalDatabase.checkpoint(idOrLatest: id, on: connection)
-                        guard let record else { throw JournalError(.notFound, "no checkpoint yet") }
-                        guard sequence < record.treeSize else {
-                            throw JournalError(.invalidArgument, "entry \(sequence) is not covered by checkpoint #\(record.id) (size \(record.treeSize))")
-                        }
-                        let proof = try DatabaseTreeReader(connection: connection).inclusionProof(index: sequence, size: record.treeSize)
-                        return JournalFormats.tlogProof(index: sequence, proof: proof, checkpointNote: record.note)
-                    }
+                    let text = try await options.withSnapshot { try JournalProofs.inclusion(of: sequence, checkpoint: id, on: $0) }
                     print(text, terminator: "")
                 }
             }
@@ -345,17 +337,7 @@ struct JournalCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingFailures {
                     let (old, new) = (self.old, self.new)
-                    let text = try await options.withSnapshot { connection in
-                        let older = try JournalDatabase.checkpoint(id: old, on: connection)
-                        let newer = try JournalDatabase.checkpoint(id: new, on: connection)
-                        guard older.treeSize <= newer.treeSize else {
-                            throw JournalError(.invalidArgument, "checkpoint #\(old) (size \(older.treeSize)) is larger than #\(new) (size \(newer.treeSize))")
-                        }
-                        let proof =
-                            older.treeSize == 0
-                            ? [] : try DatabaseTreeReader(connection: connection).consistencyProof(oldSize: older.treeSize, newSize: newer.treeSize)
-                        return JournalFormats.addCheckpointBody(oldSize: older.treeSize, proof: proof, checkpointNote: newer.note)
-                    }
+                    let text = try await options.withSnapshot { try JournalProofs.consistency(from: old, to: new, on: $0) }
                     print(text, terminator: "")
                 }
             }
@@ -381,59 +363,24 @@ struct JournalCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard from <= to else { throw ValidationError("--from must not be after --to") }
-            guard to - from < 10_000_000 else { throw ValidationError("export at most 10,000,000 entries at a time") }
+            guard to - from < JournalExport.maximumCount else { throw ValidationError("export at most 10,000,000 entries at a time") }
             guard ["bundle", "fhir"].contains(format) else { throw ValidationError("--format must be bundle or fhir") }
             if format == "bundle" && out == nil { throw ValidationError("--out DIR is required for --format bundle") }
         }
 
         func run() async throws {
             try await reportingFailures {
-                let configuration = try options.loadConfiguration()
-                let connection = try await options.connect()
-                let (from, to, format) = (self.from, self.to, self.format)
-                let origin = configuration.journal.origin
-                let exported = try await connection.transaction(isolation: .repeatableRead) { connection -> ([StoredEntry], [CheckpointRecord], [String]) in
-                    let entries = try JournalDatabase.entries(from..<to + 1, on: connection)
-                    guard entries.count == Int(to - from + 1) else {
-                        throw JournalError(.notFound, "entries \(from)…\(to) are not all in the journal (it has \(entries.count) of them)")
-                    }
-                    guard format == "bundle" else { return (entries, [], []) }
-                    guard let covering = try JournalDatabase.firstCheckpoint(covering: to, on: connection) else {
-                        throw JournalError(.notFound, "entry \(to) is not covered by a checkpoint yet; retry in a few seconds")
-                    }
-                    let before = try connection.query("SELECT coalesce(max(id), 1) AS id FROM journal.checkpoints WHERE tree_size <= $1", [Int64(from)]).rows[0].int64("id")
-                    let checkpoints = try JournalDatabase.checkpoints(ids: min(before, covering.id)...covering.id, on: connection)
-                    let reader = DatabaseTreeReader(connection: connection)
-                    let proofs = try entries.map { stored in
-                        JournalFormats.tlogProof(
-                            index: stored.entry.sequence, proof: try reader.inclusionProof(index: stored.entry.sequence, size: covering.treeSize),
-                            checkpointNote: covering.note)
-                    }
-                    return (entries, checkpoints, proofs)
-                }
-                try await connection.transaction { connection in
-                    var event = AccessEvent(source: "osmosectl", requestID: UUID().uuidString.lowercased(), action: .export, objectType: "journal", result: .success)
-                    event.actorUsername = operatorIdentity.split(separator: " ").first.map(String.init)
-                    event.actorRole = "security-officer"
-                    event.objectID = "\(from)-\(to)"
-                    event.purpose = .audit
-                    event.reason = "journal.export.\(format)"
-                    try connection.record(event)
-                }
-                await connection.close()
-                let (entries, checkpoints, proofs) = exported
+                let export = JournalExport(range: from...to, exportedBy: operatorActor(.securityOfficer))
                 if format == "fhir" {
-                    let data = try JournalFormats.fhirBundle(entries.map(\.entry), origin: origin, now: microsecondsNow())
+                    let origin = try options.loadConfiguration().journal.origin
+                    let data = try await options.withConnection { connection in try await export.fhirBundle(origin: origin, now: microsecondsNow(), on: connection) }
                     if let out { try writeFile(out, Array(data)) } else { print(String(decoding: data, as: UTF8.self)) }
                     return
                 }
                 guard let out else { return }
-                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                try writeFile(out + "/entries", JournalFormats.entryBundle(entries.map(\.canonical)))
-                try writeFile(out + "/checkpoint", Array(checkpoints.last!.note.utf8))
-                try writeFile(out + "/checkpoints", Array(checkpoints.map { $0.note + "\n" }.joined().utf8))
-                try writeFile(out + "/proofs", Array(proofs.joined(separator: "--\n").utf8))
-                print("exported entries \(from)…\(to) with \(checkpoints.count) checkpoints (covering: #\(checkpoints.last!.id), size \(checkpoints.last!.treeSize)) to \(out)")
+                let summary = try await options.withConnection { connection in try await export.writeBundle(into: out, on: connection) }
+                print(
+                    "exported entries \(from)…\(to) with \(summary.checkpoints) checkpoints (covering: #\(summary.covering.id), size \(summary.covering.treeSize)) to \(out)")
             }
         }
     }
@@ -449,56 +396,8 @@ struct JournalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let (out, id) = (self.out, self.checkpoint)
-                let summary = try await options.withSnapshot { connection -> String in
-                    guard let record = try JournalDatabase.checkpoint(idOrLatest: id, on: connection) else {
-                        throw JournalError(.notFound, "no checkpoint yet")
-                    }
-                    let size = record.treeSize
-                    let reader = DatabaseTreeReader(connection: connection)
-                    var files = 0
-                    var level = 0
-                    while size >> UInt64(8 * level) > 0 {
-                        let nodes = size >> UInt64(8 * level)
-                        let fullCount = nodes >> 8
-                        var index: UInt64 = 0
-                        while index < fullCount {
-                            let rows = try connection.query(
-                                "SELECT tile_index, hashes FROM journal.tiles WHERE level = $1 AND tile_index >= $2 AND tile_index < $3 ORDER BY tile_index",
-                                [level, Int64(index), Int64(min(fullCount, index + 1000))]
-                            ).rows
-                            for row in rows {
-                                try writeFile(out + "/" + JournalFormats.tilePath(level: level, index: UInt64(try row.int64("tile_index"))), try row.bytes("hashes"))
-                                files += 1
-                            }
-                            index += 1000
-                        }
-                        let width = Int(nodes & 0xFF)
-                        if width > 0 {
-                            let hashes = try reader.hashes(level: level, range: (fullCount << 8)..<(fullCount << 8) + UInt64(width))
-                            try writeFile(out + "/" + JournalFormats.tilePath(level: level, index: fullCount, partialWidth: width), hashes.flatMap { $0 })
-                            files += 1
-                        }
-                        level += 1
-                    }
-                    var bundle = 0 as UInt64
-                    while bundle << 8 < size {
-                        let end = min(size, (bundle + 1) << 8)
-                        let entries = try connection.query(
-                            "SELECT canonical FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", [Int64(bundle << 8), Int64(end)]
-                        ).rows.map { try $0.bytes("canonical") }
-                        guard entries.count == Int(end - (bundle << 8)) else {
-                            throw JournalError(.inconsistentState, "entries \(bundle << 8)…\(end - 1) are not all stored (purged months are published from their cold archive)")
-                        }
-                        let width = Int(end - (bundle << 8))
-                        try writeFile(
-                            out + "/" + JournalFormats.tilePath(level: nil, index: bundle, partialWidth: width == 256 ? nil : width), JournalFormats.entryBundle(entries))
-                        files += 1
-                        bundle += 1
-                    }
-                    try writeFile(out + "/checkpoint", Array(record.note.utf8))
-                    return "wrote \(files + 1) files for checkpoint #\(record.id) (size \(size)) to \(out)"
-                }
-                print(summary)
+                let publication = try await options.withSnapshot { try TilePublisher(directory: out).publish(checkpoint: id, on: $0) }
+                print("wrote \(publication.files) files for checkpoint #\(publication.checkpoint.id) (size \(publication.checkpoint.treeSize)) to \(out)")
             }
         }
     }
@@ -510,10 +409,10 @@ struct JournalCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let connection = try await options.connect()
                 let id = self.id
-                let record = try await connection.perform { try JournalDatabase.checkpoint(idOrLatest: id, on: $0) }
-                await connection.close()
+                let record = try await options.withConnection { connection in
+                    try await connection.perform { try JournalDatabase.checkpoint(idOrLatest: id, on: $0) }
+                }
                 guard let record else { throw JournalError(.notFound, "no checkpoint yet: is osmose-journald running?") }
                 print(record.note, terminator: "")
             }

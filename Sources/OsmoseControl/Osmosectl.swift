@@ -26,20 +26,19 @@ public struct Osmosectl: AsyncParsableCommand {
 }
 
 extension Osmosectl {
-    /// Parses the process's arguments and runs the chosen subcommand, exiting with
-    /// its status. (Written out because overload resolution from a top-level
+    /// Parses `arguments` (the process's when nil) and runs the chosen subcommand.
+    /// The library never ends the process: the executable hands what this throws to
+    /// ArgumentParser, which prints it and ends the process with the documented
+    /// status (an `ExitCode` carries its own; a command-line error is 64; help and
+    /// version are 0). (Written out because overload resolution from a top-level
     /// `main.swift` picks ArgumentParser's synchronous `main()`.)
-    public static func runFromCommandLine() async -> Never {
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            exit()
-        } catch {
-            exit(withError: error)
+    /// - Throws: the parse error, or what the command throws.
+    public static func runFromCommandLine(_ arguments: [String]? = nil) async throws {
+        var command = try parseAsRoot(arguments)
+        if var asyncCommand = command as? any AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
         }
     }
 }

@@ -46,18 +46,10 @@ func shredFile(_ path: String) throws {
 func recordingKey(
     writtenTo file: String?, _ options: GlobalOptions, _ body: @escaping @Sendable (isolated Connection) throws -> Int
 ) async throws -> Int {
-    let outcome: Result<Int, any Error>
     do {
-        let connection = try await options.connect()
-        do {
-            outcome = .success(try await connection.transaction { try body($0) })
-        } catch {
-            outcome = .failure(error)
-        }
-        await connection.close()
+        return try await options.withConnection { connection in try await connection.transaction { try body($0) } }
     } catch {
-        outcome = .failure(error)
+        if let file { unlink(file) }
+        throw error
     }
-    if case .failure = outcome, let file { unlink(file) }
-    return try outcome.get()
 }

@@ -3,4 +3,8 @@ import OsmoseControl
 
 // libarchive and Foundation need a UTF-8 locale for non-ASCII names (docs/pitfalls).
 setlocale(LC_CTYPE, "C.UTF-8")
-await Osmosectl.runFromCommandLine()
+do {
+    try await Osmosectl.runFromCommandLine()
+} catch {
+    Osmosectl.exit(withError: error)
+}
