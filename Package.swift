@@ -205,7 +205,9 @@ let package = Package(
         ),
 
         // Tests mirror Sources.
-        .testTarget(name: "CryptographyTests", dependencies: ["Cryptography"], swiftSettings: strictSettings),
+        // The layering rules (design.md, conventions.md), checked on the source tree.
+        .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "Archive", "Age", "Cryptography", "Journal", "Store", "Settings", "TestSupport"], swiftSettings: strictSettings),

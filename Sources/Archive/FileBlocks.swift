@@ -103,8 +103,11 @@ package final class WorkQueue<Item>: @unchecked Sendable {
 /// block (copied) and asks for the digest at the member's end. For base backups,
 /// where hashing would otherwise sit on the thread that feeds the compressor, and
 /// restores, where it would sit on the thread that writes.
+/// `@unchecked Sendable`: its stored properties are constants (`state`, `queue`), each
+/// safe by its own rule; `update` and `finalize` are called from one thread, the writer's.
 final class BackgroundHasher: @unchecked Sendable {
     /// What the hashing thread works on and hands back (it holds no reference to the hasher object).
+    /// `@unchecked Sendable`: `digests` is read and written under `ready`; `hasher` only by the queue's one thread.
     private final class State: @unchecked Sendable {
         let ready = NSCondition()
         var digests: [String] = []

@@ -17,6 +17,10 @@ import Glibc
 /// zeros and the file truncated back to its size. Where the file system refuses
 /// `O_DIRECT` (ramfs, some network file systems), the file is written through the
 /// page cache.
+///
+/// `@unchecked Sendable`: `buffer`, `filled` and `current` are touched only by the
+/// caller's thread (one restore); the writing thread receives work through `queue`
+/// and hands results back through `results`, each safe by its own rule.
 final class DirectWriter: @unchecked Sendable {
     static let alignment = 4096
     static let blockSize = 1 << 20
@@ -30,6 +34,7 @@ final class DirectWriter: @unchecked Sendable {
     }
 
     /// A file being written. Its hasher and offset are touched only by the writing thread.
+    /// `@unchecked Sendable`: created by the caller, then mutated by the writing thread alone.
     final class File: @unchecked Sendable {
         let descriptor: Int32
         let path: String
@@ -45,6 +50,7 @@ final class DirectWriter: @unchecked Sendable {
     }
 
     /// What the thread hands back: digests in order, and the first failure.
+    /// `@unchecked Sendable`: both fields are read and written under `ready`.
     private final class Results: @unchecked Sendable {
         let ready = NSCondition()
         var digests: [String] = []
@@ -189,6 +195,7 @@ final class DirectWriter: @unchecked Sendable {
 
 /// Files synced and closed on background threads, so that a restore waits for no
 /// fsync until its end: `finish()` returns once every file handed over is durable.
+/// `@unchecked Sendable`: its stored properties are constants, each safe by its own rule.
 final class BackgroundSyncer: @unchecked Sendable {
     struct Handle {
         let descriptor: Int32
@@ -196,6 +203,7 @@ final class BackgroundSyncer: @unchecked Sendable {
     }
 
     /// The first failure, shared with the threads (which hold no reference to the syncer).
+    /// `@unchecked Sendable`: `message` is read and written under `lock`.
     private final class Failure: @unchecked Sendable {
         let lock = NSLock()
         var message: String?

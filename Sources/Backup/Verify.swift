@@ -262,6 +262,9 @@ struct VerifyOutcome: Sendable {
 }
 
 /// The verify tasks' shared state: the next task to claim and each one's outcome.
+/// `@unchecked Sendable`: `next` and `outcomes` are written under `lock` while the
+/// tasks run; `outcomes` is read only after `concurrentPerform` has returned, when
+/// every task has ended.
 final class VerifyResults: @unchecked Sendable {
     private let lock = NSLock()
     private var next = 0

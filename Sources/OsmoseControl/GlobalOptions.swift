@@ -52,14 +52,6 @@ struct GlobalOptions: ParsableArguments {
     func record(_ event: AccessEvent) async throws {
         try await withConnection { connection in try await connection.transaction { connection in try connection.record(event) } }
     }
-
-    /// Opens a connection as configured; the caller must close it. Only KeyCommands.swift
-    /// still pairs it with `close()` by hand: use ``withConnection(_:)``.
-    func connect() async throws -> Connection {
-        let configuration = try loadConfiguration()
-        return try await Connection.connect(
-            database ?? configuration.database.connection, applicationName: "osmosectl", logger: logger)
-    }
 }
 
 /// The person running `osmosectl`, acting in `role` (the journal's actor).

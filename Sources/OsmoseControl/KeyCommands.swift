@@ -42,7 +42,7 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let master = try MasterKey.load(path: masterKey)
-                let created = try await options.withKeyringConnection { connection in
+                let created = try await options.withConnection { connection in
                     try await KeyringSetup.initialise(master: master, actor: keyOperator, on: connection)
                 }
                 print(created.isEmpty ? "keyring already initialised (master key \(master.fingerprint))" : "created data keys \(created.map(String.init).joined(separator: ", ")) under master key \(master.fingerprint)")
@@ -67,7 +67,7 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let policy = try loadKeyPolicy(options)
-                let overview = try await options.withKeyringConnection { try await KeyInventory.overview(policy: policy, on: $0) }
+                let overview = try await options.withConnection { try await KeyInventory.overview(policy: policy, on: $0) }
                 let (keys, publicKeys, rotations) = (overview.keys, overview.publicKeys, overview.rotations)
                 let catalogue = "\(overview.retainedBackups) retained backups in ops.backups (data keys are inside the backed-up database; each backup needs one identity of its recipients)"
                 if json { return try printJSON(Report(keys: keys, publicKeys: publicKeys, rotations: rotations, backupCatalogue: catalogue)) }
@@ -143,14 +143,14 @@ struct KeysCommand: AsyncParsableCommand {
                 let policy = try loadKeyPolicy(options)
                 let master = try MasterKey.load(path: masterKey!)
                 if dryRun {
-                    let census = try await options.withKeyringConnection { connection in
+                    let census = try await options.withConnection { connection in
                         try await connection.perform { try KeyRotation.census(purpose, on: $0) }
                     }
                     let total = census.values.flatMap(\.values).reduce(0, +)
                     print("would make a new primary \(purpose.rawValue) key, demote the current one, and queue \(total) values for re-encryption")
                     return
                 }
-                let rotation = try await options.withKeyringConnection { connection in
+                let rotation = try await options.withConnection { connection in
                     try await connection.transaction { [reason] connection in
                         try KeyRotation.start(
                             purpose: purpose, reason: reason, master: master, cryptoperiodDays: policy.cryptoperiodDays[purpose.rawValue] ?? 365,
@@ -207,7 +207,7 @@ struct KeysCommand: AsyncParsableCommand {
                 guard (1...200).contains(reason.count) else { throw ValidationError("--reason must be 1 to 200 characters") }
                 let old = try MasterKey.load(path: masterKey)
                 let new = try MasterKey.load(path: newMasterKey)
-                let count = try await options.withKeyringConnection { connection in
+                let count = try await options.withConnection { connection in
                     try await KeyringSetup.rotateMaster(from: old, to: new, reason: reason, dryRun: dryRun, actor: keyOperator, on: connection)
                 }
                 if dryRun {
@@ -296,7 +296,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let record = try await options.withKeyringConnection { connection in
+                let record = try await options.withConnection { connection in
                     try await connection.transaction { [id, reason, dryRun] connection in
                         try BackupRecipients.retire(id: id, reason: reason, dryRun: dryRun, actor: keyOperator, on: connection)
                     }
@@ -337,7 +337,7 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 if purpose != nil { return try await destroySigningKey() }
-                let report = try await options.withKeyringConnection { connection in
+                let report = try await options.withConnection { connection in
                     try await connection.transaction { [key, reason, force, dryRun] connection in
                         try KeyInventory.destroy(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: keyOperator, on: connection)
                     }
@@ -356,7 +356,7 @@ struct KeysCommand: AsyncParsableCommand {
                 guard let data = FileManager.default.contents(atPath: keyFile) else { throw ValidationError("cannot read \(keyFile)") }
                 return try NoteSignerKey(encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            let report = try await options.withKeyringConnection { connection in
+            let report = try await options.withConnection { connection in
                 try await connection.transaction { [key, reason, force, dryRun, keyFile, purpose] connection in
                     let report = try KeyInventory.destroyPublicKey(keyID: key, reason: reason, force: force, dryRun: dryRun, actor: keyOperator, on: connection)
                     guard report.purpose == purpose else { throw ValidationError("key \(key) is a \(report.purpose) key, not \(purpose ?? "")") }
@@ -380,14 +380,7 @@ struct KeysCommand: AsyncParsableCommand {
 }
 
 /// The operator running a key command, as the journal and the key records name them.
-private var keyOperator: SystemActor { .operator(operatorIdentity, role: .sysadmin) }
-
-extension GlobalOptions {
-    /// Runs `body` on a connection opened as configured, closed on every path.
-    fileprivate func withKeyringConnection<Result>(_ body: (Connection) async throws -> Result) async throws -> Result {
-        try await Connection.withConnection(database ?? loadConfiguration().database.connection, applicationName: "osmosectl", logger: logger, body)
-    }
-}
+private var keyOperator: SystemActor { operatorActor(.sysadmin) }
 
 /// The key policy (`policies/keys.yaml`), or its defaults when the file is absent.
 func loadKeyPolicy(_ options: GlobalOptions) throws -> KeyPolicy {

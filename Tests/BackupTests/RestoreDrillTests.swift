@@ -86,34 +86,34 @@ struct RestoreDrillTests {
 
     @Test("Checking a restored database counts every table and verifies the journal once it has a checkpoint, with the keys given")
     func checksTheRestoredDatabase() async throws {
-        let database = try await TestDatabase.create("drillcheck")
-        let connection = try await Connection.connect(database.connectionString, logger: testLogger)
-        try await migrate(connection)
-        try await connection.execute("CREATE TABLE public.drill (id int); INSERT INTO public.drill SELECT generate_series(1, 3)")
-        let signer = try NoteSignerKey.generate(name: "journal.drill.example")
-        let vkey = signer.verifierKey
-        let unsigned = try await drill(keys: { throw JournalError(.signingKey, "no keys") }).check(restoredDatabase: connection)
-        #expect(unsigned.problems.isEmpty, "no checkpoint yet: nothing to verify, no key asked for")
-        #expect(unsigned.tables.first { $0.table == "public.drill" }?.rows == 3)
-        #expect(unsigned.tables.contains { $0.table == "journal.checkpoints" && $0.rows == 0 })
+        try await TestDatabase.with("drillcheck") { database in
+            let connection = try await Connection.connect(database.connectionString, logger: testLogger)
+            try await migrate(connection)
+            try await connection.execute("CREATE TABLE public.drill (id int); INSERT INTO public.drill SELECT generate_series(1, 3)")
+            let signer = try NoteSignerKey.generate(name: "journal.drill.example")
+            let vkey = signer.verifierKey
+            let unsigned = try await drill(keys: { throw JournalError(.signingKey, "no keys") }).check(restoredDatabase: connection)
+            #expect(unsigned.problems.isEmpty, "no checkpoint yet: nothing to verify, no key asked for")
+            #expect(unsigned.tables.first { $0.table == "public.drill" }?.rows == 3)
+            #expect(unsigned.tables.contains { $0.table == "journal.checkpoints" && $0.rows == 0 })
 
-        let events = (0..<5).map { AccessEvent(source: "osmose-care", requestID: "drill-\($0)", action: .read, objectType: "patient", result: .success) }
-        try await connection.transaction { try $0.record(events) }
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        try await connection.perform { try JournalDatabase.ensurePartition(on: $0, containing: now) }
-        let state = try await connection.perform { try JournalDatabase.loadState(on: $0) }
-        let appended = try await connection.transaction { try JournalDatabase.appendBatch(on: $0, state: state, limit: 100, now: now) }
-        _ = try await connection.transaction { try JournalDatabase.issueCheckpoint(on: $0, state: appended.state, signers: [signer], now: now) }
+            let events = (0..<5).map { AccessEvent(source: "osmose-care", requestID: "drill-\($0)", action: .read, objectType: "patient", result: .success) }
+            try await connection.transaction { try $0.record(events) }
+            let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+            try await connection.perform { try JournalDatabase.ensurePartition(on: $0, containing: now) }
+            let state = try await connection.perform { try JournalDatabase.loadState(on: $0) }
+            let appended = try await connection.transaction { try JournalDatabase.appendBatch(on: $0, state: state, limit: 100, now: now) }
+            _ = try await connection.transaction { try JournalDatabase.issueCheckpoint(on: $0, state: appended.state, signers: [signer], now: now) }
 
-        let verified = try await drill(keys: { [vkey] }).check(restoredDatabase: connection)
-        #expect(verified.problems.isEmpty, "\(verified.problems)")
-        #expect(verified.tables.contains { $0.table == "journal.checkpoints" && $0.rows == 1 })
-        let otherKey = try NoteSignerKey.generate(name: "journal.drill.example").verifierKey
-        let wrongKey = try await drill(keys: { [otherKey] }).check(restoredDatabase: connection)
-        #expect(wrongKey.problems.count == 1 && wrongKey.problems[0].hasPrefix("the restored journal does not verify"), "\(wrongKey.problems)")
-        let noKey = try await drill(keys: { throw JournalError(.signingKey, "no verifier key") }).check(restoredDatabase: connection)
-        #expect(noKey.problems == ["cannot verify the restored journal: journal.signing_key: no verifier key"])
-        await connection.close()
-        await database.drop()
+            let verified = try await drill(keys: { [vkey] }).check(restoredDatabase: connection)
+            #expect(verified.problems.isEmpty, "\(verified.problems)")
+            #expect(verified.tables.contains { $0.table == "journal.checkpoints" && $0.rows == 1 })
+            let otherKey = try NoteSignerKey.generate(name: "journal.drill.example").verifierKey
+            let wrongKey = try await drill(keys: { [otherKey] }).check(restoredDatabase: connection)
+            #expect(wrongKey.problems.count == 1 && wrongKey.problems[0].hasPrefix("the restored journal does not verify"), "\(wrongKey.problems)")
+            let noKey = try await drill(keys: { throw JournalError(.signingKey, "no verifier key") }).check(restoredDatabase: connection)
+            #expect(noKey.problems == ["cannot verify the restored journal: journal.signing_key: no verifier key"])
+            await connection.close()
+        }
     }
 }

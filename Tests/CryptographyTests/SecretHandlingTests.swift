@@ -1,5 +1,6 @@
 import Cryptography
 import Testing
+import TestSupport
 
 @Suite("Key material never shows in descriptions or errors")
 struct SecretHandlingTests {
@@ -42,10 +43,11 @@ struct SecretHandlingTests {
 
     @Test("Constant-time comparison matches ordinary equality")
     func constantTime() throws {
+        var random = TestSeed.generator(test: "constant-time comparison")
         for _ in 0..<100 {
-            let a = try SecureRandom.bytes(count: Int.random(in: 0...40))
+            let a = random.bytes(count: Int.random(in: 0...40, using: &random))
             var b = a
-            if !b.isEmpty, Bool.random() { b[Int.random(in: 0..<b.count)] ^= UInt8.random(in: 1...255) }
+            if !b.isEmpty, Bool.random(using: &random) { b[Int.random(in: 0..<b.count, using: &random)] ^= UInt8.random(in: 1...255, using: &random) }
             #expect(ConstantTime.equals(a, b) == (a == b))
         }
         #expect(!ConstantTime.equals([1, 2, 3], [1, 2]))

@@ -201,6 +201,7 @@ struct BackupRestoreTests {
         let started = clock.now
         #expect(try await runProgram(backupd, ["wal-push", "--config", calibration, "\(directory)/segment", "000000010000000000000001"]).status == 0)
         var pushMilliseconds = max(10, Int((clock.now - started) / .milliseconds(1)))
+        var random = TestSeed.generator(test: "wal-push crashes")
         var interrupted = 0
         var round = 0
         // Until 20 kills have landed mid-push: a push that finished first (a machine faster
@@ -209,7 +210,7 @@ struct BackupRestoreTests {
             defer { round += 1 }
             let name = String(format: "%08X%08X%08X", 1, 0, round + 1)
             let push = try BackgroundProcess(backupd, ["wal-push", "--config", config, "\(directory)/segment", name])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(pushMilliseconds * 9 / 10))))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1...(pushMilliseconds * 9 / 10), using: &random)))
             push.signal(SIGKILL)
             let outcome = try await push.wait()
             if outcome.status == 128 + SIGKILL { interrupted += 1 } else { pushMilliseconds = max(5, pushMilliseconds * 3 / 4) }
@@ -257,7 +258,8 @@ struct BackupRestoreTests {
             let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
             try await connection.execute("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) AS g")
             await connection.close()
-            let full = try await killMidRun(backupd, ["full", "--config", config], kills: 6) { round in
+            var random = TestSeed.generator(test: "backup crashes")
+            let full = try await killMidRun(backupd, ["full", "--config", config], kills: 6, random: &random) { round in
                 // Whatever is listed is complete: it verifies.
                 let verify = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
                 let listed = try await runProgram(osmosectl, ["backup", "list", "--json", "--config", config])
@@ -273,7 +275,7 @@ struct BackupRestoreTests {
             #expect(verify.status == 0 && verify.standardOutput.contains("backups verified: OK"), "\(verify.standardOutput)")
 
             // The same for incrementals (40 MB of changed files each time).
-            let incrementals = try await killMidRun(backupd, ["incremental", "--config", config], kills: 4, before: rewriteArchives) { round in
+            let incrementals = try await killMidRun(backupd, ["incremental", "--config", config], kills: 4, random: &random, before: rewriteArchives) { round in
                 let afterKill = try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config])
                 #expect(afterKill.status == 0, "incremental round \(round): \(afterKill.standardOutput)")
             }
@@ -290,9 +292,10 @@ struct BackupRestoreTests {
 /// SIGKILL at a random moment within that time, until `kills` kills have landed
 /// mid-run (a run that finished first narrows the window for the next; at most 4 ×
 /// `kills` rounds). `before` runs ahead of each run, `after` after each kill.
-/// Backup ids are seconds: runs are at least 1.1 s apart.
+/// The kill delays come from `random` (seeded: the test prints its seed).
 func killMidRun(
-    _ program: String, _ arguments: [String], kills: Int, before: () throws -> Void = {}, after: (Int) async throws -> Void
+    _ program: String, _ arguments: [String], kills: Int, random: inout SeededGenerator, before: () throws -> Void = {},
+    after: (Int) async throws -> Void
 ) async throws -> (interrupted: Int, rounds: Int) {
     try before()
     let clock = ContinuousClock()
@@ -305,7 +308,7 @@ func killMidRun(
     while interrupted < kills && round < 4 * kills {
         try before()
         let run = try BackgroundProcess(program, arguments)
-        try await Task.sleep(for: .milliseconds(Int.random(in: 1...max(1, window * 9 / 10))))
+        try await Task.sleep(for: .milliseconds(Int.random(in: 1...max(1, window * 9 / 10), using: &random)))
         run.signal(SIGKILL)
         if try await run.wait().status == 128 + SIGKILL { interrupted += 1 } else { window = max(5, window * 3 / 4) }
         try await after(round)

@@ -59,114 +59,114 @@ struct DaemonStartupTests {
 
     @Test("osmose-journald: READY, then SIGTERM stops it with STOPPING and 0 within the deadline; a bad configuration is 3, no database 4, no signing key 6")
     func journald() async throws {
-        let database = try await TestDatabase.create("startjournald")
-        let directory = try directory("start-jd")
-        try await osmosectl(["db", "migrate", "--database", database.connectionString])
-        try await osmosectl(["journal", "keygen", "--origin", "journal.start.example", "--out", "\(directory)/signing.key"])
-        func configuration(_ name: String, database connection: String, key: String) throws -> String {
-            try write(
-                """
-                database:
-                  connection: "\(database.connectionString)"
-                journal:
-                  origin: journal.start.example
-                  database: "\(connection)"
-                  signing_key_file: \(key)
-                  checkpoint_within: 200ms
-                  witness_directories: [\(directory)/witness]
-                """, directory, name)
+        try await TestDatabase.with("startjournald") { database in
+            let directory = try directory("start-jd")
+            try await osmosectl(["db", "migrate", "--database", database.connectionString])
+            try await osmosectl(["journal", "keygen", "--origin", "journal.start.example", "--out", "\(directory)/signing.key"])
+            func configuration(_ name: String, database connection: String, key: String) throws -> String {
+                try write(
+                    """
+                    database:
+                      connection: "\(database.connectionString)"
+                    journal:
+                      origin: journal.start.example
+                      database: "\(connection)"
+                      signing_key_file: \(key)
+                      checkpoint_within: 200ms
+                      witness_directories: [\(directory)/witness]
+                    """, directory, name)
+            }
+            let good = try configuration("osmose.yaml", database: "\(database.connectionString) user=osmose_journald", key: "\(directory)/signing.key")
+
+            let daemon = try NotifiedDaemon(path("osmose-journald"), ["--config", good])
+            let ready = try await daemon.notification(containing: "READY=1")
+            #expect(ready.contains("STATUS=journal at "), "\(ready)")
+            let (outcome, took) = try await daemon.terminate()
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            #expect(took < deadline)
+            _ = try await daemon.notification(containing: "STOPPING=1")
+
+            let invalid = try await runProgram(path("osmose-journald"), ["--config", try write("journal:\n  colour: red\n", directory, "bad.yaml")])
+            #expect(invalid.status == 3 && invalid.standardError.contains("osmose-journald: \(directory)/bad.yaml:2:3:"), "\(invalid.standardError)")
+            #expect(invalid.standardError.split(separator: "\n").count == 1)
+            let noDatabase = try await runProgram(
+                path("osmose-journald"), ["--config", try configuration("nodb.yaml", database: Self.unreachable, key: "\(directory)/signing.key")])
+            #expect(noDatabase.status == 4 && noDatabase.standardError.contains("store.connection_failed"), "\(noDatabase.standardError)")
+            let noKey = try await runProgram(
+                path("osmose-journald"), ["--config", try configuration("nokey.yaml", database: database.connectionString, key: "\(directory)/absent.key")])
+            #expect(noKey.status == 6 && noKey.standardError.contains("journal.signing_key"), "\(noKey.standardError)")
         }
-        let good = try configuration("osmose.yaml", database: "\(database.connectionString) user=osmose_journald", key: "\(directory)/signing.key")
-
-        let daemon = try NotifiedDaemon(path("osmose-journald"), ["--config", good])
-        let ready = try await daemon.notification(containing: "READY=1")
-        #expect(ready.contains("STATUS=journal at "), "\(ready)")
-        let (outcome, took) = try await daemon.terminate()
-        #expect(outcome.status == 0, "\(outcome.standardError)")
-        #expect(took < deadline)
-        _ = try await daemon.notification(containing: "STOPPING=1")
-
-        let invalid = try await runProgram(path("osmose-journald"), ["--config", try write("journal:\n  colour: red\n", directory, "bad.yaml")])
-        #expect(invalid.status == 3 && invalid.standardError.contains("osmose-journald: \(directory)/bad.yaml:2:3:"), "\(invalid.standardError)")
-        #expect(invalid.standardError.split(separator: "\n").count == 1)
-        let noDatabase = try await runProgram(
-            path("osmose-journald"), ["--config", try configuration("nodb.yaml", database: Self.unreachable, key: "\(directory)/signing.key")])
-        #expect(noDatabase.status == 4 && noDatabase.standardError.contains("store.connection_failed"), "\(noDatabase.standardError)")
-        let noKey = try await runProgram(
-            path("osmose-journald"), ["--config", try configuration("nokey.yaml", database: database.connectionString, key: "\(directory)/absent.key")])
-        #expect(noKey.status == 6 && noKey.standardError.contains("journal.signing_key"), "\(noKey.standardError)")
-        await database.drop()
     }
 
     @Test("osmose-keyd: READY, then SIGTERM stops a rotation after its current batch with 0 within the deadline, and the next start finishes it; a bad configuration is 3, no database 4, no master key 6")
     func keyd() async throws {
-        let database = try await TestDatabase.create("startkeyd")
-        let directory = try directory("start-keyd")
-        let admin = database.connectionString
-        try await osmosectl(["db", "migrate", "--database", admin])
-        try await osmosectl(["keys", "generate-master", "--out", "\(directory)/master.key"])
-        try await osmosectl(["keys", "init", "--database", admin, "--master-key", "\(directory)/master.key"])
-        try await osmosectl(["teams", "add", "sau", "Urgences", "--database", admin])
-        try await osmosectl(["users", "add", "agent.sau", "--role", "agent", "--team", "sau", "--database", admin], input: "agent-password-0123\n")
-        let seed = try await runProgram(path("osmose-keys-bench"), ["seed", "300", "--database", admin, "--master-key", "\(directory)/master.key"])
-        #expect(seed.status == 0, "\(seed.standardError)")
-        func configuration(_ name: String, valuesPerSecond: Int, database connection: String, key: String) throws -> String {
-            // The shipped policy, paced so that a rotation lasts a few seconds.
-            let shipped = try String(contentsOf: repositoryRoot.appendingPathComponent("policies/keys.yaml"), encoding: .utf8)
-            let paced = shipped.replacingOccurrences(of: "max_values_per_second: 50000", with: "max_values_per_second: \(valuesPerSecond)")
-                .replacingOccurrences(of: "batch_size: 2000", with: "batch_size: 40")
-            #expect(paced.contains("max_values_per_second: \(valuesPerSecond)") && paced.contains("batch_size: 40"))
-            let policy = try write(paced, directory, "keys-\(name)")
-            return try write(
-                """
-                database:
-                  connection: "\(admin)"
-                logging:
-                  level: warning
-                keys:
-                  database: "\(connection)"
-                  master_key_file: \(key)
-                  policy: \(policy)
-                """, directory, name)
+        try await TestDatabase.with("startkeyd") { database in
+            let directory = try directory("start-keyd")
+            let admin = database.connectionString
+            try await osmosectl(["db", "migrate", "--database", admin])
+            try await osmosectl(["keys", "generate-master", "--out", "\(directory)/master.key"])
+            try await osmosectl(["keys", "init", "--database", admin, "--master-key", "\(directory)/master.key"])
+            try await osmosectl(["teams", "add", "sau", "Urgences", "--database", admin])
+            try await osmosectl(["users", "add", "agent.sau", "--role", "agent", "--team", "sau", "--database", admin], input: "agent-password-0123\n")
+            let seed = try await runProgram(path("osmose-keys-bench"), ["seed", "300", "--database", admin, "--master-key", "\(directory)/master.key"])
+            #expect(seed.status == 0, "\(seed.standardError)")
+            func configuration(_ name: String, valuesPerSecond: Int, database connection: String, key: String) throws -> String {
+                // The shipped policy, paced so that a rotation lasts a few seconds.
+                let shipped = try String(contentsOf: repositoryRoot.appendingPathComponent("policies/keys.yaml"), encoding: .utf8)
+                let paced = shipped.replacingOccurrences(of: "max_values_per_second: 50000", with: "max_values_per_second: \(valuesPerSecond)")
+                    .replacingOccurrences(of: "batch_size: 2000", with: "batch_size: 40")
+                #expect(paced.contains("max_values_per_second: \(valuesPerSecond)") && paced.contains("batch_size: 40"))
+                let policy = try write(paced, directory, "keys-\(name)")
+                return try write(
+                    """
+                    database:
+                      connection: "\(admin)"
+                    logging:
+                      level: warning
+                    keys:
+                      database: "\(connection)"
+                      master_key_file: \(key)
+                      policy: \(policy)
+                    """, directory, name)
+            }
+            let keydRole = "\(admin) user=osmose_keyd"
+            let slow = try configuration("slow.yaml", valuesPerSecond: 200, database: keydRole, key: "\(directory)/master.key")
+            try await osmosectl(["keys", "rotate", "--purpose", "column", "--reason", "start-up test", "--master-key", "\(directory)/master.key", "--config", slow])
+            let connection = try await Connection.connect(admin, logger: testLogger)
+            func rotation() async throws -> (state: String, rewritten: Int) {
+                let row = try await connection.query("SELECT state, rewritten FROM keys.rotations ORDER BY id DESC LIMIT 1").rows[0]
+                return (try row.string("state"), try row.int("rewritten"))
+            }
+
+            let daemon = try NotifiedDaemon(path("osmose-keyd"), ["--config", slow])
+            let ready = try await daemon.notification(containing: "READY=1")
+            #expect(ready.contains("STATUS=checking key schedules"), "\(ready)")
+            try await waitUntil("a first batch rewritten") { try await rotation().rewritten > 0 }
+            let (outcome, took) = try await daemon.terminate()
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            #expect(took < deadline)
+            let stopping = try await daemon.notification(containing: "STATUS=stopped; the next start resumes")
+            #expect(stopping.contains("STOPPING=1"), "\(stopping)")
+            let stopped = try await rotation()
+            #expect(stopped.state == "running" && stopped.rewritten > 0, "stopped mid-rotation: \(stopped)")
+
+            let fast = try configuration("fast.yaml", valuesPerSecond: 100_000, database: keydRole, key: "\(directory)/master.key")
+            let resumed = try await runProgram(path("osmose-keyd"), ["--config", fast])
+            #expect(resumed.status == 0, "\(resumed.standardError)")
+            let finished = try await rotation()
+            #expect(finished.state == "finished" && finished.rewritten > stopped.rewritten, "the next start resumed and finished: \(finished)")
+
+            let invalid = try await runProgram(path("osmose-keyd"), ["--config", try write("keys:\n  colour: red\n", directory, "bad.yaml")])
+            #expect(invalid.status == 3 && invalid.standardError.contains("\(directory)/bad.yaml:2:3:"), "\(invalid.standardError)")
+            let noDatabase = try await runProgram(
+                path("osmose-keyd"),
+                ["--config", try configuration("nodb.yaml", valuesPerSecond: 1000, database: Self.unreachable, key: "\(directory)/master.key")])
+            #expect(noDatabase.status == 4 && noDatabase.standardError.contains("store.connection_failed"), "\(noDatabase.standardError)")
+            let noKey = try await runProgram(
+                path("osmose-keyd"), ["--config", try configuration("nokey.yaml", valuesPerSecond: 1000, database: keydRole, key: "\(directory)/absent.key")])
+            #expect(noKey.status == 6 && noKey.standardError.contains("keyring.master_key_unavailable"), "\(noKey.standardError)")
+            await connection.close()
         }
-        let keydRole = "\(admin) user=osmose_keyd"
-        let slow = try configuration("slow.yaml", valuesPerSecond: 200, database: keydRole, key: "\(directory)/master.key")
-        try await osmosectl(["keys", "rotate", "--purpose", "column", "--reason", "start-up test", "--master-key", "\(directory)/master.key", "--config", slow])
-        let connection = try await Connection.connect(admin, logger: testLogger)
-        func rotation() async throws -> (state: String, rewritten: Int) {
-            let row = try await connection.query("SELECT state, rewritten FROM keys.rotations ORDER BY id DESC LIMIT 1").rows[0]
-            return (try row.string("state"), try row.int("rewritten"))
-        }
-
-        let daemon = try NotifiedDaemon(path("osmose-keyd"), ["--config", slow])
-        let ready = try await daemon.notification(containing: "READY=1")
-        #expect(ready.contains("STATUS=checking key schedules"), "\(ready)")
-        try await waitUntil("a first batch rewritten") { try await rotation().rewritten > 0 }
-        let (outcome, took) = try await daemon.terminate()
-        #expect(outcome.status == 0, "\(outcome.standardError)")
-        #expect(took < deadline)
-        let stopping = try await daemon.notification(containing: "STATUS=stopped; the next start resumes")
-        #expect(stopping.contains("STOPPING=1"), "\(stopping)")
-        let stopped = try await rotation()
-        #expect(stopped.state == "running" && stopped.rewritten > 0, "stopped mid-rotation: \(stopped)")
-
-        let fast = try configuration("fast.yaml", valuesPerSecond: 100_000, database: keydRole, key: "\(directory)/master.key")
-        let resumed = try await runProgram(path("osmose-keyd"), ["--config", fast])
-        #expect(resumed.status == 0, "\(resumed.standardError)")
-        let finished = try await rotation()
-        #expect(finished.state == "finished" && finished.rewritten > stopped.rewritten, "the next start resumed and finished: \(finished)")
-
-        let invalid = try await runProgram(path("osmose-keyd"), ["--config", try write("keys:\n  colour: red\n", directory, "bad.yaml")])
-        #expect(invalid.status == 3 && invalid.standardError.contains("\(directory)/bad.yaml:2:3:"), "\(invalid.standardError)")
-        let noDatabase = try await runProgram(
-            path("osmose-keyd"),
-            ["--config", try configuration("nodb.yaml", valuesPerSecond: 1000, database: Self.unreachable, key: "\(directory)/master.key")])
-        #expect(noDatabase.status == 4 && noDatabase.standardError.contains("store.connection_failed"), "\(noDatabase.standardError)")
-        let noKey = try await runProgram(
-            path("osmose-keyd"), ["--config", try configuration("nokey.yaml", valuesPerSecond: 1000, database: keydRole, key: "\(directory)/absent.key")])
-        #expect(noKey.status == 6 && noKey.standardError.contains("keyring.master_key_unavailable"), "\(noKey.standardError)")
-        await connection.close()
-        await database.drop()
     }
 
     @Test("osmose-backupd: a bad configuration is 3 for every subcommand, a missing setting it needs 3, with one line")

@@ -16,12 +16,20 @@ struct SystemdIntegrationTests {
         let osmosectl = builtExecutablesDirectory().appendingPathComponent("osmosectl").path
 
         // systemd-socket-activate listens, and starts the program on the first connection.
-        async let outcome = runProgram("/usr/bin/systemd-socket-activate", [
+        let activator = try BackgroundProcess("/usr/bin/systemd-socket-activate", [
             "-l", listenPath, "--fdname=intake", "-E", "NOTIFY_SOCKET=\(notifyPath)",
             osmosectl, "diagnose", "systemd", "--notify-ready", "--accept-one",
         ])
-        let reply = try await offThePool { try connectAndRead(listenPath) }
-        let result = try await outcome
+        let reply: String
+        do {
+            reply = try await offThePool { try connectAndRead(listenPath) }
+        } catch {
+            // Never left waiting for an activator nobody connected to.
+            activator.signal(SIGKILL)
+            _ = try await activator.wait()
+            throw error
+        }
+        let result = try await activator.wait()
         #expect(reply == "osmose ok\n")
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.contains("fd 3 intake (unix stream, listening)"), "\(result.standardOutput)")

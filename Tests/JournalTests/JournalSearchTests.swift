@@ -37,13 +37,14 @@ struct JournalSearchTests {
         ]
     }
 
-    /// A journal holding ``events``, sequenced.
-    static func journal(_ purpose: String) async throws -> JournalFixture {
-        let fixture = try await JournalFixture.make(purpose)
-        let events = Self.events
-        try await fixture.admin.transaction { connection in try connection.record(events) }
-        _ = try await fixture.drain(try await fixture.journald.perform { try JournalDatabase.loadState(on: $0) })
-        return fixture
+    /// Runs `body` with a journal holding ``events``, sequenced; dropped on every path.
+    static func journal<Result>(_ purpose: String, _ body: (JournalFixture) async throws -> Result) async throws -> Result {
+        try await JournalFixture.with(purpose) { fixture in
+            let events = Self.events
+            try await fixture.admin.transaction { connection in try connection.record(events) }
+            _ = try await fixture.drain(try await fixture.journald.perform { try JournalDatabase.loadState(on: $0) })
+            return try await body(fixture)
+        }
     }
 
     func sequences(_ search: JournalSearch, _ fixture: JournalFixture) async throws -> [UInt64] {
@@ -52,35 +53,35 @@ struct JournalSearchTests {
 
     @Test("Each filter and their combinations find exactly the matching entries, oldest first; the limit keeps the newest")
     func filters() async throws {
-        let fixture = try await Self.journal("search")
-        #expect(try await fixture.admin.perform { try JournalDatabase.treeSize(on: $0) } == 4)
-        #expect(try await sequences(JournalSearch(), fixture) == [0, 1, 2, 3])
-        #expect(try await sequences(JournalSearch(patientID: Self.firstPatient), fixture) == [0, 1])
-        #expect(try await sequences(JournalSearch(patientID: Self.firstPatient, actorTeam: "sau"), fixture) == [0])
-        #expect(try await sequences(JournalSearch(actorUserID: Self.camille), fixture) == [0, 2])
-        #expect(try await sequences(JournalSearch(action: .read), fixture) == [0, 2])
-        #expect(try await sequences(JournalSearch(purpose: .coordination, result: .denied), fixture) == [1])
-        #expect(try await sequences(JournalSearch(result: .error), fixture) == [3])
-        #expect(try await sequences(JournalSearch(actorUserID: Self.camille, occurredFrom: Self.day(11)), fixture) == [2])
-        #expect(try await sequences(JournalSearch(occurredBefore: Self.day(11)), fixture) == [0])
-        #expect(try await sequences(JournalSearch(occurredFrom: Self.day(11), occurredBefore: Self.day(13)), fixture) == [1, 2])
-        #expect(try await sequences(JournalSearch(occurredFrom: Self.day(11, hour: 10)), fixture) == [1, 2, 3], "the start is included")
-        #expect(try await sequences(JournalSearch(patientID: UUID()), fixture).isEmpty)
-        #expect(try await sequences(JournalSearch(limit: 2), fixture) == [2, 3])
-        let found = try await fixture.admin.perform { try JournalSearch(patientID: Self.secondPatient).entries(on: $0) }
-        #expect(found.map(\.patientID) == [Self.secondPatient.uuidString.lowercased()])
-        await fixture.close()
+        try await Self.journal("search") { fixture in
+            #expect(try await fixture.admin.perform { try JournalDatabase.treeSize(on: $0) } == 4)
+            #expect(try await sequences(JournalSearch(), fixture) == [0, 1, 2, 3])
+            #expect(try await sequences(JournalSearch(patientID: Self.firstPatient), fixture) == [0, 1])
+            #expect(try await sequences(JournalSearch(patientID: Self.firstPatient, actorTeam: "sau"), fixture) == [0])
+            #expect(try await sequences(JournalSearch(actorUserID: Self.camille), fixture) == [0, 2])
+            #expect(try await sequences(JournalSearch(action: .read), fixture) == [0, 2])
+            #expect(try await sequences(JournalSearch(purpose: .coordination, result: .denied), fixture) == [1])
+            #expect(try await sequences(JournalSearch(result: .error), fixture) == [3])
+            #expect(try await sequences(JournalSearch(actorUserID: Self.camille, occurredFrom: Self.day(11)), fixture) == [2])
+            #expect(try await sequences(JournalSearch(occurredBefore: Self.day(11)), fixture) == [0])
+            #expect(try await sequences(JournalSearch(occurredFrom: Self.day(11), occurredBefore: Self.day(13)), fixture) == [1, 2])
+            #expect(try await sequences(JournalSearch(occurredFrom: Self.day(11, hour: 10)), fixture) == [1, 2, 3], "the start is included")
+            #expect(try await sequences(JournalSearch(patientID: UUID()), fixture).isEmpty)
+            #expect(try await sequences(JournalSearch(limit: 2), fixture) == [2, 3])
+            let found = try await fixture.admin.perform { try JournalSearch(patientID: Self.secondPatient).entries(on: $0) }
+            #expect(found.map(\.patientID) == [Self.secondPatient.uuidString.lowercased()])
+        }
     }
 
     @Test("A search column changed after the fact cannot make a search return an entry its hashed bytes do not match")
     func hitsAreCheckedAgainstTheirBytes() async throws {
-        let fixture = try await Self.journal("searchtamper")
-        try await fixture.admin.execute("SET session_replication_role = replica")
-        try await fixture.admin.query("UPDATE journal.entries SET patient_id = $1::uuid, actor_team = 'sau' WHERE seq = 1", [Self.secondPatient])
-        try await fixture.admin.execute("SET session_replication_role = origin")
-        #expect(try await sequences(JournalSearch(patientID: Self.secondPatient), fixture) == [2], "entry 1's bytes name the first patient")
-        #expect(try await sequences(JournalSearch(actorTeam: "sau"), fixture) == [0, 2])
-        await fixture.close()
+        try await Self.journal("searchtamper") { fixture in
+            try await fixture.admin.execute("SET session_replication_role = replica")
+            try await fixture.admin.query("UPDATE journal.entries SET patient_id = $1::uuid, actor_team = 'sau' WHERE seq = 1", [Self.secondPatient])
+            try await fixture.admin.execute("SET session_replication_role = origin")
+            #expect(try await sequences(JournalSearch(patientID: Self.secondPatient), fixture) == [2], "entry 1's bytes name the first patient")
+            #expect(try await sequences(JournalSearch(actorTeam: "sau"), fixture) == [0, 2])
+        }
     }
 
     @Test("matches checks every filter against the decoded entry")

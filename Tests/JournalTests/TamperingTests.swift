@@ -220,7 +220,7 @@ struct TamperingTests {
         #expect(incremental.passed && incremental.entriesChecked == UInt64(Self.size - 20 * 337), "\(incremental.failures)")
     }
 
-    @Test("1,008 random tamperings of every kind are all caught, by the expected code, naming the first bad sequence number or checkpoint")
+    @Test("1,008 random tamperings of every kind are all caught, by the expected code, naming the first bad sequence number or checkpoint", .tags(.stress), .skippedInFastRuns)
     func randomTamperings() async throws {
         let rounds = 72
         let kinds = Tampering.allCases

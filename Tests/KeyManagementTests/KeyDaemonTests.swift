@@ -40,32 +40,32 @@ struct KeyDaemonTests {
         return "\(directory)/osmose.yaml"
     }
 
-    @Test("Killed with SIGKILL until 12 kills landed mid-rotation, it resumes each time; the end state equals a crash-free run's")
+    @Test("Killed with SIGKILL until 12 kills landed mid-rotation, it resumes each time; the end state equals a crash-free run's", .tags(.crash), .skippedInFastRuns)
     func crashes() async throws {
-        var random = SeededRandom.forTest("osmose-keyd crashes")
-        let (fixture, patients) = try await KeyFixture.make("keyd_crash", patients: 600)
-        let admin = fixture.admin
-        let total = try await admin.perform { try KeyRotation.census(.column, on: $0) }.values.flatMap(\.values).reduce(0, +)
-        let rotation = try await admin.transaction { [master = fixture.master] connection in
-            try KeyRotation.start(
-                purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
+        var random = TestSeed.generator(test: "osmose-keyd crashes")
+        try await KeyFixture.with("keyd_crash", patients: 600) { fixture, patients in
+            let admin = fixture.admin
+            let total = try await admin.perform { try KeyRotation.census(.column, on: $0) }.values.flatMap(\.values).reduce(0, +)
+            let rotation = try await admin.transaction { [master = fixture.master] connection in
+                try KeyRotation.start(
+                    purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
+            }
+            let paced = try configure(fixture, master: fixture.master, valuesPerSecond: 300)
+            let crashes = try await killMidRotation(rotation.id, config: paced, kills: 12, random: &random, on: admin)
+            print("osmose-keyd crashes: \(crashes.landed) kills landed mid-rotation in \(crashes.rounds) rounds")
+            #expect(crashes.landed == 12, "kills landed mid-rotation: \(crashes.landed) in \(crashes.rounds) rounds (seed \(random.seed))")
+            let unpaced = try configure(fixture, master: fixture.master, valuesPerSecond: 100_000)
+            let last = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", unpaced])
+            #expect(last.status == 0, "\(last.standardError)")
+            let finished = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation.id]).rows[0]
+            #expect(try finished.string("state") == "finished")
+            #expect(try finished.int64("rewritten") == total, "every value counted once: no batch lost or applied twice")
+            let census = try await admin.perform { try KeyRotation.census(.column, on: $0) }
+            #expect(census.values.allSatisfy { $0.isEmpty || Set($0.keys) == [rotation.toKey] }, "\(census)")
+            #expect(try await admin.query("SELECT state FROM keys.data_keys WHERE id = $1", [rotation.fromKeys[0]]).rows[0].string("state") == "retired")
+            let ring = try await DataKeyRing.load(on: admin, master: fixture.master)
+            for (id, view) in patients { #expect(try await admin.perform { try CareStore(ring: ring).patient(id, on: $0) } == view) }
         }
-        let paced = try configure(fixture, master: fixture.master, valuesPerSecond: 300)
-        let crashes = try await killMidRotation(rotation.id, config: paced, kills: 12, random: &random, on: admin)
-        print("osmose-keyd crashes: \(crashes.landed) kills landed mid-rotation in \(crashes.rounds) rounds")
-        #expect(crashes.landed == 12, "kills landed mid-rotation: \(crashes.landed) in \(crashes.rounds) rounds (seed \(random.seed))")
-        let unpaced = try configure(fixture, master: fixture.master, valuesPerSecond: 100_000)
-        let last = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", unpaced])
-        #expect(last.status == 0, "\(last.standardError)")
-        let finished = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation.id]).rows[0]
-        #expect(try finished.string("state") == "finished")
-        #expect(try finished.int64("rewritten") == total, "every value counted once: no batch lost or applied twice")
-        let census = try await admin.perform { try KeyRotation.census(.column, on: $0) }
-        #expect(census.values.allSatisfy { $0.isEmpty || Set($0.keys) == [rotation.toKey] }, "\(census)")
-        #expect(try await admin.query("SELECT state FROM keys.data_keys WHERE id = $1", [rotation.fromKeys[0]]).rows[0].string("state") == "retired")
-        let ring = try await DataKeyRing.load(on: admin, master: fixture.master)
-        for (id, view) in patients { #expect(try await admin.perform { try CareStore(ring: ring).patient(id, on: $0) } == view) }
-        await fixture.close()
     }
 
     /// Starts osmose-keyd with `config` again and again, each time killed with SIGKILL
@@ -74,7 +74,7 @@ struct KeyDaemonTests {
     /// run, and the rotation was not finished. A kill that came before the first
     /// batch moves the earliest delay up to it; at most 4 × `kills` rounds.
     func killMidRotation(
-        _ rotation: Int64, config: String, kills: Int, random: inout SeededRandom, on admin: Connection
+        _ rotation: Int64, config: String, kills: Int, random: inout SeededGenerator, on admin: Connection
     ) async throws -> (landed: Int, rounds: Int) {
         func progress() async throws -> (finished: Bool, rewritten: Int64) {
             let row = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation]).rows[0]
@@ -108,58 +108,58 @@ struct KeyDaemonTests {
 
     @Test("A wrong or missing master key: the daemon refuses to start with a clear message and changes nothing")
     func wrongMasterKey() async throws {
-        let (fixture, _) = try await KeyFixture.make("keyd_master", patients: 2)
-        let before = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
-        let wrong = try configure(fixture, master: try MasterKey.generate(), valuesPerSecond: 1000)
-        let refused = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", wrong])
-        #expect(refused.status == 6 && refused.standardError.contains("keyring.wrong_master_key"), "\(refused.standardError)")
-        let missing = try configure(fixture, master: fixture.master, valuesPerSecond: 1000)
-        try FileManager.default.removeItem(atPath: (missing as NSString).deletingLastPathComponent + "/master.key")
-        let absent = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", missing])
-        #expect(absent.status == 6 && absent.standardError.contains("master key"), "\(absent.standardError)")
-        let after = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
-        #expect(before == after)
-        #expect(try await fixture.admin.query("SELECT count(*) AS n FROM keys.rotations").rows[0].int("n") == 0)
-        await fixture.close()
+        try await KeyFixture.with("keyd_master", patients: 2) { fixture, _ in
+            let before = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
+            let wrong = try configure(fixture, master: try MasterKey.generate(), valuesPerSecond: 1000)
+            let refused = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", wrong])
+            #expect(refused.status == 6 && refused.standardError.contains("keyring.wrong_master_key"), "\(refused.standardError)")
+            let missing = try configure(fixture, master: fixture.master, valuesPerSecond: 1000)
+            try FileManager.default.removeItem(atPath: (missing as NSString).deletingLastPathComponent + "/master.key")
+            let absent = try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", missing])
+            #expect(absent.status == 6 && absent.standardError.contains("master key"), "\(absent.standardError)")
+            let after = try await fixture.admin.query("SELECT id, state, wrapped_key FROM keys.data_keys ORDER BY id").rows.map { try "\($0.int("id")) \($0.string("state")) \($0.bytes("wrapped_key"))" }
+            #expect(before == after)
+            #expect(try await fixture.admin.query("SELECT count(*) AS n FROM keys.rotations").rows[0].int("n") == 0)
+        }
     }
 
     @Test("Key material never appears in osmose-keyd's or osmosectl's output, even at trace level and in errors")
     func noKeyMaterialInOutput() async throws {
-        let (fixture, _) = try await KeyFixture.make("keyd_secrets", patients: 20)
-        let config = try configure(fixture, master: fixture.master, valuesPerSecond: 100_000, logLevel: "trace")
-        let directory = (config as NSString).deletingLastPathComponent
-        let keyFile = "\(directory)/master.key"
-        let osmosectl = bin.appendingPathComponent("osmosectl").path
-        var outputs: [ProcessOutcome] = []
-        for arguments in [
-            ["keys", "status", "--json"], ["keys", "rotate", "--purpose", "column", "--reason", "test", "--master-key", keyFile, "--dry-run"],
-            ["keys", "rotate", "--purpose", "column", "--reason", "test", "--master-key", keyFile],
-            ["keys", "rotate-master", "--master-key", keyFile, "--new-master-key", keyFile, "--reason", "refused: same key"],
-            ["keys", "destroy", "1", "--reason", "test", "--dry-run", "--json"],
-        ] {
-            outputs.append(try await runProgram(osmosectl, arguments + ["--config", config]))
-        }
-        outputs.append(try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", config]))
-        let wrong = try configure(fixture, master: try MasterKey.generate(), valuesPerSecond: 100_000, logLevel: "trace")
-        let wrongKey = try Data(contentsOf: URL(fileURLWithPath: (wrong as NSString).deletingLastPathComponent + "/master.key"))
-        outputs.append(try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", wrong]))
-        #expect(outputs.last?.status == 6)
-        #expect(outputs[2].status == 0 && outputs[5].status == 0, "\(outputs[2].standardError)\(outputs[5].standardError)")
-        let text = outputs.map { $0.standardOutput + $0.standardError }.joined(separator: "\n")
-        #expect(text.contains("rotation finished"), "the trace-level output of a whole rotation was examined")
-        for key in [Data(fixture.master.exposedBytes()), wrongKey] {
-            let forms = [
-                key.map { String(format: "%02x", $0) }.joined(), key.map { String(format: "%02X", $0) }.joined(), key.base64EncodedString(),
-                String(decoding: key, as: UTF8.self),
-            ]
-            for form in forms { #expect(!text.contains(form), "a master key appears in the output") }
-            // Also any 8-byte run of it, in hex, in case it were printed in pieces.
-            let hex = forms[0]
-            for start in stride(from: 0, to: hex.count - 16, by: 8) {
-                let piece = String(hex.dropFirst(start).prefix(16))
-                #expect(!text.lowercased().contains(piece), "a piece of a master key appears in the output")
+        try await KeyFixture.with("keyd_secrets", patients: 20) { fixture, _ in
+            let config = try configure(fixture, master: fixture.master, valuesPerSecond: 100_000, logLevel: "trace")
+            let directory = (config as NSString).deletingLastPathComponent
+            let keyFile = "\(directory)/master.key"
+            let osmosectl = bin.appendingPathComponent("osmosectl").path
+            var outputs: [ProcessOutcome] = []
+            for arguments in [
+                ["keys", "status", "--json"], ["keys", "rotate", "--purpose", "column", "--reason", "test", "--master-key", keyFile, "--dry-run"],
+                ["keys", "rotate", "--purpose", "column", "--reason", "test", "--master-key", keyFile],
+                ["keys", "rotate-master", "--master-key", keyFile, "--new-master-key", keyFile, "--reason", "refused: same key"],
+                ["keys", "destroy", "1", "--reason", "test", "--dry-run", "--json"],
+            ] {
+                outputs.append(try await runProgram(osmosectl, arguments + ["--config", config]))
+            }
+            outputs.append(try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", config]))
+            let wrong = try configure(fixture, master: try MasterKey.generate(), valuesPerSecond: 100_000, logLevel: "trace")
+            let wrongKey = try Data(contentsOf: URL(fileURLWithPath: (wrong as NSString).deletingLastPathComponent + "/master.key"))
+            outputs.append(try await runProgram(bin.appendingPathComponent("osmose-keyd").path, ["--config", wrong]))
+            #expect(outputs.last?.status == 6)
+            #expect(outputs[2].status == 0 && outputs[5].status == 0, "\(outputs[2].standardError)\(outputs[5].standardError)")
+            let text = outputs.map { $0.standardOutput + $0.standardError }.joined(separator: "\n")
+            #expect(text.contains("rotation finished"), "the trace-level output of a whole rotation was examined")
+            for key in [Data(fixture.master.exposedBytes()), wrongKey] {
+                let forms = [
+                    key.map { String(format: "%02x", $0) }.joined(), key.map { String(format: "%02X", $0) }.joined(), key.base64EncodedString(),
+                    String(decoding: key, as: UTF8.self),
+                ]
+                for form in forms { #expect(!text.contains(form), "a master key appears in the output") }
+                // Also any 8-byte run of it, in hex, in case it were printed in pieces.
+                let hex = forms[0]
+                for start in stride(from: 0, to: hex.count - 16, by: 8) {
+                    let piece = String(hex.dropFirst(start).prefix(16))
+                    #expect(!text.lowercased().contains(piece), "a piece of a master key appears in the output")
+                }
             }
         }
-        await fixture.close()
     }
 }

@@ -16,77 +16,88 @@ struct KeyringTests {
         return (database, connection, master)
     }
 
+    /// Runs `body` with ``prepared(_:)``'s database, connection and master key; closed and dropped on every path.
+    func withPrepared<Result>(_ name: String, _ body: (TestDatabase, Connection, MasterKey) async throws -> Result) async throws -> Result {
+        let (database, connection, master) = try await prepared(name)
+        do {
+            let result = try await body(database, connection, master)
+            await connection.close()
+            await database.drop()
+            return result
+        } catch {
+            await connection.close()
+            await database.drop()
+            throw error
+        }
+    }
+
     @Test("Initialising twice creates one primary key per purpose, wrapped by the master key")
     func initialise() async throws {
-        let (database, connection, master) = try await prepared("keyinit")
-        #expect(try await DataKeyRing.initialise(on: connection, master: master, createdBy: "test").isEmpty)
-        let rows = try await connection.query("SELECT purpose, state, length(wrapped_key) AS size, master_fingerprint FROM keys.data_keys ORDER BY purpose").rows
-        #expect(try rows.map { try $0.string("purpose") } == ["blind-index", "column", "pseudonymisation"])
-        #expect(try rows.allSatisfy { try $0.string("state") == "primary" && $0.int("size") == 60 && $0.string("master_fingerprint") == master.fingerprint })
-        await connection.close()
-        await database.drop()
+        try await withPrepared("keyinit") { database, connection, master in
+            #expect(try await DataKeyRing.initialise(on: connection, master: master, createdBy: "test").isEmpty)
+            let rows = try await connection.query("SELECT purpose, state, length(wrapped_key) AS size, master_fingerprint FROM keys.data_keys ORDER BY purpose").rows
+            #expect(try rows.map { try $0.string("purpose") } == ["blind-index", "column", "pseudonymisation"])
+            #expect(try rows.allSatisfy { try $0.string("state") == "primary" && $0.int("size") == 60 && $0.string("master_fingerprint") == master.fingerprint })
+        }
     }
 
     @Test("A wrong master key is refused by name, before anything is decrypted or changed")
     func wrongMasterKey() async throws {
-        let (database, connection, master) = try await prepared("keywrong")
-        let other = try MasterKey.generate()
-        let error = await #expect(throws: KeyringError.self) { try await DataKeyRing.load(on: connection, master: other) }
-        #expect(error?.code == .wrongMasterKey)
-        #expect(error?.description.contains(other.fingerprint) == true)
-        let initError = await #expect(throws: KeyringError.self) { try await DataKeyRing.initialise(on: connection, master: other, createdBy: "test") }
-        #expect(initError?.code == .wrongMasterKey)
-        #expect(try await connection.query("SELECT count(*) AS n FROM keys.data_keys").rows[0].int("n") == 3)
-        // A wrapped key bound to another id does not unwrap either.
-        try await connection.execute("UPDATE keys.data_keys SET wrapped_key = (SELECT wrapped_key FROM keys.data_keys WHERE id = 2) WHERE id = 1")
-        let swapped = await #expect(throws: KeyringError.self) { try await DataKeyRing.load(on: connection, master: master) }
-        #expect(swapped?.description.contains("data key 1") == true)
-        await connection.close()
-        await database.drop()
+        try await withPrepared("keywrong") { database, connection, master in
+            let other = try MasterKey.generate()
+            let error = await #expect(throws: KeyringError.self) { try await DataKeyRing.load(on: connection, master: other) }
+            #expect(error?.code == .wrongMasterKey)
+            #expect(error?.description.contains(other.fingerprint) == true)
+            let initError = await #expect(throws: KeyringError.self) { try await DataKeyRing.initialise(on: connection, master: other, createdBy: "test") }
+            #expect(initError?.code == .wrongMasterKey)
+            #expect(try await connection.query("SELECT count(*) AS n FROM keys.data_keys").rows[0].int("n") == 3)
+            // A wrapped key bound to another id does not unwrap either.
+            try await connection.execute("UPDATE keys.data_keys SET wrapped_key = (SELECT wrapped_key FROM keys.data_keys WHERE id = 2) WHERE id = 1")
+            let swapped = await #expect(throws: KeyringError.self) { try await DataKeyRing.load(on: connection, master: master) }
+            #expect(swapped?.description.contains("data key 1") == true)
+        }
     }
 
     @Test("A ciphertext moved to another row or column, or damaged, fails with a clear error, never garbage")
     func columnBinding() async throws {
-        let (database, connection, master) = try await prepared("keycipher")
-        let cipher = ColumnCipher(ring: try await DataKeyRing.load(on: connection, master: master))
-        let here = ColumnCipher.Location(table: "care.patients", column: "last_name", rowID: "row-1")
-        let stored = try cipher.encrypt("Dupont", for: here)
-        #expect(try cipher.decryptString(stored, at: here) == "Dupont")
-        #expect(ColumnCipher.keyID(of: stored) == 2 || ColumnCipher.keyID(of: stored) == 1 || ColumnCipher.keyID(of: stored) == 3)
-        for elsewhere in [
-            ColumnCipher.Location(table: "care.patients", column: "last_name", rowID: "row-2"),
-            ColumnCipher.Location(table: "care.patients", column: "first_name", rowID: "row-1"),
-            ColumnCipher.Location(table: "care.episodes", column: "last_name", rowID: "row-1"),
-        ] {
-            let error = #expect(throws: KeyringError.self) { try cipher.decrypt(stored, at: elsewhere) }
-            #expect(error?.code == .undecryptable)
+        try await withPrepared("keycipher") { database, connection, master in
+            let cipher = ColumnCipher(ring: try await DataKeyRing.load(on: connection, master: master))
+            let here = ColumnCipher.Location(table: "care.patients", column: "last_name", rowID: "row-1")
+            let stored = try cipher.encrypt("Dupont", for: here)
+            #expect(try cipher.decryptString(stored, at: here) == "Dupont")
+            #expect(ColumnCipher.keyID(of: stored) == 2 || ColumnCipher.keyID(of: stored) == 1 || ColumnCipher.keyID(of: stored) == 3)
+            for elsewhere in [
+                ColumnCipher.Location(table: "care.patients", column: "last_name", rowID: "row-2"),
+                ColumnCipher.Location(table: "care.patients", column: "first_name", rowID: "row-1"),
+                ColumnCipher.Location(table: "care.episodes", column: "last_name", rowID: "row-1"),
+            ] {
+                let error = #expect(throws: KeyringError.self) { try cipher.decrypt(stored, at: elsewhere) }
+                #expect(error?.code == .undecryptable)
+            }
+            var damaged = stored
+            damaged[damaged.count - 20] ^= 0x01
+            #expect(throws: KeyringError.self) { try cipher.decrypt(damaged, at: here) }
+            var otherKey = stored
+            otherKey[4] = 99
+            let unknown = #expect(throws: KeyringError.self) { try cipher.decrypt(otherKey, at: here) }
+            #expect(unknown?.code == .unknownKey)
+            #expect(throws: KeyringError.self) { try cipher.decrypt([1, 2, 3], at: here) }
+            #expect(!String(describing: stored).contains("Dupont"))
         }
-        var damaged = stored
-        damaged[damaged.count - 20] ^= 0x01
-        #expect(throws: KeyringError.self) { try cipher.decrypt(damaged, at: here) }
-        var otherKey = stored
-        otherKey[4] = 99
-        let unknown = #expect(throws: KeyringError.self) { try cipher.decrypt(otherKey, at: here) }
-        #expect(unknown?.code == .unknownKey)
-        #expect(throws: KeyringError.self) { try cipher.decrypt([1, 2, 3], at: here) }
-        #expect(!String(describing: stored).contains("Dupont"))
-        await connection.close()
-        await database.drop()
     }
 
     @Test("Blind-index tokens ignore case, accents and hyphens, and differ by domain and value")
     func blindIndex() async throws {
-        let (database, connection, master) = try await prepared("keyblind")
-        let index = BlindIndex(ring: try await DataKeyRing.load(on: connection, master: master))
-        let reference = try index.token(domain: "patient.name-birth", parts: ["Dupont-Durand", "Ségolène", "1984-03-12"])
-        #expect(try index.token(domain: "patient.name-birth", parts: ["DUPONT  durand", "segolene", "1984-03-12"]) == reference)
-        #expect(try index.token(domain: "patient.name-birth", parts: ["Dupont", "Ségolène", "1984-03-12"]) != reference)
-        #expect(try index.token(domain: "patient.other", parts: ["Dupont-Durand", "Ségolène", "1984-03-12"]) != reference)
-        #expect(try index.token(domain: "patient.name-birth", parts: ["Dupont-Durand", "Ségolène", "1984-03-13"]) != reference)
-        #expect(reference.count == 32)
-        #expect(BlindIndex.normalise("  d’Aÿ-Champagne ") == "D AY CHAMPAGNE")
-        await connection.close()
-        await database.drop()
+        try await withPrepared("keyblind") { database, connection, master in
+            let index = BlindIndex(ring: try await DataKeyRing.load(on: connection, master: master))
+            let reference = try index.token(domain: "patient.name-birth", parts: ["Dupont-Durand", "Ségolène", "1984-03-12"])
+            #expect(try index.token(domain: "patient.name-birth", parts: ["DUPONT  durand", "segolene", "1984-03-12"]) == reference)
+            #expect(try index.token(domain: "patient.name-birth", parts: ["Dupont", "Ségolène", "1984-03-12"]) != reference)
+            #expect(try index.token(domain: "patient.other", parts: ["Dupont-Durand", "Ségolène", "1984-03-12"]) != reference)
+            #expect(try index.token(domain: "patient.name-birth", parts: ["Dupont-Durand", "Ségolène", "1984-03-13"]) != reference)
+            #expect(reference.count == 32)
+            #expect(BlindIndex.normalise("  d’Aÿ-Champagne ") == "D AY CHAMPAGNE")
+        }
     }
 
     @Test("A master key file must be exactly 32 bytes")

@@ -5,11 +5,29 @@ import Foundation
 /// on every machine. Not for cryptography. Foundation's `UUID.random(using:)` draws
 /// reproducible UUIDs from it.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    /// The seed it started from, to print beside a failure.
+    public let seed: UInt64
     private var state: UInt64
 
     /// A generator that starts from `seed`.
     public init(seed: UInt64) {
+        self.seed = seed
         state = seed
+    }
+
+    /// `count` random bytes (test data: archive members, segments, plaintexts).
+    public mutating func bytes(count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var index = 0
+        while index < count {
+            var word = next()
+            for _ in 0..<min(8, count - index) {
+                bytes[index] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                index += 1
+            }
+        }
+        return bytes
     }
 
     /// The next 64 random bits.

@@ -52,10 +52,11 @@ public final class DatagramSocket: @unchecked Sendable {
     }
 }
 
-/// Connects to a Unix stream socket, retrying while it is being created, and
-/// reads until end of stream. Blocks: call it through ``offThePool(_:)``.
+/// Connects to a Unix stream socket, retrying for up to 30 s while it is being
+/// created (a loaded machine starts programs slowly), and reads until end of
+/// stream. Blocks: call it through ``offThePool(_:)``.
 public func connectAndRead(_ path: String) throws -> String {
-    for _ in 0..<200 {
+    for _ in 0..<1200 {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = unixAddress(Array(path.utf8) + [0])
         let connected = withUnsafePointer(to: &address) {
