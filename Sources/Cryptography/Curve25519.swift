@@ -2,8 +2,9 @@ internal import COpenSSL
 
 /// Owns one OpenSSL EVP_PKEY and frees it on release.
 ///
-/// Safe to share: an EVP_PKEY is reference-counted and OpenSSL documents concurrent
-/// read-only use (signing, verifying, deriving with per-call contexts) as thread-safe.
+/// `@unchecked Sendable`, safe to share: an EVP_PKEY is reference-counted and OpenSSL
+/// documents concurrent read-only use (signing, verifying, deriving with per-call
+/// contexts) as thread-safe; the pointer itself never changes.
 final class OwnedKey: @unchecked Sendable {
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
