@@ -7,7 +7,8 @@ import Store
 /// access event the caller adds commits with it or not at all.
 ///
 /// Identity fields and free text are encrypted with ``Keyring/ColumnCipher`` and
-/// bound to their table, column and row; searches go through blind indexes.
+/// bound to their table, column and row, as the one registry of encrypted columns
+/// (``EncryptedColumnRegistry``) declares them; searches go through its blind-index tokens.
 public struct CareStore: Sendable {
     let ring: DataKeyRing
     let cipher: ColumnCipher
@@ -22,29 +23,29 @@ public struct CareStore: Sendable {
 
     // MARK: Encryption helpers
 
-    func seal(_ text: String, _ table: String, _ column: String, _ id: UUID) throws -> [UInt8] {
-        try cipher.encrypt(text, for: .init(table: table, column: column, rowID: id.uuidString.lowercased()))
+    func seal(_ text: String, _ column: EncryptedColumn, _ id: UUID) throws -> [UInt8] {
+        try cipher.encrypt(text, for: column.location(rowID: id))
     }
 
-    func sealOptional(_ text: String?, _ table: String, _ column: String, _ id: UUID) throws -> [UInt8]? {
-        try text.map { try seal($0, table, column, id) }
+    func sealOptional(_ text: String?, _ column: EncryptedColumn, _ id: UUID) throws -> [UInt8]? {
+        try text.map { try seal($0, column, id) }
     }
 
-    func open(_ row: Row, _ column: String, _ table: String, _ id: UUID) throws -> String {
-        try cipher.decryptString(try row.bytes(column), at: .init(table: table, column: column, rowID: id.uuidString.lowercased()))
+    func open(_ row: Row, _ column: EncryptedColumn, _ id: UUID) throws -> String {
+        try cipher.decryptString(try row.bytes(column.column), at: column.location(rowID: id))
     }
 
-    func openOptional(_ row: Row, _ column: String, _ table: String, _ id: UUID) throws -> String? {
-        guard let stored = try row.optionalBytes(column) else { return nil }
-        return try cipher.decryptString(stored, at: .init(table: table, column: column, rowID: id.uuidString.lowercased()))
+    func openOptional(_ row: Row, _ column: EncryptedColumn, _ id: UUID) throws -> String? {
+        guard let stored = try row.optionalBytes(column.column) else { return nil }
+        return try cipher.decryptString(stored, at: column.location(rowID: id))
     }
 
     func nameToken(lastName: String, firstName: String, birthDate: String, keyID: Int) throws -> [UInt8] {
-        try PatientSearchTokens.name(lastName: lastName, firstName: firstName, birthDate: birthDate, index: index, keyID: keyID)
+        try SearchToken.patientNameBirth.token([lastName, firstName, birthDate], index: index, keyID: keyID)
     }
 
     func insToken(_ ins: String, keyID: Int) throws -> [UInt8] {
-        try PatientSearchTokens.ins(ins, index: index, keyID: keyID)
+        try SearchToken.patientINS.token([ins], index: index, keyID: keyID)
     }
 
     /// `column IN (…)` over the tokens of a value under every blind-index key a

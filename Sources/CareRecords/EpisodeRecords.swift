@@ -26,15 +26,15 @@ extension CareStore {
             """,
             [
                 id, input.patientId, teamID, input.arrivalAt ?? now, input.arrivalMode.rawValue,
-                try seal(try Validate.text(input.reason, field: "reason", limit: 2000), table, "reason", id),
+                try seal(try Validate.text(input.reason, field: "reason", limit: 2000), .episodeReason, id),
                 try input.location.map { try Validate.label($0, field: "location") },
                 try input.boxNumber.map { try Validate.label($0, field: "box_number") }, input.worrying ?? false, input.accompanied ?? false,
                 (input.boxStatus ?? .notNeeded).rawValue, (input.imagingStatus ?? .notRequested).rawValue,
-                try sealOptional(try input.imagingNote.map { try Validate.text($0, field: "imaging_note", limit: 1000) }, table, "imaging_note", id),
+                try sealOptional(try input.imagingNote.map { try Validate.text($0, field: "imaging_note", limit: 1000) }, .episodeImagingNote, id),
                 (input.labStatus ?? .notRequested).rawValue,
-                try sealOptional(try input.labNote.map { try Validate.text($0, field: "lab_note", limit: 1000) }, table, "lab_note", id),
+                try sealOptional(try input.labNote.map { try Validate.text($0, field: "lab_note", limit: 1000) }, .episodeLabNote, id),
                 input.psychiatricCare?.rawValue,
-                try sealOptional(try input.activityStatus.map { try Validate.text($0, field: "activity_status", limit: 200) }, table, "activity_status", id),
+                try sealOptional(try input.activityStatus.map { try Validate.text($0, field: "activity_status", limit: 200) }, .episodeActivityStatus, id),
                 now, principal.userID,
             ])
         let view = try episodeRecord(id, on: connection)
@@ -82,13 +82,13 @@ extension CareStore {
         return EpisodeView(
             id: id, version: try row.int("version"), patientId: try row.uuid("patient_id"), team: try row.string("team_code"),
             sharedWith: shared.isEmpty ? [] : shared.split(separator: ",").map(String.init), arrivalAt: try row.date("arrival_at"),
-            arrivalMode: try decode("arrival_mode"), reason: try open(row, "reason", table, id), location: try row.optionalString("location"),
+            arrivalMode: try decode("arrival_mode"), reason: try open(row, .episodeReason, id), location: try row.optionalString("location"),
             boxNumber: try row.optionalString("box_number"), worrying: try row.bool("worrying"), accompanied: try row.bool("accompanied"),
             boxStatus: try decode("box_status"), imagingStatus: try decode("imaging_status"),
-            imagingNote: try openOptional(row, "imaging_note", table, id), labStatus: try decode("lab_status"),
-            labNote: try openOptional(row, "lab_note", table, id),
+            imagingNote: try openOptional(row, .episodeImagingNote, id), labStatus: try decode("lab_status"),
+            labNote: try openOptional(row, .episodeLabNote, id),
             psychiatricCare: try row.optionalString("psychiatric_care").flatMap(PsychiatricCare.init(rawValue:)),
-            activityStatus: try openOptional(row, "activity_status", table, id), status: try row.string("status"),
+            activityStatus: try openOptional(row, .episodeActivityStatus, id), status: try row.string("status"),
             closedAt: try row.optionalDate("closed_at"), timeInCareSeconds: try row.int("seconds"), updatedAt: try row.date("updated_at"))
     }
 
@@ -158,10 +158,10 @@ extension CareStore {
             WHERE id = $1
             """,
             [
-                id, try seal(after.reason, table, "reason", id), after.location, after.boxNumber, after.worrying, after.accompanied,
-                after.boxStatus.rawValue, after.imagingStatus.rawValue, try sealOptional(after.imagingNote, table, "imaging_note", id),
-                after.labStatus.rawValue, try sealOptional(after.labNote, table, "lab_note", id), after.psychiatricCare?.rawValue,
-                try sealOptional(after.activityStatus, table, "activity_status", id), after.status, after.closedAt, now, principal.userID,
+                id, try seal(after.reason, .episodeReason, id), after.location, after.boxNumber, after.worrying, after.accompanied,
+                after.boxStatus.rawValue, after.imagingStatus.rawValue, try sealOptional(after.imagingNote, .episodeImagingNote, id),
+                after.labStatus.rawValue, try sealOptional(after.labNote, .episodeLabNote, id), after.psychiatricCare?.rawValue,
+                try sealOptional(after.activityStatus, .episodeActivityStatus, id), after.status, after.closedAt, now, principal.userID,
             ])
         let view = try episodeRecord(id, on: connection)
         try recordVersion(.episode, id: id, version: view.version, fields: changed, state: view, by: principal, at: now, on: connection)

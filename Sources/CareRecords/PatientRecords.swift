@@ -25,9 +25,9 @@ extension CareStore {
             VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $11)
             """,
             [
-                id, try seal(lastName, "care.patients", "last_name", id), try seal(firstName, "care.patients", "first_name", id),
-                try seal(birthDate, "care.patients", "birth_date", id), try seal(input.sex.rawValue, "care.patients", "sex", id),
-                try sealOptional(ins, "care.patients", "ins", id),
+                id, try seal(lastName, .patientLastName, id), try seal(firstName, .patientFirstName, id),
+                try seal(birthDate, .patientBirthDate, id), try seal(input.sex.rawValue, .patientSex, id),
+                try sealOptional(ins, .patientINS, id),
                 try nameToken(lastName: lastName, firstName: firstName, birthDate: birthDate, keyID: keyID), try ins.map { try insToken($0, keyID: keyID) }, keyID,
                 now, principal.userID,
             ])
@@ -64,11 +64,11 @@ extension CareStore {
             throw CareError(.notFound, "no such patient")
         }
         let table = "care.patients"
-        guard let sex = Sex(rawValue: try open(row, "sex", table, id)) else { throw CareError(.internalError, "stored sex is not valid") }
+        guard let sex = Sex(rawValue: try open(row, .patientSex, id)) else { throw CareError(.internalError, "stored sex is not valid") }
         return PatientView(
-            id: id, version: try row.int("version"), lastName: try open(row, "last_name", table, id),
-            firstName: try open(row, "first_name", table, id), birthDate: try open(row, "birth_date", table, id), sex: sex,
-            ins: try openOptional(row, "ins", table, id), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            id: id, version: try row.int("version"), lastName: try open(row, .patientLastName, id),
+            firstName: try open(row, .patientFirstName, id), birthDate: try open(row, .patientBirthDate, id), sex: sex,
+            ins: try openOptional(row, .patientINS, id), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 
     /// Changes identity fields, writing a new version.
@@ -100,9 +100,9 @@ extension CareStore {
             WHERE id = $1
             """,
             [
-                id, after.version, try seal(after.lastName, "care.patients", "last_name", id),
-                try seal(after.firstName, "care.patients", "first_name", id), try seal(after.birthDate, "care.patients", "birth_date", id),
-                try seal(after.sex.rawValue, "care.patients", "sex", id), try sealOptional(after.ins, "care.patients", "ins", id),
+                id, after.version, try seal(after.lastName, .patientLastName, id),
+                try seal(after.firstName, .patientFirstName, id), try seal(after.birthDate, .patientBirthDate, id),
+                try seal(after.sex.rawValue, .patientSex, id), try sealOptional(after.ins, .patientINS, id),
                 try nameToken(lastName: after.lastName, firstName: after.firstName, birthDate: after.birthDate, keyID: keyID),
                 try after.ins.map { try insToken($0, keyID: keyID) }, keyID, now, principal.userID,
             ])

@@ -12,7 +12,7 @@ extension CareStore {
     ) throws {
         let versionID = UUID()
         let snapshot = try CareJSON.encoder().encode(state)
-        let sealed = try cipher.encrypt(Array(snapshot), for: .init(table: "care.record_versions", column: "snapshot", rowID: versionID.uuidString.lowercased()))
+        let sealed = try cipher.encrypt(Array(snapshot), for: EncryptedColumn.recordVersionSnapshot.location(rowID: versionID))
         try connection.query(
             "INSERT INTO care.record_versions (id, record_type, record_id, version, changed_at, changed_by, changed_fields, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8)",
             [versionID, type.rawValue, id, version, time, principal.userID, "{" + fields.joined(separator: ",") + "}", sealed])
@@ -28,7 +28,7 @@ extension CareStore {
             """, [type.rawValue, id]).rows
         return try rows.map { row in
             let versionID = try row.uuid("id")
-            let plain = try cipher.decrypt(try row.bytes("snapshot"), at: .init(table: "care.record_versions", column: "snapshot", rowID: versionID.uuidString.lowercased()))
+            let plain = try cipher.decrypt(try row.bytes("snapshot"), at: EncryptedColumn.recordVersionSnapshot.location(rowID: versionID))
             let state = try CareJSON.decoder().decode([String: JSONValue].self, from: Data(plain))
             return VersionView(
                 version: try row.int("version"), changedAt: try row.date("changed_at"), changedBy: try row.string("username"),

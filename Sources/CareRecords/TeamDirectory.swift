@@ -4,7 +4,7 @@ public import Store
 /// Team codes and the accounts list.
 extension CareStore {
     func teamID(code: String, on connection: isolated Connection) throws -> UUID? {
-        try connection.query("SELECT id FROM care.teams WHERE code = $1", [code]).rows.first.map { try $0.uuid("id") }
+        try UserDirectory.teamID(code: code, on: connection)
     }
 
     /// Every account, without password hashes.

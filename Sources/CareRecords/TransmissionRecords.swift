@@ -29,8 +29,8 @@ extension CareStore {
             """,
             [
                 id, episodeID, principal.userID, authorTeam, addressedID, (input.category ?? .observation).rawValue,
-                try seal(try Validate.text(input.body, field: "body", limit: 10_000), table, "body", id),
-                try sealOptional(checklistJSON, table, "checklist", id), now,
+                try seal(try Validate.text(input.body, field: "body", limit: 10_000), .transmissionBody, id),
+                try sealOptional(checklistJSON, .transmissionChecklist, id), now,
             ])
         if let addressedID {
             try connection.query(
@@ -60,13 +60,13 @@ extension CareStore {
             """, [id]).rows
         guard let row = rows.first else { throw CareError(.notFound, "no such transmission") }
         let table = "care.transmissions"
-        let checklist = try openOptional(row, "checklist", table, id).map {
+        let checklist = try openOptional(row, .transmissionChecklist, id).map {
             try CareJSON.decoder().decode([ChecklistItem].self, from: Data($0.utf8))
         }
         return TransmissionView(
             id: id, version: try row.int("version"), episodeId: try row.uuid("episode_id"), author: try row.string("username"),
             authorTeam: try row.string("author_team"), addressedTeam: try row.optionalString("addressed_team"),
-            category: TransmissionCategory(rawValue: try row.string("category")) ?? .observation, body: try open(row, "body", table, id),
+            category: TransmissionCategory(rawValue: try row.string("category")) ?? .observation, body: try open(row, .transmissionBody, id),
             checklist: checklist ?? [], writtenAt: try row.date("written_at"), retractedAt: try row.optionalDate("retracted_at"))
     }
 

@@ -86,6 +86,23 @@ final class CareHarness: Sendable {
         await database.drop()
     }
 
+    /// Runs `body` with a started harness, stopped (server, pool, database) on every
+    /// path: a failed `#require` leaks no server and no database.
+    static func with<Result>(
+        _ name: String, settings: CareAPISettings = CareAPISettings(sessions: SessionSettings(), passwordCostExponent: 10),
+        _ body: (CareHarness) async throws -> Result
+    ) async throws -> Result {
+        let harness = try await start(name, settings: settings)
+        do {
+            let result = try await body(harness)
+            await harness.stop()
+            return result
+        } catch {
+            await harness.stop()
+            throw error
+        }
+    }
+
     struct Reply: Sendable {
         let status: Int
         let body: Data
