@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "osmose-journald", targets: ["osmose-journald"]),
         .executable(name: "osmose-keyd", targets: ["osmose-keyd"]),
         .executable(name: "osmose-backupd", targets: ["osmose-backupd"]),
+        .executable(name: "osmose-retentiond", targets: ["osmose-retentiond"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -153,10 +154,28 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-keyd", dependencies: ["KeyService", "DaemonRuntime"], swiftSettings: strictSettings),
+        // Retention: policy application, clocks, legal holds, plans, certificates (schema ops).
+        .target(
+            name: "Retention",
+            dependencies: [
+                "CareRecords", "Journal", "Keyring", "Store", "Settings", "Cryptography",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
+        .target(
+            name: "RetentionService",
+            dependencies: [
+                "Retention", "Keyring", "Store", "Settings", "Systemd", "Journal", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-retentiond", dependencies: ["RetentionService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup",
+                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup", "Retention",
                 "Settings",
                 "Schema",
                 "Store",
@@ -256,6 +275,10 @@ let package = Package(
         .testTarget(
             name: "KeyManagementTests",
             dependencies: ["KeyManagement", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "RetentionTests",
+            dependencies: ["Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Cryptography", "TestSupport"],
             swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",

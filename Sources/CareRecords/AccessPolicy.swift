@@ -31,7 +31,7 @@ public struct AccessPolicy: Sendable {
 
     /// The actions each resource has.
     public static let actions: [Resource: Set<String>] = [
-        .patient: ["search", "read", "create", "update", "history"],
+        .patient: ["search", "read", "create", "update", "history", "record-death"],
         .episode: ["list", "read", "create", "update", "close", "history", "export"],
         .transmission: ["list", "create", "retract"],
         .user: ["list"],

@@ -28,6 +28,8 @@ public struct CareError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let forbidden = Code("care.forbidden", 403)
         public static let notFound = Code("care.not_found", 404)
         public static let conflict = Code("care.conflict", 409)
+        /// The record was pseudonymised at the end of its retention term: it is shown, never changed.
+        public static let pseudonymised = Code("care.pseudonymised", 409)
         public static let journalUnavailable = Code("journal.unavailable", 503)
         public static let internalError = Code("internal.error", 500)
 

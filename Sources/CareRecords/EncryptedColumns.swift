@@ -14,6 +14,20 @@ public enum EncryptedValueRole: String, Sendable, Hashable, Codable, CaseIterabl
     case structured
 }
 
+/// What pseudonymisation (retention, past a record's legal term) does to an
+/// encrypted column's values.
+public enum PseudonymisationRule: Sendable, Hashable {
+    /// Erased; the patient's keyed pseudonym (`care.patients.pseudonym`), computed
+    /// from the patient's identifiers, stands for all of them.
+    case pseudonym
+    /// Erased; its year (the value starts `YYYY`) is kept in the named plain column of the same row.
+    case year(into: String)
+    /// Erased.
+    case destroy
+    /// Kept as it is (still encrypted): a value statistics need that identifies no one.
+    case keep
+}
+
 /// One encrypted column: where it is, what it holds, and how its ciphertexts are
 /// bound. A value is AES-256-GCM under a column key (``Keyring/ColumnCipher``),
 /// its associated data naming the qualified table, the column and the row's id
@@ -31,6 +45,8 @@ public struct EncryptedColumn: Sendable, Hashable {
     public let holds: String
     /// The row's `uuid` id column, which every ciphertext of the column is bound to.
     public let rowIDColumn: String
+    /// What pseudonymisation does to its values.
+    public let atTerm: PseudonymisationRule
 
     /// Declares an encrypted column.
     /// - Parameters:
@@ -39,12 +55,27 @@ public struct EncryptedColumn: Sendable, Hashable {
     ///   - role: what kind of value it holds.
     ///   - holds: what is inside, in a few words.
     ///   - rowIDColumn: the row's `uuid` id column; `id` in every care table.
-    public init(table: String, column: String, role: EncryptedValueRole, holds: String, rowIDColumn: String = "id") {
+    ///   - atTerm: what pseudonymisation does to it; by default, from its role: a
+    ///     direct identifier gives way to the pseudonym, free text is destroyed, a
+    ///     structured value is kept. A structured value that may hold free text or
+    ///     identifiers must say `.destroy`.
+    public init(
+        table: String, column: String, role: EncryptedValueRole, holds: String, rowIDColumn: String = "id", atTerm: PseudonymisationRule? = nil
+    ) {
         self.table = table
         self.column = column
         self.role = role
         self.holds = holds
         self.rowIDColumn = rowIDColumn
+        self.atTerm =
+            atTerm
+            ?? {
+                switch role {
+                case .directIdentifier: .pseudonym
+                case .freeText: .destroy
+                case .structured: .keep
+                }
+            }()
     }
 
     /// `table.column`: the name inventories and destruction evidence count values under.
@@ -173,7 +204,7 @@ public struct EncryptedColumnRegistry: Sendable, Hashable {
     /// The care records' encrypted columns and tokens (docs/encryption.md).
     public static let care = EncryptedColumnRegistry(
         columns: [
-            .patientLastName, .patientFirstName, .patientBirthDate, .patientSex, .patientINS,
+            .patientLastName, .patientFirstName, .patientBirthDate, .patientSex, .patientINS, .patientDateOfDeath,
             .episodeReason, .episodeImagingNote, .episodeLabNote, .episodeActivityStatus,
             .transmissionBody, .transmissionChecklist,
             .recordVersionSnapshot,
@@ -190,13 +221,18 @@ extension EncryptedColumn {
         table: "care.patients", column: "first_name", role: .directIdentifier, holds: "the patient's first name")
     /// `care.patients.birth_date`.
     public static let patientBirthDate = EncryptedColumn(
-        table: "care.patients", column: "birth_date", role: .directIdentifier, holds: "the patient's birth date, YYYY-MM-DD")
+        table: "care.patients", column: "birth_date", role: .directIdentifier, holds: "the patient's birth date, YYYY-MM-DD",
+        atTerm: .year(into: "birth_year"))
     /// `care.patients.sex`.
     public static let patientSex = EncryptedColumn(
         table: "care.patients", column: "sex", role: .structured, holds: "the patient's sex, one of the API's enumerated values")
     /// `care.patients.ins`.
     public static let patientINS = EncryptedColumn(
         table: "care.patients", column: "ins", role: .directIdentifier, holds: "the patient's national health identifier (INS), when known")
+    /// `care.patients.date_of_death`.
+    public static let patientDateOfDeath = EncryptedColumn(
+        table: "care.patients", column: "date_of_death", role: .directIdentifier, holds: "the patient's date of death, YYYY-MM-DD, when recorded",
+        atTerm: .year(into: "death_year"))
     /// `care.episodes.reason`.
     public static let episodeReason = EncryptedColumn(
         table: "care.episodes", column: "reason", role: .freeText, holds: "why the patient came, as the team wrote it")
@@ -215,11 +251,12 @@ extension EncryptedColumn {
     /// `care.transmissions.checklist`.
     public static let transmissionChecklist = EncryptedColumn(
         table: "care.transmissions", column: "checklist", role: .structured,
-        holds: "a JSON list of {label, done}; the labels are written by people (free text)")
+        holds: "a JSON list of {label, done}; the labels are written by people (free text)", atTerm: .destroy)
     /// `care.record_versions.snapshot`.
     public static let recordVersionSnapshot = EncryptedColumn(
         table: "care.record_versions", column: "snapshot", role: .structured,
-        holds: "the JSON state of a patient, episode or transmission after a change: its identifiers and free text included")
+        holds: "the JSON state of a patient, episode or transmission after a change: its identifiers and free text included",
+        atTerm: .destroy)
 }
 
 extension SearchToken {

@@ -8,7 +8,7 @@ extension CareStore {
     public func createEpisode(
         _ input: EpisodeInput, by principal: Principal, teamScoped: Bool, on connection: isolated Connection
     ) throws -> EpisodeView {
-        _ = try patient(input.patientId, on: connection)
+        try requireIdentified(try patient(input.patientId, on: connection))
         let teamCode = input.team ?? principal.teamCode
         guard let teamCode, let teamID = try teamID(code: teamCode, on: connection) else {
             throw CareError(.invalidField, "team is not a known team code")
@@ -82,14 +82,15 @@ extension CareStore {
         return EpisodeView(
             id: id, version: try row.int("version"), patientId: try row.uuid("patient_id"), team: try row.string("team_code"),
             sharedWith: shared.isEmpty ? [] : shared.split(separator: ",").map(String.init), arrivalAt: try row.date("arrival_at"),
-            arrivalMode: try decode("arrival_mode"), reason: try open(row, .episodeReason, id), location: try row.optionalString("location"),
+            arrivalMode: try decode("arrival_mode"), reason: try openOptional(row, .episodeReason, id), location: try row.optionalString("location"),
             boxNumber: try row.optionalString("box_number"), worrying: try row.bool("worrying"), accompanied: try row.bool("accompanied"),
             boxStatus: try decode("box_status"), imagingStatus: try decode("imaging_status"),
             imagingNote: try openOptional(row, .episodeImagingNote, id), labStatus: try decode("lab_status"),
             labNote: try openOptional(row, .episodeLabNote, id),
             psychiatricCare: try row.optionalString("psychiatric_care").flatMap(PsychiatricCare.init(rawValue:)),
             activityStatus: try openOptional(row, .episodeActivityStatus, id), status: try row.string("status"),
-            closedAt: try row.optionalDate("closed_at"), timeInCareSeconds: try row.int("seconds"), updatedAt: try row.date("updated_at"))
+            closedAt: try row.optionalDate("closed_at"), timeInCareSeconds: try row.int("seconds"), updatedAt: try row.date("updated_at"),
+            pseudonymisedAt: try row.optionalDate("pseudonymised_at"))
     }
 
     /// Episodes visible to the user, filtered by team code and state (`open`, `closed`, `all`).
@@ -116,6 +117,7 @@ extension CareStore {
     ) throws -> EpisodeView {
         try connection.query("SELECT 1 FROM care.episodes WHERE id = $1 FOR UPDATE", [id])
         let before = try episode(id, for: principal, teamScoped: teamScoped, on: connection)
+        try requireIdentified(before)
         guard before.status == "open" else { throw CareError(.conflict, "a closed episode cannot be changed") }
         var after = before
         if let value = patch.reason { after.reason = try Validate.text(value, field: "reason", limit: 2000) }
@@ -137,6 +139,7 @@ extension CareStore {
     public func closeEpisode(_ id: UUID, by principal: Principal, teamScoped: Bool, on connection: isolated Connection) throws -> EpisodeView {
         try connection.query("SELECT 1 FROM care.episodes WHERE id = $1 FOR UPDATE", [id])
         let before = try episode(id, for: principal, teamScoped: teamScoped, on: connection)
+        try requireIdentified(before)
         guard before.status == "open" else { throw CareError(.conflict, "the episode is already closed") }
         var after = before
         after.status = "closed"
@@ -158,7 +161,7 @@ extension CareStore {
             WHERE id = $1
             """,
             [
-                id, try seal(after.reason, .episodeReason, id), after.location, after.boxNumber, after.worrying, after.accompanied,
+                id, try sealOptional(after.reason, .episodeReason, id), after.location, after.boxNumber, after.worrying, after.accompanied,
                 after.boxStatus.rawValue, after.imagingStatus.rawValue, try sealOptional(after.imagingNote, .episodeImagingNote, id),
                 after.labStatus.rawValue, try sealOptional(after.labNote, .episodeLabNote, id), after.psychiatricCare?.rawValue,
                 try sealOptional(after.activityStatus, .episodeActivityStatus, id), after.status, after.closedAt, now, principal.userID,
@@ -166,6 +169,14 @@ extension CareStore {
         let view = try episodeRecord(id, on: connection)
         try recordVersion(.episode, id: id, version: view.version, fields: changed, state: view, by: principal, at: now, on: connection)
         return view
+    }
+
+    /// Refuses any change to an episode whose text was destroyed with its patient's pseudonymisation.
+    /// - Throws: ``CareError/Code/pseudonymised``.
+    func requireIdentified(_ view: EpisodeView) throws {
+        guard view.pseudonymisedAt == nil else {
+            throw CareError(.pseudonymised, "this episode was pseudonymised at the end of its retention term and cannot be changed")
+        }
     }
 
     /// The follow-up of an episode for export.

@@ -64,16 +64,50 @@ public struct PatientPatch: StrictInput {
     public var ins: String?
 }
 
+/// A patient as the API shows it. Once pseudonymised (past the retention term),
+/// names, birth date, INS and date of death are gone: ``pseudonym`` stands for
+/// the patient, ``birthYear`` and ``deathYear`` for the dates.
 public struct PatientView: Codable, Sendable, Hashable {
     public var id: UUID
     public var version: Int
-    public var lastName: String
-    public var firstName: String
-    public var birthDate: String
+    /// Nil once pseudonymised.
+    public var lastName: String?
+    /// Nil once pseudonymised.
+    public var firstName: String?
+    /// `YYYY-MM-DD`; nil once pseudonymised.
+    public var birthDate: String?
     public var sex: Sex
     public var ins: String?
+    /// `YYYY-MM-DD`, when recorded (by a manager or the DPO); nil once pseudonymised.
+    public var dateOfDeath: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// When the record was pseudonymised; nil while identified.
+    public var pseudonymisedAt: Date?
+    /// The keyed pseudonym that replaced the identifiers.
+    public var pseudonym: String?
+    /// The birth year, kept after pseudonymisation.
+    public var birthYear: Int?
+    /// The year of death, kept after pseudonymisation.
+    public var deathYear: Int?
+}
+
+/// A date of death to record, or nil to clear one recorded in error.
+public struct DateOfDeathInput: StrictInput {
+    public static let fields: Set<String> = ["date_of_death"]
+    /// `YYYY-MM-DD`, or null.
+    public var dateOfDeath: String?
+
+    enum CodingKeys: String, CodingKey { case dateOfDeath }
+
+    /// Requires the field, null included: an empty body clears nothing by accident.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard container.contains(.dateOfDeath) else {
+            throw DecodingError.keyNotFound(CodingKeys.dateOfDeath, .init(codingPath: [], debugDescription: "date_of_death is required (null clears it)"))
+        }
+        dateOfDeath = try container.decodeIfPresent(String.self, forKey: .dateOfDeath)
+    }
 }
 
 // MARK: Episodes
@@ -128,7 +162,8 @@ public struct EpisodeView: Codable, Sendable, Hashable {
     public var sharedWith: [String]
     public var arrivalAt: Date
     public var arrivalMode: ArrivalMode
-    public var reason: String
+    /// Nil once pseudonymised.
+    public var reason: String?
     public var location: String?
     public var boxNumber: String?
     public var worrying: Bool
@@ -144,6 +179,8 @@ public struct EpisodeView: Codable, Sendable, Hashable {
     public var closedAt: Date?
     public var timeInCareSeconds: Int
     public var updatedAt: Date
+    /// When the episode's free text was destroyed with its patient's pseudonymisation.
+    public var pseudonymisedAt: Date?
 }
 
 // MARK: Transmissions
@@ -169,10 +206,13 @@ public struct TransmissionView: Codable, Sendable, Hashable {
     public var authorTeam: String
     public var addressedTeam: String?
     public var category: TransmissionCategory
-    public var body: String
+    /// Nil once pseudonymised.
+    public var body: String?
     public var checklist: [ChecklistItem]
     public var writtenAt: Date
     public var retractedAt: Date?
+    /// When the text was destroyed with the patient's pseudonymisation.
+    public var pseudonymisedAt: Date?
 }
 
 // MARK: History, users, sessions
@@ -180,9 +220,13 @@ public struct TransmissionView: Codable, Sendable, Hashable {
 public struct VersionView: Codable, Sendable {
     public var version: Int
     public var changedAt: Date
+    /// The care user's login, or the operator (the DPO) who made the change through osmosectl.
     public var changedBy: String
     public var changedFields: [String]
+    /// The state after the change; empty once erased by pseudonymisation.
     public var state: [String: JSONValue]
+    /// When the state was erased by pseudonymisation.
+    public var erasedAt: Date?
 }
 
 public struct UserView: Codable, Sendable, Hashable {

@@ -58,23 +58,36 @@ extension CareStore {
         return try rows.map { try patient(try $0.uuid("id"), on: connection) }
     }
 
-    /// One patient.
+    /// One patient; a pseudonymised one as what is left of it (pseudonym, years, sex).
     public func patient(_ id: UUID, on connection: isolated Connection) throws -> PatientView {
         guard let row = try connection.query("SELECT * FROM care.patients WHERE id = $1", [id]).singleRow() else {
             throw CareError(.notFound, "no such patient")
         }
-        let table = "care.patients"
         guard let sex = Sex(rawValue: try open(row, .patientSex, id)) else { throw CareError(.internalError, "stored sex is not valid") }
         return PatientView(
-            id: id, version: try row.int("version"), lastName: try open(row, .patientLastName, id),
-            firstName: try open(row, .patientFirstName, id), birthDate: try open(row, .patientBirthDate, id), sex: sex,
-            ins: try openOptional(row, .patientINS, id), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            id: id, version: try row.int("version"), lastName: try openOptional(row, .patientLastName, id),
+            firstName: try openOptional(row, .patientFirstName, id), birthDate: try openOptional(row, .patientBirthDate, id), sex: sex,
+            ins: try openOptional(row, .patientINS, id), dateOfDeath: try openOptional(row, .patientDateOfDeath, id), createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"), pseudonymisedAt: try row.optionalDate("pseudonymised_at"), pseudonym: try row.optionalString("pseudonym"),
+            birthYear: try row.optionalInt64("birth_year").map(Int.init), deathYear: try row.optionalInt64("death_year").map(Int.init))
+    }
+
+    /// Refuses any change to a patient whose record was pseudonymised.
+    /// - Throws: ``CareError/Code/pseudonymised``.
+    func requireIdentified(_ view: PatientView) throws {
+        guard view.pseudonymisedAt == nil else {
+            throw CareError(.pseudonymised, "this patient's record was pseudonymised at the end of its retention term and cannot be changed")
+        }
     }
 
     /// Changes identity fields, writing a new version.
     public func updatePatient(_ id: UUID, _ patch: PatientPatch, by principal: Principal, on connection: isolated Connection) throws -> PatientView {
         try connection.query("SELECT 1 FROM care.patients WHERE id = $1 FOR UPDATE", [id])
         let before = try patient(id, on: connection)
+        try requireIdentified(before)
+        guard let lastName = before.lastName, let firstName = before.firstName, let birthDate = before.birthDate else {
+            throw CareError(.internalError, "an identified patient lacks a name or birth date")
+        }
         var after = before
         if let value = patch.lastName { after.lastName = try Validate.name(value, field: "last_name") }
         if let value = patch.firstName { after.firstName = try Validate.name(value, field: "first_name") }
@@ -93,6 +106,7 @@ extension CareStore {
         let now = Date()
         after.version = before.version + 1
         after.updatedAt = now
+        let (newLast, newFirst, newBirth) = (after.lastName ?? lastName, after.firstName ?? firstName, after.birthDate ?? birthDate)
         try connection.query(
             """
             UPDATE care.patients SET version = $2, last_name = $3, first_name = $4, birth_date = $5, sex = $6, ins = $7,
@@ -100,14 +114,36 @@ extension CareStore {
             WHERE id = $1
             """,
             [
-                id, after.version, try seal(after.lastName, .patientLastName, id),
-                try seal(after.firstName, .patientFirstName, id), try seal(after.birthDate, .patientBirthDate, id),
+                id, after.version, try seal(newLast, .patientLastName, id),
+                try seal(newFirst, .patientFirstName, id), try seal(newBirth, .patientBirthDate, id),
                 try seal(after.sex.rawValue, .patientSex, id), try sealOptional(after.ins, .patientINS, id),
-                try nameToken(lastName: after.lastName, firstName: after.firstName, birthDate: after.birthDate, keyID: keyID),
+                try nameToken(lastName: newLast, firstName: newFirst, birthDate: newBirth, keyID: keyID),
                 try after.ins.map { try insToken($0, keyID: keyID) }, keyID, now, principal.userID,
             ])
         let view = try patient(id, on: connection)
         try recordVersion(.patient, id: id, version: view.version, fields: changed, state: view, by: principal, at: now, on: connection)
+        return view
+    }
+
+    /// Records, changes or clears (nil) a patient's date of death, writing a new
+    /// version: by a care user (a manager, as the access policy says) or by an
+    /// operator (the DPO, through osmosectl), named in the history.
+    /// - Throws: ``CareError/Code/invalidField`` for a date not written YYYY-MM-DD,
+    ///   in the future, or before the birth date; ``CareError/Code/pseudonymised``.
+    public func setDateOfDeath(
+        _ id: UUID, to date: String?, by author: RecordAuthor, on connection: isolated Connection
+    ) throws -> PatientView {
+        try connection.query("SELECT 1 FROM care.patients WHERE id = $1 FOR UPDATE", [id])
+        let before = try patient(id, on: connection)
+        try requireIdentified(before)
+        let validated = try date.map { try Validate.dateOfDeath($0, birthDate: before.birthDate ?? "") }
+        guard validated != before.dateOfDeath else { return before }
+        let now = Date()
+        try connection.query(
+            "UPDATE care.patients SET version = version + 1, date_of_death = $2, updated_at = $3, updated_by = $4 WHERE id = $1",
+            [id, try sealOptional(validated, .patientDateOfDeath, id), now, author.userID])
+        let view = try patient(id, on: connection)
+        try recordVersion(.patient, id: id, version: view.version, fields: ["date_of_death"], state: view, by: author, at: now, on: connection)
         return view
     }
 }

@@ -121,3 +121,43 @@ public struct Sessions: Sendable {
         try connection.query("UPDATE care.sessions SET revoked_at = clock_timestamp() WHERE token_hash = $1 AND revoked_at IS NULL", [Self.tokenHash(token)])
     }
 }
+
+/// A session that has ended, as retention sees it: its token's hash (the database
+/// never holds the token), whose it was, and when it ended.
+public struct EndedSession: Sendable, Hashable {
+    /// SHA-256 of the bearer token, hex.
+    public let tokenHash: String
+    /// The account.
+    public let userID: UUID
+    /// When it ended: logout, or expiry, whichever came first.
+    public let endedAt: Date
+}
+
+/// Removal of ended sessions past their retention term.
+public enum SessionRecords {
+    /// The SQL expression of a session's end.
+    static let end = "least(coalesce(revoked_at, expires_at), expires_at)"
+
+    /// The sessions that ended before `moment`, oldest first.
+    public static func ended(before moment: Date, on connection: isolated Connection) throws -> [EndedSession] {
+        try connection.query(
+            "SELECT encode(token_hash, 'hex') AS token, user_id, \(end) AS ended FROM care.sessions WHERE \(end) < $1 ORDER BY ended, token_hash",
+            [moment]
+        ).rows.map { EndedSession(tokenHash: try $0.string("token"), userID: try $0.uuid("user_id"), endedAt: try $0.date("ended")) }
+    }
+
+    /// Removes the sessions among `tokenHashes` (hex) that still ended before `moment`.
+    /// - Returns: the hashes removed.
+    public static func remove(_ tokenHashes: [String], endedBefore moment: Date, on connection: isolated Connection) throws -> [String] {
+        guard !tokenHashes.isEmpty else { return [] }
+        guard tokenHashes.allSatisfy({ $0.count == 64 && $0.allSatisfy(\.isHexDigit) }) else {
+            throw CareError(.invalidField, "a session token hash is 64 hexadecimal digits")
+        }
+        return try connection.query(
+            """
+            DELETE FROM care.sessions WHERE token_hash IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) AND \(end) < $2
+            RETURNING encode(token_hash, 'hex') AS token
+            """, ["{" + tokenHashes.joined(separator: ",") + "}", moment]
+        ).rows.map { try $0.string("token") }
+    }
+}

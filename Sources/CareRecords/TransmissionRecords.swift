@@ -8,6 +8,7 @@ extension CareStore {
         episodeID: UUID, _ input: TransmissionInput, by principal: Principal, teamScoped: Bool, on connection: isolated Connection
     ) throws -> TransmissionView {
         let episode = try episode(episodeID, for: principal, teamScoped: teamScoped, on: connection)
+        try requireIdentified(episode)
         guard episode.status == "open" else { throw CareError(.conflict, "a closed episode takes no more transmissions") }
         guard let authorTeam = principal.teamID else { throw CareError(.forbidden, "only a member of a team writes transmissions") }
         var addressedID: UUID?
@@ -66,8 +67,9 @@ extension CareStore {
         return TransmissionView(
             id: id, version: try row.int("version"), episodeId: try row.uuid("episode_id"), author: try row.string("username"),
             authorTeam: try row.string("author_team"), addressedTeam: try row.optionalString("addressed_team"),
-            category: TransmissionCategory(rawValue: try row.string("category")) ?? .observation, body: try open(row, .transmissionBody, id),
-            checklist: checklist ?? [], writtenAt: try row.date("written_at"), retractedAt: try row.optionalDate("retracted_at"))
+            category: TransmissionCategory(rawValue: try row.string("category")) ?? .observation, body: try openOptional(row, .transmissionBody, id),
+            checklist: checklist ?? [], writtenAt: try row.date("written_at"), retractedAt: try row.optionalDate("retracted_at"),
+            pseudonymisedAt: try row.optionalDate("pseudonymised_at"))
     }
 
     /// Retracts a transmission written in error: it stays, marked, with a new version.
@@ -77,6 +79,7 @@ extension CareStore {
     ) throws -> (TransmissionView, UUID) {
         let before = try transmission(id, on: connection)
         let episode = try episode(before.episodeId, for: principal, teamScoped: teamScoped, on: connection)
+        try requireIdentified(episode)
         guard before.retractedAt == nil else { throw CareError(.conflict, "the transmission is already retracted") }
         let now = Date()
         try connection.query(

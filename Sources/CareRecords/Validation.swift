@@ -123,6 +123,23 @@ public enum Validate {
         return value
     }
 
+    /// A date of death `YYYY-MM-DD`: a real calendar date, not after today, not before the birth date.
+    public static func dateOfDeath(_ value: String, birthDate: String, now: Date = Date()) throws -> String {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard value.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]) else {
+            throw CareError(.invalidField, "date_of_death must be YYYY-MM-DD")
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)),
+            calendar.component(.day, from: date) == day, calendar.component(.month, from: date) == month
+        else { throw CareError(.invalidField, "date_of_death is not a calendar date") }
+        guard date <= now else { throw CareError(.invalidField, "date_of_death cannot be in the future") }
+        // Both are YYYY-MM-DD: text order is date order.
+        guard value >= birthDate else { throw CareError(.invalidField, "date_of_death cannot be before the birth date") }
+        return value
+    }
+
     /// The INS (NIR form): 13 characters (digits, or 2A/2B for Corsica in place of
     /// the department) and a 2-digit key equal to 97 − (number mod 97).
     public static func ins(_ value: String) throws -> String {

@@ -15,7 +15,7 @@ enum HandoverSheet {
             return """
                 <article\(transmission.retractedAt == nil ? "" : " class=\"retracted\"")>
                 <h3>\(escape(CareJSON.timestamp(transmission.writtenAt))) · \(escape(transmission.author)) (\(escape(transmission.authorTeam)))\(transmission.addressedTeam.map { " → " + escape($0) } ?? "") · \(escape(transmission.category.rawValue))</h3>
-                <p>\(escape(transmission.body).replacingOccurrences(of: "\n", with: "<br>"))</p>
+                <p>\(escape(transmission.body ?? "—").replacingOccurrences(of: "\n", with: "<br>"))</p>
                 \(checklist.isEmpty ? "" : "<ul>\(checklist)</ul>")
                 \(transmission.retractedAt.map { "<p><em>Retracted \(escape(CareJSON.timestamp($0)))</em></p>" } ?? "")
                 </article>
@@ -30,7 +30,7 @@ enum HandoverSheet {
             article { border-left: 3px solid #557; padding-left: 0.8em; margin: 1em 0; } .retracted { opacity: 0.5; text-decoration: line-through; }
             footer { margin-top: 2em; font-size: 0.8em; color: #555; } @media print { body { margin: 0; } }
             </style></head><body>
-            <h1>Fiche de transmission — \(escape(patient.lastName.uppercased())) \(escape(patient.firstName))</h1>
+            <h1>Fiche de transmission — \(escape((patient.lastName ?? patient.pseudonym ?? "").uppercased())) \(escape(patient.firstName ?? ""))</h1>
             <table>
             \(row("Né(e) le", patient.birthDate))\(row("Sexe", patient.sex.rawValue))\(row("INS", patient.ins))
             \(row("Équipe", episode.team))\(row("Partagé avec", episode.sharedWith.joined(separator: ", ")))

@@ -36,6 +36,15 @@ extension CareAPI {
                 return try CareAPI.json(try api.store.updatePatient(patientID, patch, by: call.principal, on: connection))
             }
         }
+        // Retention (issue 16): the date of death, an input of the R1112-7 clock.
+        routes.put(":id/date-of-death") { request, context in
+            await api.handleRecord(request, context, .init(resource: .patient, policyAction: "record-death", journalAction: .update, objectType: "patient")) {
+                call, patientID, connection in
+                call.audit.touched(patient: patientID)
+                let input = try CareJSON.decode(DateOfDeathInput.self, from: call.body)
+                return try CareAPI.json(try api.store.setDateOfDeath(patientID, to: input.dateOfDeath, by: .user(call.principal), on: connection))
+            }
+        }
         routes.get(":id/history") { request, context in
             await api.handleRecord(request, context, .init(resource: .patient, policyAction: "history", journalAction: .read, objectType: "patient-history")) {
                 call, patientID, connection in

@@ -5,7 +5,7 @@ public import ArgumentParser
 public struct Osmosectl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "osmosectl",
-        abstract: "Operate the Osmose compliance suite: database, policies, journal, keys, backups, subject requests.",
+        abstract: "Operate the Osmose compliance suite: database, policies, journal, keys, backups, retention, subject requests.",
         discussion: """
             Configuration is read from --config, else $OSMOSE_CONFIG, else /etc/osmose/osmose.yaml.
 
@@ -19,7 +19,7 @@ public struct Osmosectl: AsyncParsableCommand {
               64  the command line is wrong (unknown option, missing argument)
             """,
         version: "osmosectl \(versionString)",
-        subcommands: [DatabaseCommand.self, TeamsCommand.self, UsersCommand.self, KeysCommand.self, JournalCommand.self, BackupCommand.self, PolicyCommand.self, ConfigCommand.self, DiagnoseCommand.self, VersionCommand.self]
+        subcommands: [DatabaseCommand.self, TeamsCommand.self, UsersCommand.self, KeysCommand.self, JournalCommand.self, BackupCommand.self, RetentionCommand.self, PolicyCommand.self, ConfigCommand.self, DiagnoseCommand.self, VersionCommand.self]
     )
 
     public init() {}

@@ -42,7 +42,7 @@ struct PolicyCommand: AsyncParsableCommand {
                     targets = names.filter { $0.hasSuffix(".yaml") }.sorted().map { "\(directory)/\($0)" }
                     guard !targets.isEmpty else { throw ValidationError("no .yaml policy files in \(directory)") }
                 }
-                let results = targets.map { file -> Result in
+                var results = targets.map { file -> Result in
                     let kind = (file as NSString).lastPathComponent
                     guard let validate = PolicyCommand.validators[kind] else {
                         return Result(file: file, valid: false, problem: "\(file): unknown policy kind \(kind); known: \(PolicyCommand.validators.keys.sorted().joined(separator: ", "))")
@@ -54,12 +54,30 @@ struct PolicyCommand: AsyncParsableCommand {
                         return Result(file: file, valid: false, problem: "\(error)")
                     }
                 }
+                results += retentionAgainstBackup(targets)
                 if json {
                     try printJSON(results)
                 } else {
                     for result in results { print(result.valid ? "ok       \(result.file)" : "invalid  \(result.problem ?? result.file)") }
                 }
                 if results.contains(where: { !$0.valid }) { throw ExitCode(ExitStatus.invalidConfiguration.rawValue) }
+            }
+        }
+
+        /// Retention (issue 16): a retention policy checked is also checked against the
+        /// backup policy beside it (backups must be pruned within its margin of every purge).
+        func retentionAgainstBackup(_ targets: [String]) -> [Result] {
+            targets.filter { ($0 as NSString).lastPathComponent == "retention.yaml" }.compactMap { retention in
+                let backup = ((retention as NSString).deletingLastPathComponent as NSString).appendingPathComponent("backup.yaml")
+                guard FileManager.default.fileExists(atPath: backup) else { return nil }
+                do {
+                    try RetentionPolicy.checkBackups(retention: try SettingsDocument(contentsOf: retention), backup: try SettingsDocument(contentsOf: backup))
+                    return nil
+                } catch let error as ConfigurationError where error.code == .inconsistentPolicies {
+                    return Result(file: retention, valid: false, problem: "\(error)")
+                } catch {
+                    return nil
+                }
             }
         }
     }

@@ -19,6 +19,8 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
         public static let missingSetting = Code("config.missing_setting")
         /// A value of the wrong type or out of range.
         public static let invalidValue = Code("config.invalid_value")
+        /// Two policy files contradict each other (retention and backups).
+        public static let inconsistentPolicies = Code("config.inconsistent_policies")
 
         public var description: String { rawValue }
     }

@@ -87,6 +87,17 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var policy: String?
     }
 
+    /// The retention daemon (`osmose-retentiond`) and the DPO's retention commands.
+    public struct Retention: Hashable, Sendable {
+        /// A libpq connection string for the osmose_retention role; empty uses `database.connection`.
+        public var database: String
+        /// The master key file when no `master-key` systemd credential is passed (dates
+        /// of care are encrypted; pseudonyms are computed under a data key).
+        public var masterKeyFile: String?
+        /// The retention policy; default `<paths.policies>/retention.yaml`.
+        public var policy: String?
+    }
+
     /// The journal daemon (`osmose-journald`) and the security officer's tools.
     public struct Journal: Hashable, Sendable {
         /// A program allowed to submit events on the local socket, and the source name its events carry.
@@ -143,6 +154,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var keys: Keys
     /// Backup settings.
     public var backup: Backup
+    /// Retention settings.
+    public var retention = Retention(database: "", masterKeyFile: nil, policy: nil)
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -168,7 +181,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -225,6 +238,14 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.database = try keys.optionalString("database") ?? ""
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
+        }
+        if let retention = try root.mapping("retention", allowedKeys: ["database", "master_key_file", "policy"]) {
+            configuration.retention.database = try retention.optionalString("database") ?? ""
+            configuration.retention.masterKeyFile = try retention.optionalString("master_key_file")
+            configuration.retention.policy = try retention.optionalString("policy")
+            for key in ["master_key_file", "policy"] {
+                if let path = try retention.optionalString(key), !path.hasPrefix("/") { throw retention.error(key, "must be an absolute path") }
+            }
         }
         if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies", "file_trees", "data_directory"]) {
             configuration.backup.copies = try backup.strings("copies")
@@ -331,6 +352,10 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var keyPolicyPath: String { keys.policy ?? "\(paths.policies)/keys.yaml" }
     /// The backup policy file.
     public var backupPolicyPath: String { "\(paths.policies)/backup.yaml" }
+    /// The connection string osmose-retentiond uses.
+    public var retentionConnection: String { retention.database.isEmpty ? database.connection : retention.database }
+    /// The retention policy file.
+    public var retentionPolicyPath: String { retention.policy ?? "\(paths.policies)/retention.yaml" }
     /// The access policy file the care service reads.
     public var accessPolicyPath: String { care.accessPolicy ?? "\(paths.policies)/access.yaml" }
 }

@@ -25,7 +25,10 @@ struct EncryptedColumnsTests {
         let byRole = Dictionary(grouping: registry.columns, by: \.role).mapValues { Set($0.map(\.name)) }
         #expect(
             byRole[.directIdentifier]
-                == ["care.patients.last_name", "care.patients.first_name", "care.patients.birth_date", "care.patients.ins"])
+                == [
+                    "care.patients.last_name", "care.patients.first_name", "care.patients.birth_date", "care.patients.ins",
+                    "care.patients.date_of_death",
+                ])
         #expect(
             byRole[.freeText]
                 == [
@@ -33,6 +36,18 @@ struct EncryptedColumnsTests {
                     "care.transmissions.body",
                 ])
         #expect(byRole[.structured] == ["care.patients.sex", "care.transmissions.checklist", "care.record_versions.snapshot"])
+    }
+
+    @Test("Pseudonymisation: identifiers give way to the pseudonym or their year, free text and anything that may hold it is destroyed; only the sex is kept")
+    func pseudonymisationRules() {
+        for column in registry.columns {
+            switch column.role {
+            case .freeText: #expect(column.atTerm == .destroy, "\(column.name)")
+            case .directIdentifier: #expect(column.atTerm == .pseudonym || column.atTerm == .year(into: column.column == "birth_date" ? "birth_year" : "death_year"), "\(column.name)")
+            case .structured: #expect(column.atTerm == (column.name == "care.patients.sex" ? .keep : .destroy), "\(column.name)")
+            }
+        }
+        #expect(registry.columns.filter { $0.atTerm == .keep }.map(\.name) == ["care.patients.sex"])
     }
 
     @Test("A ciphertext is bound to the qualified table, the column and the row id as PostgreSQL prints it")

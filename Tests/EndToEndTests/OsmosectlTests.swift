@@ -65,10 +65,12 @@ struct OsmosectlTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let bad = directory.appendingPathComponent("retention.yaml").path
-        try "journal:\n  online_months: 48\n  archive_years: 6\ncare_records:\n  pseudonymise_after_years: 20\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let shippedText = try String(contentsOf: repositoryRoot.appendingPathComponent("policies/retention.yaml"), encoding: .utf8)
+        let line = try #require(shippedText.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  online_months: 12") }) + 1
+        try shippedText.replacingOccurrences(of: "  online_months: 12", with: "  online_months: 48").write(toFile: bad, atomically: true, encoding: .utf8)
         let result = try await runProgram(osmosectl, ["policy", "check", "--json", bad])
         #expect(result.status == 3)
-        #expect(result.standardOutput.contains("\(bad):2:18: journal.online_months must be from 12 to 24, not 48"))
+        #expect(result.standardOutput.contains("\(bad):\(line):18: journal.online_months must be from 12 to 24, not 48"), "\(result.standardOutput)")
     }
 
     @Test("config check hides the database password")

@@ -115,7 +115,7 @@ struct RegistryTests {
                 let row = try await fixture.admin.query("SELECT last_name, search_name, search_ins, blind_key_id FROM care.patients WHERE id = $1", [id]).rows[0]
                 let key = try row.int("blind_key_id")
                 #expect(try cipher.decryptString(try row.bytes("last_name"), at: EncryptedColumn.patientLastName.location(rowID: id)) == view.lastName)
-                #expect(try row.bytes("search_name") == SearchToken.patientNameBirth.token([view.lastName, view.firstName, view.birthDate], index: index, keyID: key))
+                #expect(try row.bytes("search_name") == SearchToken.patientNameBirth.token([view.lastName, view.firstName, view.birthDate].compactMap { $0 }, index: index, keyID: key))
                 let plaintexts = ["last_name": view.lastName, "first_name": view.firstName, "birth_date": view.birthDate, "ins": view.ins].compactMapValues { $0 }
                 #expect(try row.optionalBytes("search_ins") == SearchToken.patientINS.token(of: plaintexts, index: index, keyID: key))
             }

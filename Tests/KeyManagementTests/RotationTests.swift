@@ -167,7 +167,7 @@ struct RotationTests {
                     return try await attempt()
                 }
             }
-            let sample = Array(patients.values.sorted { $0.lastName < $1.lastName }.prefix(12))
+            let sample = Array(patients.values.sorted { ($0.lastName ?? "") < ($1.lastName ?? "") }.prefix(12))
             var batches = 0
             while let (target, after) = try await keyd.perform({ try KeyRotation.nextTarget(of: rotation, on: $0) }) {
                 _ = try await keyd.transaction { try KeyRotation.rewriteBatch(rotation, target: target, after: after, limit: 7, ring: keydRing, on: $0) }

@@ -65,33 +65,6 @@ struct ConfigurationTests {
         #expect(error?.description.hasPrefix("/nonexistent/osmose.yaml:") == true)
     }
 
-    @Test("The shipped retention policy is valid and says what the DPO decided")
-    func shippedRetentionPolicy() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("policies/retention.yaml").path
-        let policy = try RetentionPolicy.load(path: path)
-        #expect(policy.journalOnlineMonths == 12)
-        #expect(policy.careRecordYears == 20)
-        #expect(policy.honourLegalHolds)
-    }
-
-    @Test("A retention policy outside the legal bounds is refused at the offending line")
-    func retentionBounds() throws {
-        func parse(_ text: String) throws -> RetentionPolicy {
-            try RetentionPolicy.parse(SettingsDocument(file: "retention.yaml", text: text))
-        }
-        let tooLong = #expect(throws: ConfigurationError.self) {
-            try parse("journal:\n  online_months: 36\n  archive_years: 6\ncare_records:\n  pseudonymise_after_years: 20\n")
-        }
-        #expect(tooLong?.line == 2)
-        let archiveShorter = #expect(throws: ConfigurationError.self) {
-            try parse("journal:\n  online_months: 24\n  archive_years: 1\ncare_records:\n  pseudonymise_after_years: 20\n")
-        }
-        #expect(archiveShorter?.line == 3)
-        let missing = #expect(throws: ConfigurationError.self) { try parse("journal:\n  online_months: 12\n  archive_years: 6\n") }
-        #expect(missing?.description.contains("care_records") == true)
-    }
-
     @Test("Durations parse with their units")
     func durations() throws {
         let document = try SettingsDocument(file: "x.yaml", text: "a: 500ms\nb: 30s\nc: 5min\nd: 2h\ne: 7d\nf: 3 weeks\n")
