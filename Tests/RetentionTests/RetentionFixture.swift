@@ -146,15 +146,20 @@ struct RetentionFixture {
         ).rows.map { try $0.string("row") }
     }
 
-    /// A copy of the database as it stands (CREATE DATABASE … TEMPLATE), dropped by the caller.
+    /// A copy of the database as it stands (pg_dump into a new database, while the
+    /// fixture's connection stays open), dropped by the caller.
     func copy() async throws -> CopiedDatabase {
         let name = "\(database.name)_copy"
         let administrator = try TestDatabase.administratorConnectionString()
-        try await Connection.withConnection(administrator, logger: testLogger) { server in
-            _ = try await server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database.name])
-            try await server.execute("CREATE DATABASE \(name) TEMPLATE \(database.name)")
+        try await Connection.withConnection(administrator, logger: testLogger) { server in try await server.execute("CREATE DATABASE \(name)") }
+        let copied = CopiedDatabase(name: name, connectionString: "\(administrator) dbname=\(name)")
+        let outcome = try await runProgram(
+            "/bin/sh", ["-c", "pg_dump -d \"$0\" | psql -q -v ON_ERROR_STOP=1 -d \"$1\"", database.connectionString, copied.connectionString])
+        guard outcome.status == 0 else {
+            await copied.drop()
+            throw TestEnvironmentError("copying \(database.name) failed: \(outcome.standardError)")
         }
-        return CopiedDatabase(name: name, connectionString: "\(administrator) dbname=\(name)")
+        return copied
     }
 
     /// Today in the policy's time zone.

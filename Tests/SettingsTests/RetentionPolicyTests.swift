@@ -85,7 +85,7 @@ struct RetentionPolicyTests {
             (Self.text(adding: "subject_requests:\n  days: 3\n"), 25, "subject_requests: not supported by this version"),
             (Self.text(adding: "legal_holds:\n  honoured: false\n"), 25, "legal holds are always honoured"),
             (Self.text(adding: "sesions_old:\n  days: 3\n"), 24, "unknown setting sesions_old"),
-            (Self.text(adding: "care_records:\n  years_after_last_episode: 5\n"), 25, "set more than once"),
+            (Self.text(adding: "care_records:\n  years_after_last_episode: 5\n"), 10, "set more than once"),
         ]
         for (text, line, fragment) in cases {
             let error = refusal(text)

@@ -131,10 +131,12 @@ CREATE TRIGGER keep_pseudonymised BEFORE UPDATE ON care.record_versions FOR EACH
 CREATE FUNCTION care.refuse_under_pseudonymised() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog AS $$
     BEGIN
-        IF TG_TABLE_NAME = 'episodes' AND EXISTS (SELECT 1 FROM care.patients WHERE id = NEW.patient_id AND pseudonymised_at IS NOT NULL) THEN
-            RAISE EXCEPTION 'care.pseudonymised: patient % is pseudonymised and takes no new episode', NEW.patient_id USING ERRCODE = 'OSC01';
-        END IF;
-        IF TG_TABLE_NAME = 'transmissions' AND EXISTS (SELECT 1 FROM care.episodes WHERE id = NEW.episode_id AND pseudonymised_at IS NOT NULL) THEN
+        -- Nested: a condition naming a column the other table lacks fails even when false.
+        IF TG_TABLE_NAME = 'episodes' THEN
+            IF EXISTS (SELECT 1 FROM care.patients WHERE id = NEW.patient_id AND pseudonymised_at IS NOT NULL) THEN
+                RAISE EXCEPTION 'care.pseudonymised: patient % is pseudonymised and takes no new episode', NEW.patient_id USING ERRCODE = 'OSC01';
+            END IF;
+        ELSIF EXISTS (SELECT 1 FROM care.episodes WHERE id = NEW.episode_id AND pseudonymised_at IS NOT NULL) THEN
             RAISE EXCEPTION 'care.pseudonymised: episode % is pseudonymised and takes no new transmission', NEW.episode_id USING ERRCODE = 'OSC01';
         END IF;
         RETURN NEW;
