@@ -223,6 +223,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Benchmark and test helper only (scripts/bench retention, the end-to-end
+        // tests): seeds patients with old episodes, transmissions and versions. Never installed.
+        .executableTarget(
+            name: "osmose-retention-bench",
+            dependencies: ["CareRecords", "Keyring", "Store", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/osmose-retention-bench",
+            swiftSettings: strictSettings
+        ),
+
         // Tests mirror Sources.
         // The layering rules (design.md, conventions.md), checked on the source tree.
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"], swiftSettings: strictSettings),
