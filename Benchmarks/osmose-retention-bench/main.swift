@@ -76,12 +76,12 @@ let closedAt = microseconds(closedDay.addingTimeInterval(18 * 3600))
 let arrivalAt = microseconds(closedDay.addingTimeInterval(-6 * 3600))
 var values = 0
 
-func sealed(_ text: String, _ column: EncryptedColumn, _ id: String) throws -> [UInt8] {
+@MainActor func sealed(_ text: String, _ column: EncryptedColumn, _ id: String) throws -> [UInt8] {
     values += 1
     return try cipher.encrypt(text, for: column.location(rowID: id))
 }
 
-func snapshot(_ state: [String: String], id: String) throws -> [UInt8] {
+@MainActor func snapshot(_ state: [String: String], id: String) throws -> [UInt8] {
     let json = try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys])
     values += 1
     return try cipher.encrypt(Array(json), for: EncryptedColumn.recordVersionSnapshot.location(rowID: id))
