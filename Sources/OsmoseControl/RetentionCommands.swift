@@ -155,7 +155,8 @@ struct RetentionCommand: AsyncParsableCommand {
                 let report = try await options.withConnection { connection in
                     let ring = try await DataKeyRing.load(on: connection, master: master)
                     let applier = PlanApplier(
-                        policy: context.policy.policy, policySHA256: context.policy.sha256, ring: ring, actor: operatorActor(.dpo), logger: options.logger)
+                        policy: context.policy.policy, policySHA256: context.policy.sha256, ring: ring, actor: operatorActor(.dpo),
+                        batchSizes: .records(context.configuration.retention.batchSize), logger: options.logger)
                     return try await applier.apply(plan: plan, dryRun: dryRun, on: connection)
                 }
                 if json {

@@ -29,6 +29,11 @@ public struct PlanApplication: Sendable, Hashable {
         /// Sizes per class; 1 for a class not named.
         public init(sizes: [DataClass: Int]) { self.sizes = sizes }
 
+        /// `careRecords` records per batch (the configuration's `retention.batch_size`), five times as many sessions, one journal item.
+        public static func records(_ careRecords: Int) -> BatchSizes {
+            BatchSizes(sizes: [.journal: 1, .coldArchives: 1, .careRecords: careRecords, .sessions: careRecords * 5])
+        }
+
         func size(of dataClass: DataClass) -> Int { max(1, sizes[dataClass] ?? 1) }
     }
 

@@ -57,7 +57,9 @@ public struct RetentionDaemon: AsyncParsableCommand {
         let stopped = try await Connection.withConnection(configuration.retentionConnection, applicationName: "osmose-retentiond", logger: logger) {
             connection in
             let ring = try await DataKeyRing.load(on: connection, master: master)
-            let applier = PlanApplier(policy: loaded.policy, policySHA256: loaded.sha256, ring: ring, actor: .daemon(.retentiond), logger: logger)
+            let applier = PlanApplier(
+                policy: loaded.policy, policySHA256: loaded.sha256, ring: ring, actor: .daemon(.retentiond),
+                batchSizes: .records(configuration.retention.batchSize), logger: logger)
             return try await daemon.runToCompletion(readyStatus: "applying approved retention plans") {
                 let plans = try await connection.perform { try PlanStore.applicable(on: $0) }
                 if plans.isEmpty { logger.info("no approved plan to apply") }

@@ -96,6 +96,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var masterKeyFile: String?
         /// The retention policy; default `<paths.policies>/retention.yaml`.
         public var policy: String?
+        /// Care records pseudonymised per transaction (a crash loses at most one batch's work).
+        public var batchSize: Int = 200
     }
 
     /// The journal daemon (`osmose-journald`) and the security officer's tools.
@@ -239,8 +241,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.keys.masterKeyFile = try keys.optionalString("master_key_file")
             configuration.keys.policy = try keys.optionalString("policy")
         }
-        if let retention = try root.mapping("retention", allowedKeys: ["database", "master_key_file", "policy"]) {
+        if let retention = try root.mapping("retention", allowedKeys: ["database", "master_key_file", "policy", "batch_size"]) {
             configuration.retention.database = try retention.optionalString("database") ?? ""
+            configuration.retention.batchSize = try retention.integer("batch_size", in: 1...10_000, default: 200)
             configuration.retention.masterKeyFile = try retention.optionalString("master_key_file")
             configuration.retention.policy = try retention.optionalString("policy")
             for key in ["master_key_file", "policy"] {

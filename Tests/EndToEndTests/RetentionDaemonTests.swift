@@ -1,0 +1,298 @@
+import Foundation
+import Glibc
+import Store
+import Testing
+import TestSupport
+
+/// A database with a keyring, a team and a manager, patients seeded with old
+/// histories (osmose-retention-bench), and a configuration for osmose-retentiond
+/// (role osmose_retention) and osmosectl; removed on every path.
+struct RetentionSite: Sendable {
+    /// The administrator's connection string to the site's database.
+    let connectionString: String
+    /// The database's name.
+    let databaseName: String
+    let directory: String
+    let config: String
+    let masterKey: String
+
+    static let bin = builtExecutablesDirectory()
+    static func path(_ program: String) -> String { bin.appendingPathComponent(program).path }
+
+    static func with<Result>(
+        _ name: String, patients: Int, transmissions: Int = 2, batchSize: Int = 200, policies: String? = nil, _ body: (RetentionSite) async throws -> Result
+    ) async throws -> Result {
+        try await TestDatabase.with(name) { database in
+            let directory = "/tmp/osmose-retention-\(name)-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let admin = database.connectionString
+            let site = RetentionSite(
+                connectionString: admin, databaseName: database.name, directory: directory, config: "\(directory)/osmose.yaml", masterKey: "\(directory)/master.key")
+            try """
+                database:
+                  connection: "\(admin)"
+                logging:
+                  level: warning
+                paths:
+                  policies: \(policies ?? repositoryRoot.appendingPathComponent("policies").path)
+                retention:
+                  database: "\(admin) user=osmose_retention"
+                  master_key_file: \(site.masterKey)
+                  batch_size: \(batchSize)
+                """.write(toFile: site.config, atomically: true, encoding: .utf8)
+            for arguments in [
+                ["db", "migrate"], ["keys", "generate-master", "--out", site.masterKey], ["keys", "init", "--master-key", site.masterKey],
+                ["teams", "add", "sau", "Urgences"],
+            ] {
+                let outcome = try await site.osmosectl(arguments)
+                #expect(outcome.status == 0, "osmosectl \(arguments.joined(separator: " ")): \(outcome.standardError)")
+            }
+            let user = try await runProgram(path("osmosectl"), ["users", "add", "cadre.sau", "--role", "manager", "--team", "sau", "--config", site.config], input: "manager-password-0123\n")
+            #expect(user.status == 0, "\(user.standardError)")
+            if patients > 0 {
+                let seed = try await runProgram(
+                    path("osmose-retention-bench"),
+                    ["seed", "\(patients)", "--database", admin, "--master-key", site.masterKey, "--transmissions", "\(transmissions)", "--text", "Zyqwox"])
+                #expect(seed.status == 0, "\(seed.standardError)")
+            }
+            return try await body(site)
+        }
+    }
+
+    func osmosectl(_ arguments: [String]) async throws -> ProcessOutcome {
+        // generate-master writes a file and reads no configuration.
+        try await runProgram(Self.path("osmosectl"), arguments + (arguments.starts(with: ["keys", "generate-master"]) ? [] : ["--config", config]))
+    }
+
+    func query<Result: Sendable>(_ body: @Sendable (Connection) async throws -> Result) async throws -> Result {
+        try await Connection.withConnection(connectionString, logger: testLogger, body)
+    }
+
+    /// The patient id osmose-retention-bench gives patient `index`.
+    static func patient(_ index: Int) -> String { String(format: "00000000-0000-4000-8000-%012x", index) }
+
+    /// `retention plan --json` stored a plan: its id and digest.
+    func plan(_ extra: [String] = []) async throws -> (id: Int64, sha256: String, items: Int, held: Int) {
+        let outcome = try await osmosectl(["retention", "plan", "--json"] + extra)
+        guard outcome.status == 0, let object = try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any],
+            let id = object["id"] as? Int, let sha = object["sha256"] as? String, let plan = object["plan"] as? [String: Any],
+            let items = plan["items"] as? [Any], let held = plan["held"] as? [Any]
+        else { throw TestEnvironmentError("retention plan failed: \(outcome.standardError)\(outcome.standardOutput.prefix(500))") }
+        return (Int64(id), sha, items.count, held.count)
+    }
+
+    /// The care state retention changes, one line a patient.
+    func careState() async throws -> [String] {
+        try await query { connection in
+            try await connection.query(
+                """
+                SELECT p.id::text || ' ' || coalesce(p.pseudonym, '-') || ' ' || coalesce(p.birth_year::text, '-') || ' ' || (p.last_name IS NULL)::text
+                    || ' ' || (p.search_name IS NULL)::text || ' ' || coalesce((SELECT string_agg((e.reason IS NULL)::text, ',') FROM care.episodes e WHERE e.patient_id = p.id), '')
+                    || ' ' || coalesce((SELECT string_agg((t.body IS NULL)::text || (t.checklist IS NULL)::text, ',' ORDER BY t.id) FROM care.transmissions t
+                        JOIN care.episodes e ON e.id = t.episode_id WHERE e.patient_id = p.id), '')
+                    || ' ' || coalesce((SELECT string_agg((v.snapshot IS NULL)::text, ',' ORDER BY v.id) FROM care.record_versions v
+                        WHERE v.record_id = p.id OR v.record_id IN (SELECT id FROM care.episodes WHERE patient_id = p.id)), '') AS line
+                FROM care.patients p ORDER BY p.id
+                """
+            ).rows.map { try $0.string("line") }
+        }
+    }
+
+    /// The run items, one line each: what the certificate lists.
+    func runItems() async throws -> [String] {
+        try await query { connection in
+            try await connection.query("SELECT item_key, outcome, detail, values_removed, removed_sha256 FROM ops.retention_run_items ORDER BY item_key").rows.map {
+                try "\($0.string("item_key")) \($0.string("outcome")) \($0.string("detail")) \($0.int64("values_removed")) \($0.optionalString("removed_sha256") ?? "-")"
+            }
+        }
+    }
+}
+
+@Suite("osmose-retentiond and osmosectl retention end to end")
+struct RetentionDaemonTests {
+    let retentiond = RetentionSite.path("osmose-retentiond")
+
+    @Test("The DPO's path: a hold, a plan, a refused and an accepted approval, a dry run, the daemon's run, the certificate, the date of death, a preview")
+    func dpoPath() async throws {
+        try await RetentionSite.with("ret_e2e_dpo", patients: 30) { site in
+            let held = RetentionSite.patient(0)
+            let hold = try await site.osmosectl([
+                "retention", "hold", "add", "--patient", held, "--reason", "Contentieux en cours, référé expertise", "--reference", "TJ Lyon RG 26/00042",
+            ])
+            #expect(hold.status == 0 && hold.standardOutput.contains("legal hold 1 placed on patient \(held)"), "\(hold.standardError)")
+            let plan = try await site.plan()
+            #expect(plan.items == 29 && plan.held == 1)
+            let text = try await site.osmosectl(["retention", "show", "\(plan.id)"])
+            #expect(text.standardOutput.contains("sha256 \(plan.sha256)") && text.standardOutput.contains("due: 29 care-records pseudonymise"), "\(text.standardOutput)")
+            #expect(text.standardOutput.contains("kept by legal holds") && text.standardOutput.contains("care-record/\(held)"))
+            #expect(text.standardOutput.contains("R1112-7: 20 years after the last care episode (care_records.years_after_last_episode) [last_episode 2000-01-10]"))
+
+            let other = try await site.plan()
+            let wrong = try await site.osmosectl(["retention", "approve", "\(plan.id)", "--sha256", other.sha256, "--approver", "Jeanne Martin"])
+            #expect(wrong.status == 1 && wrong.standardError.contains("retention.digest_mismatch"), "\(wrong.standardError)")
+            let approved = try await site.osmosectl(["retention", "approve", "\(plan.id)", "--sha256", plan.sha256, "--approver", "Jeanne Martin"])
+            #expect(approved.status == 0 && approved.standardOutput.contains("approved by Jeanne Martin"), "\(approved.standardError)")
+
+            let dry = try await runProgram(retentiond, ["--dry-run", "--config", site.config])
+            #expect(dry.status == 0, "\(dry.standardError)")
+            #expect(dry.standardOutput.components(separatedBy: "would apply  care-record/").count - 1 == 29, "\(dry.standardOutput)")
+            #expect(try await site.careState().allSatisfy { $0.contains(" - - false") }, "the dry run changed nothing")
+
+            let daemon = try NotifiedDaemon(retentiond, ["--config", site.config])
+            let ready = try await daemon.notification(containing: "READY=1")
+            #expect(ready.contains("STATUS=applying approved retention plans"))
+            let stopping = try await daemon.notification(containing: "STATUS=done")
+            #expect(stopping.contains("STOPPING=1"), "\(stopping)")
+            let outcome = try await daemon.process.wait()
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            let state = try await site.careState()
+            #expect(state.filter { $0.contains(" true true ") }.count == 29 && state.first { $0.hasPrefix(held) }?.contains(" - - false") == true)
+
+            let certificates = try await site.osmosectl(["retention", "certificates", "--json"])
+            let listed = try #require(try JSONSerialization.jsonObject(with: Data(certificates.standardOutput.utf8)) as? [[String: Any]])
+            #expect(listed.count == 1 && listed[0]["approver"] as? String == "Jeanne Martin")
+            let certificate = try await site.osmosectl(["retention", "certificate", "\(listed[0]["run"] as? Int ?? 0)"])
+            #expect(certificate.status == 0 && certificate.standardError.contains(listed[0]["sha256"] as? String ?? "?"))
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(certificate.standardOutput.utf8)) as? [String: Any])
+            #expect((document["items"] as? [[String: Any]])?.count == 29 && (document["format"] as? String) == "osmose-disposition-certificate")
+            let plans = try await site.osmosectl(["retention", "plans"])
+            #expect(plans.standardOutput.contains("applied") && plans.standardOutput.contains("awaiting approval"), "\(plans.standardOutput)")
+
+            // Released, the held patient is due again; a preview a year on is never approved.
+            let release = try await site.osmosectl(["retention", "hold", "release", "1", "--reason", "Affaire jugée, fin du contentieux"])
+            #expect(release.status == 0, "\(release.standardError)")
+            let holds = try await site.osmosectl(["retention", "hold", "list", "--all", "--json"])
+            #expect(holds.standardOutput.contains("Affaire jugée"), "\(holds.standardOutput)")
+            #expect(try await site.plan().items == 1)
+            let nextYear = String(Calendar(identifier: .gregorian).component(.year, from: Date()) + 1) + "-06-01"
+            let preview = try await site.plan(["--at", nextYear])
+            let refused = try await site.osmosectl(["retention", "approve", "\(preview.id)", "--sha256", preview.sha256, "--approver", "Jeanne Martin"])
+            #expect(refused.status == 1 && refused.standardError.contains("preview"), "\(refused.standardError)")
+
+            // The DPO records a date of death; the care record's history names the operator; a malformed date is refused.
+            let death = try await site.osmosectl(["retention", "date-of-death", held, "--date", "2003-02-01"])
+            #expect(death.status == 0 && death.standardOutput.contains("date of death 2003-02-01"), "\(death.standardError)")
+            let bad = try await site.osmosectl(["retention", "date-of-death", held, "--date", "2003-02-30"])
+            #expect(bad.status == 1 && bad.standardError.contains("date_of_death is not a calendar date"), "\(bad.standardError)")
+            let author = try await site.query {
+                try await $0.query("SELECT changed_by_operator FROM care.record_versions WHERE record_id = $1 AND 'date_of_death' = ANY(changed_fields)", [held])
+                    .rows[0].string("changed_by_operator")
+            }
+            #expect(author.contains("via osmosectl"))
+            let events = try await site.query {
+                try await $0.query("SELECT actor_role, object_type FROM journal.intake WHERE action = 'retention-admin' OR (action = 'update' AND actor_role = 'dpo')").rows
+                    .map { try "\($0.string("actor_role")) \($0.string("object_type"))" }
+            }
+            #expect(events.filter { $0 == "system care-record" }.count == 29 && events.contains("dpo legal-hold") && events.contains("dpo retention-plan"))
+            #expect(events.contains("system retention-certificate") && events.contains("dpo patient"))
+        }
+    }
+
+    @Test("A bad policy is 3 (the backup margin named), an unreachable database 4, a wrong master key 6; the daemon says so on one line and changes nothing")
+    func refusals() async throws {
+        let policies = "/tmp/osmose-retention-policies-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: policies) }
+        let shipped = try String(contentsOf: repositoryRoot.appendingPathComponent("policies/retention.yaml"), encoding: .utf8)
+        try shipped.replacingOccurrences(of: "margin_days: 400", with: "margin_days: 30").write(toFile: "\(policies)/retention.yaml", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: repositoryRoot.appendingPathComponent("policies/backup.yaml").path, toPath: "\(policies)/backup.yaml")
+        try await RetentionSite.with("ret_e2e_refusals", patients: 3, policies: policies) { site in
+            let inconsistent = try await runProgram(retentiond, ["--config", site.config])
+            #expect(inconsistent.status == 3, "\(inconsistent.standardError)")
+            #expect(inconsistent.standardError.contains("retention.yaml") && inconsistent.standardError.contains("keep.monthly gives 372 days"), "\(inconsistent.standardError)")
+            let check = try await site.osmosectl(["policy", "check", "\(policies)/retention.yaml"])
+            #expect(check.status == 3 && check.standardOutput.contains("backups.margin_days"), "\(check.standardOutput)")
+            try shipped.write(toFile: "\(policies)/retention.yaml", atomically: true, encoding: .utf8)
+
+            let unreachable = site.config + ".unreachable"
+            try String(contentsOfFile: site.config, encoding: .utf8)
+                .replacingOccurrences(of: "\(site.connectionString) user=osmose_retention", with: "host=/nonexistent/osmose port=1 dbname=none")
+                .write(toFile: unreachable, atomically: true, encoding: .utf8)
+            #expect(try await runProgram(retentiond, ["--config", unreachable]).status == 4)
+            let other = "\(site.directory)/other.key"
+            #expect(try await site.osmosectl(["keys", "generate-master", "--out", other]).status == 0)
+            let wrongKey = site.config + ".wrongkey"
+            try String(contentsOfFile: site.config, encoding: .utf8).replacingOccurrences(of: site.masterKey, with: other)
+                .write(toFile: wrongKey, atomically: true, encoding: .utf8)
+            let refused = try await runProgram(retentiond, ["--config", wrongKey])
+            #expect(refused.status == 6 && refused.standardError.contains("keyring.wrong_master_key"), "\(refused.standardError)")
+            let nothing = try await runProgram(retentiond, ["--config", site.config])
+            #expect(nothing.status == 0, "no approved plan: nothing to do. \(nothing.standardError)")
+            #expect(try await site.careState().allSatisfy { $0.contains(" - - false") })
+        }
+    }
+
+    @Test("Killed with SIGKILL until 20 kills landed mid-apply, every rerun completes and the end state equals an uninterrupted run's", .tags(.crash), .skippedInFastRuns)
+    func crashes() async throws {
+        var random = TestSeed.generator(test: "osmose-retentiond crashes")
+        try await RetentionSite.with("ret_e2e_crash", patients: 1200, transmissions: 1, batchSize: 15) { site in
+            let plan = try await site.plan()
+            #expect(plan.items == 1200)
+            #expect(try await site.osmosectl(["retention", "approve", "\(plan.id)", "--sha256", plan.sha256, "--approver", "Jeanne Martin"]).status == 0)
+            // The same database, for the uninterrupted run.
+            let copy = "\(site.databaseName)_whole"
+            let administrator = try TestDatabase.administratorConnectionString()
+            try await Connection.withConnection(administrator, logger: testLogger) { try await $0.execute("CREATE DATABASE \(copy)") }
+            defer {
+                Task {
+                    try? await Connection.withConnection(administrator, logger: testLogger) {
+                        _ = try await $0.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [copy])
+                        try await $0.execute("DROP DATABASE IF EXISTS \(copy)")
+                    }
+                }
+            }
+            let dump = try await runProgram("/bin/sh", ["-c", "pg_dump -d \"$0\" | psql -q -v ON_ERROR_STOP=1 -d \"$1\"", site.connectionString, "\(administrator) dbname=\(copy)"])
+            #expect(dump.status == 0, "\(dump.standardError)")
+
+            func progress() async throws -> (items: Int, finished: Bool) {
+                try await site.query { connection in
+                    let row = try await connection.query(
+                        "SELECT (SELECT count(*) FROM ops.retention_run_items) AS items, EXISTS (SELECT 1 FROM ops.retention_runs WHERE state = 'finished') AS finished"
+                    ).rows[0]
+                    return (try row.int("items"), try row.bool("finished"))
+                }
+            }
+            var earliest = 100
+            var landed = 0
+            var round = 0
+            while landed < 20 && round < 80 {
+                let before = try await progress()
+                guard !before.finished else { break }
+                let delay = earliest + Int.random(in: 0..<500, using: &random)
+                let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
+                try await Task.sleep(for: .milliseconds(delay))
+                daemon.signal(SIGKILL)
+                let outcome = try await daemon.wait()
+                let after = try await progress()
+                round += 1
+                guard outcome.status == 128 + SIGKILL else {
+                    #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)")
+                    continue
+                }
+                if after.items == before.items {
+                    earliest = max(earliest, delay)
+                } else if !after.finished {
+                    landed += 1
+                }
+            }
+            print("osmose-retentiond crashes: \(landed) kills landed mid-apply in \(round) rounds (seed \(random.seed))")
+            #expect(landed >= 20, "kills landed mid-apply: \(landed) in \(round) rounds (seed \(random.seed))")
+            let last = try await runProgram(retentiond, ["--config", site.config])
+            #expect(last.status == 0, "\(last.standardError)")
+            #expect(try await progress() == (1200, true))
+
+            let wholeConfig = site.config + ".whole"
+            try String(contentsOfFile: site.config, encoding: .utf8).replacingOccurrences(of: "dbname=\(site.databaseName)", with: "dbname=\(copy)")
+                .write(toFile: wholeConfig, atomically: true, encoding: .utf8)
+            let whole = try await runProgram(retentiond, ["--config", wholeConfig])
+            #expect(whole.status == 0, "\(whole.standardError)")
+            let wholeSite = RetentionSite(
+                connectionString: "\(administrator) dbname=\(copy)", databaseName: copy, directory: site.directory, config: wholeConfig, masterKey: site.masterKey)
+            #expect(try await site.careState() == (try await wholeSite.careState()))
+            #expect(try await site.runItems() == (try await wholeSite.runItems()))
+            let state = try await site.careState()
+            #expect(state.count == 1200 && state.allSatisfy { $0.contains(" true true ") && !$0.contains("false") }, "\(state.first ?? "")")
+        }
+    }
+}
