@@ -18,7 +18,9 @@ struct RetentionCommand: AsyncParsableCommand {
             applies it at its next daily run (or `retention apply` now). Legal holds keep what they name. Every step \
             is journaled (action retention-admin). See docs/retention.md.
             """,
-        subcommands: [Plan.self, Plans.self, Show.self, Approve.self, Apply.self, Hold.self, Certificates.self, Certificate.self, DateOfDeathCommand.self])
+        subcommands: [
+            Plan.self, Plans.self, Show.self, Approve.self, Apply.self, Hold.self, Certificates.self, Certificate.self, DateOfDeathCommand.self, Compact.self,
+        ])
 
     /// The retention policy and the keyring, as the configuration names them.
     struct Context {
@@ -342,6 +344,45 @@ struct RetentionCommand: AsyncParsableCommand {
                     }
                 }
                 print("patient \(patient): date of death \(view.dateOfDeath ?? "cleared") (version \(view.version))")
+            }
+        }
+    }
+}
+
+extension RetentionCommand {
+    struct Compact: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rewrite the care tables after a pseudonymisation run so that removed values leave the data files too (locks each table while it is rewritten).",
+            discussion: """
+                Runs VACUUM (FULL, ANALYZE) on every table of the registry of encrypted columns, then VACUUM FULL on \
+                pg_statistic (a superuser only) and a CHECKPOINT. The care service waits while a table is rewritten: \
+                run it in a quiet hour. Needs the tables' owner. Journaled.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Flag(help: "List the tables and their sizes; change nothing.") var dryRun = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let report = try await options.withConnection { connection in
+                    let report = try await CareCompaction.compact(dryRun: dryRun, on: connection)
+                    if !dryRun {
+                        try await connection.transaction {
+                            try $0.record(
+                                AccessEvent.system(
+                                    by: operatorActor(.sysadmin), action: .retentionAdmin, objectType: "care-tables", objectID: "compact",
+                                    reason: "care tables rewritten after pseudonymisation\(report.statisticsRewritten ? ", statistics too" : "")"))
+                        }
+                    }
+                    return report
+                }
+                printTable(
+                    ["TABLE", "BYTES BEFORE", dryRun ? "" : "BYTES AFTER"],
+                    report.tables.map { [$0.name, "\($0.bytesBefore)", report.bytesAfter?[$0.name].map(String.init) ?? ""] })
+                if dryRun {
+                    print("dry run: nothing was rewritten")
+                } else if !report.statisticsRewritten {
+                    print("pg_statistic was not rewritten (only a superuser may): old sampled values stay until it is (VACUUM FULL pg_catalog.pg_statistic)")
+                }
             }
         }
     }
