@@ -226,7 +226,7 @@ struct RetentionDaemonTests {
     @Test("Killed with SIGKILL until 20 kills landed mid-apply, every rerun completes and the end state equals an uninterrupted run's", .tags(.crash), .skippedInFastRuns)
     func crashes() async throws {
         var random = TestSeed.generator(test: "osmose-retentiond crashes")
-        try await RetentionSite.with("ret_e2e_crash", patients: 1200, transmissions: 1, batchSize: 15) { site in
+        try await RetentionSite.with("ret_e2e_crash", patients: 1200, transmissions: 1, batchSize: 5) { site in
             let plan = try await site.plan()
             #expect(plan.items == 1200)
             #expect(try await site.osmosectl(["retention", "approve", "\(plan.id)", "--sha256", plan.sha256, "--approver", "Jeanne Martin"]).status == 0)
@@ -259,7 +259,9 @@ struct RetentionDaemonTests {
             while landed < 20 && round < 80 {
                 let before = try await progress()
                 guard !before.finished else { break }
-                let delay = earliest + Int.random(in: 0..<500, using: &random)
+                // Short windows past the start-up, so that each landed kill leaves most of
+                // the plan's 240 batches for the next rounds.
+                let delay = earliest + Int.random(in: 0..<250, using: &random)
                 let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
                 try await Task.sleep(for: .milliseconds(delay))
                 daemon.signal(SIGKILL)
@@ -271,12 +273,14 @@ struct RetentionDaemonTests {
                     continue
                 }
                 if after.items == before.items {
-                    earliest = max(earliest, delay)
+                    // Killed before the first batch committed: start a little later next time.
+                    earliest = min(earliest + 50, max(earliest, delay))
                 } else if !after.finished {
                     landed += 1
                 }
             }
-            print("osmose-retentiond crashes: \(landed) kills landed mid-apply in \(round) rounds (seed \(random.seed))")
+            let reached = try await progress()
+            print("osmose-retentiond crashes: \(landed) kills landed mid-apply in \(round) rounds, \(reached.items) of 1200 items done by then (seed \(random.seed))")
             #expect(landed >= 20, "kills landed mid-apply: \(landed) in \(round) rounds (seed \(random.seed))")
             let last = try await runProgram(retentiond, ["--config", site.config])
             #expect(last.status == 0, "\(last.standardError)")
