@@ -10,14 +10,14 @@ import Settings
 import Store
 import Systemd
 
-/// `osmose-retentiond`: started daily by its timer, it archives and purges the
-/// journal months the policy lets it handle alone, applies every plan the DPO
-/// approved (resuming a run a crash interrupted), then exits. SIGTERM stops it
-/// between batches; the next start resumes.
+/// `osmose-retentiond`: started daily by its timer, it applies every plan the DPO
+/// approved and every automatic plan (resuming a run a crash interrupted), then
+/// exits. SIGTERM stops it between batches; the next start resumes. Journal months
+/// enter plans once the cold-archive library is wired in (docs/retention.md).
 public struct RetentionDaemon: AsyncParsableCommand {
     /// Its command line: `--config`, `--dry-run`, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
-        .retentiond, abstract: "Applies the retention policy: automatic journal archiving, then the plans the DPO approved; then exits.",
+        .retentiond, abstract: "Applies the retention policy: the plans the DPO approved, resuming an interrupted run; then exits.",
         discussion: """
             Reads policies/retention.yaml (refusing it if it contradicts policies/backup.yaml), then applies, oldest \
             first, every approved plan not yet finished (osmosectl retention plan / approve), checking each item again \

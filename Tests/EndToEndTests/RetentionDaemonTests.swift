@@ -256,7 +256,7 @@ struct RetentionDaemonTests {
             var earliest = 100
             var landed = 0
             var round = 0
-            while landed < 20 && round < 80 {
+            while landed < 20 && round < 150 {
                 let before = try await progress()
                 guard !before.finished else { break }
                 // Short windows past the start-up, so that each landed kill leaves most of
