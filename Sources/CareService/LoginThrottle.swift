@@ -3,27 +3,34 @@
 /// (``LoginThrottle`` runs it).
 ///
 /// Password checks are bounded three ways: at most `running` at once in all
-/// (each needs scrypt's memory), at most `perAddress` in progress (running or
-/// waiting) per client address, at most `perAccount` per username tried; an
-/// attempt over a bound is refused at once rather than queued. Waiting attempts
-/// are served in turn across addresses (the address served longest ago first),
-/// so a flood from one address waits behind its own attempts, never in front of
-/// another address's.
-struct LoginAdmission {
+/// (each needs scrypt's memory), of which at most `runningPerAddress` for one
+/// client address; at most `perAddress` in progress (running or waiting) per
+/// client address, and `perAccount` per username tried. An attempt over an
+/// in-progress bound is refused at once rather than queued. Waiting attempts are
+/// served in turn across addresses (the address waiting longest first, among
+/// those under their running share), so a flood from one address holds one
+/// check at a time and waits behind its own attempts: another address's login
+/// finds a check free.
+package struct LoginAdmission {
     /// The bounds.
-    struct Limits: Sendable, Hashable {
+    package struct Limits: Sendable, Hashable {
         /// Password checks running at once.
-        var running = 2
+        package var running = 2
+        /// Password checks running at once for one client address.
+        package var runningPerAddress = 1
         /// Attempts in progress per client address.
-        var perAddress = 4
+        package var perAddress = 4
         /// Attempts in progress per username.
-        var perAccount = 2
+        package var perAccount = 2
         /// Attempts waiting in all.
-        var waiting = 64
+        package var waiting = 64
+
+        /// The service's bounds.
+        package init() {}
     }
 
     /// What to do with an attempt that arrives.
-    enum Decision: Sendable, Hashable {
+    package enum Decision: Sendable, Hashable {
         /// Check its password now.
         case start
         /// Wait until ``leave(_:)`` returns its ticket.
@@ -37,25 +44,26 @@ struct LoginAdmission {
         let account: String
     }
 
-    let limits: Limits
+    package let limits: Limits
     private var attempts: [Int: Attempt] = [:]
-    private(set) var running: Set<Int> = []
+    package private(set) var running: Set<Int> = []
     private var waitingByAddress: [String: [Int]] = [:]
     private var turn: [String] = []
     private var waitingCount = 0
     private var perAddress: [String: Int] = [:]
+    private var runningByAddress: [String: Int] = [:]
     private var perAccount: [String: Int] = [:]
 
-    init(limits: Limits = Limits()) {
+    package init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
     /// An attempt `ticket` from `address` for `account` arrives.
-    mutating func arrive(_ ticket: Int, address: String, account: String) -> Decision {
+    package mutating func arrive(_ ticket: Int, address: String, account: String) -> Decision {
         guard perAddress[address, default: 0] < limits.perAddress, perAccount[account, default: 0] < limits.perAccount else { return .refuse }
-        if running.count < limits.running {
+        if running.count < limits.running, runningByAddress[address, default: 0] < limits.runningPerAddress {
             admit(ticket, address: address, account: account)
-            running.insert(ticket)
+            start(ticket, address: address)
             return .start
         }
         guard waitingCount < limits.waiting else { return .refuse }
@@ -68,18 +76,17 @@ struct LoginAdmission {
 
     /// Attempt `ticket`, which was started, has checked its password.
     /// - Returns: the waiting attempt to start now, if any.
-    mutating func leave(_ ticket: Int) -> Int? {
+    package mutating func leave(_ ticket: Int) -> Int? {
         guard running.remove(ticket) != nil, let attempt = attempts.removeValue(forKey: ticket) else { return nil }
-        perAddress[attempt.address]! -= 1
-        if perAddress[attempt.address] == 0 { perAddress[attempt.address] = nil }
-        perAccount[attempt.account]! -= 1
-        if perAccount[attempt.account] == 0 { perAccount[attempt.account] = nil }
-        guard !turn.isEmpty else { return nil }
-        let address = turn.removeFirst()
+        Self.decrement(&perAddress, attempt.address)
+        Self.decrement(&runningByAddress, attempt.address)
+        Self.decrement(&perAccount, attempt.account)
+        guard let index = turn.firstIndex(where: { runningByAddress[$0, default: 0] < limits.runningPerAddress }) else { return nil }
+        let address = turn.remove(at: index)
         let next = waitingByAddress[address]!.removeFirst()
         if waitingByAddress[address]!.isEmpty { waitingByAddress[address] = nil } else { turn.append(address) }
         waitingCount -= 1
-        running.insert(next)
+        start(next, address: address)
         return next
     }
 
@@ -87,6 +94,16 @@ struct LoginAdmission {
         attempts[ticket] = Attempt(address: address, account: account)
         perAddress[address, default: 0] += 1
         perAccount[account, default: 0] += 1
+    }
+
+    private mutating func start(_ ticket: Int, address: String) {
+        running.insert(ticket)
+        runningByAddress[address, default: 0] += 1
+    }
+
+    private static func decrement(_ counts: inout [String: Int], _ key: String) {
+        counts[key, default: 1] -= 1
+        if counts[key] == 0 { counts[key] = nil }
     }
 }
 

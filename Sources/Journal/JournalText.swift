@@ -100,6 +100,9 @@ public enum JournalText {
     /// (`abbrev()`), so that an event's canonical bytes hold the same text; nil when
     /// `text` is not an address (a network, a host name, a port, brackets, spaces).
     public static func canonicalAddress(_ text: String) -> String? {
+        // inet_pton reads a C string: a NUL inside `text` would end it early.
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || ($0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit) })
+        else { return nil }
         var v4 = in_addr()
         var v6 = in6_addr()
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))

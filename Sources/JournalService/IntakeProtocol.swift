@@ -52,18 +52,19 @@ public enum IntakeProtocol {
         } catch {
             throw Refusal("malformed_json", "the frame is not a JSON document: \(error)")
         }
-        let object: Any
+        // JSONDecoder, not JSONSerialization, which drops a byte-order mark at the start of a string value.
+        let fields: [String: String?]
         do {
-            object = try JSONSerialization.jsonObject(with: Data(body), options: [])
+            fields = try JSONDecoder().decode([String: String?].self, from: Data(body))
+        } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
+            throw Refusal("invalid_field", "\(JournalText.bounded(context.codingPath[0].stringValue, to: 64)) must be a string or null")
         } catch {
-            throw Refusal("malformed_json", "the frame is not a JSON document")
+            throw Refusal("malformed_json", "the frame is not a JSON object")
         }
-        guard let fields = object as? [String: Any] else { throw Refusal("malformed_json", "the frame is not a JSON object") }
         var values: [IntakeColumn: String] = [:]
         for (key, value) in fields {
             guard let column = acceptedFields[key] else { throw Refusal("unknown_field", "unknown field \"\(JournalText.bounded(key, to: 64))\"") }
-            if value is NSNull { continue }
-            guard let text = value as? String else { throw Refusal("invalid_field", "\(key) must be a string or null") }
+            guard let text = value else { continue }
             if let problem = JournalText.problem(in: text, limit: column.maximumLength) { throw Refusal("invalid_field", "\(key) \(problem)") }
             values[column] = text
         }

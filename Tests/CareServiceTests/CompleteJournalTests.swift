@@ -68,11 +68,11 @@ struct UnroutedRequestTests {
                 #expect(try event.optionalString("actor_username") == "agent.sau", "\(label): the token's user")
                 #expect(try event.optionalString("purpose") == "care", "\(label)")
                 #expect(try event.optionalString("client_ip") == "127.0.0.1", "\(label)")
-                #expect(try event.optionalString("patient_id") == testCase.patient, "\(label): the patient the path names")
+                #expect(try event.optionalString("patient_id") == testCase.patient?.lowercased(), "\(label): the patient the path names")
             }
             let deleted = try #require(try await harness.admin.query(
                 "SELECT * FROM journal.intake WHERE object_type = 'route' AND action = 'delete'").rows.first)
-            #expect(try deleted.optionalString("object_id") == "DELETE /v1/patients/\(patient)", "the method and path are the object")
+            #expect(try deleted.optionalString("object_id") == "DELETE /v1/patients/\(patient)", "the method and path, as sent, are the object")
         }
     }
 
@@ -102,7 +102,7 @@ struct UnroutedRequestTests {
                 #expect(try event.optionalString("client_ip") == "127.0.0.1", "\(name)")
                 if readable {
                     #expect(try event.optionalString("actor_username") == "agent.sau", "\(name): the token's user")
-                    #expect(try event.optionalString("patient_id") == patient, "\(name): the patient of the path")
+                    #expect(try event.optionalString("patient_id") == patient.lowercased(), "\(name): the patient of the path")
                     #expect(try event.optionalString("user_agent") == "probe/1", "\(name)")
                     #expect(try event.optionalString("object_id") == "GET /v1/patients/\(patient)", "\(name)")
                 }
@@ -453,3 +453,43 @@ struct InputStrictnessTests {
         }
     }
 }
+
+@Suite("Login admission: the throttle's decisions, without I/O")
+struct LoginAdmissionTests {
+    @Test("A flooding address holds one check and at most four attempts; another address starts at once; waiting attempts start as checks end")
+    func flood() {
+        var admission = LoginAdmission()
+        let flood = (1...6).map { admission.arrive($0, address: "10.0.0.1", account: "name-\($0)") }
+        #expect(flood == [.start, .wait, .wait, .wait, .refuse, .refuse])
+        #expect(admission.arrive(10, address: "10.0.0.2", account: "agent.sau") == .start, "another address finds a check free")
+        #expect(admission.arrive(11, address: "10.0.0.3", account: "agent.epl") == .wait, "two checks run at once")
+        #expect(admission.leave(10) == 11, "the freed check goes to the address under its share")
+        #expect(admission.leave(11) == nil, "the flood's next waits for its own check to end")
+        #expect(admission.leave(1) == 2)
+        #expect(admission.leave(2) == 3)
+        #expect(admission.leave(3) == 4)
+        #expect(admission.leave(4) == nil)
+        #expect(admission.running.isEmpty)
+    }
+
+    @Test("One username tried from several addresses: at most two attempts in progress")
+    func perAccount() {
+        var admission = LoginAdmission()
+        #expect(admission.arrive(1, address: "a", account: "agent.sau") == .start)
+        #expect(admission.arrive(2, address: "b", account: "agent.sau") == .start)
+        #expect(admission.arrive(3, address: "c", account: "agent.sau") == .refuse)
+        #expect(admission.leave(1) == nil)
+        #expect(admission.arrive(4, address: "c", account: "agent.sau") == .start)
+    }
+
+    @Test("Waiting attempts are bounded in all")
+    func waitingBound() {
+        var limits = LoginAdmission.Limits()
+        limits.waiting = 3
+        var admission = LoginAdmission(limits: limits)
+        let decisions = (1...8).map { admission.arrive($0, address: "address-\($0)", account: "account-\($0)") }
+        #expect(decisions == [.start, .start, .wait, .wait, .wait, .refuse, .refuse, .refuse])
+        #expect(admission.leave(1) == 3, "the longest waiting first")
+    }
+}
+
