@@ -54,7 +54,8 @@ public struct CareAPI: Sendable {
     let settings: CareAPISettings
     let logger: Logger
     let decoyHash: String
-    let readEvents: EventGroupCommitter
+    /// Commits the events of reads and of refusals, grouped (``EventGroupCommitter``).
+    let groupedEvents: EventGroupCommitter
     let loginThrottle: LoginThrottle
 
     /// Assembles the API over a pool, the data keys and the access policy.
@@ -66,7 +67,7 @@ public struct CareAPI: Sendable {
         self.policy = policy
         self.settings = settings
         self.logger = logger
-        self.readEvents = EventGroupCommitter(pool: pool, logger: logger)
+        self.groupedEvents = EventGroupCommitter(pool: pool, logger: logger)
         self.loginThrottle = LoginThrottle(limits: settings.loginLimits)
         self.decoyHash = (try? PasswordHasher(costExponent: settings.passwordCostExponent).hash("decoy-\(UUID().uuidString)")) ?? PasswordHasher.decoyHash
     }
@@ -136,13 +137,14 @@ public struct CareAPI: Sendable {
         let reply = try await withCurrentKeys { try await pool.withConnection { try await $0.perform(work) } }
         let outcome = reply.outcome
         if settings.journalsSuccessfulReads || outcome.result != .success {
-            try await readEvents.record(audit.events(outcome))
+            try await groupedEvents.record(audit.events(outcome))
         }
         return reply
     }
 
-    /// Records a refusal's event in its own transaction, then answers with the
-    /// error; when even that event cannot be written, answers 503.
+    /// Records a refusal's event (committed on its own, apart from anything the
+    /// request did, which rolled back), then answers with the error; when even that
+    /// event cannot be written, answers 503.
     /// - Parameter identifyingToken: for a request refused before it was
     ///   authenticated, the bearer token it carried, whose account the event names.
     func refuse(_ audit: RequestAudit, _ error: CareError, identifyingToken: String? = nil) async -> Response {
@@ -170,9 +172,10 @@ public struct CareAPI: Sendable {
                 logger.warning("a refused request's patient or user could not be looked up", metadata: ["osmose.error": "\(error)", "osmose.request": "\(audit.requestID)"])
             }
         }
-        let events = audit.events(.refused(error))
         do {
-            try await pool.transaction { connection in try connection.record(events) }
+            // Grouped with concurrent reads' and refusals' events: a flood of refused
+            // requests shares commits instead of taking a connection each.
+            try await groupedEvents.record(audit.events(.refused(error)))
             return error
         } catch {
             logger.error("access event could not be recorded", metadata: ["osmose.error": "\(error)", "osmose.request": "\(audit.requestID)"])

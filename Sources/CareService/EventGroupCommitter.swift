@@ -2,16 +2,16 @@ package import Journal
 package import Logging
 package import Store
 
-/// Commits the access events of reads in groups. Each read still waits until its
-/// own events are committed before its response leaves, and fails closed (503) if
-/// they cannot be; but reads that arrive together share one statement and one WAL
-/// flush instead of paying for one each.
+/// Commits the access events of reads and refusals in groups. Each request still
+/// waits until its own events are committed before its response leaves, and fails
+/// closed (503) if they cannot be; but requests that end together share one
+/// statement and one WAL flush instead of paying for one each.
 ///
 /// One group is committed at a time; events arriving meanwhile form the next
 /// group, so a read waits at most for the commit in progress and its own.
 ///
-/// One read's events never fail another's: when a group's insert fails, each of
-/// its members is retried alone, and only a member whose own events cannot be
+/// One request's events never fail another's: when a group's insert fails, each
+/// of its members is retried alone, and only a member whose own events cannot be
 /// written fails.
 package actor EventGroupCommitter {
     private struct Member {

@@ -33,7 +33,7 @@ extension CareAPI {
         return await answer(audit) {
             let input = try CareJSON.decode(LoginInput.self, from: try await readBody(request))
             let sessions = self.sessions
-            let candidate = try await pool.transaction { connection in try sessions.candidate(username: input.username, on: connection) }
+            let candidate = try await pool.withConnection { try await $0.perform { try sessions.candidate(username: input.username, on: $0) } }
             if let candidate {
                 audit.identify(candidate.principal)
                 audit.touched(object: candidate.userID)

@@ -3,6 +3,7 @@ import CareService
 import Foundation
 import Journal
 import Store
+import Synchronization
 import Testing
 import TestSupport
 
@@ -313,18 +314,34 @@ struct IsolationTests {
 
 @Suite("Logins: throttled per address and per account, and the lockout tells nothing")
 struct LoginThrottleTests {
-    @Test("40 concurrent logins from one address do not delay another address's valid login by more than 2 s", .timeLimit(.minutes(3)))
+    @Test(
+        "40 concurrent logins from one address do not delay another address's valid login by more than 2 s",
+        .tags(.stress), .skippedInFastRuns, .timeLimit(.minutes(5)))
     func flood() async throws {
         // A realistic scrypt cost for the decoy hash the flood's unknown usernames are checked against.
         let settings = CareAPISettings(sessions: SessionSettings(), passwordCostExponent: 15)
         try await CareHarness.with("loginflood", settings: settings) { harness in
             let port = harness.port
+            let victimLogin = RawHTTP.request(
+                "POST", "/v1/auth/login", headers: [("Content-Type", Array("application/json".utf8))],
+                body: Array(#"{"username":"agent.epl","password":"\#(CareHarness.password)"}"#.utf8))
+            func timedVictimLogin() async throws -> (RawHTTP.Reply, Duration) {
+                let started = ContinuousClock.now
+                let reply = try await RawHTTP.send(victimLogin, port: port, from: "127.0.0.2")
+                return (reply, ContinuousClock.now - started)
+            }
+            // The same login without the flood, on the same (shared, loaded) machine: what the delay is measured from.
+            var alone: [Duration] = []
+            for _ in 0..<3 { alone.append(try await timedVictimLogin().1) }
+            let baseline = alone.sorted()[1]
+            let victimDone = VictimAnswered()
             let flood = Task {
                 try await withThrowingTaskGroup(of: [Int].self) { group in
                     for client in 0..<40 {
                         group.addTask {
                             var statuses: [Int] = []
-                            for round in 0..<4 {
+                            // Bounded: at most 25 attempts per client, and none once the victim's login is answered.
+                            for round in 0..<25 where !victimDone.isSet {
                                 let body = Array(#"{"username":"flood-\#(client)-\#(round)","password":"guessing"}"#.utf8)
                                 let reply = try await RawHTTP.send(
                                     RawHTTP.request("POST", "/v1/auth/login", headers: [("Content-Type", Array("application/json".utf8))], body: body), port: port)
@@ -336,17 +353,12 @@ struct LoginThrottleTests {
                     return try await group.reduce(into: []) { $0 += $1 }
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
-            let started = ContinuousClock.now
-            let victim = try await RawHTTP.send(
-                RawHTTP.request(
-                    "POST", "/v1/auth/login", headers: [("Content-Type", Array("application/json".utf8))],
-                    body: Array(#"{"username":"agent.epl","password":"\#(CareHarness.password)"}"#.utf8)),
-                port: port, from: "127.0.0.2")
-            let waited = ContinuousClock.now - started
+            try await Task.sleep(for: .milliseconds(500))
+            let (victim, waited) = try await timedVictimLogin()
+            victimDone.set()
             let statuses = try await flood.value
             #expect(victim.status == 200, "\(victim.text)")
-            #expect(waited < .seconds(2), "the other address's login took \(waited)")
+            #expect(waited - baseline < .seconds(2), "the other address's login took \(waited) under the flood, \(baseline) alone")
             #expect(statuses.contains(429), "the flood met the per-address bound")
             #expect(Set(statuses).isSubset(of: [401, 429]))
             let victimID = try #require(victim.requestID)
@@ -493,3 +505,9 @@ struct LoginAdmissionTests {
     }
 }
 
+/// Set once the victim's login is answered, to stop the flood's loops.
+final class VictimAnswered: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}
