@@ -92,15 +92,7 @@ final class CareHarness: Sendable {
         _ name: String, settings: CareAPISettings = CareAPISettings(sessions: SessionSettings(), passwordCostExponent: 10),
         _ body: (CareHarness) async throws -> Result
     ) async throws -> Result {
-        let harness = try await start(name, settings: settings)
-        do {
-            let result = try await body(harness)
-            await harness.stop()
-            return result
-        } catch {
-            await harness.stop()
-            throw error
-        }
+        try await withResource(try await start(name, settings: settings), release: { await $0.stop() }, body)
     }
 
     struct Reply: Sendable {

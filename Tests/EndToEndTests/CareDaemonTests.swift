@@ -13,15 +13,7 @@ struct CareDaemonTests {
     /// A migrated database with a keyring, and a configuration file for the daemon.
     /// Runs `body` with ``prepare(_:port:policy:)``'s database, configuration and master key file; the database is dropped on every path.
     func withPrepared<Result>(_ name: String, port: Int, policy: String? = nil, _ body: (TestDatabase, String, String) async throws -> Result) async throws -> Result {
-        let (database, config, master) = try await prepare(name, port: port, policy: policy)
-        do {
-            let result = try await body(database, config, master)
-            await database.drop()
-            return result
-        } catch {
-            await database.drop()
-            throw error
-        }
+        try await withResource(try await prepare(name, port: port, policy: policy), release: { await $0.0.drop() }) { try await body($0.0, $0.1, $0.2) }
     }
 
     func prepare(_ name: String, port: Int, policy: String? = nil) async throws -> (TestDatabase, String, String) {
