@@ -44,10 +44,14 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
 
+        // A constructor that initialises OpenSSL without its exit-time cleanup, which
+        // raced with threads ending at exit (issue 23; see its shim.c).
+        .target(name: "CCryptographyShims", dependencies: ["COpenSSL"]),
+
         // Shared modules.
         .target(
             name: "Cryptography",
-            dependencies: ["COpenSSL"],
+            dependencies: ["COpenSSL", "CCryptographyShims"],
             swiftSettings: optimisedSettings
         ),
         .target(
