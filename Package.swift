@@ -266,6 +266,13 @@ let package = Package(
             dependencies: ["TestSupport", "Store", "Journal", "Age"],
             swiftSettings: strictSettings
         ),
+        // The memory-safety stress test (issue 23): the unsafe paths many times and side
+        // by side, for the sanitizer builds (scripts/test --sanitize address|thread).
+        .testTarget(
+            name: "StressTests",
+            dependencies: ["TestSupport", "Store", "Journal", "Keyring", "CareRecords", "Age"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "TestSupport",
             dependencies: ["Store", "Schema"],
