@@ -21,20 +21,28 @@ import TestSupport
 /// osmose-keyd in small batches; and, in this process, binary and text COPY in
 /// and out, and a verification that streams the journal through its second thread.
 ///
-/// `OSMOSE_STRESS_ITERATIONS` sets the rounds (default 5, what CI runs);
-/// `OSMOSE_STRESS_MINUTES` bounds the whole test (default 30). The seed is
+/// It runs in the sanitizer passes (`scripts/test --sanitize …` sets
+/// `OSMOSE_TEST_SANITIZER`) and whenever `OSMOSE_STRESS_ITERATIONS` is set, which
+/// sets the rounds (default 5); not in the plain suite CI runs, whose time it would
+/// double. `OSMOSE_STRESS_MINUTES` bounds the whole test (default 30). The seed is
 /// printed; `OSMOSE_TEST_SEED` replays a run.
 @Suite("Memory safety under load", .serialized)
 struct MemorySafetyStressTests {
     static let iterations = ProcessInfo.processInfo.environment["OSMOSE_STRESS_ITERATIONS"].flatMap { Int($0) } ?? 5
     static let minutes = ProcessInfo.processInfo.environment["OSMOSE_STRESS_MINUTES"].flatMap { Int($0) } ?? 30
+    /// True in a sanitizer pass or when the rounds are asked for explicitly.
+    static let requested = ["OSMOSE_TEST_SANITIZER", "OSMOSE_STRESS_ITERATIONS"].contains {
+        !(ProcessInfo.processInfo.environment[$0] ?? "").isEmpty
+    }
     /// Entries in the journal before the rounds start: more than 65,536, so that the
     /// tree has a full tile at level 1 as well as partial tiles at both levels.
     static let journalSize = 66_000
 
     @Test(
         "Exports, verify, search, tiles, proofs, intake clients, backup verify and restore, key rotation and COPY, side by side, round after round",
-        .tags(.stress), .skippedInFastRuns, .timeLimit(.minutes(minutes)))
+        .tags(.stress), .skippedInFastRuns,
+        .enabled(if: requested, "runs under scripts/test --sanitize, or with OSMOSE_STRESS_ITERATIONS set"),
+        .timeLimit(.minutes(minutes)))
     func unsafePathsSideBySide() async throws {
         var random = TestSeed.generator(test: "MemorySafetyStressTests.unsafePathsSideBySide")
         let seed = random.seed
