@@ -170,6 +170,8 @@ struct StressSite: Sendable {
             try await waitUntil("the seeded journal to be sequenced and signed", timeout: .seconds(600)) {
                 try await site.coveredSize() >= UInt64(MemorySafetyStressTests.journalSize)
             }
+            // The backup copies the witness directory, which osmose-journald (run as root here) created.
+            try TestCluster.giveToOwner("\(directory)/witness")
             let full = try await cluster.asOwner([bin.appendingPathComponent("osmose-backupd").path, "full", "--config", config])
             try Self.require(full, "osmose-backupd full")
             return site
