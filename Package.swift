@@ -45,10 +45,14 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
 
+        // A constructor that initialises OpenSSL without its exit-time cleanup, which
+        // raced with threads ending at exit (issue 23; see its shim.c).
+        .target(name: "CCryptographyShims", dependencies: ["COpenSSL"]),
+
         // Shared modules.
         .target(
             name: "Cryptography",
-            dependencies: ["COpenSSL"],
+            dependencies: ["COpenSSL", "CCryptographyShims"],
             swiftSettings: optimisedSettings
         ),
         .target(
@@ -297,6 +301,13 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport", "Store", "Journal", "Age"],
+            swiftSettings: strictSettings
+        ),
+        // The memory-safety stress test (issue 23): the unsafe paths many times and side
+        // by side, for the sanitizer builds (scripts/test --sanitize address|thread).
+        .testTarget(
+            name: "StressTests",
+            dependencies: ["TestSupport", "Store", "Journal", "Keyring", "CareRecords", "Age"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -12,7 +12,10 @@ public final class EncryptedArchiveReader {
     private let path: String
     private let descriptor: Int32
     private var decryptor: AgeDecryptor
-    private var plaintext: [UInt8] = []
+    /// The block handed to libarchive by the last read callback. libarchive reads it
+    /// until its next call of the callback, which alone replaces or frees it; `deinit`
+    /// frees it after `archive_read_free`, which makes no more calls.
+    private var handedOut = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var atEnd = false
     private var failure: (any Error)?
 
@@ -22,10 +25,16 @@ public final class EncryptedArchiveReader {
         descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
         decryptor = AgeDecryptor(identities: identities)
-        guard let archive = archive_read_new() else { throw ArchiveError("libarchive could not allocate a reader") }
+        guard let archive = archive_read_new() else {
+            close(descriptor)
+            throw ArchiveError("libarchive could not allocate a reader")
+        }
         self.archive = archive
         archive_read_support_filter_all(archive)
         archive_read_support_format_tar(archive)
+        // The callback's context is this reader, unretained: the reader owns `archive` and
+        // frees it first thing in deinit, and libarchive calls back only from calls on
+        // `archive`, so the reader is alive at every callback.
         let context = Unmanaged.passUnretained(self).toOpaque()
         let status = archive_read_open2(archive, context, nil, { _, context, buffer in
             let reader = Unmanaged<EncryptedArchiveReader>.fromOpaque(context!).takeUnretainedValue()
@@ -36,16 +45,18 @@ public final class EncryptedArchiveReader {
 
     deinit {
         archive_read_free(archive)
+        handedOut.deallocate()
         close(descriptor)
     }
 
     /// The buffer each read of the file goes into (one for the reader's life).
     private var block = [UInt8](repeating: 0, count: 1 << 20)
 
-    /// Decrypts the next piece of the file for libarchive.
+    /// Decrypts the next piece of the file for libarchive: points `buffer` at a block
+    /// this reader owns (``handedOut``), which stays valid until the next call.
     private func produce(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> la_ssize_t {
         do {
-            plaintext = []
+            var plaintext: [UInt8] = []
             while plaintext.isEmpty && !atEnd {
                 let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
@@ -57,10 +68,16 @@ public final class EncryptedArchiveReader {
                     plaintext = try decryptor.update(block[0..<count])
                 }
             }
-            return plaintext.withUnsafeBytes { raw in
-                buffer.pointee = raw.baseAddress
-                return la_ssize_t(raw.count)
+            // libarchive has finished with the previous block: it calls again only for more data.
+            if handedOut.count < plaintext.count {
+                handedOut.deallocate()
+                handedOut = UnsafeMutableRawBufferPointer.allocate(byteCount: plaintext.count, alignment: 16)
             }
+            plaintext.withUnsafeBytes { bytes in
+                if let source = bytes.baseAddress { handedOut.baseAddress!.copyMemory(from: source, byteCount: bytes.count) }
+            }
+            buffer.pointee = UnsafeRawPointer(handedOut.baseAddress)
+            return la_ssize_t(plaintext.count)
         } catch {
             failure = error
             return -1

@@ -51,6 +51,10 @@ public final class EncryptedArchiveWriter {
             archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
             archive_write_set_bytes_in_last_block(archive, 1) == ARCHIVE_OK
         else { throw ArchiveError("libarchive: \(Self.message(archive))") }
+        // The callback's context is this writer, unretained: the writer owns `archive` and
+        // frees it in deinit (where libarchive may still flush through the callback, while
+        // every stored property is alive), and libarchive calls back only from calls on
+        // `archive`. `buffer` is libarchive's, read during the callback only.
         let context = Unmanaged.passUnretained(self).toOpaque()
         let status = archive_write_open2(archive, context, nil, { _, context, buffer, length in
             let writer = Unmanaged<EncryptedArchiveWriter>.fromOpaque(context!).takeUnretainedValue()

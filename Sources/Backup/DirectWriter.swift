@@ -26,6 +26,12 @@ final class DirectWriter: @unchecked Sendable {
     static let blockSize = 1 << 20
 
     /// One unit of the writing thread's work.
+    ///
+    /// A block's buffer has one owner at a time: the caller's thread fills it (as
+    /// `buffer`), hands it over in `.block` and forgets it (`buffer = nil`), and the
+    /// writing thread frees it once written. `deinit` frees only a buffer never handed
+    /// over; buffers already queued are freed by the thread, which `queue.finish()`
+    /// lets run to the end of the queue.
     private enum Work {
         /// Hash and write `count` bytes of `buffer` at the file's current end; the thread frees `buffer`.
         case block(File, UnsafeMutableRawPointer, count: Int)
@@ -140,6 +146,8 @@ final class DirectWriter: @unchecked Sendable {
                 buffer = allocated
                 filled = 0
             }
+            // `filled < blockSize` here (a full buffer is handed over at once below), so the
+            // copy stays inside the 1 MiB buffer; `rest` is not empty, so it has a base address.
             let taken = min(rest.count, Self.blockSize - filled)
             (buffer! + filled).copyMemory(from: rest.baseAddress!, byteCount: taken)
             filled += taken
@@ -151,7 +159,8 @@ final class DirectWriter: @unchecked Sendable {
     private func hand(_ file: File) {
         guard let full = buffer else { return }
         if file.direct && filled % Self.alignment != 0 {
-            // The file's last block: zeros to the next page, which `end` trims.
+            // The file's last block: zeros to the next page, which `end` trims. `padded` ≤
+            // blockSize, a multiple of the alignment, so the zeros stay inside the buffer.
             let padded = (filled + Self.alignment - 1) / Self.alignment * Self.alignment
             memset(full + filled, 0, padded - filled)
         }

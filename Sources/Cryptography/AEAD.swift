@@ -81,6 +81,7 @@ public final class AEADContext {
         self.algorithm = algorithm
         self.encryptor = encryptor
         self.decryptor = decryptor
+        // The key is 32 bytes (checked above); OpenSSL copies it into the contexts' key schedules.
         let keyed = key.withUnsafeBytes { keyBytes in
             let base = keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
             return EVP_CipherInit_ex2(encryptor, cipher, base, nil, 1, nil) == 1
@@ -138,6 +139,8 @@ public final class AEADContext {
     }
 
     /// Seals `input` into `output` (same length) and writes the tag into `tag`.
+    /// The buffers are lent by the caller for this call; the precondition bounds every
+    /// write OpenSSL makes (`input.count` bytes of output, `tag.count` of tag).
     func seal(
         _ input: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
         into output: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer
@@ -152,6 +155,8 @@ public final class AEADContext {
     }
 
     /// Checks `tag` over `input` and decrypts into `output`. On failure `output` is zeroed.
+    /// The buffers are lent by the caller for this call; OpenSSL writes at most
+    /// `input.count` bytes of output, which the precondition bounds.
     func open(
         _ input: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
         associatedData: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
@@ -177,6 +182,7 @@ public final class AEADContext {
         guard nonce.count == algorithm.nonceByteCount else {
             throw CryptoError(.invalidNonce, "\(algorithm) needs a \(algorithm.nonceByteCount)-byte nonce, not \(nonce.count)")
         }
+        // The nonce is 12 bytes (checked above), read by OpenSSL during the call.
         guard EVP_CipherInit_ex2(context, nil, nil, nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), encrypt ? 1 : 0, nil) == 1
         else { throw CryptoError.openSSL("\(algorithm) nonce setup failed") }
     }
@@ -198,5 +204,7 @@ public final class AEADContext {
     }
 }
 
-/// Where EVP_CipherFinal_ex may write nothing when there is no output buffer.
+/// The output pointer for EVP_CipherFinal_ex when the caller's buffer is empty:
+/// GCM and ChaCha20-Poly1305 have no padding, so the final step writes nothing (it
+/// only needs a non-NULL pointer); never written, hence safe to share between threads.
 private nonisolated(unsafe) let scratchOutput = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)

@@ -22,7 +22,10 @@ enum Algorithms {
 }
 
 /// A list of OSSL_PARAM values whose names and buffers this object owns. Buffers are
-/// wiped before they are freed, since they often hold keys.
+/// wiped before they are freed, since they often hold keys. Each OSSL_PARAM points
+/// into an allocation of `allocations`, freed only in `deinit`: the parameters are
+/// valid for as long as the list, and OpenSSL reads them only during the calls that
+/// ``withParameters(_:)`` lends them to.
 final class ParameterList {
     private var allocations: [UnsafeMutableRawBufferPointer] = []
     private var parameters: [OSSL_PARAM] = []
@@ -51,7 +54,7 @@ final class ParameterList {
         parameters.append(OSSL_PARAM_construct_octet_string(cString(name), buffer.baseAddress, bytes.count))
     }
 
-    /// Calls `body` with the NULL-terminated parameter array.
+    /// Calls `body` with the NULL-terminated parameter array, valid during the call only.
     func withParameters<Result>(_ body: (UnsafePointer<OSSL_PARAM>) throws -> Result) rethrows -> Result {
         var terminated = parameters
         terminated.append(OSSL_PARAM_construct_end())
@@ -77,7 +80,8 @@ extension Collection<UInt8> {
 }
 
 /// A non-null pointer to `buffer`'s bytes, or to a static zero byte when empty: several
-/// OpenSSL functions reject a NULL input even with a zero length.
+/// OpenSSL functions reject a NULL input even with a zero length. The static byte is
+/// allocated once and never freed or written, so any thread may pass it (for a length of zero).
 func nonNullBase(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8> {
     if let base = buffer.baseAddress { return base.assumingMemoryBound(to: UInt8.self) }
     return emptyInput

@@ -8,6 +8,7 @@ public enum ConstantTime {
         return left.withUnsafeBytes { l in right.withUnsafeBytes { r in equals(l, r) } }
     }
 
+    /// CRYPTO_memcmp reads `count` bytes of each, only when both have that many and at least one.
     static func equals(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
         guard lhs.count == rhs.count else { return false }
         guard lhs.count > 0 else { return true }

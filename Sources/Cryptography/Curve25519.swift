@@ -10,6 +10,7 @@ final class OwnedKey: @unchecked Sendable {
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
     deinit { EVP_PKEY_free(pointer) }
 
+    /// `raw` is lent for this call and read (32 bytes, checked) before OpenSSL returns; the key keeps its own copy.
     static func privateKey(type: Int32, raw: UnsafeRawBufferPointer, name: String) throws -> OwnedKey {
         guard raw.count == 32, let key = EVP_PKEY_new_raw_private_key(type, nil, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), 32) else {
             throw CryptoError.openSSL("\(name) private key must be 32 bytes, not \(raw.count)", code: .invalidKey)
@@ -35,6 +36,7 @@ final class OwnedKey: @unchecked Sendable {
         SecretBytes(count: 32) { out in
             var length = 32
             precondition(
+                // `out` is the new secret's 32-byte buffer; `length` tells OpenSSL its size.
                 EVP_PKEY_get_raw_private_key(pointer, out.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1 && length == 32,
                 "private key export failed")
         }
@@ -156,6 +158,7 @@ public enum X25519 {
             }
             let secret = try SecretBytes(count: 32) { out in
                 var length = 32
+                // `out` is the new secret's 32-byte buffer; `length` tells OpenSSL its size.
                 guard EVP_PKEY_derive(context, out.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1, length == 32 else {
                     throw CryptoError.openSSL("X25519 produced the all-zero secret (low-order public key)", code: .weakPublicKey)
                 }

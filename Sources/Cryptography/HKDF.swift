@@ -23,11 +23,13 @@ public enum HKDFSHA256 {
         defer { EVP_KDF_CTX_free(context) }
         let parameters = ParameterList()
         parameters.addUTF8("digest", "SHA256")
+        // addOctets copies the bytes into storage `parameters` owns until the derivation is over.
         inputKeyMaterial.withUnsafeBytes { parameters.addOctets("key", $0) }
         salt.withContiguousBytes { if $0.count > 0 { parameters.addOctets("salt", $0) } }
         info.withContiguousBytes { parameters.addOctets("info", $0) }
         return try SecretBytes(count: outputByteCount) { out in
             let status = parameters.withParameters { list in
+                // `out` is the secret's own buffer of `outputByteCount` (≥ 1) bytes, written for exactly its count.
                 EVP_KDF_derive(context, out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count, list)
             }
             guard status == 1 else { throw CryptoError.openSSL("HKDF derivation failed") }

@@ -20,6 +20,8 @@ public enum HMACSHA256 {
         ConstantTime.equals(try authenticationCode(for: message, key: key), tag)
     }
 
+    /// `key` and `message` are lent by the caller for this call; OpenSSL reads them
+    /// (through non-NULL bases, even when empty) before returning and keeps no pointer.
     static func compute(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) throws -> [UInt8] {
         let mac = try Algorithms.require(Algorithms.hmac, "HMAC")
         guard let context = EVP_MAC_CTX_new(mac) else { throw CryptoError.openSSL("EVP_MAC_CTX_new failed") }
@@ -33,6 +35,7 @@ public enum HMACSHA256 {
         }
         var tag = [UInt8](repeating: 0, count: byteCount)
         var length = 0
+        // `tag` holds `byteCount` bytes, the most EVP_MAC_final may write.
         let finished = tag.withUnsafeMutableBufferPointer { EVP_MAC_final(context, $0.baseAddress, &length, byteCount) }
         guard finished == 1, length == byteCount else { throw CryptoError.openSSL("HMAC finalisation failed") }
         return tag

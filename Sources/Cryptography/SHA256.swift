@@ -1,7 +1,10 @@
 internal import COpenSSL
 import Glibc
 
-/// The thread-specific key of ``SHA256/hash(prefix:_:_:)``'s digest contexts.
+/// The thread-specific key of ``SHA256/hash(prefix:_:_:)``'s digest contexts. Each
+/// context is created, used and (by the key's destructor, when its thread ends) freed
+/// on one thread only. Freeing it as a thread ends, possibly while the process exits,
+/// is safe because OpenSSL's global state is never torn down (see ``OpenSSLRuntime``).
 private let contextKey: pthread_key_t = {
     var key = pthread_key_t()
     precondition(pthread_key_create(&key) { context in EVP_MD_CTX_free(OpaquePointer(context)) } == 0, "no thread-specific key")
@@ -32,6 +35,8 @@ public enum SHA256 {
         first.withUnsafeBytes { hash(prefix: prefix, $0, UnsafeRawBufferPointer(start: nil, count: 0)) }
     }
 
+    /// `first` and `second` are lent for this call and read before it returns; the
+    /// digest is written into a new array of exactly `byteCount` bytes.
     private static func hash(prefix: UInt8?, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> [UInt8] {
         let context = threadContext()
         precondition(EVP_DigestInit_ex2(context, Algorithms.sha256, nil) == 1, "SHA-256 unavailable")

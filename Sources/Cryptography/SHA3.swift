@@ -16,8 +16,11 @@ public enum SHA3 {
     /// The first `count` bytes of SHAKE256 over the concatenation of `parts`.
     public static func shake256(_ parts: [UInt8]..., count: Int) -> [UInt8] { digest(Algorithms.shake256, "SHAKE256", parts, count: count, extendable: true) }
 
+    /// `output` is `count` bytes, at least one: exactly the digest's size for SHA3-256/512
+    /// (the callers above pass 32 and 64), what EVP_DigestFinalXOF is asked for otherwise.
     private static func digest(_ algorithm: OpaquePointer?, _ name: String, _ parts: [[UInt8]], count: Int, extendable: Bool) -> [UInt8] {
         guard let algorithm else { fatalError("the OpenSSL default provider has no \(name)") }
+        precondition(count > 0 && (extendable || count == Int(EVP_MD_get_size(algorithm))), "\(name): \(count) output bytes")
         guard let context = EVP_MD_CTX_new() else { fatalError("out of memory creating a \(name) context") }
         defer { EVP_MD_CTX_free(context) }
         precondition(EVP_DigestInit_ex2(context, algorithm, nil) == 1, "\(name) unavailable")

@@ -49,6 +49,8 @@ public enum Scrypt {
         return try password.withContiguousBytes { passwordBytes in
             try salt.withContiguousBytes { saltBytes in
                 try SecretBytes(count: outputByteCount) { out in
+                    // Password and salt are lent for this call (non-NULL bases, even when empty); `out` is
+                    // the new secret's buffer of `outputByteCount` (> 0) bytes, written for exactly its count.
                     let passwordBase = UnsafeRawPointer(nonNullBase(passwordBytes)).assumingMemoryBound(to: CChar.self)
                     let status = EVP_PBE_scrypt(
                             passwordBase, passwordBytes.count,

@@ -16,6 +16,7 @@ public enum SecureRandom {
         guard buffer.count <= Int(Int32.max) else {
             throw CryptoError(.invalidParameter, "random request of \(buffer.count) bytes is too large")
         }
+        // Not empty (checked above), so it has a base address; RAND_bytes writes exactly its count.
         guard RAND_bytes(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(buffer.count)) == 1 else {
             throw CryptoError.openSSL("RAND_bytes failed")
         }

@@ -61,10 +61,14 @@ public final class DatabaseSnapshot: JournalSnapshot {
     /// returns only after that thread has finished, so `body` never runs
     /// concurrently with its caller.
     private func stream(_ sql: String, _ body: (BinaryCopyDecoder.RowView) throws -> Void) throws {
+        // `body` is not escaping: it is lent to the verifying thread for the time of this
+        // call only. The thread calls it solely from `sink.feed`, and this call returns
+        // only after `pipe.waitUntilDrained()` has seen the thread leave its loop (under the
+        // pipe's lock, so every effect of `body` happens before the return); `sink.release()`
+        // then drops the last reference to it, which `withoutActuallyEscaping` checks.
         try withoutActuallyEscaping(body) { body in
             let sink = ViewSink(body)
             let pipe = BufferPipe()
-            let finished = DispatchSemaphore(value: 0)
             let worker = Thread {
                 while let buffer = pipe.pop() {
                     guard pipe.failure == nil else { continue }
@@ -74,13 +78,13 @@ public final class DatabaseSnapshot: JournalSnapshot {
                         pipe.fail(error)
                     }
                 }
-                finished.signal()
+                pipe.markDrained()
             }
             worker.name = "journal-verify"
             worker.start()
             var copyError: (any Error)?
             do {
-                try connection.assumeIsolated { connection in
+                _ = try connection.assumeIsolated { connection in
                     try connection.copyOutGathered(sql, bufferBytes: BufferPipe.bufferBytes) { buffer in
                         if let failure = pipe.failure { throw failure }
                         pipe.push(buffer)
@@ -90,7 +94,7 @@ public final class DatabaseSnapshot: JournalSnapshot {
                 copyError = error
             }
             pipe.close()
-            finished.wait()
+            pipe.waitUntilDrained()
             sink.release()
             if let failure = pipe.failure { throw failure }
             if let copyError { throw copyError }
@@ -129,8 +133,9 @@ public struct StreamedEntryRow: StoredEntryRow {
 
 /// Decodes gathered COPY buffers and hands each row to a consumer, on the verifying thread.
 private final class ViewSink: @unchecked Sendable {
-    // @unchecked: used by the verifying thread only, while the caller of
-    // DatabaseSnapshot.stream waits for it to finish.
+    // @unchecked: `decoder` and `body` are used by the verifying thread only, while the
+    // caller of DatabaseSnapshot.stream waits for it; the caller touches `body` again
+    // (release) only after BufferPipe.waitUntilDrained, which orders the two threads.
     private var decoder = BinaryCopyDecoder()
     private var body: ((BinaryCopyDecoder.RowView) throws -> Void)?
 
@@ -146,14 +151,15 @@ private final class ViewSink: @unchecked Sendable {
 }
 
 /// Hands gathered COPY buffers from the connection's thread to the verifying
-/// thread, with a bounded backlog.
+/// thread, with a bounded backlog, and tells the first when the second is done.
 private final class BufferPipe: @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `condition`.
+    // @unchecked: every mutable field is read and written under `condition`.
     /// How many bytes the receiving thread gathers before handing them over.
     static let bufferBytes = 1 << 19
     private let condition = NSCondition()
     private var buffers: [[UInt8]] = []
     private var closed = false
+    private var drained = false
     private var error: (any Error)?
 
     var failure: (any Error)? {
@@ -191,5 +197,20 @@ private final class BufferPipe: @unchecked Sendable {
         guard !buffers.isEmpty else { return nil }
         condition.broadcast()
         return buffers.removeFirst()
+    }
+
+    /// Called by the verifying thread as its last act on the stream.
+    func markDrained() {
+        condition.lock()
+        drained = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until the verifying thread has called ``markDrained()``.
+    func waitUntilDrained() {
+        condition.lock()
+        while !drained { condition.wait() }
+        condition.unlock()
     }
 }

@@ -194,6 +194,10 @@ public struct CanonicalScan {
         self = try bytes.withUnsafeBytes { try CanonicalScan(scanning: $0) }
     }
 
+    /// `bytes` is lent by the public initialisers for this call only; every read is
+    /// preceded by a check that it lies inside `bytes` (this module is compiled with
+    /// -O, where the buffer's own bounds checks are gone), and the scan keeps offsets,
+    /// never the pointer.
     private init(scanning bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count <= 65535 else { throw EntryFormatError("longer than 65,535 bytes") }
         guard !bytes.isEmpty else { throw EntryFormatError("truncated before the version byte") }
@@ -224,10 +228,15 @@ public struct CanonicalScan {
         return bytes[(bytes.startIndex + start)..<(bytes.startIndex + start + Int(lengths[field.rawValue]))]
     }
 
+    /// The field within `bytes`, which must be the scanned bytes (or bytes at least as
+    /// long): the range is checked against them, since -O removes the buffer's own check
+    /// and other bytes would otherwise be read past their end.
     private func slice(_ field: Field, in bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         let start = Int(starts[field.rawValue])
         guard start >= 0 else { return nil }
-        return UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(lengths[field.rawValue])])
+        let end = start + Int(lengths[field.rawValue])
+        precondition(end <= bytes.count, "CanonicalScan used on bytes other than the scanned ones")
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
     }
 
     /// A field of `bytes` (the scanned ones) as a string; the scan checked they are UTF-8.
@@ -262,6 +271,7 @@ public struct CanonicalScan {
         case (let text?, let binary?):
             guard text.count == 36, binary.count == 16 else { return false }
             // The binary UUID spelled as the scan allows it (lowercase, hyphens at 8, 13, 18 and 23), then one comparison.
+            // 16 bytes spell 32 digits and 4 hyphens: the writes below fill positions 0..<36 exactly.
             return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { spelled in
                 let digits: StaticString = "0123456789abcdef"
                 let hex = digits.utf8Start
@@ -275,16 +285,19 @@ public struct CanonicalScan {
                     spelled[position + 1] = hex[Int(byte & 0x0F)]
                     position += 2
                 }
+                // Both are exactly 36 bytes: `text` was checked above, `spelled` was just filled.
                 return text.withUnsafeBytes { memcmp(spelled.baseAddress!, $0.baseAddress!, 36) == 0 }
             }
         default: return false
         }
     }
 
+    /// memcmp reads `one.count` bytes of each, only when the counts are equal and not zero.
     private static func same(_ one: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer) -> Bool {
         one.count == other.count && (one.isEmpty || memcmp(one.baseAddress!, other.baseAddress!, one.count) == 0)
     }
 
+    /// memcmp runs only when `slice` is as long as `value`, which is never empty.
     private static func isOne(_ slice: UnsafeRawBufferPointer, _ value: StaticString) -> Bool {
         value.utf8CodeUnitCount == slice.count && memcmp(value.utf8Start, slice.baseAddress!, slice.count) == 0
     }
@@ -317,6 +330,7 @@ public struct CanonicalScan {
         for index in 0..<15 {
             let start = Int(starts[index])
             guard start >= 0 else { continue }
+            // The scan above placed every field inside `bytes`.
             let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(lengths[index])])
             guard let scalars = Self.scalarCount(slice) else { throw EntryFormatError("\(JournalEntry.fieldNames[index]) is not valid UTF-8") }
             let field = Field(rawValue: index)!

@@ -117,6 +117,7 @@ public struct BinaryCopyDecoder: Sendable {
         /// An `int8` or `timestamptz` column (for `timestamptz`: microseconds since 2000-01-01 UTC).
         public func int64(_ index: Int) throws -> Int64 {
             guard let value = bytes(index), value.count == 8 else { throw StoreError(.decodingFailed, "binary column \(index) is not 8 bytes") }
+            // The slice is exactly 8 bytes (checked above): the load stays inside it.
             return value.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(as: Int64.self)) }
         }
     }
@@ -166,6 +167,12 @@ public struct BinaryCopyDecoder: Sendable {
 
     /// Parses the header and the complete rows of `data`, handing each row's field
     /// table (start and length a field) to `row`; returns how many bytes it used.
+    ///
+    /// `data` is the caller's array, lent for this call. Every load is preceded by a
+    /// check that the bytes it reads lie inside `data` (these modules are compiled
+    /// with -O, where the buffer's own bounds checks are gone): 19 bytes for the
+    /// header, 2 for a row's field count, 4 for a field's length, and a field's
+    /// length in bytes before the next position moves past it.
     private mutating func parse(_ data: UnsafeRawBufferPointer, fields: inout [Int], row: ([Int]) throws -> Void) throws -> Int {
         func int32(at offset: Int) -> Int { Int(Int32(bigEndian: data.loadUnaligned(fromByteOffset: offset, as: Int32.self))) }
         var position = 0

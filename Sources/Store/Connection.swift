@@ -21,9 +21,18 @@ public enum IsolationLevel: String, Sendable {
 }
 
 /// The single owner of a libpq `PGconn`, which it closes on release.
+///
+/// It also keeps alive the ``NoticeSink`` whose address libpq holds as the notice
+/// receiver's context: the sink then outlives every call libpq can make to it.
+/// Only the ``Connection`` actor holds one (and, for the time of a call, the
+/// actor's methods), so the `PGconn` is used on the actor's thread alone.
 final class ConnectionHandle {
     let pointer: OpaquePointer
-    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    private let noticeSink: NoticeSink?
+    init(_ pointer: OpaquePointer, noticeSink: NoticeSink? = nil) {
+        self.pointer = pointer
+        self.noticeSink = noticeSink
+    }
     deinit { PQfinish(pointer) }
 }
 
@@ -88,6 +97,8 @@ public actor Connection {
     }
 
     private func open(_ connectionString: String, applicationName: String) throws {
+        // libpq allocates the parse error message (freed here with PQfreemem) and the
+        // option list (freed with PQconninfoFree); neither is used afterwards.
         var parseError: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(connectionString, &parseError) else {
             let reason = parseError.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "unknown"
@@ -95,6 +106,9 @@ public actor Connection {
             throw StoreError(.invalidArgument, "malformed connection string: \(reason)")
         }
         PQconninfoFree(options)
+        // The keyword and value strings are strdup'ed copies, freed by the defer after
+        // PQconnectdbParams returns (libpq copies what it keeps); the two arrays of
+        // pointers end with the NULL that libpq reads as their end.
         let keywordNames: [String] = ["dbname", "fallback_application_name"]
         let keywords: [UnsafeMutablePointer<CChar>?] = keywordNames.map { strdup($0) }
         let valueStrings: [String] = [connectionString, applicationName]
@@ -105,11 +119,12 @@ public actor Connection {
         guard let pointer = PQconnectdbParams(raw, rawValues, 1) else {
             throw StoreError(.connectionFailed, "libpq could not allocate a connection")
         }
-        let owned = ConnectionHandle(pointer)
+        let owned = ConnectionHandle(pointer, noticeSink: noticeSink)
         guard PQstatus(pointer) == CONNECTION_OK else {
             throw StoreError(.connectionFailed, "cannot connect: \(Self.lastError(pointer))")
         }
-        // The sink outlives the PGconn: both belong to this actor, and the handle is released first.
+        // The context is the sink unretained: `owned` retains it for as long as the PGconn
+        // exists, and libpq calls the receiver only on this actor's thread, during a call.
         PQsetNoticeReceiver(pointer, { context, result in
             guard let context, let result else { return }
             func field(_ code: Character) -> String {
@@ -127,9 +142,12 @@ public actor Connection {
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
-    private func live() throws -> OpaquePointer {
+    /// The open connection's handle. A method keeps it until it returns (so that a
+    /// `close()` from a callback it runs cannot free the `PGconn` under it) and uses its
+    /// pointer only meanwhile.
+    private func live() throws -> ConnectionHandle {
         guard let handle else { throw StoreError(.connectionLost, "the connection is closed") }
-        return handle.pointer
+        return handle
     }
 
     /// Closes the connection. Later calls fail with ``StoreError/Code/connectionLost``.
@@ -146,7 +164,10 @@ public actor Connection {
     }
 
     /// The server process id serving this connection (as in `pg_stat_activity.pid`).
-    public func backendProcessID() throws -> Int32 { PQbackendPID(try live()) }
+    public func backendProcessID() throws -> Int32 {
+        let owner = try live()
+        return PQbackendPID(owner.pointer)
+    }
 
     /// True when the connection is open, idle outside any transaction, and the server
     /// has not closed it. Reads whatever the server sent meanwhile, without blocking.
@@ -186,7 +207,14 @@ public actor Connection {
     ///   ``StoreError/Code/connectionLost`` when the connection broke.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
-        let pointer = try live()
+        let owner = try live()
+        defer { withExtendedLifetime(owner) {} }
+        let pointer = owner.pointer
+        // Each value is copied into a malloc'ed block that `storage` owns until this
+        // method returns: libpq reads `values` (pointers into those blocks), `lengths`
+        // and `formats` only during PQexecParams/PQexecPrepared, which all return before
+        // the defer frees the blocks. Text is NUL-terminated (strdup, after refusing an
+        // embedded NUL); binary values are read for exactly their length.
         var storage: [UnsafeMutableRawPointer?] = []
         defer { storage.forEach { free($0) } }
         var lengths: [Int32] = []
@@ -247,7 +275,9 @@ public actor Connection {
 
     /// Runs one or more `;`-separated statements without parameters (migrations, `SET`).
     public func execute(_ script: String) throws {
-        let pointer = try live()
+        let owner = try live()
+        defer { withExtendedLifetime(owner) {} }
+        let pointer = owner.pointer
         var result = PQexec(pointer, script)
         // PQexec returns only the last statement's result; an error stops the script.
         _ = try collect(result, pointer)
@@ -286,6 +316,8 @@ public actor Connection {
                 if PQgetisnull(result, row, column) == 1 {
                     values.append(nil)
                 } else {
+                    // The value lives in `result` (cleared by the caller after this returns) and is
+                    // copied into the String before the next value is read.
                     let length = Int(PQgetlength(result, row, column))
                     let bytes = UnsafeRawBufferPointer(start: PQgetvalue(result, row, column), count: length)
                     values.append(String(decoding: bytes, as: UTF8.self))
@@ -346,7 +378,9 @@ public actor Connection {
     /// - Returns: the number of rows copied.
     @discardableResult
     public func copyIn(_ sql: String, _ produce: @Sendable (inout CopyInWriter) throws -> Void) throws -> Int {
-        let pointer = try live()
+        let owner = try live()
+        defer { withExtendedLifetime(owner) {} }
+        let pointer = owner.pointer
         let started = PQexec(pointer, sql)
         defer { PQclear(started) }
         guard let started, PQresultStatus(started) == PGRES_COPY_IN else {
@@ -399,10 +433,13 @@ public actor Connection {
         return rows
     }
 
-    /// Hands each chunk as the bytes libpq holds, valid only during the call.
+    /// Hands each chunk as the bytes libpq holds, valid only during the call: `consume`
+    /// must copy what it keeps (the chunk is freed with PQfreemem as soon as it returns).
     @discardableResult
     func copyOutInPlace(_ sql: String, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
-        let pointer = try live()
+        let owner = try live()
+        defer { withExtendedLifetime(owner) {} }
+        let pointer = owner.pointer
         let started = PQexec(pointer, sql)
         defer { PQclear(started) }
         guard let started, PQresultStatus(started) == PGRES_COPY_OUT else {
@@ -463,7 +500,9 @@ public actor Connection {
     /// listens to, returning at once with those already received. Returns an empty
     /// array on timeout. Keep the timeout short (≤ 1 s) so that cancellation is seen.
     public func waitForNotifications(timeout: Duration) throws -> [PostgresNotification] {
-        let pointer = try live()
+        let owner = try live()
+        defer { withExtendedLifetime(owner) {} }
+        let pointer = owner.pointer
         guard PQconsumeInput(pointer) == 1 else { throw StoreError(.connectionLost, "the connection to the server was lost") }
         var received = drainNotifications(pointer)
         guard received.isEmpty else { return received }
@@ -480,6 +519,7 @@ public actor Connection {
     private func drainNotifications(_ pointer: OpaquePointer) -> [PostgresNotification] {
         var received: [PostgresNotification] = []
         while let notification = PQnotifies(pointer) {
+            // The strings live in the notification's own block, copied into Strings before PQfreemem.
             let value = notification.pointee
             received.append(PostgresNotification(
                 channel: String(cString: value.relname), payload: String(cString: value.extra), senderProcessID: value.be_pid))
@@ -491,7 +531,9 @@ public actor Connection {
     /// Quotes `name` as an SQL identifier, for the rare statements (LISTEN, CREATE
     /// ROLE) that take no parameters.
     public func quoteIdentifier(_ name: String) throws -> String {
-        let pointer = try live()
+        let owner = try live()
+        defer { withExtendedLifetime(owner) {} }
+        let pointer = owner.pointer
         guard !name.isEmpty, !name.utf8.contains(0), let quoted = PQescapeIdentifier(pointer, name, name.utf8.count) else {
             throw StoreError(.invalidArgument, "not a valid SQL identifier")
         }
@@ -501,6 +543,11 @@ public actor Connection {
 }
 
 /// Writes COPY data, flushing to the server in batches.
+///
+/// It holds the `PGconn` of the connection running ``Connection/copyIn(_:_:)``,
+/// which creates it and lends it to the producer `inout` only: being non-copyable
+/// with an internal initialiser, it cannot be kept after `copyIn` returns, so its
+/// pointer is used only while `copyIn` holds the connection open.
 public struct CopyInWriter: ~Copyable {
     private let connection: OpaquePointer
     private var buffer: [UInt8] = []
@@ -559,6 +606,8 @@ public struct CopyInWriter: ~Copyable {
 
     mutating func flush() throws {
         guard !buffer.isEmpty else { return }
+        // `buffer` is not empty (checked above), so it has a base address; libpq copies the
+        // bytes into its output buffer before returning.
         let status = buffer.withUnsafeBytes { bytes in
             PQputCopyData(connection, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
         }

@@ -63,17 +63,22 @@ private func runProgramBlocking(
         standardError: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
 }
 
-/// The folder holding the built executables: `$OSMOSE_BIN_DIR`, else beside the test bundle.
+/// The folder holding the built executables: the build folder of this test bundle
+/// (`.build/debug`, `.build-asan/debug`…), so that a sanitized suite starts the
+/// executables built with the same sanitizer; `$OSMOSE_BIN_DIR` only when that
+/// folder holds no `osmosectl` (a test bundle copied elsewhere).
 public func builtExecutablesDirectory() -> URL {
-    if let directory = ProcessInfo.processInfo.environment["OSMOSE_BIN_DIR"], !directory.isEmpty {
-        return URL(fileURLWithPath: directory)
-    }
     var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     while url.pathExtension == "xctest" || url.lastPathComponent == "MacOS" || url.lastPathComponent == "Contents" {
         url.deleteLastPathComponent()
     }
     if url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
-    return url.hasDirectoryPath ? url : url.deletingLastPathComponent()
+    let bundleDirectory = url.hasDirectoryPath ? url : url.deletingLastPathComponent()
+    if FileManager.default.isExecutableFile(atPath: bundleDirectory.appendingPathComponent("osmosectl").path) { return bundleDirectory }
+    if let directory = ProcessInfo.processInfo.environment["OSMOSE_BIN_DIR"], !directory.isEmpty {
+        return URL(fileURLWithPath: directory)
+    }
+    return bundleDirectory
 }
 
 /// The repository's root folder.
