@@ -110,6 +110,12 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
+        // Cold archives of journal months: write, read back, verify, purge, destroy (docs/retention.md).
+        // Optimised like Journal: it hashes and replays millions of entries.
+        .target(
+            name: "JournalArchive",
+            dependencies: ["Journal", "Archive", "Store", "Age", "Cryptography", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
             dependencies: ["Cryptography", "Store", "Keyring", "Journal", "Settings"],
@@ -156,7 +162,7 @@ let package = Package(
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup",
+                "CareRecords", "Journal", "JournalArchive", "Keyring", "KeyManagement", "Age", "Backup",
                 "Settings",
                 "Schema",
                 "Store",
@@ -247,6 +253,10 @@ let package = Package(
         ),
         .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords", "Journal", "Store", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: optimisedSettings),
+        .testTarget(
+            name: "JournalArchiveTests",
+            dependencies: ["JournalArchive", "Journal", "Archive", "Age", "Store", "Cryptography", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "CareServiceTests",
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
