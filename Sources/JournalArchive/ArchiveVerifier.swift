@@ -728,7 +728,8 @@ final class ArchiveReplay {
         verification.checkpointsChecked = checkpointsChecked
         verification.signaturesVerified = signaturesVerified
         verification.tilesChecked = tilesChecked
-        verification.problems += problems
+        // The lowest sequence number first (an altered entry is found at its tile, after the checkpoints before that tile's end).
+        verification.problems += problems.enumerated().sorted { ($0.element.sequence ?? .max, $0.offset) < ($1.element.sequence ?? .max, $1.offset) }.map(\.element)
         if finished {
             verification.onlineFacts = OnlineFacts(
                 checkpointsSHA256: checkpointsSHA256, coveringNote: coveringNote,
