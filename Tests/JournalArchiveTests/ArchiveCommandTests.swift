@@ -114,6 +114,28 @@ struct ArchiveCommandTests {
         }
     }
 
+    @Test("A month of more than 65,536 entries (full tiles at level 1): archived, verified by osmosectl and by the independent verifier, purged")
+    func largeMonth() async throws {
+        try await ArchiveFixture.with("archive_large", januaryBulk: 70_000) { fixture in
+            let config = try fixture.writeConfiguration()
+            let write = try await fixture.osmosectl(["journal", "archive", "write", "2025-01"], config: config)
+            #expect(write.status == 0 && write.standardOutput.hasPrefix("archived 2025-01: entries 0…70699 (70700)"), "\(write.standardOutput)\(write.standardError)")
+            let archive = "\(fixture.directories[0])/journal.archive.example-journal-2025-01.tar.zst.age"
+            let verify = try await fixture.osmosectl(["journal", "archive", "verify", "--archive", archive], config: config)
+            #expect(verify.status == 0 && verify.standardOutput.contains("checked 70700 entries"), "\(verify.standardOutput)\(verify.standardError)")
+            let extracted = try await fixture.extract(archive)
+            let tiles = try FileManager.default.subpathsOfDirectory(atPath: "\(extracted)/journal-2025-01/tile").filter { !$0.hasSuffix("/") }
+            #expect(tiles.contains("1/000") && tiles.contains("1/001.p/21") && tiles.contains("2/000.p/1"), "\(tiles.filter { !$0.hasPrefix("0/") })")
+            let independent = try await fixture.independentlyVerify(extracted)
+            #expect(independent.status == 0 && independent.standardOutput.contains("entries 0…70699 (70700)"), "\(independent.standardOutput)\(independent.standardError)")
+            let purge = try await fixture.osmosectl(["journal", "archive", "purge", "2025-01"], config: config)
+            #expect(purge.status == 0, "\(purge.standardOutput)\(purge.standardError)")
+            try await fixture.sequenceIntake(at: ArchiveFixture.time(ArchiveFixture.march, day: 21))
+            let report = try await fixture.verifyJournal()
+            #expect(report.passed && report.archivedEntriesReplayed == 70_700, "\(report.failures)")
+        }
+    }
+
     @Test("Bad settings are refused with a clear error and nothing written: a missing directory, no recipient, mixed recipients, a relative path")
     func badSettings() async throws {
         try await ArchiveFixture.with("archive_settings") { fixture in
