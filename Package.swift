@@ -201,6 +201,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Benchmark only (scripts/bench retention, part a): journals one month of N entries
+        // directly, as osmose-journald would have. Never installed.
+        .executableTarget(
+            name: "osmose-journal-archive-bench",
+            dependencies: ["Journal", "JournalArchive", "Store", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/osmose-journal-archive-bench",
+            swiftSettings: strictSettings
+        ),
+
         // Benchmark only (scripts/bench keys): seeds encrypted patients and checks
         // them after a rotation. Never installed.
         .executableTarget(

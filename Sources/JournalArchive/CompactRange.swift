@@ -1,18 +1,18 @@
-import Journal
+package import Journal
 
 /// The RFC 6962 tree of leaves 0 ..< size as its perfect subtrees (one per set bit of
 /// the size, largest first): appending costs one hash per merge, and the root of the
 /// current size costs one hash per subtree — what checking millions of checkpoints
 /// against a replayed month needs (a ``TreeEdge`` rebuilds its partial tiles' roots
 /// at every call).
-struct CompactRange {
+package struct CompactRange {
     /// The subtrees' heights and roots, largest first.
-    private(set) var peaks: [(height: Int, hash: [UInt8])] = []
+    package private(set) var peaks: [(height: Int, hash: [UInt8])] = []
     /// The number of leaves.
-    private(set) var size: UInt64 = 0
+    package private(set) var size: UInt64 = 0
 
     /// The range of a tree at `edge.size`, from its partial tiles.
-    init(edge: TreeEdge) {
+    package init(edge: TreeEdge) {
         size = edge.size
         for level in stride(from: edge.partialTiles.count - 1, through: 0, by: -1) {
             let hashes = edge.partialTiles[level]
@@ -31,7 +31,7 @@ struct CompactRange {
     }
 
     /// Appends a leaf hash.
-    mutating func append(_ leaf: [UInt8]) {
+    package mutating func append(_ leaf: [UInt8]) {
         var hash = leaf
         var height = 0
         while let last = peaks.last, last.height == height {
@@ -44,7 +44,7 @@ struct CompactRange {
     }
 
     /// The root of the tree of `size` leaves.
-    func root() -> [UInt8] {
+    package func root() -> [UInt8] {
         guard var root = peaks.last?.hash else { return SHA256Hash.empty }
         for peak in peaks.dropLast().reversed() { root = MerkleTree.nodeHash(peak.hash, root) }
         return root
