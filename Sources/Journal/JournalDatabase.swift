@@ -472,11 +472,14 @@ public struct ArchivedRange: Sendable, Hashable, Codable {
     /// When the entries were removed, and when the archive was destroyed at the end of its term (if it was).
     public let purgedAt: Int64
     public let destroyedAt: Int64?
+    /// The journal signing keys its entries retire: key id → the sequence number of the retirement entry.
+    public let signingKeyRetirements: [UInt32: UInt64]
 
     /// A range as recorded.
     public init(
         month: String, firstSequence: UInt64, lastSequence: UInt64, sequencedFrom: Int64, sequencedBefore: Int64, occurredFrom: Int64,
-        occurredTo: Int64, fileName: String, archiveSHA256: String, copies: [String], purgedAt: Int64, destroyedAt: Int64?
+        occurredTo: Int64, fileName: String, archiveSHA256: String, copies: [String], purgedAt: Int64, destroyedAt: Int64?,
+        signingKeyRetirements: [UInt32: UInt64] = [:]
     ) {
         self.month = month
         self.firstSequence = firstSequence
@@ -490,6 +493,18 @@ public struct ArchivedRange: Sendable, Hashable, Codable {
         self.copies = copies
         self.purgedAt = purgedAt
         self.destroyedAt = destroyedAt
+        self.signingKeyRetirements = signingKeyRetirements
+    }
+
+    /// `key id:sequence` pairs, comma-separated, as `ops.journal_archives` stores them.
+    public static func retirements(parsing text: String) -> [UInt32: UInt64] {
+        var found: [UInt32: UInt64] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: ":")
+            guard parts.count == 2, let key = UInt32(parts[0], radix: 16), let sequence = UInt64(parts[1]) else { continue }
+            found[key] = min(found[key] ?? sequence, sequence)
+        }
+        return found
     }
 
     /// The sequence numbers removed.
@@ -523,7 +538,8 @@ extension JournalDatabase {
         (extract(epoch FROM (month + interval '1 month')::timestamp AT TIME ZONE 'UTC') * 1000000)::bigint AS sequenced_before,
         (extract(epoch FROM occurred_from) * 1000000)::bigint AS occurred_from, (extract(epoch FROM occurred_to) * 1000000)::bigint AS occurred_to,
         file_name, archive_sha256, array_to_string(copies, E'\\n') AS copies,
-        (extract(epoch FROM purged_at) * 1000000)::bigint AS purged, (extract(epoch FROM destroyed_at) * 1000000)::bigint AS destroyed
+        (extract(epoch FROM purged_at) * 1000000)::bigint AS purged, (extract(epoch FROM destroyed_at) * 1000000)::bigint AS destroyed,
+        signing_key_retirements
         """
 
     /// The ranges of entries removed after archiving (months purged), in sequence order.
@@ -565,7 +581,8 @@ extension JournalDatabase {
             sequencedFrom: try row.int64("sequenced_from"), sequencedBefore: try row.int64("sequenced_before"),
             occurredFrom: try row.int64("occurred_from"), occurredTo: try row.int64("occurred_to"), fileName: try row.string("file_name"),
             archiveSHA256: try row.string("archive_sha256"), copies: try row.string("copies").split(separator: "\n").map(String.init),
-            purgedAt: try row.int64("purged"), destroyedAt: try row.optionalInt64("destroyed"))
+            purgedAt: try row.int64("purged"), destroyedAt: try row.optionalInt64("destroyed"),
+            signingKeyRetirements: ArchivedRange.retirements(parsing: try row.string("signing_key_retirements")))
     }
 
     /// How many entries are stored with sequence numbers in `range` (0 for a purged month).

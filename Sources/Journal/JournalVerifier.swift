@@ -490,6 +490,8 @@ struct EntryReplay {
     private(set) var archivedReplayed: UInt64 = 0
     /// The journal events of purges: month → the sequence number of the first one.
     private var purgeEvents: [String: UInt64] = [:]
+    /// The purged range whose recorded retirements were last merged.
+    private var retirementsMerged = -1
 
     init(from start: ReplayStart, checkpoints: [CheckpointStage.Checked], archived: [ArchivedRange] = [], failures: inout FailureLog) {
         edge = start.edge
@@ -510,9 +512,14 @@ struct EntryReplay {
     /// An entry of a purged month: its leaf hash, from the stored level-0 tile, extends
     /// the tree and the chain, which the checkpoints then vouch for as for any entry.
     private mutating func replayArchived(_ row: some StoredEntryRow, failures: inout FailureLog) {
-        guard archivedRange(containing: row.sequence) != nil else {
+        guard let range = archivedRange(containing: row.sequence) else {
             fail(.entryMissing, "entry \(next) is missing (no purged month holds it)", failures: &failures)
             return
+        }
+        // The signing keys its entries retire, as read from them when it was archived.
+        if retirementsMerged != archivedIndex {
+            for (key, sequence) in range.signingKeyRetirements { retirements[key] = min(retirements[key] ?? sequence + 1, sequence + 1) }
+            retirementsMerged = archivedIndex
         }
         let leaf = Array(row.storedLeafHash)
         guard leaf.count == 32 else {

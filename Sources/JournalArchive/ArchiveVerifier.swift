@@ -67,6 +67,8 @@ public struct ArchiveVerification: Sendable, Codable {
     public var signaturesVerified: Int64 = 0
     /// Hash tiles compared with the replayed tree.
     public var tilesChecked = 0
+    /// The journal signing keys the month's entries retire: key id (8 hex digits) → the retirement entry's sequence number.
+    public var signingKeyRetirements: [String: UInt64] = [:]
     /// True when the archive was also compared with the online journal.
     public var comparedWithOnline = false
     /// Everything found wrong.
@@ -82,7 +84,7 @@ public struct ArchiveVerification: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case file, fileSHA256, fileBytes, summary, manifestSHA256, members, entriesChecked, checkpointsChecked, signaturesVerified, tilesChecked
-        case comparedWithOnline, problems
+        case signingKeyRetirements, comparedWithOnline, problems
     }
 }
 
@@ -232,6 +234,7 @@ final class ArchiveReplay {
     private var emitted: Set<TileKey> = []
     private var entriesChecked: UInt64 = 0
     private var checkpointsChecked: Int64 = 0
+    private var retirements: [String: UInt64] = [:]
 
     init(keys: [NoteVerifierKey], signatures: JournalArchiveVerifier.Signatures) {
         self.keys = keys
@@ -603,6 +606,7 @@ final class ArchiveReplay {
             try stop(.entry, next, "entry \(next) was sequenced outside \(month) or before the entry preceding it")
         }
         lastSequencedAt = scan.sequencedAt
+        noteRetirement(scan, canonical)
         occurredFrom = min(occurredFrom, scan.occurredAt)
         occurredTo = max(occurredTo, scan.occurredAt)
         let leaf = MerkleTree.leafHash(canonical)
@@ -610,6 +614,20 @@ final class ArchiveReplay {
         try appendLeaf(leaf)
         entriesChecked += 1
     }
+
+    /// Records the retirement of a journal signing key when the entry is one (the first one counts), as `verify` reads it.
+    private func noteRetirement(_ scan: CanonicalScan, _ canonical: ArraySlice<UInt8>) {
+        guard scan.field(.action, in: canonical, equals: AccessAction.keyAdmin.rawValue),
+            scan.field(.objectType, in: canonical, equals: JournalVerifier.signingKeyObjectType),
+            let reason = scan.slice(.reason, in: canonical), reason.starts(with: Self.retiredPrefix),
+            let object = scan.slice(.objectID, in: canonical), object.count == 8,
+            let key = UInt32(String(decoding: object, as: UTF8.self), radix: 16)
+        else { return }
+        let id = String(format: "%08x", key)
+        if retirements[id] == nil { retirements[id] = next }
+    }
+
+    private static let retiredPrefix = Array(JournalVerifier.retirementReasonPrefix.utf8)
 
     /// Extends the tree: compares the tiles it fills with the archive's, and the
     /// checkpoints of the new size with the tree and the chain.
@@ -728,6 +746,7 @@ final class ArchiveReplay {
         verification.checkpointsChecked = checkpointsChecked
         verification.signaturesVerified = signaturesVerified
         verification.tilesChecked = tilesChecked
+        verification.signingKeyRetirements = retirements
         // The lowest sequence number first (an altered entry is found at its tile, after the checkpoints before that tile's end).
         verification.problems += problems.enumerated().sorted { ($0.element.sequence ?? .max, $0.offset) < ($1.element.sequence ?? .max, $1.offset) }.map(\.element)
         if finished {

@@ -211,13 +211,14 @@ public struct JournalArchiver: Sendable {
             logger.info("archive copied and read back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.path": "\(path)"])
         }
         let archive = written.archive
+        let retirements = written.verification.signingKeyRetirements
         let fingerprints = recipients.map(\.fingerprint)
         let directories = self.directories
         let event = AccessEvent.system(
             by: actor, action: .retentionAdmin, objectType: ArchiveEvents.objectType, objectID: month.description,
             reason: "\(ArchiveEvents.archivedPrefix) entries \(content.firstSequence)…\(content.lastSequence) to \(archive.fileName) sha256 \(archive.sha256) in \(directories.count) directories")
         try await connection.transaction { connection in
-            try MonthCatalogue.recordArchive(archive, copies: directories, recipients: fingerprints, on: connection)
+            try MonthCatalogue.recordArchive(archive, copies: directories, recipients: fingerprints, retirements: retirements, on: connection)
             try connection.record(event)
         }
         logger.notice(

@@ -156,13 +156,15 @@ enum MonthCatalogue {
     }
 
     /// Records a verified archive through `journal.record_month_archive`, which checks it against the journal.
-    static func recordArchive(_ written: WrittenArchive, copies: [String], recipients: [String], on connection: isolated Connection) throws {
+    static func recordArchive(
+        _ written: WrittenArchive, copies: [String], recipients: [String], retirements: [String: UInt64], on connection: isolated Connection
+    ) throws {
         let summary = written.summary
         do {
             try connection.query(
                 """
                 SELECT journal.record_month_archive($1::date, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13,
-                    string_to_array($14, ','), string_to_array($15, E'\\n'), $16, $17::timestamptz)
+                    string_to_array($14, ','), string_to_array($15, E'\\n'), $16, $17::timestamptz, $18)
                 """,
                 [
                     summary.month.firstDay, Int64(summary.firstSequence), Int64(summary.lastSequence), written.manifest.occurredFrom,
@@ -170,6 +172,7 @@ enum MonthCatalogue {
                     written.sha256,
                     written.bytes, written.manifestSHA256, recipients.joined(separator: ","), copies.joined(separator: "\n"), written.writtenBy,
                     JournalEntry.rfc3339(microseconds: written.writtenAt),
+                    retirements.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","),
                 ])
         } catch {
             throw JournalArchiveError.fromDatabase(error)

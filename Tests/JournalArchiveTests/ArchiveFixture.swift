@@ -27,9 +27,11 @@ struct ArchiveFixture {
     var state: JournalState
     /// Entries added to January between its two checkpoints (shifting every later sequence number).
     var januaryBulk = 0
+    /// Events journaled in January after them.
+    var januaryEvents: [AccessEvent] = []
 
     /// January's last sequence number.
-    var januaryLast: UInt64 { UInt64(699 + januaryBulk) }
+    var januaryLast: UInt64 { UInt64(699 + januaryBulk + januaryEvents.count) }
 
     static let january = try! JournalMonth(year: 2025, month: 1)
     static let february = try! JournalMonth(year: 2025, month: 2)
@@ -44,7 +46,10 @@ struct ArchiveFixture {
     }
 
     /// A new database with the standard three months journaled.
-    static func with<Result>(_ purpose: String, januaryBulk: Int = 0, _ body: (inout ArchiveFixture) async throws -> Result) async throws -> Result {
+    static func with<Result>(
+        _ purpose: String, januaryBulk: Int = 0, januaryEvents: [AccessEvent] = [], signer: NoteSignerKey? = nil,
+        _ body: (inout ArchiveFixture) async throws -> Result
+    ) async throws -> Result {
         try await TestDatabase.with(purpose) { database in
             let admin = try await Connection.connect(database.connectionString, logger: testLogger)
             try await migrate(admin)
@@ -56,8 +61,9 @@ struct ArchiveFixture {
                 let identity = try AgeIdentity.generate()
                 try identity.exposedFile(created: "tests").write(toFile: "\(scratch)/identity.txt", atomically: true, encoding: .utf8)
                 var fixture = ArchiveFixture(
-                    database: database, admin: admin, journald: journald, signer: try NoteSignerKey.generate(name: "journal.archive.example"),
-                    identity: identity, scratch: scratch, state: try await journald.perform { try JournalDatabase.loadState(on: $0) }, januaryBulk: januaryBulk)
+                    database: database, admin: admin, journald: journald, signer: try signer ?? NoteSignerKey.generate(name: "journal.archive.example"),
+                    identity: identity, scratch: scratch, state: try await journald.perform { try JournalDatabase.loadState(on: $0) }, januaryBulk: januaryBulk,
+                    januaryEvents: januaryEvents)
                 try await fixture.journalStandardMonths()
                 let result = try await body(&fixture)
                 await admin.close()
@@ -75,6 +81,11 @@ struct ArchiveFixture {
         try await append(300, at: Self.time(Self.january, day: 5))
         try await checkpoint(at: Self.time(Self.january, day: 5, hour: 13))
         if januaryBulk > 0 { try await append(januaryBulk, at: Self.time(Self.january, day: 10)) }
+        if !januaryEvents.isEmpty {
+            let events = januaryEvents
+            try await admin.transaction { connection in try connection.record(events) }
+            try await sequenceIntake(at: Self.time(Self.january, day: 10, hour: 14))
+        }
         try await append(300, at: Self.time(Self.january, day: 15))
         try await checkpoint(at: Self.time(Self.january, day: 15, hour: 13))
         try await append(100, at: Self.time(Self.january, day: 31, hour: 23))

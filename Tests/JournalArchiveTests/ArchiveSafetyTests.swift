@@ -121,6 +121,30 @@ struct ArchiveSafetyTests {
     }
 }
 
+@Suite("Journal months: what verify knows of a purged month's entries")
+struct ArchivedRetirementTests {
+    @Test("A signing key retired by an entry of a purged month stays retired: later checkpoints signed only by it still fail")
+    func retirementSurvivesThePurge() async throws {
+        // The fixture's own key, retired in January by the journal entry osmose-keyd writes for it (entry 300).
+        let signer = try NoteSignerKey.generate(name: "journal.archive.example")
+        let keyID = String(format: "%08x", signer.verifierKey.keyID)
+        let retirement = AccessEvent.system(
+            by: .operator("tests@host via tests", role: .sysadmin), action: .keyAdmin, objectType: JournalVerifier.signingKeyObjectType,
+            objectID: keyID, reason: "retired after a rollover (tests)")
+        try await ArchiveFixture.with("archive_retired", januaryEvents: [retirement], signer: signer) { fixture in
+            let before = try await fixture.verifyJournal()
+            let retired = before.failures.filter { $0.code == .checkpointRetiredKey }.compactMap(\.checkpoint)
+            #expect(retired.first == 2, "every checkpoint after the retirement is signed only by the retired key: \(before.failures)")
+            let archiver = fixture.archiver()
+            let written = try await archiver.write(ArchiveFixture.january, on: fixture.admin)
+            #expect(written.verification?.signingKeyRetirements == [keyID: 300])
+            _ = try await archiver.purge(ArchiveFixture.january, on: fixture.admin)
+            let after = try await fixture.verifyJournal()
+            #expect(after.failures.filter { $0.code == .checkpointRetiredKey }.compactMap(\.checkpoint) == retired, "\(after.failures)")
+        }
+    }
+}
+
 @Suite("Journal months: tampering with an archive or with a purged range is caught")
 struct ArchiveTamperingTests {
     /// Every member of `archive`, in order, as bytes.

@@ -41,6 +41,10 @@ CREATE TABLE ops.journal_archives (
     recipients          text[] NOT NULL CHECK (cardinality(recipients) > 0),
     -- The archive directories holding a copy that was read back identical.
     copies              text[] NOT NULL CHECK (cardinality(copies) > 0),
+    -- The journal signing keys the month's entries retire (`key id:sequence number` of
+    -- each retirement entry, comma-separated): once the entries are purged, verify still
+    -- refuses a later checkpoint signed only by such a key.
+    signing_key_retirements text NOT NULL DEFAULT '' CHECK (signing_key_retirements ~ '^([0-9a-f]{8}:[0-9]+(,[0-9a-f]{8}:[0-9]+)*)?$'),
     written_by          text NOT NULL,
     written_at          timestamptz NOT NULL,
     verified_at         timestamptz NOT NULL,
@@ -64,7 +68,7 @@ CREATE FUNCTION journal.record_month_archive(
     p_month date, p_first bigint, p_last bigint, p_occurred_from timestamptz, p_occurred_to timestamptz,
     p_covering_checkpoint bigint, p_checkpoint_count bigint, p_chain_before bytea, p_chain_after bytea,
     p_file_name text, p_archive_sha256 text, p_archive_bytes bigint, p_manifest_sha256 text,
-    p_recipients text[], p_copies text[], p_written_by text, p_written_at timestamptz)
+    p_recipients text[], p_copies text[], p_written_by text, p_written_at timestamptz, p_signing_key_retirements text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -104,11 +108,11 @@ BEGIN
     INSERT INTO ops.journal_archives (
         month, first_sequence, last_sequence, entry_count, occurred_from, occurred_to, covering_checkpoint, covering_size,
         checkpoint_count, chain_before, chain_after, file_name, archive_sha256, archive_bytes, manifest_sha256, recipients,
-        copies, written_by, written_at, verified_at)
+        copies, signing_key_retirements, written_by, written_at, verified_at)
     VALUES (
         p_month, p_first, p_last, p_last - p_first + 1, p_occurred_from, p_occurred_to, p_covering_checkpoint, covering_tree,
         p_checkpoint_count, p_chain_before, p_chain_after, p_file_name, p_archive_sha256, p_archive_bytes, p_manifest_sha256,
-        p_recipients, p_copies, p_written_by, p_written_at, clock_timestamp())
+        p_recipients, p_copies, p_signing_key_retirements, p_written_by, p_written_at, clock_timestamp())
     ON CONFLICT (month) DO UPDATE SET
         first_sequence = EXCLUDED.first_sequence, last_sequence = EXCLUDED.last_sequence, entry_count = EXCLUDED.entry_count,
         occurred_from = EXCLUDED.occurred_from, occurred_to = EXCLUDED.occurred_to,
@@ -116,6 +120,7 @@ BEGIN
         checkpoint_count = EXCLUDED.checkpoint_count, chain_before = EXCLUDED.chain_before, chain_after = EXCLUDED.chain_after,
         file_name = EXCLUDED.file_name, archive_sha256 = EXCLUDED.archive_sha256, archive_bytes = EXCLUDED.archive_bytes,
         manifest_sha256 = EXCLUDED.manifest_sha256, recipients = EXCLUDED.recipients, copies = EXCLUDED.copies,
+        signing_key_retirements = EXCLUDED.signing_key_retirements,
         written_by = EXCLUDED.written_by, written_at = EXCLUDED.written_at, verified_at = EXCLUDED.verified_at;
 END
 $$;
@@ -200,10 +205,10 @@ $$;
 REVOKE ALL ON ops.journal_archives FROM PUBLIC;
 GRANT SELECT ON ops.journal_archives TO osmose_retention, osmose_auditor, osmose_backup;
 
-REVOKE ALL ON FUNCTION journal.record_month_archive(date, bigint, bigint, timestamptz, timestamptz, bigint, bigint, bytea, bytea, text, text, bigint, text, text[], text[], text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION journal.record_month_archive(date, bigint, bigint, timestamptz, timestamptz, bigint, bigint, bytea, bytea, text, text, bigint, text, text[], text[], text, timestamptz, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION journal.purge_month(date, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION journal.record_month_archive_destroyed(date, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION journal.record_month_archive(date, bigint, bigint, timestamptz, timestamptz, bigint, bigint, bytea, bytea, text, text, bigint, text, text[], text[], text, timestamptz) TO osmose_retention;
+GRANT EXECUTE ON FUNCTION journal.record_month_archive(date, bigint, bigint, timestamptz, timestamptz, bigint, bigint, bytea, bytea, text, text, bigint, text, text[], text[], text, timestamptz, text) TO osmose_retention;
 GRANT EXECUTE ON FUNCTION journal.purge_month(date, text) TO osmose_retention;
 GRANT EXECUTE ON FUNCTION journal.record_month_archive_destroyed(date, text) TO osmose_retention;
 
