@@ -132,16 +132,39 @@ public struct JournalArchiveVerifier: Sendable {
             verification.problems.append(ArchiveProblem(code: .unreadable, sequence: nil, message: "\(error)"))
             return verification
         }
+        // One thread decrypts and decompresses, this one hashes and replays: the two halves of the work overlap.
         let replay = ArchiveReplay(keys: keys, signatures: signatures)
+        let pipe = MemberPipe()
+        let produced = DispatchSemaphore(value: 0)
+        let producer = Thread {
+            do {
+                let reader = try EncryptedArchiveReader(path: path, identities: identities)
+                try reader.forEachMember { name, _, content in
+                    try pipe.push(.start(name))
+                    try content { span in try pipe.push(.block(span.withUnsafeBytes { Array($0) })) }
+                    try pipe.push(.end)
+                }
+                pipe.finish(nil)
+            } catch {
+                pipe.finish(error)
+            }
+            produced.signal()
+        }
+        producer.name = "journal-archive-read"
+        producer.start()
         do {
-            let reader = try EncryptedArchiveReader(path: path, identities: identities)
-            try reader.forEachMember { name, _, content in try replay.member(name, content) }
+            while let name = try pipe.nextMember() {
+                try replay.member(name) { consume in
+                    while let block = try pipe.nextBlock() { try consume(block.span.bytes) }
+                }
+            }
             replay.finish()
-        } catch let error as ReplayStop {
-            _ = error
+        } catch is ReplayStop {
         } catch {
             replay.fail(.unreadable, nil, "\(path): \(error)")
         }
+        pipe.cancel()
+        produced.wait()
         replay.report(into: &verification)
         return verification
     }
@@ -176,6 +199,98 @@ struct OnlineFacts: Sendable, Codable {
 
 /// Thrown inside the reader's loop to stop at a problem that makes the rest meaningless.
 struct ReplayStop: Error {}
+
+/// Hands an archive's members, block by block, from the thread that decrypts and
+/// decompresses to the one that checks them, holding at most `limit` bytes.
+final class MemberPipe: @unchecked Sendable {
+    // @unchecked: every mutable field is read and written under `condition`.
+    enum Item {
+        case start(String)
+        case block([UInt8])
+        case end
+    }
+
+    struct Cancelled: Error {}
+
+    private let condition = NSCondition()
+    private var items: [Item] = []
+    private var head = 0
+    private var bytes = 0
+    private var done = false
+    private var failure: (any Error)?
+    private var cancelled = false
+    private let limit: Int
+
+    init(limit: Int = 32 << 20) { self.limit = limit }
+
+    /// Queues an item, waiting while the queue is full.
+    /// - Throws: ``Cancelled`` once the reading side has stopped.
+    func push(_ item: Item) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while bytes >= limit && !cancelled { condition.wait() }
+        guard !cancelled else { throw Cancelled() }
+        if case .block(let block) = item { bytes += block.count }
+        items.append(item)
+        condition.broadcast()
+    }
+
+    /// Ends the stream, with the producer's error if it failed.
+    func finish(_ error: (any Error)?) {
+        condition.lock()
+        done = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Stops the producer (the reading side is done or gave up).
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        items.removeAll()
+        head = 0
+        bytes = 0
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func pop() throws -> Item? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == items.count && !done { condition.wait() }
+        guard head < items.count else {
+            if let failure { throw failure }
+            return nil
+        }
+        let item = items[head]
+        head += 1
+        if case .block(let block) = item { bytes -= block.count }
+        if head > 1024 {
+            items.removeFirst(head)
+            head = 0
+        }
+        condition.broadcast()
+        return item
+    }
+
+    /// The next member's name; nil at the end of the archive.
+    func nextMember() throws -> String? {
+        guard let item = try pop() else { return nil }
+        guard case .start(let name) = item else { throw JournalArchiveError(.verification, "the archive reader lost its place") }
+        return name
+    }
+
+    /// The current member's next block; nil at its end.
+    func nextBlock() throws -> [UInt8]? {
+        guard let item = try pop() else { throw JournalArchiveError(.verification, "the archive ends inside a member") }
+        switch item {
+        case .block(let block): return block
+        case .end: return nil
+        case .start: throw JournalArchiveError(.verification, "the archive reader lost its place")
+        }
+    }
+}
 
 /// The archive's members, checked in order as they stream by.
 final class ArchiveReplay {
@@ -254,8 +369,8 @@ final class ArchiveReplay {
 
     // MARK: members
 
-    /// Checks one member, hashing it on the way.
-    func member(_ name: String, _ content: ArchiveBlockReader) throws {
+    /// Checks one member, hashing it on the way; `content` hands over its blocks in order.
+    func member(_ name: String, _ content: ((RawSpan) throws -> Void) throws -> Void) throws {
         let (kind, relative) = try classify(name)
         var hasher = SHA256Hasher()
         var size: Int64 = 0

@@ -27,9 +27,6 @@ struct WrittenArchive: Sendable {
 /// Streams one month from the database into a new cold archive: nothing of the
 /// month is held in memory beyond one entry bundle and one batch of tiles.
 enum MonthArchiveWriter {
-    /// Full hash tiles read per query.
-    private static let tilesPerRead: UInt64 = 1000
-
     /// Writes the archive of `content` to `path` (which must not exist), encrypted to
     /// `recipients`, reading everything in the caller's REPEATABLE READ transaction.
     /// - Throws: ``JournalArchiveError`` `.inconsistent` when the journal lacks a tile or
@@ -86,7 +83,8 @@ enum MonthArchiveWriter {
     }
 
     /// The hash tiles of the covering checkpoint's tree, from the tile holding the
-    /// month's first entry to the right edge, level by level; returns how many.
+    /// month's first entry to the right edge, level by level; returns how many. Full
+    /// tiles stream through one binary COPY per level.
     private static func writeTiles(_ content: MonthContent, into writer: EncryptedArchiveWriter, modified: Int, on connection: isolated Connection) throws -> Int {
         let size = content.covering.treeSize
         let reader = DatabaseTreeReader(connection: connection)
@@ -95,20 +93,26 @@ enum MonthArchiveWriter {
         while size >> UInt64(8 * level) > 0 {
             let nodes = size >> UInt64(8 * level)
             let fullCount = nodes >> 8
-            var index = content.firstSequence >> UInt64(8 * (level + 1))
-            while index < fullCount {
-                let batch = index..<min(fullCount, index + tilesPerRead)
-                let tiles = try JournalDatabase.fullTiles(level: level, indices: batch, on: connection)
-                guard tiles.count == batch.count else {
-                    let present = Set(tiles.map(\.index))
-                    let missing = batch.first { !present.contains($0) } ?? batch.lowerBound
-                    throw JournalArchiveError(.inconsistent, "hash tile \(level)/\(missing) is missing from the journal: run osmosectl journal verify")
+            var next = content.firstSequence >> UInt64(8 * (level + 1))
+            if next < fullCount {
+                var decoder = BinaryCopyDecoder()
+                try connection.copyOutGathered(
+                    "COPY (SELECT tile_index, hashes FROM journal.tiles WHERE level = \(level) AND tile_index >= \(next) AND tile_index < \(fullCount) ORDER BY tile_index) TO STDOUT (FORMAT binary)",
+                    bufferBytes: 1 << 20
+                ) { buffer in
+                    try decoder.forEachRow(in: buffer) { row in
+                        let index = UInt64(bitPattern: try row.int64(0))
+                        guard index == next, let hashes = row.bytes(1), hashes.count == HashTile.width * 32 else {
+                            throw JournalArchiveError(.inconsistent, "hash tile \(level)/\(next) is missing from the journal: run osmosectl journal verify")
+                        }
+                        try writer.addBytes(Array(hashes), as: ArchiveLayout.tile(content.month, level: level, index: index, width: nil), modified: modified)
+                        next += 1
+                    }
                 }
-                for tile in tiles {
-                    try writer.addBytes(tile.hashes, as: ArchiveLayout.tile(content.month, level: level, index: tile.index, width: nil), modified: modified)
+                guard next == fullCount else {
+                    throw JournalArchiveError(.inconsistent, "hash tile \(level)/\(next) is missing from the journal: run osmosectl journal verify")
                 }
-                written += tiles.count
-                index = batch.upperBound
+                written += Int(fullCount - (content.firstSequence >> UInt64(8 * (level + 1))))
             }
             let width = Int(nodes & 0xFF)
             if width > 0 {

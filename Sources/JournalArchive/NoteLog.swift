@@ -15,10 +15,15 @@ struct NoteLogSplitter {
     /// Feeds a block; calls `note` with each note it completes (its bytes, final newline included).
     mutating func feed(_ block: RawSpan, _ note: ([UInt8]) throws -> Void) throws {
         try block.withUnsafeBytes { bytes in
-            for byte in bytes {
-                current.append(byte)
-                guard byte == 0x0A else { continue }
+            var start = 0
+            while start < bytes.count {
+                guard let newline = bytes[start...].firstIndex(of: 0x0A) else {
+                    current.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                    return
+                }
+                current.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...newline]))
                 try endLine(note)
+                start = newline + 1
             }
         }
     }
