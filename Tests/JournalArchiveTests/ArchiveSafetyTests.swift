@@ -47,7 +47,7 @@ struct ArchiveSafetyTests {
                 try await retention.query(
                     """
                     SELECT journal.record_month_archive('2025-02-01', 701, 1349, now(), now(), 4, 2, $1, $1, 'x.tar.zst.age', $2, 1, $2,
-                        ARRAY['f'], ARRAY['/cold'], 'tests', now())
+                        ARRAY['f'], ARRAY['/cold'], 'tests', now(), '')
                     """, [[UInt8](repeating: 0, count: 32), String(repeating: "b", count: 64)])
             }
             #expect(mismatched?.serverMessage?.contains("holds entries 700 to 1349, the archive says 701 to 1349") == true, "\(String(describing: mismatched?.serverMessage))")
@@ -251,7 +251,7 @@ struct ArchiveTamperingTests {
             try await owner.execute(
                 """
                 INSERT INTO ops.journal_archives SELECT '2025-02-01', 700, 1349, 650, occurred_from, occurred_to, 4, 1350, 2, chain_before, chain_after,
-                    'forged.tar.zst.age', archive_sha256, archive_bytes, manifest_sha256, recipients, copies, written_by, written_at, verified_at,
+                    'forged.tar.zst.age', archive_sha256, archive_bytes, manifest_sha256, recipients, copies, signing_key_retirements, written_by, written_at, verified_at,
                     '2025-03-01 00:00:00+00', 650, NULL FROM ops.journal_archives WHERE month = '2025-01-01'
                 """)
             let stored = try await fixture.verifyJournal()
