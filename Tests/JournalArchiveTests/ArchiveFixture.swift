@@ -52,27 +52,22 @@ struct ArchiveFixture {
     ) async throws -> Result {
         try await TestDatabase.with(purpose) { database in
             let admin = try await Connection.connect(database.connectionString, logger: testLogger)
-            try await migrate(admin)
-            let journald = try await Connection.connect("\(database.connectionString) user=osmose_journald", logger: testLogger)
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("journal-archive-\(UUID().uuidString)").path
-            defer { try? FileManager.default.removeItem(atPath: scratch) }
-            do {
-                for name in ["cold-a", "cold-b"] { try FileManager.default.createDirectory(atPath: "\(scratch)/\(name)", withIntermediateDirectories: true) }
-                let identity = try AgeIdentity.generate()
-                try identity.exposedFile(created: "tests").write(toFile: "\(scratch)/identity.txt", atomically: true, encoding: .utf8)
-                var fixture = ArchiveFixture(
-                    database: database, admin: admin, journald: journald, signer: try signer ?? NoteSignerKey.generate(name: "journal.archive.example"),
-                    identity: identity, scratch: scratch, state: try await journald.perform { try JournalDatabase.loadState(on: $0) }, januaryBulk: januaryBulk,
-                    januaryEvents: januaryEvents)
-                try await fixture.journalStandardMonths()
-                let result = try await body(&fixture)
-                await admin.close()
-                await journald.close()
-                return result
-            } catch {
-                await admin.close()
-                await journald.close()
-                throw error
+            return try await withResource(admin, release: { await $0.close() }) { admin in
+                try await migrate(admin)
+                let journald = try await Connection.connect("\(database.connectionString) user=osmose_journald", logger: testLogger)
+                return try await withResource(journald, release: { await $0.close() }) { journald in
+                    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("journal-archive-\(UUID().uuidString)").path
+                    defer { try? FileManager.default.removeItem(atPath: scratch) }
+                    for name in ["cold-a", "cold-b"] { try FileManager.default.createDirectory(atPath: "\(scratch)/\(name)", withIntermediateDirectories: true) }
+                    let identity = try AgeIdentity.generate()
+                    try identity.exposedFile(created: "tests").write(toFile: "\(scratch)/identity.txt", atomically: true, encoding: .utf8)
+                    var fixture = ArchiveFixture(
+                        database: database, admin: admin, journald: journald, signer: try signer ?? NoteSignerKey.generate(name: "journal.archive.example"),
+                        identity: identity, scratch: scratch, state: try await journald.perform { try JournalDatabase.loadState(on: $0) }, januaryBulk: januaryBulk,
+                        januaryEvents: januaryEvents)
+                    try await fixture.journalStandardMonths()
+                    return try await body(&fixture)
+                }
             }
         }
     }
