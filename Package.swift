@@ -115,6 +115,12 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
+        // Cold archives of journal months: write, read back, verify, purge, destroy (docs/retention.md).
+        // Optimised like Journal: it hashes and replays millions of entries.
+        .target(
+            name: "JournalArchive",
+            dependencies: ["Journal", "Archive", "Store", "Age", "Cryptography", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
             dependencies: ["Cryptography", "Store", "Keyring", "Journal", "Settings"],
@@ -179,7 +185,7 @@ let package = Package(
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup", "Retention",
+                "CareRecords", "Journal", "JournalArchive", "Keyring", "KeyManagement", "Age", "Backup", "Retention",
                 "Settings",
                 "Schema",
                 "Store",
@@ -215,6 +221,15 @@ let package = Package(
             name: "osmose-journal-bench",
             dependencies: ["Journal", "Store", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/osmose-journal-bench",
+            swiftSettings: strictSettings
+        ),
+
+        // Benchmark only (scripts/bench retention, part a): journals one month of N entries
+        // directly, as osmose-journald would have. Never installed.
+        .executableTarget(
+            name: "osmose-journal-archive-bench",
+            dependencies: ["Journal", "JournalArchive", "Store", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/osmose-journal-archive-bench",
             swiftSettings: strictSettings
         ),
 
@@ -279,6 +294,10 @@ let package = Package(
         ),
         .testTarget(name: "CareRecordsTests", dependencies: ["CareRecords", "Journal", "Store", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: optimisedSettings),
+        .testTarget(
+            name: "JournalArchiveTests",
+            dependencies: ["JournalArchive", "Journal", "Archive", "Age", "Store", "Cryptography", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "CareServiceTests",
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],

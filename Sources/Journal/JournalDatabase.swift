@@ -448,3 +448,148 @@ extension JournalDatabase {
         ).rows.map { try $0.bytes("canonical") }
     }
 }
+
+/// A range of entries removed from the database after their month was archived
+/// cold (docs/retention.md): the hash tiles over them stay, so the tree, every
+/// checkpoint and every proof stay verifiable, and the entries themselves live on in
+/// the archive, whose copies this names.
+public struct ArchivedRange: Sendable, Hashable, Codable {
+    /// The UTC month, `YYYY-MM`.
+    public let month: String
+    /// The first and last sequence numbers removed.
+    public let firstSequence: UInt64
+    public let lastSequence: UInt64
+    /// The month's bounds (sequenced_at), microseconds since the Unix epoch: from, and before.
+    public let sequencedFrom: Int64
+    public let sequencedBefore: Int64
+    /// The earliest and latest occurred_at of its entries, microseconds since the Unix epoch.
+    public let occurredFrom: Int64
+    public let occurredTo: Int64
+    /// The archive's file name, its SHA-256 (hex) and the directories holding a verified copy.
+    public let fileName: String
+    public let archiveSHA256: String
+    public let copies: [String]
+    /// When the entries were removed, and when the archive was destroyed at the end of its term (if it was).
+    public let purgedAt: Int64
+    public let destroyedAt: Int64?
+    /// The journal signing keys its entries retire: key id → the sequence number of the retirement entry.
+    public let signingKeyRetirements: [UInt32: UInt64]
+
+    /// A range as recorded.
+    public init(
+        month: String, firstSequence: UInt64, lastSequence: UInt64, sequencedFrom: Int64, sequencedBefore: Int64, occurredFrom: Int64,
+        occurredTo: Int64, fileName: String, archiveSHA256: String, copies: [String], purgedAt: Int64, destroyedAt: Int64?,
+        signingKeyRetirements: [UInt32: UInt64] = [:]
+    ) {
+        self.month = month
+        self.firstSequence = firstSequence
+        self.lastSequence = lastSequence
+        self.sequencedFrom = sequencedFrom
+        self.sequencedBefore = sequencedBefore
+        self.occurredFrom = occurredFrom
+        self.occurredTo = occurredTo
+        self.fileName = fileName
+        self.archiveSHA256 = archiveSHA256
+        self.copies = copies
+        self.purgedAt = purgedAt
+        self.destroyedAt = destroyedAt
+        self.signingKeyRetirements = signingKeyRetirements
+    }
+
+    /// `key id:sequence` pairs, comma-separated, as `ops.journal_archives` stores them.
+    public static func retirements(parsing text: String) -> [UInt32: UInt64] {
+        var found: [UInt32: UInt64] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: ":")
+            guard parts.count == 2, let key = UInt32(parts[0], radix: 16), let sequence = UInt64(parts[1]) else { continue }
+            found[key] = min(found[key] ?? sequence, sequence)
+        }
+        return found
+    }
+
+    /// The sequence numbers removed.
+    public var sequences: ClosedRange<UInt64> { firstSequence...lastSequence }
+
+    /// Where the archive lies, for people: `NAME in DIR, DIR` (or that it was destroyed).
+    public var location: String {
+        if let destroyedAt { return "\(fileName) (destroyed \(JournalEntry.rfc3339(microseconds: destroyedAt).prefix(10)) at the end of its term)" }
+        return "\(fileName) in \(copies.joined(separator: ", "))"
+    }
+}
+
+/// The journal event vocabulary of cold archives (action `retention-admin`, object
+/// type `journal-month`, object id the month `YYYY-MM`): `verify` looks for the
+/// event of every purge among the entries.
+public enum ArchiveEvents {
+    /// The object type of every event about a journal month's archive.
+    public static let objectType = "journal-month"
+    /// The reason of an archive written and verified starts with this.
+    public static let archivedPrefix = "archived"
+    /// The reason of a month's entries removed starts with this.
+    public static let purgedPrefix = "purged"
+    /// The reason of an archive destroyed at the end of its term starts with this.
+    public static let destroyedPrefix = "archive destroyed"
+}
+
+extension JournalDatabase {
+    private static let archivedRangeColumns = """
+        to_char(month, 'YYYY-MM') AS month, first_sequence, last_sequence,
+        (extract(epoch FROM month::timestamp AT TIME ZONE 'UTC') * 1000000)::bigint AS sequenced_from,
+        (extract(epoch FROM (month + interval '1 month')::timestamp AT TIME ZONE 'UTC') * 1000000)::bigint AS sequenced_before,
+        (extract(epoch FROM occurred_from) * 1000000)::bigint AS occurred_from, (extract(epoch FROM occurred_to) * 1000000)::bigint AS occurred_to,
+        file_name, archive_sha256, array_to_string(copies, E'\\n') AS copies,
+        (extract(epoch FROM purged_at) * 1000000)::bigint AS purged, (extract(epoch FROM destroyed_at) * 1000000)::bigint AS destroyed,
+        signing_key_retirements
+        """
+
+    /// The ranges of entries removed after archiving (months purged), in sequence order.
+    public static func archivedRanges(on connection: isolated Connection) throws -> [ArchivedRange] {
+        try connection.query(
+            "SELECT \(archivedRangeColumns) FROM ops.journal_archives WHERE purged_at IS NOT NULL ORDER BY first_sequence"
+        ).rows.map(archivedRange(from:))
+    }
+
+    /// The archived ranges holding entries that occurred in [`from`, `before`)
+    /// (microseconds since the Unix epoch; either bound may be open).
+    public static func archivedRanges(occurredFrom from: Int64?, before: Int64?, on connection: isolated Connection) throws -> [ArchivedRange] {
+        var conditions = ["purged_at IS NOT NULL"]
+        var parameters: [any PostgresEncodable] = []
+        if let from {
+            parameters.append(JournalEntry.rfc3339(microseconds: from))
+            conditions.append("occurred_to >= $\(parameters.count)::timestamptz")
+        }
+        if let before {
+            parameters.append(JournalEntry.rfc3339(microseconds: before))
+            conditions.append("occurred_from < $\(parameters.count)::timestamptz")
+        }
+        return try connection.query(
+            "SELECT \(archivedRangeColumns) FROM ops.journal_archives WHERE \(conditions.joined(separator: " AND ")) ORDER BY first_sequence", parameters
+        ).rows.map(archivedRange(from:))
+    }
+
+    /// The archived range holding entry `sequence`, if it was purged.
+    public static func archivedRange(containing sequence: UInt64, on connection: isolated Connection) throws -> ArchivedRange? {
+        try connection.query(
+            "SELECT \(archivedRangeColumns) FROM ops.journal_archives WHERE purged_at IS NOT NULL AND $1 BETWEEN first_sequence AND last_sequence",
+            [Int64(sequence)]
+        ).singleRow().map(archivedRange(from:))
+    }
+
+    private static func archivedRange(from row: Row) throws -> ArchivedRange {
+        ArchivedRange(
+            month: try row.string("month"), firstSequence: UInt64(try row.int64("first_sequence")), lastSequence: UInt64(try row.int64("last_sequence")),
+            sequencedFrom: try row.int64("sequenced_from"), sequencedBefore: try row.int64("sequenced_before"),
+            occurredFrom: try row.int64("occurred_from"), occurredTo: try row.int64("occurred_to"), fileName: try row.string("file_name"),
+            archiveSHA256: try row.string("archive_sha256"), copies: try row.string("copies").split(separator: "\n").map(String.init),
+            purgedAt: try row.int64("purged"), destroyedAt: try row.optionalInt64("destroyed"),
+            signingKeyRetirements: ArchivedRange.retirements(parsing: try row.string("signing_key_retirements")))
+    }
+
+    /// How many entries are stored with sequence numbers in `range` (0 for a purged month).
+    public static func storedEntryCount(_ range: ClosedRange<UInt64>, on connection: isolated Connection) throws -> UInt64 {
+        UInt64(
+            try connection.query(
+                "SELECT count(*) AS n FROM journal.entries WHERE seq >= $1 AND seq <= $2", [Int64(range.lowerBound), Int64(range.upperBound)]
+            ).rows[0].int64("n"))
+    }
+}

@@ -63,6 +63,14 @@ public struct JournalSearch: Sendable, Hashable {
         try JournalDatabase.canonicalBytes(matching: self, on: connection).map(JournalEntry.init(canonical:)).filter(matches)
     }
 
+    /// The purged months whose entries occurred in the search's period (every purged
+    /// month when the period is open): their entries are not searched, they lie in
+    /// the cold archives these name.
+    /// - Throws: ``StoreError`` from the database.
+    public func archivedRanges(on connection: isolated Connection) throws -> [ArchivedRange] {
+        try JournalDatabase.archivedRanges(occurredFrom: occurredFrom.map(Self.microseconds), before: occurredBefore.map(Self.microseconds), on: connection)
+    }
+
     /// True when the decoded `entry` satisfies every filter.
     public func matches(_ entry: JournalEntry) -> Bool {
         Self.same(entry.patientID, patientID) && Self.same(entry.actorUserID, actorUserID)

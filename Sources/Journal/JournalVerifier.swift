@@ -21,6 +21,15 @@ public protocol StoredEntryRow {
     /// True when actor_user_id, actor_team, action, patient_id, purpose and result
     /// say what `scan` found in the canonical bytes.
     func searchColumnsAgree(with scan: CanonicalScan) -> Bool
+    /// True for an entry of a purged month: its bytes are in the month's cold archive,
+    /// and only its leaf hash, read from the stored level-0 hash tile, is handed over
+    /// (``storedLeafHash``; empty when that tile is missing).
+    var isArchived: Bool { get }
+}
+
+extension StoredEntryRow {
+    /// Rows are stored entries unless a snapshot says otherwise.
+    public var isArchived: Bool { false }
 }
 
 /// A stored entry row held in memory.
@@ -106,6 +115,15 @@ public protocol JournalSnapshot {
     func forEachTile(_ body: (HashTile) throws -> Void) throws
     /// The tree's edge at `size`, from the stored tiles (for an incremental run).
     func edge(size: UInt64) throws -> TreeEdge
+    /// The ranges of entries purged after their month was archived, in sequence order.
+    /// ``forEachEntry(from:_:)`` hands over an archived row (``StoredEntryRow/isArchived``)
+    /// for each of their sequence numbers.
+    func archivedRanges() throws -> [ArchivedRange]
+}
+
+extension JournalSnapshot {
+    /// No month purged.
+    public func archivedRanges() throws -> [ArchivedRange] { [] }
 }
 
 /// Something `verify` found wrong.
@@ -160,6 +178,10 @@ public struct VerificationFailure: Sendable, Hashable, Codable, CustomStringConv
         case witnessBehind = "journal.verify.witness_behind"
         /// A witness's `checkpoint` file is not the last note of its log.
         case witnessLatest = "journal.verify.witness_latest"
+        /// An entry of a purged month is still stored, or its level-0 hash tile is missing.
+        case archivedEntry = "journal.verify.archived_entry"
+        /// A month is recorded as purged, but the journal holds no event of that purge.
+        case archiveUnjournaled = "journal.verify.archive_unjournaled"
 
         public var description: String { rawValue }
     }
@@ -197,11 +219,40 @@ public struct VerificationReport: Sendable, Codable {
     public var latestCheckpoint: Int64?
     /// Everything found wrong, the lowest sequence first.
     public var failures: [VerificationFailure] = []
+    /// The ranges purged after archiving, each with where its archive lies and the
+    /// journal event of its purge. Their entries were not read (their leaf hashes, from
+    /// the stored tiles, were), so `entriesChecked` counts only stored entries.
+    public var archivedRanges: [ArchivedRangeCheck] = []
+    /// How many archived entries' leaf hashes were replayed from the stored tiles.
+    public var archivedEntriesReplayed: UInt64 = 0
 
     /// True when nothing is wrong.
     public var passed: Bool { failures.isEmpty }
     /// The first bad sequence number, if any failure names one.
     public var firstBadSequence: UInt64? { failures.compactMap(\.sequence).min() }
+}
+
+/// A purged range as `verify` found it: where its archive lies, and the journal
+/// event of its purge.
+public struct ArchivedRangeCheck: Sendable, Hashable, Codable {
+    /// Where the journal event of the purge was found.
+    public enum Purge: Sendable, Hashable, Codable {
+        /// Among the entries, at this sequence number.
+        case journaled(sequence: UInt64)
+        /// Not among the stored entries, but sequenced during this later purged month (its archive holds it).
+        case inArchivedMonth(String)
+        /// Not sequenced yet: the journal has not moved past the purge.
+        case pending
+        /// Not looked for (an incremental run, or the replay stopped before).
+        case notChecked
+        /// Nowhere: ``VerificationFailure/Code/archiveUnjournaled``.
+        case missing
+    }
+
+    /// The range, as recorded.
+    public let range: ArchivedRange
+    /// Where its purge is journaled.
+    public let purge: Purge
 }
 
 /// The security officer's proof that the journal is complete and unaltered: the
@@ -264,10 +315,13 @@ public struct JournalVerifier {
             return report
         }
         report.firstSequence = start.next
-        var replay = EntryReplay(from: start, checkpoints: checkpoints.checked.filter(\.valid), failures: &failures)
+        let archived = try snapshot.archivedRanges()
+        var replay = EntryReplay(from: start, checkpoints: checkpoints.checked.filter(\.valid), archived: archived, failures: &failures)
         try snapshot.forEachEntry(from: start.next) { row in replay.check(row, failures: &failures) }
-        report.entriesChecked = replay.next - start.next
+        report.entriesChecked = replay.next - start.next - replay.archivedReplayed
+        report.archivedEntriesReplayed = replay.archivedReplayed
         checkpoints.checkSigners(retiredAt: replay.retirements, failures: &failures)
+        report.archivedRanges = replay.checkPurgesJournaled(incremental: since != nil, grace: witnessGrace, failures: &failures)
         if !replay.failed {
             replay.checkEnd(head: try snapshot.head(), failures: &failures)
             report.tilesChecked = try TileStage.check(snapshot, expected: replay.expectedTiles, from: start.next, end: replay.next, failures: &failures)
@@ -429,12 +483,55 @@ struct EntryReplay {
     private(set) var failed = false
     /// The valid checkpoints whose size is not reached yet.
     private var pending: ArraySlice<CheckpointStage.Checked>
+    /// The purged ranges, in sequence order, and the first one not passed yet.
+    private let archived: [ArchivedRange]
+    private var archivedIndex = 0
+    /// How many archived entries were replayed from their tiles' leaf hashes.
+    private(set) var archivedReplayed: UInt64 = 0
+    /// The journal events of purges: month → the sequence number of the first one.
+    private var purgeEvents: [String: UInt64] = [:]
+    /// The purged range whose recorded retirements were last merged.
+    private var retirementsMerged = -1
 
-    init(from start: ReplayStart, checkpoints: [CheckpointStage.Checked], failures: inout FailureLog) {
+    init(from start: ReplayStart, checkpoints: [CheckpointStage.Checked], archived: [ArchivedRange] = [], failures: inout FailureLog) {
         edge = start.edge
         chain = start.chain
         next = start.next
         pending = checkpoints[...]
+        self.archived = archived
+        checkReachedCheckpoints(failures: &failures)
+    }
+
+    /// The purged range holding `sequence`, if any (rows come in sequence order).
+    private mutating func archivedRange(containing sequence: UInt64) -> ArchivedRange? {
+        while archivedIndex < archived.count, archived[archivedIndex].lastSequence < sequence { archivedIndex += 1 }
+        guard archivedIndex < archived.count, archived[archivedIndex].firstSequence <= sequence else { return nil }
+        return archived[archivedIndex]
+    }
+
+    /// An entry of a purged month: its leaf hash, from the stored level-0 tile, extends
+    /// the tree and the chain, which the checkpoints then vouch for as for any entry.
+    private mutating func replayArchived(_ row: some StoredEntryRow, failures: inout FailureLog) {
+        guard let range = archivedRange(containing: row.sequence) else {
+            fail(.entryMissing, "entry \(next) is missing (no purged month holds it)", failures: &failures)
+            return
+        }
+        // The signing keys its entries retire, as read from them when it was archived.
+        if retirementsMerged != archivedIndex {
+            for (key, sequence) in range.signingKeyRetirements { retirements[key] = min(retirements[key] ?? sequence + 1, sequence + 1) }
+            retirementsMerged = archivedIndex
+        }
+        let leaf = Array(row.storedLeafHash)
+        guard leaf.count == 32 else {
+            fail(.archivedEntry, "hash tile 0/\(next >> 8), which holds the leaf hash of archived entry \(next), is missing", failures: &failures)
+            return
+        }
+        chain = JournalDatabase.chainHash(previous: chain, leafHash: leaf)
+        for tile in edge.append(leafHash: leaf) {
+            expectedTiles[tile.level, default: [:]][tile.index] = SHA256.hash(tile.hashes)
+        }
+        next += 1
+        archivedReplayed += 1
         checkReachedCheckpoints(failures: &failures)
     }
 
@@ -450,8 +547,13 @@ struct EntryReplay {
             }
             return
         }
+        if row.isArchived { return replayArchived(row, failures: &failures) }
+        if let range = archivedRange(containing: row.sequence) {
+            return fail(.archivedEntry, "entry \(next) lies in \(range.month), recorded as purged, but is still stored", failures: &failures)
+        }
         guard let (entry, leaf, nextChain) = checked(row, failures: &failures) else { return }
         noteRetirement(entry, row)
+        notePurge(entry, row)
         chain = nextChain
         lastSequencedAt = entry.sequencedAt
         for tile in edge.append(leafHash: leaf) {
@@ -513,6 +615,38 @@ struct EntryReplay {
         retirements[keyID] = retirements[keyID] ?? row.sequence + 1
     }
 
+    /// Records the journal event of a month's purge (the first one counts).
+    private mutating func notePurge(_ entry: CanonicalScan, _ row: some StoredEntryRow) {
+        let bytes = row.canonicalBytes
+        guard entry.field(.objectType, in: bytes, equals: Self.monthObjectTypeBytes), entry.field(.action, in: bytes, equals: Self.retentionAdminBytes),
+            let reason = entry.slice(.reason, in: bytes), reason.starts(with: Self.purgedBytes),
+            let month = entry.slice(.objectID, in: bytes)
+        else { return }
+        let name = String(decoding: month, as: UTF8.self)
+        if purgeEvents[name] == nil { purgeEvents[name] = row.sequence }
+    }
+
+    /// Stage 7b: every purged range has the journal event of its purge among the
+    /// entries — or in a later purged month (whose archive then holds it), or not yet
+    /// sequenced (the journal has not moved `grace` past the purge). A range recorded
+    /// as purged without such an event is an unjournaled removal. An incremental run
+    /// does not read the events before its start and says so instead.
+    func checkPurgesJournaled(incremental: Bool, grace: Int64, failures: inout FailureLog) -> [ArchivedRangeCheck] {
+        archived.map { range in
+            if let sequence = purgeEvents[range.month] { return ArchivedRangeCheck(range: range, purge: .journaled(sequence: sequence)) }
+            guard !failed else { return ArchivedRangeCheck(range: range, purge: .notChecked) }
+            if let holder = archived.first(where: { $0.month != range.month && $0.sequencedFrom <= range.purgedAt + grace && range.purgedAt < $0.sequencedBefore }) {
+                return ArchivedRangeCheck(range: range, purge: .inArchivedMonth(holder.month))
+            }
+            if lastSequencedAt < range.purgedAt + grace { return ArchivedRangeCheck(range: range, purge: .pending) }
+            if incremental { return ArchivedRangeCheck(range: range, purge: .notChecked) }
+            failures.add(
+                .archiveUnjournaled, range.firstSequence, nil,
+                "entries \(range.firstSequence)…\(range.lastSequence) (\(range.month)) are recorded as purged, but the journal holds no event of that purge")
+            return ArchivedRangeCheck(range: range, purge: .missing)
+        }
+    }
+
     /// Compares the tree and the chain with every pending checkpoint of the current size.
     private mutating func checkReachedCheckpoints(failures: inout FailureLog) {
         while let first = pending.first, first.record.treeSize == edge.size {
@@ -543,6 +677,9 @@ struct EntryReplay {
             && hash.withUnsafeBytes { hash in stored.withUnsafeBytes { memcmp(hash.baseAddress!, $0.baseAddress!, hash.count) == 0 } }
     }
 
+    private static let monthObjectTypeBytes = ArraySlice(ArchiveEvents.objectType.utf8)
+    private static let retentionAdminBytes = ArraySlice(AccessAction.retentionAdmin.rawValue.utf8)
+    private static let purgedBytes = Array(ArchiveEvents.purgedPrefix.utf8)
     private static let signingKeyObjectTypeBytes = ArraySlice(JournalVerifier.signingKeyObjectType.utf8)
     private static let keyAdminBytes = ArraySlice(AccessAction.keyAdmin.rawValue.utf8)
     private static let retirementBytes = Array(JournalVerifier.retirementReasonPrefix.utf8)

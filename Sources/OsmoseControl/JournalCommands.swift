@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Journal
+import JournalArchive
 import Settings
 
 /// The security officer's commands: integrity, investigation, proofs and exports.
@@ -14,7 +15,7 @@ struct JournalCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Verify.self, Search.self, Show.self, Tail.self, Prove.self, Export.self, Tiles.self, CheckpointCommand.self, VerifierKey.self,
-            KeyGenerate.self,
+            KeyGenerate.self, JournalArchiveCommand.self,
         ])
 
     // MARK: keys
@@ -87,8 +88,17 @@ struct JournalCommand: AsyncParsableCommand {
         @Flag(help: "Compare no witness directory (when they are not reachable from here); a rolled-back database then goes unnoticed.")
         var noWitnesses = false
         @Flag(help: "Print the report as JSON.") var json = false
+        @Option(help: "Verify this cold archive of a month instead (alone, then against the online journal): see journal archive verify.")
+        var archive: String?
+        @Option(help: "With --archive: an age identity file that opens it (default: archives.identity_file).") var identity: String?
+        @Option(help: "With --archive: which checkpoint signatures to verify, all or covering.") var signatures: SignatureChoice = .all
+        @Flag(help: "With --archive: verify it alone, without the database.") var noOnline = false
 
         func run() async throws {
+            if let archive {
+                return try await ArchiveVerifyOptions.verify(
+                    options: options, archive: archive, identity: identity, keys: keys, signatures: signatures.signatures, online: !noOnline, json: json)
+            }
             try await reportingFailures {
                 let configuration = try options.loadConfiguration()
                 let verifierKeys = try resolveVerifierKeys(keys, configuration.journal)
@@ -115,6 +125,7 @@ struct JournalCommand: AsyncParsableCommand {
                     print(
                         "checked \(range), \(report.checkpointsChecked) checkpoints (latest #\(report.latestCheckpoint.map(String.init) ?? "none")), "
                             + "\(report.tilesChecked) tiles, \(report.witnessNotesChecked) witness notes in \(directories.count) directories, in \(elapsed)")
+                    for archived in report.archivedRanges { print(Self.describe(archived)) }
                     for failure in report.failures { print("FAIL \(failure)") }
                 }
                 guard report.passed else {
@@ -127,6 +138,21 @@ struct JournalCommand: AsyncParsableCommand {
                 }
                 if !json { print("journal verified: OK") }
             }
+        }
+
+        /// One purged range: where its entries are, and where its purge is journaled.
+        static func describe(_ archived: ArchivedRangeCheck) -> String {
+            let range = archived.range
+            let purge: String
+            switch archived.purge {
+            case .journaled(let sequence): purge = "purge journaled at seq \(sequence)"
+            case .inArchivedMonth(let month): purge = "purge journaled in the archived month \(month)"
+            case .pending: purge = "purge not sequenced yet"
+            case .notChecked: purge = "purge event not looked for"
+            case .missing: purge = "NO journal event of the purge"
+            }
+            return "archived entries \(range.firstSequence)…\(range.lastSequence) (\(range.month)): \(range.location), sha256 \(range.archiveSHA256); "
+                + "leaf hashes replayed from the stored tiles; \(purge)"
         }
 
         /// After a signature failure: names the keyring's signing keys that were not
@@ -208,14 +234,23 @@ struct JournalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let search = try search()
-                let entries = try await options.withConnection { connection in try await connection.perform { try search.entries(on: $0) } }
+                let (entries, archived) = try await options.withSnapshot { connection in
+                    (try search.entries(on: connection), try search.archivedRanges(on: connection))
+                }
+                // Purged months are not searched: say which archive holds them (on standard error with --json).
+                let notes = archived.map { range in
+                    "entries \(range.firstSequence)…\(range.lastSequence) (\(range.month), occurred \(JournalEntry.rfc3339(microseconds: range.occurredFrom).prefix(10))"
+                        + " to \(JournalEntry.rfc3339(microseconds: range.occurredTo).prefix(10))) were purged and not searched: they are in \(range.location)"
+                }
                 if json {
                     try printJSON(entries)
+                    for note in notes { FileHandle.standardError.write(Data("osmosectl: \(note)\n".utf8)) }
                 } else {
                     printTable(
                         ["SEQ", "OCCURRED (UTC)", "USER", "ROLE", "TEAM", "ACTION", "OBJECT", "PATIENT", "PURPOSE", "RESULT", "FROM"],
                         entries.map(Self.columns))
                     print("\(entries.count) entries")
+                    for note in notes { print(note) }
                 }
             }
         }
@@ -241,7 +276,10 @@ struct JournalCommand: AsyncParsableCommand {
                 let sequence = self.sequence
                 let (stored, covering) = try await options.withConnection { connection in
                     try await connection.perform { connection in
-                        (try JournalDatabase.entry(sequence, on: connection), try JournalDatabase.firstCheckpoint(covering: sequence, on: connection))
+                        if let archived = try JournalDatabase.archivedRange(containing: sequence, on: connection) {
+                            throw JournalError(.notFound, "entry \(sequence) was purged with \(archived.month): it is in \(archived.location)")
+                        }
+                        return (try JournalDatabase.entry(sequence, on: connection), try JournalDatabase.firstCheckpoint(covering: sequence, on: connection))
                     }
                 }
                 if json {

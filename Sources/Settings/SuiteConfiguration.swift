@@ -144,6 +144,18 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var maximumFrameBytes: Int
     }
 
+    /// Cold archives of journal months (`osmosectl journal archive`, osmose-retentiond).
+    public struct Archives: Hashable, Sendable {
+        /// The archive directories (cold storage mounts, absolute paths): every archive
+        /// is copied to each and read back. They must exist: a missing mount is an error.
+        public var directories: [String]
+        /// The age recipients (`age1…`, or all hybrid post-quantum `age1pq1…`) archives
+        /// are encrypted to. The host holds only these; the identities stay offline.
+        public var recipients: [String]
+        /// An age identity file, only where archives are read back by people (`journal verify --archive`).
+        public var identityFile: String?
+    }
+
     /// Database settings.
     public var database: Database
     /// Logging settings.
@@ -160,6 +172,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var backup: Backup
     /// Retention settings.
     public var retention = Retention(database: "", masterKeyFile: nil, policy: nil)
+    /// Cold archive settings.
+    public var archives: Archives = Archives(directories: [], recipients: [], identityFile: nil)
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -185,7 +199,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention", "archives"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -290,7 +304,36 @@ public struct SuiteConfiguration: Hashable, Sendable {
             }
             configuration.backup.identityFile = try backup.optionalString("identity_file")
         }
+        if let archives = try root.mapping("archives", allowedKeys: ["directories", "recipients", "identity_file"]) {
+            configuration.archives = try parseArchives(archives)
+        }
         return configuration
+    }
+
+    static func parseArchives(_ archives: SettingsMapping) throws -> Archives {
+        let directories = try archives.strings("directories")
+        for directory in directories where !directory.hasPrefix("/") {
+            throw archives.error("directories", "\(directory) must be an absolute path")
+        }
+        guard Set(directories).count == directories.count else { throw archives.error("directories", "lists a directory twice") }
+        let recipients = try archives.strings("recipients")
+        for recipient in recipients where !isAgeRecipient(recipient) {
+            throw archives.error(
+                "recipients",
+                "\(recipient.prefix(20))… is not an age recipient (X25519: age1 and 58 lowercase Bech32 characters; hybrid post-quantum: age1pq1 and 1952)")
+        }
+        let postQuantum = recipients.filter { $0.hasPrefix("age1pq1") }.count
+        guard postQuantum == 0 || postQuantum == recipients.count else {
+            throw archives.error("recipients", "mixes hybrid post-quantum (age1pq1…) and classic recipients: one archive cannot be encrypted to both kinds")
+        }
+        let identityFile = try archives.optionalString("identity_file")
+        if let identityFile, !identityFile.hasPrefix("/") { throw archives.error("identity_file", "must be an absolute path") }
+        return Archives(directories: directories, recipients: recipients, identityFile: identityFile)
+    }
+
+    /// True for `age1…` (X25519) or `age1pq1…` (hybrid post-quantum) in Bech32.
+    static func isAgeRecipient(_ text: String) -> Bool {
+        text.range(of: "^age1(pq1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{1952}|[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58})$", options: .regularExpression) != nil
     }
 
     static func parseJournal(_ journal: SettingsMapping) throws -> Journal {

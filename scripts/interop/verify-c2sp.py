@@ -4,6 +4,7 @@ the C2SP formats and RFC 9162 algorithms (the aics-tlog package, not our code):
 
   verify-c2sp.py --vkey VKEY [--vkey VKEY…] [--tiles DIR] [--proof FILE]
                  [--consistency FILE --old-checkpoint FILE] [--export DIR] [--history DIR]
+                 [--archive DIR]
 
 --vkey VKEY        a verifier key of the log; repeat it for every key of a log that has
                    rolled its signing key over: a checkpoint passes when one of them
@@ -19,10 +20,21 @@ the C2SP formats and RFC 9162 algorithms (the aics-tlog package, not our code):
 --history DIR      every checkpoint of the log in order, as DIR/NNNNNN.note, and
                    DIR/NNNNNN.consistency (`prove consistency`) from the one before:
                    each signed by one of the keys, each consistent with the previous
+--archive DIR      a cold archive of a journal month, decrypted and extracted
+                   (age -d … | bsdtar -xf - -C DIR): DIR/journal-YYYY-MM/. Its covering
+                   checkpoint signed by a log key; its hash tiles authenticated against
+                   that checkpoint's root (aics-tlog's VerifiedTileReader); every entry of
+                   the month hashed as a leaf and found at its index; every other
+                   checkpoint signed, and its root recomputed from the tiles; the hash
+                   chain from chain_before through every checkpoint inside the month to
+                   chain_after; every file against manifest.json's SHA-256
 
 Prints one line per check and exits 1 at the first failure."""
 import argparse
 import base64
+import hashlib
+import json
+import os
 import sys
 
 import aics_tlog
@@ -66,6 +78,7 @@ def main():
     parser.add_argument("--old-checkpoint")
     parser.add_argument("--export")
     parser.add_argument("--history")
+    parser.add_argument("--archive")
     args = parser.parse_args()
     vkey = [aics_tlog.parse_vkey(text) for text in args.vkey]
     reader = None
@@ -147,6 +160,93 @@ def main():
                     fail(f"history {name}: size {previous.size} is not a prefix of size {head.size}")
             previous = head
         print(f"ok history: {len(names)} checkpoints each signed by one of {len(vkey)} keys ({cosigned} by two or more), each consistent with the previous")
+
+    if args.archive:
+        verify_archive(args.archive, vkey)
+
+
+def split_notes(text):
+    """The notes of a log where each note is followed by one empty line."""
+    notes, current, in_signatures = [], [], False
+    for line in text.split("\n")[:-1]:
+        if not in_signatures:
+            current.append(line)
+            in_signatures = line == ""
+        elif line == "":
+            notes.append("\n".join(current) + "\n")
+            current, in_signatures = [], False
+        else:
+            current.append(line)
+    if current:
+        fail("archive: the checkpoints file ends inside a note")
+    return notes
+
+
+def bundle_index(relative):
+    """N from a tile-style path such as x001/234."""
+    parts = relative.split("/")
+    return int("".join(part[1:] if part.startswith("x") else part for part in parts))
+
+
+def verify_archive(directory, vkey):
+    months = [name for name in os.listdir(directory) if name.startswith("journal-")]
+    if len(months) != 1:
+        fail(f"archive: expected one journal-YYYY-MM directory in {directory}, found {months}")
+    root = os.path.join(directory, months[0])
+    manifest = json.load(open(f"{root}/manifest.json"))
+    for member in manifest["members"]:
+        path = os.path.join(directory, member["path"])
+        data = open(path, "rb").read()
+        if len(data) != member["size"] or hashlib.sha256(data).hexdigest() != member["sha256"]:
+            fail(f"archive: {member['path']} differs from manifest.json")
+    month = json.load(open(f"{root}/month.json"))
+    first, last = month["first_sequence"], month["last_sequence"]
+    head = checkpoint(open(f"{root}/checkpoint").read(), vkey)
+    if head.size != month["covering"]["size"] or head.size <= last:
+        fail("archive: the covering checkpoint does not cover the month")
+    tiles = aics_tlog.FileSystemTileReader(root)
+    verified = aics_tlog.VerifiedTileReader(tiles, head.size, head.root)
+    verified.check_root()
+    count, seen = 0, []
+    bundles = sorted(
+        (bundle_index(os.path.relpath(os.path.join(path, name), f"{root}/entries")), os.path.join(path, name))
+        for path, _, names in os.walk(f"{root}/entries") for name in names)
+    chain = base64.b64decode(month["chain_before"])
+    chains = {}
+    for index, path in bundles:
+        for entry in aics_tlog.tiles.parse_entry_bundle(open(path, "rb").read()):
+            sequence = first + count
+            if sequence // 256 != index:
+                fail(f"archive: entry {sequence} is not in bundle {index}")
+            leaf = aics_tlog.leaf_hash(entry)
+            if verified.leaf_hash(sequence) != leaf:
+                fail(f"archive: entry {sequence} is not the leaf at its index in the covering checkpoint's tree")
+            if int.from_bytes(entry[1:9], "big") != sequence:
+                fail(f"archive: the entry at {sequence} names another sequence number")
+            chain = hashlib.sha256(chain + leaf).digest()
+            chains[sequence + 1] = chain
+            count += 1
+    if count != last - first + 1:
+        fail(f"archive: {count} entries, month.json says {last - first + 1}")
+    if base64.b64encode(chain).decode() != month["chain_after"]:
+        fail("archive: the hash chain does not end at chain_after")
+    notes = split_notes(open(f"{root}/checkpoints").read())
+    if len(notes) != month["checkpoint_count"] or notes[-1] != open(f"{root}/checkpoint").read():
+        fail("archive: the checkpoints file does not end with the covering checkpoint")
+    for note in notes:
+        signed = checkpoint(note, vkey)
+        if tiles_root(tiles, signed.size, head.size) != signed.root:
+            fail(f"archive: the tiles do not give the root of the checkpoint of size {signed.size}")
+        extension = [line for line in note.split("\n") if line.startswith("osmose-chain ")]
+        if signed.size in chains and (not extension or base64.b64decode(extension[0][13:]) != chains[signed.size]):
+            fail(f"archive: the chain differs from the checkpoint of size {signed.size}'s osmose-chain")
+    print(f"ok archive: {month['month']} of {month['origin']}, entries {first}…{last} ({count}) each found at its index in the "
+          f"tree of size {head.size} whose tiles give the signed root; {len(notes)} checkpoints each signed and matching the tiles and the chain; "
+          f"{len(manifest['members'])} files match manifest.json")
+
+
+def tiles_root(reader, size, tile_size):
+    return aics_tlog.tree_root_from_tiles(reader, size, tile_size=tile_size)
 
 
 main()
