@@ -357,12 +357,12 @@ public final class DatabaseTreeReader: TreeHashReader {
             }
             return try rows.map { try $0.bytes("leaf_hash") }
         }
-        return try range.map { index in
-            guard let below = try fullTile(level: level - 1, index: index) else {
-                throw JournalError(.inconsistentState, "hash tile \(level - 1)/\(index) is missing")
-            }
-            return HashTile(level: level - 1, index: index, hashes: below).root
+        // One read for all the full tiles below, not one a hash.
+        let below = try connection.assumeIsolated { connection in try JournalDatabase.fullTiles(level: level - 1, indices: range, on: connection) }
+        guard below.count == range.count, zip(below, range).allSatisfy({ $0.index == $1 }) else {
+            throw JournalError(.inconsistentState, "hash tiles \(level - 1)/\(range.lowerBound)..<\(range.upperBound) are not all stored (found \(below.count))")
         }
+        return below.map(\.root)
     }
 
     private func fullTile(level: Int, index: UInt64) throws -> [UInt8]? {
@@ -404,6 +404,12 @@ extension JournalDatabase {
         try connection.query(
             "SELECT canonical FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", [Int64(range.lowerBound), Int64(range.upperBound)]
         ).rows.map { try $0.bytes("canonical") }
+    }
+
+    /// How many of the entries `sequences` are stored.
+    static func countEntries(_ sequences: SortedIndices, on connection: isolated Connection) throws -> Int {
+        guard !sequences.isEmpty else { return 0 }
+        return try connection.query("SELECT count(*) AS n FROM journal.entries WHERE \(sequences.sqlCondition("seq"))").rows[0].int("n")
     }
 
     /// The stored full hash tiles of `level` whose indices are in `indices`, in index order.

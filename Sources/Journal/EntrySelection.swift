@@ -1,0 +1,128 @@
+/// Which journal entries an export or a batch of proofs covers: a contiguous range
+/// of sequence numbers, or scattered ones (a patient's entries, a search's hits),
+/// kept sorted and without repeats.
+public struct EntrySelection: Sendable, Hashable, CustomStringConvertible {
+    let indices: SortedIndices
+
+    private init(_ indices: SortedIndices) {
+        self.indices = indices
+    }
+
+    /// The entries `range` (both ends included).
+    public static func range(_ range: ClosedRange<UInt64>) -> EntrySelection {
+        EntrySelection(.range(range.lowerBound..<range.upperBound + 1))
+    }
+
+    /// The entries `sequences`, in any order; repeats count once.
+    public static func sequences(_ sequences: some Sequence<UInt64>) -> EntrySelection {
+        var sorted = Array(sequences)
+        sorted.sort()
+        var unique: [UInt64] = []
+        unique.reserveCapacity(sorted.count)
+        for sequence in sorted where unique.last != sequence { unique.append(sequence) }
+        return EntrySelection(.list(unique))
+    }
+
+    /// How many entries.
+    public var count: Int { indices.count }
+
+    /// True when it holds no entry.
+    public var isEmpty: Bool { indices.isEmpty }
+
+    /// The lowest sequence number, if any.
+    public var first: UInt64? {
+        switch indices {
+        case .range(let range): return range.isEmpty ? nil : range.lowerBound
+        case .list(let list): return list.first
+        }
+    }
+
+    /// The highest sequence number, if any.
+    public var last: UInt64? {
+        switch indices {
+        case .range(let range): return range.isEmpty ? nil : range.upperBound - 1
+        case .list(let list): return list.last
+        }
+    }
+
+    /// True for a contiguous range.
+    public var isContiguous: Bool {
+        if case .range = indices { return true }
+        return false
+    }
+
+    /// The sequence numbers, in order (for a range, every one of them).
+    public var sequences: [UInt64] { indices.values }
+
+    /// `12-345` for a range, `1000 entries in 12-98765` for scattered ones.
+    public var description: String {
+        guard let first, let last else { return "no entries" }
+        return isContiguous ? "\(first)-\(last)" : "\(count) entries in \(first)-\(last)"
+    }
+
+    /// The selection cut into consecutive chunks of entries lying in at most
+    /// `tilesPerChunk` level-0 tiles each: what one round of reads covers.
+    func chunks(tilesPerChunk: Int) -> [SelectionChunk] {
+        precondition(tilesPerChunk > 0)
+        var chunks: [SelectionChunk] = []
+        switch indices {
+        case .range(let range):
+            guard !range.isEmpty else { return [] }
+            let span = UInt64(tilesPerChunk) << 8
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(range.upperBound, ((start >> 8) << 8) + span)
+                chunks.append(SelectionChunk(sequences: .range(start..<end)))
+                start = end
+            }
+        case .list(let list):
+            var current: [UInt64] = []
+            var tiles = 0
+            for sequence in list {
+                if current.last.map({ $0 >> 8 != sequence >> 8 }) ?? true {
+                    if tiles == tilesPerChunk {
+                        chunks.append(SelectionChunk(sequences: .list(current)))
+                        current = []
+                        tiles = 0
+                    }
+                    tiles += 1
+                }
+                current.append(sequence)
+            }
+            if !current.isEmpty { chunks.append(SelectionChunk(sequences: .list(current))) }
+        }
+        return chunks
+    }
+}
+
+/// Consecutive entries of a selection, lying in a few level-0 tiles.
+struct SelectionChunk: Sendable {
+    let sequences: SortedIndices
+
+    /// The level-0 tiles holding the entries, ascending, each with its entries.
+    var tiles: [(index: UInt64, sequences: SortedIndices)] {
+        switch sequences {
+        case .range(let range):
+            var tiles: [(UInt64, SortedIndices)] = []
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(range.upperBound, ((start >> 8) + 1) << 8)
+                tiles.append((start >> 8, .range(start..<end)))
+                start = end
+            }
+            return tiles
+        case .list(let list):
+            var tiles: [(UInt64, SortedIndices)] = []
+            var run: [UInt64] = []
+            for sequence in list {
+                if let previous = run.last, previous >> 8 != sequence >> 8 {
+                    tiles.append((previous >> 8, .list(run)))
+                    run = []
+                }
+                run.append(sequence)
+            }
+            if let previous = run.last { tiles.append((previous >> 8, .list(run))) }
+            return tiles
+        }
+    }
+}
