@@ -60,18 +60,19 @@ public struct EntrySelection: Sendable, Hashable, CustomStringConvertible {
         return isContiguous ? "\(first)-\(last)" : "\(count) entries in \(first)-\(last)"
     }
 
-    /// The selection cut into consecutive chunks of entries lying in at most
-    /// `tilesPerChunk` level-0 tiles each: what one round of reads covers.
-    func chunks(tilesPerChunk: Int) -> [SelectionChunk] {
-        precondition(tilesPerChunk > 0)
+    /// The selection cut into consecutive chunks, each read in one round trip: at most
+    /// `maximumEntries` entries lying in at most `maximumTiles` level-0 tiles (a range
+    /// fills its tiles, scattered entries such as a patient's lie about one a tile).
+    func chunks(maximumTiles: Int = 256, maximumEntries: Int = 16_384) -> [SelectionChunk] {
+        precondition(maximumTiles > 0 && maximumEntries > 0)
         var chunks: [SelectionChunk] = []
         switch indices {
         case .range(let range):
             guard !range.isEmpty else { return [] }
-            let span = UInt64(tilesPerChunk) << 8
             var start = range.lowerBound
             while start < range.upperBound {
-                let end = min(range.upperBound, ((start >> 8) << 8) + span)
+                let tileLimit = ((start >> 8) + UInt64(maximumTiles)) << 8
+                let end = min(range.upperBound, tileLimit, start + UInt64(maximumEntries))
                 chunks.append(SelectionChunk(sequences: .range(start..<end)))
                 start = end
             }
@@ -79,14 +80,13 @@ public struct EntrySelection: Sendable, Hashable, CustomStringConvertible {
             var current: [UInt64] = []
             var tiles = 0
             for sequence in list {
-                if current.last.map({ $0 >> 8 != sequence >> 8 }) ?? true {
-                    if tiles == tilesPerChunk {
-                        chunks.append(SelectionChunk(sequences: .list(current)))
-                        current = []
-                        tiles = 0
-                    }
-                    tiles += 1
+                let newTile = current.last.map { $0 >> 8 != sequence >> 8 } ?? true
+                if (newTile && tiles == maximumTiles) || current.count == maximumEntries {
+                    chunks.append(SelectionChunk(sequences: .list(current)))
+                    current = []
+                    tiles = 0
                 }
+                if current.last.map({ $0 >> 8 != sequence >> 8 }) ?? true { tiles += 1 }
                 current.append(sequence)
             }
             if !current.isEmpty { chunks.append(SelectionChunk(sequences: .list(current))) }

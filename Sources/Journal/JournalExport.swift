@@ -131,20 +131,21 @@ public struct JournalExport: Sendable {
     private static func writeBundle(
         _ selection: EntrySelection, to files: ExportFiles, on connection: isolated Connection, progress: (@Sendable (JournalExportProgress) -> Void)?
     ) throws -> JournalExportSummary {
-        let covering = try JournalProver.coveringCheckpoint(for: selection, on: connection)
-        guard let latest = try JournalDatabase.latestCheckpoint(on: connection) else { throw JournalError(.notFound, "no checkpoint yet") }
+        guard let first = selection.first, let last = selection.last else { throw JournalError(.invalidArgument, "no entries to export") }
+        let span = try JournalDatabase.exportCheckpoints(first: first, last: last, limit: 10_000, on: connection)
+        guard let covering = span.covering, let latest = span.latest else {
+            throw JournalError(.notFound, "entry \(last) is not covered by a checkpoint yet; retry in a few seconds")
+        }
         let note = Array(covering.note.utf8)
         try files.file(1).append(note)
 
-        let before = try JournalDatabase.lastCheckpointID(sizeAtMost: selection.first ?? 0, on: connection) ?? 1
         var checkpoints = 0
-        var after = min(before, covering.id) - 1
-        while after < covering.id {
-            let batch = try JournalDatabase.checkpoints(ids: (after + 1)...covering.id, limit: 10_000, on: connection)
-            guard let last = batch.last else { break }
+        var batch = span.run
+        while let end = batch.last {
             for record in batch { try files.file(2).append(Array((record.note + "\n").utf8)) }
             checkpoints += batch.count
-            after = last.id
+            guard end.id < covering.id else { break }
+            batch = try JournalDatabase.checkpoints(ids: (end.id + 1)...covering.id, limit: 10_000, on: connection)
         }
 
         let prover = JournalProver(checkpoint: covering, on: connection)
@@ -190,8 +191,8 @@ public struct JournalExport: Sendable {
         }
         try output.append(Array("{\"entry\":[\n".utf8))
         var written = 0
-        for chunk in selection.chunks(tilesPerChunk: JournalProver.tilesPerChunk) {
-            let rows = try storage.entries(chunk.sequences)
+        for chunk in selection.chunks() {
+            let rows = try storage.read(StorageRequest(entries: chunk.sequences)).entries
             var row = 0
             for sequence in chunk.sequences.values {
                 guard row < rows.count, rows[row].sequence == sequence else {
@@ -224,7 +225,8 @@ public struct JournalExport: Sendable {
         let event = AccessEvent.system(
             by: exporter, action: .export, objectType: "journal", objectID: journaledObject, patientID: patientID, purpose: .audit,
             reason: "journal.export.\(format.rawValue)")
-        try await connection.transaction { connection in try connection.record(event) }
+        // One INSERT commits by itself: no transaction around it.
+        try await connection.perform { connection in try connection.record(event) }
     }
 
     /// The exported entries as the event names them: `A-B` for a range; for scattered

@@ -100,8 +100,9 @@ public struct ConsistencyLink: Sendable, Hashable {
 /// Proofs in bulk against one checkpoint, over the stored journal.
 ///
 /// For a set of entries — a contiguous range, or scattered sequence numbers such as
-/// one patient's — the prover reads the hash tiles the proofs need once each (in
-/// chunks of up to 64 level-0 tiles a read, never one read an entry), builds every
+/// one patient's — the prover reads the hash tiles the proofs need once each (one
+/// round trip a chunk of up to 16,384 entries in up to 256 level-0 tiles, never one
+/// an entry), builds every
 /// proof from them in memory, and hands the proofs out in sequence order as they are
 /// built: memory stays bounded whatever the number of entries. The tree's right edge
 /// at the checkpoint's size is derived once per prover and shared by every proof.
@@ -114,8 +115,6 @@ public struct ConsistencyLink: Sendable, Hashable {
 public final class JournalProver {
     /// The checkpoint every proof is against.
     public let checkpoint: CheckpointRecord
-    /// How many level-0 tiles one round of reads covers.
-    static let tilesPerChunk = 64
 
     private let storage: any TreeStorage
     private var base: TreeView?
@@ -185,10 +184,8 @@ public final class JournalProver {
         }
         guard old.treeSize < checkpoint.treeSize else { return ConsistencyProof(oldSize: old.treeSize, newSize: checkpoint.treeSize, hashes: []) }
         var view = try baseView()
-        let storage = self.storage
-        var tables = self.tables
-        defer { self.tables = tables }
-        let hashes = try view.consistencyProof(oldSize: old.treeSize) { key in try Self.fetch(key, from: storage, tables: &tables) }
+        let hashes = try view.consistencyProof(oldSize: old.treeSize, storage: storage, tables: &tables)
+        Self.trim(&tables)
         return ConsistencyProof(oldSize: old.treeSize, newSize: checkpoint.treeSize, hashes: hashes)
     }
 
@@ -211,22 +208,14 @@ public final class JournalProver {
             guard old.treeSize <= new.treeSize else {
                 throw JournalError(.invalidArgument, "checkpoint #\(old.id) (size \(old.treeSize)) is larger than #\(new.id) (size \(new.treeSize))")
             }
-            var view = try TreeView.load(size: new.treeSize, from: storage, tables: &tables)
-            let hashes = try view.consistencyProof(oldSize: old.treeSize) { key in try fetch(key, from: storage, tables: &tables) }
+            var hashes: [[UInt8]] = []
+            if old.treeSize < new.treeSize {
+                var view = try TreeView.load(size: new.treeSize, from: storage, tables: &tables)
+                hashes = try view.consistencyProof(oldSize: old.treeSize, storage: storage, tables: &tables)
+            }
             try body(ConsistencyLink(old: old, new: new, proof: ConsistencyProof(oldSize: old.treeSize, newSize: new.treeSize, hashes: hashes)))
             trim(&tables)
         }
-    }
-
-    /// A full tile read on demand (consistency proofs need a few nodes of a few tiles).
-    private static func fetch(_ key: TileKey, from storage: some TreeStorage, tables: inout [TileKey: TileNodes]) throws -> TileNodes {
-        if let known = tables[key] { return known }
-        guard let bytes = try storage.fullTiles(level: key.level, indices: .range(key.index..<key.index + 1))[key.index] else {
-            throw JournalError(.inconsistentState, "hash tile \(key.level)/\(key.index) is missing")
-        }
-        let nodes = TileNodes(hashes: bytes[...])
-        tables[key] = nodes
-        return nodes
     }
 
     /// Keeps the table of computed tiles under about 32 MiB, dropping the lowest first
@@ -253,7 +242,7 @@ public final class JournalProver {
         }
         var builder = InclusionBuilder(view: try baseView(), withEntries: withEntries)
         var reader = ChunkReader(storage: storage, view: builder.view, withEntries: withEntries)
-        let chunks = selection.chunks(tilesPerChunk: Self.tilesPerChunk)
+        let chunks = selection.chunks()
         guard chunks.count > 1 else {
             for chunk in chunks { try builder.prove(try reader.read(chunk), emit) }
             return
@@ -298,8 +287,10 @@ struct ChunkReader {
         lastRead = Array(repeating: nil, count: view.levels)
     }
 
+    /// Reads what `chunk` needs, in one request.
     mutating func read(_ chunk: SelectionChunk) throws -> ChunkData {
-        var tiles: [TileKey: [UInt8]] = [:]
+        var request = StorageRequest()
+        var wantedByLevel: [Int: [UInt64]] = [:]
         let tileIndices = chunk.tiles.map(\.index)
         for level in 0..<levels {
             var wanted: [UInt64] = []
@@ -309,16 +300,19 @@ struct ChunkReader {
                 if let last = lastRead[level], above <= last { continue }
                 if wanted.last != above { wanted.append(above) }
             }
-            guard !wanted.isEmpty else { continue }
-            let read = try storage.fullTiles(level: level, indices: .list(wanted))
-            for index in wanted {
-                guard let bytes = read[index] else { throw JournalError(.inconsistentState, "hash tile \(level)/\(index) is missing") }
-                tiles[TileKey(level: level, index: index)] = bytes
-            }
-            lastRead[level] = wanted.last
+            guard let last = wanted.last else { continue }
+            request.tiles[level] = .list(wanted)
+            wantedByLevel[level] = wanted
+            lastRead[level] = last
         }
-        let entries = withEntries ? try storage.entries(chunk.sequences) : nil
-        return ChunkData(chunk: chunk, tiles: tiles, entries: entries)
+        if withEntries { request.entries = chunk.sequences }
+        let reply = try storage.read(request)
+        for (level, wanted) in wantedByLevel {
+            for index in wanted where reply.tiles[TileKey(level: level, index: index)] == nil {
+                throw JournalError(.inconsistentState, "hash tile \(level)/\(index) is missing")
+            }
+        }
+        return ChunkData(chunk: chunk, tiles: reply.tiles, entries: withEntries ? reply.entries : nil)
     }
 }
 

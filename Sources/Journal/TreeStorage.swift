@@ -45,21 +45,47 @@ struct CanonicalRow: Sendable {
     let canonical: ArraySlice<UInt8>
 }
 
-/// Where proofs read the stored tree: PostgreSQL (``DatabaseTreeStorage``), or
-/// memory in tests. Every call is one read, whatever the number of tiles or entries.
-protocol TreeStorage {
-    /// The stored full tiles of `level` among `indices`, by index (8,192 bytes each);
-    /// tiles not stored are absent.
-    func fullTiles(level: Int, indices: SortedIndices) throws -> [UInt64: [UInt8]]
-    /// The stored leaf hashes of the entries in `range`, concatenated in order (fewer
-    /// when some entries are not stored).
-    func leafHashes(_ range: Range<UInt64>) throws -> [UInt8]
-    /// The canonical bytes of the entries `sequences`, in order (fewer when some are not stored).
-    func entries(_ sequences: SortedIndices) throws -> [CanonicalRow]
+/// What one read brings back: full tiles of several levels, leaf hashes, entries.
+struct StorageRequest: Sendable {
+    /// Full tiles wanted, per level.
+    var tiles: [Int: SortedIndices] = [:]
+    /// Entries whose stored leaf hashes are wanted.
+    var leafHashes: Range<UInt64>?
+    /// Entries whose canonical bytes are wanted.
+    var entries: SortedIndices?
+
+    var isEmpty: Bool { tiles.values.allSatisfy(\.isEmpty) && (leafHashes?.isEmpty ?? true) && (entries?.isEmpty ?? true) }
 }
 
-/// The journal's tables as ``TreeStorage``: one binary COPY a call. Use on the
-/// connection's thread only, inside the caller's transaction.
+/// The answer to a ``StorageRequest``; what is not stored is absent.
+struct StorageReply: Sendable {
+    /// Full tiles found, 8,192 bytes each.
+    var tiles: [TileKey: [UInt8]] = [:]
+    /// The leaf hashes found, concatenated in sequence order (fewer than asked when
+    /// entries are missing).
+    var leafHashes: [UInt8] = []
+    /// The entries found, in sequence order.
+    var entries: [CanonicalRow] = []
+}
+
+/// Where proofs read the stored tree: PostgreSQL (``DatabaseTreeStorage``). Every
+/// request is one round trip, whatever the number of tiles and entries it asks for.
+protocol TreeStorage {
+    func read(_ request: StorageRequest) throws -> StorageReply
+}
+
+extension TreeStorage {
+    /// The stored full tiles of `level` among `indices`, by index.
+    func fullTiles(level: Int, indices: SortedIndices) throws -> [UInt64: [UInt8]] {
+        var found: [UInt64: [UInt8]] = [:]
+        for (key, bytes) in try read(StorageRequest(tiles: [level: indices])).tiles { found[key.index] = bytes }
+        return found
+    }
+}
+
+/// The journal's tables as ``TreeStorage``: each request is one binary COPY of a
+/// `UNION ALL` of what it asks for. Use on the connection's thread only, inside the
+/// caller's transaction.
 final class DatabaseTreeStorage: TreeStorage {
     private let connection: Connection
     /// How many tiles and entries were read.
@@ -70,54 +96,73 @@ final class DatabaseTreeStorage: TreeStorage {
         self.connection = connection
     }
 
-    func fullTiles(level: Int, indices: SortedIndices) throws -> [UInt64: [UInt8]] {
-        guard !indices.isEmpty else { return [:] }
-        let rows = try connection.assumeIsolated { connection in
-            try connection.copyRows(
-                "COPY (SELECT tile_index, hashes FROM journal.tiles WHERE level = \(level) AND \(indices.sqlCondition("tile_index"))) TO STDOUT (FORMAT binary)")
-        }
-        var tiles: [UInt64: [UInt8]] = [:]
-        for row in rows {
-            let index = UInt64(bitPattern: try row.int64(0))
-            guard let hashes = row.bytes(1), hashes.count == HashTile.width * 32 else {
-                throw JournalError(.inconsistentState, "hash tile \(level)/\(index) is not 8,192 bytes")
-            }
-            tiles[index] = hashes
-        }
-        tilesRead += tiles.count
-        return tiles
+    /// The kinds of rows of a reply: column 0 of each row.
+    private enum Kind: Int64 {
+        case tile = 0, leafHash = 1, entry = 2
     }
 
-    func leafHashes(_ range: Range<UInt64>) throws -> [UInt8] {
-        var hashes: [UInt8] = []
-        hashes.reserveCapacity(Int(range.upperBound - range.lowerBound) * 32)
-        try stream("SELECT seq, leaf_hash FROM journal.entries WHERE \(SortedIndices.range(range).sqlCondition("seq")) ORDER BY seq") { row in
-            guard let hash = row.bytes(1), hash.count == 32 else { throw JournalError(.inconsistentState, "a stored leaf hash is not 32 bytes") }
-            hashes += hash
+    func read(_ request: StorageRequest) throws -> StorageReply {
+        var parts: [String] = []
+        for (level, indices) in request.tiles.sorted(by: { $0.key < $1.key }) where !indices.isEmpty {
+            parts.append(
+                "SELECT \(Kind.tile.rawValue)::int8, \(level)::int8, tile_index, hashes FROM journal.tiles WHERE level = \(level) AND \(indices.sqlCondition("tile_index"))")
         }
-        return hashes
-    }
-
-    func entries(_ sequences: SortedIndices) throws -> [CanonicalRow] {
-        guard !sequences.isEmpty else { return [] }
-        var rows: [CanonicalRow] = []
-        rows.reserveCapacity(sequences.count)
-        try stream("SELECT seq, canonical FROM journal.entries WHERE \(sequences.sqlCondition("seq")) ORDER BY seq") { row in
-            rows.append(CanonicalRow(sequence: UInt64(bitPattern: try row.int64(0)), canonical: row.bytes(1) ?? []))
+        if let range = request.leafHashes, !range.isEmpty {
+            parts.append(
+                "(SELECT \(Kind.leafHash.rawValue)::int8, 0::int8, seq, leaf_hash FROM journal.entries WHERE \(SortedIndices.range(range).sqlCondition("seq")) ORDER BY seq)")
         }
-        entriesRead += rows.count
-        return rows
-    }
-
-    /// Runs `query` as a binary COPY and hands each row to `body`; the row's bytes stay
-    /// in the large buffers the COPY was gathered into (no copy a row).
-    private func stream(_ query: String, _ body: (BinaryCopyDecoder.RowView) throws -> Void) throws {
+        if let sequences = request.entries, !sequences.isEmpty {
+            parts.append("(SELECT \(Kind.entry.rawValue)::int8, 0::int8, seq, canonical FROM journal.entries WHERE \(sequences.sqlCondition("seq")) ORDER BY seq)")
+        }
+        var reply = StorageReply()
+        guard !parts.isEmpty else { return reply }
         let buffers = try connection.assumeIsolated { connection in
             var buffers: [[UInt8]] = []
-            try connection.copyOutGathered("COPY (\(query)) TO STDOUT (FORMAT binary)", bufferBytes: 1 << 20) { buffers.append($0) }
+            try connection.copyOutGathered("COPY (\(parts.joined(separator: " UNION ALL "))) TO STDOUT (FORMAT binary)", bufferBytes: 1 << 20) {
+                buffers.append($0)
+            }
             return buffers
         }
+        var leaves: [(UInt64, ArraySlice<UInt8>)] = []
         var decoder = BinaryCopyDecoder()
-        for buffer in buffers { try decoder.forEachRow(in: buffer, body) }
+        for buffer in buffers {
+            try decoder.forEachRow(in: buffer) { row in
+                let index = UInt64(bitPattern: try row.int64(2))
+                let bytes = row.bytes(3) ?? []
+                switch Kind(rawValue: try row.int64(0)) {
+                case .tile:
+                    let level = Int(try row.int64(1))
+                    guard bytes.count == HashTile.width * 32 else { throw JournalError(.inconsistentState, "hash tile \(level)/\(index) is not 8,192 bytes") }
+                    reply.tiles[TileKey(level: level, index: index)] = Array(bytes)
+                case .leafHash:
+                    guard bytes.count == 32 else { throw JournalError(.inconsistentState, "the stored leaf hash of entry \(index) is not 32 bytes") }
+                    leaves.append((index, bytes))
+                case .entry:
+                    reply.entries.append(CanonicalRow(sequence: index, canonical: bytes))
+                case nil:
+                    throw JournalError(.inconsistentState, "unexpected row in a tree read")
+                }
+            }
+        }
+        // Each part is read in order; the parts of a UNION ALL may come interleaved.
+        if !leaves.isSorted(by: { $0.0 < $1.0 }) { leaves.sort { $0.0 < $1.0 } }
+        if !reply.entries.isSorted(by: { $0.sequence < $1.sequence }) { reply.entries.sort { $0.sequence < $1.sequence } }
+        reply.leafHashes.reserveCapacity(leaves.count * 32)
+        for (_, hash) in leaves { reply.leafHashes += hash }
+        tilesRead += reply.tiles.count
+        entriesRead += reply.entries.count
+        return reply
+    }
+}
+
+extension Sequence {
+    /// True when every element is in order by `areInIncreasingOrder` relative to the next.
+    fileprivate func isSorted(by areInIncreasingOrder: (Element, Element) -> Bool) -> Bool {
+        var previous: Element?
+        for element in self {
+            if let previous, areInIncreasingOrder(element, previous) { return false }
+            previous = element
+        }
+        return true
     }
 }

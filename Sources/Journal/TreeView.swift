@@ -78,56 +78,67 @@ struct TreeView: Sendable {
         index < edgeTileIndex(level: level)
     }
 
-    /// Builds the view of the tree of `size` leaves, reading the right edge from
-    /// `storage` (at most two reads a level: the edge tile when the tree has grown past
-    /// it, else the leaf hashes or the full tiles below it). Full tiles read on the way
-    /// are kept in the view and in `tables`.
+    /// Builds the view of the tree of `size` leaves, reading its right edge from
+    /// `storage` in two reads: the edge tiles the tree has stored full since it grew
+    /// past them, then for the others the leaf hashes (level 0) or the full tiles
+    /// below them (whose roots they hold). Full tiles read on the way are kept in the
+    /// view and in `tables`.
     /// - Parameter tables: full tiles already computed (kept across views of several
     ///   sizes, as a consistency chain does); updated with those computed here.
     /// - Throws: ``JournalError`` `.inconsistentState` when stored hashes are missing.
     static func load(size: UInt64, from storage: some TreeStorage, tables: inout [TileKey: TileNodes]) throws -> TreeView {
         let levels = TreeEdge.levels(for: size)
-        var edge: [TileNodes?] = []
-        var full = [[UInt64: TileNodes]](repeating: [:], count: levels)
+        // Per level with a partial tile: its index and width.
+        var partial: [Int: (index: UInt64, width: Int)] = [:]
         for level in 0..<levels {
             let shift = UInt64(8 * level)
-            let count = Int((size >> shift) & 0xFF)
-            guard count > 0 else {
-                edge.append(nil)
-                continue
-            }
-            let tileIndex = (size >> shift) >> 8
-            if let stored = try storage.fullTiles(level: level, indices: .range(tileIndex..<tileIndex + 1))[tileIndex] {
-                edge.append(TileNodes(hashes: stored[0..<count * 32]))
-                continue
-            }
-            let first = tileIndex << 8
+            let width = Int((size >> shift) & 0xFF)
+            if width > 0 { partial[level] = ((size >> shift) >> 8, width) }
+        }
+        var first = StorageRequest()
+        for (level, tile) in partial { first.tiles[level] = .range(tile.index..<tile.index + 1) }
+        let stored = try storage.read(first).tiles
+
+        var second = StorageRequest()
+        for (level, tile) in partial.sorted(by: { $0.key < $1.key }) where stored[TileKey(level: level, index: tile.index)] == nil {
+            let below = tile.index << 8..<(tile.index << 8) + UInt64(tile.width)
             if level == 0 {
-                let leaves = try storage.leafHashes(first..<first + UInt64(count))
-                guard leaves.count == count * 32 else {
-                    throw JournalError(.inconsistentState, "entries \(first)..<\(first + UInt64(count)) are not all stored (found \(leaves.count / 32))")
-                }
-                edge.append(TileNodes(hashes: leaves[...]))
+                second.leafHashes = below
+            } else {
+                let missing = below.filter { tables[TileKey(level: level - 1, index: $0)] == nil }
+                if !missing.isEmpty { second.tiles[level - 1] = .list(missing) }
+            }
+        }
+        let derived = second.isEmpty ? StorageReply() : try storage.read(second)
+
+        var edge = [TileNodes?](repeating: nil, count: levels)
+        var full = [[UInt64: TileNodes]](repeating: [:], count: levels)
+        for (level, tile) in partial {
+            if let bytes = stored[TileKey(level: level, index: tile.index)] {
+                edge[level] = TileNodes(hashes: bytes[0..<tile.width * 32])
                 continue
             }
-            let belowIndices = first..<first + UInt64(count)
-            var missing: [UInt64] = []
-            for index in belowIndices where tables[TileKey(level: level - 1, index: index)] == nil { missing.append(index) }
-            if !missing.isEmpty {
-                let read = try storage.fullTiles(level: level - 1, indices: .list(missing))
-                for index in missing {
-                    guard let bytes = read[index] else { throw JournalError(.inconsistentState, "hash tile \(level - 1)/\(index) is missing") }
-                    tables[TileKey(level: level - 1, index: index)] = TileNodes(hashes: bytes[...])
+            let below = tile.index << 8..<(tile.index << 8) + UInt64(tile.width)
+            if level == 0 {
+                guard derived.leafHashes.count == tile.width * 32 else {
+                    throw JournalError(.inconsistentState, "entries \(below.lowerBound)..<\(below.upperBound) are not all stored (found \(derived.leafHashes.count / 32))")
                 }
+                edge[0] = TileNodes(hashes: derived.leafHashes[...])
+                continue
             }
             var roots: [UInt8] = []
-            roots.reserveCapacity(count * 32)
-            for index in belowIndices {
-                let nodes = tables[TileKey(level: level - 1, index: index)]!
+            roots.reserveCapacity(tile.width * 32)
+            for index in below {
+                let key = TileKey(level: level - 1, index: index)
+                if tables[key] == nil {
+                    guard let bytes = derived.tiles[key] else { throw JournalError(.inconsistentState, "hash tile \(level - 1)/\(index) is missing") }
+                    tables[key] = TileNodes(hashes: bytes[...])
+                }
+                let nodes = tables[key]!
                 full[level - 1][index] = nodes
                 roots.append(contentsOf: nodes.root)
             }
-            edge.append(TileNodes(hashes: roots[...]))
+            edge[level] = TileNodes(hashes: roots[...])
         }
         return TreeView(size: size, levels: levels, edge: edge, full: full)
     }
@@ -238,9 +249,40 @@ struct TreeView: Sendable {
         return siblings.reversed()
     }
 
-    /// The RFC 9162 §2.1.4 consistency proof from the tree's first `oldSize` leaves to the whole tree.
-    mutating func consistencyProof(oldSize: UInt64, fetch: ((TileKey) throws -> TileNodes)? = nil) throws -> [[UInt8]] {
+    /// The RFC 9162 §2.1.4 consistency proof from the tree's first `oldSize` leaves to
+    /// the whole tree. The full tiles it needs beyond the view are read in one request
+    /// (the proof's shape does not depend on hash values: a first pass finds them).
+    /// - Parameter tables: full tiles already computed; updated with those read here.
+    mutating func consistencyProof(oldSize: UInt64, storage: some TreeStorage, tables: inout [TileKey: TileNodes]) throws -> [[UInt8]] {
         guard oldSize > 0, oldSize < size else { return [] }
-        return try MerkleTree.consistencyProof(oldSize: oldSize, newSize: size) { range in try subtreeRoot(range, fetch: fetch) }
+        var probe = self
+        var wanted: Set<TileKey> = []
+        let cached = tables
+        let placeholder = TileNodes(hashes: [UInt8](repeating: 0, count: HashTile.width * 32)[...])
+        _ = try MerkleTree.consistencyProof(oldSize: oldSize, newSize: size) { range in
+            try probe.subtreeRoot(range) { key in
+                guard let nodes = cached[key] else {
+                    wanted.insert(key)
+                    return placeholder
+                }
+                return nodes
+            }
+        }
+        if !wanted.isEmpty {
+            var request = StorageRequest()
+            for (level, keys) in Dictionary(grouping: wanted, by: \.level) { request.tiles[level] = .list(keys.map(\.index).sorted()) }
+            let read = try storage.read(request).tiles
+            for key in wanted {
+                guard let bytes = read[key] else { throw JournalError(.inconsistentState, "hash tile \(key.level)/\(key.index) is missing") }
+                tables[key] = TileNodes(hashes: bytes[...])
+            }
+        }
+        let known = tables
+        return try MerkleTree.consistencyProof(oldSize: oldSize, newSize: size) { range in
+            try subtreeRoot(range) { key in
+                guard let nodes = known[key] else { throw JournalError(.inconsistentState, "hash tile \(key.level)/\(key.index) was not read") }
+                return nodes
+            }
+        }
     }
 }
