@@ -60,19 +60,21 @@ public struct EntrySelection: Sendable, Hashable, CustomStringConvertible {
         return isContiguous ? "\(first)-\(last)" : "\(count) entries in \(first)-\(last)"
     }
 
-    /// The selection cut into consecutive chunks, each read in one round trip: at most
-    /// `maximumEntries` entries lying in at most `maximumTiles` level-0 tiles (a range
-    /// fills its tiles, scattered entries such as a patient's lie about one a tile).
+    /// The selection cut into consecutive chunks, each read in one round trip: entries
+    /// lying in at most `maximumTiles` level-0 tiles, about `maximumEntries` at most (a
+    /// range fills its tiles, scattered entries such as a patient's lie about one a
+    /// tile). A chunk ends on a tile boundary: a tile's entries are never split between
+    /// two chunks, since each tile is read once, with the first entry that needs it.
     func chunks(maximumTiles: Int = 256, maximumEntries: Int = 16_384) -> [SelectionChunk] {
         precondition(maximumTiles > 0 && maximumEntries > 0)
         var chunks: [SelectionChunk] = []
         switch indices {
         case .range(let range):
             guard !range.isEmpty else { return [] }
+            let tiles = UInt64(max(1, min(maximumTiles, maximumEntries / HashTile.width)))
             var start = range.lowerBound
             while start < range.upperBound {
-                let tileLimit = ((start >> 8) + UInt64(maximumTiles)) << 8
-                let end = min(range.upperBound, tileLimit, start + UInt64(maximumEntries))
+                let end = min(range.upperBound, ((start >> 8) + tiles) << 8)
                 chunks.append(SelectionChunk(sequences: .range(start..<end)))
                 start = end
             }
@@ -81,12 +83,12 @@ public struct EntrySelection: Sendable, Hashable, CustomStringConvertible {
             var tiles = 0
             for sequence in list {
                 let newTile = current.last.map { $0 >> 8 != sequence >> 8 } ?? true
-                if (newTile && tiles == maximumTiles) || current.count == maximumEntries {
+                if newTile && (tiles == maximumTiles || current.count >= maximumEntries) {
                     chunks.append(SelectionChunk(sequences: .list(current)))
                     current = []
                     tiles = 0
                 }
-                if current.last.map({ $0 >> 8 != sequence >> 8 }) ?? true { tiles += 1 }
+                if newTile { tiles += 1 }
                 current.append(sequence)
             }
             if !current.isEmpty { chunks.append(SelectionChunk(sequences: .list(current))) }

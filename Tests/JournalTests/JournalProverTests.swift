@@ -74,7 +74,11 @@ struct JournalProverTests {
     @Test("Proofs of a contiguous range across level-0 and level-1 tile boundaries equal RFC 9162's, entries are checked against the tree")
     func contiguousWithEntries() async throws {
         try await Self.journal("provercontiguous") { fixture, leaves in
-            for (size, range) in [(70_000, UInt64(65_000)...66_100), (65_537, UInt64(65_280)...65_536), (300, UInt64(0)...299), (66_000, UInt64(0)...65_999)] {
+            // The last two span several chunks (16,384 entries each), starting inside a tile.
+            for (size, range) in [
+                (70_000, UInt64(65_000)...66_100), (65_537, UInt64(65_280)...65_536), (300, UInt64(0)...299), (66_000, UInt64(0)...65_999),
+                (70_000, UInt64(100)...40_099), (65_600, UInt64(30_001)...65_599),
+            ] {
                 let root = MerkleTree.root(leaves[0..<size])
                 let record = Self.checkpoint(size: size, root: root)
                 let (checked, sample) = try await fixture.admin.transaction(isolation: .repeatableRead) { connection in
@@ -96,6 +100,29 @@ struct JournalProverTests {
                     #expect(hashes == MerkleTree.inclusionProof(index: Int(sequence), leaves[0..<size]), "size \(size), entry \(sequence)")
                 }
             }
+        }
+    }
+
+    @Test("Dense scattered entries (several chunks, many entries a tile) are proven in order, each once")
+    func denseScattered() async throws {
+        var generator = TestSeed.generator(test: "JournalProverTests.denseScattered")
+        try await Self.journal("proverdense") { fixture, leaves in
+            var chosen = Set<UInt64>()
+            while chosen.count < 30_000 { chosen.insert(UInt64.random(in: 0..<UInt64(Self.size), using: &generator)) }
+            let selection = EntrySelection.sequences(chosen)
+            let root = MerkleTree.root(leaves[...])
+            let record = Self.checkpoint(size: Self.size, root: root)
+            let (proven, failures) = try await fixture.admin.transaction(isolation: .repeatableRead) { connection in
+                var proven: [UInt64] = []
+                var failures: [UInt64] = []
+                try JournalProver(checkpoint: record, on: connection).provenEntries(selection) { entry in
+                    proven.append(entry.sequence)
+                    if !entry.proof.verify(leafHash: MerkleTree.leafHash(entry.canonical), root: root) { failures.append(entry.sequence) }
+                }
+                return (proven, failures)
+            }
+            #expect(proven == selection.sequences)
+            #expect(failures.isEmpty, "entries whose proof does not verify: \(failures.prefix(10))")
         }
     }
 
