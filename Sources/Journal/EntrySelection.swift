@@ -65,35 +65,50 @@ public struct EntrySelection: Sendable, Hashable, CustomStringConvertible {
     /// range fills its tiles, scattered entries such as a patient's lie about one a
     /// tile). A chunk ends on a tile boundary: a tile's entries are never split between
     /// two chunks, since each tile is read once, with the first entry that needs it.
-    func chunks(maximumTiles: Int = 256, maximumEntries: Int = 16_384) -> [SelectionChunk] {
+    /// Made as they are read, so that a long list of sequence numbers is not copied whole.
+    func chunks(maximumTiles: Int = 256, maximumEntries: Int = 16_384) -> SelectionChunks {
         precondition(maximumTiles > 0 && maximumEntries > 0)
-        var chunks: [SelectionChunk] = []
+        return SelectionChunks(indices: indices, maximumTiles: maximumTiles, maximumEntries: maximumEntries)
+    }
+}
+
+/// The chunks of a selection (``EntrySelection/chunks(maximumTiles:maximumEntries:)``), in order.
+struct SelectionChunks: Sequence, IteratorProtocol {
+    private let indices: SortedIndices
+    private let maximumTiles: Int
+    private let maximumEntries: Int
+    /// Where the next chunk starts: a sequence number (range) or a position (list).
+    private var cursor: UInt64 = 0
+
+    init(indices: SortedIndices, maximumTiles: Int, maximumEntries: Int) {
+        self.indices = indices
+        self.maximumTiles = maximumTiles
+        self.maximumEntries = maximumEntries
+        if case .range(let range) = indices { cursor = range.lowerBound }
+    }
+
+    mutating func next() -> SelectionChunk? {
         switch indices {
         case .range(let range):
-            guard !range.isEmpty else { return [] }
-            let tiles = UInt64(max(1, min(maximumTiles, maximumEntries / HashTile.width)))
-            var start = range.lowerBound
-            while start < range.upperBound {
-                let end = min(range.upperBound, ((start >> 8) + tiles) << 8)
-                chunks.append(SelectionChunk(sequences: .range(start..<end)))
-                start = end
-            }
+            guard cursor < range.upperBound else { return nil }
+            let tiles = UInt64(Swift.max(1, Swift.min(maximumTiles, maximumEntries / HashTile.width)))
+            let start = cursor
+            cursor = Swift.min(range.upperBound, ((start >> 8) + tiles) << 8)
+            return SelectionChunk(sequences: .range(start..<cursor))
         case .list(let list):
-            var current: [UInt64] = []
+            var position = Int(cursor)
+            guard position < list.count else { return nil }
+            let start = position
             var tiles = 0
-            for sequence in list {
-                let newTile = current.last.map { $0 >> 8 != sequence >> 8 } ?? true
-                if newTile && (tiles == maximumTiles || current.count >= maximumEntries) {
-                    chunks.append(SelectionChunk(sequences: .list(current)))
-                    current = []
-                    tiles = 0
-                }
+            while position < list.count {
+                let newTile = position == start || list[position - 1] >> 8 != list[position] >> 8
+                if newTile && (tiles == maximumTiles || position - start >= maximumEntries) { break }
                 if newTile { tiles += 1 }
-                current.append(sequence)
+                position += 1
             }
-            if !current.isEmpty { chunks.append(SelectionChunk(sequences: .list(current))) }
+            cursor = UInt64(position)
+            return SelectionChunk(sequences: .list(Array(list[start..<position])))
         }
-        return chunks
     }
 }
 

@@ -242,13 +242,16 @@ public final class JournalProver {
         }
         var builder = InclusionBuilder(view: try baseView(), withEntries: withEntries)
         var reader = ChunkReader(storage: storage, view: builder.view, withEntries: withEntries)
-        let chunks = selection.chunks()
-        guard chunks.count > 1 else {
-            for chunk in chunks { try builder.prove(try reader.read(chunk), emit) }
+        var chunks = selection.chunks()
+        guard let first = chunks.next() else { return }
+        guard let second = chunks.next() else {
+            try builder.prove(try reader.read(first), emit)
             return
         }
         try ProofPipeline.run(depth: 3) { push in
-            for chunk in chunks { try push(try reader.read(chunk)) }
+            try push(try reader.read(first))
+            try push(try reader.read(second))
+            while let chunk = chunks.next() { try push(try reader.read(chunk)) }
         } consume: { data in
             try builder.prove(data, emit)
         }
