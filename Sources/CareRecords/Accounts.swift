@@ -72,7 +72,7 @@ public struct Accounts: Sendable {
     public func createUser(_ account: NewAccount, on connection: isolated Connection) throws -> UUID {
         var teamID: UUID?
         if let code = account.teamCode {
-            guard let id = try Self.teamID(code: code, on: connection) else {
+            guard let id = try UserDirectory.teamID(code: code, on: connection) else {
                 throw CareError(.notFound, "no team with code \(code): create it with osmosectl teams add")
             }
             teamID = id
@@ -112,10 +112,6 @@ public struct Accounts: Sendable {
     }
 
     /// The id of the team with this code, if any.
-    static func teamID(code: String, on connection: isolated Connection) throws -> UUID? {
-        try connection.query("SELECT id FROM care.teams WHERE code = $1", [code]).singleRow().map { try $0.uuid("id") }
-    }
-
     /// Journals a change to a team or an account.
     private func journal(objectType: String, id: UUID, reason: String?, on connection: isolated Connection) throws {
         try connection.record(AccessEvent.system(by: actor, action: .userAdmin, objectType: objectType, objectID: id.uuidString.lowercased(), reason: reason))

@@ -1,8 +1,13 @@
 import Foundation
 public import Store
 
-/// Accounts as the administrator sees them (never the password hashes).
+/// Accounts as the administrator sees them (never the password hashes), and team codes.
 public enum UserDirectory {
+    /// The id of the team whose code is `code`, or nil when there is none.
+    static func teamID(code: String, on connection: isolated Connection) throws -> UUID? {
+        try connection.query("SELECT id FROM care.teams WHERE code = $1", [code]).rows.first.map { try $0.uuid("id") }
+    }
+
     /// Every account.
     public static func list(on connection: isolated Connection) throws -> [UserView] {
         try connection.query(

@@ -8,7 +8,6 @@ public import Keyring
 public import Logging
 import NIOCore
 public import Store
-import Synchronization
 
 /// Settings of the HTTP layer.
 public struct CareAPISettings: Sendable {
@@ -47,7 +46,6 @@ public struct CareAPI: Sendable {
     let decoyHash: String
     let readEvents: EventGroupCommitter
     let loginGate = LoginGate(limit: 2)
-    static let source = "osmose-care"
 
     /// Assembles the API over a pool, the data keys and the access policy.
     public init(pool: ConnectionPool, ring: DataKeyRing, policy: AccessPolicy, settings: CareAPISettings, logger: Logger) {
@@ -62,117 +60,84 @@ public struct CareAPI: Sendable {
         self.decoyHash = (try? PasswordHasher(costExponent: settings.passwordCostExponent).hash("decoy-\(UUID().uuidString)")) ?? PasswordHasher.decoyHash
     }
 
-    // MARK: The common path
-
-    /// What an endpoint is, for the policy and the journal.
-    struct Endpoint: Sendable {
-        let resource: AccessPolicy.Resource
-        let policyAction: String
-        let journalAction: AccessAction
-        let objectType: String
-    }
-
-    /// What the handler learns while it runs; kept outside the transaction so that
-    /// a refused request's event still names who and what.
-    final class Trace: Sendable {
-        struct State {
-            var principal: Principal?
-            var purpose: AccessPurpose?
-            var objectID: String?
-            var patientID: UUID?
-        }
-        let state = Mutex(State())
-    }
+    // MARK: The one fail-closed path
 
     /// A handler's result.
     enum Reply: Sendable {
         case json(Data, HTTPResponse.Status)
         case html(String)
-    }
+        case noContent
+        /// A refusal decided inside the transaction, which commits what it wrote (a
+        /// failed login's count) with the refusal's event.
+        case refused(CareError, journalReason: String? = nil)
 
-    /// Everything a handler needs, on the connection's thread.
-    struct Call: Sendable {
-        let principal: Principal
-        let purpose: AccessPurpose
-        let teamScoped: Bool
-        let body: [UInt8]
-        let query: [String: String]
-        let pathID: UUID?
-        let trace: Trace
-
-        func note(objectID: UUID? = nil, patientID: UUID? = nil) {
-            trace.state.withLock { state in
-                if let objectID { state.objectID = objectID.uuidString.lowercased() }
-                if let patientID { state.patientID = patientID }
-            }
+        var outcome: RequestAudit.Outcome {
+            guard case .refused(let error, let journalReason) = self else { return .success }
+            return .refused(error, journalReason: journalReason)
         }
     }
 
-    func handle(
-        _ request: Request, _ context: CareRequestContext, _ endpoint: Endpoint,
-        _ body: @escaping @Sendable (Call, isolated Connection) throws -> Reply
-    ) async -> Response {
-        let requestID = UUID().uuidString.lowercased()
-        let trace = Trace()
-        let client = clientAddress(request, context)
+    /// The audit of a request arriving at `context`.
+    func audit(_ request: Request, _ context: CareRequestContext, _ action: AccessAction, _ objectType: String) -> RequestAudit {
+        RequestAudit(action: action, objectType: objectType, clientIP: clientAddress(request, context), userAgent: request.headers[.userAgent])
+    }
+
+    /// Answers a request, every endpoint's, login and logout included: `produce`
+    /// makes the reply and its event durable (``committing(_:_:)``,
+    /// ``reading(_:_:)``); any error it throws becomes a refusal that records its
+    /// own event (``refuse(_:_:)``). No event, no data.
+    func answer(_ audit: RequestAudit, _ produce: () async throws -> Reply) async -> Response {
         do {
-            let bytes = try await readBody(request)
-            let token = bearerToken(request)
-            let purposeHeader = request.headers[HTTPField.Name("Osmose-Purpose")!]
-            let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
-            let rawID = context.parameters.get("id")
-            let api = self
-            let work: @Sendable (isolated Connection) throws -> Reply = { connection in
-                guard let token else { throw CareError(.authenticationRequired, "send Authorization: Bearer <token>") }
-                let principal = try api.sessions.authenticate(token: token, on: connection)
-                trace.state.withLock { $0.principal = principal }
-                guard let purposeHeader else { throw CareError(.purposeRequired, "name the purpose in the Osmose-Purpose header") }
-                guard let purpose = AccessPurpose(rawValue: purposeHeader) else {
-                    throw CareError(.invalidPurpose, "Osmose-Purpose must be one of \(AccessPurpose.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                trace.state.withLock { $0.purpose = purpose }
-                let decision = api.policy.decide(role: principal.role, resource: endpoint.resource, action: endpoint.policyAction, purpose: purpose)
-                guard decision.allowed else {
-                    throw CareError(.forbidden, "the access policy does not allow a \(principal.role.rawValue) to \(endpoint.policyAction) \(endpoint.resource.rawValue) for \(purpose.rawValue)")
-                }
-                var pathID: UUID?
-                if let rawID {
-                    guard let parsed = UUID(uuidString: rawID) else { throw CareError(.invalidField, "the id in the path is not a UUID") }
-                    pathID = parsed
-                    trace.state.withLock { $0.objectID = parsed.uuidString.lowercased() }
-                }
-                let call = Call(principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, pathID: pathID, trace: trace)
-                let reply = try body(call, connection)
-                if endpoint.journalAction != .read {
-                    try connection.record(api.event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
-                }
-                return reply
-            }
-            // A write and its event share one transaction. A read's statements need no
-            // atomicity; its event is committed (grouped with concurrent reads' events)
-            // before the response exists.
-            let reply: Reply
-            if endpoint.journalAction == .read {
-                reply = try await withCurrentKeys { try await pool.withConnection { try await $0.perform(work) } }
-                if settings.journalsSuccessfulReads {
-                    try await readEvents.record(event(endpoint.journalAction, endpoint.objectType, .success, nil, requestID, request, client, trace))
-                }
-            } else {
-                reply = try await withCurrentKeys { try await pool.transaction(work) }
-            }
-            return respond(reply, requestID: requestID)
+            return respond(try await produce(), requestID: audit.requestID)
         } catch let error as CareError {
-            let result: AccessResult = [401, 403].contains(error.code.status) ? .denied : .error
-            return await fail(error, result: result, endpoint.journalAction, endpoint.objectType, requestID, request, client, trace)
+            return await refuse(audit, error)
         } catch let error as KeyringError {
-            logger.error("decryption failed", metadata: ["osmose.error": "\(error)", "osmose.request": "\(requestID)"])
-            return await fail(CareError(.internalError, "a stored value could not be decrypted"), result: .error, endpoint.journalAction, endpoint.objectType, requestID, request, client, trace)
+            logger.error("decryption failed", metadata: ["osmose.error": "\(error)", "osmose.request": "\(audit.requestID)"])
+            return await refuse(audit, CareError(.internalError, "a stored value could not be decrypted"))
         } catch {
             // The transaction failed, the event with it: no event, no data.
-            logger.error("request failed closed", metadata: ["osmose.error": "\(error)", "osmose.request": "\(requestID)"])
-            return await fail(CareError(.journalUnavailable, "the access journal cannot record this request; nothing was done"), result: .error, endpoint.journalAction, endpoint.objectType, requestID, request, client, trace)
+            logger.error("request failed closed", metadata: ["osmose.error": "\(error)", "osmose.request": "\(audit.requestID)"])
+            return await refuse(audit, Self.journalUnavailable)
         }
     }
+
+    /// Runs `work` and the event of its outcome in one transaction: a change and
+    /// its event commit together or not at all.
+    func committing(_ audit: RequestAudit, _ work: @escaping @Sendable (isolated Connection) throws -> Reply) async throws -> Reply {
+        try await withCurrentKeys {
+            try await pool.transaction { connection in
+                let reply = try work(connection)
+                try connection.record(audit.event(reply.outcome))
+                return reply
+            }
+        }
+    }
+
+    /// Runs a read's `work`, whose statements need no atomicity, then commits its
+    /// event (grouped with concurrent reads' events) before the response exists.
+    func reading(_ audit: RequestAudit, _ work: @escaping @Sendable (isolated Connection) throws -> Reply) async throws -> Reply {
+        let reply = try await withCurrentKeys { try await pool.withConnection { try await $0.perform(work) } }
+        let outcome = reply.outcome
+        if settings.journalsSuccessfulReads || outcome.result != .success {
+            try await readEvents.record(audit.event(outcome))
+        }
+        return reply
+    }
+
+    /// Records a refusal's event in its own transaction, then answers with the
+    /// error; when even that event cannot be written, answers 503.
+    func refuse(_ audit: RequestAudit, _ error: CareError) async -> Response {
+        let event = audit.event(.refused(error))
+        do {
+            try await pool.transaction { connection in try connection.record(event) }
+            return errorResponse(error, requestID: audit.requestID)
+        } catch {
+            logger.error("access event could not be recorded", metadata: ["osmose.error": "\(error)", "osmose.request": "\(audit.requestID)"])
+            return errorResponse(Self.journalUnavailable, requestID: audit.requestID)
+        }
+    }
+
+    static let journalUnavailable = CareError(.journalUnavailable, "the access journal cannot record this request; nothing was done")
 
     /// Runs `attempt`, and once more after reloading the keyring when the keys
     /// changed under this process: osmose-keyd rotated a key, so the database
@@ -195,40 +160,7 @@ public struct CareAPI: Sendable {
         return false
     }
 
-    /// Records the failure's event in its own transaction, then answers with the error.
-    /// When even that event cannot be written, answers 503.
-    func fail(
-        _ error: CareError, result: AccessResult, _ action: AccessAction, _ objectType: String, _ requestID: String, _ request: Request,
-        _ client: String?, _ trace: Trace
-    ) async -> Response {
-        let event = event(action, objectType, result, error.code.rawValue, requestID, request, client, trace)
-        do {
-            try await pool.transaction { connection in try connection.record(event) }
-            return errorResponse(error, requestID: requestID)
-        } catch {
-            logger.error("access event could not be recorded", metadata: ["osmose.error": "\(error)", "osmose.request": "\(requestID)"])
-            return errorResponse(CareError(.journalUnavailable, "the access journal cannot record this request; nothing was done"), requestID: requestID)
-        }
-    }
-
-    func event(
-        _ action: AccessAction, _ objectType: String, _ result: AccessResult, _ reason: String?, _ requestID: String, _ request: Request,
-        _ client: String?, _ trace: Trace
-    ) -> AccessEvent {
-        let state = trace.state.withLock { $0 }
-        var event = AccessEvent(source: Self.source, requestID: requestID, action: action, objectType: objectType, result: result)
-        event.actorUserID = state.principal?.userID
-        event.actorUsername = state.principal?.username
-        event.actorRole = state.principal?.role.rawValue
-        event.actorTeam = state.principal?.teamCode
-        event.purpose = state.purpose
-        event.objectID = state.objectID
-        event.patientID = state.patientID
-        event.reason = reason
-        event.clientIP = client
-        event.userAgent = request.headers[.userAgent]
-        return event
-    }
+    // MARK: Reading the request
 
     func readBody(_ request: Request) async throws -> [UInt8] {
         guard request.method == .post || request.method == .patch || request.method == .put else { return [] }
@@ -251,7 +183,7 @@ public struct CareAPI: Sendable {
     func clientAddress(_ request: Request, _ context: CareRequestContext) -> String? {
         let peer = context.peerAddress
         if settings.trustProxy, peer == nil || peer == "127.0.0.1" || peer == "::1",
-            let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]?.split(separator: ",").last
+            let forwarded = request.headers[.forwardedFor]?.split(separator: ",").last
         {
             let candidate = forwarded.trimmingCharacters(in: .whitespaces)
             if candidate.range(of: #"^[0-9a-fA-F:.]{2,45}$"#, options: .regularExpression) != nil { return candidate }
@@ -267,6 +199,10 @@ public struct CareAPI: Sendable {
             return Response(status: status, headers: headers("application/json", requestID), body: .init(byteBuffer: ByteBuffer(bytes: data)))
         case .html(let text):
             return Response(status: .ok, headers: headers("text/html; charset=utf-8", requestID), body: .init(byteBuffer: ByteBuffer(string: text)))
+        case .noContent:
+            return Response(status: .noContent, headers: headers("application/json", requestID))
+        case .refused(let error, _):
+            return errorResponse(error, requestID: requestID)
         }
     }
 
@@ -285,12 +221,23 @@ public struct CareAPI: Sendable {
         var fields = HTTPFields()
         fields[.contentType] = contentType
         fields[.cacheControl] = "no-store"
-        fields[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
-        fields[HTTPField.Name("Osmose-Request-Id")!] = requestID
+        fields[.contentTypeOptions] = "nosniff"
+        fields[.osmoseRequestID] = requestID
         return fields
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Reply {
         .json(try CareJSON.encoder().encode(value), status)
     }
+}
+
+extension HTTPField.Name {
+    /// The header in which a request names its purpose.
+    static let osmosePurpose = HTTPField.Name("Osmose-Purpose")!
+    /// The header that returns the request's id, the one its event records.
+    static let osmoseRequestID = HTTPField.Name("Osmose-Request-Id")!
+    /// The client address the local reverse proxy passes on.
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+    /// `nosniff` on every response.
+    static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
 }

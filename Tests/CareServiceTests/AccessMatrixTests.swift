@@ -68,58 +68,58 @@ struct AccessMatrixTests {
 
     @Test("Allowed and denied per role and team, with exactly one event of the right action, purpose and result")
     func matrix() async throws {
-        let harness = try await CareHarness.start("matrix")
-        var tokens: [String: String] = [:]
-        for user in CareHarness.users { tokens[user.name] = try await harness.login(user.name) }
-        let fixtureOwner = tokens["agent.sau"]!
-        for testCase in Self.cases {
-            for user in CareHarness.users {
-                let (path, body) = try await testCase.prepare(harness, fixtureOwner)
-                let before = try await harness.careRowCounts()
-                let reply = try await harness.request(testCase.method, path, token: tokens[user.name], purpose: testCase.purpose, body: body)
-                let allowed = testCase.allowed.contains(user.name)
-                let label = "\(testCase.name) as \(user.name)"
-                #expect(reply.status == (allowed ? testCase.successStatus : 403), "\(label): \(reply.status) \(reply.text)")
-                if !allowed {
-                    #expect(reply.errorCode == "care.forbidden", "\(label)")
-                    #expect(try await harness.careRowCounts() == before, "\(label) wrote nothing")
-                }
-                let requestID = try #require(reply.requestID, "\(label) has a request id")
-                let events = try await harness.events(requestID: requestID)
-                #expect(events.count == 1, "\(label): exactly one event")
-                if let event = events.first {
-                    #expect(try event.string("action") == testCase.action, "\(label)")
-                    #expect(try event.optionalString("purpose") == testCase.purpose, "\(label)")
-                    #expect(try event.string("result") == (allowed ? "success" : "denied"), "\(label)")
-                    #expect(try event.optionalString("actor_username") == user.name, "\(label)")
-                    #expect(try event.optionalString("actor_team") == CareHarness.users.first { $0.name == user.name }!.team, "\(label)")
-                    #expect(try event.optionalString("client_ip") == "127.0.0.1", "\(label)")
-                    if allowed && testCase.name.contains("episode") && !testCase.name.contains("list") {
-                        #expect(try !event.isNull("patient_id"), "\(label) names the patient")
+        try await CareHarness.with("matrix") { harness in
+            var tokens: [String: String] = [:]
+            for user in CareHarness.users { tokens[user.name] = try await harness.login(user.name) }
+            let fixtureOwner = tokens["agent.sau"]!
+            for testCase in Self.cases {
+                for user in CareHarness.users {
+                    let (path, body) = try await testCase.prepare(harness, fixtureOwner)
+                    let before = try await harness.careRowCounts()
+                    let reply = try await harness.request(testCase.method, path, token: tokens[user.name], purpose: testCase.purpose, body: body)
+                    let allowed = testCase.allowed.contains(user.name)
+                    let label = "\(testCase.name) as \(user.name)"
+                    #expect(reply.status == (allowed ? testCase.successStatus : 403), "\(label): \(reply.status) \(reply.text)")
+                    if !allowed {
+                        #expect(reply.errorCode == "care.forbidden", "\(label)")
+                        #expect(try await harness.careRowCounts() == before, "\(label) wrote nothing")
+                    }
+                    let requestID = try #require(reply.requestID, "\(label) has a request id")
+                    let events = try await harness.events(requestID: requestID)
+                    #expect(events.count == 1, "\(label): exactly one event")
+                    if let event = events.first {
+                        #expect(try event.string("action") == testCase.action, "\(label)")
+                        #expect(try event.optionalString("purpose") == testCase.purpose, "\(label)")
+                        #expect(try event.string("result") == (allowed ? "success" : "denied"), "\(label)")
+                        #expect(try event.optionalString("actor_username") == user.name, "\(label)")
+                        #expect(try event.optionalString("actor_team") == CareHarness.users.first { $0.name == user.name }!.team, "\(label)")
+                        #expect(try event.optionalString("client_ip") == "127.0.0.1", "\(label)")
+                        if allowed && testCase.name.contains("episode") && !testCase.name.contains("list") {
+                            #expect(try !event.isNull("patient_id"), "\(label) names the patient")
+                        }
                     }
                 }
             }
         }
-        await harness.stop()
     }
 
     @Test("A transmission addressed to another team shares the episode with it, and only then")
     func sharing() async throws {
-        let harness = try await CareHarness.start("sharing")
-        let sau = try await harness.login("agent.sau")
-        let epl = try await harness.login("agent.epl")
-        let episode = try await harness.createEpisode(sau, patient: try await harness.createPatient(sau))
-        #expect(try await harness.request("GET", "/v1/episodes/\(episode)", token: epl).status == 403)
-        #expect(try await harness.request("GET", "/v1/episodes", token: epl).array.isEmpty)
-        _ = try await harness.createTransmission(sau, episode: episode, body: "Avis psychiatrique demandé", addressedTo: "epl")
-        let shared = try await harness.request("GET", "/v1/episodes/\(episode)", token: epl)
-        #expect(shared.status == 200)
-        #expect(shared.object["shared_with"] as? [String] == ["epl"])
-        let listed = try await harness.request("GET", "/v1/episodes/\(episode)/transmissions", token: epl, purpose: "coordination")
-        #expect(listed.array.first?["body"] as? String == "Avis psychiatrique demandé")
-        #expect(try await harness.request("GET", "/v1/episodes?team=epl", token: epl).array.count == 1)
-        let reply = try await harness.createTransmission(epl, episode: episode, body: "Entretien réalisé, pas de risque immédiat")
-        #expect(!reply.isEmpty)
-        await harness.stop()
+        try await CareHarness.with("sharing") { harness in
+            let sau = try await harness.login("agent.sau")
+            let epl = try await harness.login("agent.epl")
+            let episode = try await harness.createEpisode(sau, patient: try await harness.createPatient(sau))
+            #expect(try await harness.request("GET", "/v1/episodes/\(episode)", token: epl).status == 403)
+            #expect(try await harness.request("GET", "/v1/episodes", token: epl).array.isEmpty)
+            _ = try await harness.createTransmission(sau, episode: episode, body: "Avis psychiatrique demandé", addressedTo: "epl")
+            let shared = try await harness.request("GET", "/v1/episodes/\(episode)", token: epl)
+            #expect(shared.status == 200)
+            #expect(shared.object["shared_with"] as? [String] == ["epl"])
+            let listed = try await harness.request("GET", "/v1/episodes/\(episode)/transmissions", token: epl, purpose: "coordination")
+            #expect(listed.array.first?["body"] as? String == "Avis psychiatrique demandé")
+            #expect(try await harness.request("GET", "/v1/episodes?team=epl", token: epl).array.count == 1)
+            let reply = try await harness.createTransmission(epl, episode: episode, body: "Entretien réalisé, pas de risque immédiat")
+            #expect(!reply.isEmpty)
+        }
     }
 }

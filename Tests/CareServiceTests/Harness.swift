@@ -86,6 +86,15 @@ final class CareHarness: Sendable {
         await database.drop()
     }
 
+    /// Runs `body` with a started harness, stopped (server, pool, database) on every
+    /// path: a failed `#require` leaks no server and no database.
+    static func with<Result>(
+        _ name: String, settings: CareAPISettings = CareAPISettings(sessions: SessionSettings(), passwordCostExponent: 10),
+        _ body: (CareHarness) async throws -> Result
+    ) async throws -> Result {
+        try await withResource(try await start(name, settings: settings), release: { await $0.stop() }, body)
+    }
+
     struct Reply: Sendable {
         let status: Int
         let body: Data

@@ -82,15 +82,7 @@ struct JournalDaemonTests {
 
     /// Runs `body` with ``prepare(_:peerUID:batchSize:)``'s set-up; the database is dropped on every path.
     func withSetup<Result>(_ name: String, peerUID: UInt32 = getuid(), batchSize: Int = 5000, _ body: (Setup) async throws -> Result) async throws -> Result {
-        let setup = try await prepare(name, peerUID: peerUID, batchSize: batchSize)
-        do {
-            let result = try await body(setup)
-            await setup.database.drop()
-            return result
-        } catch {
-            await setup.database.drop()
-            throw error
-        }
+        try await withResource(try await prepare(name, peerUID: peerUID, batchSize: batchSize), release: { await $0.database.drop() }, body)
     }
 
     /// A migrated database, a signing key, and a configuration allowing `peerUID` on the socket.

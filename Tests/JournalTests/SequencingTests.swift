@@ -77,15 +77,7 @@ struct JournalFixture {
 
     /// Runs `body` with a new fixture, closed and dropped on every path (a failed `#require` too).
     static func with<Result>(_ purpose: String, _ body: (JournalFixture) async throws -> Result) async throws -> Result {
-        let fixture = try await make(purpose)
-        do {
-            let result = try await body(fixture)
-            await fixture.close()
-            return result
-        } catch {
-            await fixture.close()
-            throw error
-        }
+        try await withResource(try await make(purpose), release: { await $0.close() }, body)
     }
 }
 

@@ -81,15 +81,7 @@ struct KeyFixture {
 
     /// Runs `body` with a new fixture and its patients, closed and dropped on every path.
     static func with<Result>(_ name: String, patients: Int, _ body: (KeyFixture, [UUID: PatientView]) async throws -> Result) async throws -> Result {
-        let (fixture, seeded) = try await make(name, patients: patients)
-        do {
-            let result = try await body(fixture, seeded)
-            await fixture.close()
-            return result
-        } catch {
-            await fixture.close()
-            throw error
-        }
+        try await withResource(try await make(name, patients: patients), release: { await $0.0.close() }) { try await body($0.0, $0.1) }
     }
 }
 

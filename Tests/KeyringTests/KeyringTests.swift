@@ -18,17 +18,7 @@ struct KeyringTests {
 
     /// Runs `body` with ``prepared(_:)``'s database, connection and master key; closed and dropped on every path.
     func withPrepared<Result>(_ name: String, _ body: (TestDatabase, Connection, MasterKey) async throws -> Result) async throws -> Result {
-        let (database, connection, master) = try await prepared(name)
-        do {
-            let result = try await body(database, connection, master)
-            await connection.close()
-            await database.drop()
-            return result
-        } catch {
-            await connection.close()
-            await database.drop()
-            throw error
-        }
+        try await withResource(try await prepared(name), release: { await $0.1.close(); await $0.0.drop() }) { try await body($0.0, $0.1, $0.2) }
     }
 
     @Test("Initialising twice creates one primary key per purpose, wrapped by the master key")

@@ -17,7 +17,7 @@ public struct NotifiedDaemon: Sendable {
 
     /// The first notification that contains `assignment` (e.g. `READY=1`), skipping
     /// the others (progress in `STATUS=`).
-    /// - Throws: ``TestEnvironmentError`` when none comes within 10 s of the previous one.
+    /// - Throws: ``TestEnvironmentError`` when none comes within 60 s of the previous one.
     public func notification(containing assignment: String) async throws -> String {
         let socket = notifications
         return try await offThePool {

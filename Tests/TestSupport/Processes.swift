@@ -1,5 +1,6 @@
 public import Foundation
 import Glibc
+import Synchronization
 
 /// The outcome of running a program.
 public struct ProcessOutcome: Sendable {
@@ -78,10 +79,13 @@ public func builtExecutablesDirectory() -> URL {
 /// The repository's root folder.
 public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A program started in the background, with its output going to files.
+/// A program started in the background, with its output going to files. One that
+/// was never waited for (a test that failed half-way) is killed and reaped when the
+/// last reference goes, so that no daemon outlives its test.
 public final class BackgroundProcess: Sendable {
     public let pid: pid_t
     let directory: URL
+    private let reaped = Mutex(false)
 
     /// Starts `executable`; it inherits this process's environment plus `environment`.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
@@ -106,13 +110,22 @@ public final class BackgroundProcess: Sendable {
     /// Sends a signal.
     public func signal(_ signal: Int32) { kill(pid, signal) }
 
+    deinit {
+        guard !reaped.withLock({ $0 }) else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        try? FileManager.default.removeItem(at: directory)
+    }
+
     /// Waits for the exit (off the cooperative pool) and returns the status and output.
     public func wait() async throws -> ProcessOutcome {
         let pid = self.pid
         let directory = self.directory
-        return try await offThePool {
+        return try await offThePool { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 { guard errno == EINTR else { throw POSIXError(.ECHILD) } }
+            self.reaped.withLock { $0 = true }
             let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             defer { try? FileManager.default.removeItem(at: directory) }
             return ProcessOutcome(

@@ -74,15 +74,7 @@ public final class TestCluster: @unchecked Sendable {
     /// Creates a cluster (not started), runs `body` with it, and destroys it on every
     /// path: a failed `#require` or any error leaves no server running and no directory.
     public static func with<Result>(_ label: String, settings: String = "", _ body: (TestCluster) async throws -> Result) async throws -> Result {
-        let cluster = try await TestCluster(label, settings: settings)
-        do {
-            let result = try await body(cluster)
-            await cluster.destroy()
-            return result
-        } catch {
-            await cluster.destroy()
-            throw error
-        }
+        try await withResource(try await TestCluster(label, settings: settings), release: { await $0.destroy() }, body)
     }
 
     /// Runs `arguments` as the cluster's owner (postgres when the tests run as root).

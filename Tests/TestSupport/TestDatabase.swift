@@ -63,18 +63,26 @@ public func migrate(_ connection: Connection) async throws {
     try await Migrator(migrations: try MigrationSet.bundled(), logger: testLogger).migrate(on: connection, appliedBy: "tests")
 }
 
+/// Runs `body` with `resource`, then `release`s it on every path: whether `body`
+/// returns or throws (a failed `#require` throws), nothing it holds leaks. The one
+/// shape of every scoped test helper (databases, clusters, fixtures, harnesses).
+public func withResource<Resource, Result>(
+    _ resource: Resource, release: (Resource) async -> Void, _ body: (Resource) async throws -> Result
+) async throws -> Result {
+    do {
+        let result = try await body(resource)
+        await release(resource)
+        return result
+    } catch {
+        await release(resource)
+        throw error
+    }
+}
+
 extension TestDatabase {
     /// Creates a database named after `purpose`, runs `body` with it, and drops it on
     /// every path: a failed `#require` (which throws) or any error leaks no database.
     public static func with<Result>(_ purpose: String, _ body: (TestDatabase) async throws -> Result) async throws -> Result {
-        let database = try await create(purpose)
-        do {
-            let result = try await body(database)
-            await database.drop()
-            return result
-        } catch {
-            await database.drop()
-            throw error
-        }
+        try await withResource(try await create(purpose), release: { await $0.drop() }, body)
     }
 }

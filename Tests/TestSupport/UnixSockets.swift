@@ -35,11 +35,13 @@ public final class DatagramSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
         }
         guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // A notification that should come may take long on a loaded machine (a CI runner
+        // building beside the tests): wait up to a minute before calling it missing.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// The next datagram as text, or nil after 10 s.
+    /// The next datagram as text, or nil after 60 s.
     public func receive() -> String? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = recv(descriptor, &buffer, buffer.count, 0)

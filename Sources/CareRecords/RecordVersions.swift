@@ -1,0 +1,47 @@
+public import Foundation
+public import Store
+
+/// The versioned history of every record: one encrypted snapshot per change.
+extension CareStore {
+    /// The kinds of versioned records.
+    public enum RecordType: String, Sendable { case patient, episode, transmission }
+
+    func recordVersion(
+        _ type: RecordType, id: UUID, version: Int, fields: [String], state: some Encodable, by principal: Principal, at time: Date,
+        on connection: isolated Connection
+    ) throws {
+        let versionID = UUID()
+        let snapshot = try CareJSON.encoder().encode(state)
+        let sealed = try cipher.encrypt(Array(snapshot), for: EncryptedColumn.recordVersionSnapshot.location(rowID: versionID))
+        try connection.query(
+            "INSERT INTO care.record_versions (id, record_type, record_id, version, changed_at, changed_by, changed_fields, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8)",
+            [versionID, type.rawValue, id, version, time, principal.userID, "{" + fields.joined(separator: ",") + "}", sealed])
+    }
+
+    /// Every version of a record, oldest first, each with who, when, which fields and the state after.
+    public func history(_ type: RecordType, id: UUID, on connection: isolated Connection) throws -> [VersionView] {
+        let rows = try connection.query(
+            """
+            SELECT v.id, v.version, v.changed_at, u.username, array_to_string(v.changed_fields, ',') AS fields, v.snapshot
+            FROM care.record_versions v JOIN care.users u ON u.id = v.changed_by
+            WHERE v.record_type = $1 AND v.record_id = $2 ORDER BY v.version
+            """, [type.rawValue, id]).rows
+        return try rows.map { row in
+            let versionID = try row.uuid("id")
+            let plain = try cipher.decrypt(try row.bytes("snapshot"), at: EncryptedColumn.recordVersionSnapshot.location(rowID: versionID))
+            let state = try CareJSON.decoder().decode([String: JSONValue].self, from: Data(plain))
+            return VersionView(
+                version: try row.int("version"), changedAt: try row.date("changed_at"), changedBy: try row.string("username"),
+                changedFields: try row.string("fields").split(separator: ",").map(String.init), state: state)
+        }
+    }
+
+    static func changedFields(_ before: some Encodable, _ after: some Encodable) throws -> [String] {
+        let encoder = CareJSON.encoder()
+        let decoder = CareJSON.decoder()
+        let old = try decoder.decode([String: JSONValue].self, from: try encoder.encode(before))
+        let new = try decoder.decode([String: JSONValue].self, from: try encoder.encode(after))
+        let ignored: Set<String> = ["version", "updated_at", "time_in_care_seconds"]
+        return Set(old.keys).union(new.keys).subtracting(ignored).filter { old[$0] != new[$0] }.sorted()
+    }
+}
