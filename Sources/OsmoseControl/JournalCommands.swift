@@ -450,9 +450,14 @@ struct JournalCommand: AsyncParsableCommand {
         func selection() async throws -> EntrySelection {
             if let from, let to { return .range(from...to) }
             if let patient, let id = UUID(uuidString: patient) {
-                let search = JournalSearch(patientID: id, limit: 1_000_000)
+                // One more than the most taken, so that a larger set is refused rather than cut short.
+                let most = 1_000_000
+                let search = JournalSearch(patientID: id, limit: most + 1)
                 let entries = try await options.withConnection { connection in try await connection.perform { try search.entries(on: $0) } }
                 guard !entries.isEmpty else { throw ValidationError("no journal entry concerns patient \(patient)") }
+                guard entries.count <= most else {
+                    throw ValidationError("more than \(most) journal entries concern patient \(patient): export them in parts with --from/--to or --sequences-file")
+                }
                 return .sequences(entries.map(\.sequence))
             }
             return .sequences(try listedSequences() + (try sequencesFile.map(readSequences) ?? []))
