@@ -45,7 +45,7 @@ public struct JournalExport: Sendable {
     /// body of a tlog-witness add-checkpoint request proving `checkpoint`'s tree a
     /// prefix of the latest checkpoint's). Files are created with mode 0600.
     /// - Parameter progress: called now and then (every 65,536 entries) with how far
-    ///   the export is, on the thread that reads the database.
+    ///   the export is, from the export's threads (one at a time).
     /// - Returns: what was written.
     /// - Throws: ``JournalError`` `.notFound` when an entry is missing or the last one
     ///   is not covered by a checkpoint yet, `.invalidArgument` for an empty or too
