@@ -357,12 +357,12 @@ public final class DatabaseTreeReader: TreeHashReader {
             }
             return try rows.map { try $0.bytes("leaf_hash") }
         }
-        return try range.map { index in
-            guard let below = try fullTile(level: level - 1, index: index) else {
-                throw JournalError(.inconsistentState, "hash tile \(level - 1)/\(index) is missing")
-            }
-            return HashTile(level: level - 1, index: index, hashes: below).root
+        // One read for all the full tiles below, not one a hash.
+        let below = try connection.assumeIsolated { connection in try JournalDatabase.fullTiles(level: level - 1, indices: range, on: connection) }
+        guard below.count == range.count, zip(below, range).allSatisfy({ $0.index == $1 }) else {
+            throw JournalError(.inconsistentState, "hash tiles \(level - 1)/\(range.lowerBound)..<\(range.upperBound) are not all stored (found \(below.count))")
         }
+        return below.map(\.root)
     }
 
     private func fullTile(level: Int, index: UInt64) throws -> [UInt8]? {
@@ -404,6 +404,44 @@ extension JournalDatabase {
         try connection.query(
             "SELECT canonical FROM journal.entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", [Int64(range.lowerBound), Int64(range.upperBound)]
         ).rows.map { try $0.bytes("canonical") }
+    }
+
+    /// In one statement, the checkpoints an export of entries `first`…`last` names:
+    /// the first checkpoint covering `last` (nil when none does yet), the latest, and
+    /// the run of checkpoints from the last one whose tree has at most `first` entries
+    /// (the first checkpoint when none) up to the covering one, at most `limit` of them.
+    static func exportCheckpoints(
+        first: UInt64, last: UInt64, limit: Int, on connection: isolated Connection
+    ) throws -> (covering: CheckpointRecord?, latest: CheckpointRecord?, run: [CheckpointRecord]) {
+        let rows = try connection.query(
+            """
+            WITH bounds AS (
+                SELECT (SELECT min(id) FROM journal.checkpoints WHERE tree_size > $2) AS covering,
+                    coalesce((SELECT max(id) FROM journal.checkpoints WHERE tree_size <= $1), 1) AS before,
+                    (SELECT max(id) FROM journal.checkpoints) AS latest)
+            SELECT \(checkpointColumns), coalesce(c.id = b.covering, false) AS is_covering, c.id = b.latest AS is_latest,
+                coalesce(c.id BETWEEN least(b.before, b.covering) AND b.covering, false) AS in_run
+            FROM journal.checkpoints AS c, bounds AS b
+            WHERE c.id = b.latest OR c.id BETWEEN least(b.before, b.covering) AND least(b.covering, least(b.before, b.covering) + $3 - 1)
+            ORDER BY c.id
+            """, [Int64(first), Int64(last), limit]
+        ).rows
+        var covering: CheckpointRecord?
+        var latest: CheckpointRecord?
+        var run: [CheckpointRecord] = []
+        for row in rows {
+            let record = try checkpoint(from: row)
+            if try row.bool("is_covering") { covering = record }
+            if try row.bool("is_latest") { latest = record }
+            if try row.bool("in_run") { run.append(record) }
+        }
+        return (covering, latest, run)
+    }
+
+    /// How many of the entries `sequences` are stored.
+    static func countEntries(_ sequences: SortedIndices, on connection: isolated Connection) throws -> Int {
+        guard !sequences.isEmpty else { return 0 }
+        return try connection.query("SELECT count(*) AS n FROM journal.entries WHERE \(sequences.sqlCondition("seq"))").rows[0].int("n")
     }
 
     /// The stored full hash tiles of `level` whose indices are in `indices`, in index order.

@@ -11,6 +11,49 @@ public enum JournalFormats {
         return text + "\n" + checkpointNote
     }
 
+    /// Appends the `c2sp.org/tlog-proof@v1` text of `proof` against the checkpoint
+    /// whose note is `checkpointNote` (its UTF-8 bytes) to `output`: the same text as
+    /// ``tlogProof(index:proof:checkpointNote:)``, written without intermediate strings
+    /// for exports of millions of proofs.
+    public static func appendTlogProof(_ proof: InclusionProof, checkpointNote: [UInt8], to output: inout [UInt8]) {
+        output.append(contentsOf: tlogProofHeader)
+        appendDecimal(proof.index, to: &output)
+        output.append(0x0A)
+        var offset = 0
+        while offset < proof.lower.count {
+            Base64.appendLine(proof.lower[offset..<offset + 32], to: &output)
+            offset += 32
+        }
+        output.append(contentsOf: proof.upper.lines)
+        output.append(0x0A)
+        output.append(contentsOf: checkpointNote)
+    }
+
+    private static let tlogProofHeader = Array("c2sp.org/tlog-proof@v1\nindex ".utf8)
+
+    /// The tlog-proof of `proof` against the checkpoint whose note is `checkpointNote`.
+    public static func tlogProof(_ proof: InclusionProof, checkpointNote: String) -> String {
+        var bytes: [UInt8] = []
+        appendTlogProof(proof, checkpointNote: Array(checkpointNote.utf8), to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `value` in decimal ASCII.
+    static func appendDecimal(_ value: UInt64, to output: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { digits in
+            repeat {
+                digits[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            output.append(contentsOf: digits[(20 - count)...])
+        }
+    }
+
     /// The body of a C2SP tlog-witness `add-checkpoint` request: `old <size>`, the
     /// consistency proof (one base64 hash per line), an empty line, the new checkpoint.
     public static func addCheckpointBody(oldSize: UInt64, proof: [[UInt8]], checkpointNote: String) -> String {
@@ -147,6 +190,46 @@ public enum JournalFormats {
         case "administration": return "HOPERAT"
         case "audit": return "HSYSADMIN"
         default: return "PATRQT"
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648 §4) of tree hashes, as the proof formats write them.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Appends the base64 of `bytes` and a newline to `output`.
+    static func appendLine(_ bytes: ArraySlice<UInt8>, to output: inout [UInt8]) {
+        let groups = bytes.count / 3
+        let rest = bytes.count % 3
+        let length = (groups + (rest > 0 ? 1 : 0)) * 4 + 1
+        let start = output.count
+        output.append(contentsOf: repeatElement(0, count: length))
+        alphabet.withUnsafeBufferPointer { alphabet in
+            bytes.withUnsafeBufferPointer { input in
+                output.withUnsafeMutableBufferPointer { all in
+                    var out = start
+                    var index = 0
+                    for _ in 0..<groups {
+                        let value = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+                        all[out] = alphabet[Int(value >> 18)]
+                        all[out + 1] = alphabet[Int(value >> 12 & 0x3F)]
+                        all[out + 2] = alphabet[Int(value >> 6 & 0x3F)]
+                        all[out + 3] = alphabet[Int(value & 0x3F)]
+                        index += 3
+                        out += 4
+                    }
+                    if rest > 0 {
+                        let value = UInt32(input[index]) << 16 | (rest == 2 ? UInt32(input[index + 1]) << 8 : 0)
+                        all[out] = alphabet[Int(value >> 18)]
+                        all[out + 1] = alphabet[Int(value >> 12 & 0x3F)]
+                        all[out + 2] = rest == 2 ? alphabet[Int(value >> 6 & 0x3F)] : UInt8(ascii: "=")
+                        all[out + 3] = UInt8(ascii: "=")
+                        out += 4
+                    }
+                    all[out] = 0x0A
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Journal
 import JournalArchive
 import Settings
+import Synchronization
 
 /// The security officer's commands: integrity, investigation, proofs and exports.
 struct JournalCommand: AsyncParsableCommand {
@@ -351,32 +352,62 @@ struct JournalCommand: AsyncParsableCommand {
 
         struct Inclusion: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "A c2sp.org/tlog-proof@v1 proof that entry SEQ is in the journal, against the latest (or a given) checkpoint.")
+                abstract: "c2sp.org/tlog-proof@v1 proofs that entries SEQ… are in the journal, against the latest (or a given) checkpoint.",
+                discussion: """
+                    With several SEQs (or --sequences-file), one proof per entry in sequence order, separated by a line `--`; \
+                    the hash tiles they need are read once for all of them.
+                    """)
             @OptionGroup var options: GlobalOptions
-            @Argument(help: "The sequence number.") var sequence: UInt64
+            @Argument(help: "The sequence numbers.") var sequences: [UInt64] = []
+            @Option(help: "A file of sequence numbers, one a line ('-': standard input).") var sequencesFile: String?
             @Option(help: "The checkpoint id to prove against (default: the latest).") var checkpoint: Int64?
+
+            func validate() throws {
+                guard !sequences.isEmpty || sequencesFile != nil else { throw ValidationError("give at least one SEQ, or --sequences-file") }
+            }
 
             func run() async throws {
                 try await reportingFailures {
-                    let (sequence, id) = (self.sequence, self.checkpoint)
-                    let text = try await options.withSnapshot { try JournalProofs.inclusion(of: sequence, checkpoint: id, on: $0) }
-                    print(text, terminator: "")
+                    let selection = EntrySelection.sequences(sequences + (try sequencesFile.map(readSequences) ?? []))
+                    let id = self.checkpoint
+                    try await options.withSnapshot { connection in
+                        var first = true
+                        try JournalProofs.inclusion(of: selection, checkpoint: id, on: connection) { text in
+                            if !first { print("--") }
+                            print(text, terminator: "")
+                            first = false
+                        }
+                    }
                 }
             }
         }
 
         struct Consistency: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "The consistency proof from checkpoint OLD to checkpoint NEW, as the body of a C2SP tlog-witness add-checkpoint request.")
+                abstract: "The consistency proof from checkpoint OLD to checkpoint NEW, as the body of a C2SP tlog-witness add-checkpoint request.",
+                discussion: """
+                    With more ids (OLD NEW NEWER…), the chain of proofs from each checkpoint to the next, separated by a line `--`; \
+                    the hash tiles are read once for the whole chain.
+                    """)
             @OptionGroup var options: GlobalOptions
             @Argument(help: "The older checkpoint id.") var old: Int64
-            @Argument(help: "The newer checkpoint id.") var new: Int64
+            @Argument(help: "The newer checkpoint id, then optionally later ones.") var newer: [Int64]
+
+            func validate() throws {
+                guard !newer.isEmpty else { throw ValidationError("give the newer checkpoint id NEW after OLD") }
+            }
 
             func run() async throws {
                 try await reportingFailures {
-                    let (old, new) = (self.old, self.new)
-                    let text = try await options.withSnapshot { try JournalProofs.consistency(from: old, to: new, on: $0) }
-                    print(text, terminator: "")
+                    let ids = [old] + newer
+                    try await options.withSnapshot { connection in
+                        var first = true
+                        try JournalProofs.consistencyChain(ids, on: connection) { body in
+                            if !first { print("--") }
+                            print(body, terminator: "")
+                            first = false
+                        }
+                    }
                 }
             }
         }
@@ -386,40 +417,88 @@ struct JournalCommand: AsyncParsableCommand {
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Export entries FROM…TO (inclusive) as a C2SP entry bundle with covering checkpoints and proofs, or as FHIR AuditEvents.",
+            abstract: "Export entries as a C2SP entry bundle with covering checkpoints and proofs, or as FHIR AuditEvents.",
             discussion: """
-                --format bundle (default) writes into the directory --out: `entries` (the entry bundle), `checkpoint` (the
-                first checkpoint covering TO), `checkpoints` (every checkpoint from the one before FROM to it) and `proofs`
-                (one c2sp.org/tlog-proof@v1 per entry, separated by a line `--`). --format fhir writes a FHIR R4 Bundle of
-                AuditEvent resources to --out (a file) or standard output. The export is itself journaled.
+                Choose the entries with --from A --to B (inclusive), with --seq (scattered sequence numbers; repeat it or \
+                separate them with commas) and/or --sequences-file, or with --patient (every entry about that patient). \
+                --format bundle (default) writes into the directory --out: `entries` (the entry bundle), `checkpoint` (the \
+                first checkpoint covering the last entry), `checkpoints` (every checkpoint from the one before the first entry \
+                to it), `proofs` (one c2sp.org/tlog-proof@v1 per entry, separated by a line `--`) and `consistency` (the \
+                proof that `checkpoint` is a prefix of the latest checkpoint). --format fhir writes a FHIR R4 Bundle of \
+                AuditEvent resources to --out (a file) or standard output. Files are complete when they appear (mode 0600); \
+                the export is itself journaled. On a terminal, progress goes to standard error.
                 """)
         @OptionGroup var options: GlobalOptions
-        @Option(help: "First sequence number.") var from: UInt64
-        @Option(help: "Last sequence number (inclusive).") var to: UInt64
+        @Option(help: "First sequence number.") var from: UInt64?
+        @Option(help: "Last sequence number (inclusive).") var to: UInt64?
+        @Option(name: .customLong("seq"), help: "Sequence numbers, separated by commas; repeatable.") var sequenceLists: [String] = []
+        @Option(help: "A file of sequence numbers, one a line ('-': standard input).") var sequencesFile: String?
+        @Option(help: "Every entry about this patient (UUID).") var patient: String?
         @Option(help: "bundle or fhir.") var format = "bundle"
         @Option(help: "Output directory (bundle) or file (fhir; default standard output).") var out: String?
 
         func validate() throws {
-            guard from <= to else { throw ValidationError("--from must not be after --to") }
-            guard to - from < JournalExport.maximumCount else { throw ValidationError("export at most 10,000,000 entries at a time") }
+            let ways = [from != nil || to != nil, !sequenceLists.isEmpty || sequencesFile != nil, patient != nil].filter { $0 }.count
+            guard ways == 1 else { throw ValidationError("choose the entries one way: --from/--to, --seq/--sequences-file, or --patient") }
+            if from != nil || to != nil {
+                guard let from, let to else { throw ValidationError("--from and --to go together") }
+                guard from <= to else { throw ValidationError("--from must not be after --to") }
+                guard to - from < JournalExport.maximumCount else { throw ValidationError("export at most 10,000,000 entries at a time") }
+            }
+            _ = try listedSequences()
+            if let patient, UUID(uuidString: patient) == nil { throw ValidationError("--patient must be a UUID") }
             guard ["bundle", "fhir"].contains(format) else { throw ValidationError("--format must be bundle or fhir") }
             if format == "bundle" && out == nil { throw ValidationError("--out DIR is required for --format bundle") }
         }
 
+        /// The numbers given with --seq.
+        func listedSequences() throws -> [UInt64] {
+            try sequenceLists.flatMap { list in
+                try list.split(separator: ",").map { item in
+                    guard let value = UInt64(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--seq: \(item) is not a sequence number") }
+                    return value
+                }
+            }
+        }
+
         func run() async throws {
             try await reportingFailures {
-                let export = JournalExport(range: from...to, exportedBy: operatorActor(.securityOfficer))
+                var export = JournalExport(try await selection(), exportedBy: operatorActor(.securityOfficer))
+                export.patientID = patient.flatMap(UUID.init(uuidString:))
+                let progress = terminalProgress()
+                defer { progress.finish() }
                 if format == "fhir" {
                     let origin = try options.loadConfiguration().journal.origin
-                    let data = try await options.withConnection { connection in try await export.fhirBundle(origin: origin, now: microsecondsNow(), on: connection) }
-                    if let out { try writeFile(out, Array(data)) } else { print(String(decoding: data, as: UTF8.self)) }
+                    let (out, report) = (self.out, progress.report)
+                    _ = try await options.withConnection { connection in
+                        try await export.writeFHIR(to: out, origin: origin, now: microsecondsNow(), on: connection, progress: report)
+                    }
                     return
                 }
                 guard let out else { return }
-                let summary = try await options.withConnection { connection in try await export.writeBundle(into: out, on: connection) }
+                let summary = try await options.withConnection { connection in try await export.writeBundle(into: out, on: connection, progress: progress.report) }
+                progress.finish()
                 print(
-                    "exported entries \(from)…\(to) with \(summary.checkpoints) checkpoints (covering: #\(summary.covering.id), size \(summary.covering.treeSize)) to \(out)")
+                    "exported \(summary.entries) entries (\(export.selection)) with \(summary.checkpoints) checkpoints "
+                        + "(covering: #\(summary.covering.id), size \(summary.covering.treeSize); latest #\(summary.latest.id)) to \(out)")
             }
+        }
+
+        /// The entries the options choose.
+        func selection() async throws -> EntrySelection {
+            if let from, let to { return .range(from...to) }
+            if let patient, let id = UUID(uuidString: patient) {
+                // One more than the most taken, so that a larger set is refused rather than cut short.
+                let most = 1_000_000
+                let search = JournalSearch(patientID: id, limit: most + 1)
+                let entries = try await options.withConnection { connection in try await connection.perform { try search.entries(on: $0) } }
+                guard !entries.isEmpty else { throw ValidationError("no journal entry concerns patient \(patient)") }
+                guard entries.count <= most else {
+                    throw ValidationError("more than \(most) journal entries concern patient \(patient): export them in parts with --from/--to or --sequences-file")
+                }
+                return .sequences(entries.map(\.sequence))
+            }
+            return .sequences(try listedSequences() + (try sequencesFile.map(readSequences) ?? []))
         }
     }
 
@@ -491,3 +570,46 @@ func writeFile(_ path: String, _ bytes: [UInt8]) throws {
         throw ValidationError("cannot write \(path)")
     }
 }
+
+/// Sequence numbers from a file (or standard input for `-`), one a line; blank lines
+/// and lines starting with `#` are skipped.
+/// - Throws: `ValidationError` naming the file and line that is not a number.
+func readSequences(_ path: String) throws -> [UInt64] {
+    let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
+    guard let data else { throw ValidationError("cannot read \(path)") }
+    var sequences: [UInt64] = []
+    for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let text = line.trimmingCharacters(in: .whitespaces)
+        if text.isEmpty || text.hasPrefix("#") { continue }
+        guard let value = UInt64(text) else { throw ValidationError("\(path), line \(number + 1): \(text) is not a sequence number") }
+        sequences.append(value)
+    }
+    return sequences
+}
+
+/// Progress of a long export on standard error, only when it is a terminal.
+final class TerminalProgress: Sendable {
+    private let shown = Mutex(false)
+    private let enabled: Bool
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    /// Reports progress (nil when standard error is not a terminal).
+    var report: (@Sendable (JournalExportProgress) -> Void)? {
+        guard enabled else { return nil }
+        return { [self] progress in
+            shown.withLock { $0 = true }
+            let percent = progress.total == 0 ? 100 : progress.entries * 100 / progress.total
+            FileHandle.standardError.write(Data("\rosmosectl: \(progress.entries) of \(progress.total) entries written (\(percent) %)".utf8))
+        }
+    }
+
+    /// Ends the progress line.
+    func finish() {
+        guard shown.withLock({ shown in defer { shown = false }; return shown }) else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+/// Progress for a long-running command: on standard error when it is a terminal.
+func terminalProgress() -> TerminalProgress { TerminalProgress(enabled: isatty(STDERR_FILENO) == 1) }

@@ -72,6 +72,9 @@ public actor Connection {
     private var preparedStatements: [String: String] = [:]
     private static let preparedStatementLimit = 512
     private let noticeSink: NoticeSink
+    /// How many requests this connection has sent and waited for (statements,
+    /// preparations, COPY): tests count them to bound an operation's round trips.
+    public private(set) var roundTrips = 0
 
     private init(logger: Logger) {
         self.logger = logger
@@ -242,13 +245,16 @@ public actor Connection {
         }
         let values = storage.map { UnsafePointer($0?.assumingMemoryBound(to: CChar.self)) }
         guard let name = try prepare(sql, parameterCount: parameters.count, on: pointer) else {
+            roundTrips += 1
             return try collect(PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0), pointer)
         }
+        roundTrips += 1
         do {
             return try collect(PQexecPrepared(pointer, name, Int32(parameters.count), values, lengths, formats, 0), pointer)
         } catch let error as StoreError where error.sqlState == "0A000" || error.sqlState == "26000" {
             // The server dropped or invalidated the plan (a table changed shape): forget it and run unprepared.
             preparedStatements[sql] = nil
+            roundTrips += 1
             return try collect(PQexecParams(pointer, sql, Int32(parameters.count), nil, values, lengths, formats, 0), pointer)
         }
     }
@@ -263,6 +269,7 @@ public actor Connection {
         if let name = preparedStatements[sql] { return name }
         guard preparedStatements.count < Self.preparedStatementLimit, PQtransactionStatus(pointer) != PQTRANS_INERROR else { return nil }
         let name = "osmose_\(preparedStatements.count + 1)"
+        roundTrips += 1
         guard let result = PQprepare(pointer, name, sql, Int32(parameterCount), nil) else { return nil }
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_COMMAND_OK else {
@@ -278,6 +285,7 @@ public actor Connection {
         let owner = try live()
         defer { withExtendedLifetime(owner) {} }
         let pointer = owner.pointer
+        roundTrips += 1
         var result = PQexec(pointer, script)
         // PQexec returns only the last statement's result; an error stops the script.
         _ = try collect(result, pointer)
@@ -381,6 +389,7 @@ public actor Connection {
         let owner = try live()
         defer { withExtendedLifetime(owner) {} }
         let pointer = owner.pointer
+        roundTrips += 1
         let started = PQexec(pointer, sql)
         defer { PQclear(started) }
         guard let started, PQresultStatus(started) == PGRES_COPY_IN else {
@@ -440,6 +449,7 @@ public actor Connection {
         let owner = try live()
         defer { withExtendedLifetime(owner) {} }
         let pointer = owner.pointer
+        roundTrips += 1
         let started = PQexec(pointer, sql)
         defer { PQclear(started) }
         guard let started, PQresultStatus(started) == PGRES_COPY_OUT else {

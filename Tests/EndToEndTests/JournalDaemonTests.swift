@@ -359,6 +359,58 @@ struct JournalDaemonTests {
             let bundle = try JSONSerialization.jsonObject(with: Data(fhir.standardOutput.utf8)) as? [String: Any]
             #expect(bundle?["resourceType"] as? String == "Bundle" && (bundle?["entry"] as? [Any])?.count == 10)
 
+            // Several proofs in one run, scattered exports (from a file, and a patient's), a consistency chain:
+            // each accepted by the independent verifier.
+            let many = try await osmosectl(setup, ["journal", "prove", "inclusion", "699", "3", "456", "257"])
+            let texts = many.standardOutput.components(separatedBy: "--\n")
+            #expect(many.status == 0 && texts.count == 4, "\(many.standardOutput)\(many.standardError)")
+            for (position, text) in texts.enumerated() {
+                #expect(text.contains("\nindex \([3, 257, 456, 699][position])\n"), "proofs come in sequence order")
+                try text.write(toFile: "\(files)/proof-\(position)", atomically: true, encoding: .utf8)
+                let checked = try await runProgram(
+                    "/usr/bin/env",
+                    [
+                        "python3", repositoryRoot.appendingPathComponent("scripts/interop/verify-c2sp.py").path, "--vkey", setup.vkey, "--tiles", "\(files)/tiles",
+                        "--proof", "\(files)/proof-\(position)",
+                    ])
+                #expect(checked.status == 0, "\(checked.standardOutput)\(checked.standardError)")
+            }
+            try "699\n3\n# a comment\n\n256\n255\n".write(toFile: "\(files)/sequences", atomically: true, encoding: .utf8)
+            let scattered = try await osmosectl(setup, ["journal", "export", "--sequences-file", "\(files)/sequences", "--out", "\(files)/scattered"])
+            #expect(scattered.status == 0 && scattered.standardOutput.contains("exported 4 entries"), "\(scattered.standardOutput)\(scattered.standardError)")
+            let patient = try await osmosectl(setup, ["journal", "export", "--patient", "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab", "--out", "\(files)/patient"])
+            #expect(patient.status == 0 && patient.standardOutput.contains("exported 7 entries"), "\(patient.standardOutput)\(patient.standardError)")
+            for export in ["scattered", "patient"] {
+                let checked = try await runProgram(
+                    "/usr/bin/env",
+                    [
+                        "python3", repositoryRoot.appendingPathComponent("scripts/interop/verify-c2sp.py").path, "--vkey", setup.vkey,
+                        "--export", "\(files)/\(export)", "--consistency", "\(files)/\(export)/consistency", "--old-checkpoint", "\(files)/\(export)/checkpoint",
+                    ])
+                #expect(checked.status == 0 && checked.standardOutput.contains("ok consistency"), "\(export): \(checked.standardOutput)\(checked.standardError)")
+            }
+            let patientEvents = try await connection.query(
+                "SELECT count(*) AS n FROM journal.intake WHERE action = 'export' AND patient_id = '7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab'")
+            #expect(try patientEvents.rows[0].int("n") == 1, "the patient's export names the patient")
+            let between = try checkpoints.map { try $0.int64("id") }.filter { $0 >= old && $0 <= new }
+            let middle = between[between.count / 2]
+            let chain = try await osmosectl(setup, ["journal", "prove", "consistency", "\(old)", "\(middle)", "\(new)"])
+            let bodies = chain.standardOutput.components(separatedBy: "--\n")
+            #expect(chain.status == 0 && bodies.count == 2, "\(chain.standardOutput)\(chain.standardError)")
+            try (try await osmosectl(setup, ["journal", "checkpoint", "--id", "\(middle)"])).standardOutput.write(toFile: "\(files)/middle", atomically: true, encoding: .utf8)
+            for (body, from) in zip(bodies, ["old", "middle"]) {
+                try body.write(toFile: "\(files)/link", atomically: true, encoding: .utf8)
+                let checked = try await runProgram(
+                    "/usr/bin/env",
+                    [
+                        "python3", repositoryRoot.appendingPathComponent("scripts/interop/verify-c2sp.py").path, "--vkey", setup.vkey,
+                        "--consistency", "\(files)/link", "--old-checkpoint", "\(files)/\(from)",
+                    ])
+                #expect(checked.status == 0, "\(from): \(checked.standardOutput)\(checked.standardError)")
+            }
+            let refused = try await osmosectl(setup, ["journal", "export", "--seq", "3,9999", "--out", "\(files)/refused"])
+            #expect(refused.status != 0 && refused.standardError.contains("9999"), "\(refused.standardError)")
+
             // Tampering as the database owner, with the append-only triggers switched off.
             let owner = try await Connection.connect(setup.database.connectionString, logger: testLogger)
             try await owner.execute("SET session_replication_role = replica")

@@ -78,7 +78,47 @@ struct JournalExportTests {
                         leafHash: MerkleTree.leafHash(entry.canonical), index: Int(parsed.index), size: 320, proof: parsed.hashes, root: summary.covering.rootHash),
                     "entry \(parsed.index)")
             }
+            // `consistency` ties the covering checkpoint to the latest (here the same: an empty proof).
+            let consistency = String(decoding: try read(out + "/consistency"), as: UTF8.self)
+            #expect(consistency == "old 320\n\n" + summary.latest.note && summary.latest.id == 2)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["checkpoint", "checkpoints", "consistency", "entries", "proofs"])
+            #expect(try FileManager.default.attributesOfItem(atPath: out + "/proofs")[.posixPermissions] as? Int == 0o600)
             #expect(try await exportEvents(fixture) == ["250-310 journal.export.bundle security-officer audit alice@host"])
+        }
+    }
+
+    @Test("A scattered export proves each entry against the checkpoint covering the last one, ties it to the latest, and journals the exact set")
+    func scattered() async throws {
+        try await Self.journal("exportscattered") { fixture in
+            let out = try directory()
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            var export = JournalExport(.sequences([299, 3, 255, 256, 3, 120]), exportedBy: Self.officer)
+            export.patientID = UUID(uuidString: "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab")
+            let summary = try await export.writeBundle(into: out, on: fixture.admin)
+            #expect(summary.entries == 5 && summary.covering.id == 1 && summary.latest.id == 2 && summary.checkpoints == 1)
+            let sequences: [UInt64] = [3, 120, 255, 256, 299]
+            let stored = try await fixture.admin.perform { connection in try sequences.map { try JournalDatabase.entry($0, on: connection) } }
+            #expect(try JournalFormats.entries(inBundle: try read(out + "/entries")) == stored.map(\.canonical))
+            let proofs = String(decoding: try read(out + "/proofs"), as: UTF8.self).components(separatedBy: "--\n")
+            #expect(proofs.count == 5)
+            for (proof, entry) in zip(proofs, stored) {
+                let parsed = try parse(proof)
+                #expect(parsed.index == entry.entry.sequence && parsed.note == summary.covering.note)
+                #expect(
+                    MerkleTree.verifyInclusion(
+                        leafHash: MerkleTree.leafHash(entry.canonical), index: Int(parsed.index), size: 300, proof: parsed.hashes, root: summary.covering.rootHash))
+            }
+            let body = String(decoding: try read(out + "/consistency"), as: UTF8.self)
+            let lines = body.components(separatedBy: "\n\n")[0].split(separator: "\n").map(String.init)
+            #expect(lines[0] == "old 300" && body.hasSuffix(summary.latest.note))
+            let hashes = try lines.dropFirst().map { Array(try #require(Data(base64Encoded: $0))) }
+            #expect(
+                MerkleTree.verifyConsistency(oldSize: 300, newSize: 320, oldRoot: summary.covering.rootHash, newRoot: summary.latest.rootHash, proof: hashes))
+            let events = try await fixture.admin.query(
+                "SELECT object_id, patient_id::text AS patient FROM journal.intake WHERE action = 'export' AND source = 'osmosectl'"
+            ).rows
+            #expect(events.count == 1)
+            #expect(try events[0].string("object_id").hasPrefix("5 entries in 3-299 #") && events[0].string("patient") == "7f3c1e2a-9b8d-4c6e-a5f4-0123456789ab")
         }
     }
 
@@ -93,17 +133,89 @@ struct JournalExportTests {
             await #expect(throws: JournalError(.notFound, "")) {
                 try await JournalExport(range: 300...322, exportedBy: Self.officer).writeBundle(into: out, on: fixture.admin)
             }
+            await #expect(throws: JournalError(.invalidArgument, "")) {
+                try await JournalExport(.sequences([]), exportedBy: Self.officer).writeBundle(into: out, on: fixture.admin)
+            }
+            // An entry missing from the tables (as after a purge) is named, and the files written so far are removed.
+            try await fixture.admin.execute("SET session_replication_role = replica")
+            try await fixture.admin.execute("DELETE FROM journal.entries WHERE seq = 150")
+            do {
+                _ = try await JournalExport(.sequences([10, 150, 200]), exportedBy: Self.officer).writeBundle(into: out, on: fixture.admin)
+                Issue.record("an export with a missing entry succeeded")
+            } catch let error as JournalError {
+                #expect(error.code == .notFound && error.message.contains("entry 150"), "\(error)")
+            }
+            await #expect(throws: JournalError(.notFound, "")) {
+                try await JournalExport(range: 100...200, exportedBy: Self.officer).writeFHIR(
+                    to: out + "/fhir.json", origin: "journal.test.example", now: 0, on: fixture.admin)
+            }
             #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty)
             #expect(try await exportEvents(fixture).isEmpty)
+        }
+    }
+
+    @Test(
+        "Exports of scattered and contiguous entries, across tile boundaries and partial tiles, are accepted by the independent C2SP verifier, in round trips bounded by the tiles touched"
+    )
+    func interoperableAndBounded() async throws {
+        var generator = TestSeed.generator(test: "JournalExportTests.interoperableAndBounded")
+        try await JournalFixture.with("exportinterop") { fixture in
+            var state = try await fixture.journald.perform { try JournalDatabase.loadState(on: $0) }
+            for size: UInt64 in [300, 65_537, 70_000] {
+                try await fixture.submit(Int(size - state.size), offset: Int(state.size))
+                state = try await fixture.drain(state, batch: 10_000)
+                state = try await fixture.checkpoint(state).state
+            }
+            try await fixture.submit(5, offset: 70_000)
+            _ = try await fixture.drain(state)
+            var scattered = Set<UInt64>([255, 256, 65_535, 65_536, 69_999])
+            while scattered.count < 1_000 { scattered.insert(UInt64.random(in: 0..<70_000, using: &generator)) }
+            let cases: [(String, EntrySelection, Int64)] = [
+                ("one level-0 tile and a partial one stored full since", .range(0...299), 1),
+                ("across level-0 tiles, tied to a later checkpoint", .range(250...310), 2),
+                ("across the level-1 boundary", .range(65_000...65_536), 2),
+                ("in the partial tiles of the last checkpoint", .range(69_800...69_999), 3),
+                ("scattered over the whole journal", .sequences(scattered), 3),
+            ]
+            let verifier = repositoryRoot.appendingPathComponent("scripts/interop/verify-c2sp.py").path
+            for (name, selection, covering) in cases {
+                let out = try directory()
+                defer { try? FileManager.default.removeItem(atPath: out) }
+                let before = await fixture.admin.roundTrips
+                let summary = try await JournalExport(selection, exportedBy: Self.officer).writeBundle(into: out, on: fixture.admin)
+                let trips = await fixture.admin.roundTrips - before
+                let tiles = Set(selection.sequences.map { $0 >> 8 }).count
+                #expect(summary.entries == selection.count && summary.covering.id == covering && summary.latest.id == 3, "\(name)")
+                // One round trip a chunk of level-0 tiles (64 full tiles of a range, up to 256 tiles of scattered
+                // entries), plus a fixed few (the transaction, the checkpoints, the trees' right edges, the
+                // consistency proof, the journaled event): never one an entry, nor one a tile.
+                let chunks = selection.isContiguous ? (tiles + 63) / 64 : max((tiles + 255) / 256, (selection.count + 16_383) / 16_384)
+                #expect(trips <= chunks + 12, "\(name): \(trips) round trips for \(selection.count) entries in \(tiles) level-0 tiles (\(chunks) chunks)")
+                let interop = try await runProgram(
+                    "/usr/bin/env",
+                    [
+                        "python3", verifier, "--vkey", fixture.signer.verifierKey.encoded, "--export", out, "--consistency", out + "/consistency",
+                        "--old-checkpoint", out + "/checkpoint",
+                    ])
+                #expect(interop.status == 0, "\(name): \(interop.standardOutput)\(interop.standardError)")
+                #expect(interop.standardOutput.contains("ok export: \(selection.count) entries"), "\(name): \(interop.standardOutput)")
+                #expect(interop.standardOutput.contains("ok consistency"), "\(name): \(interop.standardOutput)")
+            }
         }
     }
 
     @Test("A FHIR export holds one AuditEvent per entry and is journaled")
     func fhir() async throws {
         try await Self.journal("exportfhir") { fixture in
-            let data = try await JournalExport(range: 0...9, exportedBy: Self.officer).fhirBundle(origin: "journal.test.example", now: 0, on: fixture.admin)
-            let bundle = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-            #expect(bundle["resourceType"] as? String == "Bundle" && (bundle["entry"] as? [Any])?.count == 10)
+            let out = try directory()
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let count = try await JournalExport(range: 0...9, exportedBy: Self.officer).writeFHIR(
+                to: out + "/audit.json", origin: "journal.test.example", now: 0, on: fixture.admin)
+            #expect(count == 10)
+            let bundle = try #require(try JSONSerialization.jsonObject(with: Data(try read(out + "/audit.json"))) as? [String: Any])
+            let entries = try #require(bundle["entry"] as? [[String: Any]])
+            #expect(bundle["resourceType"] as? String == "Bundle" && bundle["total"] as? Int == 10 && entries.count == 10)
+            #expect(entries.map { ($0["resource"] as? [String: Any])?["id"] as? String } == (0...9).map { "\($0)" })
             #expect(try await exportEvents(fixture) == ["0-9 journal.export.fhir security-officer audit alice@host"])
         }
     }

@@ -103,6 +103,9 @@ struct KeyDaemonTests {
                 earliest = max(earliest, delay)
             } else if !after.finished {
                 landed += 1
+                // A start slowed by a loaded machine (the whole suite at once) raised `earliest`: come back
+                // down, or every later run rewrites a large share and the rotation ends before 12 kills landed.
+                earliest = max(50, earliest * 3 / 4)
             }
         }
         return (landed, round)
