@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "osmose-journald", targets: ["osmose-journald"]),
         .executable(name: "osmose-keyd", targets: ["osmose-keyd"]),
         .executable(name: "osmose-backupd", targets: ["osmose-backupd"]),
+        .executable(name: "osmose-dsard", targets: ["osmose-dsard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -153,10 +154,25 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-keyd", dependencies: ["KeyService", "DaemonRuntime"], swiftSettings: strictSettings),
+        // Data-subject requests: the register, deadlines, access packs, evidence files (schema dsar).
+        .target(
+            name: "SubjectRequests",
+            dependencies: ["CareRecords", "Journal", "Keyring", "Store", "Cryptography", "Age", "Archive", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
+        .target(
+            name: "SubjectRequestService",
+            dependencies: [
+                "SubjectRequests", "CareRecords", "Journal", "Keyring", "Store", "Settings", "Systemd", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-dsard", dependencies: ["SubjectRequestService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup",
+                "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup", "SubjectRequests",
                 "Settings",
                 "Schema",
                 "Store",
@@ -253,6 +269,10 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "SubjectRequestsTests",
+            dependencies: ["SubjectRequests", "SubjectRequestService", "CareRecords", "Keyring", "Journal", "Store", "Settings", "Age", "Cryptography", "TestSupport"],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "KeyManagementTests",
             dependencies: ["KeyManagement", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],

@@ -22,8 +22,9 @@ extension CareStore {
     public func history(_ type: RecordType, id: UUID, on connection: isolated Connection) throws -> [VersionView] {
         let rows = try connection.query(
             """
-            SELECT v.id, v.version, v.changed_at, u.username, array_to_string(v.changed_fields, ',') AS fields, v.snapshot
-            FROM care.record_versions v JOIN care.users u ON u.id = v.changed_by
+            SELECT v.id, v.version, v.changed_at, coalesce(u.username, 'dpo: subject request ' || v.subject_request_id) AS username,
+                   array_to_string(v.changed_fields, ',') AS fields, v.snapshot
+            FROM care.record_versions v LEFT JOIN care.users u ON u.id = v.changed_by
             WHERE v.record_type = $1 AND v.record_id = $2 ORDER BY v.version
             """, [type.rawValue, id]).rows
         return try rows.map { row in
