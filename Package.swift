@@ -271,7 +271,10 @@ let package = Package(
         .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
         .testTarget(
             name: "SubjectRequestsTests",
-            dependencies: ["SubjectRequests", "SubjectRequestService", "CareRecords", "Keyring", "Journal", "Store", "Settings", "Age", "Cryptography", "TestSupport"],
+            dependencies: [
+                "SubjectRequests", "SubjectRequestService", "CareRecords", "Keyring", "Journal", "Store", "Settings", "Age", "Cryptography", "Systemd", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings),
         .testTarget(
             name: "KeyManagementTests",

@@ -23,6 +23,8 @@ extension CareAPI {
         let query: [String: String]
         /// Where the handler records the object and patient it touched.
         let audit: RequestAudit
+        /// The ground of GDPR art. 18(2) named to open a restricted record (header `Osmose-Restriction-Override`).
+        let restrictionOverride: RestrictionGround?
     }
 
     static let missingToken = CareError(.authenticationRequired, "send Authorization: Bearer <token>")
@@ -40,6 +42,7 @@ extension CareAPI {
             let bytes = try await readBody(request)
             let token = bearerToken(request)
             let purposeHeader = request.headers[.osmosePurpose]
+            let overrideHeader = request.headers[.osmoseRestrictionOverride]
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
             let api = self
             let work: @Sendable (isolated Connection) throws -> Reply = { connection in
@@ -54,8 +57,12 @@ extension CareAPI {
                 guard decision.allowed else {
                     throw CareError(.forbidden, "the access policy does not allow a \(principal.role.rawValue) to \(endpoint.policyAction) \(endpoint.resource.rawValue) for \(purpose.rawValue)")
                 }
-                let call = Call(principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, audit: audit)
-                return try body(call, connection)
+                let call = Call(
+                    principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, audit: audit,
+                    restrictionOverride: try RestrictionGate.ground(overrideHeader))
+                let reply = try body(call, connection)
+                try RestrictionGate.enforce(call, endpoint, on: connection)
+                return reply
             }
             if endpoint.journalAction == .read {
                 return try await reading(audit, work)

@@ -10,8 +10,11 @@ extension CareAPI {
         let api = self
         routes.get { request, context in
             await api.handle(request, context, .init(resource: .episode, policyAction: "list", journalAction: .read, objectType: "episode-list")) { call, connection in
-                try CareAPI.json(try api.store.listEpisodes(
-                    team: call.query["team"], state: call.query["state"] ?? "open", for: call.principal, teamScoped: call.teamScoped, on: connection))
+                try CareAPI.json(
+                    try RestrictionGate.visible(
+                        try api.store.listEpisodes(
+                            team: call.query["team"], state: call.query["state"] ?? "open", for: call.principal, teamScoped: call.teamScoped, on: connection),
+                        patient: \.patientId, call, "episode list", on: connection))
             }
         }
         routes.post { request, context in

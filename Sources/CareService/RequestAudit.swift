@@ -58,6 +58,7 @@ package final class RequestAudit: Sendable {
         var purpose: AccessPurpose?
         var objectID: String?
         var patientID: UUID?
+        var note: String?
     }
 
     private let learned = Mutex(Learned())
@@ -101,6 +102,15 @@ package final class RequestAudit: Sendable {
         }
     }
 
+    /// The patient the request touched so far, if any.
+    package var touchedPatient: UUID? { learned.withLock { $0.patientID } }
+
+    /// Records a stable code the event carries as its reason when the request
+    /// succeeds (e.g. the ground on which a restricted record was opened).
+    package func note(_ reason: String) {
+        learned.withLock { $0.note = reason }
+    }
+
     /// The access event of the request ending with `outcome`, stamped now.
     package func event(_ outcome: Outcome) -> AccessEvent {
         let learned = learned.withLock { $0 }
@@ -113,7 +123,7 @@ package final class RequestAudit: Sendable {
         event.purpose = learned.purpose
         event.objectID = learned.objectID.map { JournalText.bounded($0, to: JournalText.objectIDLimit) }
         event.patientID = learned.patientID
-        event.reason = outcome.reason.map { JournalText.bounded($0, to: JournalText.reasonLimit) }
+        event.reason = (outcome.reason ?? learned.note).map { JournalText.bounded($0, to: JournalText.reasonLimit) }
         event.clientIP = clientIP
         event.userAgent = userAgent.map { JournalText.bounded($0, to: JournalText.userAgentLimit) }
         return event

@@ -181,7 +181,9 @@ struct BuildContext {
                     cells[column] = PackCell(value: nil, source: .clear)
                     continue
                 }
-                if withheld.contains(column) {
+                if source.table == "dsar.rectifications" && column == "recipients" {
+                    cells[column] = PackCell(value: try recipients(text), source: staffNames ? .clear : .staff)
+                } else if withheld.contains(column) {
                     cells[column] = PackCell(value: "[non communiqué]", source: .withheld)
                 } else if let declared = encrypted[column] {
                     let rowID = values[declared.rowIDColumn].flatMap { $0 } ?? ""
@@ -231,6 +233,23 @@ struct BuildContext {
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
+    /// A rectification's recipients (GDPR art. 19), each by staff reference unless names are given.
+    mutating func recipients(_ json: String) throws -> String {
+        guard !staffNames, let list = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return json }
+        let anonymised: [[String: Any]] = list.map { recipient in
+            var copy = recipient
+            let key = (recipient["userID"] as? String) ?? (recipient["username"] as? String).map { "username:" + $0 }
+            if let key {
+                journalActors[key] = (recipient["username"] as? String, recipient["role"] as? String, recipient["team"] as? String)
+                copy["staff"] = staff(key)
+            }
+            copy["userID"] = nil
+            copy["username"] = nil
+            return copy
+        }
+        return String(decoding: try JSONSerialization.data(withJSONObject: anonymised, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+
     static func hexBytes(_ text: Substring) -> [UInt8]? {
         let utf8 = Array(text.utf8)
         guard utf8.count % 2 == 0 else { return nil }
@@ -269,11 +288,10 @@ struct BuildContext {
         consultations.reserveCapacity(found.count)
         for ((entry, canonical), proof) in zip(found, proofs) {
             var reference: String?
-            if let user = entry.actorUserID {
-                journalActors[user] = (entry.actorUsername, entry.actorRole, entry.actorTeam)
-                reference = staff(user)
-            } else if let name = entry.actorUsername, entry.actorRole != "system" {
-                reference = staff("username:" + name)
+            let key = entry.actorUserID ?? entry.actorUsername.map { "username:" + $0 }
+            if let key, entry.actorRole != "system" {
+                journalActors[key] = (entry.actorUsername, entry.actorRole, entry.actorTeam)
+                reference = staff(key)
             }
             consultations.append(
                 PackConsultation(

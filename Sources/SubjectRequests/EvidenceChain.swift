@@ -24,6 +24,23 @@ public struct EvidenceStep: Sendable, Hashable, Codable {
     public let hash: [UInt8]
     /// The `request_id` of the journal event that records the step (its reason carries the hash).
     public let journalRequestID: String
+
+    /// A step as stored (``EvidenceChain/step(after:requestID:occurredAt:actor:kind:details:journalRequestID:)`` builds new ones).
+    public init(
+        requestID: UUID, position: Int, occurredAt: Int64, actor: String, kind: String, details: [String: String], body: String, previousHash: [UInt8],
+        hash: [UInt8], journalRequestID: String
+    ) {
+        self.requestID = requestID
+        self.position = position
+        self.occurredAt = occurredAt
+        self.actor = actor
+        self.kind = kind
+        self.details = details
+        self.body = body
+        self.previousHash = previousHash
+        self.hash = hash
+        self.journalRequestID = journalRequestID
+    }
 }
 
 /// The hash chain of a request's evidence file: each step commits to the one

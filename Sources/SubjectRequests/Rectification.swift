@@ -44,11 +44,15 @@ public struct RectificationRecord: Sendable, Hashable, Codable {
 public struct Rectifications: Sendable {
     let register: RequestRegister
     let ring: DataKeyRing
+    /// How long after a rectification the recipients are listed: a request in flight
+    /// when the rectification committed records its event within it.
+    let inFlightMargin: TimeInterval
 
     /// Rectifications of `register`'s requests, with the keys of `ring`.
-    public init(register: RequestRegister, ring: DataKeyRing) {
+    public init(register: RequestRegister, ring: DataKeyRing, inFlightMargin: TimeInterval = 5) {
         self.register = register
         self.ring = ring
+        self.inFlightMargin = inFlightMargin
     }
 
     /// The identity fields a rectification may change.
@@ -152,7 +156,7 @@ public struct Rectifications: Sendable {
                 recipients = try JSONDecoder().decode([Recipient].self, from: Data(stored.utf8))
             } else {
                 try Self.requireSequenced(
-                    patient: patient, journalRequestID: try row.string("journal_request_id"), after: rectifiedAt, on: connection)
+                    patient: patient, journalRequestID: try row.string("journal_request_id"), after: rectifiedAt, margin: inFlightMargin, on: connection)
                 let newVersion = try row.int("new_version")
                 let written = try oldValuesWritten(patient: patient, fields: fields, before: newVersion, on: connection)
                 recipients = try Self.readers(of: patient, fields: fields, written: written, until: rectifiedAt, on: connection)
@@ -175,20 +179,16 @@ public struct Rectifications: Sendable {
         return records
     }
 
-    /// How long after a rectification the journal must have sequenced events: a
-    /// request in flight when the rectification committed records its event within it.
-    public static let inFlightMargin: TimeInterval = 5
-
     /// Refuses until the journal has sequenced the rectification's own event, and
     /// until the margin after it has passed (the in-flight requests' events, committed
     /// within it, are sequenced within a second of their commit).
-    static func requireSequenced(patient: UUID, journalRequestID: String, after moment: Date, on connection: isolated Connection) throws {
+    static func requireSequenced(patient: UUID, journalRequestID: String, after moment: Date, margin: TimeInterval, on connection: isolated Connection) throws {
         let sequenced = try JournalSearch(patientID: patient, action: .subjectRequest, occurredFrom: moment.addingTimeInterval(-60), limit: 100_000)
             .entries(on: connection).contains { $0.requestID == journalRequestID }
-        guard sequenced, Date() >= moment.addingTimeInterval(inFlightMargin + 2) else {
+        guard sequenced, Date() >= moment.addingTimeInterval(margin) else {
             throw SubjectRequestError(
                 .journalNotReady,
-                "the journal has not yet sequenced the accesses up to \(Int(inFlightMargin)) s after the rectification: retry in a few seconds (is osmose-journald running?)")
+                "the journal has not yet sequenced the accesses up to \(Int(margin)) s after the rectification: retry in a few seconds (is osmose-journald running?)")
         }
     }
 
