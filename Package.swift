@@ -265,7 +265,7 @@ let package = Package(
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Store", "Cryptography", "TestSupport"], swiftSettings: optimisedSettings),
         .testTarget(
             name: "CareServiceTests",
-            dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
+            dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "SubjectRequests", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
