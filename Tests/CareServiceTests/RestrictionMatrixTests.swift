@@ -26,8 +26,13 @@ struct RestrictionMatrixTests {
         }
     }
 
-    /// The patient a prepared request is about, found from its path or body.
+    /// The patient a prepared request is about, found from its path or body, as
+    /// PostgreSQL prints a uuid (lower case; the API's JSON spells them in upper case).
     static func patient(of path: String, body: String?, _ harness: CareHarness) async throws -> String? {
+        try await named(in: path, body: body, harness)?.lowercased()
+    }
+
+    private static func named(in path: String, body: String?, _ harness: CareHarness) async throws -> String? {
         let parts = path.split(separator: "?")[0].split(separator: "/").map(String.init)
         guard parts.count >= 3 else {
             if let body, let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] { return object["patient_id"] as? String }
