@@ -16,10 +16,12 @@ public struct Redaction: Sendable, Hashable, Codable {
     /// Why.
     public var reason: RedactionReason
 
-    /// A passage to remove.
+    /// A passage to remove. A row key that is a uuid is kept as PostgreSQL prints
+    /// it (lower case), whichever case it was given in (the care API's JSON spells
+    /// uuids in upper case, the draft in lower case).
     public init(table: String, row: String, column: String, text: String, reason: RedactionReason) {
         self.table = table
-        self.row = row
+        self.row = UUID(uuidString: row).map { $0.uuidString.lowercased() } ?? row
         self.column = column
         self.text = text
         self.reason = reason

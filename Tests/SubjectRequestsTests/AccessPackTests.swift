@@ -208,6 +208,76 @@ struct AccessPackTests {
         }
     }
 
+    @Test("A third party named in a note is redacted before release: gone from every form and snapshot, recorded encrypted, a step of the evidence file; a passage not in the draft is refused and writes nothing")
+    func redaction() async throws {
+        try await DSARFixture.with("dsar_redaction") { fixture in
+            let seeded = try await Self.seed(fixture)
+            let request = try await fixture.open(.access, patient: seeded.target)
+            let workflow = AccessPackWorkflow(register: fixture.register(), ring: fixture.ring)
+            let draft = try await fixture.dsar.transaction(isolation: .repeatableRead) { connection in
+                try workflow.review(number: request.number, staffNames: false, on: connection)
+            }
+            let named = try #require(draft.table("care.transmissions")?.rows.first { $0.columns["body"]?.value?.contains("Claire Dubois") == true })
+            let snapshots = draft.table("care.record_versions")?.rows.filter { $0.columns["record_id"]?.value == named.key } ?? []
+            #expect(snapshots.contains { $0.columns["snapshot"]?.value?.contains("Claire Dubois") == true }, "the version history holds the name too")
+
+            let before = try await fixture.counts()
+            let absent = await #expect(throws: SubjectRequestError.self) {
+                _ = try await fixture.dsar.transaction { connection in
+                    try workflow.redact(
+                        number: request.number, Redaction(table: "care.transmissions", row: named.key, column: "body", text: "Paul Dubois", reason: .thirdParty),
+                        on: connection)
+                }
+            }
+            #expect(absent?.code == .redactionNotFound)
+            #expect(try await fixture.counts() == before, "nothing written for a passage not in the draft")
+
+            // The row key as the care API's JSON spells it (upper case) names the same row.
+            _ = try await fixture.dsar.transaction { connection in
+                try workflow.redact(
+                    number: request.number, Redaction(table: "care.transmissions", row: named.key.uppercased(), column: "body", text: "Claire Dubois", reason: .thirdParty),
+                    on: connection)
+            }
+            let stored = try await fixture.admin.query("SELECT row_id, removed_text FROM dsar.redactions WHERE request_id = $1", [request.id]).rows
+            #expect(stored.count == 1)
+            #expect(try stored[0].string("row_id") == named.key)
+            #expect(Data(try stored[0].bytes("removed_text")).range(of: Data("Claire Dubois".utf8)) == nil, "the removed passage is stored encrypted")
+
+            let approved = try await fixture.dsar.transaction(isolation: .repeatableRead) { connection in
+                try workflow.approve(number: request.number, staffNames: false, on: connection)
+            }
+            #expect(approved.redactions == 1)
+            let identity = try AgeIdentity.generate()
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("dsar-redaction-\(UUID().uuidString.prefix(8)).age").path
+            defer { unlink(path) }
+            _ = try await fixture.dsar.transaction { connection in
+                try workflow.release(number: request.number, to: .recipient(identity.recipient.encoded), path: path, establishment: "CHU de test", on: connection)
+            }
+            let members = try SealedArchive.read(path, identities: [identity])
+            let pack = try AccessPack.decode(try #require(members["dossier.json"]))
+            let cell = try #require(pack.table("care.transmissions")?.rows.first { $0.key == named.key }?.columns["body"])
+            #expect(cell.source == .redacted && cell.value == "Patiente calme, sa sœur [passage occulté : tiers] est passée")
+            #expect(pack.redactions.count == 1)
+            for name in ["dossier.json", "dossier.html", "dossier.fhir.json"] {
+                let text = String(decoding: try #require(members[name]), as: UTF8.self)
+                #expect(!text.contains("Claire Dubois"), "\(name)")
+                #expect(text.contains("Patiente calme"), "\(name): the rest of the note is given")
+            }
+            let steps = try await fixture.dsar.perform { connection in try EvidenceLog.steps(of: request.id, on: connection) }
+            let redacted = try #require(steps.first { $0.kind == "redacted" })
+            #expect(redacted.details["row"] == named.key && redacted.details["reason"] == "third-party" && redacted.details["text"]?.hasPrefix("sha256:") == true)
+            #expect(!steps.map(\.body).joined().contains("Claire Dubois"), "the evidence file names the passage by its digest only")
+
+            let late = await #expect(throws: SubjectRequestError.self) {
+                _ = try await fixture.dsar.transaction { connection in
+                    try workflow.redact(
+                        number: request.number, Redaction(table: "care.transmissions", row: named.key, column: "body", text: "Patiente", reason: .thirdParty), on: connection)
+                }
+            }
+            #expect(late?.code == .packAlreadyReleased)
+        }
+    }
+
     @Test("Every access in a released pack carries an inclusion proof the independent C2SP verifier accepts, with and without staff names")
     func proofsVerifyIndependently() async throws {
         try await DSARFixture.with("dsar_proofs") { fixture in
