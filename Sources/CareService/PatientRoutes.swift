@@ -11,8 +11,8 @@ extension CareAPI {
                 let found = try RestrictionGate.visible(
                     try api.store.searchPatients(
                         lastName: call.query["last_name"], firstName: call.query["first_name"], birthDate: call.query["birth_date"], ins: call.query["ins"],
-                        on: connection), patient: \.id, call, "patient search", singleIsTouched: true, on: connection)
-                if found.count == 1 { call.audit.touched(object: found[0].id, patient: found[0].id) }
+                        on: connection), patient: \.id, call, "patient search", on: connection)
+                call.audit.listed(found.map { (object: $0.id, patient: $0.id) })
                 return try CareAPI.json(found)
             }
         }

@@ -28,7 +28,7 @@ enum RestrictionGate {
     /// Refuses the request when the patient it touched is restricted and no ground
     /// was named, or when it exports; otherwise records the opening.
     static func enforce(_ call: CareAPI.Call, _ endpoint: CareAPI.Endpoint, on connection: isolated Connection) throws {
-        guard let patient = call.audit.touchedPatient, let restriction = try PatientRestrictions.inForce(on: patient, on: connection) else { return }
+        guard let patient = call.audit.patientID, let restriction = try PatientRestrictions.inForce(on: patient, on: connection) else { return }
         guard endpoint.journalAction != .export else {
             throw CareError(.restricted, "this patient's processing is restricted (GDPR art. 18): their record is not exported")
         }
@@ -44,17 +44,14 @@ enum RestrictionGate {
     }
 
     /// `items` without those of restricted patients, unless a ground was named (then
-    /// each restricted patient shown is an opening recorded for the DPO). A handler
-    /// that names the patient of a single result (`singleIsTouched`) leaves that
-    /// opening to ``enforce(_:_:on:)``, so that it is recorded once.
+    /// each restricted patient shown is an opening recorded for the DPO).
     static func visible<Item>(
-        _ items: [Item], patient: (Item) -> UUID, _ call: CareAPI.Call, _ endpoint: String, singleIsTouched: Bool = false,
+        _ items: [Item], patient: (Item) -> UUID, _ call: CareAPI.Call, _ endpoint: String,
         on connection: isolated Connection
     ) throws -> [Item] {
         let restricted = try PatientRestrictions.restricted(among: items.map(patient), on: connection)
         guard !restricted.isEmpty else { return items }
         guard let ground = call.restrictionOverride else { return items.filter { !restricted.contains(patient($0)) } }
-        if singleIsTouched && items.count == 1 { return items }
         for id in restricted.sorted(by: { $0.uuidString < $1.uuidString }) {
             if let restriction = try PatientRestrictions.inForce(on: id, on: connection) {
                 try PatientRestrictions.recordOverride(restriction, by: call.principal, ground: ground, careRequestID: call.audit.requestID, endpoint: endpoint, on: connection)
