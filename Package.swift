@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "osmose-keyd", targets: ["osmose-keyd"]),
         .executable(name: "osmose-backupd", targets: ["osmose-backupd"]),
         .executable(name: "osmose-retentiond", targets: ["osmose-retentiond"]),
+        .executable(name: "osmose-dsard", targets: ["osmose-dsard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -181,11 +182,26 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings),
+        // Data-subject requests: the register, deadlines, access packs, evidence files (schema dsar).
+        .target(
+            name: "SubjectRequests",
+            dependencies: ["CareRecords", "Journal", "Keyring", "Store", "Cryptography", "Age", "Archive", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
+        .target(
+            name: "SubjectRequestService",
+            dependencies: [
+                "SubjectRequests", "CareRecords", "Journal", "Keyring", "Store", "Settings", "Systemd", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
         .executableTarget(name: "osmose-retentiond", dependencies: ["RetentionService", "DaemonRuntime"], swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-dsard", dependencies: ["SubjectRequestService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [
-                "CareRecords", "Journal", "JournalArchive", "Keyring", "KeyManagement", "Age", "Backup", "Retention",
+                "CareRecords", "Journal", "JournalArchive", "Keyring", "KeyManagement", "Age", "Backup", "Retention", "SubjectRequests",
                 "Settings",
                 "Schema",
                 "Store",
@@ -300,13 +316,20 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "CareServiceTests",
-            dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
+            dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "SubjectRequests", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "JournalServiceTests",
             dependencies: [
                 "JournalService", "Journal", "Store", "TestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "SubjectRequestsTests",
+            dependencies: [
+                "SubjectRequests", "SubjectRequestService", "CareRecords", "Keyring", "Journal", "Store", "Settings", "Age", "Cryptography", "Systemd", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
         .testTarget(

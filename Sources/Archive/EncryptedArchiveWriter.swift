@@ -32,7 +32,16 @@ public final class EncryptedArchiveWriter {
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
     /// `threads` > 1 compresses on that many threads (for base backups: the rest of
     /// the pipeline, hashing and encryption, keeps the calling thread busy).
-    public init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
+    public convenience init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
+        try self.init(path: path, wrappingTo: recipients.map { $0 as any AgeWrapping }, compressionLevel: compressionLevel, threads: threads)
+    }
+
+    /// Starts `path` (which must not exist), its file key wrapped by `wrappers`: public
+    /// recipients, or one passphrase (age's scrypt recipient, which stands alone), as
+    /// a subject-access pack delivered to a patient is.
+    /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
+    public init(path: String, wrappingTo wrappers: [any AgeWrapping], compressionLevel: Int = 3, threads: Int = 1) throws {
+        let recipients = wrappers
         backgroundHasher = threads > 1 ? BackgroundHasher() : nil
         guard !FileManager.default.fileExists(atPath: path) else { throw ArchiveError("\(path) exists; archives are never overwritten") }
         self.path = path

@@ -37,6 +37,8 @@ public struct CareError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let conflict = Code("care.conflict", 409)
         /// The record was pseudonymised at the end of its retention term: it is shown, never changed.
         public static let pseudonymised = Code("care.pseudonymised", 409)
+        /// The patient's processing is restricted (GDPR art. 18): a ground of art. 18(2) must be named; exports are refused.
+        public static let restricted = Code("care.restricted", 403)
         public static let journalUnavailable = Code("journal.unavailable", 503)
         public static let internalError = Code("internal.error", 500)
 

@@ -201,14 +201,16 @@ public struct EncryptedColumnRegistry: Sendable, Hashable {
     /// The encrypted columns of `table`, in declaration order.
     public func columns(of table: String) -> [EncryptedColumn] { columns.filter { $0.table == table } }
 
-    /// The care records' encrypted columns and tokens (docs/encryption.md).
+    /// The suite's encrypted columns and tokens (docs/encryption.md): the care
+    /// records', then the subject-request files' (schema `dsar`), which key rotation
+    /// re-encrypts and key destruction counts like the others.
     public static let care = EncryptedColumnRegistry(
         columns: [
             .patientLastName, .patientFirstName, .patientBirthDate, .patientSex, .patientINS, .patientDateOfDeath,
             .episodeReason, .episodeImagingNote, .episodeLabNote, .episodeActivityStatus,
             .transmissionBody, .transmissionChecklist,
             .recordVersionSnapshot,
-        ],
+        ] + EncryptedColumn.subjectRequestColumns,
         searchTokens: [.patients])
 }
 
@@ -257,6 +259,39 @@ extension EncryptedColumn {
         table: "care.record_versions", column: "snapshot", role: .structured,
         holds: "the JSON state of a patient, episode or transmission after a change: its identifiers and free text included",
         atTerm: .destroy)
+}
+
+extension EncryptedColumn {
+    /// The subject-request files' encrypted columns (migration 0030), in table order.
+    public static let subjectRequestColumns: [EncryptedColumn] = [
+        .requestRequesterName, .requestRequesterContact, .requestIdentityCheck, .requestNoteBody, .requestDocumentName,
+        .requestDocumentContent, .requestRedactedText, .requestPackContent,
+    ]
+    /// `dsar.requests.requester_name`.
+    public static let requestRequesterName = EncryptedColumn(
+        table: "dsar.requests", column: "requester_name", role: .directIdentifier, holds: "who made a subject request (the patient, a representative, an heir, a doctor)")
+    /// `dsar.requests.requester_contact`.
+    public static let requestRequesterContact = EncryptedColumn(
+        table: "dsar.requests", column: "requester_contact", role: .directIdentifier, holds: "where to answer the requester (postal or mail address)")
+    /// `dsar.requests.identity_check`.
+    public static let requestIdentityCheck = EncryptedColumn(
+        table: "dsar.requests", column: "identity_check", role: .freeText, holds: "the identity documents the DPO saw, as the DPO wrote it")
+    /// `dsar.notes.body`.
+    public static let requestNoteBody = EncryptedColumn(
+        table: "dsar.notes", column: "body", role: .freeText, holds: "a DPO's note, reasoned extension notice or reasoned answer")
+    /// `dsar.documents.file_name`.
+    public static let requestDocumentName = EncryptedColumn(
+        table: "dsar.documents", column: "file_name", role: .freeText, holds: "the name of a document received with a request")
+    /// `dsar.documents.content`.
+    public static let requestDocumentContent = EncryptedColumn(
+        table: "dsar.documents", column: "content", role: .freeText, holds: "a document received with a request (a letter, a copy of an identity document)")
+    /// `dsar.redactions.removed_text`.
+    public static let requestRedactedText = EncryptedColumn(
+        table: "dsar.redactions", column: "removed_text", role: .freeText, holds: "text removed from an access pack at review (a third party named)")
+    /// `dsar.packs.content`.
+    public static let requestPackContent = EncryptedColumn(
+        table: "dsar.packs", column: "content", role: .structured,
+        holds: "an approved access pack (JSON: the patient's record decrypted) until it is released")
 }
 
 extension SearchToken {

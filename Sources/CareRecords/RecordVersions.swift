@@ -55,7 +55,7 @@ extension CareStore {
     public func history(_ type: RecordType, id: UUID, on connection: isolated Connection) throws -> [VersionView] {
         let rows = try connection.query(
             """
-            SELECT v.id, v.version, v.changed_at, coalesce(u.username, v.changed_by_operator) AS author,
+            SELECT v.id, v.version, v.changed_at, coalesce(u.username, v.changed_by_operator, 'dpo: subject request ' || v.subject_request_id) AS author,
                    array_to_string(v.changed_fields, ',') AS fields, v.snapshot, v.erased_at
             FROM care.record_versions v LEFT JOIN care.users u ON u.id = v.changed_by
             WHERE v.record_type = $1 AND v.record_id = $2 ORDER BY v.version

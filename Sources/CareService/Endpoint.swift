@@ -23,6 +23,8 @@ extension CareAPI {
         let query: [String: String]
         /// Where the handler records the object and patient it touched.
         let audit: RequestAudit
+        /// The ground of GDPR art. 18(2) named to open a restricted record (header `Osmose-Restriction-Override`).
+        let restrictionOverride: RestrictionGround?
     }
 
     static let missingToken = CareError(.authenticationRequired, "send Authorization: Bearer <token>")
@@ -42,6 +44,7 @@ extension CareAPI {
         if let purpose = purposeHeader.flatMap(AccessPurpose.init(rawValue:)) { audit.declare(purpose) }
         return await answer(audit, identifyingToken: token) {
             let bytes = try await readBody(request)
+            let overrideHeader = request.headers[.osmoseRestrictionOverride]
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
             let api = self
             let work: @Sendable (isolated Connection) throws -> Reply = { connection in
@@ -59,8 +62,12 @@ extension CareAPI {
                 if let name = query.first(where: { $0.key.contains("\0") || $0.value.contains("\0") })?.key {
                     throw CareError(.invalidQuery, "query parameter \(JournalText.bounded(name, to: 40)) contains a NUL character")
                 }
-                let call = Call(principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, audit: audit)
-                return try body(call, connection)
+                let call = Call(
+                    principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, audit: audit,
+                    restrictionOverride: try RestrictionGate.ground(overrideHeader))
+                let reply = try body(call, connection)
+                try RestrictionGate.enforce(call, endpoint, on: connection)
+                return reply
             }
             if endpoint.journalAction == .read {
                 return try await reading(audit, work)

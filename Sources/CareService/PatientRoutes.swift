@@ -8,9 +8,10 @@ extension CareAPI {
         let api = self
         routes.get { request, context in
             await api.handle(request, context, .init(resource: .patient, policyAction: "search", journalAction: .read, objectType: "patient")) { call, connection in
-                let found = try api.store.searchPatients(
-                    lastName: call.query["last_name"], firstName: call.query["first_name"], birthDate: call.query["birth_date"], ins: call.query["ins"],
-                    on: connection)
+                let found = try RestrictionGate.visible(
+                    try api.store.searchPatients(
+                        lastName: call.query["last_name"], firstName: call.query["first_name"], birthDate: call.query["birth_date"], ins: call.query["ins"],
+                        on: connection), patient: \.id, call, "patient search", on: connection)
                 call.audit.listed(found.map { (object: $0.id, patient: $0.id) })
                 return try CareAPI.json(found)
             }

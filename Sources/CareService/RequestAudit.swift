@@ -76,6 +76,7 @@ package final class RequestAudit: Sendable {
         var purpose: AccessPurpose?
         var objectID: String?
         var patientID: UUID?
+        var note: String?
         var listed: [(object: UUID, patient: UUID)]?
     }
 
@@ -135,6 +136,12 @@ package final class RequestAudit: Sendable {
         }
     }
 
+    /// Records a stable code the event carries as its reason when the request
+    /// succeeds (e.g. the ground on which a restricted record was opened).
+    package func note(_ reason: String) {
+        learned.withLock { $0.note = reason }
+    }
+
     /// Records the records a listing returned, each with its patient: a successful
     /// request then has one event per record.
     package func listed(_ records: [(object: UUID, patient: UUID)]) {
@@ -177,7 +184,7 @@ package final class RequestAudit: Sendable {
         event.purpose = learned.purpose
         event.objectID = learned.objectID.map { JournalText.bounded($0, to: JournalText.objectIDLimit) }
         event.patientID = learned.patientID
-        let reason = ([outcome.reason].compactMap { $0 } + notes.map(\.rawValue)).joined(separator: " ")
+        let reason = ([outcome.reason ?? learned.note].compactMap { $0 } + notes.map(\.rawValue)).joined(separator: " ")
         event.reason = reason.isEmpty ? nil : JournalText.bounded(reason, to: JournalText.reasonLimit)
         event.clientIP = clientIP
         event.userAgent = userAgent.map { JournalText.bounded($0, to: JournalText.userAgentLimit) }

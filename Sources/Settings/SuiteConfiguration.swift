@@ -156,6 +156,38 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var identityFile: String?
     }
 
+    /// Data-subject requests (`osmose-dsard` and the DPO's `osmosectl dsar`).
+    public struct SubjectRequests: Hashable, Sendable {
+        /// Whether the controller is a public body (its care records are kept for a
+        /// task in the public interest, GDPR art. 6(1)(e)) or a private one (art. 6(1)(b)):
+        /// it decides whether portability is owed (art. 20(3)).
+        public enum Controller: String, Hashable, Sendable {
+            case `public`, `private`
+        }
+
+        /// A libpq connection string for the osmose_dsar role; empty uses `database.connection`.
+        public var database: String
+        /// The master key file when no `master-key` systemd credential is passed.
+        public var masterKeyFile: String?
+        /// The controller's time zone, in which deadlines fall on calendar days (IANA name).
+        public var timeZone: String
+        /// The controller's status.
+        public var controller: Controller
+        /// A request is reported as nearing its deadline this many days before it.
+        public var warnDays: Int
+        /// How often osmose-dsard checks deadlines and reports restriction overrides.
+        public var checkInterval: Duration
+        /// A sendmail-compatible program and its arguments (the message, with its
+        /// headers, on standard input); empty for no mail.
+        public var mailCommand: [String]
+        /// Who receives the reports.
+        public var mailTo: [String]
+        /// The reports' sender.
+        public var mailFrom: String
+        /// The controller's name, printed at the head of access packs.
+        public var establishment: String
+    }
+
     /// Database settings.
     public var database: Database
     /// Logging settings.
@@ -174,6 +206,13 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var retention = Retention(database: "", masterKeyFile: nil, policy: nil)
     /// Cold archive settings.
     public var archives: Archives = Archives(directories: [], recipients: [], identityFile: nil)
+    /// Subject-request settings.
+    public var subjectRequests: SubjectRequests = SuiteConfiguration.defaultSubjectRequests
+
+    /// The subject-request settings' defaults.
+    public static let defaultSubjectRequests = SubjectRequests(
+        database: "", masterKeyFile: nil, timeZone: "Europe/Paris", controller: .public, warnDays: 3, checkInterval: .seconds(86400), mailCommand: [],
+        mailTo: [], mailFrom: "osmose-dsard@localhost", establishment: "Établissement de santé")
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -199,7 +238,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention", "archives"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention", "archives", "dsar"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -307,6 +346,12 @@ public struct SuiteConfiguration: Hashable, Sendable {
         if let archives = try root.mapping("archives", allowedKeys: ["directories", "recipients", "identity_file"]) {
             configuration.archives = try parseArchives(archives)
         }
+        if let dsar = try root.mapping(
+            "dsar", allowedKeys: ["database", "master_key_file", "time_zone", "controller", "warn_days", "check_interval", "mail_command", "mail_to", "mail_from", "establishment",
+            ])
+        {
+            configuration.subjectRequests = try parseSubjectRequests(dsar)
+        }
         return configuration
     }
 
@@ -334,6 +379,46 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// True for `age1…` (X25519) or `age1pq1…` (hybrid post-quantum) in Bech32.
     static func isAgeRecipient(_ text: String) -> Bool {
         text.range(of: "^age1(pq1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{1952}|[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58})$", options: .regularExpression) != nil
+    }
+
+    static func parseSubjectRequests(_ dsar: SettingsMapping) throws -> SubjectRequests {
+        var settings = defaultSubjectRequests
+        settings.database = try dsar.optionalString("database") ?? ""
+        settings.masterKeyFile = try dsar.optionalString("master_key_file")
+        if let file = settings.masterKeyFile, !file.hasPrefix("/") { throw dsar.error("master_key_file", "must be an absolute path") }
+        if let zone = try dsar.optionalString("time_zone") {
+            guard TimeZone(identifier: zone) != nil, zone.contains("/") || zone == "UTC" else {
+                throw dsar.error("time_zone", "\(zone) is not an IANA time zone (e.g. Europe/Paris)")
+            }
+            settings.timeZone = zone
+        }
+        settings.controller = SubjectRequests.Controller(rawValue: try dsar.choice("controller", from: ["public", "private"], default: "public"))!
+        settings.warnDays = try dsar.integer("warn_days", in: 0...60, default: settings.warnDays)
+        settings.checkInterval = try dsar.duration("check_interval", in: .seconds(60)...(.seconds(86400)), default: settings.checkInterval)
+        settings.mailCommand = try dsar.strings("mail_command")
+        if let program = settings.mailCommand.first, !program.hasPrefix("/") {
+            throw dsar.error("mail_command", "the program must be an absolute path (e.g. /usr/sbin/sendmail)")
+        }
+        settings.mailTo = try dsar.strings("mail_to")
+        for address in settings.mailTo where !Self.isMailAddress(address) {
+            throw dsar.error("mail_to", "\(address) is not a mail address")
+        }
+        if !settings.mailCommand.isEmpty && settings.mailTo.isEmpty { throw dsar.error("mail_to", "name who receives the reports when mail_command is set") }
+        if let from = try dsar.optionalString("mail_from") {
+            guard Self.isMailAddress(from) else { throw dsar.error("mail_from", "\(from) is not a mail address") }
+            settings.mailFrom = from
+        }
+        if let establishment = try dsar.optionalString("establishment") {
+            guard (1...200).contains(establishment.unicodeScalars.count) else { throw dsar.error("establishment", "must be 1 to 200 characters") }
+            settings.establishment = establishment
+        }
+        return settings
+    }
+
+    /// A plain `local@domain` address, without display name, spaces or line breaks
+    /// (it goes into a message header).
+    static func isMailAddress(_ text: String) -> Bool {
+        text.range(of: #"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$"#, options: .regularExpression) != nil
     }
 
     static func parseJournal(_ journal: SettingsMapping) throws -> Journal {
@@ -410,6 +495,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var journalConnection: String { journal.database.isEmpty ? database.connection : journal.database }
     /// The connection string osmose-keyd uses.
     public var keysConnection: String { keys.database.isEmpty ? database.connection : keys.database }
+    /// The connection string osmose-dsard and `osmosectl dsar` use.
+    public var subjectRequestConnection: String { subjectRequests.database.isEmpty ? database.connection : subjectRequests.database }
     /// The key policy file osmose-keyd reads.
     public var keyPolicyPath: String { keys.policy ?? "\(paths.policies)/keys.yaml" }
     /// The backup policy file.

@@ -9,7 +9,11 @@ struct EncryptedColumnsTests {
     @Test("Each column is declared once, with a role; every token reads encrypted columns of its own table, each once")
     func consistency() {
         #expect(Set(registry.columns.map(\.name)).count == registry.columns.count)
-        #expect(registry.tables == ["care.patients", "care.episodes", "care.transmissions", "care.record_versions"])
+        #expect(
+            registry.tables == [
+                "care.patients", "care.episodes", "care.transmissions", "care.record_versions", "dsar.requests", "dsar.notes", "dsar.documents",
+                "dsar.redactions", "dsar.packs",
+            ])
         #expect(registry.columns.allSatisfy { !$0.holds.isEmpty && $0.rowIDColumn == "id" })
         for set in registry.searchTokens {
             #expect(Set(set.tokens.map(\.column)).count == set.tokens.count && Set(set.tokens.map(\.domain)).count == set.tokens.count)
@@ -27,15 +31,16 @@ struct EncryptedColumnsTests {
             byRole[.directIdentifier]
                 == [
                     "care.patients.last_name", "care.patients.first_name", "care.patients.birth_date", "care.patients.ins",
-                    "care.patients.date_of_death",
+                    "care.patients.date_of_death", "dsar.requests.requester_name", "dsar.requests.requester_contact",
                 ])
         #expect(
             byRole[.freeText]
                 == [
                     "care.episodes.reason", "care.episodes.imaging_note", "care.episodes.lab_note", "care.episodes.activity_status",
-                    "care.transmissions.body",
+                    "care.transmissions.body", "dsar.requests.identity_check", "dsar.notes.body", "dsar.documents.file_name", "dsar.documents.content",
+                    "dsar.redactions.removed_text",
                 ])
-        #expect(byRole[.structured] == ["care.patients.sex", "care.transmissions.checklist", "care.record_versions.snapshot"])
+        #expect(byRole[.structured] == ["care.patients.sex", "care.transmissions.checklist", "care.record_versions.snapshot", "dsar.packs.content"])
     }
 
     @Test("Pseudonymisation: identifiers give way to the pseudonym or their year, free text and anything that may hold it is destroyed; only the sex is kept")

@@ -40,6 +40,7 @@ struct DaemonStartupTests {
         arguments: [
             ("osmose-care", ["0", "1", "3", "4", "6"]), ("osmose-journald", ["0", "1", "3", "4", "5", "6"]),
             ("osmose-keyd", ["0", "1", "3", "4", "6"]), ("osmose-backupd", ["0", "1", "3"]), ("osmose-retentiond", ["0", "1", "3", "4", "5", "6"]),
+            ("osmose-dsard", ["0", "1", "3", "4", "6"]),
         ])
     func help(_ program: String, _ statuses: [String]) async throws {
         let help = try await runProgram(path(program), ["--help"])

@@ -80,7 +80,7 @@ struct RegistryTests {
         }
     }
 
-    @Test("The care registry is what the database guards: the primary-key-only triggers and osmose-keyd's grants name exactly its columns and tokens")
+    @Test("The registry is what the database guards: the primary-key-only triggers and osmose-keyd's grants name exactly its columns and tokens (care and dsar)")
     func matchesDatabase() async throws {
         try await KeyFixture.with("keyreg_schema", patients: 0) { fixture, _ in
             let registry = EncryptedColumnRegistry.care
@@ -98,7 +98,7 @@ struct RegistryTests {
             let granted = try await fixture.admin.query(
                 """
                 SELECT table_schema || '.' || table_name || '.' || column_name AS name FROM information_schema.column_privileges
-                WHERE grantee = 'osmose_keyd' AND privilege_type = 'UPDATE' AND table_schema = 'care'
+                WHERE grantee = 'osmose_keyd' AND privilege_type = 'UPDATE' AND table_schema IN ('care', 'dsar')
                 """
             ).rows.map { try $0.string("name") }
             let tokenColumns = registry.searchTokens.flatMap { set in (set.tokens.map(\.column) + [set.keyIDColumn]).map { "\(set.table).\($0)" } }

@@ -17,6 +17,10 @@ the C2SP formats and RFC 9162 algorithms (the aics-tlog package, not our code):
                    against the old checkpoint in --old-checkpoint
 --export DIR       an `osmosectl journal export --format bundle` directory: every entry
                    of the bundle proven included in the covering checkpoint
+--pack DIR         the journal/ folder of a subject-access pack (`osmosectl dsar export`):
+                   `proofs` (one tlog-proof per access) and `leaf-hashes` ("SEQ base64"
+                   per line): each leaf hash proven included in the signed checkpoint; when
+                   `entries` is there too (staff named), each entry hashes to its leaf
 --history DIR      every checkpoint of the log in order, as DIR/NNNNNN.note, and
                    DIR/NNNNNN.consistency (`prove consistency`) from the one before:
                    each signed by one of the keys, each consistent with the previous
@@ -77,6 +81,7 @@ def main():
     parser.add_argument("--consistency")
     parser.add_argument("--old-checkpoint")
     parser.add_argument("--export")
+    parser.add_argument("--pack")
     parser.add_argument("--history")
     parser.add_argument("--archive")
     args = parser.parse_args()
@@ -139,6 +144,38 @@ def main():
             if not aics_tlog.verify_leaf_inclusion(entry, index, head.size, [base64.b64decode(h) for h in lines[1:]], head.root):
                 fail(f"export: entry {index} not included")
         print(f"ok export: {len(entries)} entries each proven included in the checkpoint of size {head.size}")
+
+    if args.pack:
+        leaves = [line.split(" ") for line in open(f"{args.pack}/leaf-hashes").read().splitlines() if line]
+        text = open(f"{args.pack}/proofs").read()
+        proofs = text.split("--\n") if text else []
+        if len(proofs) != len(leaves):
+            fail(f"pack: {len(leaves)} leaf hashes but {len(proofs)} proofs")
+        import os
+        entries = None
+        if os.path.exists(f"{args.pack}/entries"):
+            bundle, entries, offset = open(f"{args.pack}/entries", "rb").read(), [], 0
+            while offset < len(bundle):
+                length = int.from_bytes(bundle[offset:offset + 2], "big")
+                entries.append(bundle[offset + 2:offset + 2 + length])
+                offset += 2 + length
+            if len(entries) != len(leaves):
+                fail(f"pack: {len(leaves)} leaf hashes but {len(entries)} entries")
+        head = checkpoint(open(f"{args.pack}/checkpoint").read(), vkey)
+        for position, ((sequence, leaf), proof) in enumerate(zip(leaves, proofs)):
+            lines, note = split_proof(proof, "c2sp.org/tlog-proof@v1")
+            index = int(lines[0][6:])
+            if index != int(sequence):
+                fail(f"pack: proof {position} is for entry {index}, the leaf for {sequence}")
+            if note != open(f"{args.pack}/checkpoint").read():
+                fail(f"pack: proof {position} is against another checkpoint")
+            leaf_hash = base64.b64decode(leaf)
+            if entries is not None and aics_tlog.leaf_hash(entries[position]) != leaf_hash:
+                fail(f"pack: entry {sequence} does not hash to its leaf")
+            if not aics_tlog.verify_inclusion(leaf_hash, index, head.size, [base64.b64decode(h) for h in lines[1:]], head.root):
+                fail(f"pack: entry {sequence} not included")
+        print(f"ok pack: {len(leaves)} accesses each proven included in the checkpoint of size {head.size}"
+              f"{' (entries hash to their leaves)' if entries is not None else ''}")
 
     if args.history:
         import os
