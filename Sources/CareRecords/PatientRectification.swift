@@ -17,11 +17,14 @@ extension CareStore {
     /// subject request `request` instead of a care user (migration 0031), with the
     /// same validation, blind-index tokens and INS uniqueness as a care user's change.
     /// - Throws: ``CareError`` `.notFound`, `.invalidField` for a value the care
-    ///   service would refuse, `.conflict` for an INS another patient holds or when
+    ///   service would refuse, `.pseudonymised` for a patient past the retention term, `.conflict` for an INS another patient holds or when
     ///   nothing would change.
     public func rectifyPatient(_ id: UUID, _ patch: PatientPatch, request: UUID, on connection: isolated Connection) throws -> PatientRectificationResult {
         try connection.query("SELECT 1 FROM care.patients WHERE id = $1 FOR UPDATE", [id])
         let before = try patient(id, on: connection)
+        guard before.pseudonymisedAt == nil else {
+            throw CareError(.pseudonymised, "this patient was pseudonymised at the end of the retention term: no identity is held to rectify")
+        }
         var after = before
         if let value = patch.lastName { after.lastName = try Validate.name(value, field: "last_name") }
         if let value = patch.firstName { after.firstName = try Validate.name(value, field: "first_name") }
@@ -36,6 +39,9 @@ extension CareStore {
             try requireCurrentBlindKeys(on: connection)
             if taken { throw CareError(.conflict, "a patient with this INS is already registered") }
         }
+        guard let lastName = after.lastName, let firstName = after.firstName, let birthDate = after.birthDate else {
+            throw CareError(.internalError, "an identified patient's record lacks its name or birth date")
+        }
         let keyID = try index.primaryKeyID()
         let now = Date()
         try connection.query(
@@ -45,10 +51,10 @@ extension CareStore {
             WHERE id = $1
             """,
             [
-                id, before.version + 1, try seal(after.lastName, .patientLastName, id),
-                try seal(after.firstName, .patientFirstName, id), try seal(after.birthDate, .patientBirthDate, id),
+                id, before.version + 1, try seal(lastName, .patientLastName, id),
+                try seal(firstName, .patientFirstName, id), try seal(birthDate, .patientBirthDate, id),
                 try seal(after.sex.rawValue, .patientSex, id), try sealOptional(after.ins, .patientINS, id),
-                try nameToken(lastName: after.lastName, firstName: after.firstName, birthDate: after.birthDate, keyID: keyID),
+                try nameToken(lastName: lastName, firstName: firstName, birthDate: birthDate, keyID: keyID),
                 try after.ins.map { try insToken($0, keyID: keyID) }, keyID, now,
             ])
         let view = try patient(id, on: connection)

@@ -108,9 +108,9 @@ public struct Rectifications: Sendable {
 
     static func value(_ field: String, of view: PatientView) -> String {
         switch field {
-        case "last_name": view.lastName
-        case "first_name": view.firstName
-        case "birth_date": view.birthDate
+        case "last_name": view.lastName ?? ""
+        case "first_name": view.firstName ?? ""
+        case "birth_date": view.birthDate ?? ""
         case "sex": view.sex.rawValue
         case "ins": view.ins ?? ""
         default: ""

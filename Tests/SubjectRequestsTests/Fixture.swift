@@ -1,5 +1,6 @@
 import CareRecords
 import Foundation
+import Testing
 import Journal
 import Keyring
 import Store
@@ -211,10 +212,11 @@ final class DSARFixture: Sendable {
     ) async throws -> RequestRecord {
         let register = self.register()
         let received = Date().addingTimeInterval(-daysAgo * 86400)
+        let lastName = try #require(patient.lastName), firstName = try #require(patient.firstName), birthDate = try #require(patient.birthDate)
         let new = NewRequest(
-            kind: kind, subject: .patientName(lastName: patient.lastName, firstName: patient.firstName, birthDate: patient.birthDate),
+            kind: kind, subject: .patientName(lastName: lastName, firstName: firstName, birthDate: birthDate),
             chosenPatient: patient.id, capacity: capacity, representation: capacity == .legalRepresentative ? .minor : nil,
-            requesterName: "\(patient.firstName) \(patient.lastName)", requesterContact: "12 rue des Lilas, 75011 Paris", receivedAt: received,
+            requesterName: "\(firstName) \(lastName)", requesterContact: "12 rue des Lilas, 75011 Paris", receivedAt: received,
             identityCheck: identityChecked ? IdentityCheck(checkedBy: "accueil", checkedAt: received, documents: "carte d'identité n° 123456789012") : nil)
         return try await dsar.transaction { connection in try register.open(new, on: connection) }
     }
