@@ -45,14 +45,17 @@ struct EncryptedColumnsTests {
 
     @Test("Pseudonymisation: identifiers give way to the pseudonym or their year, free text and anything that may hold it is destroyed; only the sex is kept")
     func pseudonymisationRules() {
-        for column in registry.columns {
+        // The subject-request register (dsar.*) has its own term and is left by pseudonymisation.
+        let care = registry.columns.filter { $0.table.hasPrefix("care.") }
+        #expect(care.count < registry.columns.count)
+        for column in care {
             switch column.role {
             case .freeText: #expect(column.atTerm == .destroy, "\(column.name)")
             case .directIdentifier: #expect(column.atTerm == .pseudonym || column.atTerm == .year(into: column.column == "birth_date" ? "birth_year" : "death_year"), "\(column.name)")
             case .structured: #expect(column.atTerm == (column.name == "care.patients.sex" ? .keep : .destroy), "\(column.name)")
             }
         }
-        #expect(registry.columns.filter { $0.atTerm == .keep }.map(\.name) == ["care.patients.sex"])
+        #expect(care.filter { $0.atTerm == .keep }.map(\.name) == ["care.patients.sex"])
     }
 
     @Test("A ciphertext is bound to the qualified table, the column and the row id as PostgreSQL prints it")

@@ -176,9 +176,11 @@ struct RequestWorkflowTests {
                 _ = try SealedArchive.write([], to: "\(directory)/weak.age", for: .passphrase("short"))
             }
 
-            // A patient pseudonymised by retention: what it leaves is a patient without blind-index tokens.
-            try await fixture.admin.execute("ALTER TABLE care.patients ALTER COLUMN search_name DROP NOT NULL")
-            try await fixture.admin.query("UPDATE care.patients SET search_name = NULL, search_ins = NULL WHERE id = $1", [patient.id])
+            // A patient pseudonymised by retention (the care store's own pseudonymisation, as osmose-retentiond runs it).
+            let pseudonymised = try await fixture.admin.perform { connection in
+                try fixture.store.pseudonymise([patient.id], at: Date(), pseudonymiser: Pseudonymiser(ring: fixture.ring), on: connection)
+            }
+            #expect(pseudonymised.map(\.patientID) == [patient.id])
             try await expectNothingWritten(.patientPseudonymised, "a pseudonymised patient, by id") { connection in
                 _ = try register.open(NewRequest(kind: .access, subject: .patientID(patient.id), capacity: .patient, requesterName: "A. B.", receivedAt: Date()), on: connection)
             }
