@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "osmose-journald", targets: ["osmose-journald"]),
         .executable(name: "osmose-keyd", targets: ["osmose-keyd"]),
         .executable(name: "osmose-backupd", targets: ["osmose-backupd"]),
+        .executable(name: "osmose-console", targets: ["osmose-console"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // C libraries: module maps and shim headers only.
@@ -153,10 +156,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-keyd", dependencies: ["KeyService", "DaemonRuntime"], swiftSettings: strictSettings),
+        // osmose-console: the web pages of the DPO, the security officer and sysadmins.
+        .target(
+            name: "ConsoleService",
+            dependencies: [
+                "StaffAccounts", "QRCode", "CareRecords", "Journal", "Backup", "KeyManagement", "Keyring", "Settings", "Store", "Systemd", "DaemonRuntime", "Cryptography",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Templates")],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-console", dependencies: ["ConsoleService", "DaemonRuntime"], swiftSettings: strictSettings),
+        // QR codes (TOTP enrolment) through Debian's libqrencode.
+        .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .target(name: "QRCode", dependencies: ["CQRencode"], swiftSettings: strictSettings),
+        // Staff accounts (DPO, security officer, sysadmin): passwords, TOTP second factor, recovery codes, console sessions.
+        .target(
+            name: "StaffAccounts",
+            dependencies: [
+                "Cryptography", "Store", "Journal", "CareRecords",
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+            ],
+            swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [
                 "CareRecords", "Journal", "Keyring", "KeyManagement", "Age", "Backup",
+                "StaffAccounts",
                 "Settings",
                 "Schema",
                 "Store",
@@ -257,6 +286,11 @@ let package = Package(
             name: "KeyManagementTests",
             dependencies: ["KeyManagement", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],
             swiftSettings: strictSettings),
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: ["ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Keyring", "Cryptography", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport", "Store", "Journal", "Age"],
