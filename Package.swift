@@ -288,7 +288,13 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "ConsoleTests",
-            dependencies: ["ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Keyring", "Cryptography", "TestSupport"],
+            dependencies: [
+                "ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Cryptography", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,243 @@
+import ConsoleService
+import Cryptography
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdOTP
+import HummingbirdTesting
+import Journal
+import Logging
+import NIOCore
+import Settings
+import StaffAccounts
+import Store
+import Synchronization
+import TestSupport
+
+/// A clock the tests move, shared by the console's second factor and the codes the
+/// tests compute: each sign-in can use a fresh time step (a code is accepted once).
+final class TestClock: Sendable {
+    private let now = Mutex(Date())
+    func read() -> Date { now.withLock { $0 } }
+    func advance(seconds: TimeInterval) { now.withLock { $0 = $0.addingTimeInterval(seconds) } }
+}
+
+/// Log lines the console wrote, to check that none carries personal data.
+final class CapturedLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let log: CapturedLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        log.append("\(event.level) \(event.message) \(merged)")
+    }
+}
+
+/// The console served for real over loopback HTTP in this process, against a
+/// database of its own; its pool logs in as the restricted osmose_console role,
+/// as in production. Three staff accounts exist, none enrolled yet.
+struct ConsoleHarness: Sendable {
+    let database: TestDatabase
+    let admin: Connection
+    let clock: TestClock
+    let log: CapturedLog
+    let client: any TestClientProtocol
+
+    static let password = "correct horse battery staple"
+    static let dpo = "dpo.ana"
+    static let officer = "rssi.bruno"
+    static let sysadmin = "admin.chloe"
+
+    static func with(
+        _ name: String, configure: @Sendable (inout SuiteConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void
+    ) async throws {
+        try await TestDatabase.with(name) { database in
+            let admin = try await Connection.connect(database.connectionString, logger: testLogger)
+            do {
+                try await run(database: database, admin: admin, configure: configure, body)
+            } catch {
+                await admin.close()
+                throw error
+            }
+            await admin.close()
+        }
+    }
+
+    private static func run(
+        database: TestDatabase, admin: Connection, configure: @Sendable (inout SuiteConfiguration) -> Void,
+        _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void
+    ) async throws {
+            try await migrate(admin)
+            let directory = StaffDirectory(actor: .operator("tests", role: .sysadmin))
+            for (username, role) in [(dpo, StaffRole.dpo), (officer, .securityOfficer), (sysadmin, .sysadmin)] {
+                let account = try NewStaffAccount(username: username, displayName: username, role: role, password: password, costExponent: 10)
+                try await admin.transaction { connection in _ = try directory.create(account, on: connection) }
+            }
+            var configuration = SuiteConfiguration.defaults
+            configuration.console.passwordCost = 10
+            configuration.paths.policies = repositoryRoot.appendingPathComponent("policies").path
+            configure(&configuration)
+            let log = CapturedLog()
+            let logger = Logger(label: "osmose.console.test") { _ in CapturingLogHandler(log: log) }
+            let pool = ConnectionPool(
+                configuration: .init(connectionString: "\(database.connectionString) user=osmose_console", applicationName: "osmose-console-test", maximumConnections: 4),
+                logger: testLogger)
+            let clock = TestClock()
+            do {
+                let console = try await Console(
+                    pool: pool, key: try ConsoleKey(SecretBytes.random(count: 32)), configuration: configuration, logger: logger,
+                    now: { clock.read() })
+                let application = Application(router: console.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+                try await application.test(.live) { client in
+                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: client))
+                }
+            } catch {
+                await pool.shutdown()
+                throw error
+            }
+            await pool.shutdown()
+    }
+
+    /// The access events the console recorded, oldest first.
+    func consoleEvents() async throws -> [Row] {
+        try await admin.query("SELECT * FROM journal.intake WHERE source = 'osmose-console' ORDER BY id").rows
+    }
+
+    /// Sequences the intake into the journal, as osmose-journald does (without checkpoints).
+    func sequenceIntake() async throws {
+        try await admin.transaction { connection in
+            let state = try JournalDatabase.loadState(on: connection)
+            _ = try JournalDatabase.appendBatch(on: connection, state: state, limit: 100_000, now: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        }
+    }
+}
+
+/// A browser as far as the console is concerned: it keeps cookies, follows no
+/// redirection, and sends forms.
+final class Browser: Sendable {
+    let harness: ConsoleHarness
+    private let cookies = Mutex<[String: String]>([:])
+
+    init(_ harness: ConsoleHarness) { self.harness = harness }
+
+    struct Page: Sendable {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let text: String
+        var location: String? { headers[.location] }
+
+        /// The value of hidden field `name`.
+        func hidden(_ name: String) -> String? { text.firstCapture(#"name="\#(name)" value="([^"]*)""#) }
+    }
+
+    var sessionToken: String? { cookies.withLock { $0["osmose_console"] } }
+    func setSessionToken(_ token: String?) { cookies.withLock { $0["osmose_console"] = token } }
+
+    func get(_ path: String) async throws -> Page { try await send(path, method: .get, form: nil) }
+
+    func post(_ path: String, _ form: [String: String]) async throws -> Page { try await send(path, method: .post, form: form) }
+
+    func send(_ path: String, method: HTTPRequest.Method, form: [String: String]?) async throws -> Page {
+        var headers = HTTPFields()
+        let cookie = cookies.withLock { $0.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+        if !cookie.isEmpty { headers[.cookie] = cookie }
+        headers[.userAgent] = "ConsoleTests"
+        var body: ByteBuffer?
+        if let form {
+            headers[.contentType] = "application/x-www-form-urlencoded"
+            let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+            body = ByteBuffer(
+                string: form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&"))
+        }
+        let response = try await harness.client.executeRequest(uri: path, method: method, headers: headers, body: body)
+        for field in response.headers[values: .setCookie] {
+            let pair = field.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(pair[0])
+            let value = pair.count > 1 ? String(pair[1]) : ""
+            cookies.withLock { if field.contains("Max-Age=0") { $0[name] = nil } else { $0[name] = value } }
+        }
+        return Page(status: response.status, headers: response.headers, text: String(buffer: response.body))
+    }
+
+    /// Signs in with the password; returns the page the console sent the browser to.
+    func signInWithPassword(_ username: String, password: String = ConsoleHarness.password) async throws -> Page {
+        let form = try await get("/connexion")
+        guard let token = form.hidden("form_token") else { throw TestEnvironmentError("the sign-in page has no form token") }
+        return try await post("/connexion", ["form_token": token, "username": username, "password": password])
+    }
+
+    /// Enrols the account (first sign-in) and returns its TOTP seed and recovery codes.
+    func enrol(_ username: String) async throws -> (seed: String, recoveryCodes: [String]) {
+        let first = try await signInWithPassword(username)
+        guard first.location == "/connexion/enrolement" else { throw TestEnvironmentError("expected the enrolment, got \(first.status) \(first.location ?? "")") }
+        let page = try await get("/connexion/enrolement")
+        guard let grouped = page.text.firstCapture(#"id="totp-secret">([A-Z2-7 ]+)<"#), let csrf = page.hidden("csrf") else {
+            throw TestEnvironmentError("the enrolment page shows no secret")
+        }
+        let seed = String(decoding: try base32Decode(grouped.filter { $0 != " " }), as: UTF8.self)
+        let done = try await post("/connexion/enrolement", ["csrf": csrf, "code": code(seed)])
+        guard done.status == .ok else { throw TestEnvironmentError("enrolment refused: \(done.status)") }
+        let codes = done.text.allCaptures(#"<li><code>([A-Z0-9-]{23})</code></li>"#)
+        return (seed, codes)
+    }
+
+    /// Signs in with the password and a TOTP code (the clock moved to a fresh step first).
+    @discardableResult
+    func signIn(_ username: String, seed: String) async throws -> Page {
+        harness.clock.advance(seconds: 30)
+        _ = try await signInWithPassword(username)
+        let page = try await get("/connexion/code")
+        guard let csrf = page.hidden("csrf") else { throw TestEnvironmentError("the code page has no CSRF token") }
+        return try await post("/connexion/code", ["csrf": csrf, "code": code(seed)])
+    }
+
+    /// The current TOTP code of `seed`, on the harness's clock.
+    func code(_ seed: String) -> String {
+        String(format: "%06d", TOTP(secret: seed).compute(date: harness.clock.read()))
+    }
+
+    /// The CSRF token of the current session, read from the home page.
+    func csrf() async throws -> String {
+        guard let token = try await get("/").hidden("csrf") else { throw TestEnvironmentError("the home page has no CSRF token") }
+        return token
+    }
+}
+
+/// RFC 4648 base32 (no padding).
+func base32Decode(_ text: String) throws -> [UInt8] {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+    var buffer = 0
+    var bits = 0
+    var output: [UInt8] = []
+    for character in text {
+        guard let value = alphabet.firstIndex(of: character) else { throw TestEnvironmentError("not base32: \(character)") }
+        buffer = (buffer << 5) | value
+        bits += 5
+        if bits >= 8 {
+            output.append(UInt8((buffer >> (bits - 8)) & 0xFF))
+            bits -= 8
+        }
+    }
+    return output
+}
+
+extension String {
+    func firstCapture(_ pattern: String) -> String? { allCaptures(pattern).first }
+
+    func allCaptures(_ pattern: String) -> [String] {
+        guard let expression = try? NSRegularExpression(pattern: pattern) else { return [] }
+        return expression.matches(in: self, range: NSRange(startIndex..., in: self)).compactMap { match in
+            Range(match.range(at: 1), in: self).map { String(self[$0]) }
+        }
+    }
+}
