@@ -291,9 +291,9 @@ let package = Package(
             dependencies: [
                 "ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Cryptography", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import HTTPTypes
 public import Hummingbird
 import Journal
@@ -34,7 +34,7 @@ public struct Console: Sendable {
     /// - Throws: when the templates or the catalogue cannot be loaded.
     public init(
         pool: ConnectionPool, key: ConsoleKey, configuration: SuiteConfiguration, logger: Logger, templatesDirectory: String? = nil,
-        now: @escaping @Sendable () -> Date = Date.init
+        now: @escaping @Sendable () -> Date = { Date() }
     ) async throws {
         self.pool = pool
         let console = configuration.console
@@ -57,10 +57,11 @@ public struct Console: Sendable {
         addJournalRoutes(to: router)
         addAdministrationRoutes(to: router)
         addDPORoutes(to: router)
+        let stylesheet = renderer.stylesheet
         router.get("/static/console.css") { _, _ in
             var fields = HTTPFields.console(contentType: "text/css; charset=utf-8", requestID: "-")
             fields[.cacheControl] = "max-age=3600"
-            return Response(status: .ok, headers: fields, body: .init(byteBuffer: ByteBuffer(string: console.renderer.stylesheet)))
+            return Response(status: .ok, headers: fields, body: .init(byteBuffer: ByteBuffer(string: stylesheet)))
         }
         router.get("/health") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))

@@ -43,7 +43,7 @@ public struct ConsoleDaemon: AsyncParsableCommand {
             configuration: .init(connectionString: configuration.consoleConnection, applicationName: "osmose-console", maximumConnections: configuration.database.poolSize),
             logger: logger)
         // Fails with status 4 now, rather than on the first request, when the database is unreachable.
-        _ = try await pool.withConnection { connection in try await connection.perform { try $0.query("SELECT 1 FROM console.staff LIMIT 1") } }
+        try await pool.withConnection { connection in try await connection.perform { try StaffDirectory.probe(on: $0) } }
         let console = try await Console(pool: pool, key: key, configuration: configuration, logger: logger)
         let listen = configuration.console.listen
         let notifier = daemon.notifier

@@ -26,13 +26,15 @@ extension Console {
             await console.serve(request, context, .read, "console-journal-search", audience: officer) { checked in try await console.searchJournal(checked) }
         }
         router.get("/journal/entree/{sequence}") { request, context in
-            await console.serve(request, context, .read, "journal-entry", audience: officer) { checked in
-                try await console.journalEntry(checked, sequence: context.parameters.get("sequence"))
+            let sequence = context.parameters.get("sequence")
+            return await console.serve(request, context, .read, "journal-entry", audience: officer) { checked in
+                try await console.journalEntry(checked, sequence: sequence)
             }
         }
         router.get("/journal/entree/{sequence}/preuve") { request, context in
-            await console.serve(request, context, .export, "journal-inclusion-proof", audience: officer) { checked in
-                try await console.inclusionProof(checked, sequence: context.parameters.get("sequence"))
+            let sequence = context.parameters.get("sequence")
+            return await console.serve(request, context, .export, "journal-inclusion-proof", audience: officer) { checked in
+                try await console.inclusionProof(checked, sequence: sequence)
             }
         }
         router.get("/journal/alertes") { request, context in
@@ -231,7 +233,7 @@ extension Console {
             search.occurredBefore = to.addingTimeInterval(86_400 + 3_600).startOfParisDay
         }
         let query = search
-        let entries = try await pool.withConnection { connection in try await connection.perform { try query.entries(on: connection) } }
+        let entries = try await pool.withConnection { connection in try await connection.perform { try query.entries(on: $0) } }
         let model = SearchModel(
             patient: form.text("patient") ?? "", user: form.text("user") ?? "", team: form.text("team") ?? "", from: form.text("from") ?? "",
             to: form.text("to") ?? "", actions: SearchModel.choices(AccessAction.allCases.map(\.rawValue), search.action?.rawValue),

@@ -115,7 +115,7 @@ extension Console {
     func secondFactorPage(_ request: Request, _ context: ConsoleRequestContext) async -> Response {
         let audit = audit(request, context, .read, "console-second-factor-page")
         do {
-            guard let (_, session) = try await pendingSession(request, stage: .secondFactor) else {
+            guard let session = try await pendingSession(request, stage: .secondFactor)?.session else {
                 return await refuse(audit, .denied(reason: "console.no_session"), redirect: "/connexion")
             }
             audit.identify(session.principal)
@@ -130,9 +130,10 @@ extension Console {
         let audit = audit(request, context, .login, "console-session")
         do {
             let form = try await readForm(request)
-            guard let (token, session) = try await pendingSession(request, stage: .secondFactor) else {
+            guard let pending = try await pendingSession(request, stage: .secondFactor) else {
                 return await refuse(audit, .denied(reason: "console.no_session"), redirect: "/connexion")
             }
+            let (token, session) = pending
             audit.identify(session.principal)
             guard session.acceptsCSRF(form["csrf"]) else { throw ConsolePageError.csrf }
             let code = form.text("code") ?? ""
@@ -181,9 +182,10 @@ extension Console {
     func enrolmentPage(_ request: Request, _ context: ConsoleRequestContext, code form: FormFields?) async -> Response {
         let audit = audit(request, context, form == nil ? .read : .login, form == nil ? "console-enrolment-page" : "console-session")
         do {
-            guard let (token, session) = try await pendingSession(request, stage: .enrolment) else {
+            guard let pending = try await pendingSession(request, stage: .enrolment) else {
                 return await refuse(audit, .denied(reason: "console.no_session"), redirect: "/connexion")
             }
+            let (token, session) = pending
             audit.identify(session.principal)
             let (sessions, secondFactor, principal) = (self.sessions, self.secondFactor, session.principal)
             if request.method == .post {

@@ -54,7 +54,7 @@ public struct SecondFactor: Sendable {
     let now: @Sendable () -> Date
 
     /// The second factor with the console's key.
-    public init(key: ConsoleKey, issuer: String = "Osmose", now: @escaping @Sendable () -> Date = Date.init) {
+    public init(key: ConsoleKey, issuer: String = "Osmose", now: @escaping @Sendable () -> Date = { Date() }) {
         self.key = key
         self.issuer = issuer
         self.now = now

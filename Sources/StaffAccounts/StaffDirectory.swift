@@ -99,6 +99,12 @@ public struct StaffDirectory: Sendable {
         }
     }
 
+    /// Reads the staff table once: a daemon calls it at start to fail there (database
+    /// unreachable, migrations missing, role without rights) rather than on the first request.
+    public static func probe(on connection: isolated Connection) throws {
+        _ = try connection.query("SELECT count(*) AS n FROM console.staff WHERE false")
+    }
+
     /// Whether `username` is a staff account.
     public static func exists(username: String, on connection: isolated Connection) throws -> Bool {
         try connection.query("SELECT count(*) AS n FROM console.staff WHERE username = $1", [username]).rows[0].int("n") > 0

@@ -4,10 +4,13 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdOTP
-import HummingbirdTesting
 import Journal
 import Logging
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import NIOCore
+import ServiceLifecycle
 import Settings
 import StaffAccounts
 import Store
@@ -51,7 +54,7 @@ struct ConsoleHarness: Sendable {
     let admin: Connection
     let clock: TestClock
     let log: CapturedLog
-    let client: any TestClientProtocol
+    let client: HTTPClient
 
     static let password = "correct horse battery staple"
     static let dpo = "dpo.ana"
@@ -97,10 +100,23 @@ struct ConsoleHarness: Sendable {
                 let console = try await Console(
                     pool: pool, key: try ConsoleKey(SecretBytes.random(count: 32)), configuration: configuration, logger: logger,
                     now: { clock.read() })
-                let application = Application(router: console.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-                try await application.test(.live) { client in
-                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: client))
+                let port = PortBox()
+                let application = Application(
+                    router: console.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                    onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: logger)
+                let group = ServiceGroup(configuration: .init(services: [application], logger: testLogger))
+                let running = Task { try await group.run() }
+                for _ in 0..<500 where port.value == nil { try await Task.sleep(for: .milliseconds(10)) }
+                do {
+                    guard let bound = port.value else { throw TestEnvironmentError("the console did not start listening") }
+                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: HTTPClient(port: bound)))
+                } catch {
+                    await group.triggerGracefulShutdown()
+                    _ = try? await running.value
+                    throw error
                 }
+                await group.triggerGracefulShutdown()
+                _ = try? await running.value
             } catch {
                 await pool.shutdown()
                 throw error
@@ -152,21 +168,20 @@ final class Browser: Sendable {
         let cookie = cookies.withLock { $0.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
         if !cookie.isEmpty { headers[.cookie] = cookie }
         headers[.userAgent] = "ConsoleTests"
-        var body: ByteBuffer?
+        var body: Data?
         if let form {
             headers[.contentType] = "application/x-www-form-urlencoded"
             let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
-            body = ByteBuffer(
-                string: form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&"))
+            body = Data(form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&").utf8)
         }
-        let response = try await harness.client.executeRequest(uri: path, method: method, headers: headers, body: body)
+        let response = try await harness.client.send(path, method: method.rawValue, headers: headers, body: body)
         for field in response.headers[values: .setCookie] {
             let pair = field.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(pair[0])
             let value = pair.count > 1 ? String(pair[1]) : ""
             cookies.withLock { if field.contains("Max-Age=0") { $0[name] = nil } else { $0[name] = value } }
         }
-        return Page(status: response.status, headers: response.headers, text: String(buffer: response.body))
+        return Page(status: response.status, headers: response.headers, text: response.text)
     }
 
     /// Signs in with the password; returns the page the console sent the browser to.
@@ -210,6 +225,63 @@ final class Browser: Sendable {
     func csrf() async throws -> String {
         guard let token = try await get("/").hidden("csrf") else { throw TestEnvironmentError("the home page has no CSRF token") }
         return token
+    }
+}
+
+/// The port the server bound, set once from Hummingbird's callback.
+final class PortBox: Sendable {
+    private let port = Mutex<Int?>(nil)
+    func set(_ value: Int) { port.withLock { $0 = value } }
+    var value: Int? { port.withLock { $0 } }
+}
+
+/// HTTP over loopback with URLSession, following no redirection and keeping no
+/// cookie of its own (``Browser`` keeps them), so that the tests see each answer.
+final class HTTPClient: NSObject, URLSessionTaskDelegate, Sendable {
+    let port: Int
+    private let session = Mutex<URLSession?>(nil)
+
+    init(port: Int) {
+        self.port = port
+        super.init()
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpShouldSetCookies = false
+        configuration.httpCookieAcceptPolicy = .never
+        session.withLock { $0 = URLSession(configuration: configuration, delegate: self, delegateQueue: nil) }
+    }
+
+    struct Response: Sendable {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let text: String
+    }
+
+    func send(_ path: String, method: String, headers: HTTPFields, body: Data?) async throws -> Response {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        for field in headers { request.addValue(field.value, forHTTPHeaderField: field.name.rawName) }
+        request.httpBody = body
+        guard let session = session.withLock({ $0 }) else { throw TestEnvironmentError("no session") }
+        let (data, response) = try await session.data(for: request)
+        let http = response as! HTTPURLResponse
+        var fields = HTTPFields()
+        for (name, value) in http.allHeaderFields {
+            guard let name = name as? String, let value = value as? String, let fieldName = HTTPField.Name(name) else { continue }
+            // Foundation joins repeated headers with ", "; Set-Cookie values hold no comma of their own here.
+            if fieldName == .setCookie {
+                for cookie in value.components(separatedBy: ", ") { fields.append(HTTPField(name: fieldName, value: cookie)) }
+            } else {
+                fields[fieldName] = value
+            }
+        }
+        return Response(status: HTTPResponse.Status(code: http.statusCode), headers: fields, text: String(decoding: data, as: UTF8.self))
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+        completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }
 
