@@ -131,9 +131,11 @@ struct ConsoleHarness: Sendable {
 
     /// Sequences the intake into the journal, as osmose-journald does (without checkpoints).
     func sequenceIntake() async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        try await admin.transaction { connection in try JournalDatabase.ensurePartition(on: connection, containing: now) }
         try await admin.transaction { connection in
             let state = try JournalDatabase.loadState(on: connection)
-            _ = try JournalDatabase.appendBatch(on: connection, state: state, limit: 100_000, now: Int64(Date().timeIntervalSince1970 * 1_000_000))
+            _ = try JournalDatabase.appendBatch(on: connection, state: state, limit: 100_000, now: now)
         }
     }
 }
@@ -194,7 +196,9 @@ final class Browser: Sendable {
     /// Enrols the account (first sign-in) and returns its TOTP seed and recovery codes.
     func enrol(_ username: String) async throws -> (seed: String, recoveryCodes: [String]) {
         let first = try await signInWithPassword(username)
-        guard first.location == "/connexion/enrolement" else { throw TestEnvironmentError("expected the enrolment, got \(first.status) \(first.location ?? "")") }
+        guard first.location == "/connexion/enrolement" else {
+            throw TestEnvironmentError("expected the enrolment, got \(first.status) \(first.location ?? ""): \(first.text.firstCapture(#"<code>([a-z._]+)</code>"#) ?? "")")
+        }
         let page = try await get("/connexion/enrolement")
         guard let grouped = page.text.firstCapture(#"id="totp-secret">([A-Z2-7 ]+)<"#), let csrf = page.hidden("csrf") else {
             throw TestEnvironmentError("the enrolment page shows no secret")
