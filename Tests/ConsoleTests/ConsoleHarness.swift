@@ -263,7 +263,10 @@ final class HTTPClient: NSObject, URLSessionTaskDelegate, Sendable {
     func send(_ path: String, method: String, headers: HTTPFields, body: Data?) async throws -> Response {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
-        for field in headers { request.addValue(field.value, forHTTPHeaderField: field.name.rawName) }
+        // HTTPFields keeps each cookie of a `Cookie` header as a field of its own, and
+        // addValue would join them with "," (a single cookie to the server): one value
+        // per name, as HTTPFields combines it ("; " for cookies).
+        for name in Set(headers.map(\.name)) { request.setValue(headers[name], forHTTPHeaderField: name.rawName) }
         request.httpBody = body
         guard let session = session.withLock({ $0 }) else { throw TestEnvironmentError("no session") }
         let (data, response) = try await session.data(for: request)
