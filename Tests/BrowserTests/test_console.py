@@ -21,10 +21,13 @@ from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 URL = os.environ["CONSOLE_URL"]
 PASSWORD = os.environ["CONSOLE_PASSWORD"]
-PATIENT = os.environ["CONSOLE_PATIENT"]
+# The care API writes ids in capitals, the console in lower case.
+PATIENT = os.environ["CONSOLE_PATIENT"].lower()
 VKEY = os.environ["CONSOLE_VKEY"]
 WORK = os.environ["CONSOLE_WORK"]
 SHOTS = os.environ["CONSOLE_SCREENSHOTS"]
@@ -36,6 +39,9 @@ DPO, OFFICER, SYSADMIN = "dominique.dpo", "rene.rssi", "sacha.admin"
 # (the console accepts a code once: a second sign-in waits for the next step).
 SECRETS = {}
 LAST_STEP = {}
+# Every wait is bounded: a page that does not come within this many seconds fails
+# the test with a message naming what was awaited (CI machines are slow, not stuck).
+WAIT = 30
 
 
 def totp(secret_base32, step):
@@ -69,7 +75,11 @@ class ConsoleBrowserTests(unittest.TestCase):
         options.add_experimental_option(
             "prefs", {"download.default_directory": cls.downloads, "download.prompt_for_download": False, "intl.accept_languages": "fr-FR"})
         cls.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-        cls.driver.implicitly_wait(5)
+        cls.driver.set_page_load_timeout(WAIT)
+        cls.driver.set_script_timeout(WAIT)
+        # No implicit wait: each navigation is awaited explicitly (submit below), so
+        # that a missing element fails at once with its name instead of after a delay.
+        cls.driver.implicitly_wait(0)
 
     @classmethod
     def tearDownClass(cls):
@@ -83,6 +93,21 @@ class ConsoleBrowserTests(unittest.TestCase):
 
     def open(self, path):
         self.driver.get(URL + path)
+        self.wait_loaded("GET " + path)
+
+    def wait_loaded(self, what):
+        WebDriverWait(self.driver, WAIT).until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete",
+            "%s: the page did not finish loading within %d s" % (what, WAIT))
+
+    def submit(self, element, what):
+        """Clicks `element` (a submit button or a link) and waits until the browser
+        has left the current page and finished loading the next one."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, WAIT).until(
+            expected_conditions.staleness_of(old), "%s: the browser did not leave %s within %d s" % (what, self.driver.current_url, WAIT))
+        self.wait_loaded(what)
 
     def shot(self, name):
         self.driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
@@ -97,7 +122,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.open("/connexion")
         self.driver.find_element(By.ID, "username").send_keys(username)
         self.driver.find_element(By.ID, "password").send_keys(password)
-        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "the password of " + username)
 
     def enrol(self, username, screenshots=False):
         """First sign-in: the QR code (decoded from a screenshot by zbarimg) and the
@@ -116,7 +141,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         if screenshots:
             self.shot("01-enrolement")
         self.driver.find_element(By.ID, "code").send_keys(totp(secret, fresh_step(username)))
-        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "the enrolment code of " + username)
         codes = self.driver.find_elements(By.CSS_SELECTOR, "#recovery-codes li")
         self.assertEqual(len(codes), 10)
         if screenshots:
@@ -130,11 +155,11 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.submit_password(username)
         self.assertTrue(self.driver.current_url.endswith("/connexion/code"), self.driver.current_url)
         self.driver.find_element(By.ID, "code").send_keys(totp(SECRETS[username], fresh_step(username)))
-        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "the code of " + username)
         self.assertEqual(self.heading(), "Accueil")
 
     def sign_out(self):
-        self.driver.find_element(By.CSS_SELECTOR, ".who form button").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, ".who form button"), "sign-out")
         self.assertTrue(self.driver.current_url.endswith("/connexion"), self.driver.current_url)
 
     # Tests
@@ -146,7 +171,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.submit_password(SYSADMIN)
         self.shot("03-code")
         self.driver.find_element(By.ID, "code").send_keys(totp(SECRETS[SYSADMIN], fresh_step(SYSADMIN)))
-        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "the code")
         self.assertEqual(self.heading(), "Accueil")
         self.assertIn("Sauvegardes", self.text())
 
@@ -156,7 +181,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.submit_password(SYSADMIN)
         right = totp(SECRETS[SYSADMIN], int(time.time()) // 30)
         self.driver.find_element(By.ID, "code").send_keys("%06d" % ((int(right) + 1) % 1_000_000))
-        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "a wrong code")
         self.assertIn("Code incorrect", self.text())
         self.open("/")
         self.assertTrue(self.driver.current_url.endswith("/connexion"), "a wrong code opens no page")
@@ -172,12 +197,27 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.shot("10-journal-etat")
         self.open("/journal/recherche")
         self.driver.find_element(By.ID, "patient").send_keys(PATIENT)
-        self.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]"), "the search by patient")
         rows = self.driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
-        self.assertGreaterEqual(len(rows), 5, "the patient's care requests are found")
-        self.assertIn("denied", self.text(), "the refused request is among them")
+        self.assertGreaterEqual(len(rows), 4, "the patient's care requests (a creation, three reads) are found")
+        self.assertIn("camille.sau", self.text())
         self.shot("11-journal-recherche")
-        rows[0].find_element(By.TAG_NAME, "a").click()
+        # The same page, by result: the read for a purpose the policy refuses an agent.
+        self.open("/journal/recherche")
+        Select(self.driver.find_element(By.ID, "result")).select_by_value("denied")
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]"), "the search for refusals")
+        denied = self.driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+        self.assertGreaterEqual(len(denied), 1, "the refused care request is found")
+        self.assertTrue(any("camille.sau" in row.text and "denied" in row.text for row in denied), [row.text for row in denied])
+        self.open("/journal/recherche")
+        self.driver.find_element(By.ID, "patient").send_keys(PATIENT)
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]"), "the search by patient, again")
+        rows = self.driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+        # A care request's entry (the officer's own searches concern the patient too).
+        care = [row for row in rows if "camille.sau" in row.text]
+        self.assertTrue(care, [row.text for row in rows])
+        self.submit(care[0].find_element(By.TAG_NAME, "a"), "a care request's entry")
+        self.assertIn("osmose-care", self.text())
         self.assertIn(PATIENT, self.text())
         self.shot("12-journal-entree")
         sequence = self.driver.current_url.rsplit("/", 1)[1]
@@ -185,13 +225,20 @@ class ConsoleBrowserTests(unittest.TestCase):
             os.remove(os.path.join(self.downloads, name))
         self.driver.find_element(By.ID, "download-proof").click()
         proof = os.path.join(self.downloads, "osmose-journal-%s.proof" % sequence)
-        for _ in range(100):
-            if os.path.exists(proof):
-                break
-            time.sleep(0.1)
-        self.assertTrue(os.path.exists(proof), "the proof was downloaded")
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(proof) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertTrue(os.path.exists(proof), "the proof %s was not downloaded within %d s (found: %s)" % (proof, WAIT, os.listdir(self.downloads)))
+        # The tiles of the proof's checkpoint: the journal has grown since (every page
+        # view is an entry), and a tree's partial tiles are those of its own size.
+        with open(proof) as file:
+            size = int(file.read().partition("\n\n")[2].split("\n")[1])
+        checkpoint_id = subprocess.run(
+            ["psql", "-d", "osmose_browser", "-tAc", "SELECT max(id) FROM journal.checkpoints WHERE tree_size = %d" % size],
+            check=True, capture_output=True, text=True).stdout.strip()
+        self.assertTrue(checkpoint_id, "no checkpoint of size %d" % size)
         tiles = os.path.join(WORK, "tiles")
-        subprocess.run([OSMOSECTL, "journal", "tiles", "--out", tiles], check=True, capture_output=True)
+        subprocess.run([OSMOSECTL, "journal", "tiles", "--out", tiles, "--checkpoint", checkpoint_id], check=True, capture_output=True)
         verified = subprocess.run(
             ["python3", os.path.join(ROOT, "scripts/interop/verify-c2sp.py"), "--vkey", VKEY, "--tiles", tiles, "--proof", proof],
             capture_output=True, text=True)
@@ -200,9 +247,19 @@ class ConsoleBrowserTests(unittest.TestCase):
     def test_11_security_officer_verifies_and_sees_alerts(self):
         self.sign_in(OFFICER)
         self.open("/journal")
-        self.driver.find_element(By.CSS_SELECTOR, "form[action='/journal/verifier'] button").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form[action='/journal/verifier'] button"), "verify now")
         self.assertIn("Vérification réussie", self.text())
-        self.assertIn("réussie", self.driver.find_element(By.ID, "last-verify").text)
+        # The status page reads the journal as sequenced: the run's own event shows
+        # once osmose-journald has sequenced it (within its 200 ms batch window).
+        deadline = time.monotonic() + WAIT
+        while True:
+            self.open("/journal")
+            found = self.driver.find_elements(By.ID, "last-verify")
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertTrue(found, "the verify run is not shown as the last one %d s later" % WAIT)
+        self.assertIn("réussie", found[0].text)
         self.open("/journal/alertes")
         self.assertIn("Accès refusés sur 24 heures", self.text())
         self.shot("13-alertes")
@@ -210,9 +267,10 @@ class ConsoleBrowserTests(unittest.TestCase):
     def test_20_forged_csrf_token_refused(self):
         self.sign_in(OFFICER)
         self.open("/journal/recherche")
-        self.driver.execute_script("document.querySelector(\"input[name='csrf']\").value = 'forged-token-forged-token-forged-token-xxxx'")
+        # The search form's token (the page's first one is the sign-out form's).
+        self.driver.execute_script("document.querySelector(\"form.search input[name='csrf']\").value = 'forged-token-forged-token-forged-token-xxxx'")
         self.driver.find_element(By.ID, "patient").send_keys(PATIENT)
-        self.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]"), "the search with a forged token")
         self.assertIn("ne vient pas de cette console", self.text())
         self.assertNotIn(PATIENT, self.driver.page_source)
 
@@ -254,7 +312,10 @@ class ConsoleBrowserTests(unittest.TestCase):
             label = self.driver.find_element(By.CSS_SELECTOR, "label[for='%s']" % field)
             self.assertTrue(label.text)
         self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "username", "the first field has the focus")
+        old = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.switch_to.active_element.send_keys(DPO + "\t" + PASSWORD + "\n")
+        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(old), "Enter did not submit the sign-in form within %d s" % WAIT)
+        self.wait_loaded("the sign-in submitted by Enter")
         self.assertRegex(self.driver.current_url, r"/connexion/(code|enrolement)$")
 
 
