@@ -179,8 +179,11 @@ class ConsoleBrowserTests(unittest.TestCase):
         if SYSADMIN not in SECRETS:
             self.enrol(SYSADMIN)
         self.submit_password(SYSADMIN)
-        right = totp(SECRETS[SYSADMIN], int(time.time()) // 30)
-        self.driver.find_element(By.ID, "code").send_keys("%06d" % ((int(right) + 1) % 1_000_000))
+        # A code that no step near now gives (the console accepts one step of drift).
+        now = int(time.time()) // 30
+        near = {totp(SECRETS[SYSADMIN], now + k) for k in range(-3, 4)}
+        wrong = next(code for code in ("%06d" % n for n in range(1, 10)) if code not in near)
+        self.driver.find_element(By.ID, "code").send_keys(wrong)
         self.submit(self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"), "a wrong code")
         self.assertIn("Code incorrect", self.text())
         self.open("/")
@@ -219,6 +222,14 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.submit(care[0].find_element(By.TAG_NAME, "a"), "a care request's entry")
         self.assertIn("osmose-care", self.text())
         self.assertIn(PATIENT, self.text())
+        # The proof needs a checkpoint covering the entry (osmose-journald signs one
+        # within 200 ms of sequencing): bounded wait for the download link.
+        entry_path = urllib.parse.urlparse(self.driver.current_url).path
+        deadline = time.monotonic() + WAIT
+        while not self.driver.find_elements(By.ID, "download-proof") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            self.open(entry_path)
+        self.assertTrue(self.driver.find_elements(By.ID, "download-proof"), "no checkpoint covers the entry %d s later" % WAIT)
         self.shot("12-journal-entree")
         sequence = self.driver.current_url.rsplit("/", 1)[1]
         for name in os.listdir(self.downloads):
