@@ -46,17 +46,20 @@ extension Console {
         let status = try await backupStatus()
         var alerts: [Alert] = []
         var byHour: [Int64: Int] = [:]
-        var byActor: [String: Int] = [:]
+        var byHourActor: [Int64: [String: Int]] = [:]
         for entry in denied {
-            byHour[entry.occurredAt / 3_600_000_000, default: 0] += 1
-            byActor[entry.actorUsername ?? entry.clientIP ?? "?", default: 0] += 1
+            let hour = entry.occurredAt / 3_600_000_000
+            byHour[hour, default: 0] += 1
+            byHourActor[hour, default: [:]][entry.actorUsername ?? entry.clientIP ?? "?", default: 0] += 1
         }
-        let hours = byHour.sorted { $0.key > $1.key }.map { hour, count in
-            DeniedHour(hour: ParisTime.format(microseconds: hour * 3_600_000_000), count: "\(count)", spike: count >= Self.deniedSpikeThreshold)
-        }
-        for hour in hours where hour.spike {
-            let top = byActor.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
-            alerts.append(Alert(severity: "high", title: renderer.text("alert_denied_spike"), detail: "\(hour.hour) : \(hour.count) — \(top)", link: nil))
+        let hours = byHour.sorted { $0.key > $1.key }
+        for (hour, count) in hours where count >= Self.deniedSpikeThreshold {
+            // Who was denied most in that hour (ties by name, so that the line is stable).
+            let top = (byHourActor[hour] ?? [:]).sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(3).map { "\($0.key) (\($0.value))" }
+            alerts.append(
+                Alert(
+                    severity: "high", title: renderer.text("alert_denied_spike"),
+                    detail: "\(ParisTime.format(microseconds: hour * 3_600_000_000)) : \(count) — \(top.joined(separator: ", "))", link: nil))
         }
         for failure in failures {
             alerts.append(
@@ -83,7 +86,11 @@ extension Console {
                     severity: "medium", title: renderer.text("alert_wal_lag"), detail: "\(status.archiving.segmentsBehind ?? 0) \(renderer.text("unit_segments"))", link: nil))
         }
         let model = AlertsModel(
-            alerts: alerts, none: alerts.isEmpty, deniedHours: hours, deniedTotal: "\(denied.count)", threshold: "\(Self.deniedSpikeThreshold)")
+            alerts: alerts, none: alerts.isEmpty,
+            deniedHours: hours.map { hour, count in
+                DeniedHour(hour: ParisTime.format(microseconds: hour * 3_600_000_000), count: "\(count)", spike: count >= Self.deniedSpikeThreshold)
+            },
+            deniedTotal: "\(denied.count)", threshold: "\(Self.deniedSpikeThreshold)")
         return .page("alerts", title: "alerts_title", model)
     }
 }

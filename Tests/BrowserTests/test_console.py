@@ -18,10 +18,9 @@ import unittest
 import urllib.parse
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 URL = os.environ["CONSOLE_URL"]
@@ -96,18 +95,33 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.wait_loaded("GET " + path)
 
     def wait_loaded(self, what):
-        WebDriverWait(self.driver, WAIT).until(
-            lambda driver: driver.execute_script("return document.readyState") == "complete",
-            "%s: the page did not finish loading within %d s" % (what, WAIT))
+        self.wait_for("return document.readyState === 'complete'", "%s: the page did not finish loading" % what)
+
+    def wait_for(self, script, message):
+        """Waits (at most WAIT seconds) until `script` returns true in the page. While
+        the browser is between two pages the script may fail: that is "not yet"."""
+        def ready(driver):
+            try:
+                return driver.execute_script(script) is True
+            except WebDriverException:
+                return False
+        WebDriverWait(self.driver, WAIT, poll_frequency=0.1).until(ready, "%s within %d s" % (message, WAIT))
+
+    def mark_page(self):
+        """Marks the current document, so that a wait can tell when another replaced it."""
+        self.driver.execute_script("window.osmoseTestPreviousPage = true")
+
+    def wait_next_page(self, what):
+        self.wait_for(
+            "return window.osmoseTestPreviousPage === undefined && document.readyState === 'complete'",
+            "%s: the browser did not load the next page" % what)
 
     def submit(self, element, what):
         """Clicks `element` (a submit button or a link) and waits until the browser
-        has left the current page and finished loading the next one."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        has replaced the current page by the next one and finished loading it."""
+        self.mark_page()
         element.click()
-        WebDriverWait(self.driver, WAIT).until(
-            expected_conditions.staleness_of(old), "%s: the browser did not leave %s within %d s" % (what, self.driver.current_url, WAIT))
-        self.wait_loaded(what)
+        self.wait_next_page(what)
 
     def shot(self, name):
         self.driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
@@ -323,10 +337,9 @@ class ConsoleBrowserTests(unittest.TestCase):
             label = self.driver.find_element(By.CSS_SELECTOR, "label[for='%s']" % field)
             self.assertTrue(label.text)
         self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "username", "the first field has the focus")
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        self.mark_page()
         self.driver.switch_to.active_element.send_keys(DPO + "\t" + PASSWORD + "\n")
-        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(old), "Enter did not submit the sign-in form within %d s" % WAIT)
-        self.wait_loaded("the sign-in submitted by Enter")
+        self.wait_next_page("the sign-in submitted by Enter")
         self.assertRegex(self.driver.current_url, r"/connexion/(code|enrolement)$")
 
 
