@@ -189,7 +189,9 @@ final class Browser: Sendable {
     /// Signs in with the password; returns the page the console sent the browser to.
     func signInWithPassword(_ username: String, password: String = ConsoleHarness.password) async throws -> Page {
         let form = try await get("/connexion")
-        guard let token = form.hidden("form_token") else { throw TestEnvironmentError("the sign-in page has no form token") }
+        guard let token = form.hidden("form_token") else {
+            throw TestEnvironmentError("the sign-in page has no form token: \(form.status) \(form.text.firstCapture(#"<code>([a-z._]+)</code>"#) ?? "")")
+        }
         return try await post("/connexion", ["form_token": token, "username": username, "password": password])
     }
 

@@ -4,9 +4,13 @@
 -- the console. Its role reads what its pages show and may only INSERT events
 -- into the journal intake, like every daemon: no event, no page.
 
+-- The role's name is written as a quoted literal, as in 0001: scripts/pg reads the
+-- roles it lets the scripts' user connect as (peer map) from such literals.
 DO $$
+DECLARE
+    role_name text := 'osmose_console';
 BEGIN
-    CREATE ROLE osmose_console LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+    EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT', role_name);
 EXCEPTION
     WHEN duplicate_object OR unique_violation THEN NULL;
 END
