@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "osmose-backupd", targets: ["osmose-backupd"]),
         .executable(name: "osmose-retentiond", targets: ["osmose-retentiond"]),
         .executable(name: "osmose-dsard", targets: ["osmose-dsard"]),
+        .executable(name: "osmose-console", targets: ["osmose-console"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // C libraries: module maps and shim headers only.
@@ -165,6 +168,31 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-keyd", dependencies: ["KeyService", "DaemonRuntime"], swiftSettings: strictSettings),
+        // osmose-console: the web pages of the DPO, the security officer and sysadmins.
+        .target(
+            name: "ConsoleService",
+            dependencies: [
+                "StaffAccounts", "QRCode", "CareRecords", "Journal", "Backup", "KeyManagement", "Keyring", "Settings", "Store", "Systemd", "DaemonRuntime", "Cryptography",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Templates")],
+            swiftSettings: strictSettings),
+        .executableTarget(name: "osmose-console", dependencies: ["ConsoleService", "DaemonRuntime"], swiftSettings: strictSettings),
+        // QR codes (TOTP enrolment) through Debian's libqrencode.
+        .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .target(name: "QRCode", dependencies: ["CQRencode"], swiftSettings: strictSettings),
+        // Staff accounts (DPO, security officer, sysadmin): passwords, TOTP second factor, recovery codes, console sessions.
+        .target(
+            name: "StaffAccounts",
+            dependencies: [
+                "Cryptography", "Store", "Journal", "CareRecords",
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+            ],
+            swiftSettings: strictSettings),
         // Retention: policy application, clocks, legal holds, plans, certificates (schema ops).
         .target(
             name: "Retention",
@@ -202,6 +230,7 @@ let package = Package(
             name: "OsmoseControl",
             dependencies: [
                 "CareRecords", "Journal", "JournalArchive", "Keyring", "KeyManagement", "Age", "Backup", "Retention", "SubjectRequests",
+                "StaffAccounts",
                 "Settings",
                 "Schema",
                 "Store",
@@ -340,6 +369,17 @@ let package = Package(
             name: "RetentionTests",
             dependencies: ["Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Cryptography", "TestSupport"],
             swiftSettings: strictSettings),
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: [
+                "ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Cryptography", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["TestSupport", "Store", "Journal", "Age"],

@@ -12,7 +12,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the suite needs to build, test and run.
-OSMOSE_APT_PACKAGES=(libssl-dev libpq-dev libarchive-dev postgresql postgresql-contrib pkg-config systemd curl python3 libcurl4 age libarchive-tools)
+OSMOSE_APT_PACKAGES=(libssl-dev libpq-dev libarchive-dev postgresql postgresql-contrib pkg-config systemd curl python3 libcurl4 age libarchive-tools libqrencode-dev)
+# The console's tests: zbarimg decodes its QR codes; chromium and its driver run the browser tests.
+OSMOSE_TEST_PACKAGES=(zbar-tools chromium chromium-driver fonts-dejavu-core)
 
 apt_updated=0
 # Installs the named Debian packages that are missing. Quiet when nothing is missing.
@@ -45,6 +47,17 @@ ensure_interop_verifier() {
     python3 -m pip install --quiet --disable-pip-version-check --ignore-requires-python --break-system-packages "aics-tlog==$AICS_TLOG_VERSION" 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --ignore-requires-python "aics-tlog==$AICS_TLOG_VERSION" \
         || die "could not install aics-tlog from PyPI"
+}
+
+# Selenium (PyPI) drives chromium in the console's browser tests (Tests/BrowserTests).
+SELENIUM_VERSION=4.51.0
+ensure_selenium() {
+    python3 -c "import selenium" 2>/dev/null && return 0
+    python3 -m pip --version >/dev/null 2>&1 || ensure_packages python3-pip
+    say "installing selenium $SELENIUM_VERSION from PyPI (browser tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$SELENIUM_VERSION" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check "selenium==$SELENIUM_VERSION" \
+        || die "could not install selenium from PyPI"
 }
 
 # The directory of the newest PostgreSQL server binaries installed.

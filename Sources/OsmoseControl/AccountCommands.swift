@@ -1,9 +1,13 @@
 import ArgumentParser
 import CareRecords
 import Foundation
+import StaffAccounts
+import Store
 
 /// Account management as the sysadmin running `osmosectl`.
 private let accounts = Accounts(actor: operatorActor(.sysadmin))
+/// Staff accounts (the console's DPO, security officers and sysadmins), managed by the same sysadmin.
+private let staff = StaffDirectory(actor: operatorActor(.sysadmin))
 
 struct TeamsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,21 +47,25 @@ struct TeamsCommand: AsyncParsableCommand {
 
 struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "users", abstract: "Accounts of the care service. The first admin is created here.",
-        subcommands: [Add.self, Disable.self, List.self])
+        commandName: "users", abstract: "Accounts of the care service (agent, manager, admin) and of the staff console (dpo, security-officer, sysadmin).",
+        discussion: "Staff accounts enrol their TOTP second factor at their first sign-in to osmose-console.",
+        subcommands: [Add.self, Disable.self, List.self, ResetSecondFactor.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an account. The password is read from standard input (one line, 12 characters or more).")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "Login name: lowercase letters, digits, dots, hyphens, underscores.") var username: String
-        @Option(help: "agent, manager or admin.") var role: String
-        @Option(help: "Team code (required except for admin).") var team: String?
+        @Option(help: "agent, manager or admin (care service); dpo, security-officer or sysadmin (staff console).") var role: String
+        @Option(help: "Team code (required for an agent or a manager).") var team: String?
         @Option(help: "Name shown to colleagues.") var displayName: String?
 
         func run() async throws {
             try await reportingFailures {
-                guard let role = Role(rawValue: role) else { throw ValidationError("--role must be agent, manager or admin") }
+                if let staffRole = StaffRole(rawValue: role) { return try await addStaff(staffRole) }
+                guard let role = Role(rawValue: role) else {
+                    throw ValidationError("--role must be agent, manager, admin, dpo, security-officer or sysadmin")
+                }
                 guard role == .admin || team != nil else { throw ValidationError("--team is required for an agent or a manager") }
                 guard let password = readLine(strippingNewline: true), !password.isEmpty else {
                     throw ValidationError("give the password on standard input")
@@ -69,6 +77,38 @@ struct UsersCommand: AsyncParsableCommand {
                     try await connection.transaction { connection in try accounts.createUser(account, on: connection) }
                 }
                 print("user \(username) created (\(role.rawValue)\(team.map { ", team \($0)" } ?? ""))")
+            }
+        }
+
+        /// A staff account: no team; its second factor is enrolled at the first sign-in to the console.
+        func addStaff(_ role: StaffRole) async throws {
+            guard team == nil else { throw ValidationError("--team is for care accounts; a \(role.rawValue) has none") }
+            guard let password = readLine(strippingNewline: true), !password.isEmpty else { throw ValidationError("give the password on standard input") }
+            let account = try NewStaffAccount(
+                username: username, displayName: displayName ?? username, role: role, password: password,
+                costExponent: try options.loadConfiguration().console.passwordCost)
+            _ = try await options.withConnection { connection in
+                try await connection.transaction { connection in try staff.create(account, on: connection) }
+            }
+            print("user \(username) created (\(role.rawValue)); the TOTP second factor is enrolled at the first sign-in to osmose-console")
+        }
+    }
+
+    struct ResetSecondFactor: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-second-factor",
+            abstract: "Clear a staff account's TOTP second factor and recovery codes (a lost phone) and end its sessions: it enrols again at its next sign-in.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var username: String
+        @Flag(help: "Report what would change; change nothing.") var dryRun = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let (username, dryRun) = (username, dryRun)
+                try await options.withConnection { connection in
+                    try await connection.transaction { connection in try staff.resetSecondFactor(username: username, dryRun: dryRun, on: connection) }
+                }
+                print(dryRun ? "would reset the second factor of \(username)" : "second factor of \(username) reset: it enrols again at its next sign-in")
             }
         }
     }
@@ -83,7 +123,11 @@ struct UsersCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let (username, dryRun) = (username, dryRun)
                 let sessions = try await options.withConnection { connection in
-                    try await connection.transaction { connection in try accounts.disable(username: username, dryRun: dryRun, on: connection) }
+                    try await connection.transaction { connection in
+                        try StaffDirectory.exists(username: username, on: connection)
+                            ? try staff.disable(username: username, dryRun: dryRun, on: connection)
+                            : try accounts.disable(username: username, dryRun: dryRun, on: connection)
+                    }
                 }
                 print(dryRun ? "would disable \(username) and end \(sessions) open session(s)" : "disabled \(username); ended \(sessions) open session(s)")
             }
@@ -94,9 +138,11 @@ struct UsersCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List accounts.")
         @OptionGroup var options: GlobalOptions
         @Flag(help: "Print as JSON.") var json = false
+        @Flag(help: "List the staff console's accounts (dpo, security-officer, sysadmin) instead.") var staff = false
 
         func run() async throws {
             try await reportingFailures {
+                if staff { return try await listStaff() }
                 let users = try await options.withConnection { connection in
                     try await connection.transaction { connection in try accounts.users(on: connection) }
                 }
@@ -109,5 +155,22 @@ struct UsersCommand: AsyncParsableCommand {
                 }
             }
         }
+
+        func listStaff() async throws {
+            let accounts = try await options.withConnection { connection in
+                try await connection.transaction { connection in try StaffAccountsList.list(on: connection) }
+            }
+            if json { return try printJSON(accounts) }
+            printTable(
+                ["USERNAME", "ROLE", "SECOND FACTOR", "STATE", "NAME"],
+                accounts.map {
+                    [$0.username, $0.role.rawValue, $0.enrolled ? "enrolled" : "at first sign-in", $0.disabled ? "disabled" : ($0.locked ? "locked" : "active"), $0.displayName]
+                })
+        }
     }
+}
+
+/// The staff directory's listing (the `staff` flag shadows the directory's name inside ``UsersCommand/List``).
+private enum StaffAccountsList {
+    static func list(on connection: isolated Connection) throws -> [StaffView] { try staff.list(on: connection) }
 }

@@ -9,7 +9,31 @@ import Glibc
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Encrypted backups: list, show, verify, restore to a point in time.",
-        subcommands: [List.self, Show.self, Verify.self, Restore.self, Drill.self])
+        subcommands: [List.self, Show.self, Status.self, Verify.self, Restore.self, Drill.self])
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The newest full and incremental backups in the catalogue, WAL archiving's lag, the last verification and drill (what osmose-console's backups page shows).")
+        @OptionGroup var options: GlobalOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let status = try await options.withConnection { connection in try await connection.perform { try BackupStatus.read(on: $0) } }
+                if json { return try printJSON(status) }
+                for (label, backup) in [("full", status.latestFull), ("incremental", status.latestIncremental)] {
+                    print("latest \(label): " + (backup.map { "\($0.id), finished \($0.finishedAt), \($0.bytes) bytes" } ?? "none"))
+                }
+                print("retained backups: \(status.retained)")
+                let archiving = status.archiving
+                print(
+                    "WAL: last archived \(archiving.lastArchived ?? "none"), current \(archiving.current ?? "?"), \(archiving.segmentsBehind.map(String.init) ?? "?") segments behind, \(archiving.failedCount) failures")
+                for (label, outcome) in [("verification", status.lastVerification), ("drill", status.lastDrill)] {
+                    print("last \(label): " + (outcome.map { "\($0.at) by \($0.by) on \($0.subject): \($0.detail)" } ?? "none journaled"))
+                }
+            }
+        }
+    }
 
     /// The store and, where decryption is needed, the identities.
     static func identities(_ option: String?, _ backup: SuiteConfiguration.Backup) throws -> [any AgeUnwrapping] {

@@ -188,6 +188,30 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var establishment: String
     }
 
+    /// The staff console (`osmose-console`).
+    public struct Console: Hashable, Sendable {
+        /// `HOST:PORT` on loopback, or `unix:/path` for a Unix socket behind the reverse proxy.
+        public var listen: String
+        /// A libpq connection string for the osmose_console role; empty uses `database.connection`.
+        public var database: String
+        /// The console key (32 bytes, seals the TOTP seeds) when no `console-key` systemd credential is passed.
+        public var keyFile: String?
+        /// Sessions end after this long unused.
+        public var sessionIdle: Duration
+        /// Sessions end this long after sign-in.
+        public var sessionLifetime: Duration
+        /// log2 of scrypt's N for staff passwords.
+        public var passwordCost: Int
+        /// Failed sign-in steps in a row before an account locks.
+        public var maximumLoginFailures: Int
+        /// How long an account stays locked.
+        public var lockout: Duration
+        /// Trust `X-Forwarded-For` from a local reverse proxy.
+        public var trustProxy: Bool
+        /// The systemd units whose state the sysadmin's health page shows.
+        public var units: [String]
+    }
+
     /// Database settings.
     public var database: Database
     /// Logging settings.
@@ -213,6 +237,14 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public static let defaultSubjectRequests = SubjectRequests(
         database: "", masterKeyFile: nil, timeZone: "Europe/Paris", controller: .public, warnDays: 3, checkInterval: .seconds(86400), mailCommand: [],
         mailTo: [], mailFrom: "osmose-dsard@localhost", establishment: "Établissement de santé")
+    /// Console settings.
+    public var console: Console = Console(
+        listen: "127.0.0.1:8090", database: "", keyFile: nil, sessionIdle: .seconds(900), sessionLifetime: .seconds(28800), passwordCost: 17,
+        maximumLoginFailures: 5, lockout: .seconds(900), trustProxy: false,
+        units: [
+            "osmose-care.service", "osmose-journald.service", "osmose-journald.socket", "osmose-keyd.timer", "osmose-backupd-full.timer",
+            "osmose-backupd-incremental.timer", "osmose-backup-verify.timer", "osmose-backup-drill.timer", "osmose-console.service",
+        ])
 
     /// Every setting at its default.
     public static let defaults = SuiteConfiguration(
@@ -238,7 +270,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// Validates an already parsed document.
     public static func parse(_ document: SettingsDocument) throws -> SuiteConfiguration {
         var configuration = defaults
-        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention", "archives", "dsar"])
+        let root = try document.root(allowedKeys: ["database", "logging", "paths", "care", "journal", "keys", "backup", "retention", "archives", "dsar", "console"])
         if let database = try root.mapping("database", allowedKeys: ["connection", "pool_size"]) {
             configuration.database.connection = try database.optionalString("connection") ?? ""
             configuration.database.poolSize = try database.integer("pool_size", in: 1...200, default: 8)
@@ -352,6 +384,12 @@ public struct SuiteConfiguration: Hashable, Sendable {
         {
             configuration.subjectRequests = try parseSubjectRequests(dsar)
         }
+        if let console = try root.mapping(
+            "console",
+            allowedKeys: ["listen", "database", "key_file", "session_idle", "session_lifetime", "password_cost", "max_login_failures", "lockout", "trust_proxy", "units"])
+        {
+            configuration.console = try parseConsole(console, defaults: configuration.console)
+        }
         return configuration
     }
 
@@ -411,6 +449,32 @@ public struct SuiteConfiguration: Hashable, Sendable {
         if let establishment = try dsar.optionalString("establishment") {
             guard (1...200).contains(establishment.unicodeScalars.count) else { throw dsar.error("establishment", "must be 1 to 200 characters") }
             settings.establishment = establishment
+        }
+        return settings
+    }
+
+    static func parseConsole(_ console: SettingsMapping, defaults: Console) throws -> Console {
+        var settings = defaults
+        if let listen = try console.optionalString("listen") {
+            guard listen.hasPrefix("unix:/") || Self.isHostPort(listen) else {
+                throw console.error("listen", "must be HOST:PORT (e.g. 127.0.0.1:8090) or unix:/absolute/path")
+            }
+            settings.listen = listen
+        }
+        settings.database = try console.optionalString("database") ?? ""
+        settings.keyFile = try console.optionalString("key_file")
+        if let file = settings.keyFile, !file.hasPrefix("/") { throw console.error("key_file", "must be an absolute path") }
+        settings.sessionIdle = try console.duration("session_idle", in: .seconds(60)...(.seconds(86400)), default: settings.sessionIdle)
+        settings.sessionLifetime = try console.duration("session_lifetime", in: .seconds(300)...(.seconds(86400)), default: settings.sessionLifetime)
+        settings.passwordCost = try console.integer("password_cost", in: 10...20, default: settings.passwordCost)
+        settings.maximumLoginFailures = try console.integer("max_login_failures", in: 1...100, default: settings.maximumLoginFailures)
+        settings.lockout = try console.duration("lockout", in: .seconds(1)...(.seconds(86400)), default: settings.lockout)
+        settings.trustProxy = try console.boolean("trust_proxy", default: false)
+        if console.contains("units") {
+            settings.units = try console.strings("units")
+            for unit in settings.units where unit.range(of: "^[A-Za-z0-9@._-]+\\.(service|timer|socket)$", options: .regularExpression) == nil {
+                throw console.error("units", "\(unit) is not a unit name such as osmose-care.service")
+            }
         }
         return settings
     }
@@ -490,6 +554,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var careConnection: String { care.database.isEmpty ? database.connection : care.database }
     /// The connection string osmose-backupd uses (base backups need a role with REPLICATION).
     public var backupConnection: String { backup.database.isEmpty ? database.connection : backup.database }
+
+    /// The connection string osmose-console uses.
+    public var consoleConnection: String { console.database.isEmpty ? database.connection : console.database }
 
     /// The connection string osmose-journald uses.
     public var journalConnection: String { journal.database.isEmpty ? database.connection : journal.database }

@@ -40,7 +40,15 @@ struct LayeringTests {
         let files = try Self.sources(in: "OsmoseControl")
         #expect(try Self.matches(#""(SELECT|INSERT|UPDATE|DELETE|COPY|CREATE|ALTER|GRANT|WITH|TRUNCATE|DROP) "#, in: files) == [])
         #expect(try Self.matches(#"\.(query|execute|copyIn|copyOut)\("#, in: files) == [])
-        #expect(try Self.matches(#"^\s*(public |internal |package )?import (KeyService|JournalService|CareService|BackupService|DaemonRuntime)\b"#, in: files) == [])
+        #expect(try Self.matches(#"^\s*(public |internal |package )?import (KeyService|JournalService|CareService|BackupService|ConsoleService|DaemonRuntime)\b"#, in: files) == [])
+    }
+
+    @Test("The console holds no SQL: its pages call the capability libraries, as osmosectl does")
+    func consoleHoldsNoSQL() throws {
+        let files = try Self.sources(in: "ConsoleService")
+        #expect(!files.isEmpty)
+        #expect(try Self.matches(#""(SELECT|INSERT|UPDATE|DELETE|COPY|CREATE|ALTER|GRANT|WITH|TRUNCATE|DROP) "#, in: files) == [])
+        #expect(try Self.matches(#"\.(query|execute|copyIn|copyOut)\("#, in: files) == [])
     }
 
     @Test("Keyring does not import Systemd (credentials are loaded where daemons start)")
