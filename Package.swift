@@ -106,7 +106,10 @@ let package = Package(
             swiftSettings: strictSettings),
         .target(
             name: "BackupService",
-            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", "DaemonRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Backup", "Age", "Settings", "Store", "Journal", "KeyManagement", "Systemd", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
