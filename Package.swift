@@ -207,6 +207,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Benchmark only (scripts/bench backup): what signing and checking add to
+        // osmose-backupd, measured in isolation on a real store. Never installed.
+        .executableTarget(
+            name: "osmose-backup-signing-bench",
+            dependencies: ["Archive", "Backup", "Journal"],
+            path: "Benchmarks/osmose-backup-signing-bench",
+            swiftSettings: strictSettings
+        ),
+
         // Tests mirror Sources.
         // The layering rules (design.md, conventions.md), checked on the source tree.
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"], swiftSettings: strictSettings),

@@ -289,12 +289,13 @@ struct WALFetch: AsyncParsableCommand {
 
     func run() async throws {
         let backup = try options.loadConfiguration().backup
-        guard let file = identity ?? backup.identityFile, let text = FileManager.default.contents(atPath: file) else {
-            throw BackupCommandError(.invalidSetting, "no identity to decrypt with: pass --identity or set backup.identity_file")
-        }
+        // What the signatures are checked with comes first: nothing is decrypted unchecked.
         let trust = try configuredTrust(backup, acceptUnsigned: acceptUnsigned)
         guard !trust.keys.isEmpty || acceptUnsigned else {
             throw BackupCommandError(.invalidSetting, "backup.verifier_keys is empty: list the backup-signing verifier keys (osmosectl keys status)")
+        }
+        guard let file = identity ?? backup.identityFile, let text = FileManager.default.contents(atPath: file) else {
+            throw BackupCommandError(.invalidSetting, "no identity to decrypt with: pass --identity or set backup.identity_file")
         }
         let found = try await BackupCommandError.wrapping(.failed, "wal-fetch \(name)") {
             let identities = try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))

@@ -142,13 +142,13 @@ struct IncrementalBackupTests {
             let afterThird = try await summaries(osmosectl, config)
             #expect(afterThird.last?["memberCount"] as? Int == 6 && afterThird.last?["references"] == nil, "osmose.yaml, backup.yaml, a, d, keep, e: \(afterThird.last ?? [:])")
             #expect(try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config]).status == 0)
-            // A summary edited on the backup host no longer matches its encrypted manifest.
+            // A summary edited on the backup host no longer matches what its signature states.
             let thirdID = try #require(afterThird.last?["id"] as? String)
             let summaryPath = "\(directory)/store/base/\(thirdID)/summary.json"
             let original = try String(contentsOfFile: summaryPath, encoding: .utf8)
             try original.replacingOccurrences(of: "\"kind\" : \"incremental\"", with: "\"kind\" : \"full\"").write(toFile: summaryPath, atomically: true, encoding: .utf8)
             let edited = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
-            #expect(edited.status == 5 && edited.standardOutput.contains("base/\(thirdID): the summary differs from the encrypted manifest"), "\(edited.standardOutput)")
+            #expect(edited.status == 5 && edited.standardOutput.contains("FAIL base/\(thirdID)/summary.json: differs from what base/\(thirdID)/backup.sig signs"), "\(edited.standardOutput)")
             try original.write(toFile: summaryPath, atomically: true, encoding: .utf8)
 
             // The base gone (without a prune): verify names it, restore refuses and leaves nothing.

@@ -42,7 +42,7 @@ struct BackupSettingsTests {
         ("backup:\n  verifier_keys: [\"age1qqqq\"]\n", 2, "not a verifier key"),
         ("backup:\n  retired_verifier_keys:\n    - {key: \"\(retired)\", retired: yesterday}\n", 3, "RFC 3339"),
         ("backup:\n  retired_verifier_keys:\n    - {key: \"\(retired)\"}\n", 3, "retired"),
-        ("backup:\n  verifier_keys: [\"\(retired)\"]\n  retired_verifier_keys:\n    - {key: \"\(retired)\", retired: 2026-12-01T02:00:00Z}\n", 3, "live or retired"),
+        ("backup:\n  verifier_keys: [\"\(retired)\"]\n  retired_verifier_keys:\n    - {key: \"\(retired)\", retired: 2026-12-01T02:00:00Z}\n", 4, "live or retired"),
         ("backup:\n  recipients: [\"\(classic)\", \"\(hybrid)\"]\n", 2, "mixes hybrid post-quantum"),
         ("backup:\n  recipients: [\"age1pq1tooshort\"]\n", 2, "not an age recipient"),
         ("backup:\n  file_trees: [relative/cold]\n", 2, "absolute"),
