@@ -176,4 +176,87 @@ struct SignedBackupTests {
             #expect(segments.last == last)
         }
     }
+
+    @Test("osmosectl keys rotate makes the backup-signing key (0600, recorded, its verifier key printed by rotate and status) that osmose-backupd signs with; a store from before signing restores only with --accept-unsigned, journaled first (refused, nothing written, when the journal cannot be written), and its WAL replays")
+    func keyFromOsmosectlAndStoreFromBeforeSigning() async throws {
+        let identity = try AgeIdentity.generate()
+        try await withBackupCluster("presigning", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test")) { cluster, config in
+            let directory = cluster.directory
+            let keyFile = "\(directory)/rotated-backup-signing.key"
+            let rotated = try await runProgram(
+                osmosectl, ["keys", "rotate", "--purpose", "backup-signing", "--key-out", keyFile, "--reason", "installation", "--config", config])
+            #expect(rotated.status == 0 && rotated.standardOutput.contains("recorded as primary"), "\(rotated.standardOutput)\(rotated.standardError)")
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int)
+            #expect(mode == 0o600, "the private half is the owner's only: \(String(mode, radix: 8))")
+            let verifier = try #require(
+                rotated.standardOutput.split(separator: "\n").first { $0.hasPrefix("verifier key: ") }.map { String($0.dropFirst("verifier key: ".count)) })
+            #expect(!rotated.standardOutput.contains(try String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)),
+                "the private half is never printed")
+            let status = try await runProgram(osmosectl, ["keys", "status", "--config", config])
+            #expect(status.status == 0 && status.standardOutput.contains("verifier_keys:         - \"\(verifier)\"   (primary)"), "\(status.standardOutput)\(status.standardError)")
+            // Installed as a sysadmin does where archive_command runs: a file of the cluster's owner, its verifier key trusted.
+            try TestCluster.giveToOwner(keyFile)
+            let settings = try String(contentsOfFile: config, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                if line.hasPrefix("  signing_key_files:") { return "  signing_key_files: [\(keyFile)]" }
+                if line.hasPrefix("  verifier_keys:") { return "  verifier_keys: [\"\(verifier)\"]" }
+                return String(line)
+            }
+            try settings.joined(separator: "\n").write(toFile: config, atomically: true, encoding: .utf8)
+
+            let connection = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+            try await connection.execute("CREATE TABLE drill (id serial PRIMARY KEY, phase text NOT NULL)")
+            let full = try await cluster.asOwner([backupd, "full", "--config", config])
+            #expect(full.status == 0 && !full.standardError.contains("not in the keyring"), "\(full.standardError)")
+            try await connection.execute("INSERT INTO drill (phase) SELECT 't1' FROM generate_series(1, 100)")
+            let last = try await archiveCurrentWAL(connection)
+            let keyID = String(format: "%08x", try NoteVerifierKey(encoded: verifier).keyID)
+            let signedBy = try await connection.query("SELECT array_to_string(signed_by, ',') AS s FROM ops.backups").rows.map { try $0.string("s") }
+            #expect(signedBy == [keyID], "\(signedBy)")
+
+            // The store as the previous version wrote it: no signature, a digest file beside each WAL file.
+            let store = "\(directory)/store"
+            for id in try FileManager.default.contentsOfDirectory(atPath: "\(store)/base") where !id.hasSuffix(".log") {
+                unlink("\(store)/base/\(id)/backup.sig")
+            }
+            let pushed = try String(contentsOfFile: "\(store)/wal/pushed.log", encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ") }
+            for line in pushed where line.count == 2 {
+                try (String(line[1]) + "\n").write(toFile: "\(store)/wal/\(line[0]).sha256", atomically: true, encoding: .utf8)
+                unlink("\(store)/wal/\(line[0]).sig")
+            }
+            #expect(FileManager.default.fileExists(atPath: "\(store)/wal/\(last).sha256"))
+            let listed = try await runProgram(osmosectl, ["backup", "list", "--config", config])
+            #expect(listed.status == 5 && listed.standardError.contains("backup.sig: missing"), "\(listed.standardOutput)\(listed.standardError)")
+            let dry = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", "\(directory)/dry", "--accept-unsigned", "--dry-run", "--config", config])
+            #expect(dry.status == 0 && dry.standardOutput.contains("would accept") && dry.standardOutput.contains("without a signature"), "\(dry.standardOutput)\(dry.standardError)")
+
+            // The journal cannot be written (the database is down): the decision is refused, nothing restored.
+            let intake = "SELECT count(*) AS n FROM journal.intake WHERE object_type = 'backup' AND reason LIKE '%--accept-unsigned%'"
+            #expect(try await connection.query(intake).rows[0].int("n") == 0)
+            await connection.close()
+            await cluster.stop()
+            let unjournaled = "\(directory)/unjournaled"
+            let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", unjournaled, "--accept-unsigned", "--config", config])
+            #expect(refused.status == 4 && refused.standardError.contains("must be journaled first"), "\(refused.standardOutput)\(refused.standardError)")
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: unjournaled))?.isEmpty ?? true, "nothing restored")
+
+            // The database up: journaled first, then restored; the restored cluster replays the unsigned WAL.
+            try await cluster.start()
+            let restoredDirectory = "\(directory)/restored-unsigned"
+            let restored = try await runProgram(
+                osmosectl, ["backup", "restore", "--to", "latest", "--target", restoredDirectory, "--accept-unsigned", "--config", config])
+            #expect(restored.status == 0, "\(restored.standardOutput)\(restored.standardError)")
+            let check = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+            #expect(try await check.query(intake).rows[0].int("n") == 1, "the acceptance is journaled")
+            await check.close()
+            await cluster.stop()
+            let recovery = try String(contentsOfFile: "\(restoredDirectory)/postgresql.auto.conf", encoding: .utf8)
+            #expect(recovery.contains("--accept-unsigned"), "wal-fetch accepts the old WAL files too: \(recovery)")
+            try await cluster.startAndPromote(restoredDirectory)
+            let replayed = try await Connection.connect(cluster.connectionString(), logger: testLogger)
+            let rows = try await replayed.query("SELECT count(*) AS n FROM drill WHERE phase = 't1'").rows[0].int("n")
+            await replayed.close()
+            await cluster.stop(dataDirectory: restoredDirectory)
+            #expect(rows == 100, "the unsigned WAL replayed")
+        }
+    }
 }
