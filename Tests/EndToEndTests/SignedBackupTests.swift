@@ -25,7 +25,7 @@ struct SignedBackupTests {
         return ("\(root)/store", "\(root)/osmose.yaml")
     }
 
-    @Test("Forged WAL (replaced, unsigned, second key), an appended backup, an edited summary, a forged tombstone: refused by list, verify, restore and wal-fetch with status 5 and the file named; a forged segment aborts recovery instead of ending it early")
+    @Test("Forged WAL (replaced, unsigned, second key), an appended backup, an edited summary, a forged tombstone: refused by list, verify, restore, drill and wal-fetch with status 5 and the file named; a forged segment aborts recovery instead of ending it early")
     func forgeriesRefusedByTheCommands() async throws {
         let identity = try AgeIdentity.generate()
         try await withBackupCluster("signed", recipient: identity.recipient.encoded, identityFile: identity.exposedFile(created: "test")) { cluster, config in
@@ -144,6 +144,9 @@ struct SignedBackupTests {
                 let target = "\(directory)/\(forgery)-restored"
                 try await refused([osmosectl, "backup", "restore", "--to", "latest", "--target", target, "--config", copyConfig], file, forgery)
                 #expect((try? FileManager.default.contentsOfDirectory(atPath: target))?.isEmpty ?? true, "\(forgery): nothing restored")
+                let drill = "\(directory)/\(forgery)-drill"
+                try await refused([osmosectl, "backup", "drill", "--directory", drill, "--config", copyConfig], file, forgery)
+                #expect((try? FileManager.default.contentsOfDirectory(atPath: drill))?.isEmpty ?? true, "\(forgery): no drill cluster")
                 if forgery.hasPrefix("wal") {
                     // --accept-unsigned does not take a file added, replaced or signed wrongly after signing began.
                     try await refused([osmosectl, "backup", "restore", "--to", "latest", "--target", target, "--accept-unsigned", "--config", copyConfig], file, forgery)
