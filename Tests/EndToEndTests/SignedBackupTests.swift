@@ -262,4 +262,61 @@ struct SignedBackupTests {
             #expect(rows == 100, "the unsigned WAL replayed")
         }
     }
+
+    @Test("osmose-backupd signs with every backup-signing-key credential (a rollover's two keys: two signatures, each checked by the documented OpenSSL script), before backup.signing_key_files; wal-fetch takes either verifier key, refuses a third; a credential that is not a key is 6")
+    func credentials() async throws {
+        let directory = "/tmp/osmose-signcreds-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: "\(directory)/credentials", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity = try AgeIdentity.generate()
+        try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+        let current = try BackupSigningKey(in: directory), next = try BackupSigningKey(in: directory), file = try BackupSigningKey(in: directory)
+        try (current.key.exposedEncoding() + "\n").write(toFile: "\(directory)/credentials/backup-signing-key", atomically: true, encoding: .utf8)
+        try (next.key.exposedEncoding() + "\n").write(toFile: "\(directory)/credentials/backup-signing-key-7", atomically: true, encoding: .utf8)
+        func configuration(_ name: String, trusting keys: [BackupSigningKey]) throws -> String {
+            let path = "\(directory)/\(name).yaml"
+            try """
+                backup:
+                  store: \(directory)/store
+                  recipients: ["\(identity.recipient.encoded)"]
+                  identity_file: \(directory)/identity.txt
+                  signing_key_files: [\(file.file)]
+                  verifier_keys: [\(keys.map { "\"\($0.verifierKey)\"" }.joined(separator: ", "))]
+
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let both = try configuration("both", trusting: [current, next])
+        let segment = "\(directory)/segment"
+        var generator = TestSeed.generator(test: "SignedBackupTests.credentials")
+        try Data((0..<65_536).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: segment))
+        let name = "000000010000000000000005"
+        let environment = ["CREDENTIALS_DIRECTORY": "\(directory)/credentials"]
+        let pushed = try await runProgram(backupd, ["wal-push", "--config", both, segment, name], environment: environment)
+        #expect(pushed.status == 0, "\(pushed.standardError)")
+        let note = try String(contentsOfFile: "\(directory)/store/wal/\(name).sig", encoding: .utf8)
+        #expect(note.split(separator: "\n").filter { $0.hasPrefix("— ") }.count == 2, "both credentials sign, the file is not used: \(note)")
+        let check = try documentedSignatureCheck(in: directory)
+        for key in [current, next] {
+            let checked = try await runProgram("/bin/sh", [check, key.verifierKey, "\(directory)/store/wal/\(name).sig", "\(directory)/store/wal/\(name).tar.zst.age"])
+            #expect(checked.status == 0, "\(checked.standardError)")
+        }
+        let third = try await runProgram("/bin/sh", [check, file.verifierKey, "\(directory)/store/wal/\(name).sig"])
+        #expect(third.status == 1 && third.standardError.contains("no signature by"), "\(third.standardError)")
+
+        for (label, keys) in [("next", [next]), ("current", [current])] {
+            let fetched = "\(directory)/fetched-\(label)"
+            let fetch = try await runProgram(backupd, ["wal-fetch", name, fetched, "--config", try configuration(label, trusting: keys)])
+            #expect(fetch.status == 0, "\(label): \(fetch.standardError)")
+            #expect(FileManager.default.contents(atPath: fetched) == FileManager.default.contents(atPath: segment), "\(label): the segment, identical")
+        }
+        let refused = try await runProgram(backupd, ["wal-fetch", name, "\(directory)/fetched-other", "--config", try configuration("other", trusting: [file])])
+        #expect(refused.status == 5 && refused.standardError.contains("wal/\(name).sig"), "\(refused.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/fetched-other"), "nothing written")
+
+        try "not a key\n".write(toFile: "\(directory)/credentials/backup-signing-key-7", atomically: true, encoding: .utf8)
+        let broken = try await runProgram(backupd, ["wal-push", "--config", both, segment, "000000010000000000000006"], environment: environment)
+        #expect(broken.status == 6 && broken.standardError.contains("credential backup-signing-key-7"), "\(broken.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/store/wal/000000010000000000000006.tar.zst.age"), "nothing written unsigned")
+    }
 }
