@@ -7,10 +7,10 @@
 //       On the store a real `osmose-backupd full` and `wal-push` wrote (signed with
 //       FILE), repeats, N times each (default 50), the work the signatures add:
 //       - push: what `wal-push` adds for one WAL file: the key read and parsed, the
-//         SHA-256 of the stored (encrypted) file (the writer computes it as it writes;
-//         read back here from the page cache, so a little more), the statement
-//         signed, and the signature written durably (it replaced the `.sha256` file
-//         that was written before signing; counted whole all the same);
+//         statement signed, and the signature written durably (it replaced the
+//         `.sha256` file written before signing: counted whole all the same, an
+//         upper bound). The stored file's SHA-256 it states is not counted: the
+//         archive writer computed it as it wrote before signing too (unused then);
 //       - fetch: what `wal-fetch` adds before it decrypts: the verifier key parsed,
 //         the signature read, checked (Ed25519) and parsed (the segment's SHA-256
 //         was compared after decrypting before signing too);
@@ -120,17 +120,15 @@ for round in 0..<rounds {
     let name = walNames[round % walNames.count]
     let started = clock.now
     let signer = loadSigner()
-    let stored: (size: Int64, sha256: String)
     let statement: BackupStatement
     do {
-        stored = try FileBlocks.sha256(ofFile: "\(store)/wal/\(name).tar.zst.age")
         let note = String(decoding: FileManager.default.contents(atPath: "\(store)/wal/\(name).sig") ?? Data(), as: UTF8.self)
-        // The same statement as wal-push's (its fields taken from the store's signature), the file's digest recomputed.
+        // The same statement as wal-push's (its fields taken from the store's signature).
         statement = try BackupStatement.parse(SignedNote.text(of: note), file: name)
     } catch {
         fail("wal/\(name): \(error)")
     }
-    guard statement.file("\(name).tar.zst.age")?.sha256 == stored.sha256 else { fail("wal/\(name).tar.zst.age differs from its signature") }
+    guard statement.file("\(name).tar.zst.age") != nil else { fail("wal/\(name).sig does not cover its archive") }
     do {
         writeDurably(Array(try signer.sign(statement).utf8), to: "\(scratch)/\(name).sig")
     } catch {
