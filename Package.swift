@@ -264,7 +264,12 @@ let package = Package(
             dependencies: ["CareService", "CareRecords", "Keyring", "Schema", "Store", "Journal", "Settings", "TestSupport"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "JournalServiceTests", dependencies: ["JournalService", "Journal"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "JournalServiceTests",
+            dependencies: [
+                "JournalService", "Journal", "Store", "TestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(
             name: "KeyManagementTests",
             dependencies: ["KeyManagement", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Age", "TestSupport"],

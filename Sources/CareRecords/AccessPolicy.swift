@@ -4,8 +4,9 @@ public import Journal
 
 /// What a role may do, read from `policies/access.yaml`. Default deny: an action
 /// is allowed only when a rule names the role, the resource, the action and the
-/// request's purpose. Team-scoped rules further require the record to belong to,
-/// or be shared with, the user's team; the handlers check that on the record.
+/// request's purpose. Every rule states its scope (`all` or `team`): team-scoped
+/// rules further require the record to belong to, or be shared with, the user's
+/// team; the handlers check that on the record.
 public struct AccessPolicy: Sendable {
     /// The resources the care service exposes.
     public enum Resource: String, Sendable, CaseIterable {
@@ -88,10 +89,11 @@ public struct AccessPolicy: Sendable {
                 }
                 return purpose
             }
-            let scope = Scope(rawValue: try entry.choice("scope", from: ["all", "team"], default: "all"))!
             if role == .admin && resource != .user {
                 throw entry.error("resource", "an admin manages accounts and may not be given care content")
             }
+            // Explicit: a rule that forgot its scope must not silently reach every team's records.
+            let scope = Scope(rawValue: try entry.choice("scope", from: ["all", "team"]))!
             rules.append(Rule(role: role, resource: resource, actions: Set(actions), purposes: Set(purposes), scope: scope))
         }
         return AccessPolicy(rules: rules)

@@ -25,7 +25,8 @@ extension CareStore {
             VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'open', $18, $19, $18, $19)
             """,
             [
-                id, input.patientId, teamID, input.arrivalAt ?? now, input.arrivalMode.rawValue,
+                id, input.patientId, teamID, try input.arrivalAt.map { try Validate.arrival($0, field: "arrival_at", now: now) } ?? now,
+                input.arrivalMode.rawValue,
                 try seal(try Validate.text(input.reason, field: "reason", limit: 2000), .episodeReason, id),
                 try input.location.map { try Validate.label($0, field: "location") },
                 try input.boxNumber.map { try Validate.label($0, field: "box_number") }, input.worrying ?? false, input.accompanied ?? false,

@@ -30,7 +30,15 @@ public struct Principal: Sendable, Hashable {
 /// A value a JSON body may contain, with the fields it accepts (snake_case), so
 /// that an unknown field is refused rather than silently ignored.
 public protocol StrictInput: Decodable, Sendable {
+    /// The fields the body's object accepts.
     static var fields: Set<String> { get }
+    /// For a field holding an object or a list of objects, the fields those accept.
+    static var nestedFields: [String: Set<String>] { get }
+}
+
+extension StrictInput {
+    /// No nested objects.
+    public static var nestedFields: [String: Set<String>] { [:] }
 }
 
 public enum Sex: String, Codable, Sendable { case female, male, other, unknown }
@@ -149,12 +157,15 @@ public struct EpisodeView: Codable, Sendable, Hashable {
 // MARK: Transmissions
 
 public struct ChecklistItem: Codable, Sendable, Hashable {
+    /// The fields an item accepts.
+    public static let fields: Set<String> = ["label", "done"]
     public var label: String
     public var done: Bool
 }
 
 public struct TransmissionInput: StrictInput {
     public static let fields: Set<String> = ["category", "body", "addressed_team", "checklist"]
+    public static let nestedFields: [String: Set<String>] = ["checklist": ChecklistItem.fields]
     public var category: TransmissionCategory?
     public var body: String
     public var addressedTeam: String?

@@ -50,8 +50,22 @@ public struct Sessions: Sendable {
 
     static func tokenHash(_ token: String) -> [UInt8] { SHA256.hash(Array(token.utf8)) }
 
-    /// The account named `username`, if any.
+    /// True when `username` has the form of an account name (care.users' CHECK):
+    /// a lower-case letter or digit, then 1 to 63 of letters, digits, `.`, `_`, `-`.
+    public static func isWellFormed(username: String) -> Bool {
+        let bytes = Array(username.utf8)
+        guard (2...64).contains(bytes.count) else { return false }
+        func allowed(_ byte: UInt8, first: Bool) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || (!first && (byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")))
+        }
+        return allowed(bytes[0], first: true) && bytes.dropFirst().allSatisfy { allowed($0, first: false) }
+    }
+
+    /// The account named `username`, if any; none for a name no account can have
+    /// (the database is not asked).
     public func candidate(username: String, on connection: isolated Connection) throws -> LoginCandidate? {
+        guard Self.isWellFormed(username: username) else { return nil }
         guard let row = try connection.query(
             """
             SELECT u.id, u.username, u.password_hash, u.role, u.team_id, t.code AS team_code, u.disabled, u.locked_until
@@ -91,11 +105,16 @@ public struct Sessions: Sendable {
     }
 
     /// The principal a bearer token stands for.
+    /// - Parameters:
+    ///   - token: the bearer token.
+    ///   - identified: called with the principal of the token's account as soon as
+    ///     the token is found, before it is checked, so that the refusal of an
+    ///     expired, revoked or disabled token still records whose it was.
     /// - Throws: ``CareError/Code/invalidToken`` for an unknown, revoked or forged
     ///   token or a disabled account; ``CareError/Code/sessionExpired`` past the idle
     ///   or absolute limit.
-    public func authenticate(token: String, on connection: isolated Connection) throws -> Principal {
-        guard token.hasPrefix("osm_"), token.count < 100 else { throw CareError(.invalidToken, "the session token is not valid") }
+    public func authenticate(token: String, on connection: isolated Connection, identified: (Principal) -> Void = { _ in }) throws -> Principal {
+        guard Self.isWellFormed(token: token) else { throw CareError(.invalidToken, "the session token is not valid") }
         guard let row = try connection.query(
             """
             SELECT s.user_id, u.username, u.role, u.team_id, t.code AS team_code, u.disabled,
@@ -106,12 +125,37 @@ public struct Sessions: Sendable {
             WHERE s.token_hash = $1
             """, [Self.tokenHash(token), Self.seconds(settings.idleTimeout)]).singleRow()
         else { throw CareError(.invalidToken, "the session token is not valid") }
+        let principal = try Self.principal(row)
+        identified(principal)
         guard try !row.bool("revoked"), try !row.bool("disabled") else { throw CareError(.invalidToken, "the session token is not valid") }
         guard try !row.bool("expired"), try !row.bool("idle") else { throw CareError(.sessionExpired, "the session has expired; log in again") }
         if try row.bool("stale") {
             try connection.query("UPDATE care.sessions SET last_seen_at = clock_timestamp() WHERE token_hash = $1", [Self.tokenHash(token)])
         }
-        return Principal(
+        return principal
+    }
+
+    /// The account a bearer token was issued to, valid or not, without touching the
+    /// session: for the event of a request refused before it could be authenticated
+    /// (no such route, malformed HTTP), which names who sent it when that can be read.
+    public func owner(token: String, on connection: isolated Connection) throws -> Principal? {
+        guard Self.isWellFormed(token: token) else { return nil }
+        return try connection.query(
+            """
+            SELECT s.user_id, u.username, u.role, u.team_id, t.code AS team_code
+            FROM care.sessions s JOIN care.users u ON u.id = s.user_id LEFT JOIN care.teams t ON t.id = u.team_id
+            WHERE s.token_hash = $1
+            """, [Self.tokenHash(token)]
+        ).singleRow().map(Self.principal)
+    }
+
+    /// True when `token` has the form of a token this service issues.
+    static func isWellFormed(token: String) -> Bool {
+        token.hasPrefix("osm_") && token.utf8.count < 100
+    }
+
+    private static func principal(_ row: Row) throws -> Principal {
+        Principal(
             userID: try row.uuid("user_id"), username: try row.string("username"), role: Role(rawValue: try row.string("role")) ?? .agent,
             teamID: try row.isNull("team_id") ? nil : try row.uuid("team_id"), teamCode: try row.optionalString("team_code"))
     }

@@ -1,5 +1,6 @@
 public import Foundation
 import Glibc
+import Journal
 import Store
 
 /// JSON coding as the API speaks it: snake_case keys, ISO 8601 timestamps with
@@ -55,17 +56,38 @@ public enum CareJSON {
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
     static func parseTimestamp(_ text: String) -> Date? { TimestampText.parse(text, separator: UInt8(ascii: "T")) }
 
-    /// Decodes `body` as `Input`, refusing malformed JSON, unknown fields, missing
-    /// fields and values of the wrong type with an error naming the field.
+    /// Decodes `body` as `Input`, refusing what is not strict JSON (a field given
+    /// twice, a byte-order mark, a NUL: ``Journal/StrictJSON``), unknown fields (in
+    /// nested objects too), missing fields and values of the wrong type, with an
+    /// error naming the field.
     public static func decode<Input: StrictInput>(_ type: Input.Type, from body: [UInt8]) throws -> Input {
+        do throws(StrictJSON.Problem) {
+            try StrictJSON.check(body)
+        } catch .duplicateField(let path) {
+            throw CareError(.duplicateField, "field \(path) is given more than once")
+        } catch .nul(let path) {
+            throw CareError(.invalidField, "field \(path) contains a NUL character")
+        } catch {
+            throw CareError(.malformedJSON, "the request body is not valid JSON: \(error)")
+        }
         let data = Data(body)
         guard let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
             throw CareError(.malformedJSON, "the request body is not valid JSON")
         }
         guard let dictionary = object as? [String: Any] else { throw CareError(.malformedJSON, "the request body must be a JSON object") }
-        if let unknown = dictionary.keys.sorted().first(where: { !Input.fields.contains($0) }) {
-            let shown = unknown.count > 40 ? String(unknown.prefix(40)) + "…" : unknown
-            throw CareError(.unknownField, "unknown field \"\(shown)\"; accepted: \(Input.fields.sorted().joined(separator: ", "))")
+        try refuseUnknownFields(dictionary, accepted: Input.fields, at: "")
+        for (field, accepted) in Input.nestedFields {
+            switch dictionary[field] {
+            case let items as [Any]:
+                for (index, item) in items.enumerated() {
+                    guard let object = item as? [String: Any] else { throw CareError(.invalidField, "field \(field).\(index) must be an object") }
+                    try refuseUnknownFields(object, accepted: accepted, at: "\(field).\(index).")
+                }
+            case let object as [String: Any]:
+                try refuseUnknownFields(object, accepted: accepted, at: "\(field).")
+            default:
+                continue
+            }
         }
         do {
             return try decoder().decode(Input.self, from: data)
@@ -78,6 +100,12 @@ public enum CareJSON {
         } catch {
             throw CareError(.malformedJSON, "the request body could not be read")
         }
+    }
+
+    private static func refuseUnknownFields(_ object: [String: Any], accepted: Set<String>, at prefix: String) throws {
+        guard let unknown = object.keys.sorted().first(where: { !accepted.contains($0) }) else { return }
+        let shown = JournalText.bounded(unknown, to: 40)
+        throw CareError(.unknownField, "unknown field \"\(prefix)\(shown)\"; accepted: \(accepted.sorted().joined(separator: ", "))")
     }
 
     private static func path(_ context: DecodingError.Context) -> String {
@@ -121,6 +149,18 @@ public enum Validate {
         else { throw CareError(.invalidField, "birth_date is not a calendar date") }
         guard year >= 1900, date <= now else { throw CareError(.invalidField, "birth_date must be between 1900-01-01 and today") }
         return value
+    }
+
+    /// The earliest arrival accepted.
+    public static let earliestArrival = Date(timeIntervalSince1970: -2_208_988_800)  // 1900-01-01T00:00:00Z
+
+    /// An arrival time: from 1900 to a day after `now` (a clock a little ahead is
+    /// no reason to refuse; a date years ahead is a typing error).
+    public static func arrival(_ date: Date, field: String, now: Date = Date()) throws -> Date {
+        guard date >= earliestArrival, date <= now.addingTimeInterval(86_400) else {
+            throw CareError(.invalidField, "\(field) must lie between 1900-01-01 and a day from now")
+        }
+        return date
     }
 
     /// The INS (NIR form): 13 characters (digits, or 2A/2B for Corsica in place of

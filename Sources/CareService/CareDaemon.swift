@@ -47,16 +47,15 @@ public struct CareDaemon: AsyncParsableCommand {
         _ = try ring.primaryID(for: .blindIndex)
         let care = configuration.care
         var settings = CareAPISettings(
-            maximumBodyBytes: care.maximumBodyBytes, trustProxy: care.trustProxy,
+            maximumBodyBytes: care.maximumBodyBytes, trustProxy: care.trustProxy, trustedProxies: care.trustedProxies,
             sessions: SessionSettings(idleTimeout: care.sessionIdle, lifetime: care.sessionLifetime, maximumFailures: care.maximumLoginFailures, lockout: care.lockout),
             passwordCostExponent: care.passwordCost)
         settings.journalsSuccessfulReads = journalsSuccessfulReads
         if !journalsSuccessfulReads { logger.warning("BENCHMARK BUILD: successful reads are not journaled") }
         let api = CareAPI(pool: pool, ring: ring, policy: policy, settings: settings, logger: logger)
         let notifier = daemon.notifier
-        let application = Application(
-            router: api.router(),
-            configuration: .init(address: bindAddress(care.listen), serverName: "osmose-care"),
+        let application = api.application(
+            address: bindAddress(care.listen), serverName: "osmose-care",
             onServerRunning: { channel in
                 logger.info("serving", metadata: ["osmose.care.address": "\(channel.localAddress?.description ?? care.listen)"])
                 try? notifier.ready(status: "serving on \(care.listen)")

@@ -36,10 +36,12 @@ extension CareAPI {
         _ body: @escaping @Sendable (Call, isolated Connection) throws -> Reply
     ) async -> Response {
         let audit = audit(request, context, endpoint.journalAction, endpoint.objectType)
-        return await answer(audit) {
+        let token = bearerToken(request)
+        let purposeHeader = request.headers[.osmosePurpose]
+        // The purpose the request declares is recorded even when it is refused before the purpose is checked.
+        if let purpose = purposeHeader.flatMap(AccessPurpose.init(rawValue:)) { audit.declare(purpose) }
+        return await answer(audit, identifyingToken: token) {
             let bytes = try await readBody(request)
-            let token = bearerToken(request)
-            let purposeHeader = request.headers[.osmosePurpose]
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
             let api = self
             let work: @Sendable (isolated Connection) throws -> Reply = { connection in
@@ -54,6 +56,9 @@ extension CareAPI {
                 guard decision.allowed else {
                     throw CareError(.forbidden, "the access policy does not allow a \(principal.role.rawValue) to \(endpoint.policyAction) \(endpoint.resource.rawValue) for \(purpose.rawValue)")
                 }
+                if let name = query.first(where: { $0.key.contains("\0") || $0.value.contains("\0") })?.key {
+                    throw CareError(.invalidQuery, "query parameter \(JournalText.bounded(name, to: 40)) contains a NUL character")
+                }
                 let call = Call(principal: principal, purpose: purpose, teamScoped: decision.teamScoped, body: bytes, query: query, audit: audit)
                 return try body(call, connection)
             }
@@ -67,23 +72,22 @@ extension CareAPI {
     /// Serves an endpoint whose path names a record (`…/{id}`): as
     /// ``handle(_:_:_:_:)``, with the id parsed once and handed to `body`. A
     /// malformed id is refused (400 `request.invalid_field`) after the checks that
-    /// come first (token, purpose, policy), as any handler's refusal is.
+    /// come first (token, purpose, policy), as any handler's refusal is. The event
+    /// names the record as its object from the start (``RequestAudit/pathRecord``),
+    /// and its patient even when the request is refused before the record is read.
     func handleRecord(
         _ request: Request, _ context: CareRequestContext, _ endpoint: Endpoint,
         _ body: @escaping @Sendable (Call, UUID, isolated Connection) throws -> Reply
     ) async -> Response {
         let recordID = RecordID.inPath(context)
         return await handle(request, context, endpoint) { call, connection in
-            let id = try recordID.get().uuid
-            call.audit.touched(object: id)
-            return try body(call, id, connection)
+            try body(call, try recordID.get().uuid, connection)
         }
     }
 
-    /// The principal `token` stands for, recorded in `audit`.
+    /// The principal `token` stands for, recorded in `audit`; a refused token's
+    /// account (expired, revoked, disabled) is recorded too.
     func authenticate(_ token: String, _ audit: RequestAudit, on connection: isolated Connection) throws -> Principal {
-        let principal = try sessions.authenticate(token: token, on: connection)
-        audit.identify(principal)
-        return principal
+        try sessions.authenticate(token: token, on: connection) { audit.identify($0) }
     }
 }

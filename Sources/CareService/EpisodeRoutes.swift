@@ -10,8 +10,10 @@ extension CareAPI {
         let api = self
         routes.get { request, context in
             await api.handle(request, context, .init(resource: .episode, policyAction: "list", journalAction: .read, objectType: "episode-list")) { call, connection in
-                try CareAPI.json(try api.store.listEpisodes(
-                    team: call.query["team"], state: call.query["state"] ?? "open", for: call.principal, teamScoped: call.teamScoped, on: connection))
+                let episodes = try api.store.listEpisodes(
+                    team: call.query["team"], state: call.query["state"] ?? "open", for: call.principal, teamScoped: call.teamScoped, on: connection)
+                call.audit.listed(episodes.map { (object: $0.id, patient: $0.patientId) })
+                return try CareAPI.json(episodes)
             }
         }
         routes.post { request, context in

@@ -11,7 +11,7 @@ extension CareAPI {
                 let found = try api.store.searchPatients(
                     lastName: call.query["last_name"], firstName: call.query["first_name"], birthDate: call.query["birth_date"], ins: call.query["ins"],
                     on: connection)
-                if found.count == 1 { call.audit.touched(object: found[0].id, patient: found[0].id) }
+                call.audit.listed(found.map { (object: $0.id, patient: $0.id) })
                 return try CareAPI.json(found)
             }
         }

@@ -3,12 +3,18 @@ package import Foundation
 package import Journal
 import Synchronization
 
-/// What one request's access event says, gathered while the request runs: its id,
+/// What one request's access events say, gathered while the request runs: its id,
 /// where it came from (client address, user agent), who made it (the authenticated
-/// principal, or the username a failed login named), why (the purpose) and what it
-/// touched (the object and the patient). ``event(_:)`` turns it and the request's
-/// outcome into the event: the one place the care service builds one, and bounds
-/// its texts in code points as the intake's CHECKs count them.
+/// principal, or what a failed login named), why (the purpose) and what it touched
+/// (the object and the patient, or every patient a listing returned). ``events(_:)``
+/// turns it and the request's outcome into the events: the one place the care
+/// service builds them, and bounds and cleans their texts
+/// (``Journal/JournalText/bounded(_:to:)``) as the intake records them.
+///
+/// A request has one event, except a successful listing (a patient search, an
+/// episode list), which has one per record it returned, each naming that record's
+/// patient, all under the request's id: `journal search --patient` then finds the
+/// request for each patient listed.
 ///
 /// A class shared by the request's task and the connection's thread where its
 /// handler runs, so that a refused request's event still names what the handler
@@ -24,11 +30,11 @@ package final class RequestAudit: Sendable {
         /// password, and records why), else the error's code.
         case refused(CareError, journalReason: String? = nil)
 
-        /// `denied` for an authentication or authorisation refusal (401, 403), `error` for anything else.
+        /// `denied` for an authentication or authorisation refusal (401, 403, 429), `error` for anything else.
         package var result: AccessResult {
             switch self {
             case .success: .success
-            case .refused(let error, _): error.code.status == 401 || error.code.status == 403 ? .denied : .error
+            case .refused(let error, _): [401, 403, 429].contains(error.code.status) ? .denied : .error
             }
         }
 
@@ -41,6 +47,14 @@ package final class RequestAudit: Sendable {
         }
     }
 
+    /// Something about the request itself that its event's reason records after the
+    /// outcome's code, separated by a space.
+    package enum Note: String, Sendable, Hashable {
+        /// `X-Forwarded-For` came from a trusted proxy but was not an IP address: the
+        /// peer's address is recorded instead.
+        case forwardedForInvalid = "x-forwarded-for-invalid"
+    }
+
     /// The request's id, returned in `Osmose-Request-Id` and recorded in the event.
     package let requestID: String
     /// What the request does.
@@ -51,6 +65,10 @@ package final class RequestAudit: Sendable {
     package let clientIP: String?
     /// The client's `User-Agent`, as sent.
     package let userAgent: String?
+    /// What the event's reason notes about the request.
+    package let notes: [Note]
+    /// The record the request's path names, if any.
+    package let pathRecord: CareStore.PathRecord?
 
     private struct Learned {
         var principal: Principal?
@@ -58,9 +76,10 @@ package final class RequestAudit: Sendable {
         var purpose: AccessPurpose?
         var objectID: String?
         var patientID: UUID?
+        var listed: [(object: UUID, patient: UUID)]?
     }
 
-    private let learned = Mutex(Learned())
+    private let learned: Mutex<Learned>
 
     /// Starts the audit of a request.
     /// - Parameters:
@@ -68,21 +87,36 @@ package final class RequestAudit: Sendable {
     ///   - action: what the request does.
     ///   - objectType: the kind of object it acts on.
     ///   - clientIP: the client's address.
-    ///   - userAgent: the client's `User-Agent` header, unbounded: ``event(_:)`` bounds it.
-    package init(requestID: String = UUID().uuidString.lowercased(), action: AccessAction, objectType: String, clientIP: String?, userAgent: String?) {
+    ///   - userAgent: the client's `User-Agent` header, unbounded: ``events(_:)`` bounds it.
+    ///   - notes: what the reason notes about the request.
+    ///   - pathRecord: the record the path names: the event's object, and its patient
+    ///     for a patient (another record's patient is looked up, ``touched(object:patient:)``).
+    ///   - object: the object's id as text, in place of the path record's (a request no route matched records its method and path).
+    package init(
+        requestID: String = UUID().uuidString.lowercased(), action: AccessAction, objectType: String, clientIP: String?, userAgent: String?,
+        notes: [Note] = [], pathRecord: CareStore.PathRecord? = nil, object: String? = nil
+    ) {
         self.requestID = requestID
         self.action = action
         self.objectType = objectType
         self.clientIP = clientIP
         self.userAgent = userAgent
+        self.notes = notes
+        self.pathRecord = pathRecord
+        var learned = Learned()
+        learned.objectID = object ?? pathRecord.map { $0.id.uuidString.lowercased() }
+        if case .patient(let id) = pathRecord { learned.patientID = id }
+        self.learned = Mutex(learned)
     }
 
-    /// Records who the request acts as, once authenticated (or once a login found the account).
+    /// Records who the request acts as, once authenticated (or once a login found
+    /// the account, or a refused token's account was found).
     package func identify(_ principal: Principal) {
         learned.withLock { $0.principal = principal }
     }
 
-    /// Records the username a login named when no account matched it.
+    /// Records what a login named when no account matched it: the keyed hash
+    /// (``CareRecords/CareStore/journalName(ofUnknownUsername:)``), never the text.
     package func attempted(username: String) {
         learned.withLock { $0.attemptedUsername = username }
     }
@@ -101,9 +135,39 @@ package final class RequestAudit: Sendable {
         }
     }
 
-    /// The access event of the request ending with `outcome`, stamped now.
-    package func event(_ outcome: Outcome) -> AccessEvent {
+    /// Records the records a listing returned, each with its patient: a successful
+    /// request then has one event per record.
+    package func listed(_ records: [(object: UUID, patient: UUID)]) {
+        learned.withLock { $0.listed = records }
+    }
+
+    /// Who the request acts as, when known.
+    package var principal: Principal? { learned.withLock { $0.principal } }
+
+    /// The patient recorded so far.
+    package var patientID: UUID? { learned.withLock { $0.patientID } }
+
+    /// The access events of the request ending with `outcome`, stamped now: one,
+    /// or, for a successful listing, one per record listed (one with no patient
+    /// when the listing was empty).
+    package func events(_ outcome: Outcome) -> [AccessEvent] {
         let learned = learned.withLock { $0 }
+        let base = event(outcome, learned)
+        guard case .success = outcome, let listed = learned.listed, !listed.isEmpty else { return [base] }
+        return listed.map { record in
+            var event = base
+            event.objectID = record.object.uuidString.lowercased()
+            event.patientID = record.patient
+            return event
+        }
+    }
+
+    /// The request's first event (its only one unless a successful listing).
+    package func event(_ outcome: Outcome) -> AccessEvent {
+        events(outcome)[0]
+    }
+
+    private func event(_ outcome: Outcome, _ learned: Learned) -> AccessEvent {
         var event = AccessEvent(source: SuiteProgram.care.rawValue, requestID: requestID, action: action, objectType: objectType, result: outcome.result)
         event.actorUserID = learned.principal?.userID
         event.actorUsername = (learned.principal?.username ?? learned.attemptedUsername).map { JournalText.bounded($0, to: JournalText.usernameLimit) }
@@ -113,7 +177,8 @@ package final class RequestAudit: Sendable {
         event.purpose = learned.purpose
         event.objectID = learned.objectID.map { JournalText.bounded($0, to: JournalText.objectIDLimit) }
         event.patientID = learned.patientID
-        event.reason = outcome.reason.map { JournalText.bounded($0, to: JournalText.reasonLimit) }
+        let reason = ([outcome.reason].compactMap { $0 } + notes.map(\.rawValue)).joined(separator: " ")
+        event.reason = reason.isEmpty ? nil : JournalText.bounded(reason, to: JournalText.reasonLimit)
         event.clientIP = clientIP
         event.userAgent = userAgent.map { JournalText.bounded($0, to: JournalText.userAgentLimit) }
         return event

@@ -15,35 +15,47 @@ extension CareAPI {
         return routes
     }
 
-    static let wrongCredentials = CareError(.invalidCredentials, "unknown user or wrong password")
-    static let lockedAccount = CareError(.accountLocked, "too many failed attempts; the account is locked for a while")
+    /// The answer to every failed login: an unknown user, a wrong password, a
+    /// disabled or locked account all answer alike, so that the answers tell an
+    /// attacker neither which accounts exist nor which are locked. The event
+    /// records which it was.
+    var wrongCredentials: CareError {
+        let minutes = max(1, Int(sessions.settings.lockout.components.seconds / 60))
+        return CareError(
+            .invalidCredentials,
+            "unknown user or wrong password (after \(sessions.settings.maximumFailures) failed attempts in a row an account is locked for \(minutes) min)")
+    }
+
+    static let throttled = CareError(.throttled, "too many login attempts in progress from this address or for this user; retry in a few seconds")
 
     func login(_ request: Request, _ context: CareRequestContext) async -> Response {
         let audit = audit(request, context, .login, "session")
         return await answer(audit) {
             let input = try CareJSON.decode(LoginInput.self, from: try await readBody(request))
-            let username = JournalText.bounded(input.username, to: JournalText.usernameLimit)
             let sessions = self.sessions
-            let candidate = try await pool.transaction { connection in try sessions.candidate(username: username, on: connection) }
-            // The same scrypt work whether or not the account exists, off the cooperative pool.
-            let hash = candidate?.passwordHash ?? decoyHash
-            await loginGate.enter()
-            let passwordMatches = await CPUWork.run { PasswordHasher.verify(input.password, against: hash) }
-            await loginGate.leave()
+            let candidate = try await pool.withConnection { try await $0.perform { try sessions.candidate(username: input.username, on: $0) } }
             if let candidate {
                 audit.identify(candidate.principal)
                 audit.touched(object: candidate.userID)
             } else {
-                audit.attempted(username: username)
+                audit.attempted(username: store.journalName(ofUnknownUsername: input.username))
             }
+            guard let ticket = await loginThrottle.enter(address: audit.clientIP ?? "", account: JournalText.bounded(input.username, to: 128)) else {
+                throw Self.throttled
+            }
+            // The same scrypt work whether or not the account exists, off the cooperative pool.
+            let hash = candidate?.passwordHash ?? decoyHash
+            let passwordMatches = await CPUWork.run { PasswordHasher.verify(input.password, against: hash) }
+            await loginThrottle.leave(ticket)
             let locked = candidate?.lockedUntil.map { $0 > Date() } ?? false
+            let refusal = wrongCredentials
             return try await committing(audit) { connection in
-                guard let candidate else { return .refused(Self.wrongCredentials) }
-                if candidate.disabled { return .refused(Self.wrongCredentials, journalReason: "auth.account_disabled") }
-                if locked { return .refused(Self.lockedAccount) }
+                guard let candidate else { return .refused(refusal) }
+                if candidate.disabled { return .refused(refusal, journalReason: "auth.account_disabled") }
+                if locked { return .refused(refusal, journalReason: CareError.Code.accountLocked.rawValue) }
                 guard passwordMatches else {
                     let nowLocked = try sessions.recordFailure(userID: candidate.userID, on: connection)
-                    return .refused(nowLocked ? Self.lockedAccount : Self.wrongCredentials, journalReason: CareError.Code.invalidCredentials.rawValue)
+                    return .refused(refusal, journalReason: (nowLocked ? CareError.Code.accountLocked : .invalidCredentials).rawValue)
                 }
                 return try CareAPI.json(try sessions.open(for: candidate, on: connection))
             }
@@ -61,32 +73,6 @@ extension CareAPI {
                 try api.sessions.close(token: token, on: connection)
                 return .noContent
             }
-        }
-    }
-}
-
-/// Lets at most `limit` password verifications run at once. Each needs scrypt's
-/// 128 MiB; a burst of logins queues here instead of exhausting memory.
-actor LoginGate {
-    private let limit: Int
-    private var running = 0
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-
-    init(limit: Int) { self.limit = max(1, limit) }
-
-    func enter() async {
-        if running < limit {
-            running += 1
-            return
-        }
-        await withCheckedContinuation { waiting.append($0) }
-    }
-
-    func leave() {
-        if waiting.isEmpty {
-            running -= 1
-        } else {
-            waiting.removeFirst().resume()
         }
     }
 }

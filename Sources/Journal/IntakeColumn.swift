@@ -105,27 +105,31 @@ public enum IntakeColumn: Int, CaseIterable, Sendable {
         }
     }
 
-    /// The column's value in `event`, as the INSERT and the COPY send it. The user
-    /// agent, which the client chooses, is cut to its bound; any other value out of
-    /// bounds is refused by the table, and with it the request (fail closed).
+    /// The column's value in `event`, as the INSERT and the COPY send it. Every text
+    /// column with a length bound goes through ``JournalText/bounded(_:for:)``, the
+    /// last guard behind the writers that already bound what they record: a NUL or
+    /// an over-long text never makes the insert, and with it the request, fail.
+    /// Vocabularies and patterns (source, action, object type, role, purpose,
+    /// result) are the writer's own values: one out of its vocabulary is refused
+    /// by the table (fail closed).
     public func value(in event: AccessEvent) -> any PostgresEncodable {
         switch self {
         case .occurredAt: event.occurredAt
         case .source: event.source
-        case .requestID: event.requestID
+        case .requestID: JournalText.bounded(event.requestID, for: self)
         case .actorUserID: event.actorUserID
-        case .actorUsername: event.actorUsername
+        case .actorUsername: event.actorUsername.map { JournalText.bounded($0, for: self) }
         case .actorRole: event.actorRole
-        case .actorTeam: event.actorTeam
+        case .actorTeam: event.actorTeam.map { JournalText.bounded($0, for: self) }
         case .action: event.action.rawValue
         case .objectType: event.objectType
-        case .objectID: event.objectID
+        case .objectID: event.objectID.map { JournalText.bounded($0, for: self) }
         case .patientID: event.patientID
         case .purpose: event.purpose?.rawValue
         case .result: event.result.rawValue
-        case .reason: event.reason
+        case .reason: event.reason.map { JournalText.bounded($0, for: self) }
         case .clientIP: event.clientIP
-        case .userAgent: event.userAgent.map { JournalText.bounded($0, to: JournalText.userAgentLimit) }
+        case .userAgent: event.userAgent.map { JournalText.bounded($0, for: self) }
         }
     }
 

@@ -79,26 +79,3 @@ extension AccessEvent {
         return event
     }
 }
-
-/// Text bounds as the intake's CHECK constraints count them: `length()` counts code
-/// points, which is `unicodeScalars` here, never `String.count` (grapheme clusters;
-/// one letter followed by hundreds of combining marks is one grapheme).
-public enum JournalText {
-    /// `actor_username`'s bound.
-    public static let usernameLimit = IntakeColumn.actorUsername.maximumLength
-    /// `object_id`'s bound.
-    public static let objectIDLimit = IntakeColumn.objectID.maximumLength
-    /// `reason`'s bound.
-    public static let reasonLimit = IntakeColumn.reason.maximumLength
-    /// `user_agent`'s bound.
-    public static let userAgentLimit = IntakeColumn.userAgent.maximumLength
-
-    /// `text` cut to at most `limit` code points.
-    public static func bounded(_ text: String, to limit: Int) -> String {
-        let scalars = text.unicodeScalars
-        guard scalars.count > limit else { return text }
-        var cut = String.UnicodeScalarView()
-        cut.append(contentsOf: scalars.prefix(limit))
-        return String(cut)
-    }
-}

@@ -28,21 +28,44 @@ public enum IntakeProtocol {
     public static let acceptedFields: [String: IntakeColumn] = Dictionary(
         uniqueKeysWithValues: IntakeColumn.allCases.filter { $0 != .source }.map { ($0.name, $0) })
 
+    /// The earliest `occurred_at` accepted.
+    public static let earliestOccurrence = Date(timeIntervalSince1970: -2_208_988_800)  // 1900-01-01T00:00:00Z
+    /// How far after the server's clock an `occurred_at` may lie (clocks of the same host drift little).
+    public static let latestOccurrenceAhead: TimeInterval = 86_400
+
     /// Decodes a request frame's body into an event recorded under `source`.
+    ///
+    /// The frame is read strictly (``Journal/StrictJSON``: no key twice, no byte-order
+    /// mark, no NUL); each text must be recordable as it is
+    /// (``Journal/JournalText/problem(in:limit:)``: no control character, within its
+    /// column's bound), since a program that sends a value the journal would have
+    /// to alter is told so rather than have it altered; `occurred_at` lies between
+    /// 1900 and a day after `now`.
     /// - Throws: ``Refusal`` naming the first problem.
     public static func event(from body: [UInt8], source: String, now: Date = Date()) throws -> AccessEvent {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(body), options: [])
+        do throws(StrictJSON.Problem) {
+            try StrictJSON.check(body)
+        } catch .duplicateField(let path) {
+            throw Refusal("duplicate_field", "field \(path) is given more than once")
+        } catch .nul(let path) {
+            throw Refusal("invalid_field", "\(path) contains a NUL character")
         } catch {
-            throw Refusal("malformed_json", "the frame is not a JSON document")
+            throw Refusal("malformed_json", "the frame is not a JSON document: \(error)")
         }
-        guard let fields = object as? [String: Any] else { throw Refusal("malformed_json", "the frame is not a JSON object") }
+        // JSONDecoder, not JSONSerialization, which drops a byte-order mark at the start of a string value.
+        let fields: [String: String?]
+        do {
+            fields = try JSONDecoder().decode([String: String?].self, from: Data(body))
+        } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
+            throw Refusal("invalid_field", "\(JournalText.bounded(context.codingPath[0].stringValue, to: 64)) must be a string or null")
+        } catch {
+            throw Refusal("malformed_json", "the frame is not a JSON object")
+        }
         var values: [IntakeColumn: String] = [:]
         for (key, value) in fields {
-            guard let column = acceptedFields[key] else { throw Refusal("unknown_field", "unknown field \"\(key.prefix(64))\"") }
-            if value is NSNull { continue }
-            guard let text = value as? String else { throw Refusal("invalid_field", "\(key) must be a string or null") }
+            guard let column = acceptedFields[key] else { throw Refusal("unknown_field", "unknown field \"\(JournalText.bounded(key, to: 64))\"") }
+            guard let text = value else { continue }
+            if let problem = JournalText.problem(in: text, limit: column.maximumLength) { throw Refusal("invalid_field", "\(key) \(problem)") }
             values[column] = text
         }
         func required(_ column: IntakeColumn) throws -> String {
@@ -63,6 +86,9 @@ public enum IntakeProtocol {
             guard let date = formatter.date(from: text) ?? plain.date(from: text) else {
                 throw Refusal("invalid_field", "occurred_at must be an RFC 3339 time such as 2026-11-22T04:30:00.123Z")
             }
+            guard date >= earliestOccurrence, date <= now.addingTimeInterval(latestOccurrenceAhead) else {
+                throw Refusal("invalid_field", "occurred_at must lie between 1900-01-01 and a day from now")
+            }
             occurredAt = date
         }
         var event = AccessEvent(
@@ -79,7 +105,10 @@ public enum IntakeProtocol {
             event.purpose = known
         }
         event.reason = values[.reason]
-        event.clientIP = try values[.clientIP].map(canonicalAddress)
+        event.clientIP = try values[.clientIP].map { text in
+            guard let address = JournalText.canonicalAddress(text) else { throw Refusal("invalid_field", "client_ip must be an IPv4 or IPv6 address") }
+            return address
+        }
         event.userAgent = values[.userAgent]
         let check = JournalEntry(
             sequence: 0, occurredAt: 0, sequencedAt: 0, source: source, requestID: event.requestID, actorUserID: event.actorUserID?.uuidString.lowercased(),
@@ -97,20 +126,6 @@ public enum IntakeProtocol {
     private static func uuid(_ text: String, _ column: IntakeColumn) throws -> UUID {
         guard let value = UUID(uuidString: text) else { throw Refusal("invalid_field", "\(column.name) must be a UUID") }
         return value
-    }
-
-    /// An IPv4 or IPv6 address in the form PostgreSQL prints it back, so the journal's canonical bytes hold the same text.
-    private static func canonicalAddress(_ text: String) throws -> String {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        if inet_pton(AF_INET, text, &v4) == 1, inet_ntop(AF_INET, &v4, &buffer, socklen_t(buffer.count)) != nil {
-            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-        if inet_pton(AF_INET6, text, &v6) == 1, inet_ntop(AF_INET6, &v6, &buffer, socklen_t(buffer.count)) != nil {
-            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-        throw Refusal("invalid_field", "client_ip must be an IPv4 or IPv6 address")
     }
 
     /// A reply frame (length prefix included).

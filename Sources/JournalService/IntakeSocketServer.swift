@@ -13,23 +13,49 @@ import Synchronization
 /// gets an error reply and never stops the server.
 ///
 /// Blocking socket I/O runs on dedicated threads (one accept thread, one thread per
-/// client, at most `maximumClients`), never on the cooperative pool.
+/// client, at most `maximumClients`), never on the cooperative pool. One program
+/// cannot hold every slot: each peer uid has at most `maximumClientsPerPeer`. A
+/// frame, from the moment the server waits for it to its last byte, must arrive
+/// within `frameDeadline`: a client that trickles bytes is cut off as one that
+/// sends nothing.
 public final class IntakeSocketServer: Service, Sendable {
     private let listener: Int32
     private let peers: [UInt32: String]
     private let maximumFrameBytes: Int
     private let maximumClients: Int
+    private let maximumClientsPerPeer: Int
+    private let frameDeadline: Duration
     private let pool: ConnectionPool
     private let logger: Logger
-    private let clients = Mutex(0)
+    private let clients = Mutex(ClientSlots())
     private let stopping = Mutex(false)
 
+    /// The clients being served, in all and per peer uid.
+    private struct ClientSlots {
+        var total = 0
+        var perPeer: [UInt32: Int] = [:]
+    }
+
     /// A server on an already listening Unix stream socket.
-    public init(listeningDescriptor: Int32, peers: [UInt32: String], maximumFrameBytes: Int, maximumClients: Int = 32, pool: ConnectionPool, logger: Logger) {
+    /// - Parameters:
+    ///   - listeningDescriptor: the socket, bound and listening.
+    ///   - peers: the uids allowed to submit, each with the `source` its events are recorded under.
+    ///   - maximumFrameBytes: the largest frame body accepted.
+    ///   - maximumClients: clients served at once.
+    ///   - maximumClientsPerPeer: clients of one uid served at once; a quarter of `maximumClients` (at least one) unless given.
+    ///   - frameDeadline: how long a whole frame may take to arrive, waiting included.
+    ///   - pool: the connections events are inserted with.
+    ///   - logger: where refusals and failures are logged.
+    public init(
+        listeningDescriptor: Int32, peers: [UInt32: String], maximumFrameBytes: Int, maximumClients: Int = 32, maximumClientsPerPeer: Int? = nil,
+        frameDeadline: Duration = .seconds(30), pool: ConnectionPool, logger: Logger
+    ) {
         self.listener = listeningDescriptor
         self.peers = peers
         self.maximumFrameBytes = maximumFrameBytes
         self.maximumClients = maximumClients
+        self.maximumClientsPerPeer = maximumClientsPerPeer ?? max(1, maximumClients / 4)
+        self.frameDeadline = frameDeadline
         self.pool = pool
         self.logger = logger
     }
@@ -72,7 +98,7 @@ public final class IntakeSocketServer: Service, Sendable {
         stopping.withLock { $0 = true }
         // Let in-flight inserts finish; a client merely waiting to send is dropped after 5 s.
         let deadline = ContinuousClock.now + .seconds(5)
-        while clients.withLock({ $0 }) > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        while clients.withLock({ $0.total }) > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
     private func acceptLoop() {
@@ -82,45 +108,55 @@ public final class IntakeSocketServer: Service, Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            let admitted = clients.withLock { count -> Bool in
-                guard count < maximumClients else { return false }
-                count += 1
+            // A peer whose credentials cannot be read shares one slot count (and is refused in serve).
+            let uid = Self.peerUID(client) ?? UInt32.max
+            let admitted = clients.withLock { slots -> Bool in
+                guard slots.total < maximumClients, slots.perPeer[uid, default: 0] < maximumClientsPerPeer else { return false }
+                slots.total += 1
+                slots.perPeer[uid, default: 0] += 1
                 return true
             }
             guard admitted else {
-                send(client, IntakeProtocol.reply(.init("busy", "too many clients; retry shortly", closesConnection: true)))
+                send(client, IntakeProtocol.reply(.init("busy", "too many clients (of this user, or in all); retry shortly", closesConnection: true)))
                 close(client)
                 continue
             }
             let thread = Thread { [self] in
-                serve(client)
+                serve(client, uid: uid)
                 close(client)
-                clients.withLock { $0 -= 1 }
+                clients.withLock { slots in
+                    slots.total -= 1
+                    slots.perPeer[uid, default: 1] -= 1
+                    if slots.perPeer[uid] == 0 { slots.perPeer[uid] = nil }
+                }
             }
             thread.name = "intake-client"
             thread.start()
         }
     }
 
-    /// Serves one client until it closes, sends a frame that loses the framing, or times out.
-    private func serve(_ client: Int32) {
+    /// Serves one client until it closes, sends a frame that loses the framing, or misses a frame's deadline.
+    private func serve(_ client: Int32, uid: UInt32) {
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard let uid = Self.peerUID(client), let source = peers[uid] else {
-            logger.warning("intake socket: peer refused", metadata: ["osmose.journal.peer_uid": "\(Self.peerUID(client).map(String.init) ?? "?")"])
+        guard let source = peers[uid] else {
+            logger.warning("intake socket: peer refused", metadata: ["osmose.journal.peer_uid": "\(uid == UInt32.max ? "?" : String(uid))"])
             send(client, IntakeProtocol.reply(.init("peer_not_allowed", "this user may not submit events; see journal.socket_peers", closesConnection: true)))
             return
         }
+        let seconds = frameDeadline.components.seconds
         while !stopping.withLock({ $0 }) {
+            let deadline = ContinuousClock.now + frameDeadline
             let header: [UInt8]
-            switch readExactly(client, 4) {
+            switch readExactly(client, 4, before: deadline) {
             case .complete(let bytes): header = bytes
             case .closed(let received):
                 if received > 0 { send(client, IntakeProtocol.reply(.init("truncated_frame", "the connection closed inside a frame header", closesConnection: true))) }
                 return
-            case .failed(let reason):
-                send(client, IntakeProtocol.reply(.init("timeout", reason, closesConnection: true)))
+            case .deadlinePassed:
+                send(client, IntakeProtocol.reply(.init("timeout", "no complete frame within \(seconds) s", closesConnection: true)))
+                return
+            case .stopping:
                 return
             }
             let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
@@ -129,13 +165,15 @@ public final class IntakeSocketServer: Service, Sendable {
                 return
             }
             let body: [UInt8]
-            switch readExactly(client, length) {
+            switch readExactly(client, length, before: deadline) {
             case .complete(let bytes): body = bytes
             case .closed:
                 send(client, IntakeProtocol.reply(.init("truncated_frame", "the connection closed inside a frame", closesConnection: true)))
                 return
-            case .failed(let reason):
-                send(client, IntakeProtocol.reply(.init("timeout", reason, closesConnection: true)))
+            case .deadlinePassed:
+                send(client, IntakeProtocol.reply(.init("timeout", "no complete frame within \(seconds) s", closesConnection: true)))
+                return
+            case .stopping:
                 return
             }
             send(client, handle(body, source: source))
@@ -182,18 +220,29 @@ public final class IntakeSocketServer: Service, Sendable {
     private enum ReadOutcome {
         case complete([UInt8])
         case closed(received: Int)
-        case failed(String)
+        case deadlinePassed
+        case stopping
     }
 
-    private func readExactly(_ fd: Int32, _ count: Int) -> ReadOutcome {
+    /// Reads `count` bytes, waiting (in slices, to notice shutdown) no later than `deadline`.
+    private func readExactly(_ fd: Int32, _ count: Int, before deadline: ContinuousClock.Instant) -> ReadOutcome {
         var bytes = [UInt8](repeating: 0, count: count)
         var received = 0
         while received < count {
+            if stopping.withLock({ $0 }) { return .stopping }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return .deadlinePassed }
+            let (seconds, attoseconds) = remaining.components
+            let milliseconds = Int32(min(250, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, milliseconds)
+            if ready < 0 && errno != EINTR { return .closed(received: received) }
+            guard ready > 0 else { continue }
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + received, count - received) }
             if n == 0 { return .closed(received: received) }
             if n < 0 {
-                if errno == EINTR { continue }
-                return errno == EAGAIN || errno == EWOULDBLOCK ? .failed("no complete frame within 30 s") : .closed(received: received)
+                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
+                return .closed(received: received)
             }
             received += n
         }

@@ -64,6 +64,31 @@ public enum KeyRotation {
         return RotationRecord(id: id, purpose: purpose, toKey: newID, fromKeys: decryptOnly, state: "running", rewritten: 0)
     }
 
+    /// What ``start(purpose:reason:master:cryptoperiodDays:actor:registry:on:)`` would do,
+    /// checked as the real run checks it (the master key against the keyring, no
+    /// rotation of the purpose running, the reason), then rolled back: nothing
+    /// changes and nothing is journaled.
+    /// - Returns: how many values would be queued for re-encryption.
+    /// - Throws: what the real run would: ``KeyringError/Code/wrongMasterKey`` for
+    ///   another master key, ``KeyringError/Code/refused`` for a running rotation or
+    ///   a bad reason.
+    public static func rehearse(
+        purpose: DataKeyPurpose, reason: String, master: MasterKey, cryptoperiodDays: Int, actor: SystemActor,
+        registry: EncryptedColumnRegistry = .care, on connection: Connection
+    ) async throws -> Int {
+        do {
+            return try await connection.transaction { connection -> Int in
+                let queued = try census(purpose, registry: registry, on: connection).values.flatMap(\.values).reduce(0, +)
+                _ = try start(
+                    purpose: purpose, reason: reason, master: master, cryptoperiodDays: cryptoperiodDays, actor: actor, registry: registry,
+                    on: connection)
+                throw DryRunRollback(count: Int(queued))
+            }
+        } catch let rollback as DryRunRollback {
+            return rollback.count
+        }
+    }
+
     /// The primary key of `purpose` whose cryptoperiod (`cryptoperiodDays` after it
     /// was made, unless it was given a date to rotate after) has ended, when no
     /// rotation of the purpose is running: the key osmose-keyd replaces.

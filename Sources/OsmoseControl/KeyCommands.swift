@@ -168,11 +168,12 @@ struct KeysCommand: AsyncParsableCommand {
                 let policy = try loadKeyPolicy(options)
                 let master = try MasterKey.load(path: masterKey!)
                 if dryRun {
-                    let census = try await options.withConnection { connection in
-                        try await connection.perform { try KeyRotation.census(purpose, on: $0) }
+                    let total = try await options.withConnection { connection in
+                        try await KeyRotation.rehearse(
+                            purpose: purpose, reason: reason, master: master, cryptoperiodDays: policy.cryptoperiodDays[purpose.rawValue] ?? 365,
+                            actor: keyOperator, on: connection)
                     }
-                    let total = census.values.flatMap(\.values).reduce(0, +)
-                    print("would make a new primary \(purpose.rawValue) key, demote the current one, and queue \(total) values for re-encryption")
+                    print("would make a new primary \(purpose.rawValue) key, demote the current one, and queue \(total) values for re-encryption (master key \(master.fingerprint) checked); nothing changed")
                     return
                 }
                 let rotation = try await options.withConnection { connection in

@@ -50,8 +50,10 @@ public struct SuiteConfiguration: Hashable, Sendable {
         public var maximumLoginFailures: Int
         /// How long an account stays locked.
         public var lockout: Duration
-        /// Trust `X-Forwarded-For` from a local reverse proxy.
+        /// Trust `X-Forwarded-For` from the reverse proxy: a peer among ``trustedProxies``, or any peer on the Unix socket.
         public var trustProxy: Bool
+        /// The IP addresses of the reverse proxies whose `X-Forwarded-For` is honoured (default loopback: 127.0.0.1 and ::1).
+        public var trustedProxies: [String]
         /// Largest request body, in bytes.
         public var maximumBodyBytes: Int
     }
@@ -174,7 +176,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
         care: Care(
             listen: "127.0.0.1:8080", database: "", masterKeyFile: nil, accessPolicy: nil, sessionIdle: .seconds(1800),
             sessionLifetime: .seconds(43200), passwordCost: 17, maximumLoginFailures: 5, lockout: .seconds(900), trustProxy: false,
-            maximumBodyBytes: 65536),
+            trustedProxies: ["127.0.0.1", "::1"], maximumBodyBytes: 65536),
         journal: Journal(
             origin: "journal.osmose.invalid", database: "", signingKeyFiles: [], verifierKeys: [], checkpointWithin: .seconds(1),
             checkpointReissue: .seconds(60), batchSize: 5000, witnessDirectories: [], socket: "", socketPeers: [], maximumFrameBytes: 65536),
@@ -212,7 +214,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             "care",
             allowedKeys: [
                 "listen", "database", "master_key_file", "access_policy", "session_idle", "session_lifetime", "password_cost",
-                "max_login_failures", "lockout", "trust_proxy", "max_body_bytes",
+                "max_login_failures", "lockout", "trust_proxy", "trusted_proxies", "max_body_bytes",
             ])
         {
             var settings = defaults.care
@@ -231,6 +233,13 @@ public struct SuiteConfiguration: Hashable, Sendable {
             settings.maximumLoginFailures = try care.integer("max_login_failures", in: 1...100, default: settings.maximumLoginFailures)
             settings.lockout = try care.duration("lockout", in: .seconds(1)...(.seconds(86400)), default: settings.lockout)
             settings.trustProxy = try care.boolean("trust_proxy", default: false)
+            if care.contains("trusted_proxies") {
+                let proxies = try care.strings("trusted_proxies")
+                if let invalid = proxies.first(where: { !Self.isIPAddress($0) }) {
+                    throw care.error("trusted_proxies", "\(invalid) is not an IPv4 or IPv6 address (networks and host names are not accepted)")
+                }
+                settings.trustedProxies = proxies
+            }
             settings.maximumBodyBytes = try care.integer("max_body_bytes", in: 1024...(16 << 20), default: settings.maximumBodyBytes)
             configuration.care = settings
         }
@@ -374,6 +383,13 @@ public struct SuiteConfiguration: Hashable, Sendable {
     static func isHostPort(_ text: String) -> Bool {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return false }
         return (1...65535).contains(port) && colon != text.startIndex
+    }
+
+    /// True for an IPv4 or IPv6 address written as `inet_pton` reads it.
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     /// The connection string the care service uses.

@@ -103,6 +103,42 @@ struct AccessMatrixTests {
         }
     }
 
+    @Test("Unmatched routes and methods, method overrides, oversized bodies and malformed HTTP, for every role: the same answer, one event each naming the user and the patient, a request id")
+    func unroutedMatrix() async throws {
+        try await CareHarness.with("matrixunrouted") { harness in
+            var tokens: [String: String] = [:]
+            for user in CareHarness.users { tokens[user.name] = try await harness.login(user.name) }
+            let owner = tokens["agent.sau"]!
+            let patient = try await harness.createPatient(owner).lowercased()
+            let episode = try await harness.createEpisode(owner, patient: patient).lowercased()
+            let big = Array(String(repeating: "x", count: 70_000).utf8)
+            let cases: [(name: String, request: @Sendable ([(String, [UInt8])]) -> [UInt8], status: Int, code: String)] = [
+                ("DELETE /v1/patients/{id}", { RawHTTP.request("DELETE", "/v1/patients/\(patient)", headers: $0) }, 405, "request.method_not_allowed"),
+                ("PUT /v1/episodes/{id}", { RawHTTP.request("PUT", "/v1/episodes/\(episode)", headers: $0, body: Array("{}".utf8)) }, 405, "request.method_not_allowed"),
+                ("OPTIONS", { RawHTTP.request("OPTIONS", "/v1/episodes/\(episode)", headers: $0) }, 405, "request.method_not_allowed"),
+                ("TRACE", { RawHTTP.request("TRACE", "/v1/patients/\(patient)/history", headers: $0) }, 405, "request.method_not_allowed"),
+                ("method override", { RawHTTP.request("GET", "/v1/episodes/\(episode)", headers: $0 + [("X-Method-Override", Array("DELETE".utf8))]) }, 400, "request.method_override"),
+                ("oversized body", { RawHTTP.request("PATCH", "/v1/patients/\(patient)", headers: $0 + [("Content-Type", Array("application/json".utf8))], body: big) }, 413, "request.too_large"),
+                ("malformed HTTP", { Array("GET /v1/patients/\(patient) HTTP/1.1\r\nHost: x\r\n".utf8) + $0.flatMap { Array("\($0.0): ".utf8) + $0.1 + Array("\r\n".utf8) } + Array("Bad header line\r\n\r\n".utf8) }, 400, "request.malformed_http"),
+            ]
+            for testCase in cases {
+                for user in CareHarness.users {
+                    let headers: [(String, [UInt8])] = [("Authorization", Array("Bearer \(tokens[user.name]!)".utf8)), ("Osmose-Purpose", Array("care".utf8))]
+                    let reply = try await RawHTTP.send(testCase.request(headers), port: harness.port)
+                    let label = "\(testCase.name) as \(user.name)"
+                    #expect(reply.status == testCase.status, "\(label): \(reply.status) \(reply.text)")
+                    #expect(reply.errorCode == testCase.code, "\(label)")
+                    let requestID = try #require(reply.requestID, "\(label) has a request id")
+                    let events = try await harness.events(requestID: requestID)
+                    #expect(events.count == 1, "\(label): exactly one event")
+                    #expect(try events.first?.optionalString("actor_username") == user.name, "\(label)")
+                    #expect(try events.first?.optionalString("patient_id") == patient, "\(label): the patient the path names")
+                    #expect(try events.first?.optionalString("reason") == testCase.code, "\(label)")
+                }
+            }
+        }
+    }
+
     @Test("A transmission addressed to another team shares the episode with it, and only then")
     func sharing() async throws {
         try await CareHarness.with("sharing") { harness in

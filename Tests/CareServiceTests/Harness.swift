@@ -5,6 +5,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Hummingbird
+import Journal
 import Keyring
 import NIOCore
 import ServiceLifecycle
@@ -68,9 +69,8 @@ final class CareHarness: Sendable {
         let policy = try AccessPolicy.load(path: repositoryRoot.appendingPathComponent("policies/access.yaml").path)
         let api = CareAPI(pool: pool, ring: ring, policy: policy, settings: settings, logger: testLogger)
         let port = PortBox()
-        let application = Application(
-            router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: testLogger)
+        let application = api.application(
+            address: .hostname("127.0.0.1", port: 0), onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: testLogger)
         let group = ServiceGroup(configuration: .init(services: [application], logger: testLogger))
         let running = Task { try await group.run() }
         for _ in 0..<500 where port.value == nil { try await Task.sleep(for: .milliseconds(10)) }
@@ -132,9 +132,37 @@ final class CareHarness: Sendable {
         return token
     }
 
+    /// The port the API listens on (loopback).
+    var port: Int { Int(baseURL.split(separator: ":").last!)! }
+
     /// The access events recorded for one request.
     func events(requestID: String) async throws -> [Row] {
-        try await admin.query("SELECT * FROM journal.intake WHERE request_id = $1", [requestID]).rows
+        try await admin.query("SELECT * FROM journal.intake WHERE request_id = $1 ORDER BY id", [requestID]).rows
+    }
+
+    /// Sequences the intake into the journal, as osmose-journald does, then returns
+    /// the request ids of the entries `journal search --patient` finds for `patient`
+    /// (``Journal/JournalSearch``, which decodes every hit from its hashed bytes).
+    func journalSearch(patient: String) async throws -> [String] {
+        let journald = try await Connection.connect("\(database.connectionString) user=osmose_journald", logger: testLogger)
+        do {
+            var state = try await journald.perform { try JournalDatabase.loadState(on: $0) }
+            try await journald.perform { try JournalDatabase.ensurePartition(on: $0, containing: Int64(Date().timeIntervalSince1970 * 1_000_000)) }
+            while true {
+                let current = state
+                let result = try await journald.transaction { connection in
+                    try JournalDatabase.appendBatch(on: connection, state: current, limit: 500, now: Int64(Date().timeIntervalSince1970 * 1_000_000), above: 0)
+                }
+                state = result.state
+                if result.appended < 500 { break }
+            }
+            await journald.close()
+        } catch {
+            await journald.close()
+            throw error
+        }
+        let search = JournalSearch(patientID: UUID(uuidString: patient)!, limit: 100_000)
+        return try await admin.perform { try search.entries(on: $0) }.map(\.requestID)
     }
 
     /// Row counts of the care tables, to check that a refused request wrote nothing.

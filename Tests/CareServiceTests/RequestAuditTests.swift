@@ -76,6 +76,43 @@ struct RequestAuditTests {
         #expect(known.event(.success).actorUsername == "agent.sau")
     }
 
+    @Test("A successful listing has one event per record, each naming its patient; a refused one, one event; an empty one, one event")
+    func listings() {
+        let audit = audit()
+        let records = [(object: UUID(), patient: UUID()), (object: UUID(), patient: UUID())]
+        audit.listed(records)
+        let events = audit.events(.success)
+        #expect(events.map(\.patientID) == records.map(\.patient))
+        #expect(events.map(\.objectID) == records.map { $0.object.uuidString.lowercased() })
+        #expect(Set(events.map(\.requestID)) == ["req-1"])
+        #expect(audit.events(.refused(CareError(.journalUnavailable, "no"))).count == 1)
+        let empty = self.audit()
+        empty.listed([])
+        #expect(empty.events(.success).count == 1)
+    }
+
+    @Test("The record a path names is the event's object from the start; a patient's path names the patient too")
+    func pathRecords() {
+        let patient = UUID()
+        let patientPath = RequestAudit(requestID: "r", action: .read, objectType: "patient", clientIP: nil, userAgent: nil, pathRecord: .patient(patient))
+        #expect(patientPath.event(.refused(CareError(.forbidden, "no"))).patientID == patient)
+        #expect(patientPath.event(.success).objectID == patient.uuidString.lowercased())
+        let episode = UUID()
+        let episodePath = RequestAudit(requestID: "r", action: .read, objectType: "episode", clientIP: nil, userAgent: nil, pathRecord: .episode(episode))
+        #expect(episodePath.event(.success).objectID == episode.uuidString.lowercased())
+        #expect(episodePath.event(.success).patientID == nil, "an episode's patient is looked up, not guessed")
+        let route = RequestAudit(requestID: "r", action: .delete, objectType: "route", clientIP: nil, userAgent: nil, pathRecord: .patient(patient), object: "DELETE /v1/patients/x")
+        #expect(route.event(.success).objectID == "DELETE /v1/patients/x")
+    }
+
+    @Test("Notes follow the outcome's code in the reason; a throttled login is denied")
+    func notes() {
+        let audit = RequestAudit(requestID: "r", action: .read, objectType: "episode", clientIP: "127.0.0.1", userAgent: nil, notes: [.forwardedForInvalid])
+        #expect(audit.event(.success).reason == "x-forwarded-for-invalid")
+        #expect(audit.event(.refused(CareError(.forbidden, "no"))).reason == "care.forbidden x-forwarded-for-invalid")
+        #expect(self.audit().event(.refused(CareError(.throttled, "no"))).result == .denied)
+    }
+
     @Test("Texts are bounded in code points, as the intake's CHECKs count them, not in graphemes")
     func boundedInCodePoints() {
         let combining = "e" + String(repeating: "\u{301}", count: 700)
@@ -87,6 +124,9 @@ struct RequestAuditTests {
         #expect(event.actorUsername?.unicodeScalars.count == JournalText.usernameLimit)
         #expect(event.reason?.unicodeScalars.count == JournalText.reasonLimit)
         #expect(audit.event(.success).userAgent?.unicodeScalars.first == "e")
+        #expect(audit.event(.success).userAgent?.unicodeScalars.last == JournalText.cutMarker)
+        let control = self.audit(userAgent: "curl\u{0}/8\n\u{202E}")
+        #expect(control.event(.success).userAgent == "curl\u{FFFD}/8\u{FFFD}\u{FFFD}")
     }
 }
 

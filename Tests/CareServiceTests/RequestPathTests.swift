@@ -53,7 +53,7 @@ struct RequestPathTests {
         }
     }
 
-    @Test("A username and a user agent of one grapheme and hundreds of code points are recorded cut, never refused by the intake")
+    @Test("A username of one grapheme and hundreds of code points is recorded as a keyed hash; such a user agent is recorded cut; neither is refused by the intake")
     func boundedTexts() async throws {
         try await CareHarness.with("boundedtexts") { harness in
             let combining = "e" + String(repeating: "\u{301}", count: 600)
@@ -62,13 +62,15 @@ struct RequestPathTests {
             #expect(login.status == 401, "\(login.text)")
             #expect(login.errorCode == "auth.invalid_credentials")
             let loginEvent = try #require(try await harness.events(requestID: login.requestID ?? "").first)
-            #expect(try loginEvent.optionalString("actor_username")?.unicodeScalars.count == JournalText.usernameLimit)
+            let recorded = try #require(try loginEvent.optionalString("actor_username"))
+            #expect(recorded.range(of: #"^unknown:[0-9]+:[0-9a-f]{32}$"#, options: .regularExpression) != nil, "\(recorded)")
 
             let token = try await harness.login("agent.sau")
             let read = try await harness.request("GET", "/v1/episodes", token: token, headers: ["User-Agent": combining])
             #expect(read.status == 200, "\(read.text)")
             let readEvent = try #require(try await harness.events(requestID: read.requestID ?? "").first)
             #expect(try readEvent.optionalString("user_agent")?.unicodeScalars.count == JournalText.userAgentLimit)
+            #expect(try readEvent.optionalString("user_agent")?.unicodeScalars.last == JournalText.cutMarker)
         }
     }
 }

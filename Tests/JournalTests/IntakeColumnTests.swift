@@ -68,7 +68,7 @@ struct IntakeColumnTests {
         #expect(IntakeColumn.allCases.filter { $0.canonicalField == nil } == [.occurredAt])
     }
 
-    @Test("A user agent is cut to 512 code points, not 512 characters: one letter with 600 combining marks is recorded")
+    @Test("A user agent is cut to 512 code points, not 512 characters: one letter with 600 combining marks is recorded, its last code point the cut marker")
     func userAgentInCodePoints() async throws {
         try await TestDatabase.with("intakeuseragent") { database in
             let connection = try await Connection.connect(database.connectionString, logger: testLogger)
@@ -80,7 +80,8 @@ struct IntakeColumnTests {
             try await connection.transaction { connection in try connection.record(recorded) }
             let stored = try await connection.query("SELECT user_agent FROM journal.intake").rows[0].string("user_agent")
             #expect(stored.unicodeScalars.count == JournalText.userAgentLimit)
-            #expect(stored.unicodeScalars.elementsEqual(event.userAgent!.unicodeScalars.prefix(JournalText.userAgentLimit)))
+            #expect(stored.unicodeScalars.dropLast().elementsEqual(event.userAgent!.unicodeScalars.prefix(JournalText.userAgentLimit - 1)))
+            #expect(stored.unicodeScalars.last == JournalText.cutMarker)
             await connection.close()
         }
     }
