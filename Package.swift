@@ -115,7 +115,10 @@ let package = Package(
             swiftSettings: strictSettings),
         .target(
             name: "BackupService",
-            dependencies: ["Backup", "Age", "Settings", "Store", "Journal", "DaemonRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Backup", "Age", "Settings", "Store", "Journal", "KeyManagement", "Systemd", "DaemonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
         .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
@@ -293,6 +296,14 @@ let package = Package(
             name: "osmose-retention-bench",
             dependencies: ["CareRecords", "Keyring", "Store", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/osmose-retention-bench",
+            swiftSettings: strictSettings
+        ),
+        // Benchmark only (scripts/bench backup): what signing and checking add to
+        // osmose-backupd, measured in isolation on a real store. Never installed.
+        .executableTarget(
+            name: "osmose-backup-signing-bench",
+            dependencies: ["Archive", "Backup", "Journal"],
+            path: "Benchmarks/osmose-backup-signing-bench",
             swiftSettings: strictSettings
         ),
 

@@ -31,15 +31,23 @@ public struct BaseBackup: Sendable {
     /// The cluster's data directory, when full backups read it directly (with a
     /// ``BackupSession``) instead of running `pg_basebackup`.
     public let dataDirectory: String?
+    /// The backup-signing keys the backup is signed with.
+    public let signer: BackupSigner
+    /// Which earlier backups are trusted as parent, base and holders of unchanged
+    /// files: those signed by `trust`'s keys or the signer's (a backup the backup host
+    /// added is never chained to).
+    public let trust: BackupTrust
 
     /// A backup job.
     public init(
-        connection: String, store: String, recipients: [any AgePublicRecipient], suiteFiles: [(path: String, name: String)] = [],
-        pgBasebackup: String = "/usr/bin/pg_basebackup", dataDirectory: String? = nil
+        connection: String, store: String, recipients: [any AgePublicRecipient], signer: BackupSigner, trust: BackupTrust = BackupTrust(keys: []),
+        suiteFiles: [(path: String, name: String)] = [], pgBasebackup: String = "/usr/bin/pg_basebackup", dataDirectory: String? = nil
     ) {
         self.connection = connection
         self.store = store
         self.recipients = recipients
+        self.signer = signer
+        self.trust = trust.adding(signer)
         self.suiteFiles = suiteFiles
         self.pgBasebackup = pgBasebackup
         self.dataDirectory = dataDirectory
@@ -107,7 +115,8 @@ public struct BaseBackup: Sendable {
 
     private func take(id: String, kind: BackupKind, session: BackupSession?, started: Date, into staging: String, walWait: Duration) throws -> BackupSummary {
         let catalogue = BackupCatalogue(store: store)
-        let summaries = try catalogue.summaries()
+        // Only what this suite signed is chained to (or, in a store from before signing, what precedes it).
+        let summaries = catalogue.audit(trust: BackupTrust(keys: trust.keys, acceptUnsigned: true)).trusted
         let previous = summaries.last
         let scanned = try SuiteTree.scan(suiteFiles)
         let writer = try EncryptedArchiveWriter(
@@ -137,7 +146,9 @@ public struct BaseBackup: Sendable {
                 throw ArchiveError("an incremental backup builds on a full one, and the store \(store) holds none: run osmose-backupd full first")
             }
             let parentTree = previous.flatMap { summary -> [SuiteTreeEntry]? in
-                guard let data = FileManager.default.contents(atPath: "\(catalogue.directory(summary.id))/\(Self.localTreeName)") else { return nil }
+                guard let data = FileManager.default.contents(atPath: "\(catalogue.directory(summary.id))/\(Self.localTreeName)"),
+                    localTreeIsSigned(Array(data), backup: summary.id)
+                else { return nil }
                 return try? JSONDecoder().decode([SuiteTreeEntry].self, from: data)
             }
             tree = try SuiteTree.write(scanned, id: id, parent: parentTree, into: writer)
@@ -155,11 +166,32 @@ public struct BaseBackup: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         let manifestBytes = Array(try encoder.encode(manifest))
-        try writeDurably(try Age.encrypt(manifestBytes, to: recipients), to: "\(staging)/manifest.json.age")
-        try writeDurably(Array(try JSONEncoder().encode(tree)), to: "\(staging)/\(Self.localTreeName)", mode: 0o600)
+        let encryptedManifest = try Age.encrypt(manifestBytes, to: recipients)
+        try writeDurably(encryptedManifest, to: "\(staging)/manifest.json.age")
+        let localTree = Array(try JSONEncoder().encode(tree))
+        try writeDurably(localTree, to: "\(staging)/\(Self.localTreeName)", mode: 0o600)
         let summary = BackupSummary(manifest: manifest, manifestSHA256: hexSHA256(manifestBytes), bytes: writer.bytesWritten)
-        try writeDurably(Array(try encoder.encode(summary)), to: "\(staging)/summary.json")
+        let summaryBytes = Array(try encoder.encode(summary))
+        try writeDurably(summaryBytes, to: "\(staging)/summary.json")
+        guard let archiveSHA256 = writer.fileSHA256 else { throw ArchiveError("\(staging)/data.tar.zst.age was written without its digest") }
+        let statement = try BackupCatalogue.statement(
+            summary: summary, manifestPlaintextSHA256: summary.manifestSHA256,
+            files: [
+                ("data.tar.zst.age", writer.bytesWritten, archiveSHA256), ("manifest.json.age", Int64(encryptedManifest.count), hexSHA256(encryptedManifest)),
+                ("summary.json", Int64(summaryBytes.count), hexSHA256(summaryBytes)), (Self.localTreeName, Int64(localTree.count), hexSHA256(localTree)),
+            ])
+        try signer.write(statement, to: "\(staging)/\(BackupCatalogue.signatureName)")
         return summary
+    }
+
+    /// Whether `bytes`, backup `id`'s local tree, is the one its signature covers: the
+    /// store may be on the backup host, which could otherwise make the next
+    /// incremental take a changed file for an unchanged one.
+    private func localTreeIsSigned(_ bytes: [UInt8], backup id: String) -> Bool {
+        guard let note = FileManager.default.contents(atPath: "\(BackupCatalogue(store: store).directory(id))/\(BackupCatalogue.signatureName)"),
+            let signed = try? trust.authenticate(String(decoding: note, as: UTF8.self), file: id, kind: .backup, subject: id).statement.file(Self.localTreeName)
+        else { return false }
+        return signed.bytes == Int64(bytes.count) && signed.sha256 == hexSHA256(bytes)
     }
 
     /// Runs pg_basebackup (tar to stdout, no WAL, fast checkpoint) and copies each

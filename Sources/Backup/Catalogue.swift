@@ -1,7 +1,7 @@
 public import Archive
 public import Age
 import Cryptography
-import Foundation
+public import Foundation
 import Glibc
 
 /// A backup's full manifest: every member with its size and SHA-256, the WAL it
@@ -107,6 +107,8 @@ public struct PrunedBackup: Codable, Hashable, Sendable {
     public var parentManifestSHA256: String?
     public var manifestSHA256: String
     public var prunedAt: String
+    /// The signed note of ``statement`` (absent in tombstones written before signing).
+    public var signature: String?
 
     /// The tombstone of `summary`.
     public init(summary: BackupSummary, prunedAt: String) {
@@ -117,9 +119,25 @@ public struct PrunedBackup: Codable, Hashable, Sendable {
         manifestSHA256 = summary.manifestSHA256
         self.prunedAt = prunedAt
     }
+
+    /// What its signature states: the chain links it keeps, and when it was pruned.
+    public func statement(signedAt: Date = Date()) throws -> BackupStatement {
+        try BackupStatement(
+            kind: .pruned, subject: id,
+            fields: [
+                ("kind", kind), ("parent", parent ?? "-"), ("parent-manifest-sha256", parentManifestSHA256 ?? "-"), ("manifest-sha256", manifestSHA256),
+                ("pruned-at", prunedAt), ("signed", SignatureTime.format(signedAt)),
+            ])
+    }
+
+    /// Whether `statement` states exactly this tombstone.
+    func matches(_ statement: BackupStatement) -> Bool {
+        statement.value("kind") == kind && statement.value("parent") == parent && statement.value("parent-manifest-sha256") == parentManifestSHA256
+            && statement.value("manifest-sha256") == manifestSHA256 && statement.value("pruned-at") == prunedAt
+    }
 }
 
-/// The backups of a store: `<store>/base/<id>/{data.tar.zst.age, manifest.json.age, summary.json}`.
+/// The backups of a store: `<store>/base/<id>/{data.tar.zst.age, manifest.json.age, summary.json, backup.sig}`.
 public struct BackupCatalogue: Sendable {
     /// The store's directory.
     public let store: String
@@ -129,6 +147,24 @@ public struct BackupCatalogue: Sendable {
 
     /// A backup's directory.
     public func directory(_ id: String) -> String { "\(store)/base/\(id)" }
+
+    /// The signature of a backup, beside its files.
+    public static let signatureName = "backup.sig"
+
+    /// The statement signed for a backup: its summary's links and WAL range, and the
+    /// SHA-256 and size of each of its files as written (`tree.local.json` included:
+    /// osmose-backupd checks it before trusting it for the next incremental; copies
+    /// and verifiers, which do not have it, skip that line).
+    static func statement(
+        summary: BackupSummary, manifestPlaintextSHA256: String, files: [(name: String, bytes: Int64, sha256: String)], signedAt: Date = Date()
+    ) throws -> BackupStatement {
+        try BackupStatement(
+            kind: .backup, subject: summary.id,
+            fields: [
+                ("kind", summary.kind), ("parent", summary.parent ?? "-"), ("base", summary.base ?? "-"), ("wal-start", summary.walStart),
+                ("wal-end", summary.walEnd), ("manifest-sha256", manifestPlaintextSHA256), ("recipients", summary.recipients.joined(separator: ",")),
+            ] + files.map { BackupStatement.fileField(name: $0.name, bytes: $0.bytes, sha256: $0.sha256) } + [("signed", SignatureTime.format(signedAt))])
+    }
 
     /// Every complete backup (one with a summary), oldest first.
     /// - Throws: ``ArchiveError`` when a summary cannot be read.
@@ -161,10 +197,16 @@ public struct BackupCatalogue: Sendable {
         }.sorted { $0.id < $1.id }
     }
 
-    /// Appends `records` to the pruned log, durably.
-    func recordPruned(_ records: [PrunedBackup]) throws {
+    /// Appends `records` to the pruned log, each signed, durably.
+    func recordPruned(_ records: [PrunedBackup], signer: BackupSigner) throws {
         let existing = FileManager.default.contents(atPath: prunedLogPath).map(Array.init) ?? []
-        let lines = try records.map { Array(try JSONEncoder().encode($0)) + [0x0A] }.joined()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let lines = try records.map { record in
+            var signed = record
+            signed.signature = try signer.sign(try record.statement())
+            return Array(try encoder.encode(signed)) + [0x0A]
+        }.joined()
         try writeDurably(existing + lines, to: prunedLogPath)
     }
 

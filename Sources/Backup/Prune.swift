@@ -21,16 +21,21 @@ public struct BackupPruner: Sendable {
     public let store: String
     /// The policy.
     public let policy: BackupPolicy
+    /// Which backups count: those signed by `trust`'s keys (or, in a store from before
+    /// signing, older than the first signed one). A backup the backup host added is
+    /// neither kept nor given a tombstone: verify keeps reporting it.
+    public let trust: BackupTrust
 
     /// A pruner of `store`.
-    public init(store: String, policy: BackupPolicy) {
+    public init(store: String, policy: BackupPolicy, trust: BackupTrust) {
         self.store = store
         self.policy = policy
+        self.trust = BackupTrust(keys: trust.keys, acceptUnsigned: true)
     }
 
     /// The plan for the backups in the store now.
     public func plan() throws -> PrunePlan {
-        let summaries = try BackupCatalogue(store: store).summaries().sorted { $0.id > $1.id }  // newest first
+        let summaries = BackupCatalogue(store: store).audit(trust: trust).trusted.sorted { $0.id > $1.id }  // newest first
         var plan = PrunePlan()
         func keep(_ id: String, _ rule: String) { plan.kept[id, default: []].append(rule) }
         for summary in summaries.prefix(policy.keepLast) { keep(summary.id, "last \(policy.keepLast)") }
@@ -73,15 +78,15 @@ public struct BackupPruner: Sendable {
         return plan
     }
 
-    /// Carries out `plan`: each backup leaves a tombstone in `base/pruned.log` (its
-    /// summary's links, so that verify can still follow the catalogue's hash chain
-    /// across it), then its directory is renamed away and removed; the push log is
-    /// rewritten without the WAL files that go, then they go with their digests.
-    public func apply(_ plan: PrunePlan) throws {
+    /// Carries out `plan`: each backup leaves a signed tombstone in `base/pruned.log`
+    /// (its summary's links, so that verify can still follow the catalogue's hash
+    /// chain across it), then its directory is renamed away and removed; the push log
+    /// is rewritten without the WAL files that go, then they go with their signatures.
+    public func apply(_ plan: PrunePlan, signer: BackupSigner) throws {
         let catalogue = BackupCatalogue(store: store)
-        let summaries = Dictionary(try catalogue.summaries().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let summaries = Dictionary(catalogue.audit(trust: trust).trusted.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let tombstones = plan.removed.compactMap { summaries[$0] }.map { PrunedBackup(summary: $0, prunedAt: BaseBackup.timestamp(Date(), compact: false)) }
-        if !tombstones.isEmpty { try catalogue.recordPruned(tombstones) }
+        if !tombstones.isEmpty { try catalogue.recordPruned(tombstones, signer: signer) }
         for id in plan.removed {
             let directory = catalogue.directory(id)
             let doomed = directory + ".pruning"
@@ -99,6 +104,7 @@ public struct BackupPruner: Sendable {
         for name in plan.walRemoved {
             try? FileManager.default.removeItem(atPath: wal.archivePath(name))
             try? FileManager.default.removeItem(atPath: wal.digestPath(name))
+            try? FileManager.default.removeItem(atPath: wal.signaturePath(name))
         }
         try syncDirectory(of: catalogue.directory("x"))
     }

@@ -23,23 +23,55 @@ public struct RestoreReport: Sendable, Codable {
     public let walTo: String
 }
 
+/// What a restore will use, once everything it needs was checked: made by
+/// ``BackupRestore/prepare(_:acceptRollback:)``, carried out by
+/// ``BackupRestore/restore(_:into:restoreCommand:)``.
+public struct RestorePlan: Sendable {
+    /// Where recovery stops.
+    public let target: RecoveryTarget
+    /// The backup chosen for the target (its tree is the suite's files then).
+    public let chosen: BackupSummary
+    /// The full backup the cluster is restored from (`chosen` itself, or its base).
+    public let base: BackupSummary
+    /// The base's manifest, decrypted, its hash checked against the signed summary.
+    public let manifest: BackupManifest
+    /// The archived WAL from the base's start, first and last segment.
+    public let walFrom: String
+    public let walTo: String
+    /// Files of the store accepted without a signature (`--accept-unsigned`).
+    public let unsignedAccepted: [String]
+    /// What the comparison with the signed heads found, or why it could not be made.
+    public let headNotes: [String]
+    /// Rollbacks the caller accepted (`acceptRollback`).
+    public let rollbacksAccepted: [BackupIntegrityError]
+}
+
 /// Restores a base backup and prepares PostgreSQL's own recovery to the target.
+/// Nothing is written before the store is checked: every backup's signature and
+/// the chain, the store against its signed heads, the WAL to replay (each file's
+/// signature, and the stored file against it).
 public struct BackupRestore: Sendable {
     /// The store.
     public let store: String
     /// The identities that decrypt it.
     public let identities: [any AgeUnwrapping]
+    /// The keys whose signatures are accepted.
+    public let trust: BackupTrust
+    /// The directories holding the store's signed head (the journal's witness directories).
+    public let headDirectories: [String]
 
     /// A restorer of `store`.
-    public init(store: String, identities: [any AgeUnwrapping]) {
+    public init(store: String, identities: [any AgeUnwrapping], trust: BackupTrust, headDirectories: [String] = []) {
         self.store = store
         self.identities = identities
+        self.trust = trust
+        self.headDirectories = headDirectories
     }
 
-    /// The backup for `target`: the newest (full or incremental) that finished before
-    /// it. Its tree is the suite's files at that point; the cluster comes from ``base(for:)``.
-    public func choose(_ target: RecoveryTarget) throws -> BackupSummary {
-        let summaries = try BackupCatalogue(store: store).summaries()
+    /// The backup for `target` among `summaries`: the newest (full or incremental)
+    /// that finished before it. Its tree is the suite's files at that point; the
+    /// cluster comes from ``base(for:in:)``.
+    public func choose(_ target: RecoveryTarget, among summaries: [BackupSummary]) throws -> BackupSummary {
         switch target {
         case .latest:
             guard let last = summaries.last else { throw ArchiveError("the store \(store) holds no backup") }
@@ -52,13 +84,48 @@ public struct BackupRestore: Sendable {
         }
     }
 
-    /// The full backup whose base the cluster is restored from for `chosen`.
-    public func base(for chosen: BackupSummary) throws -> BackupSummary {
+    /// The full backup among `summaries` whose base the cluster is restored from for `chosen`.
+    public func base(for chosen: BackupSummary, in summaries: [BackupSummary]) throws -> BackupSummary {
         guard chosen.kind == BackupKind.incremental.rawValue else { return chosen }
-        guard let id = chosen.base, let full = try BackupCatalogue(store: store).summaries().first(where: { $0.id == id && $0.kind == BackupKind.full.rawValue }) else {
+        guard let id = chosen.base, let full = summaries.first(where: { $0.id == id && $0.kind == BackupKind.full.rawValue }) else {
             throw ArchiveError("the incremental backup \(chosen.id) builds on the full backup \(chosen.base ?? "?"), which is not in the store: restore refused")
         }
         return full
+    }
+
+    /// Checks the store and chooses what restores `target`, writing nothing: every
+    /// backup's and tombstone's signature and the chain (a store with anything forged
+    /// is refused whole: remove the files named, or restore from a copy), the store
+    /// against its signed heads, and every WAL file from the base's start on (its
+    /// signature, and the stored file's SHA-256 and size against it, on every core).
+    /// - Parameter acceptRollback: restore from a store older than its signed head
+    ///   (an outdated copy, the only one left); the caller journals it.
+    /// - Throws: ``BackupIntegrityError`` naming the first file that cannot be
+    ///   trusted; ``ArchiveError`` when nothing restores the target.
+    public func prepare(_ target: RecoveryTarget, acceptRollback: Bool = false) throws -> RestorePlan {
+        let audit = BackupCatalogue(store: store).audit(trust: trust)
+        try audit.requireIntact()
+        let heads = StoreHead.check(store: store, audit: audit, trust: trust, directories: headDirectories)
+        if let refused = heads.failures.first(where: { !acceptRollback || $0.code != .rolledBack }) { throw refused }
+        let summaries = audit.trusted
+        let chosen = try choose(target, among: summaries)
+        let base = try base(for: chosen, in: summaries)
+        let manifest = try BackupCatalogue(store: store).manifest(base.id, identities: identities)
+        let run = try walRun(from: manifest.walStart, through: manifest.walEnd)
+        let archive = WALArchive(store: store)
+        let timeline = run.first.prefix(8)
+        let replayed = try archive.names().filter { $0.count == 24 && $0.prefix(8) == timeline && $0 >= run.first && $0 <= run.last }
+        let rules = WALSignatureRules(
+            boundaries: BackupCatalogue(store: store).retirementBoundaries(audit, trust: trust), signed: archive.signedNames())
+        let wal = archive.audit(replayed, trust: trust, rules: rules)
+        if let failure = wal.failures.first {
+            let more = wal.failures.count > 1 ? " (and \(wal.failures.count - 1) more WAL files: osmosectl backup verify lists them)" : ""
+            throw BackupIntegrityError(failure.code, failure.subject, failure.message + more)
+        }
+        return RestorePlan(
+            target: target, chosen: chosen, base: base, manifest: manifest, walFrom: run.first, walTo: run.last,
+            unsignedAccepted: audit.unsignedAccepted + wal.unsignedAccepted, headNotes: heads.notes,
+            rollbacksAccepted: heads.failures.filter { $0.code == .rolledBack })
     }
 
     /// The archived WAL from `start` on, refusing a gap: segments must follow one
@@ -82,19 +149,18 @@ public struct BackupRestore: Sendable {
         return (start, last)
     }
 
-    /// Restores into `dataDirectory` (absent or empty) the base backup for `target`,
+    /// Restores into `dataDirectory` (absent or empty) the base backup `plan` chose,
     /// checking every member against the manifest as it is written, and configures
     /// recovery with `restoreCommand` (e.g. `osmose-backupd wal-fetch --config … %f %p`).
     /// On any mismatch the directory is emptied and nothing is left that could start.
-    public func restore(to target: RecoveryTarget, into dataDirectory: String, restoreCommand: String) throws -> RestoreReport {
-        let summary = try base(for: try choose(target))
-        let manifest = try BackupCatalogue(store: store).manifest(summary.id, identities: identities)
-        let run = try walRun(from: manifest.walStart, through: manifest.walEnd)
+    public func restore(_ plan: RestorePlan, into dataDirectory: String, restoreCommand: String) throws -> RestoreReport {
+        let summary = plan.base
+        let manifest = plan.manifest
         try Self.prepareEmpty(dataDirectory)
         do {
             let written = try extract(summary.id, manifest: manifest, into: dataDirectory)
-            try writeRecoverySettings(dataDirectory, target: target, restoreCommand: restoreCommand)
-            return RestoreReport(backup: summary.id, members: written, walFrom: run.first, walTo: run.last)
+            try writeRecoverySettings(dataDirectory, target: plan.target, restoreCommand: restoreCommand)
+            return RestoreReport(backup: summary.id, members: written, walFrom: plan.walFrom, walTo: plan.walTo)
         } catch {
             for child in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] {
                 try? FileManager.default.removeItem(atPath: "\(dataDirectory)/\(child)")
@@ -167,13 +233,14 @@ public struct BackupRestore: Sendable {
     }
 
     /// Restores the suite's files (configuration, policies, witness copies, …) as
-    /// they were at `target` into `directory` (absent or empty): the tree listed by
-    /// the chosen backup, each file taken from the backup that holds its content
-    /// and checked against its SHA-256. Files deleted before that backup do not
-    /// come back. On any mismatch or missing content the directory is emptied.
+    /// they were at the plan's target into `directory` (absent or empty): the tree
+    /// listed by the chosen backup, each file taken from the backup that holds its
+    /// content and checked against its SHA-256 (the manifests' hashes are in the
+    /// signed summaries). Files deleted before that backup do not come back. On any
+    /// mismatch or missing content the directory is emptied.
     /// - Returns: the backup whose tree was restored, and the number of files written.
-    public func restoreFiles(to target: RecoveryTarget, into directory: String) throws -> (backup: String, files: Int) {
-        let chosen = try choose(target)
+    public func restoreFiles(_ plan: RestorePlan, into directory: String) throws -> (backup: String, files: Int) {
+        let chosen = plan.chosen
         let catalogue = BackupCatalogue(store: store)
         let manifest = try catalogue.manifest(chosen.id, identities: identities)
         guard let tree = manifest.tree else {
@@ -190,7 +257,7 @@ public struct BackupRestore: Sendable {
             for entry in tree where entry.kind == "directory" {
                 try FileManager.default.createDirectory(atPath: try destination(entry.path), withIntermediateDirectories: true)
             }
-            let present = Set(try catalogue.summaries().map(\.id))
+            let present = Set(catalogue.audit(trust: trust).trusted.map(\.id))
             let files = tree.filter { $0.kind == "file" }
             var written = 0
             for (holder, entries) in Dictionary(grouping: files, by: { $0.backup ?? "" }).sorted(by: { $0.key < $1.key }) {

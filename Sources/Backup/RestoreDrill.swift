@@ -127,6 +127,10 @@ public struct RestoreDrill: Sendable {
     /// The keys the journal's checkpoints may be signed with; asked only when the
     /// restored journal has a checkpoint to verify.
     public let journalVerifierKeys: @Sendable () throws -> [NoteVerifierKey]
+    /// Told, before anything is restored, the files the restore accepts without a
+    /// signature (the restorer's trust allows it: `--accept-unsigned`); it records
+    /// that decision, and refuses the drill by throwing.
+    public let acceptingUnsigned: @Sendable ([String]) async throws -> Void
     /// Where progress is logged.
     public let logger: Logger
 
@@ -139,10 +143,12 @@ public struct RestoreDrill: Sendable {
     ///   - directory: the drill's own directory; nil for a new directory under /tmp.
     ///   - keep: leave the stopped cluster in place.
     ///   - journalVerifierKeys: the journal's verifier keys, asked for only when needed.
+    ///   - acceptingUnsigned: records the unsigned files the restore accepts, before it starts; throws to refuse.
     ///   - logger: where progress is logged.
     public init(
         restorer: BackupRestore, restoreCommand: String, databaseName: String, programs: PostgresServerPrograms, directory: String? = nil,
-        keep: Bool = false, journalVerifierKeys: @escaping @Sendable () throws -> [NoteVerifierKey], logger: Logger
+        keep: Bool = false, journalVerifierKeys: @escaping @Sendable () throws -> [NoteVerifierKey],
+        acceptingUnsigned: @escaping @Sendable ([String]) async throws -> Void = { _ in }, logger: Logger
     ) {
         self.restorer = restorer
         self.restoreCommand = restoreCommand
@@ -151,6 +157,7 @@ public struct RestoreDrill: Sendable {
         self.directory = directory ?? "/tmp/osmose-drill-\(UUID().uuidString.prefix(8).lowercased())"
         self.keep = keep
         self.journalVerifierKeys = journalVerifierKeys
+        self.acceptingUnsigned = acceptingUnsigned
         self.logger = logger
     }
 
@@ -161,7 +168,8 @@ public struct RestoreDrill: Sendable {
 
     /// Runs the drill. A failed check is a problem in the report; the drill's
     /// directory is removed (unless `keep`) whether the drill passes, fails or throws.
-    /// - Throws: ``ArchiveError`` when the restore itself fails, ``RestoreDrillError``
+    /// - Throws: ``BackupIntegrityError`` when the store cannot be trusted (nothing is
+    ///   restored), ``ArchiveError`` when the restore itself fails, ``RestoreDrillError``
     ///   when the directory cannot be prepared or a program cannot be started.
     public func run() async throws -> RestoreDrillReport {
         do {
@@ -184,7 +192,9 @@ public struct RestoreDrill: Sendable {
         } catch {
             throw RestoreDrillError(.workDirectory, "cannot create \(socketDirectory): \(error.localizedDescription)")
         }
-        let restored = try await Self.onOwnThread { try restorer.restore(to: .latest, into: data, restoreCommand: restoreCommand) }
+        let plan = try await Self.onOwnThread { try restorer.prepare(.latest) }
+        if !plan.unsignedAccepted.isEmpty { try await acceptingUnsigned(plan.unsignedAccepted) }
+        let restored = try await Self.onOwnThread { try restorer.restore(plan, into: data, restoreCommand: restoreCommand) }
         logger.info("restored for the drill", metadata: ["osmose.backup.id": "\(restored.backup)", "osmose.backup.drill": "\(directory)"])
         let port = 20000 + Int.random(in: 0..<20000)
         try appendSettings("port = \(port)\nlisten_addresses = ''\nunix_socket_directories = '\(socketDirectory)'\n")

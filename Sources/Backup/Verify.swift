@@ -5,11 +5,22 @@ import Foundation
 
 /// One problem `verify` found, named precisely.
 public struct BackupProblem: Sendable, Codable, Hashable, CustomStringConvertible {
-    /// What is concerned: `base/<id>`, `base/<id>/<member>`, `wal/<segment>`, `catalogue`.
+    /// What is concerned: a file of the store (`base/<id>/backup.sig`,
+    /// `wal/<segment>.tar.zst.age`), `base/<id>`, `base/<id>/<member>`, `catalogue`,
+    /// or a head file's path.
     public let subject: String
     /// What is wrong.
     public let message: String
     public var description: String { "\(subject): \(message)" }
+
+    /// A problem with `subject`.
+    public init(subject: String, message: String) {
+        self.subject = subject
+        self.message = message
+    }
+
+    /// The problem an integrity error names.
+    public init(_ error: BackupIntegrityError) { self.init(subject: error.subject, message: error.message) }
 }
 
 /// What `verify` checked.
@@ -25,27 +36,43 @@ public struct BackupVerification: Sendable, Codable {
     public var archivesCompared = 0
     /// WAL segments decrypted and compared with their digest.
     public var segmentsChecked = 0
+    /// Signatures checked (backups, tombstones, WAL files, heads).
+    public var signaturesChecked = 0
+    /// Files accepted without a signature (`--accept-unsigned`).
+    public var unsignedAccepted: [String] = []
+    /// What the comparison with the signed heads found, or why it could not be made.
+    public var headNotes: [String] = []
     /// Everything found wrong.
     public var problems: [BackupProblem] = []
     /// True when nothing is wrong.
     public var passed: Bool { problems.isEmpty }
 }
 
-/// Verifies a store without restoring: compares each backup's stored archive with
-/// the SHA-256 recorded when it was written and opens it with the identity (or, with
-/// `readData`, decrypts and decompresses every member and compares it with the
-/// manifest), checks the manifests and their hash chain, decrypts every WAL segment
-/// against its digest, and looks for gaps in the WAL.
+/// Verifies a store without restoring. First what the backup host could forge:
+/// every backup's and tombstone's signature (by a key the configuration trusts) and
+/// the files it covers, the catalogue's chain, each WAL file's signature, and the
+/// store against the signed heads beside the journal's witness copies (a rollback).
+/// Then the content: compares each backup's stored archive with the SHA-256 recorded
+/// when it was written and opens it with the identity (or, with `readData`, decrypts
+/// and decompresses every member and compares it with the manifest), checks the
+/// manifests and trees, decrypts every WAL segment against its signed SHA-256, and
+/// looks for gaps in the WAL.
 public struct BackupVerifier: Sendable {
     /// The store.
     public let store: String
     /// The identities that decrypt it.
     public let identities: [any AgeUnwrapping]
+    /// The keys whose signatures are accepted.
+    public let trust: BackupTrust
+    /// The directories holding the store's signed head (the journal's witness directories).
+    public let headDirectories: [String]
 
     /// A verifier of `store`.
-    public init(store: String, identities: [any AgeUnwrapping]) {
+    public init(store: String, identities: [any AgeUnwrapping], trust: BackupTrust, headDirectories: [String] = []) {
         self.store = store
         self.identities = identities
+        self.trust = trust
+        self.headDirectories = headDirectories
     }
 
     /// Verifies the newest backup (or all with `all`) and the whole WAL archive;
@@ -55,33 +82,12 @@ public struct BackupVerifier: Sendable {
         report.readData = readData
         func problem(_ subject: String, _ message: String) { report.problems.append(BackupProblem(subject: subject, message: message)) }
         let catalogue = BackupCatalogue(store: store)
-        let summaries: [BackupSummary]
-        do {
-            summaries = try catalogue.summaries()
-        } catch {
-            problem("catalogue", "\(error)")
-            return report
-        }
-        if summaries.isEmpty { problem("catalogue", "the store holds no backup") }
-        // The chain: each backup names its predecessor and that one's manifest hash;
-        // pruned backups stay in it as tombstones (base/pruned.log).
-        let pruned: [PrunedBackup]
-        do {
-            pruned = try catalogue.pruned()
-        } catch {
-            problem("catalogue", "\(error)")
-            pruned = []
-        }
-        let links = (summaries.map { ($0.id, $0.parent, $0.parentManifestSHA256, $0.manifestSHA256, false) }
-            + pruned.map { ($0.id, $0.parent, $0.parentManifestSHA256, $0.manifestSHA256, true) }).sorted { $0.0 < $1.0 }
-        for (index, link) in links.enumerated() where index > 0 {
-            let previous = links[index - 1]
-            if link.1 != previous.0 || link.2 != previous.3 {
-                problem(
-                    "\(link.4 ? "pruned" : "base")/\(link.0)",
-                    "its parent is recorded as \(link.1 ?? "none"), but the catalogue's previous backup is \(previous.0) (a backup was removed or replaced)")
-            }
-        }
+        let audit = catalogue.audit(trust: trust)
+        report.problems += audit.failures.map(BackupProblem.init)
+        report.unsignedAccepted += audit.unsignedAccepted
+        report.signaturesChecked += audit.signatures.count + audit.pruned.filter { $0.signature != nil }.count
+        let summaries = audit.trusted
+        if audit.summaries.isEmpty { problem("catalogue", "the store holds no backup") }
         let present = Dictionary(summaries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         // Without --all: the newest backup and those it needs (its base, the holders of its files).
         var selected = all ? summaries : Array(summaries.suffix(1))
@@ -105,6 +111,11 @@ public struct BackupVerifier: Sendable {
                 }
             }
         }
+        var signed: [String] = []
+        for (task, outcome) in zip(tasks, results.outcomes) {
+            if case .segment(let name) = task, outcome.signature != nil { signed.append(name) }
+        }
+        let rules = WALSignatureRules(boundaries: catalogue.retirementBoundaries(audit, trust: trust), signed: signed)
         for (task, outcome) in zip(tasks, results.outcomes) {
             report.problems += outcome.problems
             switch task {
@@ -112,10 +123,23 @@ public struct BackupVerifier: Sendable {
                 report.backupsChecked += 1
                 report.membersChecked += outcome.members
                 report.archivesCompared += outcome.archivesCompared
-            case .segment:
-                if outcome.problems.isEmpty { report.segmentsChecked += 1 }
+            case .segment(let name):
+                guard outcome.problems.isEmpty else { continue }
+                if let refused = rules.problem(name, signature: outcome.signature) {
+                    report.problems.append(BackupProblem(refused))
+                    continue
+                }
+                report.segmentsChecked += 1
+                if outcome.signature != nil {
+                    report.signaturesChecked += 1
+                } else {
+                    report.unsignedAccepted.append("wal/\(name)")
+                }
             }
         }
+        let heads = StoreHead.check(store: store, audit: audit, trust: trust, directories: headDirectories)
+        report.problems += heads.failures.map(BackupProblem.init)
+        report.headNotes = heads.notes
         let archived = Set(names)
         for name in pushed where !archived.contains(name) {
             problem("wal/\(name)", "archived (in the push log) but missing from the store")
@@ -236,15 +260,20 @@ public struct BackupVerifier: Sendable {
         return (stored.sha256, stored.size)
     }
 
-    /// Decrypts one WAL file and compares it with its digest (in memory only: verify never writes WAL in clear).
+    /// Checks one WAL file's signature, decrypts it and compares it with its signed
+    /// SHA-256 (in memory only: verify never writes WAL in clear).
     func checkSegment(_ name: String, archive: WALArchive) -> VerifyOutcome {
         var outcome = VerifyOutcome()
         do {
-            if try !archive.check(name: name, identities: identities) {
+            if let checked = try archive.check(name: name, identities: identities, trust: trust) {
+                outcome.signature = checked.signature
+            } else {
                 outcome.problems.append(BackupProblem(subject: "wal/\(name)", message: "vanished during the check"))
             }
+        } catch let error as BackupIntegrityError {
+            outcome.problems.append(BackupProblem(error))
         } catch {
-            outcome.problems.append(BackupProblem(subject: "wal/\(name)", message: "\(error)"))
+            outcome.problems.append(BackupProblem(subject: "wal/\(name).tar.zst.age", message: "\(error)"))
         }
         return outcome
     }
@@ -259,6 +288,8 @@ struct VerifyOutcome: Sendable {
     var problems: [BackupProblem] = []
     var members = 0
     var archivesCompared = 0
+    /// A WAL file's checked signature.
+    var signature: BackupTrust.Authenticated?
 }
 
 /// The verify tasks' shared state: the next task to claim and each one's outcome.

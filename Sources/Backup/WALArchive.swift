@@ -3,15 +3,19 @@ public import Age
 import Cryptography
 import Foundation
 import Glibc
+import Journal
 
 /// PostgreSQL's WAL, archived segment by segment (`archive_command =
 /// 'osmose-backupd wal-push %p %f'`): each segment becomes
 /// `<store>/wal/<name>.tar.zst.age`, a one-member pax archive, zstd-compressed,
 /// encrypted to the backup recipients, so that after `age -d` it is read with
-/// `bsdtar -x` like every other backup file. Beside it, `<name>.sha256` holds the
-/// SHA-256 of the segment (the backup host has no key to decrypt with, and
-/// PostgreSQL may push a segment again after a crash: an identical one is then
-/// acknowledged, a different one refused).
+/// `bsdtar -x` like every other backup file. Beside it, `<name>.sig` is a signed
+/// statement (``BackupStatement``) of the segment's SHA-256 and of the stored
+/// file's SHA-256 and size: the backup host, which holds no key, can neither read
+/// a segment nor write one that passes for the suite's. PostgreSQL may push a
+/// segment again after a crash: an identical one is then acknowledged, a different
+/// one refused. Stores written before signing hold `<name>.sha256` (the segment's
+/// SHA-256 alone) instead.
 public struct WALArchive: Sendable {
     /// The directory holding the segments.
     public let directory: String
@@ -25,6 +29,8 @@ public struct WALArchive: Sendable {
     }
 
     func archivePath(_ name: String) -> String { "\(directory)/\(name).tar.zst.age" }
+    /// The signed statement of a file.
+    func signaturePath(_ name: String) -> String { "\(directory)/\(name).sig" }
     /// Every file ever pushed, one line each (`<name> <sha256>`), appended and synced
     /// after the file itself: what the store should hold, so that a missing file —
     /// at the tail too — is noticed by restore and verify.
@@ -46,9 +52,10 @@ public struct WALArchive: Sendable {
             throw ArchiveError("appending to \(logPath) failed: \(String(cString: strerror(errno)))")
         }
     }
+    /// The digest file of stores written before signing.
     func digestPath(_ name: String) -> String { "\(directory)/\(name).sha256" }
 
-    /// What ``push(segment:name:recipients:)`` did.
+    /// What ``push(segment:name:recipients:signer:)`` did.
     public enum PushOutcome: Sendable, Equatable {
         /// Stored now.
         case stored(bytes: Int64)
@@ -56,64 +63,136 @@ public struct WALArchive: Sendable {
         case alreadyStored
     }
 
-    /// Archives the segment at `segment` under `name`, durably (file and directory
-    /// synced) before returning; PostgreSQL may then recycle it.
+    /// The statement signed for WAL file `name`: its SHA-256, and the stored file's.
+    static func statement(name: String, sha256: String, fileSHA256: String, bytes: Int64, signedAt: Date = Date()) throws -> BackupStatement {
+        try BackupStatement(
+            kind: .wal, subject: name,
+            fields: [
+                ("sha256", sha256), BackupStatement.fileField(name: "\(name).tar.zst.age", bytes: bytes, sha256: fileSHA256),
+                ("signed", SignatureTime.format(signedAt)),
+            ])
+    }
+
+    /// Archives the segment at `segment` under `name`, signed, durably (files and
+    /// directory synced) before returning; PostgreSQL may then recycle it. The archive
+    /// is written under a temporary name, then its signature, then it is renamed into
+    /// place: a file under its final name always has its signature (or, after a crash
+    /// before the directory was synced, is rewritten by PostgreSQL's retry).
     /// - Throws: ``ArchiveError`` when the name is not a WAL file name, the segment
     ///   cannot be read, a different segment of that name is already stored, or
     ///   writing fails (PostgreSQL keeps the segment and retries).
-    public func push(segment: String, name: String, recipients: [any AgePublicRecipient]) throws -> PushOutcome {
+    public func push(segment: String, name: String, recipients: [any AgePublicRecipient], signer: BackupSigner) throws -> PushOutcome {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
         guard let content = FileManager.default.contents(atPath: segment) else { throw ArchiveError("cannot read \(segment)") }
         let digest = hexSHA256(content)
         if FileManager.default.fileExists(atPath: archivePath(name)) {
-            guard let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) == digest + "\n" else {
-                throw ArchiveError("\(name) is already archived with different content: refusing to overwrite it (check for two clusters archiving to one store)")
+            if try storedMatches(name, digest: digest, signer: signer) {
+                try recordPushed(name, digest)
+                return .alreadyStored
             }
-            try recordPushed(name, digest)
-            return .alreadyStored
+            // An archive whose signature is missing, or does not hold for the file: an
+            // interrupted push, rewritten from the segment PostgreSQL still holds.
+            unlink(archivePath(name))
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // The digest first (a digest without its archive is simply rewritten), then the archive by rename.
-        try writeDurably(Array((digest + "\n").utf8), to: digestPath(name))
-        unlink(archivePath(name) + ".partial")
-        let writer = try EncryptedArchiveWriter(path: archivePath(name), recipients: recipients)
+        let staged = archivePath(name) + ".new"
+        unlink(staged)
+        unlink(staged + ".partial")
+        let writer = try EncryptedArchiveWriter(path: staged, recipients: recipients)
         try writer.addBytes(Array(content), as: name, mode: 0o600)
         try writer.finish()
+        guard let fileSHA256 = writer.fileSHA256 else { throw ArchiveError("\(staged) was written without its digest") }
+        let statement = try Self.statement(name: name, sha256: digest, fileSHA256: fileSHA256, bytes: writer.bytesWritten)
+        try writeDurably(Array(try signer.sign(statement).utf8), to: signaturePath(name), syncingDirectory: false)
+        guard rename(staged, archivePath(name)) == 0 else { throw ArchiveError("renaming \(staged) failed: \(String(cString: strerror(errno)))") }
+        try syncDirectory(of: archivePath(name))
         try recordPushed(name, digest)
         return .stored(bytes: writer.bytesWritten)
     }
 
+    /// Whether the stored file `name` holds the segment whose SHA-256 is `digest`,
+    /// as a signature this signer can check states, the stored file matching it.
+    /// - Returns: false when it should be rewritten (no signature, or one that does not hold).
+    /// - Throws: ``ArchiveError`` when the store states a different segment under that name.
+    private func storedMatches(_ name: String, digest: String, signer: BackupSigner) throws -> Bool {
+        let different = ArchiveError("\(name) is already archived with different content: refusing to overwrite it (check for two clusters archiving to one store)")
+        if let note = FileManager.default.contents(atPath: signaturePath(name)).map({ String(decoding: $0, as: UTF8.self) }) {
+            // What the stored signature says, even unchecked: a different segment is never overwritten.
+            if let text = try? SignedNote.text(of: note), let stated = try? BackupStatement.parse(text, file: name), stated.value("sha256") != digest {
+                throw different
+            }
+            guard let authenticated = try? BackupTrust(keys: []).adding(signer).authenticate(note, file: name, kind: .wal, subject: name),
+                let file = authenticated.statement.file("\(name).tar.zst.age"),
+                let stored = try? FileBlocks.sha256(ofFile: archivePath(name)), stored.sha256 == file.sha256, stored.size == file.bytes
+            else { return false }
+            return true
+        }
+        if let stored = FileManager.default.contents(atPath: digestPath(name)) {
+            guard String(decoding: stored, as: UTF8.self) == digest + "\n" else { throw different }
+            return true
+        }
+        return false
+    }
+
     /// Restores segment `name` to `destination` (`restore_command =
-    /// 'osmose-backupd wal-fetch %f %p'`), checking it against its digest.
+    /// 'osmose-backupd wal-fetch %f %p'`), checking its signature and content.
     /// - Returns: false when the store has no such segment (PostgreSQL then ends recovery there).
-    public func fetch(name: String, to destination: String, identities: [any AgeUnwrapping]) throws -> Bool {
-        guard let content = try read(name: name, identities: identities) else { return false }
+    /// - Throws: ``BackupIntegrityError`` when it is unsigned, not signed by a trusted
+    ///   key, or not what was signed (nothing is written then); ``ArchiveError`` when
+    ///   it cannot be read.
+    public func fetch(name: String, to destination: String, identities: [any AgeUnwrapping], trust: BackupTrust) throws -> Bool {
+        guard let content = try read(name: name, identities: identities, trust: trust) else { return false }
         try writeDurably(content, to: destination)
         return true
     }
 
-    /// Decrypts segment `name` in memory and checks it against its digest.
+    /// Decrypts segment `name` in memory and checks it against its signature.
     /// - Returns: nil when the store has no such segment.
-    public func read(name: String, identities: [any AgeUnwrapping]) throws -> [UInt8]? {
+    public func read(name: String, identities: [any AgeUnwrapping], trust: BackupTrust) throws -> [UInt8]? {
         var content: [UInt8] = []
-        let found = try decrypt(name: name, identities: identities, reserve: { content.reserveCapacity($0) }, sink: { block in block.withUnsafeBytes { content.append(contentsOf: $0) } })
-        return found ? content : nil
+        let found = try decrypt(
+            name: name, identities: identities, trust: trust, reserve: { content.reserveCapacity($0) },
+            sink: { block in block.withUnsafeBytes { content.append(contentsOf: $0) } })
+        return found == nil ? nil : content
     }
 
-    /// Decrypts segment `name` and compares it with its recorded digest, hashing as it
+    /// What ``check(name:identities:trust:)`` found of a stored segment.
+    public struct SegmentCheck: Sendable {
+        /// Its checked signature; nil when it is unsigned and that was accepted.
+        public let signature: BackupTrust.Authenticated?
+    }
+
+    /// Decrypts segment `name` and compares it with its signed SHA-256, hashing as it
     /// streams (nothing kept, nothing written: what verify does).
-    /// - Returns: false when the store has no such segment.
-    /// - Throws: ``ArchiveError`` when it cannot be read or differs from its digest.
-    public func check(name: String, identities: [any AgeUnwrapping]) throws -> Bool {
-        try decrypt(name: name, identities: identities, reserve: { _ in }, sink: { _ in })
+    /// - Returns: nil when the store has no such segment.
+    /// - Throws: ``BackupIntegrityError`` or ``ArchiveError`` as ``read(name:identities:trust:)``.
+    public func check(name: String, identities: [any AgeUnwrapping], trust: BackupTrust) throws -> SegmentCheck? {
+        try decrypt(name: name, identities: identities, trust: trust, reserve: { _ in }, sink: { _ in })
     }
 
-    /// Streams the content of segment `name` to `sink`, then checks its SHA-256.
+    /// The signature of `name`, checked (nil when unsigned and `trust` accepts that).
+    /// - Throws: ``BackupIntegrityError`` naming the signature file.
+    public func authenticate(_ name: String, trust: BackupTrust) throws -> BackupTrust.Authenticated? {
+        let file = "wal/\(name).sig"
+        guard let note = FileManager.default.contents(atPath: signaturePath(name)) else {
+            guard trust.acceptUnsigned else {
+                throw BackupIntegrityError(
+                    .unsigned, file,
+                    "missing: wal/\(name).tar.zst.age is unsigned (written before signing, or its signature was removed); refused without --accept-unsigned")
+            }
+            return nil
+        }
+        return try trust.authenticate(String(decoding: note, as: UTF8.self), file: file, kind: .wal, subject: name)
+    }
+
+    /// Checks the signature of `name`, then streams its content to `sink` and checks
+    /// its SHA-256 against the signed one (or, unsigned and accepted, the old digest file).
     private func decrypt(
-        name: String, identities: [any AgeUnwrapping], reserve: (Int) -> Void, sink: (RawSpan) throws -> Void
-    ) throws -> Bool {
+        name: String, identities: [any AgeUnwrapping], trust: BackupTrust, reserve: (Int) -> Void, sink: (RawSpan) throws -> Void
+    ) throws -> SegmentCheck? {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
-        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return false }
+        guard FileManager.default.fileExists(atPath: archivePath(name)) else { return nil }
+        let authenticated = try authenticate(name, trust: trust)
         let reader = try EncryptedArchiveReader(path: archivePath(name), identities: identities)
         var hasher = SHA256Hasher()
         var found = false
@@ -130,10 +209,15 @@ public struct WALArchive: Sendable {
         }
         guard found else { throw ArchiveError("\(archivePath(name)) is empty") }
         let digest = hexDigest(hasher.finalize())
-        if let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) != digest + "\n" {
+        if let authenticated {
+            guard authenticated.statement.value("sha256") == digest else {
+                throw BackupIntegrityError(
+                    .mismatch, "wal/\(name).tar.zst.age", "decrypts to a segment other than the one signed in wal/\(name).sig (SHA-256 differs): replaced or damaged")
+            }
+        } else if let stored = FileManager.default.contents(atPath: digestPath(name)), String(decoding: stored, as: UTF8.self) != digest + "\n" {
             throw ArchiveError("\(name) does not match its recorded SHA-256: the store is damaged")
         }
-        return true
+        return SegmentCheck(signature: authenticated)
     }
 
     /// The names of the stored segments, sorted.
@@ -145,7 +229,8 @@ public struct WALArchive: Sendable {
 }
 
 /// Writes `bytes` to `path` through a temporary file, synced, renamed, directory synced.
-func writeDurably(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws {
+/// Without `syncingDirectory`, the caller syncs the directory after a later rename there.
+func writeDurably(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640, syncingDirectory: Bool = true) throws {
     let temporary = path + ".partial"
     unlink(temporary)
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -166,5 +251,5 @@ func writeDurably(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throw
     }
     close(descriptor)
     guard rename(temporary, path) == 0 else { throw ArchiveError("renaming \(temporary) failed: \(String(cString: strerror(errno)))") }
-    try syncDirectory(of: path)
+    if syncingDirectory { try syncDirectory(of: path) }
 }

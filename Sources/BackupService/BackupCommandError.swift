@@ -1,3 +1,4 @@
+import Backup
 import DaemonRuntime
 
 /// Why an `osmose-backupd` command did not do its work, with the documented status
@@ -14,6 +15,10 @@ struct BackupCommandError: Error, Hashable, Sendable, CustomStringConvertible, E
         static let invalidSetting = Code("backupd.invalid_setting")
         /// The work failed (PostgreSQL keeps a WAL segment and retries): exit status 1.
         static let failed = Code("backupd.failed")
+        /// The store holds something the suite did not sign, or not what it signed: exit status 5.
+        static let integrity = Code("backupd.integrity")
+        /// No backup-signing key, or one that cannot be read: exit status 6.
+        static let keyUnavailable = Code("backupd.key_unavailable")
 
         var description: String { rawValue }
     }
@@ -31,19 +36,30 @@ struct BackupCommandError: Error, Hashable, Sendable, CustomStringConvertible, E
         self.underlying = underlying
     }
 
-    var exitStatus: ExitStatus { code == .invalidSetting ? .invalidConfiguration : .failure }
+    var exitStatus: ExitStatus {
+        switch code {
+        case .invalidSetting: .invalidConfiguration
+        case .integrity: .integrity
+        case .keyUnavailable: .keyUnavailable
+        default: .failure
+        }
+    }
     var description: String { message }
 
     static func == (lhs: BackupCommandError, rhs: BackupCommandError) -> Bool { lhs.code == rhs.code }
     func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
-    /// Runs `body`; whatever it throws becomes an error of `code`, its message
-    /// `context: error`, or the error's own when there is no context.
+    /// Runs `body`; whatever it throws becomes an error of `code` (of `.integrity`
+    /// for a ``BackupIntegrityError``), its message `context: error`, or the error's
+    /// own when there is no context.
     static func wrapping<Result>(_ code: Code, _ context: String? = nil, _ body: () async throws -> Result) async throws -> Result {
         do {
             return try await body()
+        } catch let error as BackupCommandError {
+            throw error
         } catch {
-            throw BackupCommandError(code, context.map { "\($0): \(error)" } ?? "\(error)", underlying: error)
+            let kind = error is BackupIntegrityError ? .integrity : code
+            throw BackupCommandError(kind, context.map { "\($0): \(error)" } ?? "\(error)", underlying: error)
         }
     }
 }

@@ -3,7 +3,9 @@ import Age
 import Backup
 import DaemonRuntime
 import Foundation
+import Journal
 import Settings
+import Systemd
 
 /// `osmose-backupd`: the backup daemon's entry points, run by its timers and by
 /// PostgreSQL: full and incremental backups, prune, copies, and WAL archiving
@@ -12,12 +14,18 @@ public struct BackupDaemon: AsyncParsableCommand {
     /// Its command line: the subcommands, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
         .backupd, abstract: "Encrypted backups of the Osmose suite (age format, pax tar, zstd).",
-        discussion: "Settings: the configuration's backup: section; policies/backup.yaml for prune.",
-        exitStatuses: [.success, .failure, .invalidConfiguration],
+        discussion: """
+            Settings: the configuration's backup: section; policies/backup.yaml for prune. Everything written to the store is \
+            signed with the backup-signing keys: the backup-signing-key and backup-signing-key-… credentials, else \
+            backup.signing_key_files.
+            """,
+        exitStatuses: [.success, .failure, .invalidConfiguration, .integrity, .keyUnavailable],
         statusDetails: [
             .success: "done",
             .failure: "failed; the message says why (PostgreSQL keeps the segment and retries wal-push)",
             .invalidConfiguration: "the configuration is invalid",
+            .integrity: "the store holds a file the suite did not sign, or not what it signed (wal-fetch, wal-push); the file is named",
+            .keyUnavailable: "no backup-signing key was given, or one cannot be read",
         ],
         subcommands: [Full.self, Incremental.self, Prune.self, Copy.self, WALPush.self, WALFetch.self])
 
@@ -52,11 +60,78 @@ struct Incremental: AsyncParsableCommand {
     func run() async throws { try await takeBackup(.incremental, options) }
 }
 
-/// Takes a backup of `kind`, records it (ops.backups and the journal) and mirrors it to the copy locations.
+/// The backup-signing keys given to this process: the credentials named
+/// `backup-signing-key` or `backup-signing-key-…` (a rollover adds one), else the
+/// files `backup.signing_key_files` lists (PostgreSQL's archive_command, outside
+/// osmose-backupd's units).
+/// - Throws: ``BackupCommandError`` `.keyUnavailable` when there is none or one cannot be read.
+func loadSigner(_ backup: SuiteConfiguration.Backup) throws -> BackupSigner {
+    let credentials = Credentials()
+    var texts: [(source: String, text: String)] = []
+    do {
+        for name in credentials.names() where name == "backup-signing-key" || name.hasPrefix("backup-signing-key-") {
+            texts.append(("credential \(name)", String(decoding: try credentials.load(name).exposedCopy(), as: UTF8.self)))
+        }
+    } catch let error as SystemdError {
+        throw BackupCommandError(.keyUnavailable, error.message)
+    }
+    if texts.isEmpty {
+        for path in backup.signingKeyFiles {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw BackupCommandError(.keyUnavailable, "cannot read the backup-signing key file \(path) (backup.signing_key_files)")
+            }
+            texts.append(("file \(path)", String(decoding: data, as: UTF8.self)))
+        }
+    }
+    guard !texts.isEmpty else {
+        throw BackupCommandError(
+            .keyUnavailable,
+            "no backup-signing key: pass the backup-signing-key credential (LoadCredentialEncrypted=backup-signing-key:…) or set backup.signing_key_files; make one with osmosectl keys rotate --purpose backup-signing")
+    }
+    let keys = try texts.map { source, text in
+        do {
+            return try NoteSignerKey(encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        } catch {
+            throw BackupCommandError(.keyUnavailable, "the backup-signing key in \(source) is not a signer key (osmosectl keys rotate --purpose backup-signing makes one)")
+        }
+    }
+    return try BackupSigner(keys: keys)
+}
+
+/// The verifier keys the configuration trusts (`backup.verifier_keys`, `backup.retired_verifier_keys`).
+func configuredTrust(_ backup: SuiteConfiguration.Backup, acceptUnsigned: Bool = false) throws -> BackupTrust {
+    do {
+        return try BackupTrust(
+            verifierKeys: backup.verifierKeys, retired: backup.retiredVerifierKeys.map { ($0.key, $0.retired) }, acceptUnsigned: acceptUnsigned)
+    } catch {
+        throw BackupCommandError(.invalidSetting, "\(error)")
+    }
+}
+
+/// Prints to standard error what the store holds that the suite did not sign: the
+/// backup itself went on (the chain skips such files), but someone must look.
+func warnAboutStore(_ store: String, trust: BackupTrust) {
+    for failure in BackupCatalogue(store: store).audit(trust: trust).failures {
+        FileHandle.standardError.write(Data("osmose-backupd: warning: the store holds what the suite did not sign: \(failure)\n".utf8))
+    }
+}
+
+/// Writes the store's signed head beside the journal's witness copies; false on any failure (printed).
+func writeHead(_ configuration: SuiteConfiguration, signer: BackupSigner, trust: BackupTrust) -> Bool {
+    let failures = StoreHead.writeHead(
+        store: configuration.backup.store, signer: signer, trust: trust, into: configuration.journal.witnessDirectories)
+    for failure in failures { FileHandle.standardError.write(Data("osmose-backupd: the store's head: \(failure)\n".utf8)) }
+    return failures.isEmpty
+}
+
+/// Takes a backup of `kind`, records it (ops.backups and the journal), writes the
+/// store's head and mirrors the store to the copy locations.
 func takeBackup(_ kind: BackupKind, _ options: DaemonOptions) async throws {
     let configuration = try options.loadConfiguration()
     let backup = configuration.backup
     guard !backup.recipients.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.recipients is empty: nothing to encrypt to") }
+    let signer = try loadSigner(backup)
+    let trust = try configuredTrust(backup).adding(signer)
     var suiteFiles: [(path: String, name: String)] = [(options.configurationPath(), "osmose.yaml")]
     if FileManager.default.fileExists(atPath: configuration.paths.policies) { suiteFiles.append((configuration.paths.policies, "policies")) }
     for (index, witness) in configuration.journal.witnessDirectories.enumerated() where FileManager.default.fileExists(atPath: witness) {
@@ -71,7 +146,7 @@ func takeBackup(_ kind: BackupKind, _ options: DaemonOptions) async throws {
     let summary = try await BackupCommandError.wrapping(.failed, "\(kind.rawValue) backup") {
         let job = BaseBackup(
             connection: configuration.backupConnection, store: backup.store,
-            recipients: try backup.recipients.map(AgeRecipients.parse), suiteFiles: suiteFiles,
+            recipients: try backup.recipients.map(AgeRecipients.parse), signer: signer, trust: trust, suiteFiles: suiteFiles,
             dataDirectory: kind == .full ? backup.dataDirectory : nil)
         let summary: BackupSummary
         if job.dataDirectory != nil {
@@ -86,12 +161,18 @@ func takeBackup(_ kind: BackupKind, _ options: DaemonOptions) async throws {
         print(String(decoding: try encoder.encode(summary), as: UTF8.self))
         return summary
     }
-    try await BackupCommandError.wrapping(
+    warnAboutStore(backup.store, trust: trust)
+    let warnings = try await BackupCommandError.wrapping(
         .failed, "backup \(summary.id) is stored and complete, but recording it in ops.backups and the journal failed"
     ) {
-        try await BackupJournal.recordBackup(summary, store: backup.store, connectionString: configuration.backupConnection)
+        try await BackupJournal.recordBackup(summary, signer: signer, store: backup.store, connectionString: configuration.backupConnection)
     }
-    guard mirror(backup) else { throw BackupCommandError(.failed, "backup \(summary.id) is stored, but a copy location is not up to date (see above)") }
+    for warning in warnings { FileHandle.standardError.write(Data("osmose-backupd: warning: \(warning)\n".utf8)) }
+    let headWritten = writeHead(configuration, signer: signer, trust: trust)
+    guard mirror(backup, trust: trust, signer: signer) else {
+        throw BackupCommandError(.failed, "backup \(summary.id) is stored, but a copy location is not up to date (see above)")
+    }
+    guard headWritten else { throw BackupCommandError(.failed, "backup \(summary.id) is stored, but the store's head could not be written (see above)") }
 }
 
 struct Prune: AsyncParsableCommand {
@@ -106,7 +187,9 @@ struct Prune: AsyncParsableCommand {
         let policy = try await BackupCommandError.wrapping(.invalidSetting) {
             FileManager.default.fileExists(atPath: configuration.backupPolicyPath) ? try BackupPolicy.load(path: configuration.backupPolicyPath) : .defaults
         }
-        let pruner = BackupPruner(store: configuration.backup.store, policy: policy)
+        let signer = try loadSigner(configuration.backup)
+        let trust = try configuredTrust(configuration.backup).adding(signer)
+        let pruner = BackupPruner(store: configuration.backup.store, policy: policy, trust: trust)
         try await BackupCommandError.wrapping(.failed, "prune") {
             let plan = try pruner.plan()
             for (id, rules) in plan.kept.sorted(by: { $0.key < $1.key }) { print("keep   \(id)  (\(rules.joined(separator: ", ")))") }
@@ -115,18 +198,26 @@ struct Prune: AsyncParsableCommand {
             guard !dryRun, !plan.removed.isEmpty || !plan.walRemoved.isEmpty else { return }
             // Journaled first: a prune that cannot be recorded does not happen.
             try await BackupJournal.recordPrune(plan, connectionString: configuration.backupConnection)
-            try pruner.apply(plan)
+            try pruner.apply(plan, signer: signer)
+            guard writeHead(configuration, signer: signer, trust: trust) else {
+                throw BackupCommandError(.failed, "pruned, but the store's head could not be written (see above)")
+            }
         }
+        warnAboutStore(configuration.backup.store, trust: trust)
     }
 }
 
-/// Mirrors the store to every copy location; prints what it did; false on any failure.
-func mirror(_ backup: SuiteConfiguration.Backup, only: [String]? = nil, quiet: Bool = false) -> Bool {
+/// Mirrors the store to every copy location (only what the suite signed travels;
+/// with `signer`, each complete copy gets its signed state); prints what it did;
+/// false on any failure.
+func mirror(_ backup: SuiteConfiguration.Backup, trust: BackupTrust, signer: BackupSigner?, only: [String]? = nil, quiet: Bool = false) -> Bool {
     var ok = true
     for location in backup.copies {
-        let report = BackupCopies(store: backup.store).mirror(to: location, only: only)
+        let report = BackupCopies(store: backup.store, trust: trust, signer: signer).mirror(to: location, only: only)
         if !quiet {
-            print("copy \(location): \(report.copied.count) copied and read back identical, \(report.unchanged) already identical, \(report.removed.count) removed")
+            print(
+                "copy \(location): \(report.copied.count) copied and read back identical, \(report.unchanged) already identical, \(report.removed.count) removed"
+                    + (report.kept.isEmpty ? "" : ", \(report.kept.count) kept that the store lacks without having pruned them"))
         }
         for failure in report.failures {
             FileHandle.standardError.write(Data("osmose-backupd: copy \(location): \(failure)\n".utf8))
@@ -145,7 +236,8 @@ struct Copy: AsyncParsableCommand {
     func run() async throws {
         let backup = try options.loadConfiguration().backup
         guard !backup.copies.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.copies is empty: no copy location configured") }
-        if !mirror(backup) { throw ExitCode(1) }
+        let signer = try loadSigner(backup)
+        if !mirror(backup, trust: try configuredTrust(backup).adding(signer), signer: signer) { throw ExitCode(1) }
     }
 }
 
@@ -153,7 +245,10 @@ struct WALPush: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal-push",
         abstract: "Archive one WAL segment, compressed and encrypted, durably (archive_command = 'osmose-backupd wal-push %p %f').",
-        discussion: "Exit 0 only once the segment is synced in the store; PostgreSQL retries on any other status.")
+        discussion: """
+            Exit 0 only once the segment and its signature are synced in the store; PostgreSQL retries on any other status. \
+            The backup-signing key: the backup-signing-key credential (a drop-in of PostgreSQL's unit), else backup.signing_key_files.
+            """)
     @OptionGroup var options: DaemonOptions
     @Argument(help: "The segment's path (%p).") var path: String
     @Argument(help: "The segment's file name (%f).") var name: String
@@ -161,13 +256,17 @@ struct WALPush: AsyncParsableCommand {
     func run() async throws {
         let backup = try options.loadConfiguration().backup
         guard !backup.recipients.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.recipients is empty: nothing to encrypt to") }
+        let signer = try loadSigner(backup)
         try await BackupCommandError.wrapping(.failed, "wal-push \(name)") {
             let recipients = try backup.recipients.map(AgeRecipients.parse)
-            _ = try WALArchive(store: backup.store).push(segment: path, name: name, recipients: recipients)
+            _ = try WALArchive(store: backup.store).push(segment: path, name: name, recipients: recipients, signer: signer)
         }
         // The copies follow at once, best effort: the segment is safe in the store, and a
         // copy location that is down must not stop WAL archiving (osmose-backupd copy catches up).
-        _ = mirror(backup, only: ["wal/\(name).tar.zst.age", "wal/\(name).sha256", "wal/pushed.log"], quiet: true)
+        if !backup.copies.isEmpty {
+            let trust = BackupTrust(keys: []).adding(signer)
+            _ = mirror(backup, trust: trust, signer: nil, only: ["wal/\(name).tar.zst.age", "wal/\(name).sig", "wal/pushed.log"], quiet: true)
+        }
     }
 }
 
@@ -175,20 +274,32 @@ struct WALFetch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal-fetch",
         abstract: "Restore one WAL file from the store (restore_command = 'osmose-backupd wal-fetch %f %p').",
-        discussion: "Exit 1 when the store has no such file: PostgreSQL then ends recovery there.")
+        discussion: """
+            Checks the file's signature (backup.verifier_keys) before decrypting it, and its content against what was signed. \
+            Exit 1 when the store has no such file: PostgreSQL then ends recovery there. Exit 5, naming the file, when it is \
+            unsigned, signed by a key the configuration does not list, or not what was signed: nothing is written (the \
+            restore_command osmosectl backup restore writes turns that into a status that aborts recovery).
+            """)
     @OptionGroup var options: DaemonOptions
     @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
+    @Flag(help: "Accept a file without signature (a store from before signing; osmosectl backup restore --accept-unsigned journals the decision).")
+    var acceptUnsigned = false
     @Argument(help: "The file name PostgreSQL wants (%f).") var name: String
     @Argument(help: "Where to write it (%p).") var path: String
 
     func run() async throws {
         let backup = try options.loadConfiguration().backup
+        // What the signatures are checked with comes first: nothing is decrypted unchecked.
+        let trust = try configuredTrust(backup, acceptUnsigned: acceptUnsigned)
+        guard !trust.keys.isEmpty || acceptUnsigned else {
+            throw BackupCommandError(.invalidSetting, "backup.verifier_keys is empty: list the backup-signing verifier keys (osmosectl keys status)")
+        }
         guard let file = identity ?? backup.identityFile, let text = FileManager.default.contents(atPath: file) else {
             throw BackupCommandError(.invalidSetting, "no identity to decrypt with: pass --identity or set backup.identity_file")
         }
         let found = try await BackupCommandError.wrapping(.failed, "wal-fetch \(name)") {
             let identities = try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
-            return try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities)
+            return try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities, trust: trust)
         }
         // Not in the store: PostgreSQL asks for files that may not exist (the next timeline's history).
         guard found else { throw ExitCode(1) }

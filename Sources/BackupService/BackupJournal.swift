@@ -1,6 +1,7 @@
 import Backup
 import Foundation
 import Journal
+import KeyManagement
 import Logging
 import Store
 
@@ -39,23 +40,30 @@ enum BackupJournal {
         AccessEvent.system(by: .daemon(.backupd), action: .backupAdmin, objectType: "backup", objectID: objectID, reason: reason)
     }
 
-    /// Records a new backup.
-    static func recordBackup(_ summary: BackupSummary, store: String, connectionString: String) async throws {
-        try await Connection.withConnection(connectionString, applicationName: "osmose-backupd", logger: logger) { connection in
+    /// Records a new backup, with the keys that signed it (osmose-keyd promotes a
+    /// pending key once the newest backup carries its signature).
+    /// - Returns: warnings about the signing keys compared with the keyring.
+    static func recordBackup(_ summary: BackupSummary, signer: BackupSigner, store: String, connectionString: String) async throws -> [String] {
+        let signedBy = signer.verifierKeys.map { String(format: "%08x", $0.keyID) }
+        return try await Connection.withConnection(connectionString, applicationName: "osmose-backupd", logger: logger) { connection in
             try await connection.transaction { connection in
                 try connection.query(
                     """
-                    INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes, base, needs)
-                        VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11, $12, string_to_array($13, ','))
+                    INSERT INTO ops.backups (id, kind, store, started_at, finished_at, wal_start, wal_end, manifest_sha256, parent, recipients, bytes, base, needs,
+                        signed_by)
+                        VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, string_to_array($10, ','), $11, $12, string_to_array($13, ','),
+                        string_to_array($14, ','))
                     """,
                     [
                         summary.id, summary.kind, store, summary.started, summary.finished, summary.walStart, summary.walEnd, summary.manifestSHA256,
                         summary.parent, summary.recipients.joined(separator: ","), summary.bytes, summary.base, summary.needs.joined(separator: ","),
+                        signedBy.joined(separator: ","),
                     ])
                 try connection.record(
                     event(
                         objectID: summary.id,
-                        reason: "\(summary.kind) backup\(summary.base.map { " on \($0)" } ?? ""): \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
+                        reason: "\(summary.kind) backup\(summary.base.map { " on \($0)" } ?? ""), signed by \(signedBy.joined(separator: ",")): \(summary.memberCount) members, \(summary.bytes) bytes, WAL \(summary.walStart)…\(summary.walEnd), recipients \(summary.recipients.joined(separator: ","))"))
+                return try BackupSigningKeys.warnings(loaded: signer.verifierKeys, on: connection)
             }
         }
     }

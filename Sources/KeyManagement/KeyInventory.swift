@@ -29,12 +29,12 @@ public struct KeyStatus: Sendable, Codable, Hashable {
     public var totalValues: Int64 { values.values.reduce(0, +) }
 }
 
-/// One asymmetric key (journal signing key, backup recipient) as the inventory
+/// One asymmetric key (journal signing key, backup-signing key, backup recipient) as the inventory
 /// shows it: the keyring holds its public half only.
 public struct PublicKeyStatus: Sendable, Codable, Hashable {
     /// The keyring's id for it (a sequence of its own, apart from data keys).
     public let id: Int
-    /// journal-signing or backup-recipient.
+    /// journal-signing, backup-signing or backup-recipient.
     public let purpose: String
     /// pending, primary, decrypt-only (co-signing, for a signing key), retired or destroyed.
     public let state: String
@@ -152,7 +152,7 @@ public enum KeyInventory {
         try connection.query(
             """
             SELECT k.id, k.purpose, k.state, k.public_key, k.fingerprint, k.label, k.created_at, k.state_changed_at,
-                CASE WHEN k.state = 'primary' AND k.purpose = 'journal-signing' THEN k.created_at + make_interval(days => $1::int) END AS planned,
+                CASE WHEN k.state = 'primary' AND k.purpose IN ('journal-signing', 'backup-signing') THEN k.created_at + make_interval(days => $1::int) END AS planned,
                 coalesce((SELECT string_agg(b.id, ',' ORDER BY b.id) FROM ops.backups AS b
                     WHERE k.purpose = 'backup-recipient' AND b.state = 'retained' AND k.fingerprint = ANY (b.recipients)), '') AS backups
             FROM keys.public_keys AS k ORDER BY k.purpose, k.id
@@ -179,7 +179,7 @@ public enum KeyInventory {
         guard
             let key = try connection.query("SELECT purpose, state, public_key, fingerprint FROM keys.public_keys WHERE id = $1 FOR UPDATE", [keyID])
                 .singleRow()
-        else { throw KeyringError(.unknownKey, "no journal signing key or backup recipient \(keyID)") }
+        else { throw KeyringError(.unknownKey, "no journal signing key, backup-signing key or backup recipient \(keyID)") }
         let purpose = try key.string("purpose")
         let state = try key.string("state")
         // A backup recipient's identity is needed while a retained backup is encrypted to it.
@@ -211,7 +211,9 @@ public enum KeyInventory {
             [keyID, purpose, actor.name, reason, report.forced, consequence])
         try connection.record(
             actor.keyEvent(
-                objectType: purpose == "journal-signing" ? JournalVerifier.signingKeyObjectType : "backup-recipient", objectID: try key.string("fingerprint"),
+                objectType: purpose == "journal-signing"
+                    ? JournalVerifier.signingKeyObjectType : purpose == "backup-signing" ? BackupSigningKeys.objectType : "backup-recipient",
+                objectID: try key.string("fingerprint"),
                 reason: "destroyed\(report.forced ? " (forced)" : ""): \(reason)"))
         return report
     }

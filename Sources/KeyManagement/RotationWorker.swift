@@ -55,6 +55,7 @@ public struct RotationWorker: Sendable {
         var summary = Summary()
         summary.keyChanges = try await connection.transaction { [policy] connection in
             try SigningKeyRollover.advance(overlapHours: policy.signingOverlapHours, actor: Self.actor, on: connection)
+                + BackupSigningKeys.advance(overlapHours: policy.signingOverlapHours, actor: Self.actor, on: connection)
                 + BackupRecipients.retireUnneeded(actor: Self.actor, on: connection)
         }
         for change in summary.keyChanges { logger.notice("\(change)") }

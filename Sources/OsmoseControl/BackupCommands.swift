@@ -45,6 +45,54 @@ struct BackupCommand: AsyncParsableCommand {
         return try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
     }
 
+    /// The backup-signing verifier keys this machine's configuration trusts (never the store's).
+    /// - Throws: `ExitCode` 3, with a line saying what to set, when none is listed
+    ///   (and unsigned files are not accepted), or one is malformed.
+    static func trust(_ backup: SuiteConfiguration.Backup, acceptUnsigned: Bool) throws -> BackupTrust {
+        let trust: BackupTrust
+        do {
+            trust = try BackupTrust(
+                verifierKeys: backup.verifierKeys, retired: backup.retiredVerifierKeys.map { ($0.key, $0.retired) }, acceptUnsigned: acceptUnsigned)
+        } catch {
+            FileHandle.standardError.write(Data("osmosectl: \(error)\n".utf8))
+            throw ExitCode(ExitStatus.invalidConfiguration.rawValue)
+        }
+        guard !trust.keys.isEmpty || acceptUnsigned else {
+            FileHandle.standardError.write(
+                Data(
+                    "osmosectl: backup.verifier_keys is empty: list the backup-signing verifier keys (osmosectl keys status, or the sysadmin's offline record) in the configuration of this machine\n"
+                        .utf8))
+            throw ExitCode(ExitStatus.invalidConfiguration.rawValue)
+        }
+        return trust
+    }
+
+    /// Runs `body`; a store that cannot be trusted ends the command with one line
+    /// naming the file and what is wrong, and exit status 5.
+    static func refusingForgeries<Result>(_ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch let error as BackupIntegrityError {
+            FileHandle.standardError.write(Data("osmosectl: \(error) (\(error.code))\n".utf8))
+            throw ExitCode(ExitStatus.integrity.rawValue)
+        }
+    }
+
+    /// Journals a decision to use files the suite cannot vouch for, before they are used.
+    /// - Throws: when the journal cannot be written: the decision is then refused.
+    static func journalAcceptance(_ options: GlobalOptions, objectID: String, what: String) async throws {
+        do {
+            try await options.record(
+                AccessEvent.system(by: operatorActor(.sysadmin), action: .backupAdmin, objectType: "backup", objectID: objectID, reason: what))
+        } catch {
+            FileHandle.standardError.write(
+                Data(
+                    "osmosectl: \(what.prefix(80))… must be journaled first, and the journal cannot be written (\(error)): pass --database with a reachable Osmose database, or use the standard-tools path (docs/backup.md)\n"
+                        .utf8))
+            throw ExitCode(ExitStatus.database.rawValue)
+        }
+    }
+
     /// `path` made absolute against the current directory (PostgreSQL runs restore_command in the data directory).
     static func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL.path
@@ -54,30 +102,51 @@ struct BackupCommand: AsyncParsableCommand {
     static func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// The restore_command for a restore: osmose-backupd wal-fetch with this configuration
-    /// and identity (the option, backup.identity_file or the backup-identity credential), absolute paths.
-    static func walFetchCommand(_ options: GlobalOptions, identity: String?, _ backup: SuiteConfiguration.Backup) -> String {
+    /// and identity (the option, backup.identity_file or the backup-identity credential),
+    /// absolute paths. wal-fetch's status 1 (no such file) ends recovery there; any
+    /// other failure, a refused signature above all, becomes 255, which makes
+    /// PostgreSQL abort recovery instead of promoting before the refused file.
+    static func walFetchCommand(_ options: GlobalOptions, identity: String?, _ backup: SuiteConfiguration.Backup, acceptUnsigned: Bool = false) -> String {
         let configPath = absolute(options.config ?? ProcessInfo.processInfo.environment["OSMOSE_CONFIG"] ?? SuiteConfiguration.defaultPath)
         let credential = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"].map { "\($0)/backup-identity" }
         var words = [siblingExecutable("osmose-backupd"), "wal-fetch", "--config", configPath]
         if let file = identity ?? backup.identityFile ?? credential { words += ["--identity", absolute(file)] }
-        return words.map(shellQuoted).joined(separator: " ") + " %f %p"
+        if acceptUnsigned { words.append("--accept-unsigned") }
+        return words.map(shellQuoted).joined(separator: " ") + " %f %p || { s=$?; [ $s -eq 1 ] && exit 1; exit 255; }"
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every backup in the store, oldest first (needs no key).")
+        static let configuration = CommandConfiguration(
+            abstract: "Every backup in the store, oldest first (needs no key to decrypt; checks each backup's signature).",
+            discussion: """
+                Refuses (exit status 5, naming the file) a store holding a backup or tombstone that is unsigned, signed by a key \
+                backup.verifier_keys does not list, or not what was signed, or whose chain is broken.
+                """)
         @OptionGroup var options: GlobalOptions
+        @Flag(help: "List a store from before signing (unsigned backups older than every signed one).") var acceptUnsigned = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await reportingFailures {
-                let store = try options.loadConfiguration().backup.store
-                let summaries = try BackupCatalogue(store: store).summaries()
+                let backup = try options.loadConfiguration().backup
+                let audit = BackupCatalogue(store: backup.store).audit(trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned))
+                try await BackupCommand.refusingForgeries { try audit.requireIntact() }
+                let summaries = audit.trusted
                 if json { return try printJSON(summaries) }
                 printTable(
-                    ["ID", "KIND", "FINISHED", "WAL FROM", "WAL TO", "SIZE", "MEMBERS", "PARENT"],
-                    summaries.map { [$0.id, $0.kind, $0.finished, $0.walStart, $0.walEnd, "\($0.bytes)", "\($0.memberCount)", $0.parent ?? "-"] })
-                let segments = try WALArchive(store: store).names()
+                    ["ID", "KIND", "FINISHED", "WAL FROM", "WAL TO", "SIZE", "MEMBERS", "PARENT", "SIGNED BY"],
+                    summaries.map { summary in
+                        let signers = audit.signatures[summary.id].map { $0.signedBy.map { String(format: "%08x", $0.verifier.keyID) }.joined(separator: ",") }
+                        return [
+                            summary.id, summary.kind, summary.finished, summary.walStart, summary.walEnd, "\(summary.bytes)", "\(summary.memberCount)",
+                            summary.parent ?? "-", signers ?? "UNSIGNED",
+                        ]
+                    })
+                let segments = try WALArchive(store: backup.store).names()
                 print("\(summaries.count) backups; \(segments.count) WAL files archived\(segments.last.map { ", newest \($0)" } ?? "")")
+                if !audit.unsignedAccepted.isEmpty {
+                    print("\(audit.unsignedAccepted.count) listed without a signature (--accept-unsigned): \(audit.unsignedAccepted.prefix(5).joined(separator: ", "))")
+                }
             }
         }
     }
@@ -87,12 +156,17 @@ struct BackupCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The backup id.") var id: String
         @Option(help: "An age identity file, to decrypt the manifest.") var identity: String?
+        @Flag(help: "Show a backup from before signing.") var acceptUnsigned = false
 
         func run() async throws {
             try await reportingFailures {
                 let backup = try options.loadConfiguration().backup
                 let catalogue = BackupCatalogue(store: backup.store)
-                guard let summary = try catalogue.summaries().first(where: { $0.id == id }) else { throw ValidationError("no backup \(id) in \(backup.store)") }
+                let audit = catalogue.audit(trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned))
+                guard let summary = audit.summaries.first(where: { $0.id == id }) else { throw ValidationError("no backup \(id) in \(backup.store)") }
+                try await BackupCommand.refusingForgeries {
+                    if let failure = audit.failures.first(where: { $0.subject.hasPrefix("base/\(id)/") }) { throw failure }
+                }
                 try printJSON(summary)
                 if identity != nil || backup.identityFile != nil {
                     try printJSON(try catalogue.manifest(id, identities: try BackupCommand.identities(identity, backup)))
@@ -107,20 +181,27 @@ struct BackupCommand: AsyncParsableCommand {
             discussion: """
                 Each backup's archive is compared with the SHA-256 recorded when it was written and opened with the identity; \
                 --read-data decrypts and decompresses every member and compares it with the manifest instead. Every WAL \
-                file is decrypted and compared with its digest. Exit status 5 when anything is damaged or missing; each \
-                problem names the backup, member or WAL file.
+                file is decrypted and compared with its signed digest. First, every signature: each backup's, tombstone's and \
+                WAL file's, by a key backup.verifier_keys lists (a retired key only for what precedes its retirement), and the \
+                files they cover; then the store against its signed head beside each of journal.witness_directories (a rollback). \
+                Exit status 5 when anything is unsigned, forged, damaged or missing; each problem names the file.
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
         @Flag(help: "Check every backup, not only the newest.") var all = false
         @Flag(help: "Decrypt and decompress every member of the backups checked and compare it with the manifest.") var readData = false
+        @Flag(help: "Accept files without signature older than everything signed (a store from before signing); journaled.") var acceptUnsigned = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             BulkIO.tuneAllocator()
             try await reportingFailures {
-                let backup = try options.loadConfiguration().backup
-                let report = BackupVerifier(store: backup.store, identities: try BackupCommand.identities(identity, backup)).verify(all: all, readData: readData)
+                let configuration = try options.loadConfiguration()
+                let backup = configuration.backup
+                let verifier = BackupVerifier(
+                    store: backup.store, identities: try BackupCommand.identities(identity, backup),
+                    trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.journal.witnessDirectories)
+                let report = verifier.verify(all: all, readData: readData)
                 if json {
                     try printJSON(report)
                 } else {
@@ -128,11 +209,18 @@ struct BackupCommand: AsyncParsableCommand {
                         report.membersChecked > 0 ? "\(report.membersChecked) members read" : nil,
                         report.archivesCompared > 0 ? "\(report.archivesCompared) archives compared with their recorded SHA-256" : nil,
                     ].compactMap { $0 }.joined(separator: ", ")
-                    print("checked \(report.backupsChecked) backups (\(how.isEmpty ? "nothing readable" : how)) and \(report.segmentsChecked) WAL files")
+                    print("checked \(report.backupsChecked) backups (\(how.isEmpty ? "nothing readable" : how)) and \(report.segmentsChecked) WAL files; \(report.signaturesChecked) signatures")
+                    for note in report.headNotes { print("head: \(note)") }
+                    if !report.unsignedAccepted.isEmpty {
+                        print("accepted without a signature (--accept-unsigned): \(report.unsignedAccepted.count) files, first \(report.unsignedAccepted[0])")
+                    }
                     for problem in report.problems { print("FAIL \(problem)") }
                     if report.passed { print("backups verified: OK") }
                 }
-                try? await journalOutcome(options, objectID: (all ? "all" : "newest") + (readData ? "+data" : ""), passed: report.passed, detail: "\(report.problems.count) problems")
+                let unsigned = report.unsignedAccepted.isEmpty ? "" : "; \(report.unsignedAccepted.count) files accepted unsigned (--accept-unsigned)"
+                try? await journalOutcome(
+                    options, objectID: (all ? "all" : "newest") + (readData ? "+data" : ""), passed: report.passed,
+                    detail: "\(report.problems.count) problems\(unsigned)")
                 if !report.passed { throw ExitCode(ExitStatus.integrity.rawValue) }
             }
         }
@@ -142,8 +230,10 @@ struct BackupCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore the cluster to a moment (or the latest archived WAL) into an empty directory, ready for PostgreSQL to start.",
             discussion: """
-                Chooses the newest backup that finished before --to, checks every member against its manifest while writing \
-                it (a damaged member empties the directory and refuses), refuses a gap in the WAL archive, then writes \
+                Before writing anything: checks every backup's signature and the chain, the store against its signed heads \
+                (journal.witness_directories), and each WAL file to replay against its signature (exit status 5, naming the \
+                file). Chooses the newest backup that finished before --to, checks every member against its manifest while \
+                writing it (a damaged member empties the directory and refuses), refuses a gap in the WAL archive, then writes \
                 recovery.signal and the recovery settings. Start PostgreSQL on the directory (as its owner) to replay WAL up to --to.
                 """)
         @OptionGroup var options: GlobalOptions
@@ -152,6 +242,9 @@ struct BackupCommand: AsyncParsableCommand {
         @Option(help: "Also restore the suite's files (configuration, policies, witness copies, file_trees) as they were at --to into this directory (absent or empty).")
         var files: String?
         @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
+        @Flag(help: "Restore from a store from before signing (files without signature, older than everything signed); journaled first.")
+        var acceptUnsigned = false
+        @Flag(help: "Restore from a store older than its signed head (an outdated copy, the only one left); journaled first.") var acceptRollback = false
         @Flag(help: "Say which backup and WAL would be used; write nothing.") var dryRun = false
 
         func run() async throws {
@@ -167,21 +260,35 @@ struct BackupCommand: AsyncParsableCommand {
                 } else {
                     throw ValidationError("--to must be latest or an RFC 3339 UTC time such as 2026-11-22T10:15:00Z")
                 }
-                let restorer = BackupRestore(store: backup.store, identities: try BackupCommand.identities(identity, backup))
+                let restorer = BackupRestore(
+                    store: backup.store, identities: try BackupCommand.identities(identity, backup),
+                    trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.journal.witnessDirectories)
+                let plan = try await BackupCommand.refusingForgeries { try restorer.prepare(goal, acceptRollback: acceptRollback) }
+                for note in plan.headNotes { print("head: \(note)") }
                 if dryRun {
-                    let chosen = try restorer.choose(goal)
-                    let base = try restorer.base(for: chosen)
-                    let run = try restorer.walRun(from: base.walStart, through: base.walEnd)
-                    print("would restore the cluster from backup \(base.id) into \(target) and replay WAL \(run.first)…\(run.last) up to \(to); nothing written")
-                    if let files { print("would restore the suite's files as backup \(chosen.id) lists them into \(files)") }
+                    print(
+                        "would restore the cluster from backup \(plan.base.id) into \(target) and replay WAL \(plan.walFrom)…\(plan.walTo) up to \(to); every signature checked; nothing written"
+                    )
+                    if let files { print("would restore the suite's files as backup \(plan.chosen.id) lists them into \(files)") }
+                    if !plan.unsignedAccepted.isEmpty { print("would accept \(plan.unsignedAccepted.count) files without a signature, first \(plan.unsignedAccepted[0])") }
+                    for rollback in plan.rollbacksAccepted { print("would accept a store older than its head: \(rollback)") }
                     return
                 }
-                let command = BackupCommand.walFetchCommand(options, identity: identity, backup)
-                let report = try restorer.restore(to: goal, into: target, restoreCommand: command)
+                if !plan.unsignedAccepted.isEmpty {
+                    try await BackupCommand.journalAcceptance(
+                        options, objectID: plan.base.id,
+                        what: "restore into \(target) accepts \(plan.unsignedAccepted.count) unsigned files (--accept-unsigned), first \(plan.unsignedAccepted[0])")
+                }
+                for rollback in plan.rollbacksAccepted {
+                    try await BackupCommand.journalAcceptance(
+                        options, objectID: plan.base.id, what: "restore into \(target) accepts a store older than its signed head (--accept-rollback): \(rollback.message)")
+                }
+                let command = BackupCommand.walFetchCommand(options, identity: identity, backup, acceptUnsigned: !plan.unsignedAccepted.isEmpty)
+                let report = try restorer.restore(plan, into: target, restoreCommand: command)
                 print("restored backup \(report.backup) (\(report.members) files) into \(target); WAL \(report.walFrom)…\(report.walTo) available; recovery target: \(to)")
                 var detail = "restored to \(to) into \(target)"
                 if let files {
-                    let restored = try restorer.restoreFiles(to: goal, into: files)
+                    let restored = try restorer.restoreFiles(plan, into: files)
                     print("restored the suite's files as backup \(restored.backup) lists them (\(restored.files) files) into \(files)")
                     detail += "; suite files of \(restored.backup) into \(files)"
                 }
@@ -200,10 +307,13 @@ extension BackupCommand {
                 Runs the cluster with the newest PostgreSQL under /usr/lib/postgresql/*/bin. Checks: recovery ends and the \
                 cluster accepts connections; the row count of every table of the suite's database (reported); the restored \
                 journal verifies as with osmosectl journal verify (keys from journal.verifier_keys or the signing key files; \
-                without witness copies, which are newer than any backup). Exit status 5 when a check fails.
+                without witness copies, which are newer than any backup). Before restoring, every signature is checked as by \
+                backup restore. Exit status 5 when a signature or a check fails.
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The age identity file (default: backup.identity_file or the backup-identity credential).") var identity: String?
+        @Flag(help: "Drill on a store from before signing (files without signature, older than everything signed); journaled first.")
+        var acceptUnsigned = false
         @Option(help: "Where to build the temporary cluster (default: a new directory under /tmp).") var directory: String?
         @Flag(help: "Leave the temporary cluster stopped in place instead of removing it.") var keep = false
 
@@ -213,13 +323,20 @@ extension BackupCommand {
                 let configuration = try options.loadConfiguration()
                 let backup = configuration.backup
                 let journal = configuration.journal
+                let options = self.options
                 let drill = RestoreDrill(
-                    restorer: BackupRestore(store: backup.store, identities: try BackupCommand.identities(identity, backup)),
-                    restoreCommand: BackupCommand.walFetchCommand(options, identity: identity, backup),
+                    restorer: BackupRestore(
+                        store: backup.store, identities: try BackupCommand.identities(identity, backup),
+                        trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: journal.witnessDirectories),
+                    restoreCommand: BackupCommand.walFetchCommand(options, identity: identity, backup, acceptUnsigned: acceptUnsigned),
                     databaseName: RestoreDrill.databaseName(inConnectionString: configuration.database.connection),
                     programs: try PostgresServerPrograms.locate(), directory: directory, keep: keep,
-                    journalVerifierKeys: { try resolveVerifierKeys([], journal) }, logger: options.logger)
-                let report = try await drill.run()
+                    journalVerifierKeys: { try resolveVerifierKeys([], journal) },
+                    acceptingUnsigned: { files in
+                        try await BackupCommand.journalAcceptance(
+                            options, objectID: "drill", what: "restore drill accepts \(files.count) unsigned files (--accept-unsigned), first \(files[0])")
+                    }, logger: options.logger)
+                let report = try await BackupCommand.refusingForgeries { try await drill.run() }
                 for count in report.tables { print("  \(count.table): \(count.rows) rows") }
                 let restore = report.restore
                 print(

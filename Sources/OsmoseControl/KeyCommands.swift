@@ -85,13 +85,30 @@ struct KeysCommand: AsyncParsableCommand {
                         ["KEY", "PURPOSE", "STATE", "CREATED", "SINCE", "ROTATES", "FINGERPRINT", "BACKUPS", "PUBLIC KEY"],
                         publicKeys.map { key in
                             [
-                                "\(key.id)", key.purpose, key.purpose == "journal-signing" && key.state == "decrypt-only" ? "co-signing" : key.state,
+                                "\(key.id)", key.purpose, key.purpose.hasSuffix("-signing") && key.state == "decrypt-only" ? "co-signing" : key.state,
                                 Self.day(key.createdAt), Self.day(key.stateChangedAt), key.plannedRotation.map(Self.day) ?? "-", key.fingerprint,
                                 key.purpose == "backup-recipient" ? "\(key.backups.count)" : "-", key.publicKey,
                             ]
                         })
                     if let due = publicKeys.first(where: { $0.purpose == "journal-signing" && $0.state == "primary" && ($0.plannedRotation ?? .distantFuture) <= Date() }) {
                         print("journal signing key \(due.id) has reached the end of its cryptoperiod: roll it over (osmosectl keys rotate --purpose journal-signing)")
+                    }
+                    if let due = publicKeys.first(where: { $0.purpose == "backup-signing" && $0.state == "primary" && ($0.plannedRotation ?? .distantFuture) <= Date() }) {
+                        print("backup-signing key \(due.id) has reached the end of its cryptoperiod: roll it over (osmosectl keys rotate --purpose backup-signing)")
+                    }
+                }
+                let backupSigning = try await options.withConnection { connection in
+                    try await connection.perform { try BackupSigningKeys.all(on: $0) }
+                }
+                if !backupSigning.isEmpty {
+                    print("")
+                    print("backup-signing verifier keys, for backup.verifier_keys and backup.retired_verifier_keys wherever backups are verified or restored:")
+                    for key in backupSigning {
+                        if let retired = key.retiredAt {
+                            print("  retired_verifier_keys: - {key: \"\(key.verifierKey.encoded)\", retired: \(retired)}")
+                        } else if key.state.signs {
+                            print("  verifier_keys:         - \"\(key.verifierKey.encoded)\"   (\(key.state.displayName))")
+                        }
                     }
                 }
                 for rotation in rotations.prefix(5) {
@@ -116,22 +133,29 @@ struct KeysCommand: AsyncParsableCommand {
                 it: checkpoints then carry both signatures. osmose-keyd promotes the new key once a checkpoint carries its \
                 signature, and retires the old one after policies/keys.yaml's co_signing_hours. Add the printed verifier \
                 key to journal.verifier_keys wherever journal verify runs, and give it to witnesses and auditors.
+
+                backup-signing: writes a new Ed25519 backup-signing key to --key-out (mode 0600); the first one is recorded as \
+                primary, a later one as pending. Install it as a credential of osmose-backupd's units and of PostgreSQL's \
+                archive_command (backup-signing-key, or backup-signing-key-<n> beside the current one during a rollover): every \
+                file written to the store then carries its signature. osmose-keyd promotes a pending key once the newest backup \
+                carries its signature, and retires the old one after co_signing_hours. Add the printed verifier key to \
+                backup.verifier_keys on every machine that verifies or restores, and to the sysadmin's offline records.
                 """)
         @OptionGroup var options: GlobalOptions
-        @Option(help: "column, blind-index or journal-signing.") var purpose: String
+        @Option(help: "column, blind-index, journal-signing or backup-signing.") var purpose: String
         @Option(help: "Why (journaled).") var reason: String
         @Option(help: "The master key file (column, blind-index).") var masterKey: String?
-        @Option(help: "journal-signing: where to write the new signing key (created, never overwritten).") var keyOut: String?
+        @Option(help: "journal-signing, backup-signing: where to write the new signing key (created, never overwritten).") var keyOut: String?
         @Flag(help: "Say what would happen; change nothing.") var dryRun = false
 
         func validate() throws {
             guard (1...200).contains(reason.count) else { throw ValidationError("--reason must be 1 to 200 characters") }
-            if purpose == "journal-signing" {
-                guard keyOut != nil else { throw ValidationError("--purpose journal-signing needs --key-out FILE for the new signing key") }
+            if purpose == "journal-signing" || purpose == "backup-signing" {
+                guard keyOut != nil else { throw ValidationError("--purpose \(purpose) needs --key-out FILE for the new signing key") }
                 return
             }
             guard let purpose = DataKeyPurpose(rawValue: purpose), purpose == .column || purpose == .blindIndex else {
-                throw ValidationError("--purpose must be column, blind-index or journal-signing")
+                throw ValidationError("--purpose must be column, blind-index, journal-signing or backup-signing")
             }
             guard masterKey != nil else { throw ValidationError("--purpose \(purpose.rawValue) needs --master-key FILE") }
         }
@@ -139,6 +163,7 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 if purpose == "journal-signing", let keyOut { return try await rollSigningKey(to: keyOut) }
+                if purpose == "backup-signing", let keyOut { return try await rollBackupSigningKey(to: keyOut) }
                 let purpose = DataKeyPurpose(rawValue: purpose)!
                 let policy = try loadKeyPolicy(options)
                 let master = try MasterKey.load(path: masterKey!)
@@ -185,6 +210,36 @@ struct KeysCommand: AsyncParsableCommand {
                 next: systemd-creds encrypt --name=journal-signing-key-\(id) \(path) /etc/osmose/credentials/journal-signing-key-\(id).cred,
                       add LoadCredentialEncrypted=journal-signing-key-\(id):/etc/osmose/credentials/journal-signing-key-\(id).cred
                       to osmose-journald (a drop-in), restart it, shred \(path); add the verifier key to journal.verifier_keys
+                """)
+        }
+
+        /// Makes a backup-signing key (named after the journal's origin: `<origin>/backup`)
+        /// and records it, primary when it is the first, else pending; the key file is
+        /// written (exclusively) before the transaction commits, and removed if it does not.
+        func rollBackupSigningKey(to path: String) async throws {
+            let name = try options.loadConfiguration().journal.origin + "/backup"
+            let signer = try NoteSignerKey.generate(name: name)
+            if dryRun {
+                if FileManager.default.fileExists(atPath: path) { throw ValidationError("\(path) exists; choose a new file (keys are never overwritten)") }
+            } else {
+                try writeSecretFile(path, signer.exposedEncoding() + "\n")
+            }
+            let recorded = try await recordingKeyWithState(writtenTo: dryRun ? nil : path, options) { [reason, dryRun] connection in
+                let started = try BackupSigningKeys.start(signer: signer, reason: reason, dryRun: dryRun, actor: keyOperator, on: connection)
+                return (started.id, started.state.displayName)
+            }
+            if dryRun {
+                print("would write a new backup-signing key \(name) to \(path) and record it as \(recorded.state) (keyring id \(recorded.id)); nothing changed")
+                return
+            }
+            let credential = recorded.state == "primary" ? "backup-signing-key" : "backup-signing-key-\(recorded.id)"
+            print("""
+                backup-signing key \(recorded.id) written to \(path) and recorded as \(recorded.state)
+                verifier key: \(signer.verifierKey.encoded)
+                next: systemd-creds encrypt --name=\(credential) \(path) /etc/osmose/credentials/\(credential).cred,
+                      add LoadCredentialEncrypted=\(credential):/etc/osmose/credentials/\(credential).cred to osmose-backupd's units
+                      and to PostgreSQL's unit (a drop-in: archive_command runs osmose-backupd wal-push), restart PostgreSQL, shred \(path);
+                      add the verifier key to backup.verifier_keys on every machine that verifies or restores, and write it in the offline records
                 """)
         }
     }
@@ -314,25 +369,27 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Destroy a key: erase a data key's wrapped copy, or record (and do) the destruction of a signing key's private half.",
             discussion: """
-                Data keys: refused for a primary key, and while values still need the key unless --force. Journal signing keys \
-                (--purpose journal-signing): refused for the primary, and for a key still signing unless --force; the verifier \
+                Data keys: refused for a primary key, and while values still need the key unless --force. Signing keys \
+                (--purpose journal-signing or backup-signing): refused for the primary, and for a key still signing unless --force; the verifier \
                 key stays known, so what it signed stays verifiable; --key-file overwrites and removes the private half. Leaves \
                 evidence in keys.destructions or keys.public_key_destructions, and the journal.
                 """)
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The key id.") var key: Int
-        @Option(help: "journal-signing for a signing key (default: a data key).") var purpose: String?
+        @Option(help: "journal-signing, backup-signing or backup-recipient (default: a data key).") var purpose: String?
         @Option(help: "Why (journaled, kept as evidence).") var reason: String
-        @Option(help: "journal-signing: the private key file to overwrite and remove.") var keyFile: String?
+        @Option(help: "journal-signing, backup-signing: the private key file to overwrite and remove.") var keyFile: String?
         @Flag(help: "Destroy even though values still need the key (crypto-shredding), or the key still signs.") var force = false
         @Flag(help: "Report what would become unreadable; change nothing.") var dryRun = false
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            if let purpose, purpose != "journal-signing" && purpose != "backup-recipient" {
-                throw ValidationError("--purpose must be journal-signing or backup-recipient (or absent for a data key)")
+            if let purpose, purpose != "journal-signing" && purpose != "backup-signing" && purpose != "backup-recipient" {
+                throw ValidationError("--purpose must be journal-signing, backup-signing or backup-recipient (or absent for a data key)")
             }
-            if keyFile != nil && purpose != "journal-signing" { throw ValidationError("--key-file is for --purpose journal-signing") }
+            if keyFile != nil && purpose != "journal-signing" && purpose != "backup-signing" {
+                throw ValidationError("--key-file is for --purpose journal-signing or backup-signing")
+            }
         }
 
         func run() async throws {
@@ -375,7 +432,7 @@ struct KeysCommand: AsyncParsableCommand {
                 return
             }
             print(
-                "\(report.destroyed ? "destroyed" : "would destroy") journal signing key \(report.keyID) (was \(report.stateBefore))\(keyFile.map { report.destroyed ? "; \($0) overwritten and removed" : "; would overwrite and remove \($0)" } ?? ""); its verifier key \(report.publicKey) stays known")
+                "\(report.destroyed ? "destroyed" : "would destroy") \(report.purpose == "backup-signing" ? "backup-signing" : "journal signing") key \(report.keyID) (was \(report.stateBefore))\(keyFile.map { report.destroyed ? "; \($0) overwritten and removed" : "; would overwrite and remove \($0)" } ?? ""); its verifier key \(report.publicKey) stays known")
         }
     }
 }
@@ -387,4 +444,16 @@ private var keyOperator: SystemActor { operatorActor(.sysadmin) }
 func loadKeyPolicy(_ options: GlobalOptions) throws -> KeyPolicy {
     let path = try options.loadConfiguration().keyPolicyPath
     return FileManager.default.fileExists(atPath: path) ? try KeyPolicy.load(path: path) : .defaults
+}
+
+/// ``recordingKey(writtenTo:_:_:)`` for a record that returns its id and the state it got.
+private func recordingKeyWithState(
+    writtenTo file: String?, _ options: GlobalOptions, _ body: @escaping @Sendable (isolated Connection) throws -> (id: Int, state: String)
+) async throws -> (id: Int, state: String) {
+    do {
+        return try await options.withConnection { connection in try await connection.transaction { try body($0) } }
+    } catch {
+        if let file { unlink(file) }
+        throw error
+    }
 }

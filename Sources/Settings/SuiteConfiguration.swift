@@ -77,6 +77,28 @@ public struct SuiteConfiguration: Hashable, Sendable {
         /// The cluster's data directory, when full backups copy it directly (between
         /// pg_backup_start and pg_backup_stop) rather than through pg_basebackup.
         public var dataDirectory: String?
+        /// Backup-signing key files, read when no `backup-signing-key…` systemd
+        /// credential is passed (PostgreSQL's archive_command runs outside
+        /// osmose-backupd's units).
+        public var signingKeyFiles: [String] = []
+        /// The backup-signing verifier keys whose signatures are accepted (C2SP note
+        /// verifier-key text), on every machine that verifies or restores: never read from the store.
+        public var verifierKeys: [String] = []
+        /// A retired backup-signing key: accepted alone only for what it signed before `retired`.
+        public struct RetiredVerifierKey: Hashable, Sendable {
+            /// The verifier key.
+            public var key: String
+            /// When osmose-keyd retired it (RFC 3339 UTC, as `osmosectl keys status` prints it).
+            public var retired: String
+
+            /// A retired key.
+            public init(key: String, retired: String) {
+                self.key = key
+                self.retired = retired
+            }
+        }
+        /// Retired backup-signing keys.
+        public var retiredVerifierKeys: [RetiredVerifierKey] = []
     }
 
     /// The key daemon (`osmose-keyd`) and the sysadmin's key commands.
@@ -344,7 +366,14 @@ public struct SuiteConfiguration: Hashable, Sendable {
                 if let path = try retention.optionalString(key), !path.hasPrefix("/") { throw retention.error(key, "must be an absolute path") }
             }
         }
-        if let backup = try root.mapping("backup", allowedKeys: ["store", "recipients", "identity_file", "database", "copies", "file_trees", "data_directory"]) {
+        if let backup = try root.mapping(
+            "backup",
+            allowedKeys: [
+                "store", "recipients", "identity_file", "database", "copies", "file_trees", "data_directory", "signing_key_files", "verifier_keys",
+                "retired_verifier_keys",
+            ])
+        {
+            try parseBackupSigning(backup, into: &configuration.backup)
             configuration.backup.copies = try backup.strings("copies")
             for copy in configuration.backup.copies where !copy.hasPrefix("/") {
                 throw backup.error("copies", "\(copy) must be an absolute path")
@@ -483,6 +512,35 @@ public struct SuiteConfiguration: Hashable, Sendable {
     /// (it goes into a message header).
     static func isMailAddress(_ text: String) -> Bool {
         text.range(of: #"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$"#, options: .regularExpression) != nil
+    }
+
+    /// The backup-signing settings: key files, verifier keys, retired verifier keys.
+    static func parseBackupSigning(_ backup: SettingsMapping, into settings: inout Backup) throws {
+        settings.signingKeyFiles = try backup.strings("signing_key_files")
+        for file in settings.signingKeyFiles where !file.hasPrefix("/") {
+            throw backup.error("signing_key_files", "\(file) must be an absolute path")
+        }
+        func isVerifierKey(_ key: String) -> Bool {
+            key.range(of: "^[!-*,-~]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/]{44}$", options: .regularExpression) != nil
+        }
+        for key in try backup.strings("verifier_keys") {
+            guard isVerifierKey(key) else {
+                throw backup.error("verifier_keys", "\(key.prefix(80)) is not a verifier key (name+id+key, as osmosectl keys rotate --purpose backup-signing prints it)")
+            }
+            if !settings.verifierKeys.contains(key) { settings.verifierKeys.append(key) }
+        }
+        settings.retiredVerifierKeys = try backup.mappings("retired_verifier_keys", allowedKeys: ["key", "retired"]).map { entry in
+            let key = try entry.string("key")
+            guard isVerifierKey(key) else { throw entry.error("key", "\(key.prefix(80)) is not a verifier key (name+id+key)") }
+            let retired = try entry.string("retired")
+            guard retired.range(of: "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?Z$", options: .regularExpression) != nil else {
+                throw entry.error("retired", "must be an RFC 3339 UTC time such as 2026-12-01T02:00:00Z (osmosectl keys status prints it)")
+            }
+            return Backup.RetiredVerifierKey(key: key, retired: retired)
+        }
+        for retired in settings.retiredVerifierKeys where settings.verifierKeys.contains(retired.key) {
+            throw backup.error("retired_verifier_keys", "\(retired.key.prefix(60))… is also in backup.verifier_keys: a key is live or retired, not both")
+        }
     }
 
     static func parseJournal(_ journal: SettingsMapping) throws -> Journal {

@@ -1,5 +1,6 @@
 import Backup
 import Foundation
+import Journal
 import Settings
 import Testing
 import TestSupport
@@ -39,7 +40,10 @@ struct PruneTests {
     func retention() throws {
         let store = try store()
         defer { try? FileManager.default.removeItem(atPath: store) }
-        let pruner = BackupPruner(store: store, policy: BackupPolicy(keepLast: 3, daily: 7, weekly: 3, monthly: 2, floor: 2))
+        // Unsigned summaries, as a store from before signing holds: prune counts them (they precede anything signed).
+        let signer = try BackupSigner(keys: [try NoteSignerKey.generate(name: "test.osmose.example/backup")])
+        let trust = BackupTrust(keys: []).adding(signer)
+        let pruner = BackupPruner(store: store, policy: BackupPolicy(keepLast: 3, daily: 7, weekly: 3, monthly: 2, floor: 2), trust: trust)
         let plan = try pruner.plan()
         let all = try BackupCatalogue(store: store).summaries().map(\.id)
         #expect(all.count == 40)
@@ -50,7 +54,14 @@ struct PruneTests {
         #expect(plan.walRemoved.allSatisfy { $0 < oldestStart } && !plan.walRemoved.isEmpty)
         #expect(!plan.walRemoved.contains { $0.hasSuffix(".history") })
 
-        try pruner.apply(plan)
+        try pruner.apply(plan, signer: signer)
+        // Each tombstone is signed.
+        let tombstones = try BackupCatalogue(store: store).pruned()
+        #expect(tombstones.count == plan.removed.count)
+        for tombstone in tombstones {
+            let statement = try trust.authenticate(tombstone.signature ?? "", file: "pruned.log", kind: .pruned, subject: tombstone.id).statement
+            #expect(statement.value("manifest-sha256") == tombstone.manifestSHA256 && statement.value("pruned-at") == tombstone.prunedAt)
+        }
         #expect(Set(try BackupCatalogue(store: store).summaries().map(\.id)) == Set(plan.kept.keys))
         let remaining = try WALArchive(store: store).names()
         #expect(remaining.filter { $0.count == 24 }.min() == oldestStart, "every segment from the oldest kept start on stays")
@@ -58,7 +69,7 @@ struct PruneTests {
 
         // A second run removes nothing more; a floor above what the rules keep wins.
         #expect(try pruner.plan().removed.isEmpty)
-        let strict = BackupPruner(store: store, policy: BackupPolicy(keepLast: 0, daily: 0, weekly: 0, monthly: 0, floor: 5))
+        let strict = BackupPruner(store: store, policy: BackupPolicy(keepLast: 0, daily: 0, weekly: 0, monthly: 0, floor: 5), trust: trust)
         #expect(try strict.plan().kept.count == 5)
     }
 }

@@ -66,7 +66,7 @@ struct RestoreDrillTests {
             try? FileManager.default.removeItem(atPath: store)
             try? FileManager.default.removeItem(atPath: work)
         }
-        let restorer = BackupRestore(store: store, identities: [try AgeIdentity.generate()])
+        let restorer = BackupRestore(store: store, identities: [try AgeIdentity.generate()], trust: BackupTrust(keys: []))
         let programs = PostgresServerPrograms(directory: "/nonexistent")
         for keep in [true, false] {
             let drill = RestoreDrill(
@@ -80,7 +80,7 @@ struct RestoreDrillTests {
     /// A drill over an empty store, to check databases with.
     func drill(keys: @escaping @Sendable () throws -> [NoteVerifierKey]) throws -> RestoreDrill {
         RestoreDrill(
-            restorer: BackupRestore(store: "/nonexistent", identities: [try AgeIdentity.generate()]), restoreCommand: "false", databaseName: "osmose",
+            restorer: BackupRestore(store: "/nonexistent", identities: [try AgeIdentity.generate()], trust: BackupTrust(keys: [])), restoreCommand: "false", databaseName: "osmose",
             programs: PostgresServerPrograms(directory: "/nonexistent"), journalVerifierKeys: keys, logger: testLogger)
     }
 

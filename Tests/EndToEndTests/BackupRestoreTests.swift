@@ -1,6 +1,7 @@
 import Age
 import Foundation
 import Glibc
+import Journal
 import Store
 import Testing
 import TestSupport
@@ -31,6 +32,7 @@ struct BackupRestoreTests {
                 archive_mode = on
                 archive_command = '\(backupd) wal-push --config \(config) %p %f'
                 """)
+            let signing = try BackupSigningKey(in: directory)
             try """
                 database:
                   connection: "\(placeholder.connectionString())"
@@ -39,7 +41,7 @@ struct BackupRestoreTests {
                   recipients: ["\(identity.recipient.encoded)"]
                   identity_file: \(identityFile)
                   copies: [\(directory)/offsite]
-                paths:
+                \(signing.settings)paths:
                   policies: \(repositoryRoot.path)/policies
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             try identity.exposedFile(created: "test").write(toFile: identityFile, atomically: true, encoding: .utf8)
@@ -110,22 +112,57 @@ struct BackupRestoreTests {
             #expect(try await rows(cluster).count == 300)
             await cluster.stop(dataDirectory: latest)
 
-            // The disaster path, standard tools only.
+            // The disaster path, standard tools only: each signature checked with OpenSSL (the script
+            // docs/backup.md gives) before anything is decrypted.
             let store = "\(directory)/store"
-            let backupID = try FileManager.default.contentsOfDirectory(atPath: "\(store)/base").sorted().last!
+            let backupID = try FileManager.default.contentsOfDirectory(atPath: "\(store)/base").filter { !$0.hasSuffix(".log") }.sorted().last!
+            let check = try documentedSignatureCheck(in: directory)
+            let key = signing.verifierKey
             let manual = "\(directory)/manual"
             try FileManager.default.createDirectory(atPath: manual, withIntermediateDirectories: true)
             let unpacked = try await runProgram(
-                "/bin/sh", ["-c", "age -d -i \(identityFile) \(store)/base/\(backupID)/data.tar.zst.age | bsdtar -xf - -C \(manual) && bsdtar --version >/dev/null"])
+                "/bin/sh",
+                [
+                    "-c",
+                    "sh \(check) '\(key)' \(store)/base/\(backupID)/backup.sig \(store)/base/\(backupID)/data.tar.zst.age && age -d -i \(identityFile) \(store)/base/\(backupID)/data.tar.zst.age | bsdtar -xf - -C \(manual) && bsdtar --version >/dev/null",
+                ])
             #expect(unpacked.status == 0, "\(unpacked.standardError)")
             let manualData = "\(manual)/pgdata"
             chmod(manualData, 0o700)
-            try "restore_command = 'age -d -i \(identityFile) \(store)/wal/%f.tar.zst.age | bsdtar -xOf - %f > %p'\nrecovery_target_action = 'promote'\narchive_mode = 'off'\n"
-                .write(toFile: "\(manualData)/postgresql.auto.conf", atomically: true, encoding: .utf8)
-            FileManager.default.createFile(atPath: "\(manualData)/recovery.signal", contents: Data())
+            try """
+                restore_command = 'f=\(store)/wal/%f; test -f $f.tar.zst.age || exit 1; sh \(check) "\(key)" $f.sig $f.tar.zst.age || exit 255; age -d -i \(identityFile) $f.tar.zst.age | bsdtar -xOf - %f > %p'
+                recovery_target_action = 'promote'
+                archive_mode = 'off'
+
+                """.write(toFile: "\(manualData)/postgresql.auto.conf", atomically: true, encoding: .utf8)
+            _ = FileManager.default.createFile(atPath: "\(manualData)/recovery.signal", contents: Data())
             try await cluster.startAndPromote(manualData)
             #expect(try await rows(cluster).count == 300, "standard tools rebuild the latest state")
             await cluster.stop(dataDirectory: manualData)
+            // A forged file is refused by the same script: a segment of the attacker's choosing encrypted to the
+            // store's recipient (beside the genuine signature), and a signature by another key.
+            let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(store)/wal").filter { $0.count == 24 + 12 }.sorted().last)
+            let name = String(segment.prefix(24))
+            let forgedDirectory = "\(directory)/forged"
+            try FileManager.default.createDirectory(atPath: forgedDirectory, withIntermediateDirectories: true)
+            let forged = try await runProgram(
+                "/bin/sh",
+                ["-c", "head -c 65536 /dev/zero > \(forgedDirectory)/\(name) && cd \(forgedDirectory) && bsdtar --format pax -cf - \(name) | age -r \(identity.recipient.encoded) -o \(name).tar.zst.age"])
+            #expect(forged.status == 0, "\(forged.standardError)")
+            let forgedRefused = try await runProgram("/bin/sh", [check, key, "\(store)/wal/\(name).sig", "\(forgedDirectory)/\(name).tar.zst.age"])
+            #expect(forgedRefused.status == 1 && forgedRefused.standardError.contains("differs from what it signs"), "\(forgedRefused.standardError)")
+            let genuine = try await runProgram("/bin/sh", [check, key, "\(store)/wal/\(name).sig", "\(store)/wal/\(segment)"])
+            #expect(genuine.status == 0, "\(genuine.standardError)")
+            let other = try BackupSigningKey(in: forgedDirectory)
+            let note = try String(contentsOfFile: "\(store)/wal/\(name).sig", encoding: .utf8)
+            try SignedNote.sign(try SignedNote.text(of: note), with: [other.key]).write(toFile: "\(forgedDirectory)/\(name).sig", atomically: true, encoding: .utf8)
+            let unknown = try await runProgram("/bin/sh", [check, key, "\(forgedDirectory)/\(name).sig", "\(store)/wal/\(segment)"])
+            #expect(unknown.status == 1 && unknown.standardError.contains("no signature by"), "\(unknown.standardError)")
+            var altered = note
+            altered.replace("sha256 ", with: "sha256 0", maxReplacements: 1)
+            try altered.write(toFile: "\(forgedDirectory)/\(name).sig", atomically: true, encoding: .utf8)
+            let alteredCheck = try await runProgram("/bin/sh", [check, key, "\(forgedDirectory)/\(name).sig"])
+            #expect(alteredCheck.status == 1 && alteredCheck.standardError.contains("does not verify"), "\(alteredCheck.standardError)")
 
             // Damage: a flipped byte in the base is refused by restore and named by verify.
             let archive = "\(store)/base/\(backupID)/data.tar.zst.age"
@@ -188,7 +225,8 @@ struct BackupRestoreTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try identity.exposedFile(created: "test").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
         let config = "\(directory)/osmose.yaml"
-        try "backup:\n  store: \(directory)/store\n  recipients: [\"\(identity.recipient.encoded)\"]\n  identity_file: \(directory)/identity.txt\n"
+        let signing = try BackupSigningKey(in: directory)
+        try "backup:\n  store: \(directory)/store\n  recipients: [\"\(identity.recipient.encoded)\"]\n  identity_file: \(directory)/identity.txt\n\(signing.settings)"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let backupd = bin.appendingPathComponent("osmose-backupd").path
         var segment = [UInt8](repeating: 0, count: 16 << 20)
@@ -196,7 +234,7 @@ struct BackupRestoreTests {
         try Data(segment).write(to: URL(fileURLWithPath: "\(directory)/segment"))
         // How long one push takes here (into a store of its own), so that the kills land within it on a fast or a loaded machine.
         let calibration = "\(directory)/calibration.yaml"
-        try "backup:\n  store: \(directory)/calibration-store\n  recipients: [\"\(identity.recipient.encoded)\"]\n".write(toFile: calibration, atomically: true, encoding: .utf8)
+        try "backup:\n  store: \(directory)/calibration-store\n  recipients: [\"\(identity.recipient.encoded)\"]\n\(signing.settings)".write(toFile: calibration, atomically: true, encoding: .utf8)
         let clock = ContinuousClock()
         let started = clock.now
         #expect(try await runProgram(backupd, ["wal-push", "--config", calibration, "\(directory)/segment", "000000010000000000000001"]).status == 0)

@@ -1,3 +1,4 @@
+import Age
 import Foundation
 import Glibc
 import Store
@@ -39,7 +40,7 @@ struct DaemonStartupTests {
         "--help names the daemon's exit statuses from the one table; --version its version; a wrong option is 64",
         arguments: [
             ("osmose-care", ["0", "1", "3", "4", "6"]), ("osmose-journald", ["0", "1", "3", "4", "5", "6"]),
-            ("osmose-keyd", ["0", "1", "3", "4", "6"]), ("osmose-backupd", ["0", "1", "3"]), ("osmose-retentiond", ["0", "1", "3", "4", "5", "6"]),
+            ("osmose-keyd", ["0", "1", "3", "4", "6"]), ("osmose-backupd", ["0", "1", "3", "5", "6"]), ("osmose-retentiond", ["0", "1", "3", "4", "5", "6"]),
             ("osmose-dsard", ["0", "1", "3", "4", "6"]),
         ])
     func help(_ program: String, _ statuses: [String]) async throws {
@@ -185,5 +186,17 @@ struct DaemonStartupTests {
         #expect(noRecipients.status == 3 && noRecipients.standardError == "osmose-backupd: backup.recipients is empty: nothing to encrypt to\n", "\(noRecipients.standardError)")
         let noCopies = try await runProgram(path("osmose-backupd"), ["copy", "--config", empty])
         #expect(noCopies.status == 3 && noCopies.standardError == "osmose-backupd: backup.copies is empty: no copy location configured\n", "\(noCopies.standardError)")
+        // Nothing is written unsigned: without a backup-signing key, 6, naming where the key is looked for.
+        let recipient = try AgeIdentity.generate().recipient.encoded
+        let unsigned = try write("backup:\n  store: \(directory)/store\n  recipients: [\"\(recipient)\"]\n  copies: [\(directory)/copy]\n", directory, "unsigned.yaml")
+        for arguments in [["full"], ["incremental"], ["prune"], ["copy"], ["wal-push", "/tmp/x", "000000010000000000000001"]] {
+            let refused = try await runProgram(path("osmose-backupd"), arguments + ["--config", unsigned])
+            #expect(refused.status == 6 && refused.standardError.contains("no backup-signing key: pass the backup-signing-key credential"), "\(arguments): \(refused.standardError)")
+            #expect(refused.standardError.split(separator: "\n").count == 1)
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/store/wal"), "nothing written")
+        // wal-fetch without any verifier key to check with: 3.
+        let noVerifier = try await runProgram(path("osmose-backupd"), ["wal-fetch", "x", "/tmp/x", "--identity", "/dev/null", "--config", unsigned])
+        #expect(noVerifier.status == 3 && noVerifier.standardError.contains("backup.verifier_keys is empty"), "\(noVerifier.standardError)")
     }
 }

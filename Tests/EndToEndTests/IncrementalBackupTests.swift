@@ -142,13 +142,13 @@ struct IncrementalBackupTests {
             let afterThird = try await summaries(osmosectl, config)
             #expect(afterThird.last?["memberCount"] as? Int == 6 && afterThird.last?["references"] == nil, "osmose.yaml, backup.yaml, a, d, keep, e: \(afterThird.last ?? [:])")
             #expect(try await runProgram(osmosectl, ["backup", "verify", "--all", "--config", config]).status == 0)
-            // A summary edited on the backup host no longer matches its encrypted manifest.
+            // A summary edited on the backup host no longer matches what its signature states.
             let thirdID = try #require(afterThird.last?["id"] as? String)
             let summaryPath = "\(directory)/store/base/\(thirdID)/summary.json"
             let original = try String(contentsOfFile: summaryPath, encoding: .utf8)
             try original.replacingOccurrences(of: "\"kind\" : \"incremental\"", with: "\"kind\" : \"full\"").write(toFile: summaryPath, atomically: true, encoding: .utf8)
             let edited = try await runProgram(osmosectl, ["backup", "verify", "--config", config])
-            #expect(edited.status == 5 && edited.standardOutput.contains("base/\(thirdID): the summary differs from the encrypted manifest"), "\(edited.standardOutput)")
+            #expect(edited.status == 5 && edited.standardOutput.contains("FAIL base/\(thirdID)/summary.json: differs from what base/\(thirdID)/backup.sig signs"), "\(edited.standardOutput)")
             try original.write(toFile: summaryPath, atomically: true, encoding: .utf8)
 
             // The base gone (without a prune): verify names it, restore refuses and leaves nothing.
@@ -264,8 +264,8 @@ struct IncrementalBackupTests {
 }
 
 /// Runs `body` with a started cluster archiving its WAL with osmose-backupd into
-/// `<directory>/store`, encrypted to `recipient`, with its own policies directory;
-/// migrated. The cluster is destroyed on every path (a failed `#require` too).
+/// `<directory>/store`, encrypted to `recipient`, signed with a backup-signing key of
+/// its own (trusted by the configuration), with its own policies directory; migrated. The cluster is destroyed on every path (a failed `#require` too).
 func withBackupCluster<Result>(
     _ label: String, recipient: String, identityFile: String, extraBackupSettings: String = "", prepare: (String) throws -> Void = { _ in },
     _ body: (TestCluster, String) async throws -> Result
@@ -286,6 +286,7 @@ private func configureBackupCluster(
     let directory = cluster.directory
     let config = "\(directory)/osmose.yaml"
     try cluster.appendSettings("archive_mode = on\narchive_command = '\(backupd) wal-push --config \(config) %p %f'")
+    let signing = try BackupSigningKey(in: directory)
     try """
         database:
           connection: "\(cluster.connectionString())"
@@ -296,7 +297,7 @@ private func configureBackupCluster(
           recipients: ["\(recipient)"]
           identity_file: \(directory)/identity.txt
 
-        """.appending(extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives"))
+        """.appending(signing.settings).appending(extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives"))
         .write(toFile: config, atomically: true, encoding: .utf8)
     try identityFile.write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
     try FileManager.default.createDirectory(atPath: "\(directory)/policies", withIntermediateDirectories: true)

@@ -18,7 +18,31 @@ struct BackupSettingsTests {
         #expect(hybrid.backup.recipients.count == 2)
     }
 
+    static let verifier = "journal.chu.example/backup+1a2b3c4d+AQ" + String(repeating: "A", count: 42)
+    static let retired = "journal.chu.example/backup+9f8e7d6c+AQ" + String(repeating: "B", count: 42)
+
+    @Test("Backup-signing key files, verifier keys and retired verifier keys with their retirement time are read")
+    func signing() throws {
+        let parsed = try parse(
+            """
+            backup:
+              signing_key_files: [/var/lib/postgresql/backup-signing.key]
+              verifier_keys: ["\(Self.verifier)", "\(Self.verifier)"]
+              retired_verifier_keys:
+                - {key: "\(Self.retired)", retired: 2026-12-01T02:00:00.123Z}
+
+            """)
+        #expect(parsed.backup.signingKeyFiles == ["/var/lib/postgresql/backup-signing.key"])
+        #expect(parsed.backup.verifierKeys == [Self.verifier], "listed once")
+        #expect(parsed.backup.retiredVerifierKeys == [.init(key: Self.retired, retired: "2026-12-01T02:00:00.123Z")])
+    }
+
     @Test("Bad backup settings are refused with their line", arguments: [
+        ("backup:\n  signing_key_files: [relative.key]\n", 2, "absolute"),
+        ("backup:\n  verifier_keys: [\"age1qqqq\"]\n", 2, "not a verifier key"),
+        ("backup:\n  retired_verifier_keys:\n    - {key: \"\(retired)\", retired: yesterday}\n", 3, "RFC 3339"),
+        ("backup:\n  retired_verifier_keys:\n    - {key: \"\(retired)\"}\n", 3, "retired"),
+        ("backup:\n  verifier_keys: [\"\(retired)\"]\n  retired_verifier_keys:\n    - {key: \"\(retired)\", retired: 2026-12-01T02:00:00Z}\n", 4, "live or retired"),
         ("backup:\n  recipients: [\"\(classic)\", \"\(hybrid)\"]\n", 2, "mixes hybrid post-quantum"),
         ("backup:\n  recipients: [\"age1pq1tooshort\"]\n", 2, "not an age recipient"),
         ("backup:\n  file_trees: [relative/cold]\n", 2, "absolute"),
