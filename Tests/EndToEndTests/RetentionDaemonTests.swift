@@ -255,10 +255,6 @@ struct RetentionDaemonTests {
                 ).rows[0]
                 return (try row.int("items"), try row.bool("finished"))
             }
-            func running(_ process: BackgroundProcess) -> Bool {
-                guard let stat = try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8) else { return false }
-                return !stat.split(separator: ")").last!.trimmingCharacters(in: .whitespaces).hasPrefix("Z")
-            }
             var landed = 0
             var round = 0
             while landed < 20 && round < 150 {
@@ -271,7 +267,7 @@ struct RetentionDaemonTests {
                 let delay = Int.random(in: 0..<20, using: &random)
                 let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
                 let deadline = ContinuousClock.now + .seconds(60)
-                while running(daemon), ContinuousClock.now < deadline, try await progress().items == before.items {
+                while daemon.isRunning, ContinuousClock.now < deadline, try await progress().items == before.items {
                     try await Task.sleep(for: .milliseconds(2))
                 }
                 try await Task.sleep(for: .milliseconds(delay))

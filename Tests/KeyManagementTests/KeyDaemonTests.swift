@@ -85,10 +85,6 @@ struct KeyDaemonTests {
             let row = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation]).rows[0]
             return (try row.string("state") == "finished", try row.int64("rewritten"))
         }
-        func running(_ process: BackgroundProcess) -> Bool {
-            guard let stat = try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8) else { return false }
-            return !stat.split(separator: ")").last!.trimmingCharacters(in: .whitespaces).hasPrefix("Z")
-        }
         var landed = 0
         var round = 0
         while landed < kills && round < 4 * kills {
@@ -97,7 +93,7 @@ struct KeyDaemonTests {
             let delay = Int.random(in: 0..<300, using: &random)
             let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
             let deadline = ContinuousClock.now + .seconds(60)
-            while running(daemon), ContinuousClock.now < deadline, try await progress().rewritten == before.rewritten {
+            while daemon.isRunning, ContinuousClock.now < deadline, try await progress().rewritten == before.rewritten {
                 try await Task.sleep(for: .milliseconds(10))
             }
             try await Task.sleep(for: .milliseconds(delay))

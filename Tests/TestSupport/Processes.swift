@@ -115,6 +115,12 @@ public final class BackgroundProcess: Sendable {
     /// Sends a signal.
     public func signal(_ signal: Int32) { kill(pid, signal) }
 
+    /// True while the process runs: it exists and is not a zombie waiting to be reaped.
+    public var isRunning: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return !stat.split(separator: ")").last!.trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
     deinit {
         guard !reaped.withLock({ $0 }) else { return }
         kill(pid, SIGKILL)
