@@ -2,8 +2,7 @@ public import Journal
 public import Store
 
 /// The inclusion proofs of a patient's journal entries: the one function the
-/// access pack gets its proofs from, so that the bulk prover (issue 22) replaces
-/// its body without other changes.
+/// access pack gets its proofs from, made in bulk by ``Journal/JournalProver``.
 public enum ConsultationProofs {
     /// A c2sp.org/tlog-proof@v1 proof for each of `sequences` (in their order), all
     /// against `checkpoint`, which must cover them; read in the caller's snapshot.
@@ -13,10 +12,19 @@ public enum ConsultationProofs {
         if let outside = sequences.first(where: { $0 >= checkpoint.treeSize }) {
             throw SubjectRequestError(.internalError, "entry \(outside) is not covered by checkpoint #\(checkpoint.id) (size \(checkpoint.treeSize))")
         }
-        // One reader for all of them: its tile cache serves the tiles shared by neighbouring entries.
-        let reader = DatabaseTreeReader(connection: connection)
+        // The bulk prover reads each hash tile the proofs need once, whatever the order of
+        // `sequences`; the proofs come out in sequence order and are put back in the caller's.
+        let prover = JournalProver(checkpoint: checkpoint, on: connection)
+        var proofs: [UInt64: String] = [:]
+        proofs.reserveCapacity(sequences.count)
+        try prover.inclusionProofs(.sequences(sequences)) { proof in
+            proofs[proof.index] = JournalFormats.tlogProof(proof, checkpointNote: checkpoint.note)
+        }
         return try sequences.map { sequence in
-            JournalFormats.tlogProof(index: sequence, proof: try reader.inclusionProof(index: sequence, size: checkpoint.treeSize), checkpointNote: checkpoint.note)
+            guard let proof = proofs[sequence] else {
+                throw SubjectRequestError(.internalError, "no inclusion proof was made for entry \(sequence)")
+            }
+            return proof
         }
     }
 }

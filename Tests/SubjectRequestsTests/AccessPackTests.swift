@@ -278,6 +278,31 @@ struct AccessPackTests {
         }
     }
 
+    @Test("The pack's proofs, made in bulk, equal one proof at a time, in the caller's order, with repeats; an uncovered entry is refused")
+    func bulkProofsEqualSingleProofs() async throws {
+        try await DSARFixture.with("dsar_bulk_proofs") { fixture in
+            _ = try await Self.seed(fixture)
+            try await fixture.dsar.transaction(isolation: .repeatableRead) { connection in
+                let checkpoint = try #require(try JournalDatabase.latestCheckpoint(on: connection))
+                #expect(checkpoint.treeSize >= 20)
+                // Scattered, out of order, with a repeat and both edges of the tree.
+                let size = checkpoint.treeSize
+                let sequences: [UInt64] = [size - 1, 3, 0, size / 2, 3, size - 2, 1]
+                let bulk = try ConsultationProofs.inclusionProofs(of: sequences, against: checkpoint, on: connection)
+                let reader = DatabaseTreeReader(connection: connection)
+                let single = try sequences.map {
+                    JournalFormats.tlogProof(index: $0, proof: try reader.inclusionProof(index: $0, size: size), checkpointNote: checkpoint.note)
+                }
+                #expect(bulk == single)
+                #expect(bulk[0].contains("\nindex \(size - 1)\n"))
+                let outside = #expect(throws: SubjectRequestError.self) {
+                    _ = try ConsultationProofs.inclusionProofs(of: [0, size], against: checkpoint, on: connection)
+                }
+                #expect(outside?.code == .internalError)
+            }
+        }
+    }
+
     @Test("Every access in a released pack carries an inclusion proof the independent C2SP verifier accepts, with and without staff names")
     func proofsVerifyIndependently() async throws {
         try await DSARFixture.with("dsar_proofs") { fixture in
