@@ -129,6 +129,7 @@ extension BaseBackup {
                 let wanted = Int(min(Int64(block.count), remaining))
                 var count = 0
                 if !shrunk {
+                    // Memory: `wanted <= block.count`, so the read stays inside the buffer.
                     count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, wanted) }
                     if count < 0 && errno == EINTR { continue }
                     guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
@@ -137,6 +138,7 @@ extension BaseBackup {
                     // Shorter than when opened: zeros to the recorded size.
                     shrunk = true
                     count = wanted
+                    // Memory: `count == wanted <= block.count`, and block holds 1 MiB (allocated by the caller).
                     block.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0, count) }
                 }
                 try sink(block[0..<count])

@@ -320,6 +320,9 @@ public struct BackupRestore: Sendable {
         try content { block in
             hasher.update(block)
             size += Int64(block.byteCount)
+            // Memory: `block` is valid only during this closure (it may point into the
+            // archive reader's buffer); it is written out before the closure returns, and
+            // no pointer to it is kept.
             try block.withUnsafeBytes { bytes in
                 var offset = 0
                 while offset < bytes.count {

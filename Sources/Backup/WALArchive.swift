@@ -152,6 +152,8 @@ public struct WALArchive: Sendable {
         var content: [UInt8] = []
         let found = try decrypt(
             name: name, identities: identities, trust: trust, reserve: { content.reserveCapacity($0) },
+            // Memory: `block` may be a view into the decoder's own buffer, valid only during
+            // this call; it is copied into `content` before the call returns.
             sink: { block in block.withUnsafeBytes { content.append(contentsOf: $0) } })
         return found == nil ? nil : content
     }
@@ -237,6 +239,7 @@ func writeDurably(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640, synci
     guard descriptor >= 0 else { throw ArchiveError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
     var offset = 0
     while offset < bytes.count {
+        // Memory: the slice `offset...` is inside `bytes` (offset < bytes.count in the loop).
         let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         if written < 0 && errno == EINTR { continue }
         guard written > 0 else {

@@ -74,6 +74,8 @@ public final class IntakeSocketServer: Service, Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw JournalError(.invalidArgument, "socket path too long") }
+        // Memory: `bytes.count < sizeof(sun_path)` was checked above, so the path and its
+        // NUL fit inside `sun_path`; the rebound pointer lives only for the bind() call.
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -90,6 +92,11 @@ public final class IntakeSocketServer: Service, Sendable {
         return fd
     }
 
+    /// Threads and ownership: one accept thread, and one thread per admitted client that
+    /// alone reads, writes and finally closes that client's descriptor (never shared).
+    /// Threads share only `clients` and `stopping`, both behind a Mutex; each event is
+    /// handed to the async pool through ``waitFor(_:)``, which blocks only that client's
+    /// own thread, never a thread of the cooperative pool.
     public func run() async throws {
         let acceptThread = Thread { [self] in acceptLoop() }
         acceptThread.name = "intake-accept"
@@ -201,6 +208,8 @@ public final class IntakeSocketServer: Service, Sendable {
     }
 
     /// Runs async work from a dedicated (non-pool) thread and blocks that thread until it ends.
+    /// The result crosses threads only through the Mutex, written before `signal()` and
+    /// read after `wait()`, so it is always set when read.
     private static func waitFor<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
         let result = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
@@ -238,6 +247,8 @@ public final class IntakeSocketServer: Service, Sendable {
             let ready = poll(&poller, 1, milliseconds)
             if ready < 0 && errno != EINTR { return .closed(received: received) }
             guard ready > 0 else { continue }
+            // Memory: `bytes` holds `count` bytes and `received < count` inside the loop, so the
+            // read stays inside the array (and baseAddress is non-nil: count > 0 here).
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + received, count - received) }
             if n == 0 { return .closed(received: received) }
             if n < 0 {
@@ -252,6 +263,8 @@ public final class IntakeSocketServer: Service, Sendable {
     private func send(_ fd: Int32, _ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
+            // Memory: `sent < bytes.count` inside the loop (so baseAddress is non-nil and the
+            // range stays inside the array); MSG_NOSIGNAL: a closed peer gives EPIPE, not SIGPIPE.
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else { return }
@@ -261,6 +274,8 @@ public final class IntakeSocketServer: Service, Sendable {
 
     /// The peer's uid from SO_PEERCRED (struct ucred: pid, uid, gid as 32-bit values).
     static func peerUID(_ fd: Int32) -> UInt32? {
+        // Memory: a tuple of three 32-bit values has struct ucred's size and layout; the
+        // kernel writes at most `length` (12) bytes into it, and a shorter answer is refused.
         var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
         var length = socklen_t(MemoryLayout.size(ofValue: credentials))
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0, length == 12 else { return nil }

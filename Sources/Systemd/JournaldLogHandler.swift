@@ -65,6 +65,8 @@ public struct JournaldLogHandler: LogHandler {
         let line = Self.render(
             level: event.level, label: label, message: event.message.description, metadata: merged, format: format, date: Date())
         let bytes = Array(line.utf8)
+        // Memory: writes from `offset` to the end of the buffer, `offset < buffer.count`
+        // inside the loop; the pointer does not outlive the closure.
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {

@@ -61,6 +61,8 @@ public enum SocketActivation {
         guard getsockopt(socket.fileDescriptor, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 1 else { return false }
         var address = sockaddr_storage()
         length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        // Memory: sockaddr_storage is large enough for any address family, and `length`
+        // tells getsockname its size; the rebound pointer lives only for the call.
         let named = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fileDescriptor, $0, &length) }
         }

@@ -72,6 +72,8 @@ public struct SystemdNotifier: Sendable {
         if abstract { path[0] = 0 }
         let capacity = MemoryLayout.size(ofValue: socketAddress.sun_path)
         guard path.count < capacity else { throw SystemdError(.notifyFailed, "NOTIFY_SOCKET is longer than a socket path may be") }
+        // Memory: `path.count < capacity` was checked above, so the path (and, for a
+        // filesystem socket, the NUL of the zeroed structure after it) fits in `sun_path`.
         withUnsafeMutableBytes(of: &socketAddress.sun_path) { buffer in
             buffer.copyBytes(from: path)
         }
@@ -79,6 +81,8 @@ public struct SystemdNotifier: Sendable {
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemdError(.notifyFailed, "cannot create a datagram socket: \(errnoText())") }
         defer { close(descriptor) }
+        // Memory: both pointers live only for the sendto() call; `length` never exceeds
+        // sizeof(sockaddr_un) (offset of sun_path + a path shorter than sun_path).
         let sent = bytes.withUnsafeBytes { buffer in
             withUnsafePointer(to: &socketAddress) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
