@@ -36,14 +36,24 @@ public struct WALArchive: Sendable {
     /// at the tail too — is noticed by restore and verify.
     var logPath: String { "\(directory)/pushed.log" }
 
-    /// The names the push log records.
+    /// The names the push log records, each once, in the order first pushed.
     public func pushedNames() throws -> [String] {
         guard let data = FileManager.default.contents(atPath: logPath) else { return [] }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+        var seen = Set<Substring>()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
+            guard let name = line.split(separator: " ").first, seen.insert(name).inserted else { return nil }
+            return String(name)
+        }
     }
 
-    private func recordPushed(_ name: String, _ digest: String) throws {
-        if try pushedNames().contains(name) { return }
+    /// Appends `name` to the push log. The log is read first only when `checkingLog`:
+    /// a push that found no archive under that name cannot have been logged (the log is
+    /// written after the archive is in place, and prune forgets a name before removing
+    /// its archive), so the usual push appends without reading a log that grows with
+    /// the store. A name logged twice all the same (an archive removed by hand, then
+    /// pushed again) is read once by ``pushedNames()``.
+    private func recordPushed(_ name: String, _ digest: String, checkingLog: Bool) throws {
+        if checkingLog, try pushedNames().contains(name) { return }
         let descriptor = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else { throw ArchiveError("cannot open \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -85,9 +95,10 @@ public struct WALArchive: Sendable {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
         guard let content = FileManager.default.contents(atPath: segment) else { throw ArchiveError("cannot read \(segment)") }
         let digest = hexSHA256(content)
-        if FileManager.default.fileExists(atPath: archivePath(name)) {
+        let existed = FileManager.default.fileExists(atPath: archivePath(name))
+        if existed {
             if try storedMatches(name, digest: digest, signer: signer) {
-                try recordPushed(name, digest)
+                try recordPushed(name, digest, checkingLog: true)
                 return .alreadyStored
             }
             // An archive whose signature is missing, or does not hold for the file: an
@@ -106,7 +117,7 @@ public struct WALArchive: Sendable {
         try writeDurably(Array(try signer.sign(statement).utf8), to: signaturePath(name), syncingDirectory: false)
         guard rename(staged, archivePath(name)) == 0 else { throw ArchiveError("renaming \(staged) failed: \(String(cString: strerror(errno)))") }
         try syncDirectory(of: archivePath(name))
-        try recordPushed(name, digest)
+        try recordPushed(name, digest, checkingLog: existed)
         return .stored(bytes: writer.bytesWritten)
     }
 
@@ -140,22 +151,49 @@ public struct WALArchive: Sendable {
     /// - Throws: ``BackupIntegrityError`` when it is unsigned, not signed by a trusted
     ///   key, or not what was signed (nothing is written then); ``ArchiveError`` when
     ///   it cannot be read.
+    ///
+    /// The segment is streamed to `<destination>.partial` as it is decrypted (never
+    /// held whole in memory) and renamed to `destination` only once its SHA-256 matches
+    /// the signed one: PostgreSQL never sees a segment that was not checked. It is not
+    /// synced: PostgreSQL replays it from the page cache, and after a crash during
+    /// recovery it asks for the segment again.
     public func fetch(name: String, to destination: String, identities: [any AgeUnwrapping], trust: BackupTrust) throws -> Bool {
-        guard let content = try read(name: name, identities: identities, trust: trust) else { return false }
-        try writeDurably(content, to: destination)
+        let temporary = destination + ".partial"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw ArchiveError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let found: SegmentCheck?
+        do {
+            defer { close(descriptor) }
+            found = try decrypt(
+                name: name, identities: identities, trust: trust, reserve: { _ in },
+                sink: { block in
+                    // Memory: `block` is valid during this call only; it is written out
+                    // before it returns, from `offset < bytes.count`, and not kept.
+                    try block.withUnsafeBytes { bytes in
+                        var offset = 0
+                        while offset < bytes.count {
+                            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                            if written < 0 && errno == EINTR { continue }
+                            guard written > 0 else { throw ArchiveError("writing \(temporary) failed: \(String(cString: strerror(errno)))") }
+                            offset += written
+                        }
+                    }
+                })
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        guard found != nil else {
+            unlink(temporary)
+            return false
+        }
+        guard rename(temporary, destination) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ArchiveError("renaming \(temporary) failed: \(reason)")
+        }
         return true
-    }
-
-    /// Decrypts segment `name` in memory and checks it against its signature.
-    /// - Returns: nil when the store has no such segment.
-    public func read(name: String, identities: [any AgeUnwrapping], trust: BackupTrust) throws -> [UInt8]? {
-        var content: [UInt8] = []
-        let found = try decrypt(
-            name: name, identities: identities, trust: trust, reserve: { content.reserveCapacity($0) },
-            // Memory: `block` may be a view into the decoder's own buffer, valid only during
-            // this call; it is copied into `content` before the call returns.
-            sink: { block in block.withUnsafeBytes { content.append(contentsOf: $0) } })
-        return found == nil ? nil : content
     }
 
     /// What ``check(name:identities:trust:)`` found of a stored segment.
@@ -167,7 +205,7 @@ public struct WALArchive: Sendable {
     /// Decrypts segment `name` and compares it with its signed SHA-256, hashing as it
     /// streams (nothing kept, nothing written: what verify does).
     /// - Returns: nil when the store has no such segment.
-    /// - Throws: ``BackupIntegrityError`` or ``ArchiveError`` as ``read(name:identities:trust:)``.
+    /// - Throws: ``BackupIntegrityError`` or ``ArchiveError`` as ``fetch(name:to:identities:trust:)``.
     public func check(name: String, identities: [any AgeUnwrapping], trust: BackupTrust) throws -> SegmentCheck? {
         try decrypt(name: name, identities: identities, trust: trust, reserve: { _ in }, sink: { _ in })
     }

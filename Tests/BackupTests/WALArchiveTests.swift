@@ -57,9 +57,35 @@ struct WALArchiveTests {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(throws: (any Error).self) { try archive.fetch(name: name, to: "\(store)/y", identities: [identity], trust: trust) }
         #expect(!FileManager.default.fileExists(atPath: "\(store)/y"), "nothing written from a damaged segment")
+        #expect(!FileManager.default.fileExists(atPath: "\(store)/y.partial"), "nor left under the temporary name")
+        #expect(!FileManager.default.fileExists(atPath: "\(store)/x") && !FileManager.default.fileExists(atPath: "\(store)/x.partial"))
         // PostgreSQL's retry of the same segment repairs a stored file that no longer matches its signature.
         #expect(try archive.push(segment: "\(store)/segment", name: name, recipients: [identity.recipient], signer: signer) != .alreadyStored)
         #expect(try archive.fetch(name: name, to: "\(store)/repaired", identities: [identity], trust: trust))
+    }
+
+    @Test("The push log names each segment once: a new push appends one line, a retry none, and a name logged twice (an archive removed by hand) is read once")
+    func pushLog() throws {
+        let store = try scratchDirectory("walpushlog")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let identity = try AgeIdentity.generate()
+        let signer = try BackupSigner(keys: [try NoteSignerKey.generate(name: "test.osmose.example/backup")])
+        var generator = TestSeed.generator(test: "WALArchiveTests.pushLog")
+        let archive = WALArchive(store: store)
+        let names = ["000000010000000000000001", "000000010000000000000002", "000000010000000000000003"]
+        for name in names {
+            try Data(generator.bytes(count: 4096)).write(to: URL(fileURLWithPath: "\(store)/\(name)"))
+            _ = try archive.push(segment: "\(store)/\(name)", name: name, recipients: [identity.recipient], signer: signer)
+        }
+        func lines() throws -> [Substring] { try String(contentsOfFile: "\(store)/wal/pushed.log", encoding: .utf8).split(separator: "\n") }
+        #expect(try lines().count == 3)
+        #expect(try archive.push(segment: "\(store)/\(names[1])", name: names[1], recipients: [identity.recipient], signer: signer) == .alreadyStored)
+        #expect(try lines().count == 3, "a retry of a stored segment adds no line")
+        unlink("\(store)/wal/\(names[1]).tar.zst.age")
+        unlink("\(store)/wal/\(names[1]).sig")
+        _ = try archive.push(segment: "\(store)/\(names[1])", name: names[1], recipients: [identity.recipient], signer: signer)
+        #expect(try lines().count == 4, "pushed again after its archive was removed: logged again, without reading the log")
+        #expect(try archive.pushedNames() == names)
     }
 
     @Test("A push interrupted after the archive but before its signature is redone by the retry; until then the file is refused, never taken as complete")
