@@ -48,12 +48,14 @@ struct Full: AsyncParsableCommand {
 
 struct Incremental: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Take an incremental backup: the suite's files changed since the previous backup, and the list of the whole tree.",
+        abstract: "Take an incremental backup: the files changed since the previous backup, and the list of the whole tree.",
         discussion: """
-            The cluster's changes are in the WAL archive already (wal-push); a restore to any moment after this \
-            backup takes the cluster from the newest full backup before it and replays the WAL, and the suite's \
-            files from this backup's tree (files deleted since the parent do not come back). Needs a full backup \
-            in the store. Prints the backup's summary as JSON.
+            With backup.data_directory, the cluster's files changed since the previous backup are copied too \
+            (between pg_backup_start and pg_backup_stop), with the list of every file: a restore to any moment \
+            after this backup rebuilds the cluster from that list and replays only the WAL since this backup. \
+            Without it (pg_basebackup), the cluster comes from the newest full backup and the WAL since. The \
+            suite's files come from this backup's tree (files deleted since the parent do not come back). Needs \
+            a full backup in the store. Prints the backup's summary as JSON.
             """)
     @OptionGroup var options: DaemonOptions
 
@@ -147,7 +149,7 @@ func takeBackup(_ kind: BackupKind, _ options: DaemonOptions) async throws {
         let job = BaseBackup(
             connection: configuration.backupConnection, store: backup.store,
             recipients: try backup.recipients.map(AgeRecipients.parse), signer: signer, trust: trust, suiteFiles: suiteFiles,
-            dataDirectory: kind == .full ? backup.dataDirectory : nil)
+            dataDirectory: backup.dataDirectory)
         let summary: BackupSummary
         if job.dataDirectory != nil {
             summary = try await BackupJournal.withBackupSession(connectionString: configuration.backupConnection) { session in
