@@ -128,15 +128,15 @@ public struct WALPrefetch: Sendable {
         }
         var fetched: [String] = []
         for next in wanted(after: name, count: count) {
-            guard recovering(dataDirectory) else { break }
+            guard Self.recovering(dataDirectory) else { break }
             guard try archive.fetch(name: next, to: "\(spool)/\(next)", identities: identities, trust: trust) else { break }
             fetched.append(next)
         }
         let deadline = ContinuousClock.now + linger
-        while ContinuousClock.now < deadline && recovering(dataDirectory) && !spooledSegments().isEmpty {
+        while ContinuousClock.now < deadline && Self.recovering(dataDirectory) && !spooledSegments().isEmpty {
             usleep(200_000)
         }
-        if !recovering(dataDirectory) || ContinuousClock.now >= deadline {
+        if !Self.recovering(dataDirectory) || ContinuousClock.now >= deadline {
             for entry in spooledSegments() { unlink("\(spool)/\(entry)") }
         }
         return fetched
@@ -146,8 +146,9 @@ public struct WALPrefetch: Sendable {
         ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".partial") }
     }
 
-    /// Whether PostgreSQL is still recovering in `dataDirectory` (always true when unknown).
-    private func recovering(_ dataDirectory: String?) -> Bool {
+    /// Whether PostgreSQL is still recovering in `dataDirectory` (`recovery.signal` or
+    /// `standby.signal` there; always true when unknown).
+    public static func recovering(_ dataDirectory: String?) -> Bool {
         guard let dataDirectory else { return true }
         return FileManager.default.fileExists(atPath: "\(dataDirectory)/recovery.signal") || FileManager.default.fileExists(atPath: "\(dataDirectory)/standby.signal")
     }

@@ -320,7 +320,10 @@ struct WALFetch: AsyncParsableCommand {
         }
         // Not in the store: PostgreSQL asks for files that may not exist (the next timeline's history).
         guard found else { throw ExitCode(1) }
-        if prefetch > 0, !prefetcher.isLocked(), !prefetcher.wanted(after: name, count: prefetch).isEmpty { startPrefetcher() }
+        // Only during a recovery (a wal-fetch run by hand has nothing to prefetch for).
+        if prefetch > 0, WALPrefetch.recovering(dataDirectory), !prefetcher.isLocked(), !prefetcher.wanted(after: name, count: prefetch).isEmpty {
+            startPrefetcher()
+        }
     }
 
     /// Starts this program again, detached (its own session, no terminal, standard
