@@ -7,8 +7,12 @@ import Glibc
 public enum BackupKind: String, Sendable, Codable {
     /// The cluster (a base backup) and every suite file.
     case full
-    /// The suite files changed since the previous backup, and the whole tree's list;
-    /// the cluster comes from the newest full and the WAL archive.
+    /// The suite files changed since the previous backup, and the whole tree's list.
+    /// With a direct copy of the data directory (`backup.data_directory`), also the
+    /// cluster's files changed since the previous backup (between `pg_backup_start` and
+    /// `pg_backup_stop`) and the list of all of them: a restore rebuilds the cluster
+    /// from that list and replays the WAL from this backup on. Otherwise the cluster
+    /// comes from the newest full and the WAL archive since it.
     case incremental
 }
 
@@ -66,11 +70,12 @@ public struct BaseBackup: Sendable {
 
     /// Takes the backup, then waits (up to `walWait`) until the last WAL segment it
     /// needs is in the WAL archive, so that a listed backup is always restorable.
-    /// An incremental (``BackupKind/incremental``) holds only the suite files that
-    /// changed since the previous backup, and the list of the whole tree; the cluster
+    /// An incremental (``BackupKind/incremental``) holds only the suite files (and,
+    /// with ``dataDirectory``, the cluster's files) that changed since the previous
+    /// backup, and the lists of the whole trees; without ``dataDirectory`` the cluster
     /// is restored from its base (the newest full) and the WAL archive.
     /// - Throws: ``ArchiveError`` naming what failed; nothing is left under the backup's name then.
-    /// A full backup with ``dataDirectory`` set needs `session`.
+    /// A backup with ``dataDirectory`` set needs `session`.
     public func run(kind: BackupKind = .full, session: BackupSession? = nil, walWait: Duration = .seconds(120)) throws -> BackupSummary {
         var started = Date()
         var id = Self.timestamp(started, compact: true)
@@ -119,21 +124,48 @@ public struct BaseBackup: Sendable {
         let summaries = catalogue.audit(trust: BackupTrust(keys: trust.keys, acceptUnsigned: true)).trusted
         let previous = summaries.last
         let scanned = try SuiteTree.scan(suiteFiles)
+        // The parent's trees in clear (suite and cluster), when their signature covers them.
+        let parentTree = previous.flatMap { summary -> [SuiteTreeEntry]? in
+            guard let data = FileManager.default.contents(atPath: "\(catalogue.directory(summary.id))/\(Self.localTreeName)"),
+                localTreeIsSigned(Array(data), backup: summary.id)
+            else { return nil }
+            return try? JSONDecoder().decode([SuiteTreeEntry].self, from: data)
+        }
+        let copiesCluster = dataDirectory != nil
         let writer = try EncryptedArchiveWriter(
-            path: "\(staging)/data.tar.zst.age", recipients: recipients, threads: kind == .full ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1)
+            path: "\(staging)/data.tar.zst.age", recipients: recipients, threads: kind == .full || copiesCluster ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1)
         let walStart: String
         let walEnd: String
         let tree: [SuiteTreeEntry]
+        var cluster: [SuiteTreeEntry]?
         var baseID: String?
-        switch kind {
-        case .full:
-            let (startLSN, end, timeline): (String, String, UInt32)
-            if let dataDirectory {
-                guard let session else { throw ArchiveError("a direct copy of \(dataDirectory) needs a database session (pg_backup_start)") }
-                (startLSN, end, timeline) = try copyDataDirectory(dataDirectory, label: "osmose \(id)", session: session, into: writer)
-            } else {
-                (startLSN, end, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
+        var full: BackupSummary?
+        if kind == .incremental {
+            guard let newestFull = summaries.last(where: { $0.kind == BackupKind.full.rawValue }) else {
+                throw ArchiveError("an incremental backup builds on a full one, and the store \(store) holds none: run osmose-backupd full first")
             }
+            full = newestFull
+            baseID = newestFull.id
+        }
+        if let dataDirectory {
+            guard let session else { throw ArchiveError("a direct copy of \(dataDirectory) needs a database session (pg_backup_start)") }
+            // An incremental compares with the parent's list of the cluster; without one
+            // (a parent taken by pg_basebackup, or its local tree missing) it copies every file.
+            var parent: ClusterParent?
+            if kind == .incremental, let previous, let started = BackupSummary.date(previous.started) {
+                let entries = (parentTree ?? []).filter { $0.path.hasPrefix("pgdata/") }
+                if !entries.isEmpty { parent = ClusterParent(entries: Dictionary(entries.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first }), started: started) }
+            }
+            let copied = try copyDataDirectory(dataDirectory, id: id, label: "osmose \(id)", parent: parent, session: session, into: writer)
+            tree = try SuiteTree.write(scanned, id: id, parent: kind == .incremental ? parentTree?.filter { $0.path.hasPrefix("suite/") } : nil, into: writer)
+            try writer.finish()
+            guard let start = WALSegment.name(timeline: copied.timeline, lsn: copied.start) else {
+                throw ArchiveError("the backup label gives a WAL position that cannot be read (\(copied.start))")
+            }
+            try waitForArchive(copied.endSegment, timeout: walWait)
+            (walStart, walEnd, cluster) = (start, copied.endSegment, copied.tree)
+        } else if kind == .full {
+            let (startLSN, end, timeline) = try copyBaseBackup(label: "osmose \(id)", into: writer)
             tree = try SuiteTree.write(scanned, id: id, parent: nil, into: writer)
             try writer.finish()
             guard let start = WALSegment.name(timeline: timeline, lsn: startLSN) else {
@@ -141,19 +173,12 @@ public struct BaseBackup: Sendable {
             }
             try waitForArchive(end, timeout: walWait)
             (walStart, walEnd) = (start, end)
-        case .incremental:
-            guard let full = summaries.last(where: { $0.kind == BackupKind.full.rawValue }) else {
-                throw ArchiveError("an incremental backup builds on a full one, and the store \(store) holds none: run osmose-backupd full first")
-            }
-            let parentTree = previous.flatMap { summary -> [SuiteTreeEntry]? in
-                guard let data = FileManager.default.contents(atPath: "\(catalogue.directory(summary.id))/\(Self.localTreeName)"),
-                    localTreeIsSigned(Array(data), backup: summary.id)
-                else { return nil }
-                return try? JSONDecoder().decode([SuiteTreeEntry].self, from: data)
-            }
-            tree = try SuiteTree.write(scanned, id: id, parent: parentTree, into: writer)
+        } else {
+            // Without a direct copy the cluster comes from the newest full and the WAL since.
+            guard let full else { throw ArchiveError("an incremental backup needs a full one") }
+            tree = try SuiteTree.write(scanned, id: id, parent: parentTree?.filter { $0.path.hasPrefix("suite/") }, into: writer)
             try writer.finish()
-            (walStart, walEnd, baseID) = (full.walStart, full.walEnd, full.id)
+            (walStart, walEnd) = (full.walStart, full.walEnd)
         }
         var manifest = BackupManifest(
             id: id, kind: kind.rawValue, started: Self.timestamp(started, compact: false), finished: Self.timestamp(Date(), compact: false),
@@ -161,6 +186,7 @@ public struct BaseBackup: Sendable {
             recipients: recipients.map(\.fingerprint), members: writer.members)
         manifest.base = baseID
         manifest.tree = tree
+        manifest.cluster = cluster
         manifest.archiveSHA256 = writer.fileSHA256
         manifest.members.sort { $0.path < $1.path }
         let encoder = JSONEncoder()
@@ -168,7 +194,7 @@ public struct BaseBackup: Sendable {
         let manifestBytes = Array(try encoder.encode(manifest))
         let encryptedManifest = try Age.encrypt(manifestBytes, to: recipients)
         try writeDurably(encryptedManifest, to: "\(staging)/manifest.json.age")
-        let localTree = Array(try JSONEncoder().encode(tree))
+        let localTree = Array(try JSONEncoder().encode(tree + (cluster ?? [])))
         try writeDurably(localTree, to: "\(staging)/\(Self.localTreeName)", mode: 0o600)
         let summary = BackupSummary(manifest: manifest, manifestSHA256: hexSHA256(manifestBytes), bytes: writer.bytesWritten)
         let summaryBytes = Array(try encoder.encode(summary))

@@ -13,7 +13,7 @@ public struct BackupManifest: Codable, Hashable, Sendable {
     public var format = "osmose-backup-manifest/v1"
     /// The backup's id (its UTC start time to the millisecond, `20261122T120000.123Z`; to the second in stores written before 2026-12).
     public var id: String
-    /// `full`.
+    /// `full` or `incremental`.
     public var kind: String
     /// When it started and finished (RFC 3339 UTC).
     public var started: String
@@ -35,9 +35,15 @@ public struct BackupManifest: Codable, Hashable, Sendable {
     /// SHA-256 (hex) of `data.tar.zst.age` as written: `verify` compares the stored
     /// file with it without decrypting (absent in backups made before 2026-11-29).
     public var archiveSHA256: String?
+    /// Direct copies of the data directory (`backup.data_directory`): every
+    /// directory and file of the cluster at this backup, under `pgdata/`, each file
+    /// with the backup whose archive holds its content. A restore of an incremental
+    /// rebuilds the cluster from this list (absent in `pg_basebackup` backups and in
+    /// backups made before incrementals of the cluster).
+    public var cluster: [SuiteTreeEntry]?
 
-    /// The other backups whose archives hold content of this one's tree.
-    public var references: [String] { Array(Set((tree ?? []).compactMap(\.backup)).subtracting([id])).sorted() }
+    /// The other backups whose archives hold content of this one's trees.
+    public var references: [String] { Array(Set(((tree ?? []) + (cluster ?? [])).compactMap(\.backup)).subtracting([id])).sorted() }
 }
 
 /// What the backup host can read without a key: enough to list, choose and chain

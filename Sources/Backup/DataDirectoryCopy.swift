@@ -40,33 +40,83 @@ enum DataDirectoryExclusions {
     }
 }
 
+/// What a direct copy of the data directory compares with: the parent backup's
+/// list of the cluster (from its signed local tree) and when the parent started.
+struct ClusterParent {
+    /// The parent's entries under `pgdata/`, by path.
+    var entries: [String: SuiteTreeEntry]
+    /// When the parent started (before its `pg_backup_start`).
+    var started: Date
+}
+
+/// One direct copy of the data directory under way: the rule that leaves files out
+/// (incrementals), the list being built, and what was done.
+struct ClusterCopy {
+    /// The backup being written.
+    let id: String
+    /// The parent's list; nil for a full copy.
+    let parent: ClusterParent?
+    /// The incremental's rule (nil for a full copy).
+    let rule: ClusterChangeRule?
+    /// Every directory and file copied or referred to, under `pgdata/`.
+    var tree: [SuiteTreeEntry] = []
+    /// Files read and written, left out unread, and hashed to be compared.
+    var copied = 0
+    var unchanged = 0
+    var hashed = 0
+    /// The read buffer (1 MiB, on the heap).
+    var block = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(id: String, parent: ClusterParent?) {
+        self.id = id
+        self.parent = parent
+        rule = parent.map {
+            ClusterChangeRule(parentStartedNanoseconds: Int64(($0.started.timeIntervalSince1970 * 1e9).rounded(.down)), nowNanoseconds: Self.nanoseconds(Date()))
+        }
+    }
+
+    static func nanoseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e9).rounded(.down)) }
+}
+
 extension BaseBackup {
     /// Copies the data directory `root` into `writer` under `pgdata/` between
     /// `session.start` and `session.stop`. Files may change, grow, shrink or vanish
     /// while they are read, as in any base backup: replaying the WAL from the backup's
     /// start repairs them. A file is copied up to the size it had when it was opened
     /// (zeros where it shrank since); a file gone before it was opened is skipped.
+    /// With a `parent` (an incremental of the cluster), a file ``ClusterChangeRule``
+    /// proves unchanged, or whose content hashes to the parent's, is not written: the
+    /// returned list refers to the backup holding it.
+    /// - Returns: the WAL range, and the list of every directory and file of the cluster.
     /// - Throws: ``ArchiveError`` for a tablespace (copy those with pg_basebackup), an
     ///   unreadable directory or file, or a failed session call.
-    func copyDataDirectory(_ root: String, label: String, session: BackupSession, into writer: EncryptedArchiveWriter) throws -> (
-        start: String, endSegment: String, timeline: UInt32
+    func copyDataDirectory(_ root: String, id: String, label: String, parent: ClusterParent?, session: BackupSession, into writer: EncryptedArchiveWriter) throws -> (
+        start: String, endSegment: String, timeline: UInt32, tree: [SuiteTreeEntry]
     ) {
         var status = stat()
         guard stat(root + "/PG_VERSION", &status) == 0 else {
             throw ArchiveError("\(root) is not a readable PostgreSQL data directory (backup.data_directory): \(String(cString: strerror(errno)))")
         }
         try session.start(label)
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        try copyDirectory(root: root, relative: "", block: &block, into: writer)
+        // After pg_backup_start: every write from here on is in the WAL the restore replays.
+        var copy = ClusterCopy(id: id, parent: parent)
+        try copyDirectory(root: root, relative: "", copy: &copy, into: writer)
         let stopped = try session.stop()
-        try writer.addBytes(Array(stopped.backupLabel.utf8), as: "pgdata/backup_label", mode: 0o600)
+        var added = [try writer.addBytes(Array(stopped.backupLabel.utf8), as: "pgdata/backup_label", mode: 0o600)]
         if !stopped.tablespaceMap.isEmpty {
-            try writer.addBytes(Array(stopped.tablespaceMap.utf8), as: "pgdata/tablespace_map", mode: 0o600)
+            added.append(try writer.addBytes(Array(stopped.tablespaceMap.utf8), as: "pgdata/tablespace_map", mode: 0o600))
         }
-        return try walRange(backupLabel: stopped.backupLabel)
+        for member in added {
+            copy.tree.append(
+                SuiteTreeEntry(
+                    path: member.path, kind: "file", mode: 0o600, modifiedNanoseconds: ClusterCopy.nanoseconds(Date()), size: member.size, sha256: member.sha256,
+                    backup: id))
+        }
+        let range = try walRange(backupLabel: stopped.backupLabel)
+        return (range.start, range.endSegment, range.timeline, copy.tree)
     }
 
-    private func copyDirectory(root: String, relative: String, block: inout [UInt8], into writer: EncryptedArchiveWriter) throws {
+    private func copyDirectory(root: String, relative: String, copy: inout ClusterCopy, into writer: EncryptedArchiveWriter) throws {
         let path = relative.isEmpty ? root : "\(root)/\(relative)"
         let names: [String]
         do {
@@ -86,35 +136,81 @@ extension BaseBackup {
             let member = "pgdata/\(childRelative)"
             let modified = Int(status.st_mtim.tv_sec)
             let mode = UInt32(status.st_mode & 0o7777)
+            func directory(_ path: String, mode: UInt32) throws {
+                try writer.addDirectory(path, mode: mode, modified: modified)
+                copy.tree.append(SuiteTreeEntry(path: path, kind: "directory", mode: mode, modifiedNanoseconds: Self.nanoseconds(status.st_mtim)))
+            }
             switch status.st_mode & S_IFMT {
             case S_IFDIR:
-                try writer.addDirectory(member, mode: mode, modified: modified)
+                try directory(member, mode: mode)
                 if relative.isEmpty && DataDirectoryExclusions.emptiedDirectories.contains(name) {
-                    if name == "pg_wal" { try writer.addDirectory("\(member)/archive_status", mode: mode, modified: modified) }
+                    if name == "pg_wal" { try directory("\(member)/archive_status", mode: mode) }
                     continue
                 }
-                try copyDirectory(root: root, relative: childRelative, block: &block, into: writer)
+                try copyDirectory(root: root, relative: childRelative, copy: &copy, into: writer)
             case S_IFLNK:
                 // pg_wal moved elsewhere (initdb -X): an empty pg_wal, as pg_basebackup writes it.
                 if relative.isEmpty && name == "pg_wal" {
-                    try writer.addDirectory(member, mode: 0o700, modified: modified)
-                    try writer.addDirectory("\(member)/archive_status", mode: 0o700, modified: modified)
+                    try directory(member, mode: 0o700)
+                    try directory("\(member)/archive_status", mode: 0o700)
                     continue
                 }
                 throw ArchiveError(
                     "\(child) is a symbolic link (a tablespace?): a direct copy holds only the data directory; unset backup.data_directory to back up through pg_basebackup")
             case S_IFREG:
-                try copyFile(child, as: member, mode: mode, modified: modified, block: &block, into: writer)
+                let state = ClusterFileState(
+                    size: Int64(status.st_size), modifiedNanoseconds: Self.nanoseconds(status.st_mtim), changedNanoseconds: Self.nanoseconds(status.st_ctim),
+                    inode: UInt64(status.st_ino))
+                if let entry = try reuse(child, as: member, mode: mode, state: state, copy: &copy) {
+                    copy.tree.append(entry)
+                    continue
+                }
+                if let entry = try copyFile(child, as: member, mode: mode, modified: modified, copy: &copy, into: writer) { copy.tree.append(entry) }
             default:
                 throw ArchiveError("\(child) is neither a file, a directory nor a link")
             }
         }
     }
 
-    private func copyFile(_ path: String, as member: String, mode: UInt32, modified: Int, block: inout [UInt8], into writer: EncryptedArchiveWriter) throws {
+    static func nanoseconds(_ time: timespec) -> Int64 { Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec) }
+
+    /// The entry referring to the parent's content when the incremental's rule proves
+    /// the file unchanged, or its content hashes to the parent's; nil when it must be copied.
+    private func reuse(_ path: String, as member: String, mode: UInt32, state: ClusterFileState, copy: inout ClusterCopy) throws -> SuiteTreeEntry? {
+        guard let rule = copy.rule, let previous = copy.parent?.entries[member] else { return nil }
+        // The state recorded is the one seen before reading: a write after it moves the
+        // status-change time, and the next incremental reads the file again.
+        var entry = SuiteTreeEntry(
+            path: member, kind: "file", mode: mode, modifiedNanoseconds: state.modifiedNanoseconds, size: state.size, sha256: previous.sha256,
+            backup: previous.backup, inode: state.inode)
+        entry.changedNanoseconds = state.changedNanoseconds
+        switch rule.decide(state, previous: previous) {
+        case .copy:
+            return nil
+        case .unchanged:
+            copy.unchanged += 1
+            return entry
+        case .compareChecksum:
+            copy.hashed += 1
+            let hashed: (size: Int64, sha256: String)
+            do {
+                hashed = try FileBlocks.sha256(ofFile: path)
+            } catch {
+                if !FileManager.default.fileExists(atPath: path) { return nil }  // dropped meanwhile: copyFile skips it
+                throw error
+            }
+            guard hashed.size == previous.size, hashed.sha256 == previous.sha256 else { return nil }
+            copy.unchanged += 1
+            return entry
+        }
+    }
+
+    private func copyFile(_ path: String, as member: String, mode: UInt32, modified: Int, copy: inout ClusterCopy, into writer: EncryptedArchiveWriter) throws
+        -> SuiteTreeEntry?
+    {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            if errno == ENOENT { return }  // dropped or truncated away since listed: the WAL replay accounts for it
+            if errno == ENOENT { return nil }  // dropped or truncated away since listed: the WAL replay accounts for it
             throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
@@ -122,7 +218,10 @@ extension BaseBackup {
         guard fstat(descriptor, &status) == 0 else { throw ArchiveError("cannot stat \(path): \(String(cString: strerror(errno)))") }
         let size = Int64(status.st_size)
         posix_fadvise(descriptor, 0, 0, POSIX_FADV_SEQUENTIAL)
-        _ = try writer.addStreamed(name: member, size: size, mode: mode, modified: modified) { sink in
+        var block = copy.block
+        copy.block = []
+        defer { copy.block = block }
+        let written = try writer.addStreamed(name: member, size: size, mode: mode, modified: modified) { sink in
             var remaining = size
             var shrunk = false
             while remaining > 0 {
@@ -138,13 +237,20 @@ extension BaseBackup {
                     // Shorter than when opened: zeros to the recorded size.
                     shrunk = true
                     count = wanted
-                    // Memory: `count == wanted <= block.count`, and block holds 1 MiB (allocated by the caller).
+                    // Memory: `count == wanted <= block.count`, and block holds 1 MiB (allocated by ClusterCopy).
                     block.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0, count) }
                 }
                 try sink(block[0..<count])
                 remaining -= Int64(count)
             }
         }
+        copy.copied += 1
+        // The state when opened, before reading (see reuse(_:as:mode:state:copy:)).
+        var entry = SuiteTreeEntry(
+            path: member, kind: "file", mode: mode, modifiedNanoseconds: Self.nanoseconds(status.st_mtim), size: written.size, sha256: written.sha256,
+            backup: copy.id, inode: UInt64(status.st_ino))
+        entry.changedNanoseconds = Self.nanoseconds(status.st_ctim)
+        return entry
     }
 
     /// The first WAL segment, the newest archived one at or after it, and the timeline,

@@ -31,11 +31,16 @@ public struct RestorePlan: Sendable {
     public let target: RecoveryTarget
     /// The backup chosen for the target (its tree is the suite's files then).
     public let chosen: BackupSummary
-    /// The full backup the cluster is restored from (`chosen` itself, or its base).
+    /// The backup whose list of the cluster is restored: `chosen` itself when it is a
+    /// full backup or an incremental that stores the cluster (direct copies), else its
+    /// base (the full backup before it).
     public let base: BackupSummary
-    /// The base's manifest, decrypted, its hash checked against the signed summary.
+    /// The backups whose archives hold the cluster's files (`base` alone for a full
+    /// backup; for an incremental of the cluster, every holder its list names).
+    public let clusterHolders: [String]
+    /// The manifest of `base`, decrypted, its hash checked against the signed summary.
     public let manifest: BackupManifest
-    /// The archived WAL from the base's start, first and last segment.
+    /// The archived WAL from `base`'s start, first and last segment.
     public let walFrom: String
     public let walTo: String
     /// Files of the store accepted without a signature (`--accept-unsigned`).
@@ -109,8 +114,22 @@ public struct BackupRestore: Sendable {
         if let refused = heads.failures.first(where: { !acceptRollback || $0.code != .rolledBack }) { throw refused }
         let summaries = audit.trusted
         let chosen = try choose(target, among: summaries)
-        let base = try base(for: chosen, in: summaries)
-        let manifest = try BackupCatalogue(store: store).manifest(base.id, identities: identities)
+        var base = try base(for: chosen, in: summaries)
+        var manifest = try BackupCatalogue(store: store).manifest(base.id, identities: identities)
+        var holders = [base.id]
+        if chosen.kind == BackupKind.incremental.rawValue {
+            let chosenManifest = try BackupCatalogue(store: store).manifest(chosen.id, identities: identities)
+            if let cluster = chosenManifest.cluster {
+                // An incremental of the cluster: rebuilt from its list, each file from the
+                // backup holding it; the WAL from its own start.
+                let present = Set(summaries.map(\.id))
+                holders = Set(cluster.compactMap(\.backup)).sorted()
+                if let missing = holders.first(where: { !present.contains($0) }) {
+                    throw ArchiveError("the cluster of the incremental backup \(chosen.id) needs files held by backup \(missing), which is not in the store: restore refused")
+                }
+                (base, manifest) = (chosen, chosenManifest)
+            }
+        }
         let run = try walRun(from: manifest.walStart, through: manifest.walEnd)
         let archive = WALArchive(store: store)
         let timeline = run.first.prefix(8)
@@ -123,7 +142,7 @@ public struct BackupRestore: Sendable {
             throw BackupIntegrityError(failure.code, failure.subject, failure.message + more)
         }
         return RestorePlan(
-            target: target, chosen: chosen, base: base, manifest: manifest, walFrom: run.first, walTo: run.last,
+            target: target, chosen: chosen, base: base, clusterHolders: holders, manifest: manifest, walFrom: run.first, walTo: run.last,
             unsignedAccepted: audit.unsignedAccepted + wal.unsignedAccepted, headNotes: heads.notes,
             rollbacksAccepted: heads.failures.filter { $0.code == .rolledBack })
     }
@@ -149,8 +168,9 @@ public struct BackupRestore: Sendable {
         return (start, last)
     }
 
-    /// Restores into `dataDirectory` (absent or empty) the base backup `plan` chose,
-    /// checking every member against the manifest as it is written, and configures
+    /// Restores into `dataDirectory` (absent or empty) the base backup `plan` chose (or,
+    /// for an incremental of the cluster, every file its list names, each from the
+    /// backup holding it), checking every file against the manifest as it is written, and configures
     /// recovery with `restoreCommand` (e.g. `osmose-backupd wal-fetch --config … %f %p`).
     /// On any mismatch the directory is emptied and nothing is left that could start.
     public func restore(_ plan: RestorePlan, into dataDirectory: String, restoreCommand: String) throws -> RestoreReport {
@@ -158,7 +178,10 @@ public struct BackupRestore: Sendable {
         let manifest = plan.manifest
         try Self.prepareEmpty(dataDirectory)
         do {
-            let written = try extract(summary.id, manifest: manifest, into: dataDirectory)
+            let written =
+                manifest.kind == BackupKind.incremental.rawValue && manifest.cluster != nil
+                ? try extractCluster(summary.id, manifest: manifest, into: dataDirectory)
+                : try extract(summary.id, manifest: manifest, into: dataDirectory)
             try writeRecoverySettings(dataDirectory, target: plan.target, restoreCommand: restoreCommand)
             return RestoreReport(backup: summary.id, members: written, walFrom: plan.walFrom, walTo: plan.walTo)
         } catch {
@@ -173,14 +196,63 @@ public struct BackupRestore: Sendable {
         let expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
         var seen = Set<String>()
         var directories = [dataDirectory]
-        let reader = try EncryptedArchiveReader(path: "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age", identities: identities)
-        // This thread decrypts and decompresses; a second hashes and writes (O_DIRECT where
-        // possible), others sync and close each file.
+        try withWriter { writer in
+            try extractEntries(from: id, expected: expected, onlyExpected: false, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
+        }
+        let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
+        guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
+        // Files were synced by the writer; their directory entries now.
+        for directory in directories { try syncDirectory(of: directory + "/.") }
+        return seen.count
+    }
+
+    /// Rebuilds the cluster an incremental lists: its directories, then each file from
+    /// the backup holding it (each holder's archive read once), checked against the
+    /// size and SHA-256 the incremental's list records (the list is in its manifest,
+    /// whose hash is in its signed summary).
+    private func extractCluster(_ id: String, manifest: BackupManifest, into dataDirectory: String) throws -> Int {
+        let cluster = manifest.cluster ?? []
+        var directories = [dataDirectory]
+        for entry in cluster where entry.kind == "directory" {
+            let destination = try clusterDestination(entry.path, in: dataDirectory)
+            try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+            chmod(destination, mode_t(entry.mode))
+            directories.append(destination)
+        }
+        var seen = Set<String>()
+        let files = cluster.filter { $0.kind == "file" }
+        try withWriter { writer in
+            for (holder, entries) in Dictionary(grouping: files, by: { $0.backup ?? "" }).sorted(by: { $0.key < $1.key }) {
+                let expected = Dictionary(
+                    entries.compactMap { entry in entry.size.flatMap { size in entry.sha256.map { (entry.path, ArchiveMember(path: entry.path, size: size, sha256: $0)) } } },
+                    uniquingKeysWith: { first, _ in first })
+                var ignored: [String] = []
+                try extractEntries(from: holder, expected: expected, onlyExpected: true, into: dataDirectory, writer: writer, seen: &seen, directories: &ignored)
+            }
+        }
+        if let missing = files.map(\.path).filter({ !seen.contains($0) }).min() {
+            let holder = files.first { $0.path == missing }?.backup ?? "?"
+            throw ArchiveError("\(missing) is missing from backup \(holder), which the cluster list of \(id) says holds it: restore refused")
+        }
+        for directory in directories { try syncDirectory(of: directory + "/.") }
+        return seen.count
+    }
+
+    private func clusterDestination(_ path: String, in dataDirectory: String) throws -> String {
+        guard path.hasPrefix("pgdata/"), !path.split(separator: "/").contains(".."), !path.contains("//") else {
+            throw ArchiveError("the cluster list names \(path), which is not under pgdata/")
+        }
+        return "\(dataDirectory)/\(path.dropFirst(7))"
+    }
+
+    /// Runs `body` with a writer that hashes and writes each file (`O_DIRECT` where
+    /// possible) while this thread decrypts and decompresses, and syncs on others.
+    private func withWriter(_ body: (DirectWriter) throws -> Void) throws {
         let syncer = BackgroundSyncer(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         do {
             let writer = DirectWriter(syncer: syncer)
             do {
-                try extractEntries(reader, id: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
+                try body(writer)
                 try writer.finish()
             } catch {
                 writer.abandon()
@@ -192,17 +264,17 @@ public struct BackupRestore: Sendable {
             try? syncer.finish()
             throw error
         }
-        let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
-        guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
-        // Files were synced by the writer; their directory entries now.
-        for directory in directories { try syncDirectory(of: directory + "/.") }
-        return seen.count
     }
 
+    /// Writes the `pgdata/` entries of backup `id`'s archive into `dataDirectory`, each
+    /// file checked against `expected`; with `onlyExpected`, the files `expected` does
+    /// not name (and directories, created beforehand) are skipped, otherwise such a
+    /// file is refused.
     private func extractEntries(
-        _ reader: EncryptedArchiveReader, id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: DirectWriter,
+        from id: String, expected: [String: ArchiveMember], onlyExpected: Bool, into dataDirectory: String, writer: DirectWriter,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
+        let reader = try EncryptedArchiveReader(path: "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age", identities: identities)
         try reader.forEachEntry { entry, content in
             guard entry.path.hasPrefix("pgdata/") else { return }
             let relative = String(entry.path.dropFirst(7))
@@ -210,13 +282,19 @@ public struct BackupRestore: Sendable {
             let destination = relative.isEmpty ? dataDirectory : "\(dataDirectory)/\(relative)"
             switch entry.kind {
             case .directory:
+                guard !onlyExpected else { return }
                 try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
                 chmod(destination, mode_t(entry.mode))
                 directories.append(destination)
             case .symlink(let target):
+                guard !onlyExpected else { return }
                 try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
             case .file:
-                guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
+                guard let member = expected[entry.path] else {
+                    if onlyExpected { return }
+                    throw ArchiveError("\(entry.path) is in the archive but not in the manifest")
+                }
+                guard !seen.contains(entry.path) else { throw ArchiveError("\(entry.path) appears twice in backup \(id): restore refused") }
                 try writer.begin(destination, mode: mode_t(entry.mode))
                 var size: Int64 = 0
                 try content { block in

@@ -4,7 +4,8 @@ import Foundation
 import Glibc
 
 /// One path of the suite's file trees (configuration, policies, witness
-/// directories, cold archives) as a backup saw it. Every backup's manifest lists
+/// directories, cold archives), or of the cluster's data directory (`pgdata/…`,
+/// direct copies), as a backup saw it. Every backup's manifest lists
 /// the *whole* tree, not only what changed: a restore rebuilds exactly this list,
 /// so a file deleted since the parent does not come back.
 public struct SuiteTreeEntry: Codable, Hashable, Sendable {
@@ -23,6 +24,9 @@ public struct SuiteTreeEntry: Codable, Hashable, Sendable {
     public var backup: String?
     /// Files: the inode it had (a replaced file with the same size and time is read again).
     public var inode: UInt64?
+    /// Data-directory files: the status-change time (`st_ctim`, nanoseconds) the
+    /// backup saw, which an incremental of the cluster compares (``ClusterChangeRule``).
+    public var changedNanoseconds: Int64?
     /// Symbolic links: the target.
     public var target: String?
 }

@@ -185,10 +185,12 @@ public struct BackupVerifier: Sendable {
                 problem(subject, "an incremental backup without a base")
             }
         }
-        // The tree: each file's content is in this archive or in a backup still in the store, with the same hash.
+        // The trees (the suite's, and the cluster's in direct copies): each file's content
+        // is in this archive or in a backup still in the store, with the same hash.
         var manifests: [String: BackupManifest?] = [summary.id: manifest]
         let own = Dictionary(manifest.members.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
-        for entry in manifest.tree ?? [] where entry.kind == "file" {
+        var heldMembers: [String: [String: ArchiveMember]] = [:]
+        for entry in (manifest.tree ?? []) + (manifest.cluster ?? []) where entry.kind == "file" {
             let holder = entry.backup ?? ""
             let member: ArchiveMember?
             if holder == summary.id {
@@ -202,7 +204,8 @@ public struct BackupVerifier: Sendable {
                     problem("\(subject)/\(entry.path)", "its content is in backup \(holder), whose manifest cannot be read")
                     continue
                 }
-                member = held.members.first { $0.path == entry.path }
+                if heldMembers[holder] == nil { heldMembers[holder] = Dictionary(held.members.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first }) }
+                member = heldMembers[holder]?[entry.path]
             }
             if member?.sha256 != entry.sha256 || member?.size != entry.size {
                 problem("\(subject)/\(entry.path)", "the tree's hash differs from what backup \(holder) holds")

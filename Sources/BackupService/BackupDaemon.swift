@@ -48,12 +48,14 @@ struct Full: AsyncParsableCommand {
 
 struct Incremental: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Take an incremental backup: the suite's files changed since the previous backup, and the list of the whole tree.",
+        abstract: "Take an incremental backup: the files changed since the previous backup, and the list of the whole tree.",
         discussion: """
-            The cluster's changes are in the WAL archive already (wal-push); a restore to any moment after this \
-            backup takes the cluster from the newest full backup before it and replays the WAL, and the suite's \
-            files from this backup's tree (files deleted since the parent do not come back). Needs a full backup \
-            in the store. Prints the backup's summary as JSON.
+            With backup.data_directory, the cluster's files changed since the previous backup are copied too \
+            (between pg_backup_start and pg_backup_stop), with the list of every file: a restore to any moment \
+            after this backup rebuilds the cluster from that list and replays only the WAL since this backup. \
+            Without it (pg_basebackup), the cluster comes from the newest full backup and the WAL since. The \
+            suite's files come from this backup's tree (files deleted since the parent do not come back). Needs \
+            a full backup in the store. Prints the backup's summary as JSON.
             """)
     @OptionGroup var options: DaemonOptions
 
@@ -147,7 +149,7 @@ func takeBackup(_ kind: BackupKind, _ options: DaemonOptions) async throws {
         let job = BaseBackup(
             connection: configuration.backupConnection, store: backup.store,
             recipients: try backup.recipients.map(AgeRecipients.parse), signer: signer, trust: trust, suiteFiles: suiteFiles,
-            dataDirectory: kind == .full ? backup.dataDirectory : nil)
+            dataDirectory: backup.dataDirectory)
         let summary: BackupSummary
         if job.dataDirectory != nil {
             summary = try await BackupJournal.withBackupSession(connectionString: configuration.backupConnection) { session in
@@ -284,6 +286,9 @@ struct WALFetch: AsyncParsableCommand {
     @Option(help: "The age identity file (default: backup.identity_file).") var identity: String?
     @Flag(help: "Accept a file without signature (a store from before signing; osmosectl backup restore --accept-unsigned journals the decision).")
     var acceptUnsigned = false
+    @Option(help: "Segments to prefetch in the background into the spool while PostgreSQL replays (0: none).") var prefetch = 8
+    @Option(help: "The prefetch spool (default: osmose-prefetch beside the destination, inside pg_wal).") var spool: String?
+    @Flag(help: .hidden) var prefetchWorker = false
     @Argument(help: "The file name PostgreSQL wants (%f).") var name: String
     @Argument(help: "Where to write it (%p).") var path: String
 
@@ -297,11 +302,53 @@ struct WALFetch: AsyncParsableCommand {
         guard let file = identity ?? backup.identityFile, let text = FileManager.default.contents(atPath: file) else {
             throw BackupCommandError(.invalidSetting, "no identity to decrypt with: pass --identity or set backup.identity_file")
         }
+        let spoolPath = spool ?? WALPrefetch.defaultSpool(for: path)
+        let prefetcher = WALPrefetch(store: backup.store, spool: spoolPath)
+        // The default spool is pg_wal/osmose-prefetch: the data directory two levels up tells when recovery ends.
+        let dataDirectory = spool == nil ? ((spoolPath as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent : nil
+        if prefetchWorker {
+            _ = try await BackupCommandError.wrapping(.failed, "wal-fetch prefetching after \(name)") {
+                let identities = try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
+                return try prefetcher.run(after: name, count: prefetch, identities: identities, trust: trust, dataDirectory: dataDirectory)
+            }
+            return
+        }
         let found = try await BackupCommandError.wrapping(.failed, "wal-fetch \(name)") {
+            if prefetch > 0, prefetcher.take(name, to: path, trust: trust) { return true }
             let identities = try AgeIdentities.parseFile(String(decoding: text, as: UTF8.self))
             return try WALArchive(store: backup.store).fetch(name: name, to: path, identities: identities, trust: trust)
         }
         // Not in the store: PostgreSQL asks for files that may not exist (the next timeline's history).
         guard found else { throw ExitCode(1) }
+        // Only during a recovery (a wal-fetch run by hand has nothing to prefetch for).
+        if prefetch > 0, WALPrefetch.recovering(dataDirectory), !prefetcher.isLocked(), !prefetcher.wanted(after: name, count: prefetch).isEmpty {
+            startPrefetcher()
+        }
+    }
+
+    /// Starts this program again, detached (its own session, no terminal, standard
+    /// streams on /dev/null), as the prefetcher of the segments after `name`:
+    /// PostgreSQL waits only for this process, not for it.
+    private func startPrefetcher() {
+        var arguments = ["osmose-backupd", "wal-fetch", "--prefetch-worker", "--prefetch", String(prefetch)]
+        if let configuration = options.config { arguments += ["--config", configuration] }
+        if let identity { arguments += ["--identity", identity] }
+        if let spool { arguments += ["--spool", spool] }
+        if acceptUnsigned { arguments.append("--accept-unsigned") }
+        arguments += [name, path]
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (0x80 in glibc's spawn.h, visible to C only with _GNU_SOURCE): a session of its own.
+        posix_spawnattr_setflags(&attributes, 0x80)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0) }
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        // Best effort: without a prefetcher every segment is fetched from the store, as before.
+        _ = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ)
     }
 }

@@ -68,10 +68,20 @@ final class SignedStore {
     @discardableResult
     func fullBackup(signer: BackupSigner? = nil, trust: BackupTrust? = nil) throws -> BackupSummary {
         if nextSegment == 1 { try pushSegments(1) }
+        return try job(signer: signer, trust: trust, dataDirectory: "\(root)/pgdata").run(kind: .full, session: session(), walWait: .seconds(5))
+    }
+
+    /// A stand-in for pg_backup_start/pg_backup_stop whose label starts at the newest pushed segment.
+    private func session() -> BackupSession {
         let start = nextSegment - 1
         let label = "START WAL LOCATION: 0/\(String(format: "%X", start << 24 | 0x28)) (file \(Self.segmentName(start)))\nSTART TIMELINE: 1\n"
-        let session = BackupSession(start: { _ in }, stop: { (label, "") })
-        return try job(signer: signer, trust: trust, dataDirectory: "\(root)/pgdata").run(kind: .full, session: session, walWait: .seconds(5))
+        return BackupSession(start: { _ in }, stop: { (label, "") })
+    }
+
+    /// An incremental of the data directory (a direct copy) and the suite tree, starting at the newest pushed segment.
+    @discardableResult
+    func clusterIncremental() throws -> BackupSummary {
+        try job(signer: nil, trust: nil, dataDirectory: "\(root)/pgdata").run(kind: .incremental, session: session(), walWait: .seconds(5))
     }
 
     /// An incremental backup of the suite tree (a file changed first).

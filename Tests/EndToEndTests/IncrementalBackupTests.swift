@@ -297,7 +297,8 @@ private func configureBackupCluster(
           recipients: ["\(recipient)"]
           identity_file: \(directory)/identity.txt
 
-        """.appending(signing.settings).appending(extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives"))
+        """.appending(signing.settings).appending(
+            extraBackupSettings.replacingOccurrences(of: "ARCHIVES", with: "\(directory)/archives").replacingOccurrences(of: "DATADIR", with: cluster.dataDirectory))
         .write(toFile: config, atomically: true, encoding: .utf8)
     try identityFile.write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
     try FileManager.default.createDirectory(atPath: "\(directory)/policies", withIntermediateDirectories: true)
