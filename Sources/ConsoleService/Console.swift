@@ -2,6 +2,7 @@ public import Foundation
 import HTTPTypes
 public import Hummingbird
 import Journal
+public import Keyring
 public import Logging
 import NIOCore
 public import Settings
@@ -22,6 +23,9 @@ public struct Console: Sendable {
     let configuration: SuiteConfiguration
     let logger: Logger
     let unitStates: UnitStateReader
+    /// The master key, for the DPO's pages that decrypt (the register's personal
+    /// data, access packs, plans); nil when the console was given none.
+    let masterKey: MasterKey?
 
     /// Assembles the console.
     /// - Parameters:
@@ -30,13 +34,15 @@ public struct Console: Sendable {
     ///   - configuration: the suite's configuration (the `console` section, the journal's witnesses and keys, the policies).
     ///   - logger: the service's logger (no personal data is ever logged).
     ///   - templatesDirectory: where the templates and the catalogue are (the shipped ones by default).
+    ///   - masterKey: the master key that opens the keyring, for the DPO's pages; without it they say so and show nothing.
     ///   - now: the clock of the second factor (tests move it).
     /// - Throws: when the templates or the catalogue cannot be loaded.
     public init(
         pool: ConnectionPool, key: ConsoleKey, configuration: SuiteConfiguration, logger: Logger, templatesDirectory: String? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }
+        masterKey: MasterKey? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) async throws {
         self.pool = pool
+        self.masterKey = masterKey
         let console = configuration.console
         self.sessions = StaffSessions(
             settings: StaffSessionSettings(
@@ -57,6 +63,8 @@ public struct Console: Sendable {
         addJournalRoutes(to: router)
         addAdministrationRoutes(to: router)
         addDPORoutes(to: router)
+        addSubjectRequestRoutes(to: router)
+        addRetentionRoutes(to: router)
         let stylesheet = renderer.stylesheet
         router.get("/static/console.css") { _, _ in
             var fields = HTTPFields.console(contentType: "text/css; charset=utf-8", requestID: "-")
@@ -244,7 +252,12 @@ public struct Console: Sendable {
         var links: [UserPanel.Link] = [.init(href: "/", label: renderer.text("nav_home"))]
         switch principal.role {
         case .dpo:
-            links.append(.init(href: "/dpo/politiques", label: renderer.text("nav_policies")))
+            links += [
+                .init(href: "/dpo/demandes", label: renderer.text("nav_requests")), .init(href: "/dpo/conservation", label: renderer.text("nav_retention")),
+                .init(href: "/dpo/conservation/gels", label: renderer.text("nav_holds")),
+                .init(href: "/dpo/conservation/certificats", label: renderer.text("nav_certificates")),
+                .init(href: "/dpo/politiques", label: renderer.text("nav_policies")),
+            ]
         case .securityOfficer:
             links += [
                 .init(href: "/journal", label: renderer.text("nav_journal_status")), .init(href: "/journal/recherche", label: renderer.text("nav_journal_search")),
