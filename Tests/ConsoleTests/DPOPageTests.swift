@@ -137,7 +137,7 @@ struct DPOPageTests {
             let forged = try await dpo.post("/dpo/demandes/1/notes", ["csrf": "forged", "note": "note forgée"])
             #expect(forged.status == .forbidden)
             let after = try await dpo.get("/dpo/demandes/1")
-            #expect(after.text.contains("Accueil des admissions") && after.text.contains("carte d'identité n° 123456789012"))
+            #expect(after.text.contains("Accueil des admissions") && after.text.contains("carte d&#39;identité n° 123456789012"))
             #expect(after.text.contains("Appel de la patiente : envoi par courrier recommandé."))
             #expect(!after.text.contains("note forgée"))
             #expect(after.text.contains("Identité vérifiée") && after.text.contains("Note ajoutée"))
@@ -153,7 +153,10 @@ struct DPOPageTests {
             let openedBy = try await harness.admin.query("SELECT opened_by FROM dsar.requests WHERE number = 1").rows[0].string("opened_by")
             #expect(openedBy == "\(ConsoleHarness.dpo) via osmose-console")
             // The page views name the patient with the purpose subject-request.
-            let views = try await harness.consoleEvents().filter { try $0.optionalString("object_type") == "subject-request" && $0.string("action") == "read" }
+            let views = try await harness.consoleEvents().filter {
+                try $0.optionalString("object_type") == "subject-request" && $0.string("action") == "read" && $0.string("result") == "success"
+            }
+            #expect(views.count == 2, "the two views of the file")
             #expect(try views.allSatisfy { try $0.optionalString("patient_id") == patient.uuidString.lowercased() && $0.optionalString("purpose") == "subject-request" })
         }
     }

@@ -33,6 +33,10 @@ GRANT SELECT (id, username, display_name, role, team_id) ON care.users TO osmose
 GRANT SELECT ON keys.data_keys TO osmose_console;
 
 GRANT SELECT, INSERT ON ops.legal_holds, ops.retention_plans, ops.retention_approvals TO osmose_console;
+-- An approval locks its plan's row (SELECT … FOR UPDATE), which PostgreSQL allows
+-- only to a role with an UPDATE privilege on the table: one column's, which the
+-- plans' immutability trigger (0020) still refuses to change.
+GRANT UPDATE (computed_by) ON ops.retention_plans TO osmose_console;
 GRANT UPDATE (released_by, released_at, release_reason) ON ops.legal_holds TO osmose_console;
 GRANT USAGE ON SEQUENCE ops.legal_holds_id_seq, ops.retention_plans_id_seq TO osmose_console;
 GRANT SELECT ON ops.retention_runs, ops.retention_run_items, ops.retention_certificates TO osmose_console;
