@@ -109,6 +109,8 @@ public struct Console: Sendable {
         _ produce: @escaping @Sendable (Checked) async throws -> ConsoleView
     ) async -> Response {
         let audit = audit(request, context, action, objectType)
+        // The signed-in session's CSRF token, for the sign-out form of an error page.
+        var csrf: String?
         do {
             let form = try await readForm(request)
             guard let token = ConsoleCookie.value(ConsoleCookie.session, in: request) else {
@@ -125,28 +127,29 @@ public struct Console: Sendable {
             guard session.stage == .complete else {
                 return await refuse(audit, .denied(reason: "console.second_factor_required"), redirect: "/connexion")
             }
+            csrf = session.csrfToken
             guard audience.admits(session.principal.role) else { throw ConsolePageError.forbidden }
             if request.method == .post, !session.acceptsCSRF(form["csrf"]) { throw ConsolePageError.csrf }
             let view = try await produce(Checked(session: session, token: token, form: form, audit: audit))
             if !audit.isRecorded { try await record(audit.event(.success)) }
             return respond(view, audit: audit, session: session)
         } catch let error as ConsolePageError {
-            return await refuse(audit, error, session: audit.principal)
+            return await refuse(audit, error, session: audit.principal, csrf: csrf)
         } catch let error as StaffError {
             logger.notice("request refused", metadata: ["osmose.error": "\(error.code)", "osmose.request": "\(audit.requestID)"])
-            return await refuse(audit, ConsolePageError(code: error.code.rawValue, status: .badRequest, messageKey: "error_internal", denied: false), session: audit.principal)
+            return await refuse(audit, ConsolePageError(code: error.code.rawValue, status: .badRequest, messageKey: "error_internal", denied: false), session: audit.principal, csrf: csrf)
         } catch {
             // The data was read but its event could not be committed, or the read failed: nothing is shown.
             logger.error("request failed closed", metadata: ["osmose.error": "\(Self.redacted(error))", "osmose.request": "\(audit.requestID)"])
-            return await refuse(audit, ConsolePageError.journalUnavailable, session: audit.principal)
+            return await refuse(audit, ConsolePageError.journalUnavailable, session: audit.principal, csrf: csrf)
         }
     }
 
     /// Records a refusal's event and shows the error page (no data of the request's).
-    func refuse(_ audit: ConsoleAudit, _ error: ConsolePageError, session principal: StaffPrincipal?) async -> Response {
+    func refuse(_ audit: ConsoleAudit, _ error: ConsolePageError, session principal: StaffPrincipal?, csrf: String? = nil) async -> Response {
         do {
             try await record(audit.event(error.denied ? .denied(reason: error.code) : .error(reason: error.code)))
-            return errorPage(error, audit: audit, principal: principal)
+            return errorPage(error, audit: audit, principal: principal, csrf: csrf)
         } catch {
             logger.error("access event could not be recorded", metadata: ["osmose.error": "\(Self.redacted(error))", "osmose.request": "\(audit.requestID)"])
             return errorPage(.journalUnavailable, audit: audit, principal: nil)
@@ -231,7 +234,7 @@ public struct Console: Sendable {
     }
 
     /// The error page: the message of the error's code and the request id to quote, nothing else.
-    func errorPage(_ error: ConsolePageError, audit: ConsoleAudit, principal: StaffPrincipal?) -> Response {
+    func errorPage(_ error: ConsolePageError, audit: ConsoleAudit, principal: StaffPrincipal?, csrf: String? = nil) -> Response {
         struct Model: Sendable {
             let message: String
             let code: String
@@ -240,7 +243,7 @@ public struct Console: Sendable {
         let html = renderer.render(
             "error",
             PageContext(
-                t: renderer.strings, user: principal.map(userPanel), csrf: nil, title: renderer.text("error_title"),
+                t: renderer.strings, user: principal.map(userPanel), csrf: csrf, title: renderer.text("error_title"),
                 page: Model(message: renderer.text(error.messageKey), code: error.code, requestID: audit.requestID)))
         return Response(
             status: error.status, headers: .console(contentType: "text/html; charset=utf-8", requestID: audit.requestID),

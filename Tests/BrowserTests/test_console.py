@@ -370,7 +370,8 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.open("/dpo/demandes/%s/dossier" % number)
         self.assertIn("care.patients", self.text())
         self.assertIn("Lefèvre", self.text(), "the pack's preview shows the record, decrypted")
-        self.assertIn("camille.sau", self.text(), "the care team's reads are listed")
+        # The care team's reads, the staff named by reference and role unless the DPO discloses names.
+        self.assertIn("agent — sau create care success", self.text(), "the care team's reads are listed")
         self.submit(field(By.ID, "approve-pack"), "the approval of the pack")
         digest = field(By.ID, "approved-digest").text
         self.assertRegex(digest, r"^sha256:[0-9a-f]{64}$")

@@ -73,6 +73,7 @@ struct DPOPageTests {
                 for path in Self.dpoPages {
                     let page = try await other.get(path)
                     #expect(page.status == .forbidden, "\(username) is refused \(path)")
+                    #expect(page.hidden("csrf")?.count == 43, "the refusal page's sign-out form works")
                     #expect(!page.text.contains("register"))
                 }
                 // An action with a valid CSRF token of their own is refused too, and changes nothing.
