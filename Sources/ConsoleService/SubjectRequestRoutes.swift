@@ -523,9 +523,11 @@ extension Console {
     func packPreview(_ checked: Checked, number: Int64, _ request: Request) async throws -> ConsoleView {
         let staffNames = request.uri.queryParameters.get("noms") == "oui"
         let (workflow, register) = try await workflow(checked)
+        // The review is a step of the evidence file: it commits with the page view's event, or not at all.
         let (record, pack, redactions, approved) = try await pool.withConnection { connection in
             try await connection.transaction(isolation: .repeatableRead) { connection in
                 let record = try register.request(number: number, on: connection)
+                checked.audit.touched(object: "\(number)", patient: record.patientID, purpose: .subjectRequest)
                 let pack = try workflow.review(number: number, staffNames: staffNames, on: connection)
                 let redactions = try workflow.recordedRedactions(number: number, on: connection)
                 let approved: (pack: AccessPack, json: [UInt8])?
@@ -534,10 +536,10 @@ extension Console {
                 } catch let error as SubjectRequestError where error.code == .packNotApproved {
                     approved = nil
                 }
+                try checked.audit.recordSuccess(on: connection)
                 return (record, pack, redactions, approved)
             }
         }
-        checked.audit.touched(object: "\(number)", patient: record.patientID, purpose: .subjectRequest)
         let approvedDigest = approved.map { "sha256:" + Self.hex(SHA256.hash($0.json)) } ?? ""
         let tables = pack.tables.filter { !$0.rows.isEmpty }.map(Self.tableModel)
         let consultations = pack.consultations.map(Self.consultationModel)
@@ -694,14 +696,14 @@ extension Console {
         let ring = try await keyring()
         let register = register(for: checked, ring: ring)
         let rectifications = Rectifications(register: register, ring: ring)
-        let (record, listed) = try await pool.transaction { connection in
+        // Listing the recipients the first time records them (and a step): with the page view's event, or not at all.
+        let listed = try await pool.transaction { connection in
             let record = try register.request(number: number, on: connection)
             let listed = try rectifications.listRecipients(number: number, on: connection)
             checked.audit.touched(object: "\(number)", patient: record.patientID, purpose: .subjectRequest)
             try checked.audit.recordSuccess(on: connection)
-            return (record, listed)
+            return listed
         }
-        _ = record
         let model = RecipientsModel(
             number: "\(number)",
             rectifications: listed.map { rectification in

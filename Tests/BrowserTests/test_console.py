@@ -363,6 +363,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         field(By.ID, "note").send_keys("Dossier demandé par courrier du " + received)
         self.submit(field(By.ID, "add-note"), "a note")
         self.assertIn("Dossier demandé par courrier", self.text())
+        self.driver.execute_script("window.scrollTo(0, 0)")
         self.shot("51-dpo-demande")
         self.open("/dpo/demandes")
         self.assertTrue(self.driver.find_elements(By.CSS_SELECTOR, "a[href='/dpo/demandes/%s']" % number), "the register lists the request")
@@ -375,6 +376,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.submit(field(By.ID, "approve-pack"), "the approval of the pack")
         digest = field(By.ID, "approved-digest").text
         self.assertRegex(digest, r"^sha256:[0-9a-f]{64}$")
+        self.driver.execute_script("window.scrollTo(0, 0)")
         self.shot("53-dpo-dossier")
         for name in os.listdir(self.downloads):
             os.remove(os.path.join(self.downloads, name))
