@@ -176,6 +176,7 @@ let package = Package(
             name: "ConsoleService",
             dependencies: [
                 "StaffAccounts", "QRCode", "CareRecords", "Journal", "Backup", "KeyManagement", "Keyring", "Settings", "Store", "Systemd", "DaemonRuntime", "Cryptography",
+                "SubjectRequests", "Retention",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -383,7 +384,8 @@ let package = Package(
         .testTarget(
             name: "ConsoleTests",
             dependencies: [
-                "ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Cryptography", "TestSupport",
+                "ConsoleService", "StaffAccounts", "QRCode", "Journal", "Store", "Schema", "Settings", "Cryptography", "TestSupport", "SubjectRequests", "Retention",
+                "Keyring", "CareRecords",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ public import Foundation
 import HTTPTypes
 public import Hummingbird
 import Journal
+public import Keyring
 public import Logging
 import NIOCore
 public import Settings
@@ -22,6 +23,9 @@ public struct Console: Sendable {
     let configuration: SuiteConfiguration
     let logger: Logger
     let unitStates: UnitStateReader
+    /// The master key, for the DPO's pages that decrypt (the register's personal
+    /// data, access packs, plans); nil when the console was given none.
+    let masterKey: MasterKey?
 
     /// Assembles the console.
     /// - Parameters:
@@ -30,13 +34,15 @@ public struct Console: Sendable {
     ///   - configuration: the suite's configuration (the `console` section, the journal's witnesses and keys, the policies).
     ///   - logger: the service's logger (no personal data is ever logged).
     ///   - templatesDirectory: where the templates and the catalogue are (the shipped ones by default).
+    ///   - masterKey: the master key that opens the keyring, for the DPO's pages; without it they say so and show nothing.
     ///   - now: the clock of the second factor (tests move it).
     /// - Throws: when the templates or the catalogue cannot be loaded.
     public init(
         pool: ConnectionPool, key: ConsoleKey, configuration: SuiteConfiguration, logger: Logger, templatesDirectory: String? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }
+        masterKey: MasterKey? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) async throws {
         self.pool = pool
+        self.masterKey = masterKey
         let console = configuration.console
         self.sessions = StaffSessions(
             settings: StaffSessionSettings(
@@ -57,6 +63,8 @@ public struct Console: Sendable {
         addJournalRoutes(to: router)
         addAdministrationRoutes(to: router)
         addDPORoutes(to: router)
+        addSubjectRequestRoutes(to: router)
+        addRetentionRoutes(to: router)
         let stylesheet = renderer.stylesheet
         router.get("/static/console.css") { _, _ in
             var fields = HTTPFields.console(contentType: "text/css; charset=utf-8", requestID: "-")
@@ -101,6 +109,8 @@ public struct Console: Sendable {
         _ produce: @escaping @Sendable (Checked) async throws -> ConsoleView
     ) async -> Response {
         let audit = audit(request, context, action, objectType)
+        // The signed-in session's CSRF token, for the sign-out form of an error page.
+        var csrf: String?
         do {
             let form = try await readForm(request)
             guard let token = ConsoleCookie.value(ConsoleCookie.session, in: request) else {
@@ -117,28 +127,29 @@ public struct Console: Sendable {
             guard session.stage == .complete else {
                 return await refuse(audit, .denied(reason: "console.second_factor_required"), redirect: "/connexion")
             }
+            csrf = session.csrfToken
             guard audience.admits(session.principal.role) else { throw ConsolePageError.forbidden }
             if request.method == .post, !session.acceptsCSRF(form["csrf"]) { throw ConsolePageError.csrf }
             let view = try await produce(Checked(session: session, token: token, form: form, audit: audit))
             if !audit.isRecorded { try await record(audit.event(.success)) }
             return respond(view, audit: audit, session: session)
         } catch let error as ConsolePageError {
-            return await refuse(audit, error, session: audit.principal)
+            return await refuse(audit, error, session: audit.principal, csrf: csrf)
         } catch let error as StaffError {
             logger.notice("request refused", metadata: ["osmose.error": "\(error.code)", "osmose.request": "\(audit.requestID)"])
-            return await refuse(audit, ConsolePageError(code: error.code.rawValue, status: .badRequest, messageKey: "error_internal", denied: false), session: audit.principal)
+            return await refuse(audit, ConsolePageError(code: error.code.rawValue, status: .badRequest, messageKey: "error_internal", denied: false), session: audit.principal, csrf: csrf)
         } catch {
             // The data was read but its event could not be committed, or the read failed: nothing is shown.
             logger.error("request failed closed", metadata: ["osmose.error": "\(Self.redacted(error))", "osmose.request": "\(audit.requestID)"])
-            return await refuse(audit, ConsolePageError.journalUnavailable, session: audit.principal)
+            return await refuse(audit, ConsolePageError.journalUnavailable, session: audit.principal, csrf: csrf)
         }
     }
 
     /// Records a refusal's event and shows the error page (no data of the request's).
-    func refuse(_ audit: ConsoleAudit, _ error: ConsolePageError, session principal: StaffPrincipal?) async -> Response {
+    func refuse(_ audit: ConsoleAudit, _ error: ConsolePageError, session principal: StaffPrincipal?, csrf: String? = nil) async -> Response {
         do {
             try await record(audit.event(error.denied ? .denied(reason: error.code) : .error(reason: error.code)))
-            return errorPage(error, audit: audit, principal: principal)
+            return errorPage(error, audit: audit, principal: principal, csrf: csrf)
         } catch {
             logger.error("access event could not be recorded", metadata: ["osmose.error": "\(Self.redacted(error))", "osmose.request": "\(audit.requestID)"])
             return errorPage(.journalUnavailable, audit: audit, principal: nil)
@@ -223,7 +234,7 @@ public struct Console: Sendable {
     }
 
     /// The error page: the message of the error's code and the request id to quote, nothing else.
-    func errorPage(_ error: ConsolePageError, audit: ConsoleAudit, principal: StaffPrincipal?) -> Response {
+    func errorPage(_ error: ConsolePageError, audit: ConsoleAudit, principal: StaffPrincipal?, csrf: String? = nil) -> Response {
         struct Model: Sendable {
             let message: String
             let code: String
@@ -232,7 +243,7 @@ public struct Console: Sendable {
         let html = renderer.render(
             "error",
             PageContext(
-                t: renderer.strings, user: principal.map(userPanel), csrf: nil, title: renderer.text("error_title"),
+                t: renderer.strings, user: principal.map(userPanel), csrf: csrf, title: renderer.text("error_title"),
                 page: Model(message: renderer.text(error.messageKey), code: error.code, requestID: audit.requestID)))
         return Response(
             status: error.status, headers: .console(contentType: "text/html; charset=utf-8", requestID: audit.requestID),
@@ -244,7 +255,12 @@ public struct Console: Sendable {
         var links: [UserPanel.Link] = [.init(href: "/", label: renderer.text("nav_home"))]
         switch principal.role {
         case .dpo:
-            links.append(.init(href: "/dpo/politiques", label: renderer.text("nav_policies")))
+            links += [
+                .init(href: "/dpo/demandes", label: renderer.text("nav_requests")), .init(href: "/dpo/conservation", label: renderer.text("nav_retention")),
+                .init(href: "/dpo/conservation/gels", label: renderer.text("nav_holds")),
+                .init(href: "/dpo/conservation/certificats", label: renderer.text("nav_certificates")),
+                .init(href: "/dpo/politiques", label: renderer.text("nav_policies")),
+            ]
         case .securityOfficer:
             links += [
                 .init(href: "/journal", label: renderer.text("nav_journal_status")), .init(href: "/journal/recherche", label: renderer.text("nav_journal_search")),

@@ -64,16 +64,21 @@ final class ConsoleAudit: Sendable {
     func identify(_ principal: StaffPrincipal) { learned.withLock { $0.principal = principal } }
     /// The username a sign-in named when no account matched it.
     func attempted(username: String) { learned.withLock { $0.attemptedUsername = username } }
-    /// The object (an entry's sequence number, a checkpoint) and the patient the request concerned.
-    func touched(object: String? = nil, patient: UUID? = nil) {
+    /// The object (an entry's sequence number, a checkpoint, a request's number) and
+    /// the patient the request concerned, read for `purpose` (the security officer's
+    /// audit; the DPO's subject requests).
+    func touched(object: String? = nil, patient: UUID? = nil, purpose: AccessPurpose = .audit) {
         learned.withLock { learned in
             if let object { learned.objectID = object }
             if let patient {
                 learned.patientID = patient
-                learned.purpose = .audit
+                learned.purpose = purpose
             }
         }
     }
+
+    /// The purpose of a request that concerns no one patient (the DPO's register: subject requests).
+    func serves(_ purpose: AccessPurpose) { learned.withLock { $0.purpose = purpose } }
     /// The request turned out to be another action than announced (a download is an export).
     func acted(_ action: AccessAction) { learned.withLock { $0.action = action } }
     /// A short, data-free note recorded as the reason of a successful event (a verify run's result).

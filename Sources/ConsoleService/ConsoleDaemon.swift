@@ -4,6 +4,7 @@ public import DaemonRuntime
 import Foundation
 import Hummingbird
 import Journal
+import Keyring
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -20,9 +21,12 @@ public struct ConsoleDaemon: AsyncParsableCommand {
     /// Its command line: `--config`, `--help` with its exit statuses, `--version`.
     public static let configuration = CommandConfiguration.daemon(
         .console, abstract: "Serves the web console of the DPO, the security officer and sysadmins.",
-        discussion: "Console key (seals the TOTP seeds): the console-key credential, else console.key_file.",
+        discussion: """
+            Console key (seals the TOTP seeds): the console-key credential, else console.key_file. \
+            Master key (the DPO's pages decrypt the register and access packs): the master-key credential; without it those pages say so.
+            """,
         exitStatuses: [.success, .failure, .invalidConfiguration, .databaseUnavailable, .keyUnavailable],
-        statusDetails: [.keyUnavailable: "the console key is missing or not 32 bytes"])
+        statusDetails: [.keyUnavailable: "the console key is missing or not 32 bytes, or the master-key credential is unreadable or not the keyring's"])
 
     /// The daemon's options (`--config`).
     @OptionGroup public var options: DaemonOptions
@@ -39,12 +43,21 @@ public struct ConsoleDaemon: AsyncParsableCommand {
         let configuration = daemon.configuration
         let logger = daemon.logger
         let key = try Self.loadKey(credential: Credentials().path(of: Self.keyCredential), file: configuration.console.keyFile)
+        let masterKey = try Self.loadMasterKey(credential: Credentials().path(of: MasterKey.credentialName))
         let pool = ConnectionPool(
             configuration: .init(connectionString: configuration.consoleConnection, applicationName: "osmose-console", maximumConnections: configuration.database.poolSize),
             logger: logger)
         // Fails with status 4 now, rather than on the first request, when the database is unreachable.
         try await pool.withConnection { connection in try await connection.perform { try StaffDirectory.probe(on: $0) } }
-        let console = try await Console(pool: pool, key: key, configuration: configuration, logger: logger)
+        if let masterKey {
+            // A master key that is not the keyring's fails now (status 6), not on the DPO's first page.
+            do {
+                _ = try await pool.withConnection { connection in try await DataKeyRing.load(on: connection, master: masterKey) }
+            } catch let error as KeyringError {
+                throw ConsoleKeyError("master key: \(error)")
+            }
+        }
+        let console = try await Console(pool: pool, key: key, configuration: configuration, logger: logger, masterKey: masterKey)
         let listen = configuration.console.listen
         let notifier = daemon.notifier
         let application = Application(
@@ -71,6 +84,17 @@ public struct ConsoleDaemon: AsyncParsableCommand {
             throw ConsoleKeyError("console key \(path): \(error.message)")
         } catch let error as StaffError {
             throw ConsoleKeyError("console key \(path): \(error.message)")
+        }
+    }
+
+    /// The master key from the `master-key` credential, when the unit passes it.
+    /// - Throws: ``ConsoleKeyError`` (status 6) when it is passed but unreadable or malformed.
+    static func loadMasterKey(credential: String?) throws -> MasterKey? {
+        guard let credential else { return nil }
+        do {
+            return try MasterKey.load(path: credential)
+        } catch {
+            throw ConsoleKeyError("master key \(credential): \(error)")
         }
     }
 

@@ -7,6 +7,9 @@ import Foundation
 enum ParisTime {
     static let zone = TimeZone(identifier: "Europe/Paris")!
 
+    /// The zone `identifier` names (the configuration's, validated when loaded), else Paris.
+    static func zone(named identifier: String) -> TimeZone { TimeZone(identifier: identifier) ?? zone }
+
     /// `date` as `dd/MM/yyyy HH:mm:ss`, Paris time.
     static func format(_ date: Date) -> String {
         let local = Int(date.timeIntervalSince1970.rounded(.down)) + zone.secondsFromGMT(for: date)
@@ -36,6 +39,23 @@ enum ParisTime {
         else { return nil }
         return date
     }
+
+    /// A day and a time of day typed in a form (`2026-12-04`, `14:30`), Paris time; nil when malformed.
+    static func moment(day: String, time: String) -> Date? {
+        let parts = time.split(separator: ":")
+        guard let start = startOfDay(day), parts.count >= 2, let hour = Int(parts[0]), let minute = Int(parts[1]), (0...23).contains(hour),
+            (0...59).contains(minute)
+        else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        var components = calendar.dateComponents([.year, .month, .day], from: start)
+        components.hour = hour
+        components.minute = minute
+        return calendar.date(from: components)
+    }
+
+    /// `date` as `dd/MM/yyyy`, Paris time.
+    static func day(_ date: Date) -> String { String(format(date).prefix(10)) }
 
     /// "il y a 3 min" style: how long ago, in the catalogue's words.
     static func age(since date: Date, now: Date = Date(), strings: (String) -> String) -> String {

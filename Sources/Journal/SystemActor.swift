@@ -40,6 +40,13 @@ public struct SystemActor: Sendable, Hashable {
         SystemActor(name: identity, program: .osmosectl, role: role)
     }
 
+    /// A member of the suite's staff signed in to osmose-console, acting in `role`
+    /// through its pages (the DPO registering a request, approving a plan…).
+    /// - Parameter identity: e.g. `dominique.dpo via osmose-console`; its first word is recorded as the username.
+    public static func console(_ identity: String, role: ActorRole) -> SystemActor {
+        SystemActor(name: identity, program: .console, role: role)
+    }
+
     /// A daemon of the suite acting on its own (a scheduled rotation, a backup, an adopted key).
     public static func daemon(_ program: SuiteProgram) -> SystemActor {
         SystemActor(name: program.rawValue, program: program, role: .system)

@@ -330,6 +330,132 @@ class ConsoleBrowserTests(unittest.TestCase):
             self.assertIn("ne donne pas accès", self.text(), path)
         self.shot("43-refus")
 
+    def wait_download(self, name):
+        path = os.path.join(self.downloads, name)
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertTrue(os.path.exists(path), "%s was not downloaded within %d s (found: %s)" % (name, WAIT, os.listdir(self.downloads)))
+        return path
+
+    def test_50_dpo_opens_a_request_reviews_and_releases_its_pack(self):
+        self.sign_in(DPO)
+        self.open("/dpo/demandes/nouvelle")
+        self.shot("50-dpo-nouvelle-demande")
+        received = time.strftime("%Y-%m-%d", time.localtime(time.time() - 3 * 86400))
+        field = self.driver.find_element
+        Select(field(By.ID, "kind")).select_by_value("access")
+        # A date input takes the digits in the browser's (French) order: day, month, year.
+        field(By.ID, "received_on").clear()
+        self.driver.execute_script("document.getElementById('received_on').value = arguments[0]", received)
+        Select(field(By.ID, "subject_by")).select_by_value("patient")
+        field(By.ID, "patient_id").send_keys(PATIENT)
+        field(By.ID, "requester_name").send_keys("Anaïs Lefèvre")
+        field(By.ID, "requester_contact").send_keys("12 rue des Lilas, 75011 Paris")
+        field(By.ID, "identity_by").send_keys("Bureau des admissions")
+        field(By.ID, "identity_documents").send_keys("carte d'identité")
+        self.submit(field(By.ID, "open-request"), "the new request")
+        self.assertRegex(self.driver.current_url, r"/dpo/demandes/[0-9]+$")
+        number = self.driver.find_element(By.ID, "request-number").text
+        self.assertIn("csp-eight-days", self.text())
+        self.assertIn("Demande enregistrée", self.text())
+        self.assertIn("Identité vérifiée", self.text())
+        field(By.ID, "note").send_keys("Dossier demandé par courrier du " + received)
+        self.submit(field(By.ID, "add-note"), "a note")
+        self.assertIn("Dossier demandé par courrier", self.text())
+        self.driver.execute_script("window.scrollTo(0, 0)")
+        self.shot("51-dpo-demande")
+        self.open("/dpo/demandes")
+        self.assertTrue(self.driver.find_elements(By.CSS_SELECTOR, "a[href='/dpo/demandes/%s']" % number), "the register lists the request")
+        self.shot("52-dpo-registre")
+        self.open("/dpo/demandes/%s/dossier" % number)
+        self.assertIn("care.patients", self.text())
+        self.assertIn("Lefèvre", self.text(), "the pack's preview shows the record, decrypted")
+        # The care team's reads, the staff named by reference and role unless the DPO discloses names.
+        self.assertIn("agent — sau create care success", self.text(), "the care team's reads are listed")
+        self.submit(field(By.ID, "approve-pack"), "the approval of the pack")
+        digest = field(By.ID, "approved-digest").text
+        self.assertRegex(digest, r"^sha256:[0-9a-f]{64}$")
+        self.driver.execute_script("window.scrollTo(0, 0)")
+        self.shot("53-dpo-dossier")
+        for name in os.listdir(self.downloads):
+            os.remove(os.path.join(self.downloads, name))
+        field(By.ID, "seal-passphrase").click()
+        field(By.ID, "passphrase").send_keys("correct horse battery staple")
+        field(By.ID, "release-pack").click()
+        sealed = self.wait_download("osmose-demande-%s.age" % number)
+        # The download completes once renamed from its .crdownload: wait for a stable age file.
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with open(sealed, "rb") as file:
+                data = file.read()
+            if data.startswith(b"age-encryption.org/v1"):
+                break
+            time.sleep(0.2)
+        self.assertTrue(data.startswith(b"age-encryption.org/v1"), "the released pack is an age file")
+        self.open("/dpo/demandes/%s" % number)
+        self.assertIn("Dossier remis (scellé)", self.text())
+        self.assertIn("sha256:" + hashlib.sha256(data).hexdigest(), self.text(), "the timeline records the digest of the file downloaded")
+        # A pack is released once.
+        self.open("/dpo/demandes/%s/dossier" % number)
+        self.assertIn("dsar.pack_already_released", self.text())
+
+    def test_51_dpo_approves_a_retention_plan_and_a_stale_digest_is_refused(self):
+        self.sign_in(DPO)
+        self.open("/dpo/conservation")
+        self.submit(self.driver.find_element(By.ID, "compute-plan"), "the plan of the day")
+        first = self.driver.current_url
+        stale = self.driver.find_element(By.ID, "plan-sha256").text
+        self.assertRegex(stale, r"^[0-9a-f]{64}$")
+        # A second plan computed meanwhile; the page of the first one is sent to the second: refused.
+        self.open("/dpo/conservation")
+        self.submit(self.driver.find_element(By.ID, "compute-plan"), "a second plan")
+        second = self.driver.current_url
+        self.assertNotEqual(first, second)
+        digest = self.driver.find_element(By.ID, "plan-sha256").text
+        self.driver.execute_script("document.getElementById('sha256').value = arguments[0]", stale)
+        self.driver.find_element(By.ID, "approver").send_keys("Dominique Martin")
+        self.submit(self.driver.find_element(By.ID, "approve-plan"), "the approval of a stale digest")
+        self.assertIn("retention.digest_mismatch", self.text())
+        self.open(urllib.parse.urlparse(second).path)
+        self.assertEqual(self.driver.find_element(By.ID, "sha256").get_attribute("value"), digest, "the form carries the digest shown")
+        self.shot("54-dpo-plan")
+        self.driver.find_element(By.ID, "approver").send_keys("Dominique Martin")
+        self.submit(self.driver.find_element(By.ID, "approve-plan"), "the approval")
+        self.assertIn("Dominique Martin", self.driver.find_element(By.ID, "plan-approval").text)
+        self.assertEqual(self.driver.find_element(By.ID, "plan-state").text, "approuvé")
+        self.open("/dpo/conservation")
+        self.shot("55-dpo-plans")
+
+    def test_52_dpo_places_and_releases_a_hold(self):
+        self.sign_in(DPO)
+        self.open("/dpo/conservation/gels")
+        Select(self.driver.find_element(By.ID, "scope")).select_by_value("patient")
+        self.driver.find_element(By.ID, "patient").send_keys(PATIENT)
+        self.driver.find_element(By.ID, "reason").send_keys("Contentieux en responsabilité médicale")
+        self.driver.find_element(By.ID, "reference").send_keys("TJ Paris 26/0042")
+        self.submit(self.driver.find_element(By.ID, "place-hold"), "the hold")
+        row = self.driver.find_element(By.XPATH, "//tr[td[contains(., 'TJ Paris 26/0042')]]")
+        hold = row.get_attribute("id").split("-")[1]
+        self.assertIn("en vigueur", row.text)
+        self.shot("56-dpo-gels")
+        self.driver.find_element(By.ID, "release-" + hold).send_keys("Désistement de l'instance")
+        self.submit(self.driver.find_element(By.ID, "release-hold-" + hold), "the release")
+        row = self.driver.find_element(By.ID, "hold-" + hold)
+        self.assertIn("levé", row.text)
+        self.assertFalse(self.driver.find_elements(By.ID, "release-hold-" + hold))
+        self.open("/dpo/conservation/certificats")
+        self.shot("57-dpo-certificats")
+
+    def test_53_dpo_pages_refused_to_the_other_roles(self):
+        for username in (OFFICER, SYSADMIN):
+            self.sign_in(username)
+            for path in ("/dpo/demandes", "/dpo/demandes/nouvelle", "/dpo/conservation", "/dpo/conservation/gels", "/dpo/conservation/certificats"):
+                self.open(path)
+                self.assertIn("ne donne pas accès", self.text(), path)
+                self.assertNotIn("Anaïs", self.driver.page_source)
+            self.sign_out()
+
     def test_40_keyboard_only_sign_in(self):
         """The sign-in form is usable from the keyboard: labels, order, Enter submits."""
         self.open("/connexion")

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdOTP
 import Journal
+import Keyring
 import Logging
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -55,6 +56,8 @@ struct ConsoleHarness: Sendable {
     let clock: TestClock
     let log: CapturedLog
     let client: HTTPClient
+    /// The master key the console holds (the keyring is initialised with it), for the DPO's pages; nil unless asked.
+    let master: MasterKey?
 
     static let password = "correct horse battery staple"
     static let dpo = "dpo.ana"
@@ -62,12 +65,13 @@ struct ConsoleHarness: Sendable {
     static let sysadmin = "admin.chloe"
 
     static func with(
-        _ name: String, configure: @Sendable (inout SuiteConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void
+        _ name: String, keyring: Bool = false, configure: @Sendable (inout SuiteConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void
     ) async throws {
         try await TestDatabase.with(name) { database in
             let admin = try await Connection.connect(database.connectionString, logger: testLogger)
             do {
-                try await run(database: database, admin: admin, configure: configure, body)
+                try await run(database: database, admin: admin, keyring: keyring, configure: configure, body)
             } catch {
                 await admin.close()
                 throw error
@@ -77,10 +81,12 @@ struct ConsoleHarness: Sendable {
     }
 
     private static func run(
-        database: TestDatabase, admin: Connection, configure: @Sendable (inout SuiteConfiguration) -> Void,
+        database: TestDatabase, admin: Connection, keyring: Bool, configure: @Sendable (inout SuiteConfiguration) -> Void,
         _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void
     ) async throws {
             try await migrate(admin)
+            let master = keyring ? try MasterKey.generate() : nil
+            if let master { _ = try await DataKeyRing.initialise(on: admin, master: master, createdBy: "tests") }
             let directory = StaffDirectory(actor: .operator("tests", role: .sysadmin))
             for (username, role) in [(dpo, StaffRole.dpo), (officer, .securityOfficer), (sysadmin, .sysadmin)] {
                 let account = try NewStaffAccount(username: username, displayName: username, role: role, password: password, costExponent: 10)
@@ -98,7 +104,7 @@ struct ConsoleHarness: Sendable {
             let clock = TestClock()
             do {
                 let console = try await Console(
-                    pool: pool, key: try ConsoleKey(SecretBytes.random(count: 32)), configuration: configuration, logger: logger,
+                    pool: pool, key: try ConsoleKey(SecretBytes.random(count: 32)), configuration: configuration, logger: logger, masterKey: master,
                     now: { clock.read() })
                 let port = PortBox()
                 let application = Application(
@@ -109,7 +115,7 @@ struct ConsoleHarness: Sendable {
                 for _ in 0..<500 where port.value == nil { try await Task.sleep(for: .milliseconds(10)) }
                 do {
                     guard let bound = port.value else { throw TestEnvironmentError("the console did not start listening") }
-                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: HTTPClient(port: bound)))
+                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: HTTPClient(port: bound), master: master))
                 } catch {
                     await group.triggerGracefulShutdown()
                     _ = try? await running.value

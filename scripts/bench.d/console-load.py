@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""console-load.py URL USERS REQUESTS PASSWORD — signs USERS security officers
-(rssi.01…) in to osmose-console (enrolling their TOTP on first use, from the secret
-the enrolment page shows), then has them search the journal for random patients of
-the bench fixture, all at once, until REQUESTS searches are done. Prints JSON:
+"""console-load.py URL USERS REQUESTS PASSWORD [search|register] — signs USERS
+security officers (rssi.01…) in to osmose-console (enrolling their TOTP on first
+use, from the secret the enrolment page shows), then has them search the journal
+for random patients of the bench fixture, all at once, until REQUESTS searches are
+done; with `register`, USERS DPOs (dpo.01…) open the register of subject requests
+instead (half the default view, half a random page of every request). Prints JSON:
 p50_ms, p99_ms, max_ms, per_second, failures, mean_rows."""
 import base64, hashlib, hmac, http.client, json, random, re, struct, sys, threading, time, urllib.parse
 
 url, users, total, password = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+mode = sys.argv[5] if len(sys.argv) > 5 else "search"
 host = urllib.parse.urlparse(url).netloc
 random.seed(20261204)
 print(f"console-load: seed 20261204", file=sys.stderr)
@@ -64,7 +67,7 @@ secrets = {}
 clients = []
 for n in range(1, users + 1):
     client = Client()
-    client.sign_in("rssi.%02d" % n, secrets)
+    client.sign_in(("dpo.%02d" if mode == "register" else "rssi.%02d") % n, secrets)
     clients.append(client)
 
 patients = [str(__import__("uuid").UUID(hashlib.md5(f"patient {i}".encode()).hexdigest())) for i in range(50000)]
@@ -80,14 +83,22 @@ def work(client):
                 return
             remaining[0] -= 1
             patient = random.choice(patients)
+            page_number = random.randint(1, 100)
+            default_view = random.random() < 0.5
         start = time.perf_counter()
-        status, page, _ = client.request("POST", "/journal/recherche", {"csrf": client.csrf, "patient": patient})
+        if mode == "register":
+            status, page, _ = client.request("GET", "/dpo/demandes" if default_view else "/dpo/demandes?statut=toutes&page=%d" % page_number)
+        else:
+            status, page, _ = client.request("POST", "/journal/recherche", {"csrf": client.csrf, "patient": patient})
         elapsed = (time.perf_counter() - start) * 1000
         with lock:
             if status != 200:
                 failures[0] += 1
             latencies.append(elapsed)
-            rows.append(page.count("<tr><td><a href=\"/journal/entree/") + page.count("<tr class=\"denied\"><td><a"))
+            if mode == "register":
+                rows.append(page.count('<td><a href="/dpo/demandes/'))
+            else:
+                rows.append(page.count("<tr><td><a href=\"/journal/entree/") + page.count("<tr class=\"denied\"><td><a"))
 
 
 began = time.perf_counter()
