@@ -200,7 +200,7 @@ let package = Package(
         .target(
             name: "Retention",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "Store", "Settings", "Cryptography",
+                "CareRecords", "Journal", "JournalArchive", "Age", "Keyring", "Store", "Settings", "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
@@ -378,7 +378,10 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "RetentionTests",
-            dependencies: ["Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Cryptography", "TestSupport"],
+            dependencies: [
+                "Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "JournalArchive", "Age", "Cryptography", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings),
         .testTarget(
             name: "ConsoleTests",
