@@ -208,6 +208,9 @@ struct RetentionDaemonTests {
             let check = try await site.osmosectl(["policy", "check", "\(policies)/retention.yaml"])
             #expect(check.status == 3 && check.standardOutput.contains("backups.margin_days"), "\(check.standardOutput)")
             try shipped.write(toFile: "\(policies)/retention.yaml", atomically: true, encoding: .utf8)
+            let valid = try await site.osmosectl(["policy", "check", "\(policies)/retention.yaml"])
+            #expect(valid.status == 0 && valid.standardOutput.contains("ok       \(policies)/retention.yaml"), "\(valid.standardOutput)")
+            #expect(valid.standardOutput.contains("note     \(policies)/retention.yaml: subject_requests: term recorded (5 years after a request is closed, then destroy) but NOT enforced"))
 
             let unreachable = site.config + ".unreachable"
             try String(contentsOfFile: site.config, encoding: .utf8)
