@@ -201,7 +201,7 @@ let package = Package(
         .target(
             name: "Retention",
             dependencies: [
-                "CareRecords", "Journal", "Keyring", "Store", "Settings", "Cryptography",
+                "CareRecords", "Journal", "JournalArchive", "Age", "Keyring", "Store", "Settings", "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
@@ -379,7 +379,10 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "RetentionTests",
-            dependencies: ["Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "Cryptography", "TestSupport"],
+            dependencies: [
+                "Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "JournalArchive", "Age", "Cryptography", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings),
         .testTarget(
             name: "ConsoleTests",

@@ -341,6 +341,11 @@ final class ArchiveReplay {
     private var next: UInt64 = 0
     private var replayStarted = false
     private var nextCheckpoint = 0
+    /// Checkpoints reached by the replay whose root and chain are still to be compared:
+    /// the tree as it was at their size (its peaks, shared until the next append), the
+    /// chain then, and their place. Compared in batches on every core: a month holds
+    /// about one checkpoint per entry, and each root costs one hash per peak.
+    private var pendingRoots: [(index: Int, size: UInt64, range: CompactRange, chain: [UInt8])] = []
     private var lastSequencedAt = Int64.min
     private var lastBundle: UInt64?
     private var bundles = 0
@@ -761,13 +766,35 @@ final class ArchiveReplay {
         next += 1
         // Every checkpoint before the covering one ends inside the month: its root and chain are the tree's at its size.
         while nextCheckpoint < checkpointSizes.count - 1, checkpointSizes[nextCheckpoint] == next {
-            let digest = SHA256.hash(prefix: nil, compact.root(), chain)
-            if !digest.elementsEqual(checkpointDigests[nextCheckpoint * 32..<nextCheckpoint * 32 + 32]) {
-                fail(.root, next - 1, "checkpoint #\(summary.firstCheckpointID + Int64(nextCheckpoint)) of size \(next): the entries do not give the root and chain it signs")
-            }
+            pendingRoots.append((nextCheckpoint, next, compact, chain))
+            if pendingRoots.count == 8192 { flushRoots(summary) }
             nextCheckpoint += 1
             checkpointsChecked += 1
         }
+    }
+
+    /// Compares the pending checkpoints' roots and chains with what they sign, on every
+    /// core; a mismatch is reported at the checkpoint's last entry, as if found in order.
+    private func flushRoots(_ summary: MonthSummary) {
+        guard !pendingRoots.isEmpty else { return }
+        let pending = pendingRoots
+        let digests = checkpointDigests
+        let bad = Mutex<[Int]>([])
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var position = worker
+            while position < pending.count {
+                let item = pending[position]
+                let digest = SHA256.hash(prefix: nil, item.range.root(), item.chain)
+                if !digest.elementsEqual(digests[item.index * 32..<item.index * 32 + 32]) { bad.withLock { $0.append(position) } }
+                position += workers
+            }
+        }
+        for position in bad.withLock({ $0 }).sorted() {
+            let item = pending[position]
+            fail(.root, item.size - 1, "checkpoint #\(summary.firstCheckpointID + Int64(item.index)) of size \(item.size): the entries do not give the root and chain it signs")
+        }
+        pendingRoots.removeAll(keepingCapacity: true)
     }
 
     /// After the last entry: the chain at the month's end, then the tree up to the
@@ -789,6 +816,7 @@ final class ArchiveReplay {
             }
             try appendLeaf(leaf)
         }
+        flushRoots(summary)
         if compact.root() != coveringRoot {
             fail(.root, summary.lastSequence, "the tree does not give the covering checkpoint #\(summary.covering.id)'s root")
         } else {
@@ -846,6 +874,7 @@ final class ArchiveReplay {
 
     /// Checks that the archive did not end early.
     func finish() {
+        if let summary { flushRoots(summary) }
         guard finished else {
             fail(.layout, nil, "the archive ends before manifest.json")
             return

@@ -266,7 +266,12 @@ public struct JournalArchiver: Sendable {
         return try await onOwnThread { try paths.allSatisfy { try ArchiveFiles.digest($0) == expected } }
     }
 
-    private func checkWriteSettings() throws {
+    /// Checks what writing an archive needs, before anything is read or written:
+    /// at least one archive directory, each an existing writable directory (a
+    /// missing mount is never created), none listed twice; at least one recipient,
+    /// all of one kind; a verifier key of the log.
+    /// - Throws: ``JournalArchiveError`` `.invalidArgument` naming the setting or the directory.
+    public func checkWriteSettings() throws {
         guard !directories.isEmpty else { throw JournalArchiveError(.invalidArgument, "no archive directory is configured (archives.directories)") }
         for directory in directories { try ArchiveFiles.checkDirectory(directory) }
         guard Set(directories).count == directories.count else { throw JournalArchiveError(.invalidArgument, "an archive directory is listed twice") }

@@ -31,6 +31,8 @@ struct PolicyCommand: AsyncParsableCommand {
             let file: String
             let valid: Bool
             let problem: String?
+            /// What a valid policy names but this version does not enforce (said plainly).
+            var notes: [String] = []
         }
 
         func run() async throws {
@@ -48,8 +50,10 @@ struct PolicyCommand: AsyncParsableCommand {
                         return Result(file: file, valid: false, problem: "\(file): unknown policy kind \(kind); known: \(PolicyCommand.validators.keys.sorted().joined(separator: ", "))")
                     }
                     do {
-                        try validate(try SettingsDocument(contentsOf: file))
-                        return Result(file: file, valid: true, problem: nil)
+                        let document = try SettingsDocument(contentsOf: file)
+                        try validate(document)
+                        let notes = kind == "retention.yaml" ? try RetentionPolicy.parse(document).unenforcedClasses : []
+                        return Result(file: file, valid: true, problem: nil, notes: notes)
                     } catch {
                         return Result(file: file, valid: false, problem: "\(error)")
                     }
@@ -58,7 +62,10 @@ struct PolicyCommand: AsyncParsableCommand {
                 if json {
                     try printJSON(results)
                 } else {
-                    for result in results { print(result.valid ? "ok       \(result.file)" : "invalid  \(result.problem ?? result.file)") }
+                    for result in results {
+                        print(result.valid ? "ok       \(result.file)" : "invalid  \(result.problem ?? result.file)")
+                        for note in result.notes { print("note     \(result.file): \(note)") }
+                    }
                 }
                 if results.contains(where: { !$0.valid }) { throw ExitCode(ExitStatus.invalidConfiguration.rawValue) }
             }

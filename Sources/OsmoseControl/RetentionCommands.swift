@@ -32,6 +32,13 @@ struct RetentionCommand: AsyncParsableCommand {
             policy = try LoadedRetentionPolicy.load(configuration)
         }
 
+        /// The journal months and their cold archives, under archives.* and journal.verifier_keys.
+        func journal(_ options: GlobalOptions) throws -> JournalMonthArchives {
+            try JournalMonthArchives(
+                directories: configuration.archives.directories, recipients: configuration.archives.recipients,
+                verifierKeys: configuration.journal.verifierKeys, logger: options.logger)
+        }
+
         /// The master key: `--master-key`, else retention.master_key_file.
         func master(_ file: String?) throws -> MasterKey {
             guard let path = file ?? configuration.retention.masterKeyFile else {
@@ -47,7 +54,9 @@ struct RetentionCommand: AsyncParsableCommand {
             discussion: """
                 Without --at: the plan for today, to be approved by the DPO (retention approve). With --at a later day: \
                 a preview of that day's effects (holds in force are assumed to stay), never approved. Items kept by \
-                a legal hold are listed apart, with the hold. Sessions are counted; --json lists every item.
+                a legal hold are listed apart, with the hold. Sessions are counted; --json lists every item. Journal \
+                months due are archived then purged (journal-month/YYYY-MM), archives past their term destroyed \
+                (cold-archive/YYYY-MM).
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The day to compute the plan for (YYYY-MM-DD); today by default.") var at: String?
@@ -64,7 +73,7 @@ struct RetentionCommand: AsyncParsableCommand {
                 guard asOf >= today else { throw ValidationError("--at \(asOf) is in the past: a plan shows what is due today or later") }
                 let stored = try await options.withConnection { connection in
                     let ring = try await DataKeyRing.load(on: connection, master: master)
-                    let builder = PlanBuilder(policy: context.policy.policy, policySHA256: context.policy.sha256, ring: ring)
+                    let builder = PlanBuilder(policy: context.policy.policy, policySHA256: context.policy.sha256, ring: ring, journal: try context.journal(options))
                     let plan = try await builder.plan(kind: asOf == today ? .reviewed : .preview, asOf: asOf, on: connection)
                     return try await connection.transaction { try PlanStore.save(plan, computedBy: operatorIdentity, on: $0) }
                 }
@@ -157,7 +166,8 @@ struct RetentionCommand: AsyncParsableCommand {
                 let report = try await options.withConnection { connection in
                     let ring = try await DataKeyRing.load(on: connection, master: master)
                     let applier = PlanApplier(
-                        policy: context.policy.policy, policySHA256: context.policy.sha256, ring: ring, actor: operatorActor(.dpo),
+                        policy: context.policy.policy, policySHA256: context.policy.sha256, ring: ring, journal: try context.journal(options),
+                        actor: operatorActor(.dpo),
                         batchSizes: .records(context.configuration.retention.batchSize), logger: options.logger)
                     return try await applier.apply(plan: plan, dryRun: dryRun, on: connection)
                 }

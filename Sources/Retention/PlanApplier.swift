@@ -111,6 +111,15 @@ public struct PlanApplier: Sendable {
         var outcomes = recordedOutcomes
         var application = PlanApplication(
             plan: stored.plan, runStarted: stored.run != nil, recorded: Set(outcomes.keys), certified: stored.run?.finished == true, batchSizes: batchSizes)
+        if stored.run?.finished != true {
+            let pending = application.pending
+            if pending.contains(where: { $0.dataClass == .journal || $0.dataClass == .coldArchives }) {
+                guard let journal else {
+                    throw RetentionError(.archiveUnavailable, "plan \(id) holds journal months or archives, but no cold archive settings are configured")
+                }
+                try journal.checkSettings(for: pending)
+            }
+        }
         var run = stored.run?.id
         var started = startedAt ?? now()
         var certificate: String?

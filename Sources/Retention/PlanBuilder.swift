@@ -140,9 +140,19 @@ public protocol JournalMonthRetention: Sendable {
     func plan(asOf: CivilDate, policy: RetentionPolicy, holds: [LegalHold], includeArchives: Bool, on connection: Connection) async throws
         -> (due: [PlanItem], held: [PlanItem])
 
+    /// Refuses, before anything is changed, to apply `items` when the cold archive
+    /// settings cannot handle them (a missing archive directory, no recipient).
+    /// - Throws: ``RetentionError/Code/archiveUnavailable`` naming the setting.
+    func checkSettings(for items: [PlanItem]) throws
+
     /// Applies one journal item of plan `plan` (archive then purge a month, or destroy
     /// an archive) after checking it again; idempotent, so that a run resumed after a
     /// crash finishes what a killed one began. Journals what it does.
     func apply(_ item: PlanItem, plan: Int64, policy: RetentionPolicy, actor: SystemActor, dryRun: Bool, now: Date, on connection: Connection) async throws
         -> ItemOutcome
+}
+
+extension JournalMonthRetention {
+    /// No settings to check, unless the implementation says otherwise.
+    public func checkSettings(for items: [PlanItem]) throws {}
 }

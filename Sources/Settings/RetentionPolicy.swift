@@ -118,6 +118,26 @@ public struct RetentionPolicy: Hashable, Sendable {
         }
     }
 
+    /// The register of data-subject requests (`dsar.*`: requests, their notes,
+    /// documents, packs and evidence files). Its term is recorded for the register of
+    /// processing, but **not enforced by this version**: no plan destroys a closed
+    /// request yet (``unenforcedClasses`` says so, and `osmosectl policy check` prints it).
+    public struct SubjectRequests: Hashable, Sendable {
+        /// Years after a request was closed before it and its evidence file are destroyed.
+        public var yearsAfterClosure: Int
+        /// Always destroy.
+        public var action: Action
+        /// Why this term.
+        public var justification: String
+
+        /// A subject requests class.
+        public init(yearsAfterClosure: Int, action: Action = .destroy, justification: String) {
+            self.yearsAfterClosure = yearsAfterClosure
+            self.action = action
+            self.justification = justification
+        }
+    }
+
     /// The journal class.
     public var journal: Journal
     /// The cold archives class.
@@ -128,14 +148,29 @@ public struct RetentionPolicy: Hashable, Sendable {
     public var sessions: Sessions
     /// The backups class.
     public var backups: Backups
+    /// The subject requests class, when the policy names it (recorded, not enforced yet).
+    public var subjectRequests: SubjectRequests?
 
     /// A policy of these classes (validated by ``parse(_:)`` when read from a file).
-    public init(journal: Journal, coldArchives: ColdArchives, careRecords: CareRecords, sessions: Sessions, backups: Backups) {
+    public init(
+        journal: Journal, coldArchives: ColdArchives, careRecords: CareRecords, sessions: Sessions, backups: Backups, subjectRequests: SubjectRequests? = nil
+    ) {
         self.journal = journal
         self.coldArchives = coldArchives
         self.careRecords = careRecords
         self.sessions = sessions
         self.backups = backups
+        self.subjectRequests = subjectRequests
+    }
+
+    /// The classes the policy names that this version records but does not enforce,
+    /// each with what that means, for `osmosectl policy check` to say plainly.
+    public var unenforcedClasses: [String] {
+        guard let requests = subjectRequests else { return [] }
+        return [
+            "subject_requests: term recorded (\(requests.yearsAfterClosure) years after a request is closed, then destroy) but NOT enforced by this version: "
+                + "no retention plan destroys closed requests and their evidence files yet; the DPO removes them by hand at term"
+        ]
     }
 
     /// Months of journal entries kept online.
@@ -147,7 +182,7 @@ public struct RetentionPolicy: Hashable, Sendable {
     /// Legal holds are always honoured: a hold is a legal obligation, not a preference.
     public var honourLegalHolds: Bool { true }
 
-    /// The classes a policy may name, with the classes this version cannot enforce.
+    /// The classes a policy may name (``unenforcedClasses`` lists those recorded but not enforced).
     public static let classes = ["journal", "cold_archives", "care_records", "sessions", "backups", "legal_holds", "subject_requests"]
 
     /// The shortest justification accepted: a sentence, not a placeholder.
@@ -163,11 +198,6 @@ public struct RetentionPolicy: Hashable, Sendable {
     /// - Throws: ``ConfigurationError`` at the offending setting.
     public static func parse(_ document: SettingsDocument) throws -> RetentionPolicy {
         let root = try document.root(allowedKeys: classes)
-        if root.contains("subject_requests") {
-            throw root.error(
-                "subject_requests",
-                "not supported by this version: the suite keeps no subject-request files yet, so no term could be enforced; remove the section")
-        }
         if let holds = try root.mapping("legal_holds", allowedKeys: ["honoured"]), !(try holds.boolean("honoured", default: true)) {
             throw holds.error("honoured", "legal holds are always honoured (a hold is a legal obligation); remove the setting or set it to true")
         }
@@ -217,7 +247,12 @@ public struct RetentionPolicy: Hashable, Sendable {
             action: try action(sessionSection, only: .destroy),
             justification: try justification(sessionSection))
         let backups = Backups(marginDays: try backupSection.integer("margin_days", in: 1...3660), justification: try justification(backupSection))
-        return RetentionPolicy(journal: journal, coldArchives: archives, careRecords: care, sessions: sessions, backups: backups)
+        let requests = try root.mapping("subject_requests", allowedKeys: ["years_after_closure", "action", "justification"]).map { section in
+            SubjectRequests(
+                yearsAfterClosure: try section.integer("years_after_closure", in: 1...30), action: try action(section, only: .destroy),
+                justification: try justification(section))
+        }
+        return RetentionPolicy(journal: journal, coldArchives: archives, careRecords: care, sessions: sessions, backups: backups, subjectRequests: requests)
     }
 
     /// The action a class names, when it is the one this version applies to it.

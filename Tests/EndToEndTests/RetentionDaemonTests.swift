@@ -1,5 +1,7 @@
+import Age
 import Foundation
 import Glibc
+import Journal
 import Store
 import Testing
 import TestSupport
@@ -20,7 +22,8 @@ struct RetentionSite: Sendable {
     static func path(_ program: String) -> String { bin.appendingPathComponent(program).path }
 
     static func with<Result>(
-        _ name: String, patients: Int, transmissions: Int = 2, batchSize: Int = 200, policies: String? = nil, _ body: (RetentionSite) async throws -> Result
+        _ name: String, patients: Int, transmissions: Int = 2, batchSize: Int = 200, policies: String? = nil, extraConfiguration: String = "",
+        _ body: (RetentionSite) async throws -> Result
     ) async throws -> Result {
         try await TestDatabase.with(name) { database in
             let directory = "/tmp/osmose-retention-\(name)-\(UUID().uuidString.prefix(8))"
@@ -40,6 +43,7 @@ struct RetentionSite: Sendable {
                   database: "\(admin) user=osmose_retention"
                   master_key_file: \(site.masterKey)
                   batch_size: \(batchSize)
+                \(extraConfiguration)
                 """.write(toFile: site.config, atomically: true, encoding: .utf8)
             for arguments in [
                 ["db", "migrate"], ["keys", "generate-master", "--out", site.masterKey], ["keys", "init", "--master-key", site.masterKey],
@@ -204,6 +208,9 @@ struct RetentionDaemonTests {
             let check = try await site.osmosectl(["policy", "check", "\(policies)/retention.yaml"])
             #expect(check.status == 3 && check.standardOutput.contains("backups.margin_days"), "\(check.standardOutput)")
             try shipped.write(toFile: "\(policies)/retention.yaml", atomically: true, encoding: .utf8)
+            let valid = try await site.osmosectl(["policy", "check", "\(policies)/retention.yaml"])
+            #expect(valid.status == 0 && valid.standardOutput.contains("ok       \(policies)/retention.yaml"), "\(valid.standardOutput)")
+            #expect(valid.standardOutput.contains("note     \(policies)/retention.yaml: subject_requests: term recorded (5 years after a request is closed, then destroy) but NOT enforced"))
 
             let unreachable = site.config + ".unreachable"
             try String(contentsOfFile: site.config, encoding: .utf8)
@@ -299,6 +306,178 @@ struct RetentionDaemonTests {
             #expect(try await site.runItems() == (try await wholeSite.runItems()))
             let state = try await site.careState()
             #expect(state.count == 1200 && state.allSatisfy { $0.contains(" true true ") && !$0.contains("false") }, "\(state.first ?? "")")
+        }
+    }
+
+    /// The month `offset` months from the current one (UTC), `YYYY-MM`.
+    static func month(_ offset: Int) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let date = calendar.date(byAdding: .month, value: offset, to: Date())!
+        return String(format: "%04d-%02d", calendar.component(.year, from: date), calendar.component(.month, from: date))
+    }
+
+    @Test(
+        "Journal months: osmose-retentiond archives and purges a due month on its own; killed with SIGKILL at random moments of the apply, every rerun completes, no month is ever purged without its verified copies, and the end state is an uninterrupted run's",
+        .tags(.crash), .skippedInFastRuns)
+    func journalMonthCrashes() async throws {
+        var random = TestSeed.generator(test: "osmose-retentiond journal month crashes")
+        let scratch = "/tmp/osmose-retention-months-\(UUID().uuidString.prefix(8))"
+        for directory in ["cold-a", "cold-b", "whole-a", "whole-b"] {
+            try FileManager.default.createDirectory(atPath: "\(scratch)/\(directory)", withIntermediateDirectories: true)
+        }
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let signer = try NoteSignerKey.generate(name: "journal.crash.example")
+        try signer.exposedEncoding().write(toFile: "\(scratch)/signing.key", atomically: true, encoding: .utf8)
+        let identity = try AgeIdentity.generate()
+        try identity.exposedFile(created: "tests").write(toFile: "\(scratch)/identity.txt", atomically: true, encoding: .utf8)
+        let month = Self.month(-14)
+        let partition = "journal.entries_" + month.replacingOccurrences(of: "-", with: "_")
+        let extra = """
+            journal:
+              origin: journal.crash.example
+              verifier_keys: ["\(signer.verifierKey.encoded)"]
+            archives:
+              directories: [\(scratch)/cold-a, \(scratch)/cold-b]
+              recipients: ["\(identity.recipient.encoded)"]
+            """
+        try await RetentionSite.with("ret_e2e_month_crash", patients: 0, extraConfiguration: extra) { site in
+            let generated = try await runProgram(
+                RetentionSite.path("osmose-journal-archive-bench"),
+                ["generate", "--database", site.connectionString, "--month", month, "--entries", "20000", "--signing-key", "\(scratch)/signing.key"])
+            #expect(generated.status == 0, "\(generated.standardError)")
+
+            // The same database, for the uninterrupted run (its archives in other directories).
+            let copy = "\(site.databaseName)_whole"
+            let administrator = try TestDatabase.administratorConnectionString()
+            try await Connection.withConnection(administrator, logger: testLogger) { try await $0.execute("CREATE DATABASE \(copy)") }
+            defer {
+                Task {
+                    try? await Connection.withConnection(administrator, logger: testLogger) {
+                        _ = try await $0.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [copy])
+                        try await $0.execute("DROP DATABASE IF EXISTS \(copy)")
+                    }
+                }
+            }
+            let dump = try await runProgram("/bin/sh", ["-c", "pg_dump -d \"$0\" | psql -q -v ON_ERROR_STOP=1 -d \"$1\"", site.connectionString, "\(administrator) dbname=\(copy)"])
+            #expect(dump.status == 0, "\(dump.standardError)")
+            let wholeConfig = site.config + ".whole"
+            try String(contentsOfFile: site.config, encoding: .utf8).replacingOccurrences(of: "dbname=\(site.databaseName)", with: "dbname=\(copy)")
+                .replacingOccurrences(of: "\(scratch)/cold-", with: "\(scratch)/whole-").write(toFile: wholeConfig, atomically: true, encoding: .utf8)
+            let wholeStarted = ContinuousClock.now
+            let whole = try await runProgram(retentiond, ["--config", wholeConfig])
+            let wholeDuration = ContinuousClock.now - wholeStarted
+            #expect(whole.status == 0, "\(whole.standardError)")
+            let wholeSite = RetentionSite(
+                connectionString: "\(administrator) dbname=\(copy)", databaseName: copy, directory: site.directory, config: wholeConfig, masterKey: site.masterKey)
+
+            let monitor = try await Connection.connect(site.connectionString, logger: testLogger)
+            defer { Task { await monitor.close() } }
+            /// The run's state, and the month's: (run started, run finished, archive recorded, purged, partition present).
+            func state() async throws -> (started: Bool, finished: Bool, recorded: Bool, purged: Bool, online: Bool) {
+                let row = try await monitor.query(
+                    """
+                    SELECT EXISTS (SELECT 1 FROM ops.retention_runs) AS started, EXISTS (SELECT 1 FROM ops.retention_runs WHERE state = 'finished') AS finished,
+                        EXISTS (SELECT 1 FROM ops.journal_archives) AS recorded, EXISTS (SELECT 1 FROM ops.journal_archives WHERE purged_at IS NOT NULL) AS purged,
+                        to_regclass($1) IS NOT NULL AS online
+                    """, [partition]
+                ).rows[0]
+                return (try row.bool("started"), try row.bool("finished"), try row.bool("recorded"), try row.bool("purged"), try row.bool("online"))
+            }
+            /// Every purged month has every recorded copy, byte for byte the recorded archive; the partition is gone exactly when purged.
+            func checkInvariants(_ round: Int) async throws {
+                let now = try await state()
+                #expect(now.online != now.purged, "round \(round): the partition must be gone exactly when the record says purged")
+                let records = try await monitor.query(
+                    "SELECT archive_sha256, file_name, array_to_string(copies, E'\\n') AS copies, purged_at IS NOT NULL AS purged FROM ops.journal_archives"
+                ).rows
+                for record in records where try record.bool("purged") {
+                    for directory in try record.string("copies").split(separator: "\n") {
+                        let digest = try await runProgram("/usr/bin/sha256sum", ["\(directory)/\(try record.string("file_name"))"])
+                        let expected = try record.string("archive_sha256")
+                        #expect(
+                            digest.status == 0 && digest.standardOutput.hasPrefix(expected),
+                            "round \(round) (seed \(random.seed)): a purged month's copy in \(directory) is missing or altered")
+                    }
+                }
+            }
+
+            /// Whether an archive file (or its partial copy) was written since `time`: the daemon had begun the month's work.
+            func written(since time: Date) -> Bool {
+                ["cold-a", "cold-b"].contains { directory in
+                    let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(scratch)/\(directory)")) ?? []
+                    return names.contains { name in
+                        let modified = (try? FileManager.default.attributesOfItem(atPath: "\(scratch)/\(directory)/\(name)"))?[.modificationDate] as? Date
+                        return modified.map { $0 >= time } ?? false
+                    }
+                }
+            }
+            // Kills fall in the first half of an uninterrupted run's time, so that a round
+            // rarely finishes the month before its kill; a kill counts as landed mid-apply
+            // when the round had begun writing the archive, or recorded or purged it.
+            let seconds = Double(wholeDuration.components.seconds) + Double(wholeDuration.components.attoseconds) / 1e18
+            let window = max(Int(seconds * 500), 300)
+            var landed = 0
+            var round = 0
+            var afterRecord = false
+            while landed < 10 && round < 60 {
+                guard try await !state().finished else { break }
+                round += 1
+                let before = try await state()
+                let roundStarted = Date()
+                let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
+                if !afterRecord && landed >= 9 {
+                    // Last: the kill right after the archive is recorded, before (or during) the purge.
+                    afterRecord = true
+                    let deadline = ContinuousClock.now + .seconds(120)
+                    while daemon.isRunning, ContinuousClock.now < deadline, try await !state().recorded { try await Task.sleep(for: .milliseconds(2)) }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0..<5, using: &random)))
+                } else {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0..<window, using: &random)))
+                }
+                daemon.signal(SIGKILL)
+                let outcome = try await daemon.wait()
+                let after = try await state()
+                let progressed = written(since: roundStarted) || after.recorded != before.recorded || after.purged != before.purged
+                if outcome.status == 128 + SIGKILL && progressed && !after.finished { landed += 1 }
+                if outcome.status != 128 + SIGKILL { #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)") }
+                try await checkInvariants(round)
+            }
+            print("osmose-retentiond journal month crashes: \(landed) kills landed mid-apply in \(round) rounds (window \(window) ms, seed \(random.seed))")
+            #expect(landed >= 10, "kills landed mid-apply: \(landed) in \(round) rounds (seed \(random.seed))")
+            let last = try await runProgram(retentiond, ["--config", site.config])
+            #expect(last.status == 0, "\(last.standardError)")
+            let end = try await state()
+            #expect(end.finished && end.purged && !end.online)
+            try await checkInvariants(round + 1)
+            // No file but the recorded copies (leftovers of killed writes were replaced or removed).
+            let files = try ["cold-a", "cold-b"].flatMap { try FileManager.default.contentsOfDirectory(atPath: "\(scratch)/\($0)") }
+            #expect(files.count == 2 && files.allSatisfy { $0.hasSuffix("-journal-\(month).tar.zst.age") }, "\(files)")
+
+            // The same end state as the uninterrupted run: the month's record and the run's items (archive digests aside: each write is encrypted anew).
+            func monthState(_ site: RetentionSite) async throws -> [String] {
+                try await site.query { connection in
+                    try await connection.query(
+                        """
+                        SELECT to_char(month, 'YYYY-MM') || ' ' || first_sequence || ' ' || last_sequence || ' ' || covering_checkpoint || ' ' || checkpoint_count
+                            || ' ' || file_name || ' ' || coalesce(purged_entries, -1) || ' ' || (destroyed_at IS NULL)::text AS line FROM ops.journal_archives ORDER BY month
+                        """
+                    ).rows.map { try $0.string("line") }
+                        + (try await connection.query(
+                            "SELECT item_key || ' ' || outcome || ' ' || values_removed AS line FROM ops.retention_run_items ORDER BY item_key"
+                        ).rows.map { try $0.string("line") })
+                }
+            }
+            let crashed = try await monthState(site)
+            #expect(crashed == (try await monthState(wholeSite)))
+            #expect(crashed.contains("journal-month/\(month) done 20000"), "\(crashed)")
+
+            // The journal still verifies, and the archive verifies alone.
+            let verify = try await site.osmosectl(["journal", "verify"])
+            #expect(verify.status == 0, "\(verify.standardOutput)\(verify.standardError)")
+            let file = "\(scratch)/cold-b/\(files.first { _ in true } ?? "")"
+            let alone = try await site.osmosectl(["journal", "verify", "--archive", file, "--identity", "\(scratch)/identity.txt", "--no-online"])
+            #expect(alone.status == 0 && alone.standardOutput.contains("archive verified: OK"), "\(alone.standardOutput)\(alone.standardError)")
         }
     }
 }

@@ -55,6 +55,11 @@ struct RetentionPolicyTests {
             #expect(justification.count >= RetentionPolicy.minimumJustificationLength && !justification.contains("\n"))
         }
         #expect(policy.honourLegalHolds)
+        // The register of subject requests has its term, recorded but said plainly not to be enforced yet.
+        #expect(policy.subjectRequests?.yearsAfterClosure == 5 && policy.subjectRequests?.action == .destroy)
+        #expect((policy.subjectRequests?.justification.count ?? 0) >= RetentionPolicy.minimumJustificationLength)
+        #expect(policy.unenforcedClasses.count == 1 && policy.unenforcedClasses[0].contains("NOT enforced by this version"))
+        #expect(try parse(Self.text()).unenforcedClasses.isEmpty)
         // The shipped pair of policies is consistent.
         try RetentionPolicy.checkBackups(
             retention: SettingsDocument(contentsOf: Self.repository.appendingPathComponent("policies/retention.yaml").path),
@@ -82,7 +87,11 @@ struct RetentionPolicyTests {
             (Self.text(["journal.justification": "because"]), 5, "journal.justification: write why this term is needed"),
             (Self.text(dropping: ["sessions.justification"]), 18, "sessions.justification is required"),
             (Self.text(dropping: ["sessions"]), 1, "the sessions section is required"),
-            (Self.text(adding: "subject_requests:\n  days: 3\n"), 25, "subject_requests: not supported by this version"),
+            (Self.text(adding: "subject_requests:\n  days: 3\n"), 25, "unknown setting subject_requests.days"),
+            (
+                Self.text(adding: "subject_requests:\n  years_after_closure: 5\n  action: pseudonymise\n  justification: A sentence long enough to say why, for the register.\n"),
+                26, "pseudonymise is not supported for subject_requests"
+            ),
             (Self.text(adding: "legal_holds:\n  honoured: false\n"), 25, "legal holds are always honoured"),
             (Self.text(adding: "sesions_old:\n  days: 3\n"), 24, "unknown setting sesions_old"),
             (Self.text(adding: "care_records:\n  years_after_last_episode: 5\n"), 10, "set more than once"),
