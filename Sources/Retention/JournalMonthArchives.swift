@@ -75,27 +75,29 @@ public struct JournalMonthArchives: JournalMonthRetention {
         JournalArchiver(directories: directories, recipients: recipients, verifierKeys: verifierKeys, actor: actor, logger: logger)
     }
 
-    // MARK: terms
+    // MARK: terms (the journal's clock, JournalMonthClock)
+
+    static func calendarMonth(_ month: JournalMonth) -> CalendarMonth { try! CalendarMonth(year: month.year, month: month.month) }
 
     /// The first day a month's entries are due to leave the database.
     static func onlineTerm(_ month: JournalMonth, _ policy: RetentionPolicy) -> CivilDate {
-        firstDay(month).adding(months: 1 + policy.journal.onlineMonths)
+        JournalMonthClock(policy: policy).archiveDue(calendarMonth(month))
     }
 
     /// The first day a month's archive is due to be destroyed (`JournalMonth.end(plusYears:)`, as a day).
     static func archiveTerm(_ month: JournalMonth, _ policy: RetentionPolicy) -> CivilDate {
-        firstDay(month).adding(months: 1).adding(years: policy.coldArchives.archiveYears)
+        JournalMonthClock(policy: policy).destructionDue(calendarMonth(month))
     }
 
-    static func firstDay(_ month: JournalMonth) -> CivilDate { try! CivilDate(year: month.year, month: month.month, day: 1) }
-    static func lastDay(_ month: JournalMonth) -> CivilDate { firstDay(month).adding(months: 1).adding(days: -1) }
+    static func lastDay(_ month: JournalMonth) -> CivilDate { calendarMonth(month).end.adding(days: -1) }
 
     /// The spans of the holds on journal periods overlapping `month` (UTC days).
     static func holds(on month: JournalMonth, _ holds: [LegalHold]) -> [HoldSpan] {
-        let (first, last) = (firstDay(month), lastDay(month))
         let utc = TimeZone(identifier: "UTC")!
         return holds.compactMap { hold in
-            guard case .journalPeriod(let from, let through) = hold.subject, from <= last, through >= first else { return nil }
+            guard case .journalPeriod(let from, let through) = hold.subject,
+                JournalMonthClock.period(from: from, through: through, covers: calendarMonth(month))
+            else { return nil }
             return hold.span(in: utc)
         }
     }
