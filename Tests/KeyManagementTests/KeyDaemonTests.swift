@@ -43,18 +43,18 @@ struct KeyDaemonTests {
     @Test("Killed with SIGKILL until 12 kills landed mid-rotation, it resumes each time; the end state equals a crash-free run's", .tags(.crash), .skippedInFastRuns)
     func crashes() async throws {
         var random = TestSeed.generator(test: "osmose-keyd crashes")
-        try await KeyFixture.with("keyd_crash", patients: 600) { fixture, patients in
+        try await KeyFixture.with("keyd_crash", patients: 2_000) { fixture, patients in
             let admin = fixture.admin
             let total = try await admin.perform { try KeyRotation.census(.column, on: $0) }.values.flatMap(\.values).reduce(0, +)
             let rotation = try await admin.transaction { [master = fixture.master] connection in
                 try KeyRotation.start(
                     purpose: .column, reason: "crash test", master: master, cryptoperiodDays: 365, actor: .operator("tests", role: .sysadmin), on: connection)
             }
-            // Paced slowly enough that 12 landed kills cannot use up the rotation on a loaded machine:
-            // one batch of 40 every 2 s, so a run rewrites its first batch and at most one more even
-            // when this test sees that first batch seconds late (at 100 values/s and a load of 40, a
-            // rotation of ~2,600 values was used up after 7 rounds, 6 kills landed).
-            let paced = try configure(fixture, master: fixture.master, valuesPerSecond: 20)
+            // Paced at the slowest rate the policy allows (100 values/s), over enough values that 12
+            // landed kills cannot use up the rotation on a loaded machine: each landed run rewrites
+            // until this test, which may see its first batch seconds late there, kills it (with 600
+            // patients, ~2,600 values, a load of 40 used the rotation up after 7 rounds, 6 kills landed).
+            let paced = try configure(fixture, master: fixture.master, valuesPerSecond: 100)
             let crashes = try await killMidRotation(rotation.id, config: paced, kills: 12, random: &random, on: admin)
             print("osmose-keyd crashes: \(crashes.landed) kills landed mid-rotation in \(crashes.rounds) rounds")
             #expect(crashes.landed == 12, "kills landed mid-rotation: \(crashes.landed) in \(crashes.rounds) rounds (seed \(random.seed))")
