@@ -131,7 +131,11 @@ extension Console {
         }
         let ring = try await keyring()
         let zone = TimeZone(identifier: loaded.policy.careRecords.timeZone) ?? ParisTime.zone
-        let builder = PlanBuilder(policy: loaded.policy, policySHA256: loaded.sha256, ring: ring)
+        // The same plan as `osmosectl retention plan`: journal months and cold archives included.
+        let journal = try JournalMonthArchives(
+            directories: configuration.archives.directories, recipients: configuration.archives.recipients,
+            verifierKeys: configuration.journal.verifierKeys, logger: logger)
+        let builder = PlanBuilder(policy: loaded.policy, policySHA256: loaded.sha256, ring: ring, journal: journal)
         let actor = dpoActor(checked)
         let stored = try await pool.withConnection { connection in
             let plan = try await builder.plan(kind: .reviewed, asOf: CivilDate(Date(), in: zone), on: connection)
