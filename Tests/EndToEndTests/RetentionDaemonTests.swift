@@ -412,8 +412,8 @@ struct RetentionDaemonTests {
                     }
                 }
             }
-            // Kills fall in the first half of an uninterrupted run's time, so that a round
-            // rarely finishes the month before its kill; a kill counts as landed mid-apply
+            // Kills fall within a quarter of an uninterrupted run's time after a round began
+            // writing, so that a round rarely finishes the month before its kill; a kill counts as landed mid-apply
             // when the round had begun writing the archive, or recorded or purged it.
             let seconds = Double(wholeDuration.components.seconds) + Double(wholeDuration.components.attoseconds) / 1e18
             let window = max(Int(seconds * 500), 300)
@@ -433,7 +433,14 @@ struct RetentionDaemonTests {
                     while daemon.isRunning, ContinuousClock.now < deadline, try await !state().recorded { try await Task.sleep(for: .milliseconds(2)) }
                     try await Task.sleep(for: .milliseconds(Int.random(in: 0..<5, using: &random)))
                 } else {
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 0..<window, using: &random)))
+                    // The delay runs from the round's first archive bytes, not from the start: the
+                    // start-up varies by seconds with the machine's load, and a window measured on one
+                    // load let faster later rounds finish the month before enough kills had landed (6).
+                    let deadline = ContinuousClock.now + .seconds(120)
+                    while daemon.isRunning, ContinuousClock.now < deadline, !written(since: roundStarted), try await state().recorded == before.recorded {
+                        try await Task.sleep(for: .milliseconds(2))
+                    }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0..<max(window / 2, 20), using: &random)))
                 }
                 daemon.signal(SIGKILL)
                 let outcome = try await daemon.wait()
