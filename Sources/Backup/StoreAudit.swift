@@ -215,7 +215,7 @@ extension WALArchive {
     /// checks of the WAL it will replay before writing anything.
     /// - Returns: the problems, in name order, and the files accepted unsigned.
     func audit(_ names: [String], trust: BackupTrust, rules: WALSignatureRules) -> (failures: [BackupIntegrityError], unsignedAccepted: [String]) {
-        let results = AuditResults(count: names.count)
+        let results = ClaimedResults(count: names.count, initial: AuditOutcome())
         let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, names.count))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while let index = results.claim() {
@@ -232,14 +232,14 @@ extension WALArchive {
                             throw BackupIntegrityError(
                                 .mismatch, "wal/\(name).tar.zst.age", "differs from what wal/\(name).sig signs (SHA-256 or size): replaced or damaged")
                         }
-                        results.store(index, nil, unsigned: false)
+                        results.store(index, AuditOutcome(failure: nil, unsigned: false))
                     } else {
-                        results.store(index, nil, unsigned: true)
+                        results.store(index, AuditOutcome(failure: nil, unsigned: true))
                     }
                 } catch let error as BackupIntegrityError {
-                    results.store(index, error, unsigned: false)
+                    results.store(index, AuditOutcome(failure: error, unsigned: false))
                 } catch {
-                    results.store(index, BackupIntegrityError(.mismatch, "wal/\(name).tar.zst.age", "cannot be read: \(error)"), unsigned: false)
+                    results.store(index, AuditOutcome(failure: BackupIntegrityError(.mismatch, "wal/\(name).tar.zst.age", "cannot be read: \(error)"), unsigned: false))
                 }
             }
         }
@@ -249,35 +249,8 @@ extension WALArchive {
     }
 }
 
-/// The WAL audit's shared state. `@unchecked Sendable`: `next` and `outcomes` are
-/// written under `lock` while the workers run; `outcomes` is read only after
-/// `concurrentPerform` has returned.
-final class AuditResults: @unchecked Sendable {
-    struct Outcome {
-        var failure: BackupIntegrityError?
-        var unsigned = false
-    }
-    private let lock = NSLock()
-    private var next = 0
-    private let count: Int
-    private(set) var outcomes: [Outcome]
-
-    init(count: Int) {
-        self.count = count
-        outcomes = Array(repeating: Outcome(), count: count)
-    }
-
-    func claim() -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard next < count else { return nil }
-        next += 1
-        return next - 1
-    }
-
-    func store(_ index: Int, _ failure: BackupIntegrityError?, unsigned: Bool) {
-        lock.lock()
-        outcomes[index] = Outcome(failure: failure, unsigned: unsigned)
-        lock.unlock()
-    }
+/// What the WAL audit found of one file.
+struct AuditOutcome {
+    var failure: BackupIntegrityError?
+    var unsigned = false
 }

@@ -101,7 +101,7 @@ public struct BackupVerifier: Sendable {
         let pushed = (try? archive.pushedNames()) ?? []
         let names = (try? archive.names()) ?? []
         let tasks: [VerifyTask] = selected.map { .backup($0) } + names.map { .segment($0) }
-        let results = VerifyResults(count: tasks.count)
+        let results = ClaimedResults(count: tasks.count, initial: VerifyOutcome())
         let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, tasks.count))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while let index = results.claim() {
@@ -295,32 +295,3 @@ struct VerifyOutcome: Sendable {
     var signature: BackupTrust.Authenticated?
 }
 
-/// The verify tasks' shared state: the next task to claim and each one's outcome.
-/// `@unchecked Sendable`: `next` and `outcomes` are written under `lock` while the
-/// tasks run; `outcomes` is read only after `concurrentPerform` has returned, when
-/// every task has ended.
-final class VerifyResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
-    private let count: Int
-    private(set) var outcomes: [VerifyOutcome]
-
-    init(count: Int) {
-        self.count = count
-        outcomes = Array(repeating: VerifyOutcome(), count: count)
-    }
-
-    func claim() -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard next < count else { return nil }
-        next += 1
-        return next - 1
-    }
-
-    func store(_ index: Int, _ outcome: VerifyOutcome) {
-        lock.lock()
-        outcomes[index] = outcome
-        lock.unlock()
-    }
-}
