@@ -60,6 +60,9 @@ struct SignedBackupTests {
             let ids = try FileManager.default.contentsOfDirectory(atPath: "\(store)/base").filter { !$0.hasPrefix(".") && !$0.hasSuffix(".log") }.sorted()
             let segments = try FileManager.default.contentsOfDirectory(atPath: "\(store)/wal").filter { $0.count == 24 + 12 }.map { String($0.prefix(24)) }.sorted()
             let segment = segments[segments.count - 2]  // replayed by every restore, after both backups
+            // PostgreSQL's shutdown switches away from a segment that holds any record (a standby snapshot
+            // the background writer logs under load, say), so the store may end one segment past `last`.
+            #expect(segment <= last && segments.contains(last), "the forged segment is one recovery needs: \(segment) of \(segments), last switch \(last)")
             let attacker = try BackupSigningKey(in: directory)
             let forgedContent = "\(directory)/forged-segment"
             try Data(repeating: 7, count: 65_536).write(to: URL(fileURLWithPath: forgedContent))
@@ -176,7 +179,6 @@ struct SignedBackupTests {
                 .compactMap { try? String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8) }.joined(separator: "\n")
             #expect(logs.contains("could not restore file \"\(segment)\" from archive") && logs.contains("exit code 255"), "\(logs.suffix(3000))")
             #expect(!logs.contains("archive recovery complete"), "never promoted past the forged segment")
-            #expect(segments.last == last)
         }
     }
 
