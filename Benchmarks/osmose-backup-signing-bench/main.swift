@@ -6,11 +6,13 @@
 //   osmose-backup-signing-bench measure --store DIR --key FILE --verifier KEY [--rounds N]
 //       On the store a real `osmose-backupd full` and `wal-push` wrote (signed with
 //       FILE), repeats, N times each (default 50), the work the signatures add:
-//       - push: what `wal-push` adds for one WAL file: the key read and parsed, the
-//         statement signed, and the signature written durably (it replaced the
-//         `.sha256` file written before signing: counted whole all the same, an
-//         upper bound). The stored file's SHA-256 it states is not counted: the
-//         archive writer computed it as it wrote before signing too (unused then);
+//       - push: what `wal-push` adds for one WAL file: the key read and parsed and
+//         the statement signed, plus writing the signature (file synced; wal-push
+//         syncs the directory once for it and the archive) less writing the
+//         `.sha256` file it replaced, as wal-push wrote that before signing. Both
+//         writes are measured in every round, in alternating order. The stored
+//         file's SHA-256 it states is not counted: the archive writer computed it
+//         as it wrote before signing too (unused then);
 //       - fetch: what `wal-fetch` adds before it decrypts: the verifier key parsed,
 //         the signature read, checked (Ed25519) and parsed (the segment's SHA-256
 //         was compared after decrypting before signing too);
@@ -22,7 +24,9 @@
 //         witness directory (which audits the store once more).
 //       Scratch files go to a temporary directory, removed at the end; the store is
 //       only read. Prints one line: `push MEDIAN_MS P99_MS fetch MEDIAN_MS P99_MS
-//       full MEDIAN_MS P99_MS wal-files N backups N`; exits 1 when the store holds
+//       full MEDIAN_MS P99_MS wal-files N backups N push-sign MEDIAN_MS P99_MS
+//       push-signature-write MEDIAN_MS P99_MS push-digest-write MEDIAN_MS P99_MS`
+//       (push: the per-round sum; its parts after); exits 1 when the store holds
 //       nothing signed by the key, or a signature does not verify.
 import Archive
 import Backup
@@ -62,12 +66,13 @@ guard arguments.count >= 2, arguments[1] == "measure", let store = option("--sto
 guard let rounds = Int(option("--rounds") ?? "50"), rounds > 0 else { fail("--rounds takes a positive number", status: 64) }
 
 /// Writes `bytes` to `path` as osmose-backupd writes a signature: a temporary file, synced, renamed, the directory synced.
-func writeDurably(_ bytes: [UInt8], to path: String) {
+func writeDurably(_ bytes: [UInt8], to path: String, syncingDirectory: Bool = true) {
     let temporary = path + ".tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o640)
     guard descriptor >= 0, write(descriptor, bytes, bytes.count) == bytes.count, fsync(descriptor) == 0, close(descriptor) == 0,
         rename(temporary, path) == 0
     else { fail("cannot write \(path): \(String(cString: strerror(errno)))") }
+    guard syncingDirectory else { return }
     let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
     guard directory >= 0, fsync(directory) == 0 else { fail("cannot sync the directory of \(path)") }
     close(directory)
@@ -116,6 +121,9 @@ let clock = ContinuousClock()
 
 // push: per WAL file, cycling through the store's.
 var push: [Double] = []
+var pushSign: [Double] = []
+var signatureWrite: [Double] = []
+var digestWrite: [Double] = []
 for round in 0..<rounds {
     let name = walNames[round % walNames.count]
     let started = clock.now
@@ -128,13 +136,29 @@ for round in 0..<rounds {
     } catch {
         fail("wal/\(name): \(error)")
     }
-    guard statement.file("\(name).tar.zst.age") != nil else { fail("wal/\(name).sig does not cover its archive") }
+    guard statement.file("\(name).tar.zst.age") != nil, let digest = statement.value("sha256") else { fail("wal/\(name).sig does not cover its archive") }
+    let signature: [UInt8]
     do {
-        writeDurably(Array(try signer.sign(statement).utf8), to: "\(scratch)/\(name).sig")
+        signature = Array(try signer.sign(statement).utf8)
     } catch {
         fail("signing: \(error)")
     }
-    push.append(milliseconds(clock.now - started))
+    pushSign.append(milliseconds(clock.now - started))
+    // As wal-push writes them: the file synced, the directory synced once later for the archive too.
+    func timed(_ bytes: [UInt8], _ path: String) -> Double {
+        let started = clock.now
+        writeDurably(bytes, to: path, syncingDirectory: false)
+        return milliseconds(clock.now - started)
+    }
+    let digestBytes = Array("\(digest)\n".utf8)
+    if round % 2 == 0 {
+        signatureWrite.append(timed(signature, "\(scratch)/\(name).sig"))
+        digestWrite.append(timed(digestBytes, "\(scratch)/\(name).sha256"))
+    } else {
+        digestWrite.append(timed(digestBytes, "\(scratch)/\(name).sha256"))
+        signatureWrite.append(timed(signature, "\(scratch)/\(name).sig"))
+    }
+    push.append(pushSign[round] + signatureWrite[round] - digestWrite[round])
 }
 
 // fetch: per WAL file, before decrypting.
@@ -178,4 +202,6 @@ for _ in 0..<rounds {
 }
 
 try? FileManager.default.removeItem(atPath: scratch)
-print("push \(summary(push)) fetch \(summary(fetch)) full \(summary(full)) wal-files \(walNames.count) backups \(audit.trusted.count)")
+print(
+    "push \(summary(push)) fetch \(summary(fetch)) full \(summary(full)) wal-files \(walNames.count) backups \(audit.trusted.count)",
+    "push-sign \(summary(pushSign)) push-signature-write \(summary(signatureWrite)) push-digest-write \(summary(digestWrite))")
