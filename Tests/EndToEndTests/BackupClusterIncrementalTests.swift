@@ -42,7 +42,7 @@ struct BackupClusterIncrementalTests {
 
     static let marker = "osmose-test-marker"
 
-    @Test("A full then three incrementals of the cluster: a restore to a moment inside each incremental's WAL holds exactly the rows committed before it and replays only from that incremental; a data file rewritten with the same size and mtime comes back new; prune keeps the chain; age, bsdtar and PostgreSQL rebuild it too")
+    @Test("A full then three incrementals of the cluster: a restore to a moment inside each incremental's WAL holds exactly the rows committed before it and replays only from that incremental; a data file rewritten with the same size and mtime comes back new; prune keeps the chain; age, bsdtar and PostgreSQL rebuild it too; a damaged archive in the chain refuses the restore, naming it, and leaves nothing")
     func pointInTimeAcrossIncrementals() async throws {
         let identity = try AgeIdentity.generate()
         try await withBackupCluster(
@@ -155,6 +155,18 @@ struct BackupClusterIncrementalTests {
             #expect(try await phases(cluster).count == 3 * 2200, "standard tools rebuild the latest state from the full and the incrementals")
             await cluster.stop(dataDirectory: manual)
             #expect(try String(contentsOfFile: "\(manual)/\(Self.marker)", encoding: .utf8) == rewritten)
+
+            // The holders' archives are read at the same time: one damaged (the full, which
+            // still holds the files no incremental changed) refuses the restore once every
+            // reader has ended, and nothing is left in the target, not even the other holders' files.
+            let fullArchive = "\(store)/base/\(ids[0])/data.tar.zst.age"
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: fullArchive))
+            bytes[bytes.count / 2] ^= 0x10
+            try bytes.write(to: URL(fileURLWithPath: fullArchive))
+            let damaged = "\(directory)/restored-damaged"
+            let refused = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", damaged, "--config", config])
+            #expect(refused.status != 0 && refused.standardError.contains(ids[0]), "\(refused.status): \(refused.standardOutput)\(refused.standardError)")
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: damaged))?.isEmpty ?? true, "nothing restored from a chain with a damaged archive")
         }
     }
 
