@@ -16,7 +16,6 @@ extension CareStore {
         if teamScoped && teamID != principal.teamID { throw CareError(.forbidden, "you may open episodes for your own team only") }
         let id = UUID()
         let now = Date()
-        let table = "care.episodes"
         try connection.query(
             """
             INSERT INTO care.episodes (id, version, patient_id, team_id, arrival_at, arrival_mode, reason, location, box_number, worrying,
@@ -74,7 +73,6 @@ extension CareStore {
 
     func episodeView(_ row: Row) throws -> EpisodeView {
         let id = try row.uuid("id")
-        let table = "care.episodes"
         func decode<Value: RawRepresentable>(_ column: String) throws -> Value where Value.RawValue == String {
             guard let value = Value(rawValue: try row.string(column)) else { throw CareError(.internalError, "stored \(column) is not valid") }
             return value
@@ -152,7 +150,6 @@ extension CareStore {
         let changed = try Self.changedFields(before, after)
         guard !changed.isEmpty else { return before }
         let id = before.id
-        let table = "care.episodes"
         let now = Date()
         try connection.query(
             """

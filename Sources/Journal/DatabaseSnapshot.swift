@@ -114,45 +114,23 @@ public final class DatabaseSnapshot: JournalSnapshot {
     /// returns only after that thread has finished, so `body` never runs
     /// concurrently with its caller.
     private func stream(_ sql: String, _ body: (BinaryCopyDecoder.RowView) throws -> Void) throws {
-        // `body` is not escaping: it is lent to the verifying thread for the time of this
-        // call only. The thread calls it solely from `sink.feed`, and this call returns
-        // only after `pipe.waitUntilDrained()` has seen the thread leave its loop (under the
-        // pipe's lock, so every effect of `body` happens before the return); `sink.release()`
-        // then drops the last reference to it, which `withoutActuallyEscaping` checks.
-        try withoutActuallyEscaping(body) { body in
-            let sink = ViewSink(body)
-            let pipe = BufferPipe()
-            let worker = Thread {
-                while let buffer = pipe.pop() {
-                    guard pipe.failure == nil else { continue }
-                    do {
-                        try sink.feed(buffer)
-                    } catch {
-                        pipe.fail(error)
-                    }
-                }
-                pipe.markDrained()
+        // The decoder is used by the consuming thread alone: ThreadPipeline.run joins it
+        // before returning, and this function touches the decoder only through `consume`.
+        var decoder = BinaryCopyDecoder()
+        try ThreadPipeline.run(depth: 16, name: "journal-verify") { push in
+            // assumeIsolated runs its closure at once, on this thread, which already is the
+            // connection's: `push` is called from the thread it was handed to, never later.
+            nonisolated(unsafe) let push = push
+            _ = try connection.assumeIsolated { connection in
+                try connection.copyOutGathered(sql, bufferBytes: Self.gatheredBytes) { buffer in try push(buffer) }
             }
-            worker.name = "journal-verify"
-            worker.start()
-            var copyError: (any Error)?
-            do {
-                _ = try connection.assumeIsolated { connection in
-                    try connection.copyOutGathered(sql, bufferBytes: BufferPipe.bufferBytes) { buffer in
-                        if let failure = pipe.failure { throw failure }
-                        pipe.push(buffer)
-                    }
-                }
-            } catch {
-                copyError = error
-            }
-            pipe.close()
-            pipe.waitUntilDrained()
-            sink.release()
-            if let failure = pipe.failure { throw failure }
-            if let copyError { throw copyError }
+        } consume: { (buffer: [UInt8]) in
+            try decoder.forEachRow(in: buffer, body)
         }
     }
+
+    /// How many bytes the connection's thread gathers before handing them over.
+    static let gatheredBytes = 1 << 19
 }
 
 /// One entry row where the COPY stream holds it (columns in the order of
@@ -199,86 +177,3 @@ public struct StreamedEntryRow: StoredEntryRow {
     }
 }
 
-/// Decodes gathered COPY buffers and hands each row to a consumer, on the verifying thread.
-private final class ViewSink: @unchecked Sendable {
-    // @unchecked: `decoder` and `body` are used by the verifying thread only, while the
-    // caller of DatabaseSnapshot.stream waits for it; the caller touches `body` again
-    // (release) only after BufferPipe.waitUntilDrained, which orders the two threads.
-    private var decoder = BinaryCopyDecoder()
-    private var body: ((BinaryCopyDecoder.RowView) throws -> Void)?
-
-    init(_ body: @escaping (BinaryCopyDecoder.RowView) throws -> Void) { self.body = body }
-
-    /// Drops the consumer, so that a non-escaping closure handed in provably does not escape.
-    func release() { body = nil }
-
-    func feed(_ buffer: [UInt8]) throws {
-        guard let body else { return }
-        try decoder.forEachRow(in: buffer, body)
-    }
-}
-
-/// Hands gathered COPY buffers from the connection's thread to the verifying
-/// thread, with a bounded backlog, and tells the first when the second is done.
-private final class BufferPipe: @unchecked Sendable {
-    // @unchecked: every mutable field is read and written under `condition`.
-    /// How many bytes the receiving thread gathers before handing them over.
-    static let bufferBytes = 1 << 19
-    private let condition = NSCondition()
-    private var buffers: [[UInt8]] = []
-    private var closed = false
-    private var drained = false
-    private var error: (any Error)?
-
-    var failure: (any Error)? {
-        condition.lock()
-        defer { condition.unlock() }
-        return error
-    }
-
-    func fail(_ error: any Error) {
-        condition.lock()
-        if self.error == nil { self.error = error }
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func push(_ buffer: [UInt8]) {
-        condition.lock()
-        while buffers.count >= 16 && error == nil { condition.wait() }
-        buffers.append(buffer)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func pop() -> [UInt8]? {
-        condition.lock()
-        defer { condition.unlock() }
-        while buffers.isEmpty && !closed { condition.wait() }
-        guard !buffers.isEmpty else { return nil }
-        condition.broadcast()
-        return buffers.removeFirst()
-    }
-
-    /// Called by the verifying thread as its last act on the stream.
-    func markDrained() {
-        condition.lock()
-        drained = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Waits until the verifying thread has called ``markDrained()``.
-    func waitUntilDrained() {
-        condition.lock()
-        while !drained { condition.wait() }
-        condition.unlock()
-    }
-}

@@ -248,7 +248,7 @@ public final class JournalProver {
             try builder.prove(try reader.read(first), emit)
             return
         }
-        try ProofPipeline.run(depth: 3) { push in
+        try ThreadPipeline.run(depth: 3, name: "journal-prover") { push in
             try push(try reader.read(first))
             try push(try reader.read(second))
             while let chunk = chunks.next() { try push(try reader.read(chunk)) }

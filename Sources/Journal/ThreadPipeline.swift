@@ -1,17 +1,18 @@
 import Foundation
 
-/// Overlaps reading with proving: the calling thread (the connection's, which alone
-/// may use libpq) reads chunk after chunk while a second thread builds their proofs
-/// and hands them out, joined by a queue of a few chunks, so that memory stays
-/// bounded and PostgreSQL, the reads and the hashing run side by side.
-enum ProofPipeline {
+/// Overlaps reading with working: the calling thread (the connection's, which alone
+/// may use libpq) reads chunk after chunk while a second thread consumes them (builds
+/// their proofs, or decodes and verifies their rows), joined by a queue of a few
+/// chunks, so that memory stays bounded and PostgreSQL, the reads and the hashing run
+/// side by side. Used by ``JournalProver`` and ``DatabaseSnapshot``.
+enum ThreadPipeline {
     /// Runs `produce` on the calling thread, handing each item it makes to `consume`
     /// on a thread of its own, in order; returns once `consume` has taken the last one.
     /// `consume` never runs concurrently with the caller's code after this returns.
     /// - Throws: the first error of either side (the consumer's first, if both fail:
     ///   a producer stopped by the consumer's failure reports that one).
     static func run<Item: Sendable>(
-        depth: Int, produce: (_ push: (Item) throws -> Void) throws -> Void, consume: (Item) throws -> Void
+        depth: Int, name: String, produce: (_ push: (Item) throws -> Void) throws -> Void, consume: (Item) throws -> Void
     ) throws {
         try withoutActuallyEscaping(consume) { consume in
             let consumer = Consumer(consume)
@@ -28,7 +29,7 @@ enum ProofPipeline {
                 }
                 finished.signal()
             }
-            thread.name = "journal-prover"
+            thread.name = name
             thread.start()
             var producerError: (any Error)?
             do {
@@ -48,10 +49,10 @@ enum ProofPipeline {
     }
 }
 
-/// The consuming closure, handed to the proving thread.
+/// The consuming closure, handed to the consuming thread.
 private final class Consumer<Item>: @unchecked Sendable {
-    // @unchecked: the closure runs on the proving thread only, while the thread that
-    // created it waits (ProofPipeline.run joins the proving thread before returning),
+    // @unchecked: the closure runs on the consuming thread only, while the thread that
+    // created it waits (ThreadPipeline.run joins the consuming thread before returning),
     // so it never runs concurrently with the code that captured its state.
     private var body: ((Item) throws -> Void)?
 
