@@ -1,5 +1,5 @@
 import CareRecords
-public import Cryptography
+import Cryptography
 public import Foundation
 public import Store
 

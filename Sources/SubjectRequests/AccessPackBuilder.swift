@@ -1,7 +1,7 @@
 public import CareRecords
 import Cryptography
 public import Foundation
-public import Journal
+import Journal
 public import Keyring
 public import Store
 

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The access pack as a FHIR R4 Bundle (type `collection`): the Patient, an
 /// Encounter per care episode, a Communication per transmission, a Provenance per

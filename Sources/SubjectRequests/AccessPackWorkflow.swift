@@ -1,5 +1,5 @@
 import Glibc
-public import CareRecords
+import CareRecords
 import Cryptography
 public import Foundation
 import Journal

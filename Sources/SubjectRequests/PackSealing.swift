@@ -1,7 +1,7 @@
 public import Age
 import Archive
 import Cryptography
-public import Foundation
+import Foundation
 
 /// Whom a pack or an evidence file is sealed for: a passphrase (age's scrypt
 /// recipient, given to the requester by another channel) or the requester's age key.

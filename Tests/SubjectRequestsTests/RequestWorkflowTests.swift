@@ -376,7 +376,7 @@ struct RequestWorkflowTests {
             let sealed = try #require(statuses[1].result?.sealed)
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("dsar-q-\(UUID().uuidString.prefix(8)).age").path
             defer { unlink(path) }
-            FileManager.default.createFile(atPath: path, contents: Data(sealed))
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(sealed)))
             let members = try SealedArchive.read(path, identities: [identity])
             #expect(String(decoding: members["dossier.html"]!, as: UTF8.self).contains("CHU de test"))
             #expect(sealed.starts(with: Array("age-encryption.org/v1".utf8)), "never clear text in the database")
