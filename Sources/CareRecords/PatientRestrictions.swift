@@ -135,6 +135,24 @@ public enum PatientRestrictions {
         }
     }
 
+    /// The overrides from `since` on, newest first, at most `limit` (the security
+    /// officer's alerts), reported to the DPO or not.
+    public static func overrides(since: Date, limit: Int, on connection: isolated Connection) throws -> [RestrictionOverride] {
+        try connection.query(
+            """
+            SELECT o.id, o.patient_id, o.care_request_id, u.username, u.role, t.code AS team, o.ground, o.endpoint, o.occurred_at
+            FROM care.restriction_overrides o JOIN care.users u ON u.id = o.user_id LEFT JOIN care.teams t ON t.id = u.team_id
+            WHERE o.occurred_at >= $1 ORDER BY o.occurred_at DESC, o.id LIMIT $2
+            """, [since, Int64(max(0, limit))]
+        ).rows.map { row in
+            guard let ground = RestrictionGround(rawValue: try row.string("ground")) else { throw CareError(.internalError, "stored ground is not valid") }
+            return RestrictionOverride(
+                id: try row.uuid("id"), patientID: try row.uuid("patient_id"), careRequestID: try row.string("care_request_id"),
+                username: try row.string("username"), role: try row.string("role"), team: try row.optionalString("team"), ground: ground,
+                endpoint: try row.string("endpoint"), occurredAt: try row.date("occurred_at"))
+        }
+    }
+
     /// Marks `overrides` as reported.
     public static func markReported(_ overrides: [UUID], on connection: isolated Connection) throws {
         guard !overrides.isEmpty else { return }

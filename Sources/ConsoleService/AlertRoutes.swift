@@ -1,4 +1,5 @@
 import Backup
+import CareRecords
 import Foundation
 import Journal
 import StaffAccounts
@@ -28,18 +29,22 @@ extension Console {
 
     /// Denied attempts in one hour from this many on are a spike.
     static let deniedSpikeThreshold = 20
+    /// The openings of restricted records shown: the newest, over the last 30 days.
+    static let overrideAlertLimit = 100
 
     /// The alerts: spikes of denied access in the last 24 hours (by hour, and who
     /// was denied most), failed journal verifications and failed backup checks in the
-    /// last 30 days, and overdue backups, verifications and drills.
+    /// last 30 days, openings of restricted records (GDPR art. 18(2)) in the last 30
+    /// days, each with its journal entry, and overdue backups, verifications and drills.
     func alerts(_ checked: Checked) async throws -> ConsoleView {
         let now = Date()
-        let (denied, failures) = try await pool.withConnection { connection in
+        let (denied, failures, overrides) = try await pool.withConnection { connection in
             try await connection.perform { connection in
                 (
                     try JournalSearch(result: .denied, occurredFrom: now.addingTimeInterval(-86_400), limit: 20_000).entries(on: connection),
                     try JournalSearch(result: .error, occurredFrom: now.addingTimeInterval(-30 * 86_400), limit: 2_000).entries(on: connection)
-                        .filter { $0.objectType == Self.verifyObjectType }
+                        .filter { $0.objectType == Self.verifyObjectType },
+                    try Self.restrictedOpenings(since: now.addingTimeInterval(-30 * 86_400), on: connection)
                 )
             }
         }
@@ -67,6 +72,17 @@ extension Console {
                     severity: "high", title: renderer.text("alert_verify_failed"),
                     detail: "\(ParisTime.format(microseconds: failure.occurredAt)) — \(failure.reason ?? "")", link: "/journal/entree/\(failure.sequence)"))
         }
+        for (opening, entry) in overrides {
+            let who = "\(opening.username) (\(opening.role)\(opening.team.map { ", " + $0 } ?? ""))"
+            let detail = [
+                ParisTime.format(opening.occurredAt), who, "\(renderer.text("alert_patient")) \(opening.patientID.uuidString.lowercased())",
+                "\(renderer.text("alert_ground")) \(renderer.text("ground_" + opening.ground.rawValue))", opening.endpoint,
+            ] + (entry == nil ? [renderer.text("alert_not_sequenced")] : [])
+            alerts.append(
+                Alert(
+                    severity: "medium", title: renderer.text("alert_restricted_opening"), detail: detail.joined(separator: " — "),
+                    link: entry.map { "/journal/entree/\($0)" }))
+        }
         for outcome in [status.lastVerification, status.lastDrill].compactMap({ $0 }) where !outcome.passed {
             alerts.append(Alert(severity: "high", title: renderer.text("alert_backup_check_failed"), detail: "\(ParisTime.format(outcome.at)) — \(outcome.detail)", link: nil))
         }
@@ -92,5 +108,20 @@ extension Console {
             },
             deniedTotal: "\(denied.count)", threshold: "\(Self.deniedSpikeThreshold)")
         return .page("alerts", title: "alerts_title", model)
+    }
+
+    /// The openings of restricted records since `since`, newest first, each with the
+    /// sequence of its journal event (the care request's event on that patient whose
+    /// reason names the ground), nil while osmose-journald has not sequenced it.
+    static func restrictedOpenings(since: Date, on connection: isolated Connection) throws -> [(RestrictionOverride, UInt64?)] {
+        try PatientRestrictions.overrides(since: since, limit: overrideAlertLimit, on: connection).map { opening in
+            let around = JournalSearch(
+                patientID: opening.patientID, occurredFrom: opening.occurredAt.addingTimeInterval(-600), occurredBefore: opening.occurredAt.addingTimeInterval(600),
+                limit: 1_000)
+            let entry = try around.entries(on: connection).first {
+                $0.requestID == opening.careRequestID && ($0.reason ?? "").contains("restriction-override:\(opening.ground.rawValue)")
+            }
+            return (opening, entry?.sequence)
+        }
     }
 }

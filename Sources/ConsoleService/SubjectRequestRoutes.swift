@@ -129,7 +129,7 @@ extension Console {
     struct PageLink: Sendable {
         let href: String
         let label: String
-        let current: Bool
+        let rel: String
     }
 
     struct RegisterModel: Sendable {
@@ -141,13 +141,16 @@ extension Console {
         let overdue: String
         let soon: String
         let warnDays: String
-        let pages: [PageLink]
+        /// Links to the first and previous pages, then the next and last ones, keeping the filters.
+        let before: [PageLink]
+        let after: [PageLink]
+        let position: String
         let paged: Bool
         let empty: Bool
     }
 
     /// Rows shown per page of the register.
-    static let registerPageSize = 100
+    static let registerPageSize = 50
 
     func register(_ checked: Checked, _ request: Request) async throws -> ConsoleView {
         let query = request.uri.queryParameters
@@ -158,26 +161,33 @@ extension Console {
             guard let value = RequestKind(rawValue: text) else { throw ConsolePageError.invalidInput("register_bad_filter") }
             kind = value
         }
-        var filterDays: Int?
+        var within: Int?
         if let text = query.get("echeance"), !text.isEmpty {
             guard let days = Int(text), (0...3650).contains(days) else { throw ConsolePageError.invalidInput("register_bad_within") }
-            filterDays = days
+            within = days
         }
-        let within = filterDays
-        let page = max(1, Int(query.get("page") ?? "1") ?? 1)
+        var asked = 1
+        if let text = query.get("page"), !text.isEmpty {
+            guard let number = Int(text), (1...1_000_000).contains(number) else { throw ConsolePageError.invalidInput("register_bad_page") }
+            asked = number
+        }
+        let filter = RequestRegister.RegisterFilter(
+            status: status == "ouvertes" ? .open : status == "closes" ? .closed : .all, kind: kind, dueWithin: within)
         let register = register(for: checked, ring: nil)
-        let listed = try await pool.withConnection { connection in
-            try await connection.perform { try register.list(openOnly: status == "ouvertes", dueWithin: within, on: $0) }
-        }
         let warn = configuration.subjectRequests.warnDays
-        let shown = listed.filter { summary in
-            (status != "closes" || summary.status == "closed") && (kind == nil || summary.kind == kind)
+        let size = Self.registerPageSize
+        let offset = (asked - 1) * size
+        let found = try await pool.withConnection { connection in
+            try await connection.perform { connection -> RequestRegister.RegisterPage in
+                let found = try register.page(filter, offset: offset, limit: size, warnDays: warn, on: connection)
+                // A page past the end (requests closed since the link was made): the last page.
+                guard found.rows.isEmpty, found.total > 0 else { return found }
+                return try register.page(filter, offset: (found.total - 1) / size * size, limit: size, warnDays: warn, on: connection)
+            }
         }
-        let overdue = shown.filter { ($0.daysLeft ?? 0) < 0 }.count
-        let soon = shown.filter { ($0.daysLeft ?? -1) >= 0 && ($0.daysLeft ?? Int.max) <= warn }.count
-        let pageCount = max(1, (shown.count + Self.registerPageSize - 1) / Self.registerPageSize)
-        let current = min(page, pageCount)
-        let rows = shown.dropFirst((current - 1) * Self.registerPageSize).prefix(Self.registerPageSize).map { summary in
+        let pageCount = max(1, (found.total + size - 1) / size)
+        let current = found.offset / size + 1
+        let rows = found.rows.map { summary in
             RegisterRow(
                 number: "\(summary.number)", kind: renderer.text("kind_" + summary.kind.rawValue), capacity: renderer.text("capacity_" + summary.capacity.rawValue),
                 received: Self.frenchDay(summary.receivedOn.description),
@@ -186,20 +196,24 @@ extension Console {
                 overdue: (summary.daysLeft ?? 0) < 0, soon: (summary.daysLeft ?? -1) >= 0 && (summary.daysLeft ?? Int.max) <= warn,
                 identityChecked: summary.identityChecked)
         }
-        var pages: [PageLink] = []
-        if pageCount > 1 {
-            var parameters = "statut=\(status)"
-            if let kind { parameters += "&type=\(kind.rawValue)" }
-            if let within { parameters += "&echeance=\(within)" }
-            pages = (1...pageCount).map { PageLink(href: "/dpo/demandes?\(parameters)&page=\($0)", label: "\($0)", current: $0 == current) }
+        var parameters = "statut=\(status)"
+        if let kind { parameters += "&type=\(kind.rawValue)" }
+        if let within { parameters += "&echeance=\(within)" }
+        func link(_ page: Int, _ label: String, _ rel: String) -> PageLink {
+            PageLink(href: "/dpo/demandes?\(parameters)&page=\(page)", label: renderer.text(label), rel: rel)
         }
-        checked.audit.note("\(shown.count) requests")
+        let before = current > 1 ? [link(1, "register_first_page", "first"), link(current - 1, "register_previous_page", "prev")] : []
+        let after = current < pageCount ? [link(current + 1, "register_next_page", "next"), link(pageCount, "register_last_page", "last")] : []
+        checked.audit.note("\(found.total) requests, page \(current) of \(pageCount)")
         let model = RegisterModel(
             statuses: ["ouvertes", "closes", "toutes"].map { Choice(value: $0, label: renderer.text("register_status_" + $0), selected: $0 == status) },
             kinds: [Choice(value: "", label: renderer.text("register_any_kind"), selected: kind == nil)]
                 + RequestKind.allCases.map { Choice(value: $0.rawValue, label: renderer.text("kind_" + $0.rawValue), selected: $0 == kind) },
-            within: within.map(String.init) ?? "", rows: Array(rows), count: Self.grouped(UInt64(shown.count)), overdue: "\(overdue)", soon: "\(soon)",
-            warnDays: "\(warn)", pages: pages, paged: pageCount > 1, empty: shown.isEmpty)
+            within: within.map(String.init) ?? "", rows: rows, count: Self.grouped(UInt64(found.total)), overdue: Self.grouped(UInt64(found.overdue)),
+            soon: Self.grouped(UInt64(found.dueSoon)), warnDays: "\(warn)", before: before, after: after,
+            position: "\(renderer.text("register_page")) \(current) \(renderer.text("register_page_of")) \(pageCount) — "
+                + "\(renderer.text("register_rows")) \(found.offset + 1) \(renderer.text("register_rows_to")) \(found.offset + found.rows.count)",
+            paged: pageCount > 1, empty: found.rows.isEmpty)
         return .page("dpo-register", title: "register_title", model)
     }
 

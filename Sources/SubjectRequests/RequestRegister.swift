@@ -290,6 +290,114 @@ public struct RequestRegister: Sendable {
         return summaries.filter { ($0.daysLeft ?? Int.max) <= within }.sorted { ($0.daysLeft ?? 0, $0.number) < ($1.daysLeft ?? 0, $1.number) }
     }
 
+    /// Which requests a page of the register shows (``page(_:offset:limit:warnDays:now:on:)``).
+    public struct RegisterFilter: Sendable, Hashable {
+        /// Open requests, closed ones, or every request.
+        public enum Status: String, Sendable, Hashable, CaseIterable { case open, closed, all }
+        public var status: Status
+        /// Only requests of this kind, when given.
+        public var kind: RequestKind?
+        /// Only open requests due within this many days (or past due), by due day then
+        /// number; otherwise newest first.
+        public var dueWithin: Int?
+
+        public init(status: Status = .open, kind: RequestKind? = nil, dueWithin: Int? = nil) {
+            self.status = status
+            self.kind = kind
+            self.dueWithin = dueWithin
+        }
+    }
+
+    /// One page of the register, with the counts over every request the filter keeps.
+    public struct RegisterPage: Sendable, Hashable {
+        /// The page's requests, in the register's order.
+        public let rows: [RequestSummary]
+        /// Requests the filter keeps, on every page.
+        public let total: Int
+        /// Of those, open requests past their due day.
+        public let overdue: Int
+        /// Of those, open requests due today or within `warnDays` days.
+        public let dueSoon: Int
+        /// Rows skipped before this page.
+        public let offset: Int
+    }
+
+    /// The longest page ``page(_:offset:limit:warnDays:now:on:)`` returns.
+    public static let registerPageLimit = 500
+
+    /// A page of the register: `limit` requests from `offset`, in the order of
+    /// ``list(openOnly:dueWithin:now:on:)`` (by due day then number with `dueWithin`,
+    /// newest first otherwise), and the counts over every request the filter keeps.
+    /// Two queries: the page (cut through the `number` index, each row's due day
+    /// read once the page is cut; or, with `dueWithin`, the open requests joined to
+    /// their due day, the first `offset + limit` kept by a top-N sort), and the counts.
+    /// - Throws: ``SubjectRequestError`` `.invalidArgument` for a negative offset, a
+    ///   limit outside 1…``registerPageLimit``, or a negative window.
+    public func page(
+        _ filter: RegisterFilter, offset: Int, limit: Int, warnDays: Int, now: Date = Date(), on connection: isolated Connection
+    ) throws -> RegisterPage {
+        guard offset >= 0, offset <= Int(Int32.max) else { throw SubjectRequestError(.invalidArgument, "the register's page offset must be 0 or more") }
+        guard (1...Self.registerPageLimit).contains(limit) else {
+            throw SubjectRequestError(.invalidArgument, "the register's page size must be between 1 and \(Self.registerPageLimit)")
+        }
+        guard (filter.dueWithin ?? 0) >= 0, (filter.dueWithin ?? 0) <= 36500, warnDays >= 0, warnDays <= 36500 else {
+            throw SubjectRequestError(.invalidArgument, "the register's due window must be between 0 and 36500 days")
+        }
+        let today = CivilDate.on(now, in: timeZone)
+        let status: String? = switch filter.status {
+        case .open: "open"
+        case .closed: "closed"
+        case .all: nil
+        }
+        let horizon = filter.dueWithin.map { today.adding(days: $0).description }
+        // The due day: the earliest deadline in force. For one page, read per row
+        // (the deadlines' primary key) once the page is cut by the `number` index;
+        // over every request kept, the deadlines grouped once and hash-joined (on
+        // 10,000 requests, each query reads each table once: ~10–25 ms).
+        let dueOfRow = "(SELECT min(d.due_on) FROM dsar.deadlines d WHERE d.request_id = p.id AND d.in_force AND d.due_on IS NOT NULL)"
+        let dueByRequest = "SELECT request_id, min(due_on) AS due FROM dsar.deadlines WHERE in_force AND due_on IS NOT NULL"
+        let kept = "($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2)"
+        let columns = "r.id, r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id, r.identity_checked_at IS NOT NULL AS identity_checked"
+        let rows: [Row]
+        if let horizon {
+            rows = try connection.query(
+                """
+                SELECT \(columns), d.due::text AS due
+                FROM dsar.requests r JOIN (\(dueByRequest) AND due_on <= $3::date GROUP BY request_id) d ON d.request_id = r.id
+                WHERE \(kept) AND r.status = 'open' ORDER BY d.due, r.number LIMIT $4 OFFSET $5
+                """, [status, filter.kind?.rawValue, horizon, Int64(limit), Int64(offset)]
+            ).rows
+        } else {
+            rows = try connection.query(
+                """
+                SELECT p.*, \(dueOfRow)::text AS due
+                FROM (SELECT \(columns) FROM dsar.requests r WHERE \(kept) ORDER BY r.number DESC LIMIT $3 OFFSET $4) p
+                ORDER BY p.number DESC
+                """, [status, filter.kind?.rawValue, Int64(limit), Int64(offset)]
+            ).rows
+        }
+        let counts = try connection.query(
+            """
+            SELECT count(*) AS total, count(*) FILTER (WHERE r.status = 'open' AND d.due < $3::date) AS overdue,
+                   count(*) FILTER (WHERE r.status = 'open' AND d.due BETWEEN $3::date AND $4::date) AS soon
+            FROM dsar.requests r LEFT JOIN (\(dueByRequest) GROUP BY request_id) d ON d.request_id = r.id
+            WHERE \(kept) AND ($5::date IS NULL OR (r.status = 'open' AND d.due <= $5::date))
+            """, [status, filter.kind?.rawValue, today.description, today.adding(days: warnDays).description, horizon]
+        ).rows[0]
+        let summaries = try rows.map { row -> RequestSummary in
+            let due = try row.optionalString("due").map { try CivilDate(parsing: $0) }
+            let open = try row.string("status") == "open"
+            guard let kind = RequestKind(rawValue: try row.string("kind")), let capacity = RequesterCapacity(rawValue: try row.string("requester_capacity"))
+            else { throw SubjectRequestError(.internalError, "stored request kind or capacity is not valid") }
+            return RequestSummary(
+                number: try row.int64("number"), kind: kind, capacity: capacity, receivedOn: try CivilDate(parsing: try row.string("received_on")),
+                status: try row.string("status"), outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), dueOn: due,
+                daysLeft: open ? due.map { today.days(to: $0) } : nil, identityChecked: try row.bool("identity_checked"),
+                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"))
+        }
+        return RegisterPage(rows: summaries, total: try counts.int("total"), overdue: try counts.int("overdue"), dueSoon: try counts.int("soon"), offset: offset)
+    }
+
     // MARK: Changes
 
     /// Records the identity check.

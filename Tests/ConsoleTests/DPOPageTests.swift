@@ -162,6 +162,77 @@ struct DPOPageTests {
         }
     }
 
+    @Test("120 requests: three pages of at most 50, the filters kept by the previous and next links, the total shown, a request on page 3 reachable")
+    func registerPages() async throws {
+        try await ConsoleHarness.with("console_dpo_pages", keyring: true) { harness in
+            let patient = try await Self.patient(harness)
+            let dpo = try await Self.signedIn(harness, ConsoleHarness.dpo)
+            let csrf = try await dpo.csrf()
+            #expect(try await dpo.post("/dpo/demandes/nouvelle", Self.openForm(patient: patient, daysAgo: 2, csrf: csrf)).status == .seeOther)
+            // 119 more, copied from the first as the benchmark does: every kind in turn, a third closed.
+            try await harness.admin.query(
+                """
+                WITH template AS (SELECT * FROM dsar.requests WHERE number = 1),
+                made AS (
+                    INSERT INTO dsar.requests (id, kind, subject_type, patient_id, requester_capacity, requester_name, received_at, received_on,
+                        health_information, status, outcome, closed_at, opened_by)
+                    SELECT gen_random_uuid(), (ARRAY['access','rectification','restriction','erasure','objection','portability'])[1 + g % 6], 'patient',
+                        t.patient_id, 'patient', t.requester_name, now() - (g % 20) * interval '1 day', (now() - (g % 20) * interval '1 day')::date, false,
+                        CASE WHEN g % 3 = 0 THEN 'closed' ELSE 'open' END, CASE WHEN g % 3 = 0 THEN 'withdrawn' END, CASE WHEN g % 3 = 0 THEN now() END, 'tests'
+                    FROM template t, generate_series(1, 119) AS g
+                    RETURNING id, received_on)
+                INSERT INTO dsar.deadlines (request_id, rule, due_on, citation)
+                SELECT id, 'gdpr-one-month', received_on + interval '1 month', 'RGPD art. 12(3)' FROM made
+                """)
+            func numbers(_ page: Browser.Page) -> [String] { page.text.allCaptures(#"<td><a href="/dpo/demandes/([0-9]+)">"#) }
+            func link(_ page: Browser.Page, _ rel: String) -> String? {
+                page.text.firstCapture(#"<a href="([^"]*)" rel="\#(rel)">"#)?.replacingOccurrences(of: "&amp;", with: "&")
+            }
+            let first = try await dpo.get("/dpo/demandes?statut=toutes")
+            #expect(first.status == .ok)
+            #expect(first.text.contains("Demandes : 120"), "the total over every page")
+            #expect(numbers(first) == (71...120).reversed().map(String.init), "newest first, 50 a page")
+            #expect(link(first, "prev") == nil && link(first, "first") == nil)
+            #expect(first.text.contains("Page 1 sur 3"))
+            let toSecond = try #require(link(first, "next"))
+            #expect(toSecond == "/dpo/demandes?statut=toutes&page=2")
+            #expect(link(first, "last") == "/dpo/demandes?statut=toutes&page=3")
+            let second = try await dpo.get(toSecond)
+            #expect(numbers(second) == (21...70).reversed().map(String.init))
+            #expect(link(second, "prev") == "/dpo/demandes?statut=toutes&page=1")
+            let third = try await dpo.get(try #require(link(second, "next")))
+            #expect(numbers(third) == (1...20).reversed().map(String.init))
+            #expect(link(third, "next") == nil && third.text.contains("Page 3 sur 3 — demandes 101 à 120"))
+            // The first request, on page 3, opens.
+            #expect(third.text.contains(#"href="/dpo/demandes/1""#))
+            #expect(try await dpo.get("/dpo/demandes/1").status == .ok)
+
+            // Filtered: the erasures of every status, 20 of them, on one page; open ones by due day keep their filters across pages.
+            let erasures = try await dpo.get("/dpo/demandes?statut=toutes&type=erasure")
+            #expect(erasures.text.contains("Demandes : 20") && numbers(erasures).count == 20 && link(erasures, "next") == nil)
+            let expected = try await harness.admin.query(
+                """
+                SELECT number FROM (
+                    SELECT r.number, (SELECT min(d.due_on) FROM dsar.deadlines d WHERE d.request_id = r.id AND d.in_force AND d.due_on IS NOT NULL) AS due
+                    FROM dsar.requests r WHERE r.status = 'open') x
+                WHERE due <= (now() AT TIME ZONE 'Europe/Paris')::date + 28 ORDER BY due, number
+                """
+            ).rows.map { String(try $0.int64("number")) }
+            #expect(expected.count > 50 && expected.count <= 100, "two pages of open requests due within 28 days")
+            let dueFirst = try await dpo.get("/dpo/demandes?statut=ouvertes&echeance=28")
+            let dueNext = try #require(link(dueFirst, "next"))
+            #expect(dueNext == "/dpo/demandes?statut=ouvertes&echeance=28&page=2")
+            let dueSecond = try await dpo.get(dueNext)
+            #expect(numbers(dueFirst) + numbers(dueSecond) == expected, "by due day then number, across the pages")
+            #expect(dueSecond.text.contains("Demandes : \(expected.count)"))
+
+            // A page past the end shows the last page; a page that is not a number is refused by name.
+            #expect(numbers(try await dpo.get("/dpo/demandes?statut=toutes&page=9")) == (1...20).reversed().map(String.init))
+            let bad = try await dpo.get("/dpo/demandes?statut=toutes&page=deux")
+            #expect(bad.status == .badRequest && bad.text.contains("numéro de page"))
+        }
+    }
+
     @Test("without the master key, the pages that decrypt say so and show nothing; the register still lists")
     func withoutMasterKey() async throws {
         try await ConsoleHarness.with("console_dpo_nokey") { harness in

@@ -4,7 +4,9 @@ security officers (rssi.01…) in to osmose-console (enrolling their TOTP on fir
 use, from the secret the enrolment page shows), then has them search the journal
 for random patients of the bench fixture, all at once, until REQUESTS searches are
 done; with `register`, USERS DPOs (dpo.01…) open the register of subject requests
-instead (half the default view, half a random page of every request). Prints JSON:
+instead, a quarter each: the default view (open requests, newest first, page 1), a
+random page of the open requests, a random page of every request, and a random
+page of the open requests due within 15 days (by due day). Prints JSON:
 p50_ms, p99_ms, max_ms, per_second, failures, mean_rows."""
 import base64, hashlib, hmac, http.client, json, random, re, struct, sys, threading, time, urllib.parse
 
@@ -70,6 +72,17 @@ for n in range(1, users + 1):
     client.sign_in(("dpo.%02d" if mode == "register" else "rssi.%02d") % n, secrets)
     clients.append(client)
 
+# The register's views and how many pages each has (from its first page's "Page 1 sur N").
+views = ["/dpo/demandes?statut=ouvertes", "/dpo/demandes?statut=toutes", "/dpo/demandes?statut=ouvertes&echeance=15"]
+view_pages = {}
+if mode == "register":
+    for view in views:
+        status, page, _ = clients[0].request("GET", view)
+        assert status == 200, f"{view}: {status}"
+        found = re.search(r"Page 1 sur ([0-9]+)", page)
+        view_pages[view] = int(found.group(1)) if found else 1
+    print(f"console-load: register pages {view_pages}", file=sys.stderr)
+
 patients = [str(__import__("uuid").UUID(hashlib.md5(f"patient {i}".encode()).hexdigest())) for i in range(50000)]
 latencies, rows, failures = [], [], [0]
 lock = threading.Lock()
@@ -83,11 +96,15 @@ def work(client):
                 return
             remaining[0] -= 1
             patient = random.choice(patients)
-            page_number = random.randint(1, 100)
-            default_view = random.random() < 0.5
+            choice = random.randrange(4)
+            if choice == 0:
+                path = "/dpo/demandes"
+            else:
+                view = views[choice - 1]
+                path = "%s&page=%d" % (view, random.randint(1, view_pages.get(view, 1)))
         start = time.perf_counter()
         if mode == "register":
-            status, page, _ = client.request("GET", "/dpo/demandes" if default_view else "/dpo/demandes?statut=toutes&page=%d" % page_number)
+            status, page, _ = client.request("GET", path)
         else:
             status, page, _ = client.request("POST", "/journal/recherche", {"csrf": client.csrf, "patient": patient})
         elapsed = (time.perf_counter() - start) * 1000
