@@ -21,7 +21,6 @@ extension CareStore {
         for item in checklist { _ = try Validate.text(item.label, field: "checklist.label", limit: 200) }
         let id = UUID()
         let now = Date()
-        let table = "care.transmissions"
         let checklistJSON = checklist.isEmpty ? nil : String(decoding: try CareJSON.encoder().encode(checklist), as: UTF8.self)
         try connection.query(
             """
@@ -60,7 +59,6 @@ extension CareStore {
             LEFT JOIN care.teams dt ON dt.id = tr.addressed_team_id WHERE tr.id = $1
             """, [id]).rows
         guard let row = rows.first else { throw CareError(.notFound, "no such transmission") }
-        let table = "care.transmissions"
         let checklist = try openOptional(row, .transmissionChecklist, id).map {
             try CareJSON.decoder().decode([ChecklistItem].self, from: Data($0.utf8))
         }

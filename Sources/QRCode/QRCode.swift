@@ -1,5 +1,5 @@
 internal import CQRencode
-public import Foundation
+import Foundation
 
 /// An error encoding a QR code.
 public struct QRCodeError: Error, Hashable, Sendable, CustomStringConvertible {

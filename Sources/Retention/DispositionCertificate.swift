@@ -1,5 +1,5 @@
 public import Foundation
-public import Journal
+import Journal
 public import Store
 
 /// What a run did with one item of its plan.

@@ -1,4 +1,4 @@
-public import CareRecords
+import CareRecords
 public import Foundation
 public import Journal
 public import Keyring

@@ -1,4 +1,4 @@
-public import CareRecords
+import CareRecords
 public import Foundation
 public import Keyring
 public import Settings

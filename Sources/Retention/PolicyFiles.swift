@@ -1,5 +1,5 @@
 import Cryptography
-public import Foundation
+import Foundation
 public import Settings
 
 /// The retention policy as a daemon or command loads it: validated, checked

@@ -1,6 +1,6 @@
 import Cryptography
-public import Foundation
-public import Journal
+import Foundation
+import Journal
 public import Store
 
 /// What erasing a departed staff member's data changes (or would change, dry run).

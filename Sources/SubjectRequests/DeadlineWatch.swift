@@ -1,6 +1,6 @@
 public import CareRecords
 public import Foundation
-public import Journal
+import Journal
 public import Store
 
 /// What the daily check found.

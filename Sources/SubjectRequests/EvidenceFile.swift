@@ -1,5 +1,5 @@
 public import Foundation
-public import Journal
+import Journal
 public import Store
 
 /// The evidence file of one request, as handed to the CNIL: the request and its

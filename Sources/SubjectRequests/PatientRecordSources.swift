@@ -1,4 +1,4 @@
-public import CareRecords
+import CareRecords
 
 /// Where rows about a patient are, table by table: the one list the access pack is
 /// built from. Which columns are encrypted, and how, comes from the registry of

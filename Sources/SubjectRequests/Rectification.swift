@@ -1,6 +1,6 @@
-public import CareRecords
+import CareRecords
 public import Foundation
-public import Journal
+import Journal
 public import Keyring
 public import Store
 

@@ -1,5 +1,5 @@
 public import CareRecords
-public import Foundation
+import Foundation
 public import Store
 
 /// Restriction of processing (GDPR art. 18) set and lifted for a request: a flag on
