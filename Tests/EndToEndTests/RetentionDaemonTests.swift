@@ -103,6 +103,41 @@ struct RetentionSite: Sendable {
         }
     }
 
+    /// Opens a subject request for `patient` (with a note) through osmosectl, and, if
+    /// `closedYearsAgo` is given, closes it and sets its closing time that many years back.
+    @discardableResult
+    func subjectRequest(patient: String, closedYearsAgo: Int?, canary: String) async throws -> Int64 {
+        let open = try await osmosectl([
+            "dsar", "open", "--master-key", masterKey, "--kind", "access", "--patient-id", patient, "--capacity", "patient", "--requester-name", "\(canary) requester",
+            "--requester-contact", "\(canary) contact", "--received", ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600)), "--json",
+        ])
+        guard open.status == 0, let object = try JSONSerialization.jsonObject(with: Data(open.standardOutput.utf8)) as? [String: Any],
+            let number = (object["number"] as? Int).map(Int64.init)
+        else { throw TestEnvironmentError("dsar open failed: \(open.standardError)\(open.standardOutput.prefix(300))") }
+        let note = try await osmosectl(["dsar", "note", "--master-key", masterKey, "\(number)", "\(canary) note"])
+        #expect(note.status == 0, "\(note.standardError)")
+        guard let years = closedYearsAgo else { return number }
+        let close = try await osmosectl(["dsar", "close", "--master-key", masterKey, "\(number)", "--outcome", "refused"])
+        #expect(close.status == 0, "\(close.standardError)")
+        try await query { try await $0.query("UPDATE dsar.requests SET closed_at = closed_at - make_interval(years => $2) WHERE number = $1", [number, years]) }
+        return number
+    }
+
+    /// The register as retention leaves it, one line a request (no times: two runs dispose at different moments).
+    func requestState() async throws -> [String] {
+        try await query { connection in
+            try await connection.query(
+                """
+                SELECT r.number::text || ' ' || r.status || ' ' || (r.disposed_at IS NOT NULL)::text || ' ' || coalesce(r.disposal_plan_sha256, '-')
+                    || ' ' || num_nonnulls(r.requester_name, r.requester_contact, r.patient_id)::text
+                    || ' ' || (SELECT count(*) FROM dsar.notes n WHERE n.request_id = r.id)::text
+                    || ' ' || (SELECT count(*) FROM dsar.steps s WHERE s.request_id = r.id)::text AS line
+                FROM dsar.requests r ORDER BY r.number
+                """
+            ).rows.map { try $0.string("line") }
+        }
+    }
+
     /// The run items, one line each: what the certificate lists.
     func runItems() async throws -> [String] {
         try await query { connection in
@@ -234,8 +269,14 @@ struct RetentionDaemonTests {
     func crashes() async throws {
         var random = TestSeed.generator(test: "osmose-retentiond crashes")
         try await RetentionSite.with("ret_e2e_crash", patients: 1200, transmissions: 1, batchSize: 1) { site in
+            // Subject requests: four past their term (destroyed, each in its own transaction), one
+            // closed a year ago and one open (kept).
+            for index in 0..<4 { try await site.subjectRequest(patient: RetentionSite.patient(index), closedYearsAgo: 6, canary: "Zyqwox \(index)") }
+            try await site.subjectRequest(patient: RetentionSite.patient(4), closedYearsAgo: 1, canary: "Zyqwox kept")
+            try await site.subjectRequest(patient: RetentionSite.patient(5), closedYearsAgo: nil, canary: "Zyqwox open")
+            let total = 1204
             let plan = try await site.plan()
-            #expect(plan.items == 1200)
+            #expect(plan.items == total)
             #expect(try await site.osmosectl(["retention", "approve", "\(plan.id)", "--sha256", plan.sha256, "--approver", "Jeanne Martin"]).status == 0)
             // The same database, for the uninterrupted run.
             let copy = "\(site.databaseName)_whole"
@@ -289,11 +330,11 @@ struct RetentionDaemonTests {
                 if after.items != before.items && !after.finished { landed += 1 }
             }
             let reached = try await progress()
-            print("osmose-retentiond crashes: \(landed) kills landed mid-apply in \(round) rounds, \(reached.items) of 1200 items done by then (seed \(random.seed))")
+            print("osmose-retentiond crashes: \(landed) kills landed mid-apply in \(round) rounds, \(reached.items) of \(total) items done by then (seed \(random.seed))")
             #expect(landed >= 20, "kills landed mid-apply: \(landed) in \(round) rounds (seed \(random.seed))")
             let last = try await runProgram(retentiond, ["--config", site.config])
             #expect(last.status == 0, "\(last.standardError)")
-            #expect(try await progress() == (1200, true))
+            #expect(try await progress() == (total, true))
 
             let wholeConfig = site.config + ".whole"
             try String(contentsOfFile: site.config, encoding: .utf8).replacingOccurrences(of: "dbname=\(site.databaseName)", with: "dbname=\(copy)")
@@ -304,6 +345,10 @@ struct RetentionDaemonTests {
                 connectionString: "\(administrator) dbname=\(copy)", databaseName: copy, directory: site.directory, config: wholeConfig, masterKey: site.masterKey)
             #expect(try await site.careState() == (try await wholeSite.careState()))
             #expect(try await site.runItems() == (try await wholeSite.runItems()))
+            let requests = try await site.requestState()
+            #expect(requests == (try await wholeSite.requestState()))
+            #expect(requests.filter { $0.contains(" closed true \(plan.sha256) 0 0 ") }.count == 4, "\(requests)")
+            #expect(requests.filter { $0.contains(" false - 3 1 ") }.count == 2, "\(requests)")
             let state = try await site.careState()
             #expect(state.count == 1200 && state.allSatisfy { $0.contains(" true true ") && !$0.contains("false") }, "\(state.first ?? "")")
         }
