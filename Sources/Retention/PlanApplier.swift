@@ -321,6 +321,9 @@ public struct PlanApplier: Sendable {
         guard let approval = stored.approval else {
             throw RetentionError(.refused, "plan \(stored.id) is not approved: subject requests are destroyed only under an approved plan")
         }
+        guard policy.subjectRequests != nil else {
+            return ItemOutcome(key: item.key, outcome: .skipped, detail: "no longer due: the policy in force sets no subject_requests term")
+        }
         let request: RequestDisposal.ClosedRequest
         switch try RequestDisposal.state(of: number, on: connection) {
         case .unknown: return ItemOutcome(key: item.key, outcome: .skipped, detail: "no request has this number")

@@ -16,13 +16,17 @@ public import Store
 /// (``PackOperations/perform(_:actor:ring:settings:scratch:on:)``), so the jobs'
 /// rows are where those files live on.
 ///
+/// The bodies of its evidence steps are erased too: their details hold unsalted
+/// digests of short values (the requester's name, notes, file names, redacted
+/// text) that a candidate value would confirm.
+///
 /// Kept, so that an auditor can see the request existed and was disposed of
 /// lawfully: its number, kind, the requester's capacity, dates received, opened
-/// and closed, outcome, deadlines, the evidence chain (`dsar.steps`: codes,
-/// dates, digests and hashes only, never patient data in clear, each step's hash
-/// carried by a journal entry: the chain still verifies and stays tied to the
-/// signed journal), and the disposal: when, under which plan, its SHA-256 and who
-/// approved it when. The journal's own entries about the request stay: they are
+/// and closed, outcome, deadlines, the evidence chain's structure (`dsar.steps`
+/// without bodies: position, time, actor, kind, previous hash and hash, each hash
+/// carried by a journal entry, so the links still check and stay tied to the
+/// signed journal; ``EvidenceChain/problems(in:requestID:)``), and the disposal:
+/// when, under which plan, its SHA-256 and who approved it when. The journal's own entries about the request stay: they are
 /// the journal's, under its own term.
 public enum RequestDisposal {
     /// A closed request not yet disposed of, as a retention plan sees it.
@@ -127,9 +131,9 @@ public enum RequestDisposal {
         var rows: [String: Int] = [:]
         var values = 0
         /// Reads the values of `columns` (label, expression giving bytea) of `table`'s rows matching `condition`.
-        func take(_ table: String, _ columns: [(String, String)], where condition: String, parameter: String) throws -> Int {
+        func take(_ table: String, _ columns: [(String, String)], where condition: String, parameter: String, id: String = "id") throws -> Int {
             let list = columns.enumerated().map { "(\($0.element.1))::bytea AS c\($0.offset)" }.joined(separator: ", ")
-            let found = try connection.query("SELECT id::text AS row_id, \(list) FROM \(table) WHERE \(condition) ORDER BY 1", [parameter]).rows
+            let found = try connection.query("SELECT \(id)::text AS row_id, \(list) FROM \(table) WHERE \(condition) ORDER BY \(id)", [parameter]).rows
             for row in found {
                 let rowID = try row.string("row_id")
                 for (index, column) in columns.enumerated() {
@@ -154,6 +158,10 @@ public enum RequestDisposal {
             "dsar.rectifications",
             [("recipients", "convert_to(recipients::text, 'UTF8')"), ("fields", "convert_to(array_to_string(fields, ','), 'UTF8')")],
             where: "request_id = $1::uuid", parameter: request.id.uuidString)
+        // The bodies of its evidence steps (their details hold digests of short, guessable values).
+        rows["dsar.steps"] = try take(
+            "dsar.steps", [("body", "convert_to(body, 'UTF8')")], where: "request_id = $1::uuid AND body IS NOT NULL", parameter: request.id.uuidString,
+            id: "position")
         // Pack jobs of the request: their sealed outputs (the only place a sealed file lives on) and summaries.
         rows["dsar.jobs"] = try take(
             "dsar.jobs", plain("output") + [("result", "convert_to(result::text, 'UTF8')")], where: jobOf, parameter: String(number))
@@ -179,6 +187,8 @@ public enum RequestDisposal {
         guard updated.count == 1 else {
             throw SubjectRequestError(.internalError, "request \(number) changed during its disposal (no longer closed, or already disposed of)")
         }
+        // After the request is marked disposed: the database lets only a disposed request's step bodies be erased.
+        try connection.query("UPDATE dsar.steps SET body = NULL WHERE request_id = $1 AND body IS NOT NULL", [request.id])
         return receipt
     }
 }

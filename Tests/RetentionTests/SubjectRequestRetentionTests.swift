@@ -1,4 +1,5 @@
 import CareRecords
+import Cryptography
 import Foundation
 import Journal
 import Keyring
@@ -108,6 +109,11 @@ struct SubjectRequestRetentionTests {
             ).rows.map { try $0.string("hex") }
             #expect(ciphertexts.count == 12)
 
+            let oldSteps = try await fixture.admin.query(
+                "SELECT count(*) AS n FROM dsar.steps s JOIN dsar.requests r ON r.id = s.request_id WHERE r.number = $1", [old]
+            ).rows[0].int("n")
+            #expect(oldSteps >= 4)
+
             // A dry run changes nothing.
             let dumpBefore = try await Self.dump(fixture)
             let dry = try await fixture.asRetention { try await fixture.applier().apply(plan: stored.id, dryRun: true, on: $0) }
@@ -126,8 +132,8 @@ struct SubjectRequestRetentionTests {
             #expect(outcomes.map(\.key) == items.map(\.key) && outcomes.allSatisfy { $0.outcome == .done }, "\(outcomes)")
             let dryOutcomes = dry.outcomes.filter { $0.key.hasPrefix("subject-request/") }
             #expect(dryOutcomes.map(\.valuesRemoved) == outcomes.map(\.valuesRemoved) && dryOutcomes.map(\.removedSHA256) == outcomes.map(\.removedSHA256))
-            // name, contact, identity check, note, file name, document content, job output and summary, patient link.
-            #expect(outcomes.first?.valuesRemoved == 9)
+            // name, contact, identity check, note, file name, document content, job output and summary, patient link, each step's body.
+            #expect(outcomes.first?.valuesRemoved == Int64(9 + oldSteps))
 
             // Content gone from every table, for the two disposed requests; nothing left in clear either.
             let ids = "{\(old),\(onTerm)}"
@@ -148,6 +154,26 @@ struct SubjectRequestRetentionTests {
             #expect(!dumpAfter.contains("CANARY-OLD") && !dumpAfter.contains("CANARY-TERM"))
             #expect(ciphertexts.allSatisfy { dumpBefore.contains($0) }, "the scan sees stored ciphertexts")
             #expect(ciphertexts.allSatisfy { !dumpAfter.contains($0) }, "no removed ciphertext is left in the schema dsar")
+            // The evidence steps kept the digest of the requester's name (guessable): erased with their bodies.
+            let nameDigest = "sha256:" + SHA256.hash(Array("CANARY-OLD-name".utf8)).map { String(format: "%02x", $0) }.joined()
+            #expect(dumpBefore.contains(nameDigest) && !dumpAfter.contains(nameDigest))
+            let steps = try await fixture.admin.query(
+                """
+                SELECT count(*) FILTER (WHERE s.body IS NULL) AS erased, count(*) FILTER (WHERE r.number = ANY($1::bigint[])) AS disposed
+                FROM dsar.steps s JOIN dsar.requests r ON r.id = s.request_id
+                """, [ids]
+            ).rows[0]
+            #expect(try steps.int("erased") == steps.int("disposed") && steps.int("erased") >= 6)
+            // Erased bodies are the only change a step may get, and no step may go.
+            await #expect(throws: (any Error).self) {
+                try await fixture.admin.query("UPDATE dsar.steps s SET kind = 'other' FROM dsar.requests r WHERE r.id = s.request_id AND r.number = $1", [old])
+            }
+            await #expect(throws: (any Error).self) {
+                try await fixture.admin.query("UPDATE dsar.steps s SET body = NULL FROM dsar.requests r WHERE r.id = s.request_id AND r.number = $1", [open])
+            }
+            await #expect(throws: (any Error).self) {
+                try await fixture.admin.query("DELETE FROM dsar.steps s USING dsar.requests r WHERE r.id = s.request_id AND r.number = $1", [old])
+            }
             // What an auditor needs stays: number, kind, dates, outcome, the disposal and its plan.
             let kept = try await fixture.admin.query(
                 """
@@ -163,7 +189,7 @@ struct SubjectRequestRetentionTests {
             // The evidence chain still verifies; the register still reads the entry.
             let register = RequestRegister(actor: Self.dpo, timeZone: Self.paris, ring: fixture.ring)
             let verified = try await fixture.admin.perform { try EvidenceFiles(register: register).verify(number: old, on: $0) }
-            #expect(verified.problems.isEmpty && !verified.steps.isEmpty)
+            #expect(verified.problems.isEmpty && !verified.steps.isEmpty && verified.steps.allSatisfy(\.isErased), "\(verified.problems)")
             // The others are untouched, their content still readable.
             let keptAfter = try await fixture.admin.query(
                 "SELECT r::text AS row FROM dsar.requests r WHERE number = ANY($1::bigint[]) ORDER BY number", ["{\(dayBefore),\(open),\(held)}"]

@@ -10,10 +10,9 @@
 -- their recipients, and the pack jobs' outputs. What stays, so that an auditor can
 -- see the request existed and was disposed of lawfully: its number, kind, the
 -- requester's capacity, dates received, opened and closed, outcome, deadlines, the
--- evidence chain (codes, dates, digests and hashes only, by design: EvidenceLog never
--- stores patient data in clear, and its hashes are anchored in the signed journal,
--- so the chain still verifies), and the disposal itself: when, under which plan,
--- the plan's SHA-256 and the approval (who, when).
+-- evidence chain's structure (its steps without their bodies, below: the links and
+-- the hashes the signed journal carries still check), and the disposal itself:
+-- when, under which plan, the plan's SHA-256 and the approval (who, when).
 
 ALTER TABLE dsar.requests
     ADD COLUMN disposed_at             timestamptz,
@@ -76,3 +75,36 @@ GRANT SELECT (id, request_id, removed_text), DELETE ON dsar.redactions TO osmose
 GRANT SELECT (id, request_id, content, content_sha256, sealed_sha256, sealed_to), DELETE ON dsar.packs TO osmose_retention;
 GRANT SELECT (id, request_id, recipients, fields), DELETE ON dsar.rectifications TO osmose_retention;
 GRANT SELECT (id, operation, state, output, result), DELETE ON dsar.jobs TO osmose_retention;
+
+-- The evidence chain of a disposed request keeps its structure and loses its
+-- bodies. A step's body is canonical JSON whose details hold unsalted SHA-256
+-- digests of the requester's name, the identity documents, notes, file names and
+-- redacted text: short, guessable values, so a digest kept for years would let
+-- anyone holding a candidate name confirm it. At disposal every body of the
+-- request becomes NULL; position, time, actor, kind, previous hash, hash and the
+-- journal event's id stay, so the chain's links still check (each step's previous
+-- hash is the hash before it, from the request's seed) and each hash is still the
+-- one the signed journal recorded; only the recomputation of a hash from its body
+-- is no longer possible. Nothing else of a step may ever change, and no step may
+-- be deleted.
+ALTER TABLE dsar.steps ALTER COLUMN body DROP NOT NULL;
+DROP TRIGGER steps_append_only ON dsar.steps;
+DROP TRIGGER steps_no_change ON dsar.steps;
+CREATE TRIGGER steps_no_delete BEFORE DELETE ON dsar.steps FOR EACH ROW EXECUTE FUNCTION dsar.refuse_change();
+CREATE TRIGGER steps_no_delete_or_truncate BEFORE DELETE OR TRUNCATE ON dsar.steps FOR EACH STATEMENT EXECUTE FUNCTION dsar.refuse_change();
+CREATE FUNCTION dsar.steps_erase_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.body IS NULL AND OLD.body IS NOT NULL
+        AND (NEW.request_id, NEW.position, NEW.occurred_at, NEW.actor, NEW.kind, NEW.previous_hash, NEW.hash, NEW.journal_request_id)
+            IS NOT DISTINCT FROM (OLD.request_id, OLD.position, OLD.occurred_at, OLD.actor, OLD.kind, OLD.previous_hash, OLD.hash, OLD.journal_request_id)
+        AND EXISTS (SELECT 1 FROM dsar.requests r WHERE r.id = OLD.request_id AND r.disposed_at IS NOT NULL)
+    THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'dsar.steps: UPDATE refused, the evidence file is append-only (only a disposed request''s step bodies are erased)'
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER steps_erase_only BEFORE UPDATE ON dsar.steps FOR EACH ROW EXECUTE FUNCTION dsar.steps_erase_only();
+GRANT SELECT (request_id, position, body), UPDATE (body) ON dsar.steps TO osmose_retention;
