@@ -354,6 +354,117 @@ struct RetentionDaemonTests {
         }
     }
 
+    /// A copy of the site's database (pg_dump into a new one), for an uninterrupted run; dropped by `body`'s end.
+    static func withCopy(of site: RetentionSite, _ body: (RetentionSite) async throws -> Void) async throws {
+        let copy = "\(site.databaseName)_whole"
+        let administrator = try TestDatabase.administratorConnectionString()
+        try await Connection.withConnection(administrator, logger: testLogger) { try await $0.execute("CREATE DATABASE \(copy)") }
+        func drop() async {
+            try? await Connection.withConnection(administrator, logger: testLogger) {
+                _ = try await $0.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [copy])
+                try await $0.execute("DROP DATABASE IF EXISTS \(copy)")
+            }
+        }
+        do {
+            let dump = try await runProgram("/bin/sh", ["-c", "pg_dump -d \"$0\" | psql -q -v ON_ERROR_STOP=1 -d \"$1\"", site.connectionString, "\(administrator) dbname=\(copy)"])
+            #expect(dump.status == 0, "\(dump.standardError)")
+            let wholeConfig = site.config + ".whole"
+            try String(contentsOfFile: site.config, encoding: .utf8).replacingOccurrences(of: "dbname=\(site.databaseName)", with: "dbname=\(copy)")
+                .write(toFile: wholeConfig, atomically: true, encoding: .utf8)
+            try await body(
+                RetentionSite(
+                    connectionString: "\(administrator) dbname=\(copy)", databaseName: copy, directory: site.directory, config: wholeConfig, masterKey: site.masterKey))
+            await drop()
+        } catch {
+            await drop()
+            throw error
+        }
+    }
+
+    @Test(
+        "Killed with SIGKILL while destroying subject requests until 20 kills landed mid-apply: every rerun completes, the register ends as an uninterrupted run's",
+        .tags(.crash), .skippedInFastRuns)
+    func subjectRequestCrashes() async throws {
+        var random = TestSeed.generator(test: "osmose-retentiond subject request crashes")
+        try await RetentionSite.with("ret_e2e_dsar_crash", patients: 0) { site in
+            // Patients for the requests to name (osmose-retention-bench's; their records are due too, and come first).
+            let seed = try await runProgram(
+                RetentionSite.path("osmose-retention-bench"), ["seed", "80", "--database", site.connectionString, "--master-key", site.masterKey, "--transmissions", "0", "--text", "Zyqwox"])
+            #expect(seed.status == 0, "\(seed.standardError)")
+            let due = 80
+            for index in 0..<due { try await site.subjectRequest(patient: RetentionSite.patient(index), closedYearsAgo: 6, canary: "Zyqwox \(index)") }
+            try await site.subjectRequest(patient: RetentionSite.patient(0), closedYearsAgo: nil, canary: "Zyqwox open")
+            let plan = try await site.plan()
+            let requestItems = try await site.query { connection in
+                try await connection.query(
+                    """
+                    SELECT count(*) AS n FROM ops.retention_plans p, jsonb_array_elements(p.document::jsonb -> 'items') AS i
+                    WHERE p.id = $1 AND i ->> 'class' = 'subject-requests'
+                    """, [plan.id]
+                ).rows[0].int("n")
+            }
+            #expect(requestItems == due)
+            #expect(try await site.osmosectl(["retention", "approve", "\(plan.id)", "--sha256", plan.sha256, "--approver", "Jeanne Martin"]).status == 0)
+            try await Self.withCopy(of: site) { whole in
+                let monitor = try await Connection.connect(site.connectionString, logger: testLogger)
+                defer { Task { await monitor.close() } }
+                func progress() async throws -> (requests: Int, items: Int, finished: Bool) {
+                    let row = try await monitor.query(
+                        """
+                        SELECT (SELECT count(*) FROM ops.retention_run_items WHERE item_key LIKE 'subject-request/%') AS requests,
+                               (SELECT count(*) FROM ops.retention_run_items) AS items, EXISTS (SELECT 1 FROM ops.retention_runs WHERE state = 'finished') AS finished
+                        """
+                    ).rows[0]
+                    return (try row.int("requests"), try row.int("items"), try row.bool("finished"))
+                }
+                var landed = 0
+                var round = 0
+                while landed < 20 && round < 150 {
+                    let before = try await progress()
+                    guard !before.finished else { break }
+                    let delay = Int.random(in: 0..<3, using: &random)
+                    let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
+                    let deadline = ContinuousClock.now + .seconds(60)
+                    while daemon.isRunning, ContinuousClock.now < deadline, try await progress().items == before.items {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                    try await Task.sleep(for: .milliseconds(delay))
+                    daemon.signal(SIGKILL)
+                    let outcome = try await daemon.wait()
+                    let after = try await progress()
+                    round += 1
+                    guard outcome.status == 128 + SIGKILL else {
+                        #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)")
+                        continue
+                    }
+                    if after.requests > before.requests && after.requests < due && !after.finished { landed += 1 }
+                }
+                let reached = try await progress()
+                print("osmose-retentiond subject request crashes: \(landed) kills landed among the requests in \(round) rounds, \(reached.requests) of \(due) done by then (seed \(random.seed))")
+                #expect(landed >= 20, "kills landed among the requests: \(landed) in \(round) rounds (seed \(random.seed))")
+                let last = try await runProgram(retentiond, ["--config", site.config])
+                #expect(last.status == 0, "\(last.standardError)")
+                #expect(try await progress().finished)
+
+                let uninterrupted = try await runProgram(retentiond, ["--config", whole.config])
+                #expect(uninterrupted.status == 0, "\(uninterrupted.standardError)")
+                let requests = try await site.requestState()
+                #expect(requests == (try await whole.requestState()))
+                #expect(try await site.runItems() == (try await whole.runItems()))
+                #expect(requests.filter { $0.contains(" closed true \(plan.sha256) 0 0 ") }.count == due, "\(requests.prefix(3))")
+                let bodies = try await site.query { connection in
+                    try await connection.query(
+                        """
+                        SELECT count(*) FILTER (WHERE s.body IS NOT NULL) = count(*) FILTER (WHERE r.status = 'open') AND count(*) FILTER (WHERE r.status = 'open') > 0 AS kept
+                        FROM dsar.steps s JOIN dsar.requests r ON r.id = s.request_id
+                        """
+                    ).rows[0].bool("kept")
+                }
+                #expect(bodies, "only the open request's steps keep their bodies")
+            }
+        }
+    }
+
     /// The month `offset` months from the current one (UTC), `YYYY-MM`.
     static func month(_ offset: Int) -> String {
         var calendar = Calendar(identifier: .gregorian)
