@@ -201,7 +201,7 @@ let package = Package(
         .target(
             name: "Retention",
             dependencies: [
-                "CareRecords", "Journal", "JournalArchive", "Age", "Keyring", "Store", "Settings", "Cryptography",
+                "CareRecords", "Journal", "JournalArchive", "SubjectRequests", "Age", "Keyring", "Store", "Settings", "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
@@ -380,7 +380,7 @@ let package = Package(
         .testTarget(
             name: "RetentionTests",
             dependencies: [
-                "Retention", "CareRecords", "Keyring", "Store", "Settings", "Journal", "JournalArchive", "Age", "Cryptography", "TestSupport",
+                "Retention", "SubjectRequests", "CareRecords", "Keyring", "Store", "Settings", "Journal", "JournalArchive", "Age", "Cryptography", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),

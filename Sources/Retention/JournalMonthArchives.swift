@@ -206,7 +206,7 @@ public struct JournalMonthArchives: JournalMonthRetention {
             case .journal: return try await archiveThenPurge(item, status, archiver: archiver, runStarted: runStarted, dryRun: dryRun, on: connection)
             case .coldArchives:
                 return try await destroy(item, status, archiver: archiver, policy: policy, runStarted: runStarted, dryRun: dryRun, now: now, on: connection)
-            case .careRecords, .sessions:
+            case .careRecords, .subjectRequests, .sessions:
                 throw RetentionError(.planModified, "\(item.key) is not a journal item")
             }
         } catch let error as JournalArchiveError where error.code == .invalidArgument {

@@ -18,20 +18,21 @@ public struct PlanApplication: Sendable, Hashable {
     }
 
     /// Items per batch, per class: a batch is one transaction (pseudonymisations are
-    /// heavier than session removals); a journal month is one batch of its own.
+    /// heavier than session removals); a journal month and a subject request are each
+    /// one batch of their own (one request per transaction).
     public struct BatchSizes: Sendable, Hashable {
         /// Per class.
         public var sizes: [DataClass: Int]
 
         /// The sizes used unless told otherwise.
-        public static let standard = BatchSizes(sizes: [.journal: 1, .coldArchives: 1, .careRecords: 200, .sessions: 1000])
+        public static let standard = BatchSizes(sizes: [.journal: 1, .coldArchives: 1, .careRecords: 200, .subjectRequests: 1, .sessions: 1000])
 
         /// Sizes per class; 1 for a class not named.
         public init(sizes: [DataClass: Int]) { self.sizes = sizes }
 
-        /// `careRecords` records per batch (the configuration's `retention.batch_size`), five times as many sessions, one journal item.
+        /// `careRecords` records per batch (the configuration's `retention.batch_size`), five times as many sessions, one journal item, one request.
         public static func records(_ careRecords: Int) -> BatchSizes {
-            BatchSizes(sizes: [.journal: 1, .coldArchives: 1, .careRecords: careRecords, .sessions: careRecords * 5])
+            BatchSizes(sizes: [.journal: 1, .coldArchives: 1, .careRecords: careRecords, .subjectRequests: 1, .sessions: careRecords * 5])
         }
 
         func size(of dataClass: DataClass) -> Int { max(1, sizes[dataClass] ?? 1) }

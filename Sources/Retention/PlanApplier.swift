@@ -5,6 +5,7 @@ public import Keyring
 public import Logging
 public import Settings
 public import Store
+import SubjectRequests
 
 /// Applies approved plans: each item is checked again at the moment it is applied
 /// (still due, not held, not done elsewhere) and its outcome is committed with the
@@ -224,6 +225,18 @@ public struct PlanApplier: Sendable {
                 if !dryRun, let run { try Self.record(outcomes, run: run, on: connection) }
                 return outcomes
             }
+        case .subjectRequests:
+            // One request per transaction: its content goes with its outcome, or neither.
+            var outcomes: [ItemOutcome] = []
+            for item in batch {
+                let outcome = try await connection.transaction { connection in
+                    let outcome = try disposeRequest(item, plan: stored, dryRun: dryRun, now: now, on: connection)
+                    if !dryRun, let run { try Self.record([outcome], run: run, on: connection) }
+                    return outcome
+                }
+                outcomes.append(outcome)
+            }
+            return outcomes
         case .journal, .coldArchives:
             guard let journal else {
                 throw RetentionError(.archiveUnavailable, "plan \(stored.id) holds journal months or archives, but no cold archive settings are configured")
@@ -298,6 +311,50 @@ public struct PlanApplier: Sendable {
         }
         if !dryRun { try connection.record(events) }
         return batch.map { outcomes[$0.key]! }
+    }
+
+    /// Destroys the content of one subject request of the plan, after checking again
+    /// that it is closed, not disposed of, past its term and not held (in the caller's
+    /// transaction, the request's row locked). Journaled as `retention-admin`.
+    func disposeRequest(_ item: PlanItem, plan stored: StoredPlan, dryRun: Bool, now: Date, on connection: isolated Connection) throws -> ItemOutcome {
+        guard let number = Int64(item.target), number > 0 else { throw RetentionError(.planModified, "\(item.key) does not name a subject request") }
+        guard let approval = stored.approval else {
+            throw RetentionError(.refused, "plan \(stored.id) is not approved: subject requests are destroyed only under an approved plan")
+        }
+        guard policy.subjectRequests != nil else {
+            return ItemOutcome(key: item.key, outcome: .skipped, detail: "no longer due: the policy in force sets no subject_requests term")
+        }
+        let request: RequestDisposal.ClosedRequest
+        switch try RequestDisposal.state(of: number, on: connection) {
+        case .unknown: return ItemOutcome(key: item.key, outcome: .skipped, detail: "no request has this number")
+        case .open: return ItemOutcome(key: item.key, outcome: .skipped, detail: "no longer due: the request was reopened")
+        case .disposed(let at): return ItemOutcome(key: item.key, outcome: .skipped, detail: "already disposed of at \(Timestamp.text(at))")
+        case .jobPending: return ItemOutcome(key: item.key, outcome: .skipped, detail: "a pack job of the request is queued or running; it is due again in the next plan")
+        case .closed(let closed): request = closed
+        }
+        let (patientHolds, _) = builder.spans(of: try LegalHolds.list(all: true, on: connection))
+        switch builder.requestDecision(request, patientHolds: patientHolds, on: CivilDate(now, in: builder.timeZone)) {
+        case .notDue(let term):
+            return ItemOutcome(key: item.key, outcome: .skipped, detail: "no longer due: its term is now \(term) (the request changed since the plan)")
+        case .held(let held):
+            return ItemOutcome(
+                key: item.key, outcome: .skipped, detail: "kept by legal hold \((held.heldBy ?? []).map(String.init).joined(separator: ", "))")
+        case .due:
+            break
+        }
+        let authority = RequestDisposal.Authority(
+            planID: stored.id, planSHA256: stored.sha256, approvedBy: approval.approverName, approvedAt: approval.approvedAt)
+        let receipt = try RequestDisposal.dispose(request, under: authority, at: now, dryRun: dryRun, on: connection)
+        let rows = receipt.rows.sorted { $0.key < $1.key }.map { "\($0.key.replacingOccurrences(of: "dsar.", with: "")) \($0.value)" }.joined(separator: ", ")
+        if !dryRun {
+            try connection.record(
+                AccessEvent.system(
+                    by: actor, action: .retentionAdmin, objectType: "subject-request", objectID: String(number), patientID: request.patientID,
+                    reason: "content destroyed under plan \(stored.id) (sha256 \(stored.sha256)): \(receipt.valuesRemoved) values removed, sha256 \(receipt.removedSHA256)"))
+        }
+        return ItemOutcome(
+            key: item.key, outcome: .done, detail: "content destroyed, register entry kept (rows: \(rows.isEmpty ? "none" : rows))",
+            valuesRemoved: Int64(receipt.valuesRemoved), removedSHA256: receipt.removedSHA256)
     }
 
     /// Removes the sessions of a batch that still ended before their term.

@@ -4,6 +4,7 @@ public import Keyring
 public import Settings
 public import Journal
 public import Store
+import SubjectRequests
 
 /// Computes what retention would do as of a day, item by item, from the database
 /// as it stands (one consistent snapshot) and the clocks.
@@ -44,7 +45,8 @@ public struct PlanBuilder: Sendable {
             let holds = try LegalHolds.list(all: true, on: connection)
             guard kind != .automatic else { return ([PlanItem](), [PlanItem](), [PlanItem](), holds) }
             let (due, kept) = try careItems(asOf: asOf, holds: holds, on: connection)
-            return (due, kept, try sessionItems(asOf: asOf, on: connection), holds)
+            let (requests, requestsKept) = try requestItems(asOf: asOf, holds: holds, on: connection)
+            return (due + requests, kept + requestsKept, try sessionItems(asOf: asOf, on: connection), holds)
         }
         var items = care + sessions
         var held = kept
@@ -117,6 +119,46 @@ public struct PlanBuilder: Sendable {
             "R1112-7: \(care.yearsAfterDeath) years after a death within \(care.deathWithinYears) years of the last episode (care_records.years_after_death)"
         case .openEpisode: "an open episode never expires"
         }
+    }
+
+    /// The closed subject requests whose term (`subject_requests.years_after_closure`
+    /// after the day, in the hospital's time zone, they were closed) has come by
+    /// `asOf`, and those a hold naming their patient keeps. Open requests never
+    /// expire; nothing is listed when the policy has no `subject_requests` class.
+    func requestItems(asOf: CivilDate, holds: [LegalHold], on connection: isolated Connection) throws -> (due: [PlanItem], held: [PlanItem]) {
+        guard policy.subjectRequests != nil else { return ([], []) }
+        let (patientHolds, _) = spans(of: holds)
+        var due: [PlanItem] = []
+        var kept: [PlanItem] = []
+        for request in try RequestDisposal.closedRequests(on: connection) {
+            switch requestDecision(request, patientHolds: patientHolds, on: asOf) {
+            case .due(let item): due.append(item)
+            case .held(let item): kept.append(item)
+            case .notDue: break
+            }
+        }
+        return (due, kept)
+    }
+
+    /// Where a closed request stands on a day.
+    enum RequestDecision {
+        case due(PlanItem)
+        case held(PlanItem)
+        case notDue(CivilDate)
+    }
+
+    /// A closed request's term on `day`, with the holds in force that day naming its patient.
+    func requestDecision(_ request: RequestDisposal.ClosedRequest, patientHolds: [UUID: [HoldSpan]], on day: CivilDate) -> RequestDecision {
+        let years = policy.subjectRequests?.yearsAfterClosure ?? 0
+        let closed = CivilDate(request.closedAt, in: timeZone)
+        let term = closed.adding(years: years)
+        guard term <= day else { return .notDue(term) }
+        let holding = (request.patientID.flatMap { patientHolds[$0] } ?? []).filter { $0.isActive(on: day) }.map(\.id).sorted()
+        let item = PlanItem(
+            key: "subject-request/\(request.number)", dataClass: .subjectRequests, action: .destroy,
+            rule: "\(years) years after the request was closed (subject_requests.years_after_closure)", basis: ["closed": closed], dueOn: term,
+            heldBy: holding.isEmpty ? nil : holding)
+        return holding.isEmpty ? .due(item) : .held(item)
     }
 
     /// The sessions that ended `days_after_end` days before the start of `asOf` (UTC).

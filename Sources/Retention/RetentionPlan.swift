@@ -10,17 +10,20 @@ public enum DataClass: String, Sendable, Hashable, Codable, CaseIterable, Compar
     case coldArchives = "cold-archives"
     /// A patient's care record past its R1112-7 term (pseudonymise).
     case careRecords = "care-records"
+    /// Closed data-subject requests past their term (destroy their content).
+    case subjectRequests = "subject-requests"
     /// Ended care-service sessions past their term (destroy).
     case sessions
 
     /// The order a plan is applied in: archives are written before anything is
-    /// destroyed, and records before sessions.
+    /// destroyed, and records and requests before sessions.
     public var order: Int {
         switch self {
         case .journal: 0
         case .coldArchives: 1
         case .careRecords: 2
-        case .sessions: 3
+        case .subjectRequests: 3
+        case .sessions: 4
         }
     }
 
@@ -31,7 +34,7 @@ public enum DataClass: String, Sendable, Hashable, Codable, CaseIterable, Compar
 /// and the dates that make it due; or, for a held item, the holds that keep it.
 public struct PlanItem: Sendable, Hashable, Codable {
     /// A stable key: `care-record/<patient id>`, `journal-month/2025-01`,
-    /// `cold-archive/2019-01`, `session/<token hash>`.
+    /// `cold-archive/2019-01`, `subject-request/<number>`, `session/<token hash>`.
     public let key: String
     /// Its class.
     public let dataClass: DataClass
@@ -39,7 +42,7 @@ public struct PlanItem: Sendable, Hashable, Codable {
     public let action: RetentionPolicy.Action
     /// The rule, in words, with the policy setting it comes from.
     public let rule: String
-    /// The dates the term was computed from (`last_episode`, `death`, `birthday`, `month_end`, `ended` …).
+    /// The dates the term was computed from (`last_episode`, `death`, `birthday`, `month_end`, `closed`, `ended` …).
     public let basis: [String: CivilDate]
     /// The first day it is due.
     public let dueOn: CivilDate

@@ -119,9 +119,9 @@ public struct RetentionPolicy: Hashable, Sendable {
     }
 
     /// The register of data-subject requests (`dsar.*`: requests, their notes,
-    /// documents, packs and evidence files). Its term is recorded for the register of
-    /// processing, but **not enforced by this version**: no plan destroys a closed
-    /// request yet (``unenforcedClasses`` says so, and `osmosectl policy check` prints it).
+    /// documents, packs and evidence files). At term a retention plan the DPO
+    /// approves destroys a closed request's content and keeps its register entry
+    /// (docs/retention.md, "Subject requests").
     public struct SubjectRequests: Hashable, Sendable {
         /// Years after a request was closed before it and its evidence file are destroyed.
         public var yearsAfterClosure: Int
@@ -148,7 +148,7 @@ public struct RetentionPolicy: Hashable, Sendable {
     public var sessions: Sessions
     /// The backups class.
     public var backups: Backups
-    /// The subject requests class, when the policy names it (recorded, not enforced yet).
+    /// The subject requests class, when the policy names it (none: requests are never planned for destruction).
     public var subjectRequests: SubjectRequests?
 
     /// A policy of these classes (validated by ``parse(_:)`` when read from a file).
@@ -164,12 +164,14 @@ public struct RetentionPolicy: Hashable, Sendable {
     }
 
     /// The classes the policy names that this version records but does not enforce,
-    /// each with what that means, for `osmosectl policy check` to say plainly.
+    /// each with what that means, for `osmosectl policy check` to say plainly. Every
+    /// class is enforced by this version (subject requests since migration 0048);
+    /// a policy without `subject_requests` is noted, since its requests would then be kept forever.
     public var unenforcedClasses: [String] {
-        guard let requests = subjectRequests else { return [] }
+        guard subjectRequests == nil else { return [] }
         return [
-            "subject_requests: term recorded (\(requests.yearsAfterClosure) years after a request is closed, then destroy) but NOT enforced by this version: "
-                + "no retention plan destroys closed requests and their evidence files yet; the DPO removes them by hand at term"
+            "subject_requests: not set: closed subject requests are never planned for destruction; "
+                + "set years_after_closure (the register of processing needs a term)"
         ]
     }
 

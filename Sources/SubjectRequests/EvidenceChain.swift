@@ -16,7 +16,8 @@ public struct EvidenceStep: Sendable, Hashable, Codable {
     public let kind: String
     /// What the step records: codes, dates, digests; never patient data in clear.
     public let details: [String: String]
-    /// The canonical JSON the hash covers (the fields above).
+    /// The canonical JSON the hash covers (the fields above); empty once the request
+    /// was disposed of at the end of its retention term (``isErased``).
     public let body: String
     /// The previous step's hash (the chain's seed for the first).
     public let previousHash: [UInt8]
@@ -24,6 +25,10 @@ public struct EvidenceStep: Sendable, Hashable, Codable {
     public let hash: [UInt8]
     /// The `request_id` of the journal event that records the step (its reason carries the hash).
     public let journalRequestID: String
+
+    /// Whether its body was erased when the request was disposed of: its hash and
+    /// links stay, its content is gone.
+    public var isErased: Bool { body.isEmpty }
 
     /// A step as stored (``EvidenceChain/step(after:requestID:occurredAt:actor:kind:details:journalRequestID:)`` builds new ones).
     public init(
@@ -92,6 +97,7 @@ public enum EvidenceChain {
     }
 
     /// What is wrong with a request's stored steps, in order: empty when the file is whole.
+    /// An erased step (a disposed request's) is checked for its place and link only.
     public static func problems(in steps: [EvidenceStep], requestID: UUID) -> [String] {
         var problems: [String] = []
         var previous = seed(for: requestID)
@@ -99,6 +105,11 @@ public enum EvidenceChain {
             let label = "step \(step.position)"
             if step.position != index + 1 { problems.append("\(label): expected position \(index + 1) (a step is missing or out of order)") }
             if step.previousHash != previous { problems.append("\(label): does not follow the step before it") }
+            // A disposed request's steps keep their hashes and links, not their bodies.
+            if step.isErased {
+                previous = step.hash
+                continue
+            }
             if hash(previous: step.previousHash, body: step.body) != step.hash { problems.append("\(label): its hash does not match its content") }
             let expected = try? body(
                 requestID: requestID, position: step.position, occurredAt: step.occurredAt, actor: step.actor, kind: step.kind, details: step.details)

@@ -49,7 +49,8 @@ public enum EvidenceLog {
             FROM dsar.steps WHERE request_id = $1 ORDER BY position
             """, [id]
         ).rows.map { row in
-            let body = try row.string("body")
+            // Erased (empty) once the request was disposed of at the end of its term.
+            let body = try row.optionalString("body") ?? ""
             return EvidenceStep(
                 requestID: id, position: try row.int("position"), occurredAt: try row.int64("occurred"), actor: try row.string("actor"),
                 kind: try row.string("kind"), details: try Self.details(in: body), body: body, previousHash: try row.bytes("previous_hash"),

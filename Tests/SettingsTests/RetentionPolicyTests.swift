@@ -55,11 +55,12 @@ struct RetentionPolicyTests {
             #expect(justification.count >= RetentionPolicy.minimumJustificationLength && !justification.contains("\n"))
         }
         #expect(policy.honourLegalHolds)
-        // The register of subject requests has its term, recorded but said plainly not to be enforced yet.
+        // The register of subject requests has its term, enforced like the others; a policy without one is noted.
         #expect(policy.subjectRequests?.yearsAfterClosure == 5 && policy.subjectRequests?.action == .destroy)
         #expect((policy.subjectRequests?.justification.count ?? 0) >= RetentionPolicy.minimumJustificationLength)
-        #expect(policy.unenforcedClasses.count == 1 && policy.unenforcedClasses[0].contains("NOT enforced by this version"))
-        #expect(try parse(Self.text()).unenforcedClasses.isEmpty)
+        #expect(policy.unenforcedClasses.isEmpty)
+        let withoutTerm = try parse(Self.text()).unenforcedClasses
+        #expect(withoutTerm.count == 1 && withoutTerm[0].contains("subject_requests: not set"))
         // The shipped pair of policies is consistent.
         try RetentionPolicy.checkBackups(
             retention: SettingsDocument(contentsOf: Self.repository.appendingPathComponent("policies/retention.yaml").path),
