@@ -477,9 +477,14 @@ struct InputStrictnessTests {
                 #expect(try events.first?.optionalString("reason") == code, "\(name)")
             }
             #expect(try await harness.careRowCounts() == before, "nothing written")
-            let accepted = try await harness.request(
-                "POST", "/v1/episodes", token: token,
-                body: #"{"patient_id":"\#(patient)","arrival_mode":"walk-in","reason":"x","arrival_at":"\#(CareJSON.timestamp(Date().addingTimeInterval(-3600)))"}"#)
+            // On a new connection, as the refusals above: URLSession's kept-alive connection from the
+            // start of the test may have been closed as idle meanwhile (minutes, in a loaded whole-suite
+            // run), and a POST on it is not retried ("connection reset by peer", or a 60 s timeout).
+            let accepted = try await RawHTTP.send(
+                RawHTTP.request(
+                    "POST", "/v1/episodes", headers: auth + json,
+                    body: Array(#"{"patient_id":"\#(patient)","arrival_mode":"walk-in","reason":"x","arrival_at":"\#(CareJSON.timestamp(Date().addingTimeInterval(-3600)))"}"#.utf8)),
+                port: harness.port)
             #expect(accepted.status == 201, "an arrival an hour ago is accepted: \(accepted.text)")
         }
     }

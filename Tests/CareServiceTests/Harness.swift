@@ -111,11 +111,6 @@ final class CareHarness: Sendable {
         _ method: String, _ path: String, token: String?, purpose: String? = "care", body: String? = nil, headers: [String: String] = [:]
     ) async throws -> Reply {
         var request = URLRequest(url: URL(string: baseURL + path)!)
-        // The service runs in this process, on the cooperative pool the whole suite shares
-        // (two threads here): in the first minutes of a whole-suite run, with some 120 suites
-        // started at once, a request waited over URLSession's default 60 s twice (a strictness
-        // test, 2026-12-04 and 12-05, both passing alone). A hang still fails, after 180 s.
-        request.timeoutInterval = 180
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let purpose { request.setValue(purpose, forHTTPHeaderField: "Osmose-Purpose") }

@@ -47,8 +47,7 @@ enum RawHTTP {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestEnvironmentError("socket() failed") }
         defer { close(descriptor) }
-        // 180 s, like CareHarness's requests: the service shares this process's cooperative pool with the whole suite.
-        var timeout = timeval(tv_sec: 180, tv_usec: 0)
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)

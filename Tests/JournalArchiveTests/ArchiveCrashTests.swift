@@ -51,6 +51,17 @@ struct ArchiveCrashTests {
             /// What must hold after every kill: a recorded archive has every copy intact;
             /// the month is purged only if its record says so, with intact copies.
             func invariants(_ round: Int, _ phase: String) async throws {
+                // A killed osmosectl's server process runs on until it notices the lost client, and
+                // may still commit the purge it was in: wait for it, or the three reads below see a
+                // state before that commit and one after (record and partition present, no entry left).
+                try await waitUntil("the killed client's server process to end its transaction", timeout: .seconds(60)) {
+                    try await admin.query(
+                        """
+                        SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                            AND backend_type = 'client backend' AND state <> 'idle') AS settled
+                        """
+                    ).rows[0].bool("settled")
+                }
                 let record = try await admin.query(
                     "SELECT archive_sha256, file_name, array_to_string(copies, E'\\n') AS copies, purged_at IS NOT NULL AS purged FROM ops.journal_archives WHERE month = '2025-01-01'"
                 ).singleRow()
