@@ -1,0 +1,81 @@
+@testable import ConsoleService
+import Foundation
+import Mustache
+import Testing
+
+/// Pages are rendered from dictionaries built once per page (``MustacheTree``), not
+/// from the models through `Mirror` on every lookup: the HTML must be the same.
+@Suite struct RenderingTests {
+    struct Row {
+        let name: String
+        let note: String?
+        let flagged: Bool
+        let tags: [String]
+    }
+
+    struct Model {
+        let title: String
+        let subtitle: String?
+        let rows: [Row]
+        let empty: Bool
+        let count: Int
+        let nested: Nested?
+    }
+
+    struct Nested {
+        let label: String
+        let rows: [Row]
+    }
+
+    static let template = """
+        <h1>{{title}}</h1>{{#subtitle}}<h2>{{subtitle}}</h2>{{/subtitle}}{{^subtitle}}<h2>{{t.none}}</h2>{{/subtitle}}
+        {{#rows}}<p class="{{#flagged}}flag{{/flagged}}">{{name}} {{note}} {{title}} {{t.label}}{{#tags}}<i>{{.}}</i>{{/tags}}{{^note}}[{{subtitle}}]{{/note}}</p>{{/rows}}
+        {{^rows}}<p>{{t.empty}}</p>{{/rows}}{{#empty}}E{{/empty}}{{^empty}}N{{/empty}} {{count}}
+        {{#nested}}<section>{{label}}{{#rows}}{{name}}/{{label}}/{{note}}{{/rows}}</section>{{/nested}}{{^nested}}no nested{{/nested}}
+        """
+
+    static func context(_ model: Model) -> PageContext {
+        PageContext(t: ["none": "aucun", "label": "libellé", "empty": "vide"], user: nil, csrf: "token", title: "Titre", page: model)
+    }
+
+    @Test("a page renders the same from its dictionaries as from its model", arguments: [0, 1, 2, 3])
+    func sameHTML(variant: Int) throws {
+        let rows = [
+            Row(name: "a <b>", note: "n1", flagged: true, tags: ["x", "y"]),
+            Row(name: "c", note: nil, flagged: false, tags: []),
+        ]
+        let models = [
+            Model(title: "T", subtitle: "S", rows: rows, empty: false, count: 2, nested: Nested(label: "L", rows: rows)),
+            Model(title: "T", subtitle: nil, rows: rows, empty: true, count: 0, nested: nil),
+            Model(title: "T & U", subtitle: nil, rows: [], empty: false, count: -1, nested: Nested(label: "", rows: [])),
+            Model(title: "", subtitle: "", rows: [rows[1]], empty: true, count: 7, nested: Nested(label: "M", rows: [rows[1]])),
+        ]
+        let template = try MustacheTemplate(string: "{{#page}}" + Self.template + "{{/page}}")
+        let context = Self.context(models[variant])
+        let fromModel = template.render(context)
+        let fromTree = template.render(MustacheTree.of(context))
+        #expect(fromTree == fromModel)
+        #expect(fromModel.contains("<h1>"))
+    }
+
+    @Test("the register and search pages render the same from their dictionaries as from their models")
+    func shippedTemplates() async throws {
+        let renderer = try await PageRenderer.load()
+        let register = Console.RegisterModel(
+            statuses: Console.SearchModel.choices(["ouvertes", "closes"], "ouvertes"), kinds: Console.SearchModel.choices(["access"], nil), within: "15",
+            rows: (1...3).map {
+                Console.RegisterRow(
+                    number: "\($0)", kind: "accès", capacity: "patient", received: "1 déc.", status: "ouverte", due: "2 janv.", left: "\($0) j",
+                    overdue: $0 == 1, soon: $0 == 2, identityChecked: $0 != 3)
+            }, count: "3", overdue: "1", soon: "1", warnDays: "7",
+            before: [Console.PageLink(href: "/dpo/demandes?page=1", label: "1", rel: "first")], after: [], position: "Page 2 sur 2", paged: true,
+            empty: false)
+        let panel = UserPanel(name: "D. P. O.", role: "DPO", links: [.init(href: "/", label: "Accueil")])
+        for (template, model) in [("dpo-register", register as Any), ("journal-search", Console.SearchModel.blank as Any)] {
+            let context = PageContext(t: renderer.strings, user: panel, csrf: "csrf-token", title: "Titre", page: model)
+            let fromModel = try #require(renderer.library.render(context, withTemplate: template))
+            #expect(renderer.render(template, context) == fromModel, "\(template)")
+            #expect(fromModel.contains("csrf-token"))
+        }
+    }
+}
