@@ -269,8 +269,7 @@ public struct RequestRegister: Sendable {
         let rows = try connection.query(
             """
             SELECT r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
-                   r.identity_checked_at IS NOT NULL AS identity_checked,
-                   (SELECT min(d.due_on) FROM dsar.deadlines d WHERE d.request_id = r.id AND d.in_force AND d.due_on IS NOT NULL)::text AS due_on
+                   r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due_on
             FROM dsar.requests r WHERE NOT $1 OR r.status = 'open' ORDER BY r.number DESC
             """, [openOnly || dueWithin != nil]
         ).rows
@@ -328,9 +327,9 @@ public struct RequestRegister: Sendable {
     /// A page of the register: `limit` requests from `offset`, in the order of
     /// ``list(openOnly:dueWithin:now:on:)`` (by due day then number with `dueWithin`,
     /// newest first otherwise), and the counts over every request the filter keeps.
-    /// Two queries: the page (cut through the `number` index, each row's due day
-    /// read once the page is cut; or, with `dueWithin`, the open requests joined to
-    /// their due day, the first `offset + limit` kept by a top-N sort), and the counts.
+    /// Two queries on the requests alone (their `due_on`, kept from the deadlines by
+    /// a trigger): the page (cut through the `number` index, or, with `dueWithin`, the
+    /// first `offset + limit` open requests by due day, kept by a top-N sort), and the counts.
     /// - Throws: ``SubjectRequestError`` `.invalidArgument` for a negative offset, a
     ///   limit outside 1…``registerPageLimit``, or a negative window.
     public func page(
@@ -350,38 +349,34 @@ public struct RequestRegister: Sendable {
         case .all: nil
         }
         let horizon = filter.dueWithin.map { today.adding(days: $0).description }
-        // The due day: the earliest deadline in force. For one page, read per row
-        // (the deadlines' primary key) once the page is cut by the `number` index;
-        // over every request kept, the deadlines grouped once and hash-joined (on
-        // 10,000 requests, each query reads each table once: ~10–25 ms).
-        let dueOfRow = "(SELECT min(d.due_on) FROM dsar.deadlines d WHERE d.request_id = p.id AND d.in_force AND d.due_on IS NOT NULL)"
-        let dueByRequest = "SELECT request_id, min(due_on) AS due FROM dsar.deadlines WHERE in_force AND due_on IS NOT NULL"
+        // The due day is the request's `due_on`: the earliest deadline in force, kept
+        // by a trigger on the deadlines (migration 0049), so the page and the counts
+        // each read one table (10,000 requests: ~2 ms each).
         let kept = "($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2)"
-        let columns = "r.id, r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id, r.identity_checked_at IS NOT NULL AS identity_checked"
+        let columns = """
+            r.id, r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
+            r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due
+            """
         let rows: [Row]
         if let horizon {
             rows = try connection.query(
                 """
-                SELECT \(columns), d.due::text AS due
-                FROM dsar.requests r JOIN (\(dueByRequest) AND due_on <= $3::date GROUP BY request_id) d ON d.request_id = r.id
-                WHERE \(kept) AND r.status = 'open' ORDER BY d.due, r.number LIMIT $4 OFFSET $5
+                SELECT \(columns) FROM dsar.requests r
+                WHERE \(kept) AND r.status = 'open' AND r.due_on <= $3::date ORDER BY r.due_on, r.number LIMIT $4 OFFSET $5
                 """, [status, filter.kind?.rawValue, horizon, Int64(limit), Int64(offset)]
             ).rows
         } else {
             rows = try connection.query(
-                """
-                SELECT p.*, \(dueOfRow)::text AS due
-                FROM (SELECT \(columns) FROM dsar.requests r WHERE \(kept) ORDER BY r.number DESC LIMIT $3 OFFSET $4) p
-                ORDER BY p.number DESC
-                """, [status, filter.kind?.rawValue, Int64(limit), Int64(offset)]
+                "SELECT \(columns) FROM dsar.requests r WHERE \(kept) ORDER BY r.number DESC LIMIT $3 OFFSET $4",
+                [status, filter.kind?.rawValue, Int64(limit), Int64(offset)]
             ).rows
         }
         let counts = try connection.query(
             """
-            SELECT count(*) AS total, count(*) FILTER (WHERE r.status = 'open' AND d.due < $3::date) AS overdue,
-                   count(*) FILTER (WHERE r.status = 'open' AND d.due BETWEEN $3::date AND $4::date) AS soon
-            FROM dsar.requests r LEFT JOIN (\(dueByRequest) GROUP BY request_id) d ON d.request_id = r.id
-            WHERE \(kept) AND ($5::date IS NULL OR (r.status = 'open' AND d.due <= $5::date))
+            SELECT count(*) AS total, count(*) FILTER (WHERE r.status = 'open' AND r.due_on < $3::date) AS overdue,
+                   count(*) FILTER (WHERE r.status = 'open' AND r.due_on BETWEEN $3::date AND $4::date) AS soon
+            FROM dsar.requests r
+            WHERE \(kept) AND ($5::date IS NULL OR (r.status = 'open' AND r.due_on <= $5::date))
             """, [status, filter.kind?.rawValue, today.description, today.adding(days: warnDays).description, horizon]
         ).rows[0]
         let summaries = try rows.map { row -> RequestSummary in

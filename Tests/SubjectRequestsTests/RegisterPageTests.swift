@@ -75,6 +75,62 @@ struct RegisterPageTests {
         }
     }
 
+    @Test("each request's due day is its earliest deadline in force, however its deadlines are written")
+    func dueDayFollowsTheDeadlines() async throws {
+        try await DSARFixture.with("dsar_due_day") { fixture in
+            let patient = try await fixture.createPatient("Martin", "Lou", "1980-02-03")
+            let register = fixture.register()
+            let today = CivilDate.on(Date(), in: DSARFixture.timeZone)
+            let numbers = try await fixture.dsar.transaction { connection -> [Int64] in
+                try (0..<4).map { index in
+                    try register.open(
+                        NewRequest(
+                            kind: index == 3 ? .rectification : .access, subject: .patientID(patient.id), capacity: .patient, requesterName: "Lou Martin",
+                            receivedAt: Date().addingTimeInterval(-Double(index) * 86_400 - 3600), acknowledgeLate: true),
+                        on: connection
+                    ).number
+                }
+            }
+            // Each way a deadline changes: the extension (through the library), and
+            // rows inserted, taken out of force, moved and deleted (as an administrator).
+            _ = try await fixture.dsar.transaction { connection in
+                try register.extend(number: numbers[1], noticeOn: today, reasons: "complexité", on: connection)
+            }
+            let id = { (number: Int64) in try await fixture.admin.query("SELECT id FROM dsar.requests WHERE number = $1", [number]).rows[0].uuid("id") }
+            let second = try await id(numbers[2])
+            try await fixture.admin.query(
+                "INSERT INTO dsar.deadlines (request_id, rule, due_on, citation) VALUES ($1, 'gdpr-extended', $2::date, 'test')",
+                [second, today.adding(days: 3).description])
+            try await fixture.admin.query("UPDATE dsar.deadlines SET due_on = $2::date WHERE request_id = $1 AND rule = 'gdpr-extended'", [second, today.adding(days: -2).description])
+            let third = try await id(numbers[3])
+            try await fixture.admin.query("UPDATE dsar.deadlines SET in_force = false WHERE request_id = $1", [third])
+            let first = try await id(numbers[0])
+            try await fixture.admin.query(
+                "INSERT INTO dsar.deadlines (request_id, rule, due_on, citation) VALUES ($1, 'gdpr-extended', $2::date, 'test')",
+                [first, today.adding(days: -9).description])
+            try await fixture.admin.query("DELETE FROM dsar.deadlines WHERE request_id = $1 AND rule = 'gdpr-extended'", [first])
+            let rows = try await fixture.admin.query(
+                """
+                SELECT r.number, r.due_on::text AS kept,
+                       (SELECT min(d.due_on) FROM dsar.deadlines d WHERE d.request_id = r.id AND d.in_force AND d.due_on IS NOT NULL)::text AS grouped
+                FROM dsar.requests r ORDER BY r.number
+                """
+            ).rows
+            #expect(rows.count == 4)
+            for row in rows {
+                let (kept, grouped, number) = (try row.optionalString("kept"), try row.optionalString("grouped"), try row.int64("number"))
+                #expect(kept == grouped, "request \(number)")
+            }
+            let (moved, none) = (try rows[2].optionalString("kept"), try rows[3].optionalString("kept"))
+            #expect(moved == today.adding(days: -2).description, "the moved deadline is the due day")
+            #expect(none == nil, "no deadline in force: no due day")
+            let page = try await fixture.dsar.transaction { connection in
+                try register.page(.init(status: .open), offset: 0, limit: 50, warnDays: 5, on: connection)
+            }
+            #expect(page.overdue == 1 && page.rows.first { $0.number == numbers[2] }?.daysLeft == -2)
+        }
+    }
+
     @Test("a negative offset, a page of 0 or more than the limit, a negative window: refused by name")
     func badArguments() async throws {
         try await DSARFixture.with("dsar_pages_bad") { fixture in
