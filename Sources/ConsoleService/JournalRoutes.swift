@@ -181,19 +181,32 @@ extension Console {
         let entries: [EntryRowModel]
         let count: String
         let limitReached: Bool
+        /// Buttons of the search form to the first and previous pages, then the next and last ones.
+        let before: [PageButton]
+        let after: [PageButton]
+        let position: String
+        let paged: Bool
 
         static let blank = SearchModel(
             patient: "", user: "", team: "", from: "", to: "", actions: choices(AccessAction.allCases.map(\.rawValue), nil),
             purposes: choices(AccessPurpose.allCases.map(\.rawValue), nil), results: choices(AccessResult.allCases.map(\.rawValue), nil), searched: false,
-            entries: [], count: "0", limitReached: false)
+            entries: [], count: "0", limitReached: false, before: [], after: [], position: "", paged: false)
 
         static func choices(_ values: [String], _ selected: String?) -> [Choice] {
             [Choice(value: "", label: "—", selected: selected == nil)] + values.map { Choice(value: $0, label: $0, selected: $0 == selected) }
         }
     }
 
-    /// The newest entries shown by a search (the CLI's default is 1,000).
+    /// A button that submits the search form again for another page of its results.
+    struct PageButton: Sendable {
+        let page: String
+        let label: String
+    }
+
+    /// The newest entries a search finds (the CLI's default is 1,000).
     static let searchLimit = 500
+    /// Entries shown per page of a search's results, newest first.
+    static let searchPageSize = 50
 
     func searchJournal(_ checked: Checked) async throws -> ConsoleView {
         let form = checked.form
@@ -232,15 +245,34 @@ extension Console {
             guard let to = ParisTime.startOfDay(text) else { throw ConsolePageError.invalidInput("search_bad_date") }
             search.occurredBefore = to.addingTimeInterval(86_400 + 3_600).startOfParisDay
         }
+        var asked = 1
+        if let text = form.text("page") {
+            guard let number = Int(text), (1...(Self.searchLimit / Self.searchPageSize)).contains(number) else {
+                throw ConsolePageError.invalidInput("search_bad_page")
+            }
+            asked = number
+        }
         let query = search
         let entries = try await pool.withConnection { connection in try await connection.perform { try query.entries(on: $0) } }
+        // Newest first, a page at a time; a page past the end shows the last one.
+        let size = Self.searchPageSize
+        let pageCount = max(1, (entries.count + size - 1) / size)
+        let current = min(asked, pageCount)
+        let newest = entries.count - (current - 1) * size
+        let shown = entries[max(0, newest - size)..<max(0, newest)].reversed()
+        func button(_ page: Int, _ label: String) -> PageButton { PageButton(page: "\(page)", label: renderer.text(label)) }
         let model = SearchModel(
             patient: form.text("patient") ?? "", user: form.text("user") ?? "", team: form.text("team") ?? "", from: form.text("from") ?? "",
             to: form.text("to") ?? "", actions: SearchModel.choices(AccessAction.allCases.map(\.rawValue), search.action?.rawValue),
             purposes: SearchModel.choices(AccessPurpose.allCases.map(\.rawValue), search.purpose?.rawValue),
             results: SearchModel.choices(AccessResult.allCases.map(\.rawValue), search.result?.rawValue), searched: true,
-            entries: entries.reversed().map(Self.row), count: Self.grouped(UInt64(entries.count)), limitReached: entries.count >= Self.searchLimit)
-        checked.audit.note("\(entries.count) entries")
+            entries: shown.map(Self.row), count: Self.grouped(UInt64(entries.count)), limitReached: entries.count >= Self.searchLimit,
+            before: current > 1 ? [button(1, "register_first_page"), button(current - 1, "register_previous_page")] : [],
+            after: current < pageCount ? [button(current + 1, "register_next_page"), button(pageCount, "register_last_page")] : [],
+            position: "\(renderer.text("register_page")) \(current) \(renderer.text("register_page_of")) \(pageCount) — "
+                + "\(renderer.text("search_rows")) \(entries.count - newest + 1) \(renderer.text("register_rows_to")) \(entries.count - newest + shown.count)",
+            paged: pageCount > 1)
+        checked.audit.note("\(entries.count) entries, page \(current) of \(pageCount)")
         return .page("journal-search", title: "search_title", model)
     }
 
