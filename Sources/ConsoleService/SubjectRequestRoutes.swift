@@ -191,7 +191,8 @@ extension Console {
             RegisterRow(
                 number: "\(summary.number)", kind: renderer.text("kind_" + summary.kind.rawValue), capacity: renderer.text("capacity_" + summary.capacity.rawValue),
                 received: Self.frenchDay(summary.receivedOn.description),
-                status: summary.outcome.map { renderer.text("outcome_" + $0.rawValue) } ?? renderer.text("status_" + summary.status),
+                status: (summary.outcome.map { renderer.text("outcome_" + $0.rawValue) } ?? renderer.text("status_" + summary.status))
+                    + (summary.disposed ? " — \(renderer.text("status_disposed"))" : ""),
                 due: summary.dueOn.map { Self.frenchDay($0.description) } ?? "—", left: summary.daysLeft.map { daysLeftText($0) } ?? "—",
                 overdue: (summary.daysLeft ?? 0) < 0, soon: (summary.daysLeft ?? -1) >= 0 && (summary.daysLeft ?? Int.max) <= warn,
                 identityChecked: summary.identityChecked)
@@ -388,6 +389,9 @@ extension Console {
                     ?? renderer.text("status_" + record.status)),
             Fact(label: renderer.text("request_opened"), value: "\(ParisTime.format(record.openedAt)) — \(record.openedBy)"),
         ]
+        if let disposed = record.disposedAt {
+            facts.append(Fact(label: renderer.text("request_disposed"), value: "\(ParisTime.format(disposed)) — \(renderer.text("request_disposed_detail"))"))
+        }
         if let latest = record.latestInformationOn { facts.append(Fact(label: renderer.text("request_latest"), value: Self.frenchDay(latest.description))) }
         if let notice = record.extensionNoticeOn { facts.append(Fact(label: renderer.text("request_extension"), value: Self.frenchDay(notice.description))) }
         if record.lateAcknowledged { facts.append(Fact(label: renderer.text("request_late"), value: renderer.text("yes"))) }

@@ -97,7 +97,10 @@ struct SubjectRequestCommand: AsyncParsableCommand {
     }
 
     static func printRecord(_ record: RequestRecord) {
-        print("request \(record.number) (\(record.kind.rawValue), \(record.status)\(record.outcome.map { ": \($0.rawValue)" } ?? ""))")
+        print("request \(record.number) (\(record.kind.rawValue), \(record.status)\(record.outcome.map { ": \($0.rawValue)" } ?? "")\(record.disposedAt == nil ? "" : ", disposed of"))")
+        if let disposed = record.disposedAt {
+            print("  disposed of      \(isoTimestamp(disposed)): its retention term ended, its personal data was erased (record and evidence chain kept)")
+        }
         print("  subject          \(record.patientID.map { "patient \($0.uuidString.lowercased())" } ?? "staff account \(record.staffUsername ?? "?")")")
         print("  requester        \(record.requesterName ?? "(encrypted)") — \(record.capacity.rawValue)\(record.representation.map { " of a \($0.rawValue)" } ?? "")")
         if let contact = record.requesterContact { print("  contact          \(contact)") }
@@ -234,7 +237,7 @@ struct SubjectRequestCommand: AsyncParsableCommand {
                         [
                             String($0.number), $0.kind.rawValue, $0.capacity.rawValue, $0.receivedOn.description, $0.dueOn?.description ?? "-",
                             $0.daysLeft.map { $0 < 0 ? "LATE \(-$0)" : String($0) } ?? "-", $0.identityChecked ? "checked" : "NOT CHECKED",
-                            $0.status + ($0.outcome.map { " (\($0.rawValue))" } ?? ""),
+                            $0.status + ($0.outcome.map { " (\($0.rawValue))" } ?? "") + ($0.disposed ? ", disposed of" : ""),
                         ]
                     })
             }

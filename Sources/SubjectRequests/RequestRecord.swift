@@ -58,6 +58,9 @@ public struct RequestRecord: Sendable, Hashable, Codable {
     public var outcome: RequestOutcome?
     /// When it was closed.
     public var closedAt: Date?
+    /// When it was disposed of at the end of its retention term (its personal data
+    /// erased, the record and its evidence chain's structure kept), if it was.
+    public var disposedAt: Date?
     /// When and by whom it was registered.
     public var openedAt: Date
     public var openedBy: String
@@ -93,6 +96,8 @@ public struct RequestSummary: Sendable, Hashable, Codable {
     public let identityChecked: Bool
     /// The patient, when the request is about one.
     public let patientID: UUID?
+    /// Whether it was disposed of at the end of its retention term.
+    public let disposed: Bool
 }
 
 /// How a request's subject is identified when it is registered.

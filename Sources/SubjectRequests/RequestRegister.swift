@@ -252,7 +252,7 @@ public struct RequestRegister: Sendable {
             extensionNoticeOn: try row.optionalString("extension_notice_on").map { try CivilDate(parsing: $0) },
             lateAcknowledged: try row.bool("late_acknowledged"), status: try row.string("status"),
             outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), closedAt: try row.optionalDate("closed_at"),
-            openedAt: try row.date("opened_at"), openedBy: try row.string("opened_by"), deadlines: deadlines)
+            disposedAt: try row.optionalDate("disposed_at"), openedAt: try row.date("opened_at"), openedBy: try row.string("opened_by"), deadlines: deadlines)
     }
 
     private func decodeRule(_ text: String) throws -> DeadlineRule {
@@ -269,7 +269,7 @@ public struct RequestRegister: Sendable {
         let rows = try connection.query(
             """
             SELECT r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
-                   r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due_on
+                   r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due_on, r.disposed_at IS NOT NULL AS disposed
             FROM dsar.requests r WHERE NOT $1 OR r.status = 'open' ORDER BY r.number DESC
             """, [openOnly || dueWithin != nil]
         ).rows
@@ -283,7 +283,7 @@ public struct RequestRegister: Sendable {
                 number: try row.int64("number"), kind: kind, capacity: capacity, receivedOn: try CivilDate(parsing: try row.string("received_on")),
                 status: try row.string("status"), outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), dueOn: due,
                 daysLeft: open ? due.map { today.days(to: $0) } : nil, identityChecked: try row.bool("identity_checked"),
-                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"))
+                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"), disposed: try row.bool("disposed"))
         }
         guard let within = dueWithin else { return summaries }
         return summaries.filter { ($0.daysLeft ?? Int.max) <= within }.sorted { ($0.daysLeft ?? 0, $0.number) < ($1.daysLeft ?? 0, $1.number) }
@@ -355,7 +355,7 @@ public struct RequestRegister: Sendable {
         let kept = "($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2)"
         let columns = """
             r.id, r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
-            r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due
+            r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due, r.disposed_at IS NOT NULL AS disposed
             """
         let rows: [Row]
         if let horizon {
@@ -388,7 +388,7 @@ public struct RequestRegister: Sendable {
                 number: try row.int64("number"), kind: kind, capacity: capacity, receivedOn: try CivilDate(parsing: try row.string("received_on")),
                 status: try row.string("status"), outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), dueOn: due,
                 daysLeft: open ? due.map { today.days(to: $0) } : nil, identityChecked: try row.bool("identity_checked"),
-                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"))
+                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"), disposed: try row.bool("disposed"))
         }
         return RegisterPage(rows: summaries, total: try counts.int("total"), overdue: try counts.int("overdue"), dueSoon: try counts.int("soon"), offset: offset)
     }

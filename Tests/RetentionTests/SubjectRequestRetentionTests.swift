@@ -190,6 +190,13 @@ struct SubjectRequestRetentionTests {
             let register = RequestRegister(actor: Self.dpo, timeZone: Self.paris, ring: fixture.ring)
             let verified = try await fixture.admin.perform { try EvidenceFiles(register: register).verify(number: old, on: $0) }
             #expect(verified.problems.isEmpty && !verified.steps.isEmpty && verified.steps.allSatisfy(\.isErased), "\(verified.problems)")
+            // The register says so: the record, and its line in the listing (the others are not marked).
+            let shown = try await fixture.admin.perform { try register.request(number: old, on: $0) }
+            #expect(shown.disposedAt != nil && shown.requesterName == nil && shown.outcome == .refused)
+            let listed = try await fixture.admin.perform { try register.list(openOnly: false, dueWithin: nil, on: $0) }
+            #expect(Set(listed.filter(\.disposed).map(\.number)) == Set([old, onTerm]))
+            let page = try await fixture.admin.perform { try register.page(.init(status: .all), offset: 0, limit: 50, warnDays: 5, on: $0) }
+            #expect(Set(page.rows.filter(\.disposed).map(\.number)) == Set([old, onTerm]))
             // The others are untouched, their content still readable.
             let keptAfter = try await fixture.admin.query(
                 "SELECT r::text AS row FROM dsar.requests r WHERE number = ANY($1::bigint[]) ORDER BY number", ["{\(dayBefore),\(open),\(held)}"]
