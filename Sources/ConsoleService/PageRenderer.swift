@@ -59,8 +59,10 @@ struct PageRenderer: Sendable {
 /// an id) are kept as they are.
 enum MustacheTree {
     static func of(_ value: Any) -> Any {
+        // A value that answers its own lookups (a row of MustacheRows.swift, a
+        // dictionary such as the catalogue) and the plain values are kept as they are.
         switch value {
-        case is String, is Bool, is Int, is Int64, is UInt64, is Double, is [String: String]:
+        case is any MustacheParent, is String, is Bool, is Int:
             return value
         default:
             break
@@ -72,7 +74,7 @@ enum MustacheTree {
         case .collection, .set:
             return mirror.children.map { of($0.value) }
         case .struct, .class:
-            if value is any CustomStringConvertible || value is any MustacheParent { return value }
+            if value is any CustomStringConvertible { return value }
             var fields: [String: Any] = [:]
             for child in mirror.children {
                 guard let label = child.label else { continue }

@@ -58,6 +58,33 @@ import Testing
         #expect(fromModel.contains("<h1>"))
     }
 
+    /// Every stored property of `value`, found by `Mirror`, is what its own lookup answers.
+    static func answersLikeMirror(_ value: some MustacheParent) -> [String] {
+        var wrong: [String] = []
+        for child in Mirror(reflecting: value).children {
+            guard let label = child.label else { continue }
+            if "\(value.child(named: label) ?? "nil")" != "\(child.value)" { wrong.append(label) }
+        }
+        if value.child(named: "no-such-field") != nil { wrong.append("no-such-field") }
+        return wrong
+    }
+
+    @Test("the rows that answer their own lookups answer every field as Mirror finds it")
+    func rowsAnswerLikeMirror() {
+        let rows: [any MustacheParent] = [
+            Console.EntryRowModel(
+                sequence: "1", occurred: "o", user: "u", role: "r", team: "t", action: "a", object: "ob", patient: "p", purpose: "pu", result: "re",
+                denied: true),
+            Console.RegisterRow(
+                number: "1", kind: "k", capacity: "c", received: "r", status: "s", due: "d", left: "l", overdue: true, soon: false, identityChecked: true),
+            Console.Choice(value: "v", label: "l", selected: true), Console.PageLink(href: "h", label: "l", rel: "r"),
+            Console.PageButton(page: "2", label: "l"), UserPanel.Link(href: "h", label: "l"),
+        ]
+        for row in rows {
+            #expect(Self.answersLikeMirror(row).isEmpty, "\(type(of: row))")
+        }
+    }
+
     @Test("the register and search pages render the same from their dictionaries as from their models")
     func shippedTemplates() async throws {
         let renderer = try await PageRenderer.load()
