@@ -181,6 +181,9 @@ extension Console {
         let entries: [EntryRowModel]
         let count: String
         let limitReached: Bool
+        /// Entries of the page whose search columns no longer match their hashed bytes (not shown).
+        let mismatched: [String]
+        let anyMismatched: Bool
         /// Buttons of the search form to the first and previous pages, then the next and last ones.
         let before: [PageButton]
         let after: [PageButton]
@@ -190,7 +193,7 @@ extension Console {
         static let blank = SearchModel(
             patient: "", user: "", team: "", from: "", to: "", actions: choices(AccessAction.allCases.map(\.rawValue), nil),
             purposes: choices(AccessPurpose.allCases.map(\.rawValue), nil), results: choices(AccessResult.allCases.map(\.rawValue), nil), searched: false,
-            entries: [], count: "0", limitReached: false, before: [], after: [], position: "", paged: false)
+            entries: [], count: "0", limitReached: false, mismatched: [], anyMismatched: false, before: [], after: [], position: "", paged: false)
 
         static func choices(_ values: [String], _ selected: String?) -> [Choice] {
             [Choice(value: "", label: "—", selected: selected == nil)] + values.map { Choice(value: $0, label: $0, selected: $0 == selected) }
@@ -252,27 +255,37 @@ extension Console {
             }
             asked = number
         }
-        let query = search
-        let entries = try await pool.withConnection { connection in try await connection.perform { try query.entries(on: $0) } }
-        // Newest first, a page at a time; a page past the end shows the last one.
+        let (query, wanted) = (search, asked)
+        // Newest first, a page at a time: only the page's entries are read and checked
+        // again; a page past the end (entries purged since) shows the last one.
         let size = Self.searchPageSize
-        let pageCount = max(1, (entries.count + size - 1) / size)
+        let found = try await pool.withConnection { connection in
+            try await connection.perform { connection -> JournalSearch.Page in
+                let found = try query.page((wanted - 1) * size..<wanted * size, on: connection)
+                guard found.candidates > 0, found.candidates <= (wanted - 1) * size else { return found }
+                let last = (found.candidates - 1) / size
+                return try query.page(last * size..<(last + 1) * size, on: connection)
+            }
+        }
+        let pageCount = max(1, (found.candidates + size - 1) / size)
         let current = min(asked, pageCount)
-        let newest = entries.count - (current - 1) * size
-        let shown = entries[max(0, newest - size)..<max(0, newest)].reversed()
+        let first = (current - 1) * size
         func button(_ page: Int, _ label: String) -> PageButton { PageButton(page: "\(page)", label: renderer.text(label)) }
         let model = SearchModel(
             patient: form.text("patient") ?? "", user: form.text("user") ?? "", team: form.text("team") ?? "", from: form.text("from") ?? "",
             to: form.text("to") ?? "", actions: SearchModel.choices(AccessAction.allCases.map(\.rawValue), search.action?.rawValue),
             purposes: SearchModel.choices(AccessPurpose.allCases.map(\.rawValue), search.purpose?.rawValue),
             results: SearchModel.choices(AccessResult.allCases.map(\.rawValue), search.result?.rawValue), searched: true,
-            entries: shown.map(Self.row), count: Self.grouped(UInt64(entries.count)), limitReached: entries.count >= Self.searchLimit,
+            entries: found.entries.map(Self.row), count: Self.grouped(UInt64(found.candidates)), limitReached: found.candidates >= Self.searchLimit,
+            mismatched: found.mismatched.map { "\($0)" }, anyMismatched: !found.mismatched.isEmpty,
             before: current > 1 ? [button(1, "register_first_page"), button(current - 1, "register_previous_page")] : [],
             after: current < pageCount ? [button(current + 1, "register_next_page"), button(pageCount, "register_last_page")] : [],
             position: "\(renderer.text("register_page")) \(current) \(renderer.text("register_page_of")) \(pageCount) — "
-                + "\(renderer.text("search_rows")) \(entries.count - newest + 1) \(renderer.text("register_rows_to")) \(entries.count - newest + shown.count)",
+                + "\(renderer.text("search_rows")) \(first + 1) \(renderer.text("register_rows_to")) \(min(first + size, found.candidates))",
             paged: pageCount > 1)
-        checked.audit.note("\(entries.count) entries, page \(current) of \(pageCount)")
+        checked.audit.note(
+            "\(found.candidates) entries, page \(current) of \(pageCount)"
+                + (found.mismatched.isEmpty ? "" : "; search columns not matching their hashed entry: \(found.mismatched.map(String.init).joined(separator: ","))"))
         return .page("journal-search", title: "search_title", model)
     }
 

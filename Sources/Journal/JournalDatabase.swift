@@ -461,6 +461,15 @@ extension JournalDatabase {
     /// match `search`'s filters, oldest first. The search columns are not hashed: the
     /// caller decodes the bytes and checks them again (``JournalSearch/entries(on:)``).
     public static func canonicalBytes(matching search: JournalSearch, on connection: isolated Connection) throws -> [[UInt8]] {
+        try candidates(matching: search, newest: nil, on: connection).reversed().map { $0.canonical ?? [] }
+    }
+
+    /// The newest `search.limit` entries whose search columns match `search`'s
+    /// filters, newest first: each one's sequence number, and its canonical bytes only
+    /// for those at positions `newest` (0 is the newest; every one when nil).
+    static func candidates(
+        matching search: JournalSearch, newest window: Range<Int>?, on connection: isolated Connection
+    ) throws -> [(sequence: UInt64, canonical: [UInt8]?)] {
         var conditions: [String] = []
         var parameters: [any PostgresEncodable] = []
         func add(_ condition: String, _ value: (any PostgresEncodable)?) {
@@ -476,14 +485,23 @@ extension JournalDatabase {
         add("result = ?", search.result?.rawValue)
         add("occurred_at >= ?::timestamptz", search.occurredFrom)
         add("occurred_at < ?::timestamptz", search.occurredBefore)
-        parameters.append(search.limit)
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        parameters.append(search.limit)
+        let limit = "$\(parameters.count)"
+        var kept = "canonical"
+        if let window {
+            parameters.append(Int64(window.lowerBound))
+            parameters.append(Int64(window.upperBound))
+            kept = "CASE WHEN position >= $\(parameters.count - 1) AND position < $\(parameters.count) THEN canonical END"
+        }
         return try connection.query(
             """
-            SELECT canonical FROM (SELECT seq, canonical FROM journal.entries \(filter)
-            ORDER BY seq DESC LIMIT $\(parameters.count)) AS hits ORDER BY seq
+            SELECT seq, \(kept) AS canonical FROM (
+                SELECT seq, canonical, row_number() OVER (ORDER BY seq DESC) - 1 AS position
+                FROM (SELECT seq, canonical FROM journal.entries \(filter) ORDER BY seq DESC LIMIT \(limit)) AS hits
+            ) AS numbered ORDER BY seq DESC
             """, parameters
-        ).rows.map { try $0.bytes("canonical") }
+        ).rows.map { (UInt64(try $0.int64("seq")), try $0.optionalBytes("canonical")) }
     }
 }
 

@@ -63,6 +63,36 @@ public struct JournalSearch: Sendable, Hashable {
         try JournalDatabase.canonicalBytes(matching: self, on: connection).map(JournalEntry.init(canonical:)).filter(matches)
     }
 
+    /// One page of a search's results, newest first.
+    public struct Page: Sendable, Hashable {
+        /// The entries the search columns give (at most the search's limit): the results' length.
+        public let candidates: Int
+        /// The page's entries, newest first, decoded from their canonical bytes and
+        /// checked against the filters.
+        public let entries: [JournalEntry]
+        /// The sequence numbers of the page's candidates whose canonical bytes do not
+        /// match the filters: their search columns were changed after the fact
+        /// (`osmosectl journal verify` names the change). They are not shown.
+        public let mismatched: [UInt64]
+    }
+
+    /// A page of the matching entries: the newest `limit` candidates the search
+    /// columns give are numbered from the newest, and only those at `positions` are
+    /// read, decoded and checked again (the others' bytes are not sent).
+    /// - Throws: ``StoreError`` from the database; ``EntryFormatError`` when stored
+    ///   bytes are not canonical.
+    public func page(_ positions: Range<Int>, on connection: isolated Connection) throws -> Page {
+        let candidates = try JournalDatabase.candidates(matching: self, newest: positions, on: connection)
+        var entries: [JournalEntry] = []
+        var mismatched: [UInt64] = []
+        for candidate in candidates {
+            guard let bytes = candidate.canonical else { continue }
+            let entry = try JournalEntry(canonical: bytes)
+            if matches(entry) { entries.append(entry) } else { mismatched.append(candidate.sequence) }
+        }
+        return Page(candidates: candidates.count, entries: entries, mismatched: mismatched)
+    }
+
     /// The purged months whose entries occurred in the search's period (every purged
     /// month when the period is open): their entries are not searched, they lie in
     /// the cold archives these name.

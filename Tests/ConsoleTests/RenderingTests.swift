@@ -2,6 +2,7 @@
 import Foundation
 import Mustache
 import Testing
+import TestSupport
 
 /// Pages are rendered from dictionaries built once per page (``MustacheTree``), not
 /// from the models through `Mirror` on every lookup: the HTML must be the same.
@@ -83,6 +84,40 @@ import Testing
         for row in rows {
             #expect(Self.answersLikeMirror(row).isEmpty, "\(type(of: row))")
         }
+    }
+
+    @Test("values are escaped as swift-mustache's HTML content type escapes them (2,000 seeded strings)")
+    func escapingMatchesTheLibrary() throws {
+        var generator = TestSeed.generator(test: "RenderingTests.escapingMatchesTheLibrary")
+        let alphabet = Array("ab <>&\"'=/é€😀\n\t;#x")
+        let reference = try MustacheTemplate(string: "{{value}}")
+        for _ in 0..<2_000 {
+            let text = String((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            #expect(HTMLEscaping().escapeText(text) == reference.render(["value": text]), "\(text.debugDescription)")
+        }
+        #expect(HTMLEscaping().escapeText("<\u{301}script>") == "&lt;\u{301}script&gt;", "a combining mark does not hide a '<'")
+    }
+
+    @Test("every shipped template escapes with it, and a page escapes a value that holds markup")
+    func templatesEscape() async throws {
+        let directory = PageRenderer.templatesDirectory
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".mustache") }
+        #expect(names.count > 20)
+        for name in names {
+            let text = try String(contentsOfFile: directory + "/" + name, encoding: .utf8)
+            #expect(text.hasPrefix("{{% CONTENT_TYPE: \(HTMLEscaping.name) }}"), "\(name)")
+        }
+        let renderer = try await PageRenderer.load()
+        let hostile = "<script>alert('x')</script> & \"quoted\""
+        let row = Console.EntryRowModel(
+            sequence: "7", occurred: "o", user: hostile, role: "r", team: "t", action: "a", object: "ob", patient: "p", purpose: "pu", result: "re", denied: false)
+        let model = Console.SearchModel(
+            patient: hostile, user: "", team: "", from: "", to: "", actions: [], purposes: [], results: [], searched: true, entries: [row], count: "1",
+            limitReached: false, mismatched: [], anyMismatched: false, before: [], after: [], position: "", paged: false)
+        let html = renderer.render("journal-search", PageContext(t: renderer.strings, user: nil, csrf: "c", title: hostile, page: model))
+        #expect(!html.contains("<script>alert"))
+        #expect(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;quoted&quot;"))
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
     }
 
     @Test("the register and search pages render the same from their dictionaries as from their models")

@@ -45,6 +45,21 @@ struct SearchTests {
             #expect(third.rows == (0..<20).reversed().map { "n\($0)" }, "the oldest 20 on the last page")
             #expect(third.text.contains("Page 3 sur 3 — entrées 101 à 120") && !third.text.contains(#"name="page" value="4""#))
             #expect(try await objects("7").rows == third.rows, "a page past the end shows the last one")
+            // An entry of another patient whose search column was changed to this one: counted
+            // among the candidates, not shown, named in an alert with a link to it.
+            var other = AccessEvent(source: "osmose-care", requestID: UUID().uuidString.lowercased(), action: .read, objectType: "episode", result: .success)
+            other.objectID = "other"
+            other.patientID = UUID()
+            let single = other
+            try await harness.admin.transaction { connection in try connection.record(single) }
+            try await harness.sequenceIntake()
+            let forged = try await harness.admin.query("SELECT max(seq) AS seq FROM journal.entries WHERE patient_id = $1::uuid", [other.patientID]).rows[0].int64("seq")
+            try await harness.admin.execute("SET session_replication_role = replica")
+            try await harness.admin.query("UPDATE journal.entries SET patient_id = $1::uuid WHERE seq = $2", [patient, forged])
+            try await harness.admin.execute("SET session_replication_role = origin")
+            let tampered = try await objects(nil)
+            #expect(!tampered.text.contains("<td>episode other</td>"), "the forged candidate is not shown")
+            #expect(tampered.text.contains("role=\"alert\"") && tampered.text.contains("href=\"/journal/entree/\(forged)\""))
             for bad in ["0", "11", "deux"] {
                 let refused = try await browser.post("/journal/recherche", ["csrf": csrf, "patient": patient.uuidString, "page": bad])
                 #expect(refused.status == .badRequest, "page \(bad)")
