@@ -262,12 +262,12 @@ extension Console {
         let found = try await pool.withConnection { connection in
             try await connection.perform { connection -> JournalSearch.Page in
                 let found = try query.page((wanted - 1) * size..<wanted * size, on: connection)
-                guard found.candidates > 0, found.candidates <= (wanted - 1) * size else { return found }
-                let last = (found.candidates - 1) / size
+                guard found.candidateCount > 0, found.candidateCount <= (wanted - 1) * size else { return found }
+                let last = (found.candidateCount - 1) / size
                 return try query.page(last * size..<(last + 1) * size, on: connection)
             }
         }
-        let pageCount = max(1, (found.candidates + size - 1) / size)
+        let pageCount = max(1, (found.candidateCount + size - 1) / size)
         let current = min(asked, pageCount)
         let first = (current - 1) * size
         func button(_ page: Int, _ label: String) -> PageButton { PageButton(page: "\(page)", label: renderer.text(label)) }
@@ -276,15 +276,15 @@ extension Console {
             to: form.text("to") ?? "", actions: SearchModel.choices(AccessAction.allCases.map(\.rawValue), search.action?.rawValue),
             purposes: SearchModel.choices(AccessPurpose.allCases.map(\.rawValue), search.purpose?.rawValue),
             results: SearchModel.choices(AccessResult.allCases.map(\.rawValue), search.result?.rawValue), searched: true,
-            entries: found.entries.map(Self.row), count: Self.grouped(UInt64(found.candidates)), limitReached: found.candidates >= Self.searchLimit,
+            entries: found.entries.map(Self.row), count: Self.grouped(UInt64(found.candidateCount)), limitReached: found.candidateCount >= Self.searchLimit,
             mismatched: found.mismatched.map { "\($0)" }, anyMismatched: !found.mismatched.isEmpty,
-            before: current > 1 ? [button(1, "register_first_page"), button(current - 1, "register_previous_page")] : [],
-            after: current < pageCount ? [button(current + 1, "register_next_page"), button(pageCount, "register_last_page")] : [],
-            position: "\(renderer.text("register_page")) \(current) \(renderer.text("register_page_of")) \(pageCount) — "
-                + "\(renderer.text("search_rows")) \(first + 1) \(renderer.text("register_rows_to")) \(min(first + size, found.candidates))",
+            before: current > 1 ? [button(1, "search_first_page"), button(current - 1, "search_previous_page")] : [],
+            after: current < pageCount ? [button(current + 1, "search_next_page"), button(pageCount, "search_last_page")] : [],
+            position: "\(renderer.text("search_page")) \(current) \(renderer.text("search_page_of")) \(pageCount) — "
+                + "\(renderer.text("search_rows")) \(first + 1) \(renderer.text("search_rows_to")) \(min(first + size, found.candidateCount))",
             paged: pageCount > 1)
         checked.audit.note(
-            "\(found.candidates) entries, page \(current) of \(pageCount)"
+            "\(found.candidateCount) entries, page \(current) of \(pageCount)"
                 + (found.mismatched.isEmpty ? "" : "; search columns not matching their hashed entry: \(found.mismatched.map(String.init).joined(separator: ","))"))
         return .page("journal-search", title: "search_title", model)
     }

@@ -61,11 +61,16 @@ struct PageRenderer: Sendable {
 /// an id) are kept as they are.
 enum MustacheTree {
     static func of(_ value: Any) -> Any {
-        // A value that answers its own lookups (a row of MustacheRows.swift, a
-        // dictionary such as the catalogue) and the plain values are kept as they are.
         switch value {
-        case is any MustacheParent, is String, is Bool, is Int:
+        // Values that answer their own lookups (a row of MustacheRows.swift, a
+        // dictionary such as the catalogue) or that Mustache renders by their own
+        // protocol, and the plain values: kept as they are.
+        case is any MustacheParent, is String, is Bool, is Int, is MustacheLambda, is MustacheTemplate, is any MustacheCustomRenderable,
+            is any MustacheTransformable:
             return value
+        // What Mustache iterates as a section (an array, a set, a reversed collection), as an array, in its order.
+        case let sequence as any MustacheSequence:
+            return elements(sequence)
         default:
             break
         }
@@ -73,8 +78,6 @@ enum MustacheTree {
         switch mirror.displayStyle {
         case .optional:
             return mirror.children.first.map { of($0.value) } ?? value
-        case .collection, .set:
-            return mirror.children.map { of($0.value) }
         case .struct, .class:
             if value is any CustomStringConvertible { return value }
             var fields: [String: Any] = [:]
@@ -90,8 +93,13 @@ enum MustacheTree {
             }
             return fields
         default:
+            // Anything else (an enum, a tuple, a collection Mustache does not iterate) as Mirror would see it.
             return value
         }
+    }
+
+    private static func elements(_ sequence: some Sequence) -> [Any] {
+        sequence.map { of($0) }
     }
 }
 
@@ -131,8 +139,10 @@ struct ConsoleStartError: Error, CustomStringConvertible {
 /// a search page (perf, 2026-12-05). Working on bytes, it also escapes a `<` that
 /// a combining mark follows, which the Character-wise version leaves as it is.
 struct HTMLEscaping: MustacheContentType {
+    /// The name templates give it: `{{% CONTENT_TYPE: OSMOSE_HTML }}`.
     static let name = "OSMOSE_HTML"
 
+    /// `text` with `<`, `>`, `&`, `"` and `'` replaced by their HTML entities.
     func escapeText(_ text: String) -> String {
         let bytes = text.utf8
         guard bytes.contains(where: Self.needsEscape) else { return text }

@@ -389,8 +389,19 @@ extension Console {
                     ?? renderer.text("status_" + record.status)),
             Fact(label: renderer.text("request_opened"), value: "\(ParisTime.format(record.openedAt)) — \(record.openedBy)"),
         ]
-        if let disposed = record.disposedAt {
-            facts.append(Fact(label: renderer.text("request_disposed"), value: "\(ParisTime.format(disposed)) — \(renderer.text("request_disposed_detail"))"))
+        if let disposal = record.disposal {
+            // The subject, the requester and the identity check were erased: say so, not "unknown".
+            let erased = renderer.text("request_erased_at_disposal")
+            facts = facts.map { fact in
+                [renderer.text("request_subject"), renderer.text("request_requester"), renderer.text("request_contact")].contains(fact.label)
+                    ? Fact(label: fact.label, value: erased) : fact
+            }
+            facts.append(Fact(label: renderer.text("request_disposed"), value: "\(ParisTime.format(disposal.at)) — \(renderer.text("request_disposed_detail"))"))
+            facts.append(
+                Fact(
+                    label: renderer.text("request_disposal_plan"),
+                    value: "n° \(disposal.planID) (SHA-256 \(disposal.planSHA256)), \(renderer.text("request_disposal_approved_by")) "
+                        + "\(disposal.approvedBy), \(ParisTime.format(disposal.approvedAt))"))
         }
         if let latest = record.latestInformationOn { facts.append(Fact(label: renderer.text("request_latest"), value: Self.frenchDay(latest.description))) }
         if let notice = record.extensionNoticeOn { facts.append(Fact(label: renderer.text("request_extension"), value: Self.frenchDay(notice.description))) }
@@ -404,7 +415,8 @@ extension Console {
                 inForce: deadline.inForce)
         }
         let identity =
-            record.identityCheck.map { check in
+            record.disposal.map { _ in [Fact(label: renderer.text("request_identity"), value: renderer.text("request_erased_at_disposal"))] }
+            ?? record.identityCheck.map { check in
                 [
                     Fact(label: renderer.text("identity_by"), value: check.checkedBy),
                     Fact(label: renderer.text("identity_at"), value: ParisTime.format(check.checkedAt)),
@@ -423,7 +435,7 @@ extension Console {
         let now = ParisTime.format(Date())
         let parts = now.prefix(10).split(separator: "/")
         return RequestModel(
-            number: "\(record.number)", open: record.isOpen, facts: facts, deadlines: deadlines, identityChecked: record.identityCheck != nil,
+            number: "\(record.number)", open: record.isOpen, facts: facts, deadlines: deadlines, identityChecked: record.identityCheck != nil || record.disposal != nil,
             identity: identity,
             notes: notes.map { NoteRow(kind: renderer.strings["note_" + $0.kind] ?? $0.kind, when: ParisTime.format($0.writtenAt), by: $0.writtenBy, text: $0.text) },
             steps: stepRows, hasPack: (record.kind == .access || record.kind == .portability) && record.patientID != nil,

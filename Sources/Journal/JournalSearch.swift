@@ -65,8 +65,8 @@ public struct JournalSearch: Sendable, Hashable {
 
     /// One page of a search's results, newest first.
     public struct Page: Sendable, Hashable {
-        /// The entries the search columns give (at most the search's limit): the results' length.
-        public let candidates: Int
+        /// How many entries the search columns give (at most the search's limit): the results' length.
+        public let candidateCount: Int
         /// The page's entries, newest first, decoded from their canonical bytes and
         /// checked against the filters.
         public let entries: [JournalEntry]
@@ -79,6 +79,10 @@ public struct JournalSearch: Sendable, Hashable {
     /// A page of the matching entries: the newest `limit` candidates the search
     /// columns give are numbered from the newest, and only those at `positions` are
     /// read, decoded and checked again (the others' bytes are not sent).
+    /// - Parameters:
+    ///   - positions: the positions to read, 0 being the newest candidate (a range past
+    ///     the candidates reads none, and still counts them).
+    ///   - connection: the connection to read on.
     /// - Throws: ``StoreError`` from the database; ``EntryFormatError`` when stored
     ///   bytes are not canonical.
     public func page(_ positions: Range<Int>, on connection: isolated Connection) throws -> Page {
@@ -90,7 +94,7 @@ public struct JournalSearch: Sendable, Hashable {
             let entry = try JournalEntry(canonical: bytes)
             if matches(entry) { entries.append(entry) } else { mismatched.append(candidate.sequence) }
         }
-        return Page(candidates: candidates.count, entries: entries, mismatched: mismatched)
+        return Page(candidateCount: candidates.count, entries: entries, mismatched: mismatched)
     }
 
     /// The purged months whose entries occurred in the search's period (every purged

@@ -97,18 +97,23 @@ struct SubjectRequestCommand: AsyncParsableCommand {
     }
 
     static func printRecord(_ record: RequestRecord) {
-        print("request \(record.number) (\(record.kind.rawValue), \(record.status)\(record.outcome.map { ": \($0.rawValue)" } ?? "")\(record.disposedAt == nil ? "" : ", disposed of"))")
-        if let disposed = record.disposedAt {
-            print("  disposed of      \(isoTimestamp(disposed)): its retention term ended, its personal data was erased (record and evidence chain kept)")
-        }
-        print("  subject          \(record.patientID.map { "patient \($0.uuidString.lowercased())" } ?? "staff account \(record.staffUsername ?? "?")")")
-        print("  requester        \(record.requesterName ?? "(encrypted)") — \(record.capacity.rawValue)\(record.representation.map { " of a \($0.rawValue)" } ?? "")")
-        if let contact = record.requesterContact { print("  contact          \(contact)") }
-        print("  received         \(isoTimestamp(record.receivedAt)) (day \(record.receivedOn))")
-        if let check = record.identityCheck {
-            print("  identity checked \(isoTimestamp(check.checkedAt)) by \(check.checkedBy): \(check.documents ?? "(encrypted)")")
+        print("request \(record.number) (\(record.kind.rawValue), \(record.status)\(record.outcome.map { ": \($0.rawValue)" } ?? "")\(record.disposal == nil ? "" : ", disposed of"))")
+        if let disposal = record.disposal {
+            // The subject, the requester and the identity check were erased: say so, not "unknown".
+            print("  disposed of      \(isoTimestamp(disposal.at)): its retention term ended, its personal data was erased (record and evidence chain kept)")
+            print("  by plan          \(disposal.planID), SHA-256 \(disposal.planSHA256), approved by \(disposal.approvedBy) at \(isoTimestamp(disposal.approvedAt))")
+            print("  subject, requester, identity check: erased at disposal")
+            print("  received         \(isoTimestamp(record.receivedAt)) (day \(record.receivedOn)) — \(record.capacity.rawValue)")
         } else {
-            print("  identity         NOT CHECKED")
+            print("  subject          \(record.patientID.map { "patient \($0.uuidString.lowercased())" } ?? "staff account \(record.staffUsername ?? "?")")")
+            print("  requester        \(record.requesterName ?? "(encrypted)") — \(record.capacity.rawValue)\(record.representation.map { " of a \($0.rawValue)" } ?? "")")
+            if let contact = record.requesterContact { print("  contact          \(contact)") }
+            print("  received         \(isoTimestamp(record.receivedAt)) (day \(record.receivedOn))")
+        }
+        switch (record.disposal, record.identityCheck) {
+        case (.some, _): break
+        case (nil, let check?): print("  identity checked \(isoTimestamp(check.checkedAt)) by \(check.checkedBy): \(check.documents ?? "(encrypted)")")
+        case (nil, nil): print("  identity         NOT CHECKED")
         }
         for deadline in record.deadlines {
             let when = deadline.dueOn.map { "due \($0)" } ?? deadline.earliest.map { "not before \(isoTimestamp($0))" } ?? ""

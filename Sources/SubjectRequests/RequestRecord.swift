@@ -58,14 +58,26 @@ public struct RequestRecord: Sendable, Hashable, Codable {
     public var outcome: RequestOutcome?
     /// When it was closed.
     public var closedAt: Date?
-    /// When it was disposed of at the end of its retention term (its personal data
-    /// erased, the record and its evidence chain's structure kept), if it was.
-    public var disposedAt: Date?
+    /// Its disposal at the end of its retention term (its personal data erased, the
+    /// record and its evidence chain's structure kept), if it was disposed of.
+    public var disposal: Disposal?
     /// When and by whom it was registered.
     public var openedAt: Date
     public var openedBy: String
     /// Its deadlines, each with its rule.
     public var deadlines: [Deadline]
+
+    /// What the register keeps of a request's disposal, to show it was lawful.
+    public struct Disposal: Sendable, Hashable, Codable {
+        /// When its content was erased.
+        public var at: Date
+        /// The approved retention plan that disposed of it, and that plan's SHA-256 (hex).
+        public var planID: Int64
+        public var planSHA256: String
+        /// Who approved the plan, and when.
+        public var approvedBy: String
+        public var approvedAt: Date
+    }
 
     /// The last day it may be answered.
     public var dueOn: CivilDate? { RequestDeadlines.effectiveDue(deadlines) }

@@ -252,7 +252,11 @@ public struct RequestRegister: Sendable {
             extensionNoticeOn: try row.optionalString("extension_notice_on").map { try CivilDate(parsing: $0) },
             lateAcknowledged: try row.bool("late_acknowledged"), status: try row.string("status"),
             outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), closedAt: try row.optionalDate("closed_at"),
-            disposedAt: try row.optionalDate("disposed_at"), openedAt: try row.date("opened_at"), openedBy: try row.string("opened_by"), deadlines: deadlines)
+            disposal: try row.optionalDate("disposed_at").map { at in
+                RequestRecord.Disposal(
+                    at: at, planID: try row.int64("disposal_plan_id"), planSHA256: try row.string("disposal_plan_sha256"),
+                    approvedBy: try row.string("disposal_approved_by"), approvedAt: try row.date("disposal_approved_at"))
+            }, openedAt: try row.date("opened_at"), openedBy: try row.string("opened_by"), deadlines: deadlines)
     }
 
     private func decodeRule(_ text: String) throws -> DeadlineRule {

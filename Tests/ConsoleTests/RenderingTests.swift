@@ -21,6 +21,9 @@ import TestSupport
         let empty: Bool
         let count: Int
         let nested: Nested?
+        /// A sequence Mustache iterates that is not an array.
+        var recent: ReversedCollection<[Row]> { rows.reversed() }
+        let newest: ReversedCollection<[Row]>
     }
 
     struct Nested {
@@ -33,6 +36,7 @@ import TestSupport
         {{#rows}}<p class="{{#flagged}}flag{{/flagged}}">{{name}} {{note}} {{title}} {{t.label}}{{#tags}}<i>{{.}}</i>{{/tags}}{{^note}}[{{subtitle}}]{{/note}}</p>{{/rows}}
         {{^rows}}<p>{{t.empty}}</p>{{/rows}}{{#empty}}E{{/empty}}{{^empty}}N{{/empty}} {{count}}
         {{#nested}}<section>{{label}}{{#rows}}{{name}}/{{label}}/{{note}}{{/rows}}</section>{{/nested}}{{^nested}}no nested{{/nested}}
+        <ol>{{#newest}}<li>{{name}}</li>{{/newest}}</ol>
         """
 
     static func context(_ model: Model) -> PageContext {
@@ -46,17 +50,19 @@ import TestSupport
             Row(name: "c", note: nil, flagged: false, tags: []),
         ]
         let models = [
-            Model(title: "T", subtitle: "S", rows: rows, empty: false, count: 2, nested: Nested(label: "L", rows: rows)),
-            Model(title: "T", subtitle: nil, rows: rows, empty: true, count: 0, nested: nil),
-            Model(title: "T & U", subtitle: nil, rows: [], empty: false, count: -1, nested: Nested(label: "", rows: [])),
-            Model(title: "", subtitle: "", rows: [rows[1]], empty: true, count: 7, nested: Nested(label: "M", rows: [rows[1]])),
+            Model(title: "T", subtitle: "S", rows: rows, empty: false, count: 2, nested: Nested(label: "L", rows: rows), newest: rows.reversed()),
+            Model(title: "T", subtitle: nil, rows: rows, empty: true, count: 0, nested: nil, newest: [].reversed()),
+            Model(title: "T & U", subtitle: nil, rows: [], empty: false, count: -1, nested: Nested(label: "", rows: []), newest: rows.reversed()),
+            Model(title: "", subtitle: "", rows: [rows[1]], empty: true, count: 7, nested: Nested(label: "M", rows: [rows[1]]), newest: [rows[1]].reversed()),
         ]
         let template = try MustacheTemplate(string: "{{#page}}" + Self.template + "{{/page}}")
         let context = Self.context(models[variant])
         let fromModel = template.render(context)
         let fromTree = template.render(MustacheTree.of(context))
         #expect(fromTree == fromModel)
-        #expect(fromModel.contains("<h1>"))
+        // The rows found the catalogue by climbing the stack, and the reversed rows were iterated.
+        #expect(fromModel.contains("libellé") == !models[variant].rows.isEmpty)
+        #expect(fromModel.contains("<li>c</li>") == models[variant].newest.contains { $0.name == "c" })
     }
 
     /// Every stored property of `value`, found by `Mirror`, is what its own lookup answers.
@@ -77,7 +83,11 @@ import TestSupport
                 sequence: "1", occurred: "o", user: "u", role: "r", team: "t", action: "a", object: "ob", patient: "p", purpose: "pu", result: "re",
                 denied: true),
             Console.RegisterRow(
-                number: "1", kind: "k", capacity: "c", received: "r", status: "s", due: "d", left: "l", overdue: true, soon: false, identityChecked: true),
+                number: "1", kind: "k", capacity: "c", received: "r", status: "s", due: "d", left: "l", overdue: true, soon: false, identityChecked: false),
+            Console.RegisterRow(
+                number: "2", kind: "k", capacity: "c", received: "r", status: "s", due: "d", left: "l", overdue: false, soon: true, identityChecked: false),
+            Console.RegisterRow(
+                number: "3", kind: "k", capacity: "c", received: "r", status: "s", due: "d", left: "l", overdue: false, soon: false, identityChecked: true),
             Console.Choice(value: "v", label: "l", selected: true), Console.PageLink(href: "h", label: "l", rel: "r"),
             Console.PageButton(page: "2", label: "l"), UserPanel.Link(href: "h", label: "l"),
         ]

@@ -83,14 +83,14 @@ struct JournalSearchTests {
             #expect(try await sequences(JournalSearch(actorTeam: "sau"), fixture) == [0, 2])
             // A page reads the same candidates and names the mismatched one instead of showing it.
             let page = try await fixture.admin.perform { try JournalSearch(patientID: Self.secondPatient).page(0..<50, on: $0) }
-            #expect(page.candidates == 2 && page.entries.map(\.sequence) == [2] && page.mismatched == [1])
+            #expect(page.candidateCount == 2 && page.entries.map(\.sequence) == [2] && page.mismatched == [1])
         }
     }
 
     @Test("Pages of a search hold the newest entries first, a window at a time, as the whole search holds them")
     func pages() async throws {
         try await Self.journal("searchpages") { fixture in
-            // 57 more entries for the first patient (sequences 4…60), 2 for the second.
+            // 57 more entries for the first patient (sequences 4…62), 2 for the second.
             let more = (0..<59).map { index -> AccessEvent in
                 var event = AccessEvent(
                     occurredAt: Self.day(14).addingTimeInterval(Double(index)), source: "osmose-care", requestID: "page-\(index)", action: .read,
@@ -104,7 +104,7 @@ struct JournalSearchTests {
                 let whole = Array(try await sequences(search, fixture).reversed())
                 for window in [0..<10, 10..<20, 50..<60, 55..<70, 100..<150, 0..<1000] {
                     let page = try await fixture.admin.perform { try search.page(window, on: $0) }
-                    #expect(page.candidates == whole.count, "\(search) \(window)")
+                    #expect(page.candidateCount == whole.count, "\(search) \(window)")
                     #expect(page.entries.map(\.sequence) == Array(whole[min(window.lowerBound, whole.count)..<min(window.upperBound, whole.count)]), "\(search) \(window)")
                     #expect(page.mismatched.isEmpty)
                 }

@@ -192,7 +192,8 @@ struct SubjectRequestRetentionTests {
             #expect(verified.problems.isEmpty && !verified.steps.isEmpty && verified.steps.allSatisfy(\.isErased), "\(verified.problems)")
             // The register says so: the record, and its line in the listing (the others are not marked).
             let shown = try await fixture.admin.perform { try register.request(number: old, on: $0) }
-            #expect(shown.disposedAt != nil && shown.requesterName == nil && shown.outcome == .refused)
+            #expect(shown.disposal?.planID == stored.id && shown.disposal?.planSHA256 == stored.sha256 && shown.disposal?.approvedBy == "Jeanne Martin")
+            #expect(shown.requesterName == nil && shown.outcome == .refused)
             let listed = try await fixture.admin.perform { try register.list(openOnly: false, dueWithin: nil, on: $0) }
             #expect(Set(listed.filter(\.disposed).map(\.number)) == Set([old, onTerm]))
             let page = try await fixture.admin.perform { try register.page(.init(status: .all), offset: 0, limit: 50, warnDays: 5, on: $0) }

@@ -109,6 +109,16 @@ struct RegisterPageTests {
                 "INSERT INTO dsar.deadlines (request_id, rule, due_on, citation) VALUES ($1, 'gdpr-extended', $2::date, 'test')",
                 [first, today.adding(days: -9).description])
             try await fixture.admin.query("DELETE FROM dsar.deadlines WHERE request_id = $1 AND rule = 'gdpr-extended'", [first])
+            // A deadline moved from one request to another: both days follow.
+            try await fixture.admin.query(
+                "INSERT INTO dsar.deadlines (request_id, rule, due_on, citation) VALUES ($1, 'gdpr-extended', $2::date, 'test')",
+                [first, today.adding(days: -30).description])
+            try await fixture.admin.query("UPDATE dsar.deadlines SET request_id = $2 WHERE request_id = $1 AND rule = 'gdpr-extended'", [first, third])
+            // The day itself cannot be written: not even the schema owner can hide an overdue request.
+            let refused = await #expect(throws: StoreError.self) {
+                try await fixture.admin.query("UPDATE dsar.requests SET due_on = NULL WHERE id = $1", [second])
+            }
+            #expect("\(refused.map { "\($0)" } ?? "")".contains("insufficient_privilege"))
             let rows = try await fixture.admin.query(
                 """
                 SELECT r.number, r.due_on::text AS kept,
@@ -123,11 +133,11 @@ struct RegisterPageTests {
             }
             let (moved, none) = (try rows[2].optionalString("kept"), try rows[3].optionalString("kept"))
             #expect(moved == today.adding(days: -2).description, "the moved deadline is the due day")
-            #expect(none == nil, "no deadline in force: no due day")
+            #expect(none == today.adding(days: -30).description, "the deadline moved to it is its due day")
             let page = try await fixture.dsar.transaction { connection in
                 try register.page(.init(status: .open), offset: 0, limit: 50, warnDays: 5, on: connection)
             }
-            #expect(page.overdue == 1 && page.rows.first { $0.number == numbers[2] }?.daysLeft == -2)
+            #expect(page.overdue == 2 && page.rows.first { $0.number == numbers[2] }?.daysLeft == -2)
         }
     }
 

@@ -8,9 +8,15 @@
 -- hash index leads straight to the patient's rows. What it costs osmose-journald,
 -- measured by hand on 2,000,000 events (2 cores, quiet): 104,000–111,000 events/s
 -- against 113,000–116,000 with the Bloom index (a B-tree on (patient_id, seq) cost
--- more: 86,000–87,000). Searches by user keep their Bloom index; searches by
--- period, the BRIN index on occurred_at.
--- Building the index reads every entry once; appends wait for it (the intake
--- holds the events meanwhile, nothing is lost).
+-- more: 86,000–87,000). Migration 0013 had measured hash indexes at 29 % of
+-- PostgreSQL's time while appending: two of them (patient and user), when the
+-- sequencer itself was four times slower; the user search keeps its Bloom index.
+-- Searches by period keep the BRIN index on occurred_at.
+--
+-- The new index is built before the old one is dropped: the build blocks appends
+-- (the intake holds the events meanwhile, nothing is lost) but not searches,
+-- verification or pack builds; only the drop and the rename take the table's
+-- exclusive lock, for a moment.
+CREATE INDEX entries_patient_hash ON journal.entries USING hash (patient_id);
 DROP INDEX journal.entries_patient;
-CREATE INDEX entries_patient ON journal.entries USING hash (patient_id);
+ALTER INDEX journal.entries_patient_hash RENAME TO entries_patient;
