@@ -327,8 +327,13 @@ struct LoginThrottleTests {
                 body: Array(#"{"username":"agent.epl","password":"\#(CareHarness.password)"}"#.utf8))
             func timedVictimLogin() async throws -> (RawHTTP.Reply, Duration) {
                 let started = ContinuousClock.now
-                let reply = try await RawHTTP.send(victimLogin, port: port, from: "127.0.0.2")
-                return (reply, ContinuousClock.now - started)
+                do {
+                    let reply = try await RawHTTP.send(victimLogin, port: port, from: "127.0.0.2")
+                    return (reply, ContinuousClock.now - started)
+                } catch {
+                    // Which side went unanswered, and after how long (seen under a loaded whole-suite run).
+                    throw TestEnvironmentError("the victim's login from 127.0.0.2, after \(ContinuousClock.now - started): \(error)")
+                }
             }
             // The same login without the flood, on the same machine, beside the same
             // concurrently running suites: what the delay is measured from. Other
@@ -347,9 +352,16 @@ struct LoginThrottleTests {
                             for round in 0..<1_000 {
                                 if victimDone.isSet { return (statuses, true) }
                                 let body = Array(#"{"username":"flood-\#(client)-\#(round)","password":"guessing"}"#.utf8)
-                                let reply = try await RawHTTP.send(
-                                    RawHTTP.request("POST", "/v1/auth/login", headers: [("Content-Type", Array("application/json".utf8))], body: body), port: port)
-                                statuses.append(reply.status)
+                                let started = ContinuousClock.now
+                                do {
+                                    let reply = try await RawHTTP.send(
+                                        RawHTTP.request("POST", "/v1/auth/login", headers: [("Content-Type", Array("application/json".utf8))], body: body),
+                                        port: port)
+                                    statuses.append(reply.status)
+                                } catch {
+                                    throw TestEnvironmentError(
+                                        "flooding client \(client), attempt \(round), after \(ContinuousClock.now - started) (victim answered: \(victimDone.isSet)): \(error)")
+                                }
                             }
                             return (statuses, victimDone.isSet)
                         }
