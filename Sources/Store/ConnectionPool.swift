@@ -5,6 +5,12 @@ public import Logging
 /// A connection is checked for health when it is leased (the server may have closed
 /// it while idle) and when it is returned (a transaction left open is rolled back);
 /// a broken one is dropped and a new one opened in its place.
+///
+/// Waiters are served first come, first served: a returned connection is handed to
+/// the oldest waiter directly, never left idle for a newcomer to take. (When it was
+/// left idle and the waiter only woken, a task arriving meanwhile could take it, and
+/// the woken waiter queued again at the back: under a flood of requests one waited
+/// over a minute.)
 public actor ConnectionPool {
     /// How to reach the server and how many connections to keep.
     public struct Configuration: Sendable {
@@ -27,7 +33,9 @@ public actor ConnectionPool {
     private let logger: Logger
     private var idle: [Connection] = []
     private var openCount = 0
-    private var waiters: [(id: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+    /// Each waiter is resumed with a connection handed over, or with nil when a
+    /// connection was closed and it may open one in its place.
+    private var waiters: [(id: Int, continuation: CheckedContinuation<Connection?, any Error>)] = []
     private var nextWaiterID = 0
     private var closed = false
 
@@ -87,17 +95,32 @@ public actor ConnectionPool {
     public var openConnections: Int { openCount }
 
     private func lease() async throws -> Connection {
+        var handed: Connection?
+        var reserved = false
         while true {
-            guard !closed else { throw StoreError(.poolClosed, "the connection pool was shut down") }
-            if let connection = idle.popLast() {
+            guard !closed else {
+                if let handed {
+                    openCount -= 1
+                    await handed.close()
+                }
+                if reserved { openCount -= 1 }
+                throw StoreError(.poolClosed, "the connection pool was shut down")
+            }
+            if let connection = handed ?? (waiters.isEmpty ? idle.popLast() : nil) {
+                handed = nil
                 if await connection.isUsable() { return connection }
                 logger.info("dropping a broken pooled connection")
-                openCount -= 1
                 await connection.close()
+                // Its place stays this task's: a new connection is opened in it.
+                reserved = true
                 continue
             }
-            if openCount < configuration.maximumConnections {
+            if !reserved, openCount < configuration.maximumConnections, waiters.isEmpty {
                 openCount += 1
+                reserved = true
+            }
+            if reserved {
+                reserved = false
                 do {
                     return try await Connection.connect(
                         configuration.connectionString, applicationName: configuration.applicationName, logger: logger)
@@ -107,15 +130,17 @@ public actor ConnectionPool {
                     throw error
                 }
             }
-            try await waitForRelease()
+            // nil: a connection was closed, and its place is reserved for this waiter.
+            handed = try await waitForRelease()
+            reserved = handed == nil
         }
     }
 
-    private func waitForRelease() async throws {
+    private func waitForRelease() async throws -> Connection? {
         let id = nextWaiterID
         nextWaiterID += 1
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Connection?, any Error>) in
                 if Task.isCancelled {
                     continuation.resume(throwing: CancellationError())
                 } else {
@@ -132,18 +157,24 @@ public actor ConnectionPool {
         waiters.remove(at: index).continuation.resume(throwing: CancellationError())
     }
 
+    /// A connection was closed: the oldest waiter opens one in its place, reserved for it.
     private func wakeOne() {
-        guard !waiters.isEmpty else { return }
-        waiters.removeFirst().continuation.resume()
+        guard !waiters.isEmpty, openCount < configuration.maximumConnections else { return }
+        openCount += 1
+        waiters.removeFirst().continuation.resume(returning: nil)
     }
 
     private func giveBack(_ connection: Connection) async {
         if !closed, await connection.resetForReuse() {
-            idle.append(connection)
+            if waiters.isEmpty {
+                idle.append(connection)
+            } else {
+                waiters.removeFirst().continuation.resume(returning: connection)
+            }
         } else {
             openCount -= 1
             await connection.close()
+            wakeOne()
         }
-        wakeOne()
     }
 }

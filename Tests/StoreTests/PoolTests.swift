@@ -29,6 +29,37 @@ struct PoolTests {
         }
     }
 
+    @Test("Waiters are served in order: a returned connection goes to the oldest waiter, not to a task that arrives meanwhile")
+    func waitersServedInOrder() async throws {
+        try await TestDatabase.with("poolfifo") { database in
+            let pool = ConnectionPool(configuration: .init(connectionString: database.connectionString, maximumConnections: 1), logger: testLogger)
+            let order = ServedOrder()
+            let released = Counter()
+            // One task holds the only connection until the waiters have queued.
+            let holder = Task {
+                try await pool.withConnection { _ in
+                    while released.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            var waiters: [Task<Void, any Error>] = []
+            for index in 0..<5 {
+                waiters.append(Task { try await pool.withConnection { _ in order.append("waiter \(index)") } })
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            // Newcomers arrive as the connection is returned: each must queue behind the waiters.
+            released.increment()
+            let newcomers = (0..<20).map { index in Task { try await pool.withConnection { _ in order.append("newcomer \(index)") } } }
+            try await holder.value
+            for task in waiters + newcomers { try await task.value }
+            let served = order.names
+            #expect(Array(served.prefix(5)) == (0..<5).map { "waiter \($0)" }, "\(served)")
+            #expect(served.count == 25)
+            #expect(await pool.openConnections == 1)
+            await pool.shutdown()
+        }
+    }
+
     @Test("Queries from many tasks run side by side and do not block the cooperative pool")
     func concurrency() async throws {
         try await TestDatabase.with("poolconcurrency") { database in
@@ -128,6 +159,13 @@ final class Gauge: Sendable {
     func leave() { state.withLock { $0.current -= 1 } }
     var current: Int { state.withLock { $0.current } }
     var maximum: Int { state.withLock { $0.maximum } }
+}
+
+/// Who was served, in order.
+final class ServedOrder: Sendable {
+    private let served = Mutex<[String]>([])
+    func append(_ name: String) { served.withLock { $0.append(name) } }
+    var names: [String] { served.withLock { $0 } }
 }
 
 final class Counter: Sendable {
