@@ -54,14 +54,17 @@ let package = Package(
         .target(name: "CCryptographyShims", dependencies: ["COpenSSL"]),
 
         // Shared modules.
+        // The error shape every module follows (a stable code, equality on it).
+        .target(name: "ErrorConventions", swiftSettings: strictSettings),
         .target(
             name: "Cryptography",
-            dependencies: ["COpenSSL", "CCryptographyShims"],
+            dependencies: ["ErrorConventions", "COpenSSL", "CCryptographyShims"],
             swiftSettings: optimisedSettings
         ),
         .target(
             name: "Store",
             dependencies: [
+                "ErrorConventions",
                 "CLibpq",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -70,6 +73,7 @@ let package = Package(
         .target(
             name: "Schema",
             dependencies: [
+                "ErrorConventions",
                 "Store",
                 "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
@@ -80,6 +84,7 @@ let package = Package(
         .target(
             name: "Systemd",
             dependencies: [
+                "ErrorConventions",
                 "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -89,11 +94,12 @@ let package = Package(
         .target(
             name: "Settings",
             dependencies: [
+                "ErrorConventions",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "Keyring", dependencies: ["Cryptography", "Store"], swiftSettings: strictSettings),
+        .target(name: "Keyring", dependencies: ["ErrorConventions", "Cryptography", "Store"], swiftSettings: strictSettings),
         // Start-up shared by every daemon: options, logging, sd_notify, exit statuses, graceful shutdown.
         .target(
             name: "DaemonRuntime",
@@ -111,26 +117,27 @@ let package = Package(
         .target(name: "Archive", dependencies: ["Age", "Cryptography", "CLibarchive"], swiftSettings: strictSettings),
         .target(
             name: "Backup",
-            dependencies: ["Archive", "Age", "Cryptography", "CGlibcExtras", "Settings", "Store", "Journal", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ErrorConventions", "Archive", "Age", "Cryptography", "CGlibcExtras", "Settings", "Store", "Journal", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
         .target(
             name: "BackupService",
             dependencies: [
+                "ErrorConventions",
                 "Backup", "Age", "Settings", "Store", "Journal", "KeyManagement", "Systemd", "DaemonRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-backupd", dependencies: ["BackupService", "DaemonRuntime"], swiftSettings: strictSettings),
-        .target(name: "Journal", dependencies: ["Store", "Cryptography"], swiftSettings: optimisedSettings),
+        .target(name: "Journal", dependencies: ["ErrorConventions", "Store", "Cryptography"], swiftSettings: optimisedSettings),
         // Cold archives of journal months: write, read back, verify, purge, destroy (docs/retention.md).
         // Optimised like Journal: it hashes and replays millions of entries.
         .target(
             name: "JournalArchive",
-            dependencies: ["Journal", "Archive", "Store", "Age", "Cryptography", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ErrorConventions", "Journal", "Archive", "Store", "Age", "Cryptography", .product(name: "Logging", package: "swift-log")],
             swiftSettings: optimisedSettings),
         .target(
             name: "CareRecords",
-            dependencies: ["Cryptography", "Store", "Keyring", "Journal", "Settings"],
+            dependencies: ["ErrorConventions", "Cryptography", "Store", "Keyring", "Journal", "Settings"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -193,6 +200,7 @@ let package = Package(
         .target(
             name: "StaffAccounts",
             dependencies: [
+                "ErrorConventions",
                 "Cryptography", "Store", "Journal", "CareRecords",
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
             ],
@@ -201,6 +209,7 @@ let package = Package(
         .target(
             name: "Retention",
             dependencies: [
+                "ErrorConventions",
                 "CareRecords", "Journal", "JournalArchive", "SubjectRequests", "Age", "Keyring", "Store", "Settings", "Cryptography",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -217,7 +226,7 @@ let package = Package(
         // Data-subject requests: the register, deadlines, access packs, evidence files (schema dsar).
         .target(
             name: "SubjectRequests",
-            dependencies: ["CareRecords", "Journal", "Keyring", "Store", "Cryptography", "Age", "Archive", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ErrorConventions", "CareRecords", "Journal", "Keyring", "Store", "Cryptography", "Age", "Archive", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
         .target(
             name: "SubjectRequestService",

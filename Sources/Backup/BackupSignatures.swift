@@ -1,5 +1,6 @@
 import Archive
 import Cryptography
+public import ErrorConventions
 public import Foundation
 import Glibc
 public import Journal
@@ -8,9 +9,9 @@ public import Journal
 /// configuration does not list (or by a retired key after its retirement), or not
 /// what was signed. `subject` names the file (relative to the store, or a head
 /// file's path); the commands exit with status 5.
-public struct BackupIntegrityError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct BackupIntegrityError: CodedError {
     /// A stable identifier for the kind of problem.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `backup.integrity.unsigned`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -29,8 +30,6 @@ public struct BackupIntegrityError: Error, Hashable, Sendable, CustomStringConve
         public static let rolledBack = Code("backup.integrity.rolled_back")
         /// The catalogue's hash chain is broken (a backup removed or replaced).
         public static let chain = Code("backup.integrity.chain")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of problem.

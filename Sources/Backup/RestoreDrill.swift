@@ -1,3 +1,4 @@
+public import ErrorConventions
 import Foundation
 import Glibc
 public import Journal
@@ -5,9 +6,9 @@ public import Logging
 public import Store
 
 /// An error of the restore drill, equal on its code.
-public struct RestoreDrillError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct RestoreDrillError: CodedError {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `backup.drill.server_programs_not_found`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -18,8 +19,6 @@ public struct RestoreDrillError: Error, Hashable, Sendable, CustomStringConverti
         public static let cannotRun = Code("backup.drill.cannot_run")
         /// The drill's directory or the restored cluster's settings cannot be written.
         public static let workDirectory = Code("backup.drill.work_directory")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -31,10 +30,6 @@ public struct RestoreDrillError: Error, Hashable, Sendable, CustomStringConverti
         self.code = code
         self.message = message
     }
-
-    public static func == (lhs: RestoreDrillError, rhs: RestoreDrillError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
 }
 
 /// Where PostgreSQL's server programs (`initdb`, `pg_ctl`, `postgres`) are

@@ -1,12 +1,13 @@
 import Backup
 import DaemonRuntime
+import ErrorConventions
 
 /// Why an `osmose-backupd` command did not do its work, with the documented status
 /// the process exits with. Its description is the one line printed after
 /// `osmose-backupd: `.
-struct BackupCommandError: Error, Hashable, Sendable, CustomStringConvertible, ExitStatusProviding {
+struct BackupCommandError: CodedError, ExitStatusProviding {
     /// A stable identifier for the kind of failure.
-    struct Code: Hashable, Sendable, CustomStringConvertible {
+    struct Code: ErrorCode {
         /// The stable string, e.g. `backupd.failed`.
         let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -19,8 +20,6 @@ struct BackupCommandError: Error, Hashable, Sendable, CustomStringConvertible, E
         static let integrity = Code("backupd.integrity")
         /// No backup-signing key, or one that cannot be read: exit status 6.
         static let keyUnavailable = Code("backupd.key_unavailable")
-
-        var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -45,9 +44,6 @@ struct BackupCommandError: Error, Hashable, Sendable, CustomStringConvertible, E
         }
     }
     var description: String { message }
-
-    static func == (lhs: BackupCommandError, rhs: BackupCommandError) -> Bool { lhs.code == rhs.code }
-    func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     /// Runs `body`; whatever it throws becomes an error of `code` (of `.integrity`
     /// for a ``BackupIntegrityError``), its message `context: error`, or the error's

@@ -1,8 +1,10 @@
+public import ErrorConventions
+
 /// An error a care-service request ends with: a stable code, the HTTP status it
 /// maps to, and a message that never contains patient data.
-public struct CareError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct CareError: CodedError {
     /// A stable identifier, returned to clients as `error.code` and journaled as the event's reason.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `care.forbidden`.
         public let rawValue: String
         /// The HTTP status.
@@ -41,8 +43,6 @@ public struct CareError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let restricted = Code("care.restricted", 403)
         public static let journalUnavailable = Code("journal.unavailable", 503)
         public static let internalError = Code("internal.error", 500)
-
-        public var description: String { rawValue }
     }
 
     /// What kind of error this is.
@@ -55,8 +55,4 @@ public struct CareError: Error, Hashable, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-
-    public static func == (lhs: CareError, rhs: CareError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
 }

@@ -1,13 +1,14 @@
 internal import COpenSSL
+public import ErrorConventions
 
 /// An error from the cryptographic layer.
 ///
 /// Equal on ``code`` alone. Neither ``description`` nor ``debugDescription`` ever
 /// contains key material or plaintext: the debug form adds only OpenSSL's own
 /// error-queue text, which names algorithms and reasons, never data.
-public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct CryptoError: CodedError, CustomDebugStringConvertible {
     /// A stable identifier for the kind of failure, as printed in logs and CLI output.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `crypto.authentication_failed`.
         public let rawValue: String
 
@@ -25,8 +26,6 @@ public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible, C
         public static let weakPublicKey = Code("crypto.weak_public_key")
         /// The system random generator or OpenSSL itself failed.
         public static let providerFailure = Code("crypto.provider_failure")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -46,11 +45,6 @@ public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible, C
     static func openSSL(_ message: String, code: Code = .providerFailure) -> CryptoError {
         CryptoError(code, message, underlying: drainOpenSSLErrors())
     }
-
-    public static func == (lhs: CryptoError, rhs: CryptoError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-
-    public var description: String { "\(code): \(message)" }
     public var debugDescription: String {
         guard let underlying, !underlying.isEmpty else { return description }
         return "\(description) [openssl: \(underlying)]"

@@ -1,7 +1,9 @@
+public import ErrorConventions
+
 /// An error of the journal's daemon or tools, equal on its code.
-public struct JournalError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct JournalError: CodedError {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `journal.witness`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -18,8 +20,6 @@ public struct JournalError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let notFound = Code("journal.not_found")
         /// An argument is out of range or malformed.
         public static let invalidArgument = Code("journal.invalid_argument")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -32,8 +32,4 @@ public struct JournalError: Error, Hashable, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-
-    public static func == (lhs: JournalError, rhs: JournalError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
 }

@@ -1,4 +1,5 @@
 import Cryptography
+public import ErrorConventions
 import Foundation
 
 /// One stored entry row as `verify` reads it, wherever it lies: the hashed bytes,
@@ -131,7 +132,7 @@ public struct VerificationFailure: Sendable, Hashable, Codable, CustomStringConv
     /// What kind of problem it is. The raw values are stable: they appear in
     /// `osmosectl journal verify`'s output (text and JSON) and in the security
     /// officer's runbook.
-    public enum Code: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
+    public enum Code: String, ErrorCode, Codable, CaseIterable {
         /// A checkpoint id is missing from the numbering.
         case checkpointMissing = "journal.verify.checkpoint_missing"
         /// A checkpoint's note is not validly signed by a known key of the log.
@@ -182,8 +183,6 @@ public struct VerificationFailure: Sendable, Hashable, Codable, CustomStringConv
         case archivedEntry = "journal.verify.archived_entry"
         /// A month is recorded as purged, but the journal holds no event of that purge.
         case archiveUnjournaled = "journal.verify.archive_unjournaled"
-
-        public var description: String { rawValue }
     }
 
     /// What kind of problem it is.

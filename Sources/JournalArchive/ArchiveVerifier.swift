@@ -1,6 +1,7 @@
 public import Age
 import Archive
 import Cryptography
+public import ErrorConventions
 import Foundation
 public import Journal
 public import Store
@@ -9,7 +10,7 @@ import Synchronization
 /// Something wrong with a cold archive, named precisely.
 public struct ArchiveProblem: Sendable, Hashable, Codable, CustomStringConvertible {
     /// What kind of problem it is; the raw values are stable (CLI output, runbooks).
-    public enum Code: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
+    public enum Code: String, ErrorCode, Codable, CaseIterable {
         /// The file cannot be decrypted with the identities given, or is not a readable archive.
         case unreadable = "journal.archive.unreadable"
         /// A member is missing, out of place or unexpected.
@@ -34,8 +35,6 @@ public struct ArchiveProblem: Sendable, Hashable, Codable, CustomStringConvertib
         case online = "journal.archive.online"
         /// The archive is not the one the database records for its month.
         case record = "journal.archive.record"
-
-        public var description: String { rawValue }
     }
 
     /// What kind of problem it is.

@@ -1,11 +1,12 @@
+public import ErrorConventions
 import Store
 
 /// An error archiving, verifying, purging or destroying a journal month's cold
 /// archive; equal on its code. Its description names months, sequence numbers,
 /// files and directories, never an entry's content.
-public struct JournalArchiveError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct JournalArchiveError: CausedError {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `journal_archive.not_archived`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -28,8 +29,6 @@ public struct JournalArchiveError: Error, Hashable, Sendable, CustomStringConver
         public static let verification = Code("journal_archive.verification")
         /// The database refused the operation (its message says why).
         public static let refused = Code("journal_archive.refused")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -44,14 +43,6 @@ public struct JournalArchiveError: Error, Hashable, Sendable, CustomStringConver
         self.code = code
         self.message = message
         self.underlying = underlying
-    }
-
-    public static func == (lhs: JournalArchiveError, rhs: JournalArchiveError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
-    public var debugDescription: String {
-        guard let underlying else { return description }
-        return "\(description) [\(String(reflecting: underlying))]"
     }
 }
 

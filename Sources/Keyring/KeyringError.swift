@@ -1,10 +1,12 @@
+public import ErrorConventions
+
 /// An error from the keyring: a missing or wrong master key, an unknown key id, a
 /// ciphertext that does not decrypt where it is.
 ///
 /// Never carries key material or plaintext.
-public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct KeyringError: CodedError {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `keyring.wrong_master_key`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -23,8 +25,6 @@ public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let staleRing = Code("keyring.stale")
         /// A key operation is not allowed in the key's state, or is refused by policy.
         public static let refused = Code("keyring.refused")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -36,10 +36,6 @@ public struct KeyringError: Error, Hashable, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-
-    public static func == (lhs: KeyringError, rhs: KeyringError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
 }
 
 extension KeyringError {

@@ -1,9 +1,11 @@
+public import ErrorConventions
+
 /// Why a retention operation was refused or failed: a stable code that appears in
 /// logs and on the command line, and a message that never carries patient data
 /// (identifiers are internal ids, dates and digests).
-public struct RetentionError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct RetentionError: CausedError {
     /// A stable identifier for the kind of problem.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `retention.plan_modified`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -22,8 +24,6 @@ public struct RetentionError: Error, Hashable, Sendable, CustomStringConvertible
         public static let busy = Code("retention.busy")
         /// The cold archives cannot be written: no archive directory or recipient, or one is unusable.
         public static let archiveUnavailable = Code("retention.archive_unavailable")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of problem this is.
@@ -38,13 +38,5 @@ public struct RetentionError: Error, Hashable, Sendable, CustomStringConvertible
         self.code = code
         self.message = message
         self.underlying = underlying
-    }
-
-    public static func == (lhs: RetentionError, rhs: RetentionError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
-    public var debugDescription: String {
-        guard let underlying else { return description }
-        return "\(description) (caused by \(String(reflecting: underlying)))"
     }
 }

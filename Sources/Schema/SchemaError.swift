@@ -1,9 +1,11 @@
+public import ErrorConventions
+
 /// An error applying or inspecting migrations.
 ///
 /// Equal on ``code`` alone; the description names the migration file, never data.
-public struct SchemaError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SchemaError: CodedError {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `schema.migration_modified`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -16,8 +18,6 @@ public struct SchemaError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let unknownMigration = Code("schema.unknown_migration")
         /// A migration's SQL failed; it was rolled back.
         public static let migrationFailed = Code("schema.migration_failed")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -32,9 +32,6 @@ public struct SchemaError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
         self.underlying = underlying
     }
-
-    public static func == (lhs: SchemaError, rhs: SchemaError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     public var description: String {
         guard let underlying else { return "\(code): \(message)" }

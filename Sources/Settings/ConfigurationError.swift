@@ -1,10 +1,12 @@
+public import ErrorConventions
+
 /// A configuration or policy file that cannot be used, with where and why.
 ///
 /// Its description has the form compilers use, `file:line:column: reason`, so an
 /// editor can jump to it and a sysadmin sees at once what to change.
-public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct ConfigurationError: CodedError {
     /// A stable identifier for the kind of problem.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `config.unknown_setting`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -21,8 +23,6 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
         public static let invalidValue = Code("config.invalid_value")
         /// Two policy files contradict each other (retention and backups).
         public static let inconsistentPolicies = Code("config.inconsistent_policies")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of problem this is.
@@ -45,8 +45,8 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
         self.reason = reason
     }
 
-    public static func == (lhs: ConfigurationError, rhs: ConfigurationError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    /// The reason, for ``CodedError``; the description adds where.
+    public var message: String { reason }
 
     public var description: String {
         var location = file

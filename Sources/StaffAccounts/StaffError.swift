@@ -1,8 +1,10 @@
+public import ErrorConventions
+
 /// An error of the staff accounts: a stable code and a message that never carries
 /// a password, a code or a seed. Equal on its code.
-public struct StaffError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct StaffError: CodedError {
     /// A stable identifier, journaled as the event's reason and shown in the console's error pages.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `staff.invalid_credentials`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -25,8 +27,6 @@ public struct StaffError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let sealedSeed = Code("staff.sealed_seed")
         /// The enrolment is not in the state the step needs (no pending seed, already enrolled).
         public static let enrolmentState = Code("staff.enrolment_state")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of error this is.
@@ -39,8 +39,4 @@ public struct StaffError: Error, Hashable, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-
-    public static func == (lhs: StaffError, rhs: StaffError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
 }

@@ -140,6 +140,19 @@ public actor Connection {
         try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_encoding = 'UTF8'; SET bytea_output = 'hex'")
     }
 
+    /// Sends `sql`, a COPY statement, and checks that the server entered the COPY state
+    /// `expected` (`PGRES_COPY_IN` or `PGRES_COPY_OUT`); otherwise throws the server's
+    /// error. The result that announces the COPY carries nothing else and is freed here.
+    private func startCopy(_ sql: String, expecting expected: ExecStatusType, on pointer: OpaquePointer) throws {
+        roundTrips += 1
+        let started = PQexec(pointer, sql)
+        defer { PQclear(started) }
+        guard let started, PQresultStatus(started) == expected else {
+            if let started { throw Self.error(from: started, connection: pointer) }
+            throw StoreError(.copyFailed, "COPY did not start: \(Self.lastError(pointer))")
+        }
+    }
+
     private static func lastError(_ pointer: OpaquePointer) -> String {
         String(cString: PQerrorMessage(pointer)).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
@@ -389,13 +402,7 @@ public actor Connection {
         let owner = try live()
         defer { withExtendedLifetime(owner) {} }
         let pointer = owner.pointer
-        roundTrips += 1
-        let started = PQexec(pointer, sql)
-        defer { PQclear(started) }
-        guard let started, PQresultStatus(started) == PGRES_COPY_IN else {
-            if let started { throw Self.error(from: started, connection: pointer) }
-            throw StoreError(.copyFailed, "COPY did not start: \(Self.lastError(pointer))")
-        }
+        try startCopy(sql, expecting: PGRES_COPY_IN, on: pointer)
         var writer = CopyInWriter(connection: pointer)
         var producerError: (any Error)?
         do {
@@ -449,13 +456,7 @@ public actor Connection {
         let owner = try live()
         defer { withExtendedLifetime(owner) {} }
         let pointer = owner.pointer
-        roundTrips += 1
-        let started = PQexec(pointer, sql)
-        defer { PQclear(started) }
-        guard let started, PQresultStatus(started) == PGRES_COPY_OUT else {
-            if let started { throw Self.error(from: started, connection: pointer) }
-            throw StoreError(.copyFailed, "COPY did not start: \(Self.lastError(pointer))")
-        }
+        try startCopy(sql, expecting: PGRES_COPY_OUT, on: pointer)
         var consumerError: (any Error)?
         while true {
             var buffer: UnsafeMutablePointer<CChar>?

@@ -1,12 +1,14 @@
+public import ErrorConventions
+
 /// An error from the database layer.
 ///
 /// Equal on ``code`` alone. ``description`` is safe to log: it carries the code,
 /// the SQLSTATE and names of schema objects, never the server's message text, which
 /// can quote values (`invalid input syntax for type date: "…"`). The full server
 /// message and detail are in ``debugDescription`` only.
-public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct StoreError: CodedError, CustomDebugStringConvertible {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `store.query_failed`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -27,8 +29,6 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible, Cu
         public static let poolClosed = Code("store.pool_closed")
         /// A connection string or identifier was malformed.
         public static let invalidArgument = Code("store.invalid_argument")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -58,9 +58,6 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible, Cu
     public var isTransient: Bool { sqlState == "40001" || sqlState == "40P01" }
     /// True for SQLSTATE 23505.
     public var isUniqueViolation: Bool { sqlState == "23505" }
-
-    public static func == (lhs: StoreError, rhs: StoreError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     public var description: String {
         var text = "\(code): \(message)"

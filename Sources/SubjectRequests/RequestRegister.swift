@@ -264,6 +264,26 @@ public struct RequestRegister: Sendable {
         return rule
     }
 
+    /// The columns that ``summary(from:today:)`` reads, from `dsar.requests r`.
+    static let summaryColumns = """
+        r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
+        r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due_on, r.disposed_at IS NOT NULL AS disposed
+        """
+
+    /// A register line from a row of ``summaryColumns``: the days left count from
+    /// `today`, for open requests only.
+    static func summary(from row: Row, today: CivilDate) throws -> RequestSummary {
+        let due = try row.optionalString("due_on").map { try CivilDate(parsing: $0) }
+        let open = try row.string("status") == "open"
+        guard let kind = RequestKind(rawValue: try row.string("kind")), let capacity = RequesterCapacity(rawValue: try row.string("requester_capacity"))
+        else { throw SubjectRequestError(.internalError, "stored request kind or capacity is not valid") }
+        return RequestSummary(
+            number: try row.int64("number"), kind: kind, capacity: capacity, receivedOn: try CivilDate(parsing: try row.string("received_on")),
+            status: try row.string("status"), outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), dueOn: due,
+            daysLeft: open ? due.map { today.days(to: $0) } : nil, identityChecked: try row.bool("identity_checked"),
+            patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"), disposed: try row.bool("disposed"))
+    }
+
     /// The register: open requests by due day, or every request, newest first.
     /// - Parameters:
     ///   - openOnly: only requests still open.
@@ -272,23 +292,12 @@ public struct RequestRegister: Sendable {
     public func list(openOnly: Bool, dueWithin: Int?, now: Date = Date(), on connection: isolated Connection) throws -> [RequestSummary] {
         let rows = try connection.query(
             """
-            SELECT r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
-                   r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due_on, r.disposed_at IS NOT NULL AS disposed
+            SELECT \(Self.summaryColumns)
             FROM dsar.requests r WHERE NOT $1 OR r.status = 'open' ORDER BY r.number DESC
             """, [openOnly || dueWithin != nil]
         ).rows
         let today = CivilDate.on(now, in: timeZone)
-        let summaries = try rows.map { row -> RequestSummary in
-            let due = try row.optionalString("due_on").map { try CivilDate(parsing: $0) }
-            let open = try row.string("status") == "open"
-            guard let kind = RequestKind(rawValue: try row.string("kind")), let capacity = RequesterCapacity(rawValue: try row.string("requester_capacity"))
-            else { throw SubjectRequestError(.internalError, "stored request kind or capacity is not valid") }
-            return RequestSummary(
-                number: try row.int64("number"), kind: kind, capacity: capacity, receivedOn: try CivilDate(parsing: try row.string("received_on")),
-                status: try row.string("status"), outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), dueOn: due,
-                daysLeft: open ? due.map { today.days(to: $0) } : nil, identityChecked: try row.bool("identity_checked"),
-                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"), disposed: try row.bool("disposed"))
-        }
+        let summaries = try rows.map { try Self.summary(from: $0, today: today) }
         guard let within = dueWithin else { return summaries }
         return summaries.filter { ($0.daysLeft ?? Int.max) <= within }.sorted { ($0.daysLeft ?? 0, $0.number) < ($1.daysLeft ?? 0, $1.number) }
     }
@@ -357,10 +366,7 @@ public struct RequestRegister: Sendable {
         // by a trigger on the deadlines (migration 0049), so the page and the counts
         // each read one table (10,000 requests: ~2 ms each).
         let kept = "($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2)"
-        let columns = """
-            r.id, r.number, r.kind, r.requester_capacity, r.received_on::text AS received_on, r.status, r.outcome, r.patient_id,
-            r.identity_checked_at IS NOT NULL AS identity_checked, r.due_on::text AS due, r.disposed_at IS NOT NULL AS disposed
-            """
+        let columns = Self.summaryColumns
         let rows: [Row]
         if let horizon {
             rows = try connection.query(
@@ -383,17 +389,7 @@ public struct RequestRegister: Sendable {
             WHERE \(kept) AND ($5::date IS NULL OR (r.status = 'open' AND r.due_on <= $5::date))
             """, [status, filter.kind?.rawValue, today.description, today.adding(days: warnDays).description, horizon]
         ).rows[0]
-        let summaries = try rows.map { row -> RequestSummary in
-            let due = try row.optionalString("due").map { try CivilDate(parsing: $0) }
-            let open = try row.string("status") == "open"
-            guard let kind = RequestKind(rawValue: try row.string("kind")), let capacity = RequesterCapacity(rawValue: try row.string("requester_capacity"))
-            else { throw SubjectRequestError(.internalError, "stored request kind or capacity is not valid") }
-            return RequestSummary(
-                number: try row.int64("number"), kind: kind, capacity: capacity, receivedOn: try CivilDate(parsing: try row.string("received_on")),
-                status: try row.string("status"), outcome: try row.optionalString("outcome").flatMap(RequestOutcome.init(rawValue:)), dueOn: due,
-                daysLeft: open ? due.map { today.days(to: $0) } : nil, identityChecked: try row.bool("identity_checked"),
-                patientID: try row.isNull("patient_id") ? nil : try row.uuid("patient_id"), disposed: try row.bool("disposed"))
-        }
+        let summaries = try rows.map { try Self.summary(from: $0, today: today) }
         return RegisterPage(rows: summaries, total: try counts.int("total"), overdue: try counts.int("overdue"), dueSoon: try counts.int("soon"), offset: offset)
     }
 

@@ -1,10 +1,12 @@
+public import ErrorConventions
+
 /// Why a subject-request operation was refused or failed: a stable code (the string
 /// logs, scripts and the runbook match), a message saying what was wrong and what
 /// to do, never patient data. Equal on its code. Nothing was written when one is
 /// thrown: every operation runs in one transaction.
-public struct SubjectRequestError: Error, Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct SubjectRequestError: CodedError, CustomDebugStringConvertible {
     /// A stable identifier.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `dsar.unknown_patient`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -55,8 +57,6 @@ public struct SubjectRequestError: Error, Hashable, Sendable, CustomStringConver
         public static let jobFailed = Code("dsar.job_failed")
         /// A stored value is not what this build expects.
         public static let internalError = Code("dsar.internal_error")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -72,9 +72,5 @@ public struct SubjectRequestError: Error, Hashable, Sendable, CustomStringConver
         self.message = message
         self.detail = detail
     }
-
-    public static func == (lhs: SubjectRequestError, rhs: SubjectRequestError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
     public var debugDescription: String { detail.map { "\(description) [\($0)]" } ?? description }
 }

@@ -1,9 +1,10 @@
+public import ErrorConventions
 import Glibc
 
 /// An error talking to the service manager.
-public struct SystemdError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SystemdError: CodedError {
     /// A stable identifier for the kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: ErrorCode {
         /// The stable string, e.g. `systemd.notify_failed`.
         public let rawValue: String
         private init(_ rawValue: String) { self.rawValue = rawValue }
@@ -14,8 +15,6 @@ public struct SystemdError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidSocketActivation = Code("systemd.invalid_socket_activation")
         /// A credential is missing, unreadable or its name is not a plain file name.
         public static let credentialUnavailable = Code("systemd.credential_unavailable")
-
-        public var description: String { rawValue }
     }
 
     /// What kind of failure this is.
@@ -27,10 +26,6 @@ public struct SystemdError: Error, Hashable, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-
-    public static func == (lhs: SystemdError, rhs: SystemdError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
-    public var description: String { "\(code): \(message)" }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }

@@ -62,6 +62,16 @@ struct LayeringTests {
         #expect(try Self.matches(#"(^|[^A-Za-z_.])exit\("#, in: libraries) == [])
     }
 
+    @Test("Errors with a stable code take their equality, hashing and codes' description from ErrorConventions, not written again")
+    func codedErrorsShareTheirShape() throws {
+        let files = try Self.sources().filter { !$0.path.hasPrefix("ErrorConventions/") }
+        // A code type declared by hand instead of as an ErrorCode.
+        #expect(try Self.matches(#"struct Code: Hashable, Sendable, CustomStringConvertible"#, in: files) == [])
+        // Equality on the code alone, written again (BackupIntegrityError's also compares its subject).
+        #expect(try Self.matches(#"static func == \(lhs: \w+Error, rhs: \w+Error\) -> Bool \{ lhs\.code == rhs\.code \}"#, in: files) == [])
+        #expect(try Self.matches(#"var description: String \{ rawValue \}"#, in: files) == [])
+    }
+
     @Test("No raw pointer or OpaquePointer in a public or package declaration")
     func noPointersInInterfaces() throws {
         let pattern = #"^\s*(public|package|open)\b[^/]*\b(OpaquePointer|Unsafe(Mutable)?(Raw)?(Buffer)?Pointer)"#

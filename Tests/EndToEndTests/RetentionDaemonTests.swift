@@ -303,35 +303,16 @@ struct RetentionDaemonTests {
                 ).rows[0]
                 return (try row.int("items"), try row.bool("finished"))
             }
-            var landed = 0
-            var round = 0
-            while landed < 20 && round < 150 {
-                let before = try await progress()
-                guard !before.finished else { break }
-                // The kill comes a short random while after the run's first committed batch,
-                // not after a delay from the start: a start-up's length depends on the machine's
-                // load, and a window from the start either missed the work (loaded) or let a
-                // quiet machine finish most of the plan in one round (13 kills in 30 rounds).
-                let delay = Int.random(in: 0..<20, using: &random)
-                let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
-                let deadline = ContinuousClock.now + .seconds(60)
-                while daemon.isRunning, ContinuousClock.now < deadline, try await progress().items == before.items {
-                    try await Task.sleep(for: .milliseconds(2))
-                }
-                try await Task.sleep(for: .milliseconds(delay))
-                daemon.signal(SIGKILL)
-                let outcome = try await daemon.wait()
-                let after = try await progress()
-                round += 1
-                guard outcome.status == 128 + SIGKILL else {
-                    #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)")
-                    continue
-                }
-                if after.items != before.items && !after.finished { landed += 1 }
-            }
+            // The kill comes a short random while after the run's first committed batch (see
+            // killAfterProgress); a quiet machine otherwise finished most of the plan in one round.
+            let crashes = try await killAfterProgress(
+                retentiond, ["--config", site.config], kills: 20, maxRounds: 150, delays: 0..<20, poll: .milliseconds(2),
+                random: &random, progress: progress, isFinished: { $0.finished },
+                hasStarted: { before, now in now.items != before.items },
+                landedMidWork: { before, after in after.items != before.items && !after.finished })
             let reached = try await progress()
-            print("osmose-retentiond crashes: \(landed) kills landed mid-apply in \(round) rounds, \(reached.items) of \(total) items done by then (seed \(random.seed))")
-            #expect(landed >= 20, "kills landed mid-apply: \(landed) in \(round) rounds (seed \(random.seed))")
+            print("osmose-retentiond crashes: \(crashes.landed) kills landed mid-apply in \(crashes.rounds) rounds, \(reached.items) of \(total) items done by then (seed \(random.seed))")
+            #expect(crashes.landed >= 20, "kills landed mid-apply: \(crashes.landed) in \(crashes.rounds) rounds (seed \(random.seed))")
             let last = try await runProgram(retentiond, ["--config", site.config])
             #expect(last.status == 0, "\(last.standardError)")
             #expect(try await progress() == (total, true))
@@ -417,31 +398,14 @@ struct RetentionDaemonTests {
                     ).rows[0]
                     return (try row.int("requests"), try row.int("items"), try row.bool("finished"))
                 }
-                var landed = 0
-                var round = 0
-                while landed < 20 && round < 150 {
-                    let before = try await progress()
-                    guard !before.finished else { break }
-                    let delay = Int.random(in: 0..<3, using: &random)
-                    let daemon = try BackgroundProcess(retentiond, ["--config", site.config])
-                    let deadline = ContinuousClock.now + .seconds(60)
-                    while daemon.isRunning, ContinuousClock.now < deadline, try await progress().items == before.items {
-                        try await Task.sleep(for: .milliseconds(1))
-                    }
-                    try await Task.sleep(for: .milliseconds(delay))
-                    daemon.signal(SIGKILL)
-                    let outcome = try await daemon.wait()
-                    let after = try await progress()
-                    round += 1
-                    guard outcome.status == 128 + SIGKILL else {
-                        #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)")
-                        continue
-                    }
-                    if after.requests > before.requests && after.requests < due && !after.finished { landed += 1 }
-                }
+                let crashes = try await killAfterProgress(
+                    retentiond, ["--config", site.config], kills: 20, maxRounds: 150, delays: 0..<3, poll: .milliseconds(1),
+                    random: &random, progress: progress, isFinished: { $0.finished },
+                    hasStarted: { before, now in now.items != before.items },
+                    landedMidWork: { before, after in after.requests > before.requests && after.requests < due && !after.finished })
                 let reached = try await progress()
-                print("osmose-retentiond subject request crashes: \(landed) kills landed among the requests in \(round) rounds, \(reached.requests) of \(due) done by then (seed \(random.seed))")
-                #expect(landed >= 20, "kills landed among the requests: \(landed) in \(round) rounds (seed \(random.seed))")
+                print("osmose-retentiond subject request crashes: \(crashes.landed) kills landed among the requests in \(crashes.rounds) rounds, \(reached.requests) of \(due) done by then (seed \(random.seed))")
+                #expect(crashes.landed >= 20, "kills landed among the requests: \(crashes.landed) in \(crashes.rounds) rounds (seed \(random.seed))")
                 let last = try await runProgram(retentiond, ["--config", site.config])
                 #expect(last.status == 0, "\(last.standardError)")
                 #expect(try await progress().finished)

@@ -72,44 +72,24 @@ struct KeyDaemonTests {
         }
     }
 
-    /// Starts osmose-keyd with `config` again and again, each time killed with SIGKILL
-    /// a delay drawn from `random` after the run committed its first batch, until
-    /// `kills` kills have landed mid-work: the daemon was still running, had committed
-    /// a batch of `rotation` in that run, and the rotation was not finished; at most
-    /// 4 × `kills` rounds. The delay runs from the first batch, not from the start:
-    /// on a loaded machine the start-up alone varies by seconds (the whole suite at
-    /// once), and a delay grown past a slow start let later fast starts finish the
-    /// rotation before enough kills had landed (9 of 12).
+    /// Starts osmose-keyd with `config` again and again (``killAfterProgress``), each
+    /// time killed with SIGKILL a delay drawn from `random` after the run committed its
+    /// first batch, until `kills` kills have landed mid-work: the daemon was still
+    /// running, had committed a batch of `rotation` in that run, and the rotation was
+    /// not finished; at most 4 × `kills` rounds.
     func killMidRotation(
         _ rotation: Int64, config: String, kills: Int, random: inout SeededGenerator, on admin: Connection
-    ) async throws -> (landed: Int, rounds: Int) {
-        func progress() async throws -> (finished: Bool, rewritten: Int64) {
-            let row = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation]).rows[0]
-            return (try row.string("state") == "finished", try row.int64("rewritten"))
-        }
-        var landed = 0
-        var round = 0
-        while landed < kills && round < 4 * kills {
-            let before = try await progress()
-            guard !before.finished else { break }
-            let delay = Int.random(in: 0..<300, using: &random)
-            let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-keyd").path, ["--config", config])
-            let deadline = ContinuousClock.now + .seconds(60)
-            while daemon.isRunning, ContinuousClock.now < deadline, try await progress().rewritten == before.rewritten {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            try await Task.sleep(for: .milliseconds(delay))
-            daemon.signal(SIGKILL)
-            let outcome = try await daemon.wait()
-            let after = try await progress()
-            round += 1
-            guard outcome.status == 128 + SIGKILL else {
-                #expect(outcome.status == 0, "round \(round), seed \(random.seed): \(outcome.standardError)")
-                continue
-            }
-            if after.rewritten != before.rewritten && !after.finished { landed += 1 }
-        }
-        return (landed, round)
+    ) async throws -> CrashRounds {
+        try await killAfterProgress(
+            bin.appendingPathComponent("osmose-keyd").path, ["--config", config], kills: kills, maxRounds: 4 * kills,
+            delays: 0..<300, poll: .milliseconds(10), random: &random,
+            progress: {
+                let row = try await admin.query("SELECT state, rewritten FROM keys.rotations WHERE id = $1", [rotation]).rows[0]
+                return (finished: try row.string("state") == "finished", rewritten: try row.int64("rewritten"))
+            },
+            isFinished: { $0.finished },
+            hasStarted: { before, now in now.rewritten != before.rewritten },
+            landedMidWork: { before, after in after.rewritten != before.rewritten && !after.finished })
     }
 
     @Test("A wrong or missing master key: the daemon refuses to start with a clear message and changes nothing")
