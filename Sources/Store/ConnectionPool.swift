@@ -94,6 +94,10 @@ public actor ConnectionPool {
     /// The number of connections open now, leased or idle.
     public var openConnections: Int { openCount }
 
+    /// What the pool holds now, for diagnostics: connections open (leased or idle),
+    /// idle, and tasks waiting for one.
+    public var usage: (open: Int, idle: Int, waiting: Int) { (openCount, idle.count, waiters.count) }
+
     private func lease() async throws -> Connection {
         var handed: Connection?
         var reserved = false
@@ -108,6 +112,13 @@ public actor ConnectionPool {
             }
             if let connection = handed ?? (waiters.isEmpty ? idle.popLast() : nil) {
                 handed = nil
+                if reserved {
+                    // A place was kept for this task (a closed connection's), but an idle
+                    // connection serves it instead: the place is given up, or the pool would
+                    // count a connection that does not exist and, place by place, stop opening.
+                    openCount -= 1
+                    reserved = false
+                }
                 if await connection.isUsable() { return connection }
                 logger.info("dropping a broken pooled connection")
                 await connection.close()

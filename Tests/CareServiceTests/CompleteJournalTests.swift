@@ -332,7 +332,7 @@ struct LoginThrottleTests {
                     return (reply, ContinuousClock.now - started)
                 } catch {
                     // Which side went unanswered, and after how long (seen under a loaded whole-suite run).
-                    throw TestEnvironmentError("the victim's login from 127.0.0.2, after \(ContinuousClock.now - started): \(error)")
+                    throw TestEnvironmentError("the victim's login from 127.0.0.2, after \(ContinuousClock.now - started): \(error); \(await harness.diagnostics())")
                 }
             }
             // The same login without the flood, on the same machine, beside the same
@@ -360,7 +360,7 @@ struct LoginThrottleTests {
                                     statuses.append(reply.status)
                                 } catch {
                                     throw TestEnvironmentError(
-                                        "flooding client \(client), attempt \(round), after \(ContinuousClock.now - started) (victim answered: \(victimDone.isSet)): \(error)")
+                                        "flooding client \(client), attempt \(round), after \(ContinuousClock.now - started) (victim answered: \(victimDone.isSet)): \(error); \(await harness.diagnostics())")
                                 }
                             }
                             return (statuses, victimDone.isSet)

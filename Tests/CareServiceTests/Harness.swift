@@ -135,6 +135,30 @@ final class CareHarness: Sendable {
     /// The port the API listens on (loopback).
     var port: Int { Int(baseURL.split(separator: ":").last!)! }
 
+    /// What the service holds while a request goes unanswered, for a failure's
+    /// message: the pool's connections and waiters, and what each of the database's
+    /// sessions is doing (state, wait, transaction age, statement).
+    func diagnostics() async -> String {
+        let usage = await pool.usage
+        var text = "pool: \(usage.open) open, \(usage.idle) idle, \(usage.waiting) waiting"
+        do {
+            let sessions = try await admin.query(
+                """
+                SELECT application_name, state, coalesce(wait_event_type || ':' || wait_event, '-') AS waiting,
+                       coalesce(round(extract(epoch FROM now() - xact_start))::text, '-') AS transaction_seconds, left(query, 100) AS statement
+                FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY backend_start
+                """
+            ).rows
+            for session in sessions {
+                text += "; [\(try session.optionalString("application_name") ?? "") \(try session.optionalString("state") ?? "") "
+                text += "wait \(try session.string("waiting")) transaction \(try session.string("transaction_seconds")) s: \(try session.optionalString("statement") ?? "")]"
+            }
+        } catch {
+            text += "; database sessions unreadable: \(error)"
+        }
+        return text
+    }
+
     /// The access events recorded for one request.
     func events(requestID: String) async throws -> [Row] {
         try await admin.query("SELECT * FROM journal.intake WHERE request_id = $1 ORDER BY id", [requestID]).rows

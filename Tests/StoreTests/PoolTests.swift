@@ -60,6 +60,80 @@ struct PoolTests {
         }
     }
 
+    @Test("Connections broken while tasks wait: every broken one's place is given back, none counted twice; the pool still opens its full size")
+    func brokenConnectionsUnderContention() async throws {
+        try await TestDatabase.with("poolbroken") { database in
+            var random = TestSeed.generator(test: "PoolTests.brokenConnectionsUnderContention")
+            let size = 3
+            let pool = ConnectionPool(
+                configuration: .init(connectionString: database.connectionString, applicationName: "pool-broken", maximumConnections: size), logger: testLogger)
+            let admin = try await Connection.connect(database.connectionString, logger: testLogger)
+            let killer = try await Connection.connect(database.connectionString, logger: testLogger)
+            for round in 0..<20 {
+                // 30 tasks contend for 3 connections; some break theirs (the server ends the
+                // backend) before giving it back, so its place passes to a waiter.
+                let breaks = (0..<30).map { _ in Int.random(in: 0..<4, using: &random) == 0 }
+                let killerPause = Int.random(in: 1...5, using: &random)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // Meanwhile the server also ends idle connections, found broken by the next lease.
+                    let terminator = Task {
+                        while !Task.isCancelled {
+                            try await killer.query(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pool-broken' AND state = 'idle' AND random() < 0.3")
+                            try await Task.sleep(for: .milliseconds(killerPause))
+                        }
+                    }
+                    defer { terminator.cancel() }
+                    for breaking in breaks {
+                        group.addTask {
+                            // A connection the terminator ends mid-lease fails its query: expected here.
+                            try await Self.toleratingTerminations { try await pool.withConnection { connection in
+                                let pid = try await connection.backendProcessID()
+                                _ = try await connection.query("SELECT pg_sleep(0.002)")
+                                guard breaking else { return }
+                                try await admin.query("SELECT pg_terminate_backend($1::int)", [pid])
+                                while try await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1::int", [pid]).rows[0].int("n") > 0 {
+                                    try await Task.sleep(for: .milliseconds(2))
+                                }
+                            } }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let usage = await pool.usage
+                // Nothing is leased now: every connection counted open must be idle.
+                #expect(usage.open == usage.idle && usage.waiting == 0, "round \(round) (seed \(random.seed)): \(usage)")
+                guard usage.open == usage.idle else { break }
+            }
+            // The full size still opens: `size` leases at once, each waiting for the others.
+            let inside = Counter()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<size {
+                    group.addTask {
+                        try await pool.withConnection { _ in
+                            inside.increment()
+                            try await waitUntil("\(size) leases held at once", timeout: .seconds(10)) { inside.value == size }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            await admin.close()
+            await killer.close()
+            await pool.shutdown()
+        }
+    }
+
+    /// Runs `body`; an error saying the server ended the connection (lost, or SQLSTATE
+    /// 57P01) is swallowed, any other rethrown.
+    static func toleratingTerminations(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as StoreError where error.code == .connectionLost || error.sqlState == "57P01" {
+            return
+        }
+    }
+
     @Test("Queries from many tasks run side by side and do not block the cooperative pool")
     func concurrency() async throws {
         try await TestDatabase.with("poolconcurrency") { database in
