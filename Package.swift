@@ -320,6 +320,7 @@ let package = Package(
         // Tests mirror Sources.
         // The layering rules (design.md, conventions.md), checked on the source tree.
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "ErrorConventionsTests", dependencies: ["ErrorConventions"], swiftSettings: strictSettings),
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "AgeTests", dependencies: ["Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "Age", "Cryptography", "TestSupport"], swiftSettings: strictSettings),

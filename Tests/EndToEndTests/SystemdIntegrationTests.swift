@@ -44,7 +44,8 @@ struct SystemdIntegrationTests {
         let units = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("systemd").path)
             .filter { name in [".service", ".socket", ".timer"].contains { name.hasSuffix($0) } }.sorted()
         #expect(!units.isEmpty)
-        let result = try await runProgram(repositoryRoot.appendingPathComponent("scripts/verify-units").path, [])
+        let result = try await runProgram(
+            repositoryRoot.appendingPathComponent("scripts/verify-units").path, [], environment: ["OSMOSE_BIN_DIR": builtExecutablesDirectory().path])
         #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
         for unit in units { #expect(result.standardOutput.contains("ok \(unit)"), "\(unit) was checked") }
     }
@@ -56,7 +57,8 @@ struct SystemdIntegrationTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         try "[Service]\nType=notyfy\nExecStart=/usr/bin/osmosectl version\nProtectSytem=strict\n"
             .write(toFile: directory.appendingPathComponent("broken.service").path, atomically: true, encoding: .utf8)
-        let result = try await runProgram(repositoryRoot.appendingPathComponent("scripts/verify-units").path, [directory.path])
+        let result = try await runProgram(
+            repositoryRoot.appendingPathComponent("scripts/verify-units").path, [directory.path], environment: ["OSMOSE_BIN_DIR": builtExecutablesDirectory().path])
         #expect(result.status != 0)
         #expect(result.standardOutput.contains("FAIL broken.service"))
     }

@@ -74,12 +74,20 @@ struct PoolTests {
                 // backend) before giving it back, so its place passes to a waiter.
                 let breaks = (0..<30).map { _ in Int.random(in: 0..<4, using: &random) == 0 }
                 let killerPause = Int.random(in: 1...5, using: &random)
+                let terminatorRandom = random.split()
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    // Meanwhile the server also ends idle connections, found broken by the next lease.
-                    let terminator = Task {
+                    // Meanwhile the server also ends idle connections (one in three ticks, the
+                    // oldest idle one), found broken by the next lease.
+                    let terminator = Task { [terminatorRandom] in
+                        var draws = terminatorRandom
                         while !Task.isCancelled {
-                            try await killer.query(
-                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pool-broken' AND state = 'idle' AND random() < 0.3")
+                            if Int.random(in: 0..<3, using: &draws) == 0 {
+                                try await killer.query(
+                                    """
+                                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                    WHERE pid = (SELECT pid FROM pg_stat_activity WHERE application_name = 'pool-broken' AND state = 'idle' ORDER BY backend_start LIMIT 1)
+                                    """)
+                            }
                             try await Task.sleep(for: .milliseconds(killerPause))
                         }
                     }
