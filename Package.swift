@@ -140,10 +140,16 @@ let package = Package(
             dependencies: ["ErrorConventions", "Cryptography", "Store", "Keyring", "Journal", "Settings"],
             swiftSettings: strictSettings
         ),
+        // The request context both HTTP services share (the peer address their events record).
+        .target(
+            name: "HTTPContext",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "CareService",
             dependencies: [
-                "CareRecords", "Settings", "Cryptography", "Journal", "Keyring", "Store", "Systemd", "DaemonRuntime",
+                "CareRecords", "Settings", "Cryptography", "Journal", "Keyring", "Store", "Systemd", "DaemonRuntime", "HTTPContext",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -183,7 +189,7 @@ let package = Package(
             name: "ConsoleService",
             dependencies: [
                 "StaffAccounts", "QRCode", "CareRecords", "Journal", "Backup", "KeyManagement", "Keyring", "Settings", "Store", "Systemd", "DaemonRuntime", "Cryptography",
-                "SubjectRequests", "Retention",
+                "SubjectRequests", "Retention", "HTTPContext",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -1,15 +1,4 @@
-public import Hummingbird
-import NIOCore
+public import HTTPContext
 
-/// The per-request context: Hummingbird's core storage plus the peer address,
-/// which the access event records.
-public struct CareRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    /// The connecting peer's IP address; nil on a Unix socket.
-    public let peerAddress: String?
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        peerAddress = source.channel.remoteAddress?.ipAddress
-    }
-}
+/// The care API's request context: the peer address beside Hummingbird's storage.
+public typealias CareRequestContext = PeerRequestContext
