@@ -113,14 +113,18 @@ struct ConsoleHarness: Sendable {
                 let group = ServiceGroup(configuration: .init(services: [application], logger: testLogger))
                 let running = Task { try await group.run() }
                 for _ in 0..<500 where port.value == nil { try await Task.sleep(for: .milliseconds(10)) }
+                var client: HTTPClient?
                 do {
                     guard let bound = port.value else { throw TestEnvironmentError("the console did not start listening") }
-                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: HTTPClient(port: bound), master: master))
+                    client = HTTPClient(port: bound)
+                    try await body(ConsoleHarness(database: database, admin: admin, clock: clock, log: log, client: client!, master: master))
                 } catch {
+                    client?.invalidate()
                     await group.triggerGracefulShutdown()
                     _ = try? await running.value
                     throw error
                 }
+                client?.invalidate()
                 await group.triggerGracefulShutdown()
                 _ = try? await running.value
             } catch {
@@ -290,6 +294,15 @@ final class HTTPClient: NSObject, URLSessionTaskDelegate, Sendable {
             }
         }
         return Response(status: HTTPResponse.Status(code: http.statusCode), headers: fields, text: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Ends the session: until then URLSession keeps it and its delegate (this client)
+    /// for the life of the process (LeakSanitizer reported every harness's session).
+    func invalidate() {
+        session.withLock { session in
+            session?.invalidateAndCancel()
+            session = nil
+        }
     }
 
     func urlSession(
