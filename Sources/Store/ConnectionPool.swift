@@ -9,8 +9,7 @@ public import Logging
 /// Waiters are served first come, first served: a returned connection is handed to
 /// the oldest waiter directly, never left idle for a newcomer to take. (When it was
 /// left idle and the waiter only woken, a task arriving meanwhile could take it, and
-/// the woken waiter queued again at the back: under a flood of requests one waited
-/// over a minute.)
+/// the woken waiter queued again at the back, with no bound on its wait.)
 public actor ConnectionPool {
     /// How to reach the server and how many connections to keep.
     public struct Configuration: Sendable {
