@@ -87,10 +87,9 @@ extension Console {
         }
         let witnesses = configuration.journal.witnessDirectories.map { path -> WitnessRow in
             let directory = WitnessDirectory(path: path)
-            guard let data = FileManager.default.contents(atPath: directory.latestPath) else {
+            guard let note = directory.latest() else {
                 return WitnessRow(path: path, state: renderer.text("witness_unreadable"), holdsLatest: false)
             }
-            let note = String(decoding: data, as: UTF8.self)
             if let latest, note == latest.note { return WitnessRow(path: path, state: renderer.text("witness_holds_latest"), holdsLatest: true) }
             let size = note.split(separator: "\n").dropFirst().first.map(String.init) ?? "?"
             return WitnessRow(path: path, state: "\(renderer.text("witness_behind")) \(size)", holdsLatest: false)
@@ -117,9 +116,10 @@ extension Console {
         let keys = try configuration.journal.verifierKeys.map(NoteVerifierKey.init(encoded:))
         guard !keys.isEmpty else { throw ConsolePageError.invalidInput("verify_no_keys") }
         let directories = configuration.journal.witnessDirectories.map(WitnessDirectory.init(path:))
-        let witnessNotes = try directories.map { directory -> (name: String, notes: [String], latest: String?) in
-            (directory.path, try directory.notes(), FileManager.default.contents(atPath: directory.latestPath).map { String(decoding: $0, as: UTF8.self) })
-        }
+        // Read before the database snapshot: every note the daemon copied out is committed, so in it.
+        var read: [(name: String, notes: [String], latest: String?)] = []
+        for directory in directories { read.append(try await directory.read()) }
+        let witnessNotes = read
         let since: Int64? = try await pool.withConnection { connection in
             try await connection.perform { connection in
                 try JournalSearch(action: .journalAdmin, result: .success, limit: 200).entries(on: connection)

@@ -85,6 +85,38 @@ public struct WitnessDirectory: Sendable, Hashable {
         JournalError(.witness, "\(what) \(file): \(String(cString: strerror(errno)))")
     }
 
+    /// The log's notes and the latest note, read so that they agree while
+    /// osmose-journald may be writing, for ``JournalVerifier``'s witness stage.
+    ///
+    /// The daemon appends to the log, then replaces `checkpoint`: a reader between the
+    /// two sees the log one note ahead of it, and a reader of the log then of
+    /// `checkpoint` can see `checkpoint` one note ahead of the log it read. Either
+    /// would be reported as a `checkpoint` that is not the log's last note. So this
+    /// reads `checkpoint`, the log, then `checkpoint` again, and accepts the read when
+    /// both reads of `checkpoint` are the log's last note (or both are absent with an
+    /// empty log); otherwise it waits `pause` and reads again, at most `attempts`
+    /// times, then returns the last read as it is, for the verifier to report: a
+    /// `checkpoint` that stays behind its log (a daemon stopped between the two
+    /// writes, or a file put back by hand) is still a failure.
+    /// - Returns: the directory's path, its notes, and the latest note (nil when absent).
+    /// - Throws: ``JournalError`` `.witness` when the log is unreadable or malformed.
+    public func read(attempts: Int = 20, pause: Duration = .milliseconds(50)) async throws -> (name: String, notes: [String], latest: String?) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let before = latest()
+            let notes = try self.notes()
+            let after = latest()
+            if (before == after && after == notes.last) || attempt >= attempts { return (path, notes, after) }
+            try await Task.sleep(for: pause)
+        }
+    }
+
+    /// The `checkpoint` file's text; nil when it does not exist or cannot be read.
+    public func latest() -> String? {
+        FileManager.default.contents(atPath: latestPath).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The notes in the log, in order; an empty list when the log does not exist.
     /// - Throws: ``JournalError`` `.witness` when the log is unreadable or a record is malformed.
     public func notes() throws -> [String] {

@@ -108,10 +108,9 @@ struct JournalCommand: AsyncParsableCommand {
                 if noWitnesses { FileHandle.standardError.write(Data("osmosectl: witness copies not compared (--no-witnesses)\n".utf8)) }
                 // Witness copies are read before the database snapshot is taken: the daemon commits a
                 // checkpoint before copying it out, so every note read here is in the snapshot.
-                let witnessNotes = try directories.map { directory -> (name: String, notes: [String], latest: String?) in
-                    let latest = FileManager.default.contents(atPath: directory.latestPath).map { String(decoding: $0, as: UTF8.self) }
-                    return (directory.path, try directory.notes(), latest)
-                }
+                var read: [(name: String, notes: [String], latest: String?)] = []
+                for directory in directories { read.append(try await directory.read()) }
+                let witnessNotes = read
                 let started = ContinuousClock.now
                 let since = self.since
                 let report = try await options.withSnapshot { connection in

@@ -48,12 +48,14 @@ struct MemorySafetyStressTests {
         let seed = random.seed
         try await StressSite.with { site in
             let started = ContinuousClock.now
+            var completed = 0
             for round in 1...Self.iterations {
                 let failures = try await site.round(round, random: random.split())
                 #expect(failures.isEmpty, "round \(round) (seed \(seed)): \(failures.joined(separator: "\n"))")
                 guard failures.isEmpty else { break }
+                completed = round
             }
-            print("memory-safety stress: \(Self.iterations) rounds in \(ContinuousClock.now - started) (seed \(seed))")
+            print("memory-safety stress: \(completed) of \(Self.iterations) rounds passed in \(ContinuousClock.now - started) (seed \(seed))")
             try await site.finish()
         }
     }
@@ -265,7 +267,10 @@ struct StressSite: Sendable {
         func checked(_ what: String, _ arguments: [String], expect: (@Sendable (String) -> Bool)? = nil) -> Work {
             { [self] in
                 let outcome = try await osmosectl(arguments)
-                guard outcome.status == 0 else { return "\(what): exit \(outcome.status): \(outcome.standardError.suffix(4000))" }
+                guard outcome.status == 0 else {
+                    // Failures are listed on standard output (verify's FAIL lines), the summary on standard error.
+                    return "\(what): exit \(outcome.status): \(outcome.standardOutput.suffix(4000))\(outcome.standardError.suffix(4000))"
+                }
                 if let expect, !expect(outcome.standardOutput) { return "\(what): unexpected output: \(outcome.standardOutput.suffix(2000))" }
                 return nil
             }
