@@ -1,18 +1,21 @@
 import Foundation
-import Synchronization
 
 /// A serial executor that runs every job on one operating-system thread of its own.
 ///
 /// A ``Connection`` actor runs on one of these, so libpq's blocking calls occupy
 /// that thread and never a thread of Swift's cooperative pool.
-final class DedicatedThreadExecutor: SerialExecutor, Sendable {
-    private struct State {
-        var jobs: [UnownedJob] = []
-        var stopping = false
-    }
-
-    private let state = Mutex(State())
-    private let wakeUp = DispatchSemaphore(value: 0)
+///
+/// The queue is guarded by an `NSCondition` (a pthread mutex and condition
+/// variable). It was a `Synchronization.Mutex` with a `DispatchSemaphore`: when
+/// contended, that mutex is taken and released by the kernel (`FUTEX_LOCK_PI`), and
+/// the semaphore hands over through libdispatch's own atomics, neither of which
+/// ThreadSanitizer sees; it reported every contended enqueue as a race with the
+/// thread taking the queue (issue 23). It sees pthread's mutex and condition.
+final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
+    // @unchecked: `jobs` and `stopping` are read and written only with `condition` locked.
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var stopping = false
 
     /// Starts the thread. `name` shows in debuggers and `top -H`.
     init(name: String) {
@@ -23,13 +26,14 @@ final class DedicatedThreadExecutor: SerialExecutor, Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let accepted = state.withLock { state -> Bool in
-            guard !state.stopping else { return false }
-            state.jobs.append(job)
-            return true
+        condition.lock()
+        let accepted = !stopping
+        if accepted {
+            jobs.append(job)
+            condition.signal()
         }
+        condition.unlock()
         precondition(accepted, "a job was enqueued on a database connection after it was closed")
-        wakeUp.signal()
     }
 
     func asUnownedSerialExecutor() -> UnownedSerialExecutor {
@@ -38,20 +42,22 @@ final class DedicatedThreadExecutor: SerialExecutor, Sendable {
 
     /// Lets the thread finish the jobs already queued, then exit.
     func shutdown() {
-        state.withLock { $0.stopping = true }
-        wakeUp.signal()
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
     }
 
     private func run() {
         while true {
-            wakeUp.wait()
-            let (batch, stopping) = state.withLock { state -> ([UnownedJob], Bool) in
-                defer { state.jobs.removeAll(keepingCapacity: true) }
-                return (state.jobs, state.stopping)
-            }
+            condition.lock()
+            while jobs.isEmpty && !stopping { condition.wait() }
+            let batch = jobs
+            jobs.removeAll(keepingCapacity: true)
+            let stop = stopping
+            condition.unlock()
             for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
-            if stopping && batch.isEmpty { return }
-            if stopping { wakeUp.signal() }
+            if stop && batch.isEmpty { return }
         }
     }
 }
