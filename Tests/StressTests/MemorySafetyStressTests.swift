@@ -173,13 +173,15 @@ struct StressSite: Sendable {
                     md5('object ' || g), md5('patient ' || (g % 5000))::uuid, 'care', 'success', '10.20.0.1', 'stress'
                 FROM generate_series(1, \(MemorySafetyStressTests.journalSize)) AS g
                 """)
+            // osmose-backupd full, run as the cluster's owner, copies the witness directory that
+            // osmose-journald (root here) keeps rewriting, and writes the store's head there: the
+            // owner reads and writes it through its group (a one-off chown raced with the next note).
+            try TestCluster.shareWithOwnerGroup("\(directory)/witness")
             let daemon = try BackgroundProcess(bin.appendingPathComponent("osmose-journald").path, ["--config", config])
             let site = StressSite(cluster: cluster, directory: directory, config: config, daemon: daemon, admin: admin, verifierKey: verifierKey)
             try await waitUntil("the seeded journal to be sequenced and signed", timeout: .seconds(600)) {
                 try await site.coveredSize() >= UInt64(MemorySafetyStressTests.journalSize)
             }
-            // The backup copies the witness directory, which osmose-journald (run as root here) created.
-            try TestCluster.giveToOwner("\(directory)/witness")
             let full = try await cluster.asOwner([bin.appendingPathComponent("osmose-backupd").path, "full", "--config", config])
             try Self.require(full, "osmose-backupd full")
             return site

@@ -96,6 +96,19 @@ public final class TestCluster: @unchecked Sendable {
         }
     }
 
+    /// Creates the directory `path` (if missing) for files that this process (root)
+    /// and the cluster's owner both write and read: owned by root, group the owner's,
+    /// mode 2770, so that every file created in it later gets that group (a file a
+    /// daemon replaces by a rename stays readable, which a one-off chown cannot
+    /// promise). Does nothing more when not root.
+    public static func shareWithOwnerGroup(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard getuid() == 0, let owner = getpwnam("postgres") else { return }
+        guard chown(path, 0, owner.pointee.pw_gid) == 0, chmod(path, 0o2770) == 0 else {
+            throw TestEnvironmentError("cannot share \(path) with the postgres group: \(String(cString: strerror(errno)))")
+        }
+    }
+
     static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
