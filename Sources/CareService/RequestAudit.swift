@@ -1,7 +1,7 @@
 package import CareRecords
 package import Foundation
+import Store
 package import Journal
-import Synchronization
 
 /// What one request's access events say, gathered while the request runs: its id,
 /// where it came from (client address, user agent), who made it (the authenticated
@@ -19,7 +19,7 @@ import Synchronization
 /// A class shared by the request's task and the connection's thread where its
 /// handler runs, so that a refused request's event still names what the handler
 /// learned before the error unwound it. Sendable: its constants are `let`, and what
-/// the handler learns is behind a `Mutex`.
+/// the handler learns is behind a `Locked` value.
 package final class RequestAudit: Sendable {
     /// How a request ended, as its event records it.
     package enum Outcome: Sendable {
@@ -80,7 +80,7 @@ package final class RequestAudit: Sendable {
         var listed: [(object: UUID, patient: UUID)]?
     }
 
-    private let learned: Mutex<Learned>
+    private let learned: Locked<Learned>
 
     /// Starts the audit of a request.
     /// - Parameters:
@@ -107,7 +107,7 @@ package final class RequestAudit: Sendable {
         var learned = Learned()
         learned.objectID = object ?? pathRecord.map { $0.id.uuidString.lowercased() }
         if case .patient(let id) = pathRecord { learned.patientID = id }
-        self.learned = Mutex(learned)
+        self.learned = Locked(learned)
     }
 
     /// Records who the request acts as, once authenticated (or once a login found

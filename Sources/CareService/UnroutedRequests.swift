@@ -1,15 +1,15 @@
 import CareRecords
 import Foundation
+import Store
 import HTTPTypes
 import Hummingbird
 import Journal
-import Synchronization
 
 /// The routes the router answers, recorded as they are added (``RecordingRouter``),
 /// so that a request no route matched is told whether its path exists with other
 /// methods (405, with `Allow`) or not at all (404).
 final class RouteTable: Sendable {
-    private let routes = Mutex<[(path: RouterPath, method: HTTPRequest.Method)]>([])
+    private let routes = Locked<[(path: RouterPath, method: HTTPRequest.Method)]>([])
 
     /// Records that `path` answers `method`.
     func add(_ path: RouterPath, _ method: HTTPRequest.Method) {

@@ -9,7 +9,7 @@ import Synchronization
 /// or action, the patient a search concerned. ``event(_:)`` is the one place the
 /// console builds an event; every page view and action records one.
 ///
-/// Sendable: its constants are `let`, what the handler learns is behind a `Mutex`.
+/// Sendable: its constants are `let`, what the handler learns is behind a `Locked` value.
 final class ConsoleAudit: Sendable {
     /// How a request ended, as its event records it.
     enum Outcome: Sendable {
@@ -50,7 +50,7 @@ final class ConsoleAudit: Sendable {
         var recorded = false
     }
 
-    private let learned = Mutex(Learned())
+    private let learned = Locked(Learned())
 
     init(action: AccessAction, objectType: String, clientIP: String?, userAgent: String?) {
         self.requestID = UUID().uuidString.lowercased()

@@ -1,9 +1,9 @@
 public import Foundation
+import Store
 public import Journal
 public import Logging
 public import ServiceLifecycle
 public import Settings
-import Synchronization
 public import Systemd
 
 /// How long a daemon may take to stop once SIGTERM arrives: its services shut down
@@ -96,7 +96,7 @@ public struct DaemonContext: Sendable {
 
 /// The value a run-to-completion service returned, handed from its task to the caller.
 private final class WorkOutcome<Value: Sendable>: Sendable {
-    private let value = Mutex<Value?>(nil)
+    private let value = Locked<Value?>(nil)
 
     func store(_ result: Value) { value.withLock { $0 = result } }
     func stored() -> Value? { value.withLock { $0 } }

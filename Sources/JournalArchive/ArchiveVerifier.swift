@@ -5,7 +5,6 @@ public import ErrorConventions
 import Foundation
 public import Journal
 public import Store
-import Synchronization
 
 /// Something wrong with a cold archive, named precisely.
 public struct ArchiveProblem: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -522,7 +521,7 @@ final class ArchiveReplay {
         guard !signatureBatch.isEmpty, let summary else { return }
         let notes = signatureBatch
         let keys = self.keys
-        let bad = Mutex<[Int]>([])
+        let bad = Locked<[Int]>([])
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var index = worker
@@ -778,7 +777,7 @@ final class ArchiveReplay {
         guard !pendingRoots.isEmpty else { return }
         let pending = pendingRoots
         let digests = checkpointDigests
-        let bad = Mutex<[Int]>([])
+        let bad = Locked<[Int]>([])
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var position = worker

@@ -4,7 +4,6 @@ import Journal
 public import Logging
 public import ServiceLifecycle
 public import Store
-import Synchronization
 
 /// The local intake socket: other programs on the host submit access events in
 /// the framed JSON protocol of ``IntakeProtocol``. The peer is identified by its
@@ -27,8 +26,8 @@ public final class IntakeSocketServer: Service, Sendable {
     private let frameDeadline: Duration
     private let pool: ConnectionPool
     private let logger: Logger
-    private let clients = Mutex(ClientSlots())
-    private let stopping = Mutex(false)
+    private let clients = Locked(ClientSlots())
+    private let stopping = Locked(false)
 
     /// The clients being served, in all and per peer uid.
     private struct ClientSlots {
@@ -94,7 +93,7 @@ public final class IntakeSocketServer: Service, Sendable {
 
     /// Threads and ownership: one accept thread, and one thread per admitted client that
     /// alone reads, writes and finally closes that client's descriptor (never shared).
-    /// Threads share only `clients` and `stopping`, both behind a Mutex; each event is
+    /// Threads share only `clients` and `stopping`, both behind a Locked; each event is
     /// handed to the async pool through ``waitFor(_:)``, which blocks only that client's
     /// own thread, never a thread of the cooperative pool.
     public func run() async throws {
@@ -208,10 +207,10 @@ public final class IntakeSocketServer: Service, Sendable {
     }
 
     /// Runs async work from a dedicated (non-pool) thread and blocks that thread until it ends.
-    /// The result crosses threads only through the Mutex, written before `signal()` and
+    /// The result crosses threads only through the Locked value, written before `signal()` and
     /// read after `wait()`, so it is always set when read.
     private static func waitFor<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
-        let result = Mutex<Result<T, any Error>?>(nil)
+        let result = Locked<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {
             do {

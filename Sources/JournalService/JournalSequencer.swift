@@ -3,7 +3,6 @@ public import Journal
 public import Logging
 public import ServiceLifecycle
 import Store
-import Synchronization
 
 /// The heart of osmose-journald: moves intake rows into the journal in batches
 /// when woken by LISTEN/NOTIFY, signs checkpoints on schedule, and copies every
@@ -201,7 +200,7 @@ public struct JournalSequencer: Service {
 
 /// Set once when the service group asks for a graceful shutdown.
 final class StopFlag: Sendable {
-    private let value = Mutex(false)
+    private let value = Locked(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
 }

@@ -4,7 +4,6 @@ public import Keyring
 public import Logging
 public import Settings
 public import Store
-import Synchronization
 
 /// The work of one osmose-keyd run: advance the asymmetric keys' lifecycles, start
 /// the rotations whose cryptoperiod has ended, then re-encrypt, in paced batches,
@@ -118,11 +117,11 @@ public struct RotationWorker: Sendable {
 /// Keeps the average rate of rewritten values under a ceiling.
 final class Pace: Sendable {
     private let valuesPerSecond: Int
-    private let state: Mutex<(start: ContinuousClock.Instant, values: Int)>
+    private let state: Locked<(start: ContinuousClock.Instant, values: Int)>
 
     init(valuesPerSecond: Int) {
         self.valuesPerSecond = valuesPerSecond
-        state = Mutex((ContinuousClock.now, 0))
+        state = Locked((ContinuousClock.now, 0))
     }
 
     func wait(after values: Int) async throws {

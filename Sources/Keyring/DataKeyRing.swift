@@ -1,7 +1,6 @@
 import Cryptography
 import Foundation
 public import Store
-import Synchronization
 
 /// The unwrapped data keys of one process, loaded from `keys.data_keys`.
 ///
@@ -27,11 +26,11 @@ public final class DataKeyRing: Sendable {
         }
     }
 
-    private let contents: Mutex<Contents>
+    private let contents: Locked<Contents>
     private let master: MasterKey
 
     init(entries: [Int: Entry], master: MasterKey) {
-        contents = Mutex(Contents(entries: entries))
+        contents = Locked(Contents(entries: entries))
         self.master = master
     }
 

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
+import Store
 import Glibc
 import Journal
 import JournalArchive
 import Settings
-import Synchronization
 
 /// The security officer's commands: integrity, investigation, proofs and exports.
 struct JournalCommand: AsyncParsableCommand {
@@ -588,7 +588,7 @@ func readSequences(_ path: String) throws -> [UInt64] {
 
 /// Progress of a long export on standard error, only when it is a terminal.
 final class TerminalProgress: Sendable {
-    private let shown = Mutex(false)
+    private let shown = Locked(false)
     private let enabled: Bool
 
     init(enabled: Bool) { self.enabled = enabled }

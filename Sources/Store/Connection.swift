@@ -1,7 +1,6 @@
 import CLibpq
 import Foundation
 public import Logging
-import Synchronization
 
 /// A notification received on a channel the connection listens to.
 public struct PostgresNotification: Hashable, Sendable {
@@ -41,7 +40,7 @@ final class ConnectionHandle {
 /// (the server is closing this session: administrator command, shutdown).
 final class NoticeSink: Sendable {
     let logger: Logger
-    private let fatalReceived = Mutex(false)
+    private let fatalReceived = Locked(false)
     init(logger: Logger) { self.logger = logger }
 
     var sessionTerminated: Bool { fatalReceived.withLock { $0 } }

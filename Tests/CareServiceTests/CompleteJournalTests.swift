@@ -3,7 +3,6 @@ import CareService
 import Foundation
 import Journal
 import Store
-import Synchronization
 import Testing
 import TestSupport
 
@@ -543,7 +542,7 @@ struct LoginAdmissionTests {
 
 /// Set once the victim's login is answered, to stop the flood's loops.
 final class VictimAnswered: Sendable {
-    private let flag = Mutex(false)
+    private let flag = Locked(false)
     var isSet: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }
 }

@@ -11,7 +11,6 @@ import NIOCore
 import ServiceLifecycle
 import Settings
 import Store
-import Synchronization
 import TestSupport
 
 /// The care API served for real over loopback HTTP, in this process, against a
@@ -227,7 +226,7 @@ final class CareHarness: Sendable {
 
 /// The port the server bound, set once from Hummingbird's callback.
 final class PortBox: Sendable {
-    private let port = Mutex<Int?>(nil)
+    private let port = Locked<Int?>(nil)
     func set(_ value: Int) { port.withLock { $0 = value } }
     var value: Int? { port.withLock { $0 } }
 }

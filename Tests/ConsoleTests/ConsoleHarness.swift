@@ -15,20 +15,19 @@ import ServiceLifecycle
 import Settings
 import StaffAccounts
 import Store
-import Synchronization
 import TestSupport
 
 /// A clock the tests move, shared by the console's second factor and the codes the
 /// tests compute: each sign-in can use a fresh time step (a code is accepted once).
 final class TestClock: Sendable {
-    private let now = Mutex(Date())
+    private let now = Locked(Date())
     func read() -> Date { now.withLock { $0 } }
     func advance(seconds: TimeInterval) { now.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
 /// Log lines the console wrote, to check that none carries personal data.
 final class CapturedLog: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])
     var text: String { lines.withLock { $0.joined(separator: "\n") } }
     func append(_ line: String) { lines.withLock { $0.append(line) } }
 }
@@ -154,7 +153,7 @@ struct ConsoleHarness: Sendable {
 /// redirection, and sends forms.
 final class Browser: Sendable {
     let harness: ConsoleHarness
-    private let cookies = Mutex<[String: String]>([:])
+    private let cookies = Locked<[String: String]>([:])
 
     init(_ harness: ConsoleHarness) { self.harness = harness }
 
@@ -246,7 +245,7 @@ final class Browser: Sendable {
 
 /// The port the server bound, set once from Hummingbird's callback.
 final class PortBox: Sendable {
-    private let port = Mutex<Int?>(nil)
+    private let port = Locked<Int?>(nil)
     func set(_ value: Int) { port.withLock { $0 = value } }
     var value: Int? { port.withLock { $0 } }
 }
@@ -255,7 +254,7 @@ final class PortBox: Sendable {
 /// cookie of its own (``Browser`` keeps them), so that the tests see each answer.
 final class HTTPClient: NSObject, URLSessionTaskDelegate, Sendable {
     let port: Int
-    private let session = Mutex<URLSession?>(nil)
+    private let session = Locked<URLSession?>(nil)
 
     init(port: Int) {
         self.port = port

@@ -1,17 +1,17 @@
 import DaemonRuntime
 import Foundation
+import Store
 import Glibc
 import Journal
 import Logging
 import ServiceLifecycle
 import Settings
-import Synchronization
 import Testing
 import TestSupport
 
 /// Holds what a service produced, for the test to read after the group ended.
 final class Produced: Sendable {
-    private let value = Mutex<Int?>(nil)
+    private let value = Locked<Int?>(nil)
     func set(_ produced: Int) { value.withLock { $0 = produced } }
     var current: Int? { value.withLock { $0 } }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import Synchronization
 import Journal
 import Store
 import Testing
@@ -458,7 +457,7 @@ struct JournalDaemonTests {
 
 /// Set once to stop a background loop.
 final class StopSignal: Sendable {
-    private let flag = Mutex(false)
+    private let flag = Locked(false)
     var isSet: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }
 }

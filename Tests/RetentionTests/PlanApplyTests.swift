@@ -4,7 +4,6 @@ import Journal
 import Keyring
 import Retention
 import Store
-import Synchronization
 import Testing
 import TestSupport
 
@@ -375,7 +374,7 @@ struct PlanApplyTests {
 
 /// Counts batches across a run's stop checks.
 final class BatchCounter: Sendable {
-    private let count = Mutex(0)
+    private let count = Locked(0)
     func next() -> Int { count.withLock { $0 += 1; return $0 } }
     func reset() { count.withLock { $0 = 0 } }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Store
-import Synchronization
 import Testing
 import TestSupport
 
@@ -20,7 +19,7 @@ struct BulkAndNotifyTests {
             #expect(try summary.int("n") == rowCount)
             #expect(try summary.int64("total") == Int64(rowCount) * Int64(rowCount - 1) / 2)
 
-            let seen = Mutex<(rows: Int, sum: Int64, bytes: Int)>((0, 0, 0))
+            let seen = Locked<(rows: Int, sum: Int64, bytes: Int)>((0, 0, 0))
             let out = try await connection.copyOut("COPY events (seq, label) TO STDOUT") { line in
                 let seq = Int64(String(decoding: line.prefix { $0 != 9 }, as: UTF8.self)) ?? -1
                 seen.withLock { $0.rows += 1; $0.sum += seq; $0.bytes += line.count }

@@ -1,6 +1,5 @@
 import Foundation
 import Store
-import Synchronization
 import Testing
 import TestSupport
 
@@ -236,7 +235,7 @@ struct PoolTests {
 /// A counter shared between tasks.
 /// How many are inside now, and the most at once.
 final class Gauge: Sendable {
-    private let state = Mutex((current: 0, maximum: 0))
+    private let state = Locked((current: 0, maximum: 0))
     func enter() { state.withLock { $0.current += 1; $0.maximum = max($0.maximum, $0.current) } }
     func leave() { state.withLock { $0.current -= 1 } }
     var current: Int { state.withLock { $0.current } }
@@ -245,13 +244,13 @@ final class Gauge: Sendable {
 
 /// Who was served, in order.
 final class ServedOrder: Sendable {
-    private let served = Mutex<[String]>([])
+    private let served = Locked<[String]>([])
     func append(_ name: String) { served.withLock { $0.append(name) } }
     var names: [String] { served.withLock { $0 } }
 }
 
 final class Counter: Sendable {
-    private let count = Mutex(0)
+    private let count = Locked(0)
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }

@@ -5,7 +5,6 @@ import Glibc
 import Journal
 import Keyring
 import Store
-import Synchronization
 import Testing
 import TestSupport
 

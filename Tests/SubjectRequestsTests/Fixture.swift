@@ -5,7 +5,6 @@ import Journal
 import Keyring
 import Store
 import SubjectRequests
-import Synchronization
 import TestSupport
 
 /// A database with the care records, the journal and the register, reached as the
@@ -20,7 +19,7 @@ final class DSARFixture: Sendable {
     let master: MasterKey
     let ring: DataKeyRing
     let signer: NoteSignerKey
-    let state: Mutex<JournalState?>
+    let state: Locked<JournalState?>
     /// Care users by login name.
     let users: [String: Principal]
 
@@ -38,7 +37,7 @@ final class DSARFixture: Sendable {
         self.master = master
         self.ring = ring
         self.signer = signer
-        self.state = Mutex(nil)
+        self.state = Locked(nil)
         self.users = users
     }
 

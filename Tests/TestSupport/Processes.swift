@@ -1,6 +1,6 @@
 public import Foundation
+import Store
 import Glibc
-import Synchronization
 
 /// The outcome of running a program.
 public struct ProcessOutcome: Sendable {
@@ -90,7 +90,7 @@ public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComp
 public final class BackgroundProcess: Sendable {
     public let pid: pid_t
     let directory: URL
-    private let reaped = Mutex(false)
+    private let reaped = Locked(false)
 
     /// Starts `executable`; it inherits this process's environment plus `environment`.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
