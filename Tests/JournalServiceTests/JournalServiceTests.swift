@@ -106,22 +106,27 @@ struct IntakeProtocolTests {
 @Suite("Witness directories")
 struct WitnessDirectoryTests {
     @Test("Notes appended are read back in order; the latest file holds the last; a torn tail is reported")
-    func appendAndRead() throws {
+    func appendAndRead() async throws {
+        try await Self.withWitness { witness in
+            let notes = try Self.notes(3)
+            #expect(try witness.notes().isEmpty)
+            try witness.append(notes[0])
+            try witness.append(notes: Array(notes[1...]))
+            #expect(try witness.notes() == notes)
+            #expect(String(decoding: FileManager.default.contents(atPath: witness.latestPath)!, as: UTF8.self) == notes[2])
+            let handle = FileHandle(forWritingAtPath: witness.logPath)!
+            handle.seekToEndOfFile()
+            handle.write(Data("journal.witness.example\n4\n".utf8))
+            handle.closeFile()
+            #expect(throws: JournalError.self) { try witness.notes() }
+        }
+    }
+
+    /// A witness directory under the temporary directory, removed after `body` on every path.
+    static func withWitness(_ body: (WitnessDirectory) async throws -> Void) async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("witness-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let signer = try NoteSignerKey.generate(name: "journal.witness.example")
-        let notes = try (1...3).map { try Checkpoint(origin: "journal.witness.example", size: UInt64($0), rootHash: [UInt8](repeating: UInt8($0), count: 32)).signed(by: [signer]) }
-        let witness = WitnessDirectory(path: path)
-        #expect(try witness.notes().isEmpty)
-        try witness.append(notes[0])
-        try witness.append(notes: Array(notes[1...]))
-        #expect(try witness.notes() == notes)
-        #expect(String(decoding: FileManager.default.contents(atPath: witness.latestPath)!, as: UTF8.self) == notes[2])
-        let handle = FileHandle(forWritingAtPath: witness.logPath)!
-        handle.seekToEndOfFile()
-        handle.write(Data("journal.witness.example\n4\n".utf8))
-        handle.closeFile()
-        #expect(throws: JournalError.self) { try witness.notes() }
+        try await body(WitnessDirectory(path: path))
     }
 
     /// Notes `1...count` of a witness log, signed.
@@ -134,50 +139,48 @@ struct WitnessDirectoryTests {
 
     @Test("A read between the daemon's two writes (log, then latest) waits for the second; a latest that stays behind is returned as it is")
     func readBetweenTheTwoWrites() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("witness-\(UUID().uuidString.prefix(8))").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let notes = try Self.notes(3)
-        let witness = WitnessDirectory(path: path)
-        try witness.append(notes: Array(notes[0...1]))
-        // The daemon's first write alone: the log holds note 3, `checkpoint` still note 2.
-        let handle = try #require(FileHandle(forWritingAtPath: witness.logPath))
-        handle.seekToEndOfFile()
-        handle.write(Data((notes[2] + "\n").utf8))
-        handle.closeFile()
+        try await Self.withWitness { witness in
+            let notes = try Self.notes(3)
+            try witness.append(notes: Array(notes[0...1]))
+            // The daemon's first write alone: the log holds note 3, `checkpoint` still note 2.
+            let handle = try #require(FileHandle(forWritingAtPath: witness.logPath))
+            handle.seekToEndOfFile()
+            handle.write(Data((notes[2] + "\n").utf8))
+            handle.closeFile()
 
-        let stale = try await witness.read(attempts: 3, pause: .milliseconds(10))
-        #expect(stale.notes == notes && stale.latest == notes[1], "a checkpoint file left behind is returned as read, for the verifier to report")
+            let stale = try await witness.read(attempts: 3, pause: .milliseconds(10))
+            #expect(stale.notes == notes && stale.latest == notes[1], "a checkpoint file left behind is returned as read, for the verifier to report")
 
-        // The second write lands while the reader waits.
-        let completing = Task {
-            try await Task.sleep(for: .milliseconds(60))
-            try Data(notes[2].utf8).write(to: URL(fileURLWithPath: witness.latestPath), options: .atomic)
+            // The second write lands while the reader waits.
+            let completing = Task {
+                try await Task.sleep(for: .milliseconds(60))
+                try Data(notes[2].utf8).write(to: URL(fileURLWithPath: witness.latestPath), options: .atomic)
+            }
+            let settled = try await witness.read(attempts: 100, pause: .milliseconds(10))
+            try await completing.value
+            #expect(settled.notes == notes && settled.latest == notes[2])
         }
-        let settled = try await witness.read(attempts: 100, pause: .milliseconds(10))
-        try await completing.value
-        #expect(settled.notes == notes && settled.latest == notes[2])
     }
 
     @Test("Reads while notes are appended always see the latest file as the log's last note (the race that failed verify on a live journal)")
     func readsBesideAWriter() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("witness-\(UUID().uuidString.prefix(8))").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let notes = try Self.notes(200)
-        let witness = WitnessDirectory(path: path)
-        try witness.append(notes[0])
-        let writer = Task.detached {
-            for note in notes.dropFirst() {
-                try witness.append(note)
-                usleep(2_000)
+        try await Self.withWitness { witness in
+            let notes = try Self.notes(200)
+            try witness.append(notes[0])
+            let writer = Task.detached {
+                for note in notes.dropFirst() {
+                    try witness.append(note)
+                    usleep(2_000)
+                }
             }
+            for number in 1...100 {
+                let read = try await witness.read(attempts: 100, pause: .milliseconds(1))
+                #expect(read.latest == read.notes.last, "read \(number): checkpoint is not the log's last note")
+            }
+            try await writer.value
+            let last = try await witness.read()
+            #expect(last.notes == notes && last.latest == notes.last)
         }
-        for number in 1...100 {
-            let read = try await witness.read(attempts: 100, pause: .milliseconds(1))
-            #expect(read.latest == read.notes.last, "read \(number): checkpoint is not the log's last note")
-        }
-        try await writer.value
-        let last = try await witness.read()
-        #expect(last.notes == notes && last.latest == notes.last)
     }
 }
 
