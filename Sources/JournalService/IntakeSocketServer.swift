@@ -93,7 +93,7 @@ public final class IntakeSocketServer: Service, Sendable {
 
     /// Threads and ownership: one accept thread, and one thread per admitted client that
     /// alone reads, writes and finally closes that client's descriptor (never shared).
-    /// Threads share only `clients` and `stopping`, both behind a Locked; each event is
+    /// Threads share only `clients` and `stopping`, both `Locked` (pthread); each event is
     /// handed to the async pool through ``waitFor(_:)``, which blocks only that client's
     /// own thread, never a thread of the cooperative pool.
     public func run() async throws {
@@ -207,7 +207,7 @@ public final class IntakeSocketServer: Service, Sendable {
     }
 
     /// Runs async work from a dedicated (non-pool) thread and blocks that thread until it ends.
-    /// The result crosses threads only through the Locked value, written before `signal()` and
+    /// The result crosses threads only through its `Locked` value, written before `signal()` and
     /// read after `wait()`, so it is always set when read.
     private static func waitFor<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
         let result = Locked<Result<T, any Error>?>(nil)
