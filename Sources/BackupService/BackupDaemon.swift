@@ -118,10 +118,10 @@ func warnAboutStore(_ store: String, trust: BackupTrust) {
     }
 }
 
-/// Writes the store's signed head beside the journal's witness copies; false on any failure (printed).
+/// Writes the store's signed head into the head directories (backup.head_directories); false on any failure (printed).
 func writeHead(_ configuration: SuiteConfiguration, signer: BackupSigner, trust: BackupTrust) -> Bool {
     let failures = StoreHead.writeHead(
-        store: configuration.backup.store, signer: signer, trust: trust, into: configuration.journal.witnessDirectories)
+        store: configuration.backup.store, signer: signer, trust: trust, into: configuration.backupHeadDirectories)
     for failure in failures { FileHandle.standardError.write(Data("osmose-backupd: the store's head: \(failure)\n".utf8)) }
     return failures.isEmpty
 }

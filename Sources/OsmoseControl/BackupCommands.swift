@@ -200,7 +200,7 @@ struct BackupCommand: AsyncParsableCommand {
                 let backup = configuration.backup
                 let verifier = BackupVerifier(
                     store: backup.store, identities: try BackupCommand.identities(identity, backup),
-                    trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.journal.witnessDirectories)
+                    trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.backupHeadDirectories)
                 let report = verifier.verify(all: all, readData: readData)
                 if json {
                     try printJSON(report)
@@ -262,7 +262,7 @@ struct BackupCommand: AsyncParsableCommand {
                 }
                 let restorer = BackupRestore(
                     store: backup.store, identities: try BackupCommand.identities(identity, backup),
-                    trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.journal.witnessDirectories)
+                    trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.backupHeadDirectories)
                 let plan = try await BackupCommand.refusingForgeries { try restorer.prepare(goal, acceptRollback: acceptRollback) }
                 for note in plan.headNotes { print("head: \(note)") }
                 if dryRun {
@@ -327,7 +327,7 @@ extension BackupCommand {
                 let drill = RestoreDrill(
                     restorer: BackupRestore(
                         store: backup.store, identities: try BackupCommand.identities(identity, backup),
-                        trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: journal.witnessDirectories),
+                        trust: try BackupCommand.trust(backup, acceptUnsigned: acceptUnsigned), headDirectories: configuration.backupHeadDirectories),
                     restoreCommand: BackupCommand.walFetchCommand(options, identity: identity, backup, acceptUnsigned: acceptUnsigned),
                     databaseName: RestoreDrill.databaseName(inConnectionString: configuration.database.connection),
                     programs: try PostgresServerPrograms.locate(), directory: directory, keep: keep,

@@ -19,7 +19,7 @@ public struct Osmosectl: AsyncParsableCommand {
               64  the command line is wrong (unknown option, missing argument)
             """,
         version: "osmosectl \(versionString)",
-        subcommands: [DatabaseCommand.self, TeamsCommand.self, UsersCommand.self, KeysCommand.self, JournalCommand.self, BackupCommand.self, RetentionCommand.self, SubjectRequestCommand.self, PolicyCommand.self, ConfigCommand.self, DiagnoseCommand.self, VersionCommand.self]
+        subcommands: [DatabaseCommand.self, TeamsCommand.self, UsersCommand.self, KeysCommand.self, JournalCommand.self, BackupCommand.self, RetentionCommand.self, SubjectRequestCommand.self, PolicyCommand.self, ConfigCommand.self, SetupCommand.self, DiagnoseCommand.self, VersionCommand.self]
     )
 
     public init() {}

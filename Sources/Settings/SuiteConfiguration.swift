@@ -74,6 +74,10 @@ public struct SuiteConfiguration: Hashable, Sendable {
         /// Further directories of the suite's files to back up (e.g. cold archives),
         /// beside the configuration, the policies and the witness directories.
         public var fileTrees: [String] = []
+        /// Where osmose-backupd keeps the store's signed head (`backup-head.sig`), which
+        /// verify, restore and drill compare with the store to catch a rollback: outside
+        /// the store, on other storage. `nil` (not set): `journal.witness_directories`.
+        public var headDirectories: [String]? = nil
         /// The cluster's data directory, when full backups copy it directly (between
         /// pg_backup_start and pg_backup_stop) rather than through pg_basebackup.
         public var dataDirectory: String?
@@ -370,7 +374,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             "backup",
             allowedKeys: [
                 "store", "recipients", "identity_file", "database", "copies", "file_trees", "data_directory", "signing_key_files", "verifier_keys",
-                "retired_verifier_keys",
+                "retired_verifier_keys", "head_directories",
             ])
         {
             try parseBackupSigning(backup, into: &configuration.backup)
@@ -381,6 +385,13 @@ public struct SuiteConfiguration: Hashable, Sendable {
             configuration.backup.fileTrees = try backup.strings("file_trees")
             for tree in configuration.backup.fileTrees where !tree.hasPrefix("/") {
                 throw backup.error("file_trees", "\(tree) must be an absolute path")
+            }
+            if backup.contains("head_directories") {
+                let heads = try backup.strings("head_directories")
+                for head in heads where !head.hasPrefix("/") {
+                    throw backup.error("head_directories", "\(head) must be an absolute path")
+                }
+                configuration.backup.headDirectories = heads
             }
             configuration.backup.dataDirectory = try backup.optionalString("data_directory")
             if let data = configuration.backup.dataDirectory, !data.hasPrefix("/") {
@@ -612,6 +623,8 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public var careConnection: String { care.database.isEmpty ? database.connection : care.database }
     /// The connection string osmose-backupd uses (base backups need a role with REPLICATION).
     public var backupConnection: String { backup.database.isEmpty ? database.connection : backup.database }
+    /// Where the store's signed head is kept: `backup.head_directories`, else `journal.witness_directories`.
+    public var backupHeadDirectories: [String] { backup.headDirectories ?? journal.witnessDirectories }
 
     /// The connection string osmose-console uses.
     public var consoleConnection: String { console.database.isEmpty ? database.connection : console.database }

@@ -18,6 +18,15 @@ struct BackupSettingsTests {
         #expect(hybrid.backup.recipients.count == 2)
     }
 
+    @Test("The head directories default to the journal's witness directories, and an empty list means none")
+    func headDirectories() throws {
+        let witnesses = "journal:\n  witness_directories: [/var/lib/osmose-journald/witness]\n"
+        #expect(try parse(witnesses).backupHeadDirectories == ["/var/lib/osmose-journald/witness"])
+        let own = try parse(witnesses + "backup:\n  head_directories: [/var/lib/osmose-backupd/head, /mnt/witness-nas/backup]\n")
+        #expect(own.backupHeadDirectories == ["/var/lib/osmose-backupd/head", "/mnt/witness-nas/backup"])
+        #expect(try parse(witnesses + "backup:\n  head_directories: []\n").backupHeadDirectories == [])
+    }
+
     static let verifier = "journal.chu.example/backup+1a2b3c4d+AQ" + String(repeating: "A", count: 42)
     static let retired = "journal.chu.example/backup+9f8e7d6c+AQ" + String(repeating: "B", count: 42)
 
@@ -46,6 +55,7 @@ struct BackupSettingsTests {
         ("backup:\n  recipients: [\"\(classic)\", \"\(hybrid)\"]\n", 2, "mixes hybrid post-quantum"),
         ("backup:\n  recipients: [\"age1pq1tooshort\"]\n", 2, "not an age recipient"),
         ("backup:\n  file_trees: [relative/cold]\n", 2, "absolute"),
+        ("backup:\n  head_directories: [relative/head]\n", 2, "absolute"),
         ("backup:\n  store: relative\n", 2, "absolute"),
     ])
     func refused(text: String, line: Int, mentions: String) {
