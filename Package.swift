@@ -26,6 +26,8 @@ let package = Package(
         .executable(name: "osmose-retentiond", targets: ["osmose-retentiond"]),
         .executable(name: "osmose-dsard", targets: ["osmose-dsard"]),
         .executable(name: "osmose-console", targets: ["osmose-console"]),
+        // The Debian package's single executable (scripts/package): every program above, by the name it is started under.
+        .executable(name: "osmose", targets: ["osmose-multicall"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -245,6 +247,13 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(name: "osmose-retentiond", dependencies: ["RetentionService", "DaemonRuntime"], swiftSettings: strictSettings),
         .executableTarget(name: "osmose-dsard", dependencies: ["SubjectRequestService", "DaemonRuntime"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "osmose-multicall",
+            dependencies: [
+                "OsmoseControl", "CareService", "JournalService", "KeyService", "BackupService", "RetentionService", "SubjectRequestService",
+                "ConsoleService", "DaemonRuntime",
+            ],
+            swiftSettings: strictSettings),
         .target(
             name: "OsmoseControl",
             dependencies: [

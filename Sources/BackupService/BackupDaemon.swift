@@ -3,6 +3,7 @@ import Age
 import Backup
 import DaemonRuntime
 import Foundation
+import Glibc
 import Journal
 import Settings
 import Systemd
@@ -256,6 +257,11 @@ struct WALPush: AsyncParsableCommand {
     @Argument(help: "The segment's file name (%f).") var name: String
 
     func run() async throws {
+        // PostgreSQL runs this with its own umask (0077 under Debian's pg_ctlcluster),
+        // which would leave the segments and their signatures unreadable to the group
+        // osmose-backupd verifies and prunes them through: the store's files are 0640,
+        // as osmose-backupd's units (UMask=0027) write theirs.
+        umask(0o027)
         let backup = try options.loadConfiguration().backup
         guard !backup.recipients.isEmpty else { throw BackupCommandError(.invalidSetting, "backup.recipients is empty: nothing to encrypt to") }
         let signer = try loadSigner(backup)

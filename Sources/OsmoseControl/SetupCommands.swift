@@ -124,7 +124,7 @@ struct SetupCheck: Encodable, Equatable {
         for (setting, connection) in connections {
             do {
                 let role = try await Connection.withConnection(connection, applicationName: "osmosectl setup", logger: logger) { connection in
-                    try await connection.perform { connection in try connection.query("SELECT current_user::text AS role").singleRow()?.string("role") ?? "?" }
+                    try await connection.perform { connection in try connection.userName() }
                 }
                 checks.append(.ok(setting, "connects as \(role)"))
             } catch {

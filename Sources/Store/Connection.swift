@@ -184,6 +184,12 @@ public actor Connection {
         return PQbackendPID(owner.pointer)
     }
 
+    /// The role this connection logged in as (libpq's PQuser).
+    public func userName() throws -> String {
+        let owner = try live()
+        return PQuser(owner.pointer).map { String(cString: $0) } ?? ""
+    }
+
     /// True when the connection is open, idle outside any transaction, and the server
     /// has not closed it. Reads whatever the server sent meanwhile, without blocking.
     public func isUsable() -> Bool {
