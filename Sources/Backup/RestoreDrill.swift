@@ -192,6 +192,7 @@ public struct RestoreDrill: Sendable {
         let restored = try await Self.onOwnThread { try restorer.restore(plan, into: data, restoreCommand: restoreCommand) }
         logger.info("restored for the drill", metadata: ["osmose.backup.id": "\(restored.backup)", "osmose.backup.drill": "\(directory)"])
         let port = 20000 + Int.random(in: 0..<20000)
+        try provideConfigurationFiles()
         try appendSettings("port = \(port)\nlisten_addresses = ''\nunix_socket_directories = '\(socketDirectory)'\n")
         if getuid() == 0 { _ = try await runProgram("/bin/chown", ["-R", "postgres:postgres", directory], asServerOwner: false) }
         let started = try await runProgram(
@@ -210,6 +211,28 @@ public struct RestoreDrill: Sendable {
         }
         _ = try await runProgram(programs.pgCtl, ["-D", data, "-m", "fast", "-w", "stop"])
         return RestoreDrillReport(restore: restored, tables: checked.tables, problems: checked.problems)
+    }
+
+    /// Writes the configuration files a cluster needs to start when the backup holds
+    /// none: Debian's clusters keep postgresql.conf, pg_hba.conf and pg_ident.conf in
+    /// /etc/postgresql/<version>/<name>, outside the data directory a base backup
+    /// copies. The drill's cluster listens only on its private socket directory;
+    /// peer authentication lets the drill's own user in. A file the backup holds is
+    /// left as it is.
+    private func provideConfigurationFiles() throws {
+        let files = [
+            ("postgresql.conf", "# Written by the restore drill: the backed-up cluster keeps its configuration outside its data directory.\n"),
+            ("pg_hba.conf", "# Written by the restore drill: its private socket only.\nlocal all all peer\n"),
+            ("pg_ident.conf", "# Written by the restore drill.\n"),
+        ]
+        for (name, text) in files where !FileManager.default.fileExists(atPath: "\(dataDirectory)/\(name)") {
+            let path = "\(dataDirectory)/\(name)"
+            do {
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw RestoreDrillError(.workDirectory, "cannot write \(path): \(error.localizedDescription)")
+            }
+        }
     }
 
     /// Appends settings to the restored cluster's postgresql.auto.conf.

@@ -353,13 +353,17 @@ extension BackupCommand {
     }
 }
 
-/// The installed path of `name` beside this executable (`/proc/self/exe`: argv[0]
-/// may be a bare name found on PATH).
+/// The installed path of `name`: beside this executable (`/proc/self/exe`: argv[0]
+/// may be a bare name found on PATH), else its link in /usr/sbin or /usr/bin.
 func siblingExecutable(_ name: String) -> String {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     let own = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-    return URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent(name).path
+    let beside = URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent(name).path
+    // The Debian package's one executable (/usr/lib/osmose/osmose) has no sibling of
+    // that name: the program is its link in /usr/sbin.
+    let candidates = [beside, "/usr/sbin/\(name)", "/usr/bin/\(name)"]
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? beside
 }
 
 /// Journals a backup operation when the database is reachable (a restore or a
