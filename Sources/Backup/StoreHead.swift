@@ -9,7 +9,7 @@ import Journal
 ///
 /// - the **head**, `backup-head.sig`, rewritten by `osmose-backupd` after every full,
 ///   incremental backup and prune in each of the journal's witness directories
-///   (`journal.witness_directories`, outside the database and the backup store);
+///   (`backup.head_directories`, by default `journal.witness_directories`: outside the database and the backup store);
 /// - each copy location's **state**, `copy-state.sig`, written into the location
 ///   after a complete mirror, so that a copy used as the store in a disaster is
 ///   checked against what it held.
@@ -81,7 +81,7 @@ public enum StoreHead {
         let walNames = Set((try? WALArchive(store: store).names()) ?? [])
         var files = directories.map { ("\($0)/\(headFileName)", BackupStatement.Kind.head, "store") }
         if FileManager.default.fileExists(atPath: "\(store)/\(copyStateFileName)") { files.append(("\(store)/\(copyStateFileName)", .copyState, "copy")) }
-        if directories.isEmpty { check.notes.append("no witness directory is configured (journal.witness_directories): a rollback of the whole store cannot be detected") }
+        if directories.isEmpty { check.notes.append("no head directory is configured (backup.head_directories, else journal.witness_directories): a rollback of the whole store cannot be detected") }
         for (path, kind, subject) in files {
             guard let note = FileManager.default.contents(atPath: path) else {
                 check.notes.append("\(path) is absent (no backup since signing began, or the directory is not reachable): not compared")

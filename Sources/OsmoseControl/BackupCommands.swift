@@ -183,7 +183,7 @@ struct BackupCommand: AsyncParsableCommand {
                 --read-data decrypts and decompresses every member and compares it with the manifest instead. Every WAL \
                 file is decrypted and compared with its signed digest. First, every signature: each backup's, tombstone's and \
                 WAL file's, by a key backup.verifier_keys lists (a retired key only for what precedes its retirement), and the \
-                files they cover; then the store against its signed head beside each of journal.witness_directories (a rollback). \
+                files they cover; then the store against its signed head in each of backup.head_directories (a rollback). \
                 Exit status 5 when anything is unsigned, forged, damaged or missing; each problem names the file.
                 """)
         @OptionGroup var options: GlobalOptions
@@ -231,7 +231,7 @@ struct BackupCommand: AsyncParsableCommand {
             abstract: "Restore the cluster to a moment (or the latest archived WAL) into an empty directory, ready for PostgreSQL to start.",
             discussion: """
                 Before writing anything: checks every backup's signature and the chain, the store against its signed heads \
-                (journal.witness_directories), and each WAL file to replay against its signature (exit status 5, naming the \
+                (backup.head_directories), and each WAL file to replay against its signature (exit status 5, naming the \
                 file). Chooses the newest backup that finished before --to, checks every member against its manifest while \
                 writing it (a damaged member empties the directory and refuses), refuses a gap in the WAL archive, then writes \
                 recovery.signal and the recovery settings. Start PostgreSQL on the directory (as its owner) to replay WAL up to --to.
