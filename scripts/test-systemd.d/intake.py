@@ -2,11 +2,11 @@
 """Sends access events to osmose-journald's intake socket, in its framed JSON
 protocol (docs/journal.md), for scripts/test-systemd.
 
-  intake.py --request-id PREFIX --count N [--interval SECONDS] [--socket PATH]
+  intake.py --request-id PREFIX --count N [--interval SECONDS] [--socket PATH] [--give-up-after SECONDS]
 
 Event i carries the request id PREFIX-i (PREFIX alone when N is 1). Each event is
 sent until the daemon acknowledges it: a refused connection or a reset (the daemon
-restarting during an upgrade) is retried for up to 120 s, so that the count of
+restarting during an upgrade) is retried for up to 120 s (--give-up-after), so that the count of
 acknowledged events is exact. Prints the acknowledged count and the retries; exits
 1 when an event was never acknowledged or was refused.
 """
@@ -22,6 +22,7 @@ parser.add_argument("--request-id", required=True)
 parser.add_argument("--count", type=int, default=1)
 parser.add_argument("--interval", type=float, default=0.0)
 parser.add_argument("--socket", default="/run/osmose-journald/intake.sock")
+parser.add_argument("--give-up-after", type=float, default=120.0)
 arguments = parser.parse_args()
 
 
@@ -48,7 +49,7 @@ retries = 0
 for index in range(arguments.count):
     request_id = arguments.request_id if arguments.count == 1 else f"{arguments.request_id}-{index}"
     event = {"request_id": request_id, "action": "read", "object_type": "systemd-test", "object_id": str(index), "result": "success", "purpose": "administration"}
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + arguments.give_up_after
     while True:
         try:
             if connection is None:
