@@ -369,11 +369,21 @@ struct RetentionDaemonTests {
         var random = TestSeed.generator(test: "osmose-retentiond subject request crashes")
         try await RetentionSite.with("ret_e2e_dsar_crash", patients: 0) { site in
             // Patients for the requests to name (osmose-retention-bench's; their records are due too, and come first).
+            // 200 requests: under CI's whole-suite load a round destroyed about seven before its
+            // kill, and 80 were all gone after 11 landed kills.
+            let due = 200
             let seed = try await runProgram(
-                RetentionSite.path("osmose-retention-bench"), ["seed", "80", "--database", site.connectionString, "--master-key", site.masterKey, "--transmissions", "0", "--text", "Zyqwox"])
+                RetentionSite.path("osmose-retention-bench"),
+                ["seed", "\(due)", "--database", site.connectionString, "--master-key", site.masterKey, "--transmissions", "0", "--text", "Zyqwox"])
             #expect(seed.status == 0, "\(seed.standardError)")
-            let due = 80
-            for index in 0..<due { try await site.subjectRequest(patient: RetentionSite.patient(index), closedYearsAgo: 6, canary: "Zyqwox \(index)") }
+            // Four at a time (three osmosectl runs each).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<due {
+                    if index >= 4 { try await group.next() }
+                    group.addTask { _ = try await site.subjectRequest(patient: RetentionSite.patient(index), closedYearsAgo: 6, canary: "Zyqwox \(index)") }
+                }
+                try await group.waitForAll()
+            }
             try await site.subjectRequest(patient: RetentionSite.patient(0), closedYearsAgo: nil, canary: "Zyqwox open")
             let plan = try await site.plan()
             let requestItems = try await site.query { connection in
@@ -401,7 +411,8 @@ struct RetentionDaemonTests {
                 let crashes = try await killAfterProgress(
                     retentiond, ["--config", site.config], kills: 20, maxRounds: 150, delays: 0..<3, poll: .milliseconds(1),
                     random: &random, progress: progress, isFinished: { $0.finished },
-                    hasStarted: { before, now in now.items != before.items },
+                    // The kill is timed from the first request destroyed (the patients' records come first).
+                    hasStarted: { before, now in now.requests != before.requests || now.finished },
                     landedMidWork: { before, after in after.requests > before.requests && after.requests < due && !after.finished })
                 let reached = try await progress()
                 print("osmose-retentiond subject request crashes: \(crashes.landed) kills landed among the requests in \(crashes.rounds) rounds, \(reached.requests) of \(due) done by then (seed \(random.seed))")
