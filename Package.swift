@@ -254,6 +254,15 @@ let package = Package(
                 "ConsoleService", "DaemonRuntime",
             ],
             swiftSettings: strictSettings),
+        // The first-run set-up's lists (units, peer map) and its checks (osmosectl setup).
+        .target(
+            name: "Setup",
+            dependencies: [
+                "Settings", "Schema", "Store", "Systemd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "OsmoseControl",
             dependencies: [
@@ -261,6 +270,7 @@ let package = Package(
                 "StaffAccounts",
                 "Settings",
                 "Schema",
+                "Setup",
                 "Store",
                 "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -362,6 +372,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SetupTests",
+            dependencies: ["Setup", "Settings", "Store", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
