@@ -124,6 +124,32 @@ struct MigratorTests {
         }
     }
 
+    @Test("A migration that creates a role, run by an owner without CREATEROLE, is rolled back and says how to run it")
+    func roleCreationWithoutCreateRole() async throws {
+        try await TestDatabase.with("migraterole") { database in
+            let connection = try await Connection.connect(database.connectionString, logger: testLogger)
+            let owner = "osmose_test_owner_\(UUID().uuidString.prefix(8).lowercased())"
+            try await connection.execute("CREATE ROLE \(owner) NOLOGIN NOCREATEROLE; GRANT CREATE ON DATABASE \(database.name) TO \(owner)")
+            let set = try MigrationSet([
+                try migration("0001_roles.sql", "DO $$ BEGIN CREATE ROLE \(owner)_made NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;")
+            ])
+            let migrator = Migrator(migrations: set, logger: testLogger)
+            do {
+                try await connection.execute("SET ROLE \(owner)")
+                let error = await #expect(throws: SchemaError.self) { try await migrator.migrate(on: connection, appliedBy: "test") }
+                #expect(error?.code == .migrationFailed)
+                #expect(error?.description.contains("0001_roles.sql creates a role, and the owner role lacks CREATEROLE") == true, "\(String(describing: error))")
+                try await connection.execute("RESET ROLE")
+                #expect(try await migrator.status(on: connection).map(\.state) == [.pending])
+            } catch {
+                try? await connection.execute("RESET ROLE")
+                throw error
+            }
+            try await connection.execute("DROP OWNED BY \(owner); REVOKE ALL ON DATABASE \(database.name) FROM \(owner); DROP ROLE \(owner)")
+            await connection.close()
+        }
+    }
+
     @Test("Badly named files and duplicate versions are refused")
     func fileNames() throws {
         for name in ["1_short.sql", "0001-dash.sql", "0001_Upper.sql", "0001_x.txt", "0000_zero.sql", "abcd_x.sql"] {
