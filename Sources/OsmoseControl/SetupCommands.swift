@@ -31,13 +31,19 @@ struct SetupCommand: AsyncParsableCommand {
     @Option(help: "Where the encrypted credentials are.") var credentials = "/etc/osmose/credentials"
     @Option(help: "With --units: whether backups are set up (default: backup.recipients is not empty).")
     var backups: Bool?
+    @Option(help: "With --units: whether the backup identity is a credential (default: backup-identity.cred exists).")
+    var backupIdentity: Bool?
+    @Option(help: "With --units: whether the cold archives' recipients are written (default: /etc/osmose/archive-recipients.txt exists).")
+    var archiveRecipients: Bool?
     @Flag(help: "Print the checks as JSON.") var json = false
 
     func validate() throws {
         guard [check, units, peerMap].filter({ $0 }).count == 1 else {
             throw ValidationError("give one of --check, --units or --peer-map (the set-up itself is osmose-setup, run as root)")
         }
-        if backups != nil && !units { throw ValidationError("--backups goes with --units") }
+        if (backups != nil || backupIdentity != nil || archiveRecipients != nil) && !units {
+            throw ValidationError("--backups, --backup-identity and --archive-recipients go with --units")
+        }
     }
 
     func run() async throws {
@@ -50,8 +56,8 @@ struct SetupCommand: AsyncParsableCommand {
             if units {
                 let conditions = SuiteUnits.Conditions(
                     backups: backups ?? !configuration.backup.recipients.isEmpty,
-                    backupIdentity: FileManager.default.fileExists(atPath: "\(credentials)/backup-identity.cred"),
-                    archiveRecipients: FileManager.default.fileExists(atPath: SuiteUnits.archiveRecipientsFile))
+                    backupIdentity: backupIdentity ?? FileManager.default.fileExists(atPath: "\(credentials)/backup-identity.cred"),
+                    archiveRecipients: archiveRecipients ?? FileManager.default.fileExists(atPath: SuiteUnits.archiveRecipientsFile))
                 let plan = SuiteUnits.toEnable(conditions)
                 plan.units.forEach { print($0) }
                 for (unit, reason) in plan.leftOff { FileHandle.standardError.write(Data("\(unit) left off: \(reason)\n".utf8)) }
