@@ -54,11 +54,13 @@ public struct CareDaemon: AsyncParsableCommand {
         if !journalsSuccessfulReads { logger.warning("BENCHMARK BUILD: successful reads are not journaled") }
         let api = CareAPI(pool: pool, ring: ring, policy: policy, settings: settings, logger: logger)
         let notifier = daemon.notifier
+        let socketGroup = try care.socketGroup.map(SocketGroup.init(named:))
         let application = api.application(
             address: bindAddress(care.listen), serverName: "osmose-care",
             onServerRunning: { channel in
-                logger.info("serving", metadata: ["osmose.care.address": "\(channel.localAddress?.description ?? care.listen)"])
-                try? notifier.ready(status: "serving on \(care.listen)")
+                Listening.announce(
+                    listen: care.listen, address: channel.localAddress?.description, socketGroup: socketGroup, notifier: notifier, logger: logger,
+                    metadataKey: "osmose.care.address")
             },
             logger: logger)
         try await daemon.runServiceGroup([.init(service: application)])

@@ -60,12 +60,14 @@ public struct ConsoleDaemon: AsyncParsableCommand {
         let console = try await Console(pool: pool, key: key, configuration: configuration, logger: logger, masterKey: masterKey)
         let listen = configuration.console.listen
         let notifier = daemon.notifier
+        let socketGroup = try configuration.console.socketGroup.map(SocketGroup.init(named:))
         let application = Application(
             router: console.router(),
             configuration: .init(address: Self.bindAddress(listen), serverName: "osmose-console"),
             onServerRunning: { channel in
-                logger.info("serving", metadata: ["osmose.console.address": "\(channel.localAddress?.description ?? listen)"])
-                try? notifier.ready(status: "serving on \(listen)")
+                Listening.announce(
+                    listen: listen, address: channel.localAddress?.description, socketGroup: socketGroup, notifier: notifier, logger: logger,
+                    metadataKey: "osmose.console.address")
             },
             logger: logger)
         try await daemon.runServiceGroup([.init(service: application)])

@@ -34,6 +34,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public struct Care: Hashable, Sendable {
         /// `HOST:PORT` on loopback, or `unix:/path` for a Unix socket behind the reverse proxy.
         public var listen: String
+        /// With `listen: unix:/path`: the group the socket is given to, 0660 (the
+        /// reverse proxy's user is in it); nil leaves it to the daemon's user alone.
+        public var socketGroup: String? = nil
         /// A libpq connection string for the care role; empty uses `database.connection`.
         public var database: String
         /// The master key file when no `master-key` systemd credential is passed.
@@ -218,6 +221,9 @@ public struct SuiteConfiguration: Hashable, Sendable {
     public struct Console: Hashable, Sendable {
         /// `HOST:PORT` on loopback, or `unix:/path` for a Unix socket behind the reverse proxy.
         public var listen: String
+        /// With `listen: unix:/path`: the group the socket is given to, 0660 (the
+        /// reverse proxy's user is in it); nil leaves it to the daemon's user alone.
+        public var socketGroup: String? = nil
         /// A libpq connection string for the osmose_console role; empty uses `database.connection`.
         public var database: String
         /// The console key (32 bytes, seals the TOTP seeds) when no `console-key` systemd credential is passed.
@@ -318,7 +324,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             "care",
             allowedKeys: [
                 "listen", "database", "master_key_file", "access_policy", "session_idle", "session_lifetime", "password_cost",
-                "max_login_failures", "lockout", "trust_proxy", "trusted_proxies", "max_body_bytes",
+                "max_login_failures", "lockout", "trust_proxy", "trusted_proxies", "max_body_bytes", "socket_group",
             ])
         {
             var settings = defaults.care
@@ -328,6 +334,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
                 }
                 settings.listen = listen
             }
+            settings.socketGroup = try Self.socketGroup(care, listen: settings.listen)
             settings.database = try care.optionalString("database") ?? ""
             settings.masterKeyFile = try care.optionalString("master_key_file")
             settings.accessPolicy = try care.optionalString("access_policy")
@@ -426,7 +433,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
         }
         if let console = try root.mapping(
             "console",
-            allowedKeys: ["listen", "database", "key_file", "session_idle", "session_lifetime", "password_cost", "max_login_failures", "lockout", "trust_proxy", "units"])
+            allowedKeys: ["listen", "database", "key_file", "session_idle", "session_lifetime", "password_cost", "max_login_failures", "lockout", "trust_proxy", "units", "socket_group"])
         {
             configuration.console = try parseConsole(console, defaults: configuration.console)
         }
@@ -501,6 +508,7 @@ public struct SuiteConfiguration: Hashable, Sendable {
             }
             settings.listen = listen
         }
+        settings.socketGroup = try Self.socketGroup(console, listen: settings.listen)
         settings.database = try console.optionalString("database") ?? ""
         settings.keyFile = try console.optionalString("key_file")
         if let file = settings.keyFile, !file.hasPrefix("/") { throw console.error("key_file", "must be an absolute path") }
@@ -605,6 +613,16 @@ public struct SuiteConfiguration: Hashable, Sendable {
         }
         settings.maximumFrameBytes = try journal.integer("max_frame_bytes", in: 1024...(1 << 20), default: settings.maximumFrameBytes)
         return settings
+    }
+
+    /// `socket_group`: a group name, only beside a Unix socket.
+    static func socketGroup(_ mapping: SettingsMapping, listen: String) throws -> String? {
+        guard let group = try mapping.optionalString("socket_group") else { return nil }
+        guard listen.hasPrefix("unix:") else { throw mapping.error("socket_group", "goes with listen: unix:/path (a TCP port has no group)") }
+        guard group.wholeMatch(of: /[a-z_][a-z0-9_-]{0,31}/) != nil else {
+            throw mapping.error("socket_group", "'\(group)' is not a group name (lower-case letters, digits, '_' and '-', at most 32)")
+        }
+        return group
     }
 
     static func isHostPort(_ text: String) -> Bool {

@@ -15,6 +15,9 @@ public struct SystemdError: CodedError {
         public static let invalidSocketActivation = Code("systemd.invalid_socket_activation")
         /// A credential is missing, unreadable or its name is not a plain file name.
         public static let credentialUnavailable = Code("systemd.credential_unavailable")
+        /// A listening socket's group does not exist, this process is not in it, or the
+        /// socket could not be given to it.
+        public static let socketGroup = Code("systemd.socket_group")
     }
 
     /// What kind of failure this is.

@@ -1,0 +1,38 @@
+import Glibc
+
+/// The group a daemon's Unix listening socket is given to (`care.socket_group`,
+/// `console.socket_group`): the reverse proxy's user is in that group, and in no
+/// other of the suite's, so it may connect to the socket and read nothing else. The
+/// socket is made 0660 (connecting needs write permission); its directory must let
+/// the group through (RuntimeDirectoryMode=0755 in the units).
+public struct SocketGroup: Sendable, Equatable {
+    public let name: String
+    let id: gid_t
+
+    /// Looks the group up and checks that this process is in it (a process may give a
+    /// file only to a group it belongs to): done at start-up, before listening.
+    public init(named name: String) throws {
+        guard let entry = getgrnam(name) else {
+            throw SystemdError(.socketGroup, "the socket group \(name) does not exist (the package creates osmose-web; groupadd --system \(name))")
+        }
+        let id = entry.pointee.gr_gid
+        let count = getgroups(0, nil)
+        var groups = [gid_t](repeating: 0, count: Int(max(count, 0)))
+        let filled = groups.isEmpty ? 0 : getgroups(Int32(groups.count), &groups)
+        guard geteuid() == 0 || getegid() == id || groups.prefix(Int(max(filled, 0))).contains(id) else {
+            throw SystemdError(.socketGroup, "this process is not in the socket group \(name): give its unit SupplementaryGroups=\(name)")
+        }
+        self.name = name
+        self.id = id
+    }
+
+    /// Gives the socket at `path` to the group, read and write for owner and group only.
+    public func grant(socketAt path: String) throws {
+        guard chown(path, uid_t.max, id) == 0 else {  // uid -1: the owner stays
+            throw SystemdError(.socketGroup, "cannot give \(path) to the group \(name): \(errnoText())")
+        }
+        guard chmod(path, 0o660) == 0 else {
+            throw SystemdError(.socketGroup, "cannot make \(path) 0660: \(errnoText())")
+        }
+    }
+}
