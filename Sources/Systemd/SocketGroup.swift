@@ -3,8 +3,10 @@ import Glibc
 /// The group a daemon's Unix listening socket is given to (`care.socket_group`,
 /// `console.socket_group`): the reverse proxy's user is in that group, and in no
 /// other of the suite's, so it may connect to the socket and read nothing else. The
-/// socket is made 0660 (connecting needs write permission); its directory must let
-/// the group through (RuntimeDirectoryMode=0755 in the units).
+/// socket is made 0660 (connecting needs write permission). Under PrivateUsers=yes
+/// only the unit's user and primary group are mapped: the socket group must be the
+/// unit's Group= (the packaged units: Group=osmose-web, SupplementaryGroups=osmose),
+/// whose RuntimeDirectory= it then traverses.
 public struct SocketGroup: Sendable, Equatable {
     public let name: String
     let id: gid_t
@@ -20,7 +22,8 @@ public struct SocketGroup: Sendable, Equatable {
         var groups = [gid_t](repeating: 0, count: Int(max(count, 0)))
         let filled = groups.isEmpty ? 0 : getgroups(Int32(groups.count), &groups)
         guard geteuid() == 0 || getegid() == id || groups.prefix(Int(max(filled, 0))).contains(id) else {
-            throw SystemdError(.socketGroup, "this process is not in the socket group \(name): give its unit SupplementaryGroups=\(name)")
+            throw SystemdError(
+                .socketGroup, "this process's group is not the socket group \(name): make it the unit's Group=\(name) (with PrivateUsers=yes a supplementary group is not mapped)")
         }
         self.name = name
         self.id = id
