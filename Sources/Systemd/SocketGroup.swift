@@ -31,7 +31,11 @@ public struct SocketGroup: Sendable, Equatable {
 
     /// Gives the socket at `path` to the group, read and write for owner and group only.
     public func grant(socketAt path: String) throws {
-        guard chown(path, uid_t.max, id) == 0 else {  // uid -1: the owner stays
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw SystemdError(.socketGroup, "cannot read \(path): \(errnoText())") }
+        // Created in the process's group already when that is the socket group (the
+        // packaged units): no chown, which their SystemCallFilter (~@privileged) refuses.
+        guard status.st_gid == id || chown(path, uid_t.max, id) == 0 else {  // uid -1: the owner stays
             throw SystemdError(.socketGroup, "cannot give \(path) to the group \(name): \(errnoText())")
         }
         guard chmod(path, 0o660) == 0 else {
