@@ -16,25 +16,36 @@ import RetentionService
 import SubjectRequestService
 
 setlocale(LC_CTYPE, "C.UTF-8")
-let programs = "osmosectl, osmose-care, osmose-journald, osmose-keyd, osmose-backupd, osmose-retentiond, osmose-dsard, osmose-console"
+/// Each program the executable runs, by the name it is started under; scripts/package
+/// makes one link for each (`osmose --programs` lists them).
+let programs: [(name: String, run: @Sendable () async -> Int32)] = [
+    ("osmosectl", {
+        do {
+            try await Osmosectl.runFromCommandLine()
+        } catch {
+            Osmosectl.exit(withError: error)
+        }
+        return 0
+    }),
+    ("osmose-care", { await DaemonLauncher.run(CareDaemon.self) }),
+    ("osmose-journald", { await DaemonLauncher.run(JournalDaemon.self) }),
+    ("osmose-keyd", { await DaemonLauncher.run(KeyDaemon.self) }),
+    ("osmose-backupd", {
+        BackupDaemon.tuneAllocator()
+        return await DaemonLauncher.run(BackupDaemon.self)
+    }),
+    ("osmose-retentiond", { await DaemonLauncher.run(RetentionDaemon.self) }),
+    ("osmose-dsard", { await DaemonLauncher.run(SubjectRequestDaemon.self) }),
+    ("osmose-console", { await DaemonLauncher.run(ConsoleDaemon.self) }),
+]
 let name = (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) ?? ""
-switch name {
-case "osmosectl":
-    do {
-        try await Osmosectl.runFromCommandLine()
-    } catch {
-        Osmosectl.exit(withError: error)
-    }
-case "osmose-care": exit(await DaemonLauncher.run(CareDaemon.self))
-case "osmose-journald": exit(await DaemonLauncher.run(JournalDaemon.self))
-case "osmose-keyd": exit(await DaemonLauncher.run(KeyDaemon.self))
-case "osmose-backupd":
-    BackupDaemon.tuneAllocator()
-    exit(await DaemonLauncher.run(BackupDaemon.self))
-case "osmose-retentiond": exit(await DaemonLauncher.run(RetentionDaemon.self))
-case "osmose-dsard": exit(await DaemonLauncher.run(SubjectRequestDaemon.self))
-case "osmose-console": exit(await DaemonLauncher.run(ConsoleDaemon.self))
-default:
-    FileHandle.standardError.write(Data("osmose: started as '\(name)'; start it through one of its links: \(programs)\n".utf8))
-    exit(64)
+if let program = programs.first(where: { $0.name == name }) {
+    exit(await program.run())
 }
+if name == "osmose" && CommandLine.arguments.dropFirst() == ["--programs"] {
+    for program in programs { print(program.name) }
+    exit(0)
+}
+FileHandle.standardError.write(
+    Data("osmose: started as '\(name)'; start it through one of its links: \(programs.map(\.name).joined(separator: ", ")) (osmose --programs lists them)\n".utf8))
+exit(64)
