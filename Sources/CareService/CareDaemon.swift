@@ -54,16 +54,13 @@ public struct CareDaemon: AsyncParsableCommand {
         if !journalsSuccessfulReads { logger.warning("BENCHMARK BUILD: successful reads are not journaled") }
         let api = CareAPI(pool: pool, ring: ring, policy: policy, settings: settings, logger: logger)
         let notifier = daemon.notifier
-        let socketGroup = try care.socketGroup.map(SocketGroup.init(named:))
+        let listening = Listening(
+            socketGroup: try care.socketGroup.map(SocketGroup.init(named:)), notifier: notifier, logger: logger, metadataKey: "osmose.care.address")
         let application = api.application(
             address: bindAddress(care.listen), serverName: "osmose-care",
-            onServerRunning: { channel in
-                Listening.announce(
-                    listen: care.listen, address: channel.localAddress?.description, socketGroup: socketGroup, notifier: notifier, logger: logger,
-                    metadataKey: "osmose.care.address")
-            },
+            onServerRunning: { channel in listening.announce(listen: care.listen, address: channel.localAddress?.description) },
             logger: logger)
-        try await daemon.runServiceGroup([.init(service: application)])
+        try await daemon.runServiceGroup([.init(service: application), .init(service: listening)])
         await pool.shutdown()
     }
 

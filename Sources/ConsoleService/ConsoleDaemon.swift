@@ -60,17 +60,15 @@ public struct ConsoleDaemon: AsyncParsableCommand {
         let console = try await Console(pool: pool, key: key, configuration: configuration, logger: logger, masterKey: masterKey)
         let listen = configuration.console.listen
         let notifier = daemon.notifier
-        let socketGroup = try configuration.console.socketGroup.map(SocketGroup.init(named:))
+        let listening = Listening(
+            socketGroup: try configuration.console.socketGroup.map(SocketGroup.init(named:)), notifier: notifier, logger: logger,
+            metadataKey: "osmose.console.address")
         let application = Application(
             router: console.router(),
             configuration: .init(address: Self.bindAddress(listen), serverName: "osmose-console"),
-            onServerRunning: { channel in
-                Listening.announce(
-                    listen: listen, address: channel.localAddress?.description, socketGroup: socketGroup, notifier: notifier, logger: logger,
-                    metadataKey: "osmose.console.address")
-            },
+            onServerRunning: { channel in listening.announce(listen: listen, address: channel.localAddress?.description) },
             logger: logger)
-        try await daemon.runServiceGroup([.init(service: application)])
+        try await daemon.runServiceGroup([.init(service: application), .init(service: listening)])
         await pool.shutdown()
     }
 

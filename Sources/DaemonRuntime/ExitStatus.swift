@@ -2,6 +2,7 @@ public import Journal
 public import Keyring
 public import Settings
 public import Store
+public import Systemd
 
 /// The exit statuses of the suite's daemons: one table, documented here, in each
 /// daemon's `--help`, and in the runbooks.
@@ -82,6 +83,12 @@ public protocol ExitStatusProviding: Error {
 extension ConfigurationError: ExitStatusProviding {
     /// 3: a configuration or policy file is invalid.
     public var exitStatus: ExitStatus { .invalidConfiguration }
+}
+
+extension SystemdError: ExitStatusProviding {
+    /// 3 for a socket group that does not exist or is not the daemon's (the unit or
+    /// the configuration must change; a restart cannot help); else 1.
+    public var exitStatus: ExitStatus { code == .socketGroup ? .invalidConfiguration : .failure }
 }
 
 extension StoreError: ExitStatusProviding {

@@ -102,10 +102,10 @@ public struct Migrator: Sendable {
             // The owner role has CREATEROLE only while osmose-setup migrates (it is as
             // good as a superuser in PostgreSQL 15): a migration that creates a role,
             // run by the boot-time unit or an upgrade, says how to run it.
-            if storeError?.sqlState == "42501", migration.sql.contains("CREATE ROLE") {
+            if storeError?.sqlState == "42501", storeError?.serverMessage?.contains("permission denied to create role") == true {
                 throw SchemaError(
                     .migrationFailed,
-                    "\(migration.fileName) creates a role, and the owner role lacks CREATEROLE; it was rolled back. Run osmose-setup again (it grants CREATEROLE for the migrations only), or as postgres: ALTER ROLE osmose_owner CREATEROLE, systemctl start osmose-migrate, ALTER ROLE osmose_owner NOCREATEROLE",
+                    "\(migration.fileName) creates a role, and the owner role lacks CREATEROLE; it was rolled back. Run osmose-setup again, as root (it grants CREATEROLE for the migrations only); or as postgres ALTER ROLE osmose_owner CREATEROLE, then as root systemctl restart osmose-migrate.service, then as postgres ALTER ROLE osmose_owner NOCREATEROLE",
                     underlying: storeError)
             }
             throw SchemaError(.migrationFailed, "\(migration.fileName) failed and was rolled back", underlying: storeError)

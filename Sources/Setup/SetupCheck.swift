@@ -9,12 +9,16 @@ public import Systemd
 /// One line of `osmosectl setup --check`: what the first-run set-up (osmose-setup,
 /// docs/install.md) has or still lacks on this host.
 public struct SetupCheck: Encodable, Equatable, Sendable {
+    /// ok: in place; missing: to do (the detail says what); skipped: not checkable here.
     public enum State: String, Encodable, Sendable { case ok, missing, skipped }
+    /// What is checked: a setting's name, a credential, a unit…
     public let name: String
+    /// What the check found.
     public let state: State
     /// What was found, or what to do.
     public let detail: String
 
+    /// A check's line.
     public init(name: String, state: State, detail: String) {
         self.name = name
         self.state = state
@@ -70,6 +74,16 @@ public struct SetupCheck: Encodable, Equatable, Sendable {
             backups
                 ? .ok("backup.recipients", "\(configuration.backup.recipients.count) recipient(s)")
                 : .missing("backup.recipients", "empty: no backup can be taken (osmose-setup --backup-recipient age1…)"))
+        // A Unix socket without socket_group is 0700, the daemon's alone: no reverse
+        // proxy can connect (a configuration from before socket_group, kept by dpkg).
+        for (setting, listen, group) in [
+            ("care.socket_group", configuration.care.listen, configuration.care.socketGroup),
+            ("console.socket_group", configuration.console.listen, configuration.console.socketGroup),
+        ] where listen.hasPrefix("unix:") {
+            checks.append(
+                group.map { .ok(setting, "\($0): the socket is 0660 in it") }
+                    ?? .missing(setting, "unset: \(listen.dropFirst(5)) is 0700, no reverse proxy can connect (the package's value: \(setting == "care.socket_group" ? "osmose-care-web" : "osmose-console-web"))"))
+        }
         if backups {
             checks.append(
                 configuration.backup.verifierKeys.isEmpty
@@ -164,6 +178,7 @@ public struct SetupCheck: Encodable, Equatable, Sendable {
         return checks
     }
 
+    /// The bundled migrations against the database: all applied, none modified or unknown.
     public static func migrations(on connection: Connection, logger: Logger) async throws -> SetupCheck {
         let statuses = try await Migrator(migrations: try MigrationSet.bundled(), logger: logger).status(on: connection)
         let pending = statuses.filter { $0.state == .pending }
@@ -210,7 +225,7 @@ public struct SetupCheck: Encodable, Equatable, Sendable {
         }
         if try row.bool("failing") {
             let segment = (try? row.string("last_failed_wal")) ?? "?"
-            return .missing("wal archiving", "the last attempt failed (segment \(segment)): PostgreSQL's log says why (journalctl -u postgresql@15-main)")
+            return .missing("wal archiving", "the last attempt failed (segment \(segment)): PostgreSQL's log says why (journalctl -u postgresql@VERSION-CLUSTER)")
         }
         return .ok("wal archiving", "on, through osmose-backupd wal-push; \(try row.int("archived_count")) segment(s) archived since the statistics' reset")
     }

@@ -5,9 +5,11 @@ import Glibc
 /// other of the suite's, so it may connect to the socket and read nothing else. The
 /// socket is made 0660 (connecting needs write permission). Under PrivateUsers=yes
 /// only the unit's user and primary group are mapped: the socket group must be the
-/// unit's Group= (the packaged units: Group=osmose-web, SupplementaryGroups=osmose),
+/// unit's Group= (the packaged units: Group=osmose-care-web or osmose-console-web,
+/// SupplementaryGroups=osmose),
 /// whose RuntimeDirectory= it then traverses.
 public struct SocketGroup: Sendable, Equatable {
+    /// The group's name, as configured.
     public let name: String
     let id: gid_t
 
@@ -15,7 +17,7 @@ public struct SocketGroup: Sendable, Equatable {
     /// file only to a group it belongs to): done at start-up, before listening.
     public init(named name: String) throws {
         guard let entry = getgrnam(name) else {
-            throw SystemdError(.socketGroup, "the socket group \(name) does not exist (the package creates osmose-web; groupadd --system \(name))")
+            throw SystemdError(.socketGroup, "the socket group \(name) does not exist (the package creates osmose-care-web and osmose-console-web; groupadd --system \(name))")
         }
         let id = entry.pointee.gr_gid
         let count = getgroups(0, nil)

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Asks the host's systemd about units through `systemctl` (no D-Bus client of our
 /// own). Each call runs the child and waits for it on a thread of its own, never on
@@ -9,8 +10,12 @@ public struct Systemctl: Sendable {
     /// layouts in /bin.
     public let path: String?
 
-    public init(candidates: [String] = ["/usr/bin/systemctl", "/bin/systemctl"]) {
+    /// How long one systemctl may run before it is killed and its answer taken as nil.
+    public let timeout: Double
+
+    public init(candidates: [String] = ["/usr/bin/systemctl", "/bin/systemctl"], timeout: Double = 10) {
         path = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+        self.timeout = timeout
     }
 
     /// Whether systemd manages this host (sd_booted(3)'s test).
@@ -40,9 +45,11 @@ public struct Systemctl: Sendable {
     }
 
     /// Runs systemctl with `arguments`: its standard output when it exits with one of
-    /// `acceptedStatuses`, else nil.
+    /// `acceptedStatuses` within `timeout`, else nil (a hung systemctl is killed: it
+    /// would hold a thread and the page or check waiting for it).
     func run(_ arguments: [String], acceptedStatuses: Set<Int32>) async -> String? {
         guard let path else { return nil }
+        let timeout = timeout
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 let process = Process()
@@ -53,9 +60,16 @@ public struct Systemctl: Sendable {
                 process.standardError = FileHandle.nullDevice
                 do {
                     try process.run()
+                    // Killed past the deadline; a killed systemctl ends by a signal, whose
+                    // answer is nil below.
+                    let pid = process.processIdentifier
+                    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+                    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
                     let data = pipe.fileHandleForReading.readDataToEndOfFile()
                     process.waitUntilExit()
-                    continuation.resume(returning: acceptedStatuses.contains(process.terminationStatus) ? String(decoding: data, as: UTF8.self) : nil)
+                    watchdog.cancel()
+                    let exited = process.terminationReason == .exit && acceptedStatuses.contains(process.terminationStatus)
+                    continuation.resume(returning: exited ? String(decoding: data, as: UTF8.self) : nil)
                 } catch {
                     continuation.resume(returning: nil)
                 }

@@ -25,7 +25,7 @@ public struct SystemdError: CodedError {
     /// What went wrong and what to check.
     public let message: String
 
-    init(_ code: Code, _ message: String) {
+    package init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }

@@ -10,9 +10,9 @@ struct SocketGroupSettingsTests {
     @Test("Absent by default; a group name beside a Unix socket is taken; beside a TCP port, or not a group name, refused with the line")
     func socketGroup() throws {
         #expect(try parse("care:\n  listen: unix:/run/osmose-care/care.sock\n").care.socketGroup == nil)
-        #expect(try parse("care:\n  listen: unix:/run/osmose-care/care.sock\n  socket_group: osmose-web\n").care.socketGroup == "osmose-web")
+        #expect(try parse("care:\n  listen: unix:/run/osmose-care/care.sock\n  socket_group: osmose-care-web\n").care.socketGroup == "osmose-care-web")
         #expect(try parse("console:\n  listen: unix:/run/osmose-console/console.sock\n  socket_group: www-data\n").console.socketGroup == "www-data")
-        let tcp = #expect(throws: ConfigurationError.self) { try parse("care:\n  listen: 127.0.0.1:8080\n  socket_group: osmose-web\n") }
+        let tcp = #expect(throws: ConfigurationError.self) { try parse("care:\n  listen: 127.0.0.1:8080\n  socket_group: osmose-care-web\n") }
         #expect(tcp.map { "\($0)" }?.contains("goes with listen: unix:/path") == true, "\(tcp.map { "\($0)" } ?? "")")
         for bad in ["Osmose", "web proxy", "1web", String(repeating: "w", count: 33)] {
             let error = #expect(throws: ConfigurationError.self, "\(bad)") {

@@ -128,3 +128,19 @@ struct SetupTests {
         }
     }
 }
+
+@Suite("osmosectl setup --check: the sockets' group")
+struct SetupSocketGroupTests {
+    @Test("A Unix socket without socket_group is missing (0700: no proxy can connect); with one it is ok; a TCP listener is not checked")
+    func socketGroup() throws {
+        func checks(_ yaml: String) throws -> [SetupCheck] {
+            SetupCheck.configuration(try SetupTests.configuration(yaml), credentials: "/nonexistent").filter { $0.name.hasSuffix("socket_group") }
+        }
+        let bare = try checks("care:\n  listen: unix:/run/osmose-care/care.sock\nconsole:\n  listen: unix:/run/osmose-console/console.sock\n")
+        #expect(bare.map(\.state) == [.missing, .missing])
+        #expect(bare.first?.detail.contains("/run/osmose-care/care.sock is 0700") == true, "\(bare)")
+        let grouped = try checks("care:\n  listen: unix:/run/c.sock\n  socket_group: osmose-care-web\n")
+        #expect(grouped == [SetupCheck(name: "care.socket_group", state: .ok, detail: "osmose-care-web: the socket is 0660 in it")])
+        #expect(try checks("care:\n  listen: 127.0.0.1:8080\n").isEmpty)
+    }
+}
