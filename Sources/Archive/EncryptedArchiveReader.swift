@@ -18,15 +18,38 @@ public final class EncryptedArchiveReader {
     private var handedOut = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var atEnd = false
     private var failure: (any Error)?
+    /// The file being written, when it is read as it grows (its descriptor is its own).
+    private let growth: GrowingFile?
+    /// Bytes of the file read so far.
+    public private(set) var bytesRead: Int64 = 0
+    /// SHA-256 of the file's bytes as read, when reading along a ``GrowingFile``.
+    private var fileHasher: SHA256Hasher?
+    /// SHA-256 (hex) of the whole file as read, once ``readToEnd()`` returned (reading along a ``GrowingFile`` only).
+    public private(set) var fileSHA256: String?
 
     /// Opens `path` with `identities`.
-    public init(path: String, identities: [any AgeUnwrapping]) throws {
-        self.path = path
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    public convenience init(path: String, identities: [any AgeUnwrapping]) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        try self.init(path: path, descriptor: descriptor, growth: nil, identities: identities)
+    }
+
+    /// Reads the file `growing` describes while it is written, waiting for its writer
+    /// at the end of what is written so far; hashes every byte read (``fileSHA256``).
+    /// Waits until the writer has created the file.
+    /// - Throws: ``ArchiveError`` when the writer failed first, or as ``init(path:identities:)``.
+    public convenience init(growing: GrowingFile, identities: [any AgeUnwrapping]) throws {
+        try self.init(path: growing.path, descriptor: try growing.readDescriptor(), growth: growing, identities: identities)
+    }
+
+    private init(path: String, descriptor: Int32, growth: GrowingFile?, identities: [any AgeUnwrapping]) throws {
+        self.path = path
+        self.descriptor = descriptor
+        self.growth = growth
+        if growth != nil { fileHasher = SHA256Hasher() }
         decryptor = AgeDecryptor(identities: identities)
         guard let archive = archive_read_new() else {
-            close(descriptor)
+            if growth == nil { close(descriptor) }
             throw ArchiveError("libarchive could not allocate a reader")
         }
         self.archive = archive
@@ -46,7 +69,7 @@ public final class EncryptedArchiveReader {
     deinit {
         archive_read_free(archive)
         handedOut.deallocate()
-        close(descriptor)
+        if growth == nil { close(descriptor) }
     }
 
     /// The buffer each read of the file goes into (one for the reader's life).
@@ -56,18 +79,7 @@ public final class EncryptedArchiveReader {
     /// this reader owns (``handedOut``), which stays valid until the next call.
     private func produce(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> la_ssize_t {
         do {
-            var plaintext: [UInt8] = []
-            while plaintext.isEmpty && !atEnd {
-                let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
-                if count == 0 {
-                    atEnd = true
-                    plaintext = try decryptor.finish()
-                } else {
-                    plaintext = try decryptor.update(block[0..<count])
-                }
-            }
+            let plaintext = try nextPlaintext()
             // libarchive has finished with the previous block: it calls again only for more data.
             if handedOut.count < plaintext.count {
                 handedOut.deallocate()
@@ -82,6 +94,42 @@ public final class EncryptedArchiveReader {
             failure = error
             return -1
         }
+    }
+
+    /// Reads and decrypts the next piece of the file; empty at its end. Reading along
+    /// a growing file, waits at the end of what is written until more is or the writer ends.
+    private func nextPlaintext() throws -> [UInt8] {
+        var plaintext: [UInt8] = []
+        while plaintext.isEmpty && !atEnd {
+            let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
+            if count == 0 {
+                if let growth {
+                    switch growth.wait(beyond: bytesRead) {
+                    case .more: continue
+                    case .failed(let reason): throw ArchiveError("\(path) was not completed: \(reason)")
+                    case .end: break
+                    }
+                }
+                atEnd = true
+                plaintext = try decryptor.finish()
+                fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)
+            } else {
+                bytesRead += Int64(count)
+                fileHasher?.update(block[0..<count])
+                plaintext = try decryptor.update(block[0..<count])
+            }
+        }
+        return plaintext
+    }
+
+    /// Reads, decrypts and authenticates whatever of the file libarchive left unread
+    /// after the archive's end (the compressed stream's last bytes, the age stream's
+    /// final chunk), so that ``fileSHA256`` covers the whole file.
+    /// - Throws: ``ArchiveError`` when the file cannot be read or is not a whole age stream.
+    public func readToEnd() throws {
+        while !atEnd { _ = try nextPlaintext() }
     }
 
     /// Calls `body` for each regular file with its path, its size and a reader of its content.

@@ -27,28 +27,42 @@ public final class EncryptedArchiveWriter {
     public private(set) var fileSHA256: String?
     /// The members added, in order.
     public private(set) var members: [ArchiveMember] = []
+    /// The reader reading the file back as it is written, if any.
+    private let growth: GrowingFile?
 
     /// Starts `path` (which must not exist), encrypted to `recipients`.
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
     /// `threads` > 1 compresses on that many threads (for base backups: the rest of
     /// the pipeline, hashing and encryption, keeps the calling thread busy).
-    public convenience init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1) throws {
-        try self.init(path: path, wrappingTo: recipients.map { $0 as any AgeWrapping }, compressionLevel: compressionLevel, threads: threads)
+    /// `readAlong` lets another thread read the file back while it is written (see ``GrowingFile``).
+    public convenience init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil) throws {
+        try self.init(path: path, wrappingTo: recipients.map { $0 as any AgeWrapping }, compressionLevel: compressionLevel, threads: threads, readAlong: readAlong)
     }
 
     /// Starts `path` (which must not exist), its file key wrapped by `wrappers`: public
     /// recipients, or one passphrase (age's scrypt recipient, which stands alone), as
     /// a subject-access pack delivered to a patient is.
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
-    public init(path: String, wrappingTo wrappers: [any AgeWrapping], compressionLevel: Int = 3, threads: Int = 1) throws {
+    public init(path: String, wrappingTo wrappers: [any AgeWrapping], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil) throws {
         let recipients = wrappers
         backgroundHasher = threads > 1 ? BackgroundHasher() : nil
+        growth = readAlong
         guard !FileManager.default.fileExists(atPath: path) else { throw ArchiveError("\(path) exists; archives are never overwritten") }
         self.path = path
         temporaryPath = path + ".partial"
         unlink(temporaryPath)
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else { throw ArchiveError("cannot create \(temporaryPath): \(String(cString: strerror(errno)))") }
+        if let readAlong {
+            let reading = open(temporaryPath, O_RDONLY | O_CLOEXEC)
+            guard reading >= 0 else {
+                let reason = String(cString: strerror(errno))
+                close(descriptor)
+                unlink(temporaryPath)
+                throw ArchiveError("cannot open \(temporaryPath) to read it back: \(reason)")
+            }
+            readAlong.opened(readDescriptor: reading)
+        }
         encryptor = try AgeEncryptor(recipients: recipients)
         guard let archive = archive_write_new() else { throw ArchiveError("libarchive could not allocate a writer") }
         self.archive = archive
@@ -75,6 +89,7 @@ public final class EncryptedArchiveWriter {
     deinit {
         backgroundHasher?.close()
         archive_write_free(archive)
+        growth?.failed("the archive was not completed")
         if !finished {
             close(descriptor)
             unlink(temporaryPath)
@@ -107,6 +122,10 @@ public final class EncryptedArchiveWriter {
         }
         fileHasher?.update(bytes)
         bytesWritten += Int64(bytes.count)
+        if let growth {
+            growth.grew(to: bytesWritten)
+            if growth.abandoned { throw ArchiveError("\(path): the read-back stopped, so the writing did") }
+        }
     }
 
     private func check(_ status: Int32, _ what: String) throws {
@@ -201,6 +220,7 @@ public final class EncryptedArchiveWriter {
     public func finish() throws {
         try check(archive_write_close(archive), "closing the archive")
         try writeAll(try encryptor.finish())
+        growth?.finished()
         fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)
         guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
         close(descriptor)

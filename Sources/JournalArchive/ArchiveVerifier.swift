@@ -130,17 +130,47 @@ public struct JournalArchiveVerifier: Sendable {
             verification.problems.append(ArchiveProblem(code: .unreadable, sequence: nil, message: "\(error)"))
             return verification
         }
-        // One thread decrypts and decompresses, this one hashes and replays: the two halves of the work overlap.
+        replay(path: path, into: &verification, growing: nil) { try EncryptedArchiveReader(path: path, identities: identities) }
+        return verification
+    }
+
+    /// Verifies, as ``verify(file:identities:)`` does, the archive that `growing`
+    /// describes while its writer writes it: the file itself is read back as it grows
+    /// (through its own descriptor, never the writer's memory), so that the
+    /// verification overlaps the writing. The file's SHA-256 and size are those of
+    /// every byte read, to the end the writer gives. A problem that stops the replay
+    /// abandons the file, so the writer stops too.
+    /// - Throws: ``JournalArchiveError`` `.invalidArgument` when no verifier key is given.
+    func verify(growing: GrowingFile, identities: [any AgeUnwrapping]) throws -> ArchiveVerification {
+        guard !keys.isEmpty else {
+            growing.abandon()
+            throw JournalArchiveError(.invalidArgument, "no verifier key of the log: set journal.verifier_keys or pass --key")
+        }
+        var verification = ArchiveVerification(file: growing.path)
+        replay(path: growing.path, into: &verification, growing: growing) { try EncryptedArchiveReader(growing: growing, identities: identities) }
+        return verification
+    }
+
+    /// One thread decrypts and decompresses what `open` reads, this one hashes and
+    /// replays: the two halves of the work overlap. Reading along a growing file, the
+    /// reader also reads to the file's end and gives its size and SHA-256.
+    private func replay(path: String, into verification: inout ArchiveVerification, growing: GrowingFile?, open: @escaping @Sendable () throws -> EncryptedArchiveReader) {
         let replay = ArchiveReplay(keys: keys, signatures: signatures)
         let pipe = MemberPipe()
         let produced = DispatchSemaphore(value: 0)
+        let whole = WholeFile()
         let producer = Thread {
             do {
-                let reader = try EncryptedArchiveReader(path: path, identities: identities)
+                let reader = try open()
                 try reader.forEachMember { name, _, content in
                     try pipe.push(.start(name))
                     try content { span in try pipe.push(.block(span.withUnsafeBytes { Array($0) })) }
                     try pipe.push(.end)
+                }
+                if growing != nil {
+                    try reader.readToEnd()
+                    whole.size = reader.bytesRead
+                    whole.sha256 = reader.fileSHA256
                 }
                 pipe.finish(nil)
             } catch {
@@ -158,13 +188,18 @@ public struct JournalArchiveVerifier: Sendable {
             }
             replay.finish()
         } catch is ReplayStop {
+            growing?.abandon()
         } catch {
+            growing?.abandon()
             replay.fail(.unreadable, nil, "\(path): \(error)")
         }
         pipe.cancel()
         produced.wait()
+        if growing != nil {
+            verification.fileSHA256 = whole.sha256
+            verification.fileBytes = whole.size ?? 0
+        }
         replay.report(into: &verification)
-        return verification
     }
 
     /// Verifies the archive on its own, then against the online journal: the
@@ -193,6 +228,13 @@ struct OnlineFacts: Sendable, Codable {
     let coveringNote: String
     /// Every tile's SHA-256, by `level/index` or `level/index.p/width`.
     let tileDigests: [String: [UInt8]]
+}
+
+/// The size and SHA-256 of a file read as it grew, set by the reading thread before
+/// it signals the end of its work (which orders the write before the read).
+private final class WholeFile: @unchecked Sendable {
+    var size: Int64?
+    var sha256: String?
 }
 
 /// Thrown inside the reader's loop to stop at a problem that makes the rest meaningless.

@@ -4,7 +4,7 @@ import Foundation
 import Journal
 import Store
 
-/// What ``MonthArchiveWriter/write(_:to:recipients:writtenBy:now:on:)`` wrote.
+/// What ``MonthArchiveWriter/write(_:to:recipients:writtenBy:now:readAlong:on:)`` wrote.
 struct WrittenArchive: Sendable {
     /// Where, under which name.
     let path: String
@@ -28,11 +28,13 @@ struct WrittenArchive: Sendable {
 /// month is held in memory beyond one entry bundle and one batch of tiles.
 enum MonthArchiveWriter {
     /// Writes the archive of `content` to `path` (which must not exist), encrypted to
-    /// `recipients`, reading everything in the caller's REPEATABLE READ transaction.
+    /// `recipients`, reading everything in the caller's REPEATABLE READ transaction;
+    /// `readAlong`, if given, lets another thread read the file back as it grows.
     /// - Throws: ``JournalArchiveError`` `.inconsistent` when the journal lacks a tile or
     ///   an entry the month needs; ``ArchiveError`` when the file cannot be written.
     static func write(
-        _ content: MonthContent, to path: String, recipients: [any AgePublicRecipient], writtenBy: String, now: Int64, on connection: isolated Connection
+        _ content: MonthContent, to path: String, recipients: [any AgePublicRecipient], writtenBy: String, now: Int64, readAlong: GrowingFile? = nil,
+        on connection: isolated Connection
     ) throws -> WrittenArchive {
         let month = content.month
         let modified = Int(now / 1_000_000)
@@ -44,7 +46,7 @@ enum MonthArchiveWriter {
             covering: MonthSummary.Covering(id: content.covering.id, size: content.covering.treeSize, root: Data(content.covering.rootHash).base64EncodedString()),
             firstCheckpointID: content.firstCheckpointID, lastCheckpointID: content.covering.id, checkpointCount: content.checkpointCount)
 
-        let writer = try EncryptedArchiveWriter(path: path, recipients: recipients)
+        let writer = try EncryptedArchiveWriter(path: path, recipients: recipients, readAlong: readAlong)
         try writer.addBytes(Array(ArchiveLayout.readmeText(month: month, origin: covering.origin).utf8), as: ArchiveLayout.readme(month), modified: modified)
         try writer.addBytes(try ArchiveJSON.encode(summary), as: ArchiveLayout.summary(month), modified: modified)
         try writeCheckpoints(content, into: writer, modified: modified, on: connection)

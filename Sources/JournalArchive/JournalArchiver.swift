@@ -229,9 +229,13 @@ public struct JournalArchiver: Sendable {
             archiveSHA256: archive.sha256, archiveBytes: archive.bytes, manifestSHA256: archive.manifestSHA256, verification: written.verification)
     }
 
-    /// Writes the archive in one snapshot, then verifies it whole with a read-back
+    /// Writes the archive in one snapshot and verifies it whole as it is written: a
+    /// second thread reads the file back as it grows (``GrowingFile``) and replays
+    /// it, so the read-back overlaps the writing. It decrypts with a read-back
     /// identity added to the recipients for that purpose only (made now, kept in
     /// memory, never stored): the host needs no private key to check what it wrote.
+    /// The file passes when the replay found no problem and every byte read back,
+    /// to the file's end, hashes to what the writer wrote.
     private func writeAndVerify(_ month: JournalMonth, to path: String, connection: Connection) async throws -> (archive: WrittenArchive, verification: ArchiveVerification) {
         let readBack: any AgeUnwrapping
         let readBackRecipient: any AgePublicRecipient
@@ -244,14 +248,30 @@ public struct JournalArchiver: Sendable {
         }
         let recipients = self.recipients + [readBackRecipient]
         let writtenBy = actor.name
-        let archive = try await connection.transaction(isolation: .repeatableRead) { connection in
-            let content = try MonthCatalogue.content(of: month, on: connection)
-            return try MonthArchiveWriter.write(content, to: path, recipients: recipients, writtenBy: writtenBy, now: Self.now(), on: connection)
-        }
-        logger.info("archive written, reading it back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.bytes": "\(archive.bytes)"])
         let keys = verifierKeys
-        let verification = try await onOwnThread { try JournalArchiveVerifier(keys: keys, signatures: .covering).verify(file: path, identities: [readBack]) }
-        guard verification.passed, verification.fileSHA256 == archive.sha256, verification.manifestSHA256 == archive.manifestSHA256 else {
+        let growing = GrowingFile(path: path)
+        async let reading = onOwnThread { try JournalArchiveVerifier(keys: keys, signatures: .covering).verify(growing: growing, identities: [readBack]) }
+        let archive: WrittenArchive
+        do {
+            archive = try await connection.transaction(isolation: .repeatableRead) { connection in
+                let content = try MonthCatalogue.content(of: month, on: connection)
+                return try MonthArchiveWriter.write(content, to: path, recipients: recipients, writtenBy: writtenBy, now: Self.now(), readAlong: growing, on: connection)
+            }
+        } catch {
+            growing.failed("\(error)")
+            let verification = try? await reading
+            try? await onOwnThread { try ArchiveFiles.remove(path) }
+            // The read-back's problem, if it stopped first, is why the writer did.
+            if let problem = verification?.problems.first, !(verification?.passed ?? true) {
+                throw JournalArchiveError(.verification, "the archive of \(month) did not verify as it was read back (\(problem)); it was removed and nothing was recorded")
+            }
+            throw error
+        }
+        let verification = try await reading
+        logger.info("archive written and read back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.bytes": "\(archive.bytes)"])
+        guard verification.passed, verification.fileSHA256 == archive.sha256, verification.fileBytes == archive.bytes,
+            verification.manifestSHA256 == archive.manifestSHA256
+        else {
             try? await onOwnThread { try ArchiveFiles.remove(path) }
             let first = verification.problems.first.map(\.description) ?? "the file read back differs from what was written"
             throw JournalArchiveError(.verification, "the archive of \(month) did not verify when read back (\(first)); it was removed and nothing was recorded")

@@ -114,3 +114,145 @@ struct EncryptedArchiveTests {
         }
     }
 }
+
+/// An archive read back while it is written (``GrowingFile``): the read-back sees
+/// exactly the file, waits for the writer, and stops it when it gives up.
+@Suite("Encrypted archives read back as they grow")
+struct GrowingArchiveTests {
+    /// What the writer thread did: the file's SHA-256 and size, or its error.
+    final class Written: @unchecked Sendable {
+        // @unchecked: written by the writer thread before `done` is signalled, read after.
+        var sha256: String?
+        var bytes: Int64 = 0
+        var error: String?
+        let done = DispatchSemaphore(value: 0)
+        /// Waits for the writer thread to end.
+        func wait() -> Written {
+            done.wait()
+            return self
+        }
+    }
+
+    /// Writes `members` into `path` on a thread of its own (never the cooperative
+    /// pool, which the reader's waits would starve), reading along `growing`; between
+    /// members, waits `pause` so the reader catches up and has to wait; stops after
+    /// member `gate.index` until `gate.semaphore` is signalled.
+    func writeInBackground(
+        _ path: String, to recipient: AgeRecipient, growing: GrowingFile, members: [[UInt8]], pause: useconds_t = 2_000, finish: Bool = true,
+        gate: (index: Int, semaphore: DispatchSemaphore)? = nil
+    ) -> Written {
+        let written = Written()
+        let thread = Thread {
+            do {
+                let writer = try EncryptedArchiveWriter(path: path, recipients: [recipient], readAlong: growing)
+                for (index, member) in members.enumerated() {
+                    try writer.addBytes(member, as: "member-\(index)")
+                    if let gate, gate.index == index { gate.semaphore.wait() }
+                    usleep(pause)
+                }
+                if finish { try writer.finish() }
+                (written.sha256, written.bytes) = (writer.fileSHA256, writer.bytesWritten)
+            } catch {
+                written.error = "\(error)"
+            }
+            written.done.signal()
+        }
+        thread.start()
+        return written
+    }
+
+    @Test("The reader gets every member and every byte of the file, hashed as the writer hashed it, though it overtakes the writer many times")
+    func readAlong() throws {
+        let directory = try scratchDirectory("growing")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity = try AgeIdentity.generate()
+        // Random members (incompressible: the file grows with each) and a compressible one.
+        let members = try (0..<40).map { _ in try SecureRandom.bytes(count: 200_000) } + [Array(repeating: 0x61, count: 1_000_000)]
+        let path = "\(directory)/a.tar.zst.age"
+        let growing = GrowingFile(path: path)
+        let writing = writeInBackground(path, to: identity.recipient, growing: growing, members: members)
+        let reader = try EncryptedArchiveReader(growing: growing, identities: [identity])
+        var seen: [String] = []
+        try reader.forEachMember { name, _, content in
+            var hasher = SHA256Hasher()
+            try content { hasher.update($0) }
+            seen.append("\(name) \(hex(hasher.finalize()))")
+        }
+        try reader.readToEnd()
+        let written = writing.wait()
+        #expect(written.error == nil, "\(written.error ?? "")")
+        #expect(seen == members.enumerated().map { "member-\($0.offset) \(hex(SHA256.hash($0.element)))" })
+        #expect(reader.fileSHA256 != nil && reader.fileSHA256 == written.sha256, "the bytes read back hash as the bytes written")
+        let stored = try FileBlocks.sha256(ofFile: path)
+        #expect(reader.bytesRead == written.bytes && written.bytes == stored.size)
+        #expect(stored.sha256 == written.sha256)
+    }
+
+    @Test("A writer that stops without finishing fails the reader, which never takes the partial file for a whole archive")
+    func writerFails() throws {
+        let directory = try scratchDirectory("growing-fail")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity = try AgeIdentity.generate()
+        let members = try (0..<10).map { _ in try SecureRandom.bytes(count: 300_000) }
+        let path = "\(directory)/a.tar.zst.age"
+        let growing = GrowingFile(path: path)
+        let writing = writeInBackground(path, to: identity.recipient, growing: growing, members: members, finish: false)
+        let reader = try EncryptedArchiveReader(growing: growing, identities: [identity])
+        var error: (any Error)?
+        do {
+            try reader.forEachMember { _, _, content in try content { _ in } }
+            try reader.readToEnd()
+        } catch let caught {
+            error = caught
+        }
+        _ = writing.wait()
+        #expect(error != nil && "\(error!)".contains("was not completed"), "\(String(describing: error))")
+        #expect(reader.fileSHA256 == nil)
+        #expect(!FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".partial"))
+    }
+
+    @Test("A reader that gives up stops the writer at its next write; a writer that fails before creating the file releases the reader")
+    func abandon() throws {
+        let directory = try scratchDirectory("growing-abandon")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity = try AgeIdentity.generate()
+        let members = try (0..<50).map { _ in try SecureRandom.bytes(count: 200_000) }
+        let path = "\(directory)/a.tar.zst.age"
+        let growing = GrowingFile(path: path)
+        // The writer waits after its tenth member until the reader has given up.
+        let gate = DispatchSemaphore(value: 0)
+        let writing = writeInBackground(path, to: identity.recipient, growing: growing, members: members, gate: (9, gate))
+        let reader = try EncryptedArchiveReader(growing: growing, identities: [identity])
+        var read = 0
+        struct Enough: Error {}
+        do {
+            try reader.forEachMember { _, _, content in
+                try content { _ in }
+                read += 1
+                if read == 3 { throw Enough() }
+            }
+        } catch is Enough {}
+        growing.abandon()
+        gate.signal()
+        let written = writing.wait()
+        #expect(written.error?.contains("the read-back stopped") == true, "\(written.error ?? "finished")")
+        #expect(!FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".partial"))
+
+        // The file is never created (it exists already): the reader is told, not left waiting.
+        let blocked = "\(directory)/exists.age"
+        #expect(FileManager.default.createFile(atPath: blocked, contents: Data("x".utf8)))
+        let never = GrowingFile(path: blocked)
+        let failing = Written()
+        Thread {
+            do {
+                _ = try EncryptedArchiveWriter(path: blocked, recipients: [identity.recipient], readAlong: never)
+            } catch {
+                never.failed("\(error)")
+                failing.error = "\(error)"
+            }
+            failing.done.signal()
+        }.start()
+        #expect(throws: ArchiveError.self) { try EncryptedArchiveReader(growing: never, identities: [identity]) }
+        #expect(failing.wait().error?.contains("exists") == true)
+    }
+}

@@ -57,6 +57,27 @@ struct ArchiveSafetyTests {
         }
     }
 
+    @Test("An archive that does not verify as it is read back (a verifier key that is not the log's) is removed as it is written: no file, no record, every entry kept")
+    func readBackRefusal() async throws {
+        try await ArchiveFixture.with("archive_readback") { fixture in
+            let stranger = try NoteSignerKey.generate(name: "journal.archive.example")
+            let archiver = JournalArchiver(
+                directories: fixture.directories, recipients: [fixture.identity.recipient], verifierKeys: [stranger.verifierKey],
+                actor: .operator("tests@host via tests", role: .sysadmin), logger: testLogger)
+            let refused = await #expect(throws: JournalArchiveError.self) { try await archiver.write(ArchiveFixture.january, on: fixture.admin) }
+            #expect(refused?.code == .verification && refused?.message.contains("it was removed and nothing was recorded") == true, "\(String(describing: refused))")
+            for directory in fixture.directories {
+                #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "nothing left in \(directory)")
+            }
+            #expect(try await fixture.admin.query("SELECT count(*) AS n FROM ops.journal_archives").rows[0].int("n") == 0)
+            #expect(try await fixture.storedEntries(0...699) == 700)
+            // With the log's key, the same month is written and verified.
+            let written = try await fixture.archiver().write(ArchiveFixture.january, on: fixture.admin)
+            #expect(written.verification?.passed == true && written.verification?.fileSHA256 == written.archiveSHA256)
+            #expect(written.verification?.fileBytes == written.archiveBytes)
+        }
+    }
+
     @Test("A purge is refused while a copy is missing or damaged, or while the tiles over the month are not all stored; nothing is removed")
     func purgeRefusals() async throws {
         try await ArchiveFixture.with("archive_refusals") { fixture in
