@@ -29,21 +29,32 @@ public final class EncryptedArchiveWriter {
     public private(set) var members: [ArchiveMember] = []
     /// The reader reading the file back as it is written, if any.
     private let growth: GrowingFile?
+    /// The copies written with the file, byte for byte, each under its own temporary name.
+    private var copies: [(path: String, temporary: String, descriptor: Int32)] = []
 
     /// Starts `path` (which must not exist), encrypted to `recipients`.
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
     /// `threads` > 1 compresses on that many threads (for base backups: the rest of
     /// the pipeline, hashing and encryption, keeps the calling thread busy).
-    /// `readAlong` lets another thread read the file back while it is written (see ``GrowingFile``).
-    public convenience init(path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil) throws {
-        try self.init(path: path, wrappingTo: recipients.map { $0 as any AgeWrapping }, compressionLevel: compressionLevel, threads: threads, readAlong: readAlong)
+    /// `readAlong` lets another thread read the file back while it is written (see
+    /// ``GrowingFile``). `copies` are other paths (none may exist) that receive every
+    /// byte as the file does, each under its own temporary name, synced and renamed
+    /// into place by ``finish()`` with it: one stream, several files, no second pass.
+    public convenience init(
+        path: String, recipients: [any AgePublicRecipient], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil, copies: [String] = []
+    ) throws {
+        try self.init(
+            path: path, wrappingTo: recipients.map { $0 as any AgeWrapping }, compressionLevel: compressionLevel, threads: threads, readAlong: readAlong,
+            copies: copies)
     }
 
     /// Starts `path` (which must not exist), its file key wrapped by `wrappers`: public
     /// recipients, or one passphrase (age's scrypt recipient, which stands alone), as
     /// a subject-access pack delivered to a patient is.
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
-    public init(path: String, wrappingTo wrappers: [any AgeWrapping], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil) throws {
+    public init(
+        path: String, wrappingTo wrappers: [any AgeWrapping], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil, copies: [String] = []
+    ) throws {
         let recipients = wrappers
         backgroundHasher = threads > 1 ? BackgroundHasher() : nil
         growth = readAlong
@@ -62,6 +73,27 @@ public final class EncryptedArchiveWriter {
                 throw ArchiveError("cannot open \(temporaryPath) to read it back: \(reason)")
             }
             readAlong.opened(readDescriptor: reading)
+        }
+        for copy in copies {
+            let temporary = copy + ".partial"
+            var failure: String?
+            if FileManager.default.fileExists(atPath: copy) || copies.filter({ $0 == copy }).count > 1 || copy == path {
+                failure = "\(copy) exists; archives are never overwritten"
+            } else {
+                unlink(temporary)
+                let output = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+                if output >= 0 { self.copies.append((copy, temporary, output)) } else { failure = "cannot create \(temporary): \(String(cString: strerror(errno)))" }
+            }
+            if let failure {
+                for opened in self.copies {
+                    close(opened.descriptor)
+                    unlink(opened.temporary)
+                }
+                close(descriptor)
+                unlink(temporaryPath)
+                readAlong?.failed(failure)
+                throw ArchiveError(failure)
+            }
         }
         encryptor = try AgeEncryptor(recipients: recipients)
         guard let archive = archive_write_new() else { throw ArchiveError("libarchive could not allocate a writer") }
@@ -93,6 +125,10 @@ public final class EncryptedArchiveWriter {
         if !finished {
             close(descriptor)
             unlink(temporaryPath)
+            for copy in copies {
+                close(copy.descriptor)
+                unlink(copy.temporary)
+            }
         }
     }
 
@@ -113,18 +149,23 @@ public final class EncryptedArchiveWriter {
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw ArchiveError("writing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
-            offset += written
-        }
+        try Self.write(bytes, to: descriptor, named: temporaryPath)
+        for copy in copies { try Self.write(bytes, to: copy.descriptor, named: copy.temporary) }
         fileHasher?.update(bytes)
         bytesWritten += Int64(bytes.count)
         if let growth {
             growth.grew(to: bytesWritten)
             if growth.abandoned { throw ArchiveError("\(path): the read-back stopped, so the writing did") }
+        }
+    }
+
+    private static func write(_ bytes: [UInt8], to descriptor: Int32, named name: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw ArchiveError("writing \(name) failed: \(String(cString: strerror(errno)))") }
+            offset += written
         }
     }
 
@@ -223,10 +264,21 @@ public final class EncryptedArchiveWriter {
         growth?.finished()
         fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)
         guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
+        for copy in copies {
+            guard fsync(copy.descriptor) == 0 else { throw ArchiveError("syncing \(copy.temporary) failed: \(String(cString: strerror(errno)))") }
+        }
         close(descriptor)
-        guard rename(temporaryPath, path) == 0 else { throw ArchiveError("renaming \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
+        for copy in copies { close(copy.descriptor) }
         finished = true
-        try syncDirectory(of: path)
+        let renames = [(temporaryPath, path)] + copies.map { ($0.temporary, $0.path) }
+        for (index, (temporary, final)) in renames.enumerated() {
+            guard rename(temporary, final) == 0 else {
+                let reason = String(cString: strerror(errno))
+                for (left, _) in renames[index...] { unlink(left) }
+                throw ArchiveError("renaming \(temporary) failed: \(reason)")
+            }
+            try syncDirectory(of: final)
+        }
     }
 }
 

@@ -41,7 +41,17 @@ extension FileBlocks {
 }
 
 /// A digest as lowercase hexadecimal, as manifests, summaries and digest files hold it.
-public func hexDigest(_ digest: [UInt8]) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+public func hexDigest(_ digest: [UInt8]) -> String {
+    // Once per member of an archive (tens of thousands a month): no String(format:) per byte.
+    let digits = Array("0123456789abcdef".utf8)
+    return String(unsafeUninitializedCapacity: digest.count * 2) { buffer in
+        for (index, byte) in digest.enumerated() {
+            buffer[2 * index] = digits[Int(byte >> 4)]
+            buffer[2 * index + 1] = digits[Int(byte & 0x0F)]
+        }
+        return digest.count * 2
+    }
+}
 
 /// Items handled in order by background threads: `add` blocks while more than
 /// `maximumPending` units (bytes, say) wait; `finish` waits until all are handled.

@@ -1,6 +1,7 @@
 import Archive
 import Foundation
 import Glibc
+import Store
 
 /// The archive files in the archive directories (cold storage mounts): checked,
 /// copied durably and read back, removed.
@@ -31,44 +32,17 @@ enum ArchiveFiles {
         }
     }
 
-    /// Copies `source` to `destination` under a temporary name, syncs it, renames it
-    /// into place, syncs the directory, then reads it back: its SHA-256 must be `sha256`.
-    /// - Throws: ``JournalArchiveError`` `.file` naming the file and the reason.
-    static func copy(_ source: String, to destination: String, sha256: String) throws {
-        let temporary = destination + ".partial"
-        unlink(temporary)
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw JournalArchiveError(.file, "cannot open \(source): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        let output = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        guard output >= 0 else { throw JournalArchiveError(.file, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        do {
-            try FileBlocks.readBlocks(input, path: source) { block in
-                try block.withUnsafeBytes { bytes in
-                    var offset = 0
-                    while offset < bytes.count {
-                        let written = write(output, bytes.baseAddress! + offset, bytes.count - offset)
-                        if written < 0 && errno == EINTR { continue }
-                        guard written > 0 else { throw JournalArchiveError(.file, "writing \(temporary) failed: \(String(cString: strerror(errno)))") }
-                        offset += written
-                    }
-                }
-            }
-            guard fsync(output) == 0 else { throw JournalArchiveError(.file, "syncing \(temporary) failed: \(String(cString: strerror(errno)))") }
-            close(output)
-        } catch {
-            close(output)
-            unlink(temporary)
-            throw error
+    /// The SHA-256 (hex) of each file in `paths` (nil for a missing one), read on
+    /// threads of their own, all at once: copies on different storage are read in
+    /// parallel, and on one machine the hashing of each uses its own core.
+    /// - Throws: ``JournalArchiveError`` `.file` for the first file that exists but cannot be read.
+    static func digests(_ paths: [String]) throws -> [String?] {
+        let results = Locked<[Result<String?, any Error>]>(Array(repeating: .success(nil), count: paths.count))
+        DispatchQueue.concurrentPerform(iterations: paths.count) { index in
+            let result = Result { try digest(paths[index]) }
+            results.withLock { $0[index] = result }
         }
-        guard rename(temporary, destination) == 0 else {
-            unlink(temporary)
-            throw JournalArchiveError(.file, "renaming \(temporary) failed: \(String(cString: strerror(errno)))")
-        }
-        try syncDirectory(of: destination)
-        guard try digest(destination) == sha256 else {
-            throw JournalArchiveError(.file, "\(destination) does not read back identical to the archive written")
-        }
+        return try results.withLock { $0 }.map { try $0.get() }
     }
 
     /// Removes `path` (and a leftover `path.partial`); a missing file is not an error.

@@ -4,7 +4,7 @@ import Foundation
 import Journal
 import Store
 
-/// What ``MonthArchiveWriter/write(_:to:recipients:writtenBy:now:readAlong:on:)`` wrote.
+/// What ``MonthArchiveWriter/write(_:to:recipients:writtenBy:now:readAlong:copies:on:)`` wrote.
 struct WrittenArchive: Sendable {
     /// Where, under which name.
     let path: String
@@ -29,12 +29,13 @@ struct WrittenArchive: Sendable {
 enum MonthArchiveWriter {
     /// Writes the archive of `content` to `path` (which must not exist), encrypted to
     /// `recipients`, reading everything in the caller's REPEATABLE READ transaction;
-    /// `readAlong`, if given, lets another thread read the file back as it grows.
+    /// `readAlong`, if given, lets another thread read the file back as it grows;
+    /// `copies` receive the same bytes as they are written (none may exist).
     /// - Throws: ``JournalArchiveError`` `.inconsistent` when the journal lacks a tile or
     ///   an entry the month needs; ``ArchiveError`` when the file cannot be written.
     static func write(
         _ content: MonthContent, to path: String, recipients: [any AgePublicRecipient], writtenBy: String, now: Int64, readAlong: GrowingFile? = nil,
-        on connection: isolated Connection
+        copies: [String] = [], on connection: isolated Connection
     ) throws -> WrittenArchive {
         let month = content.month
         let modified = Int(now / 1_000_000)
@@ -46,7 +47,7 @@ enum MonthArchiveWriter {
             covering: MonthSummary.Covering(id: content.covering.id, size: content.covering.treeSize, root: Data(content.covering.rootHash).base64EncodedString()),
             firstCheckpointID: content.firstCheckpointID, lastCheckpointID: content.covering.id, checkpointCount: content.checkpointCount)
 
-        let writer = try EncryptedArchiveWriter(path: path, recipients: recipients, readAlong: readAlong)
+        let writer = try EncryptedArchiveWriter(path: path, recipients: recipients, readAlong: readAlong, copies: copies)
         try writer.addBytes(Array(ArchiveLayout.readmeText(month: month, origin: covering.origin).utf8), as: ArchiveLayout.readme(month), modified: modified)
         try writer.addBytes(try ArchiveJSON.encode(summary), as: ArchiveLayout.summary(month), modified: modified)
         try writeCheckpoints(content, into: writer, modified: modified, on: connection)

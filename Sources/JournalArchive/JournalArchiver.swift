@@ -162,10 +162,10 @@ public struct JournalArchiver: Sendable {
 
     // MARK: write
 
-    /// Writes `month`'s cold archive into the first archive directory, reads it back
-    /// and verifies it whole (with a key made for that and then forgotten), copies it
-    /// to every other directory and reads each copy back, then records it and
-    /// journals it. A month whose verified archive is recorded with intact copies is
+    /// Writes `month`'s cold archive into every archive directory in one stream, reads
+    /// the first file back and verifies it whole as it is written (with a key made for
+    /// that and then forgotten), reads every other copy back once synced, then
+    /// records it and journals it. A month whose verified archive is recorded with intact copies is
     /// left as it is (a rerun); leftovers of an interrupted run are replaced.
     /// - Parameters:
     ///   - month: a month that is over, whose last entry a checkpoint covers.
@@ -205,11 +205,16 @@ public struct JournalArchiver: Sendable {
         // Files of that name are leftovers of an interrupted run (never recorded) or
         // the damaged copies of a month still online: replaced.
         try await onOwnThread { [paths] in for path in paths { try ArchiveFiles.remove(path) } }
-        let written = try await writeAndVerify(month, to: paths[0], connection: connection)
-        for path in paths.dropFirst() {
-            try await onOwnThread { try ArchiveFiles.copy(written.archive.path, to: path, sha256: written.archive.sha256) }
-            logger.info("archive copied and read back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.path": "\(path)"])
+        let written = try await writeAndVerify(month, to: paths[0], copies: Array(paths.dropFirst()), connection: connection)
+        // Every other copy, synced and renamed with the first, read back: byte for byte the file verified.
+        let copies = Array(paths.dropFirst())
+        let digests = try await onOwnThread { try ArchiveFiles.digests(copies) }
+        for (path, digest) in zip(copies, digests) where digest != written.archive.sha256 {
+            try? await onOwnThread { for path in paths { try ArchiveFiles.remove(path) } }
+            throw JournalArchiveError(
+                .file, "\(path) does not read back identical to the archive written and verified: every copy was removed and nothing was recorded")
         }
+        for path in copies { logger.info("archive copy read back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.path": "\(path)"]) }
         let archive = written.archive
         let retirements = written.verification.signingKeyRetirements
         let fingerprints = recipients.map(\.fingerprint)
@@ -236,7 +241,9 @@ public struct JournalArchiver: Sendable {
     /// memory, never stored): the host needs no private key to check what it wrote.
     /// The file passes when the replay found no problem and every byte read back,
     /// to the file's end, hashes to what the writer wrote.
-    private func writeAndVerify(_ month: JournalMonth, to path: String, connection: Connection) async throws -> (archive: WrittenArchive, verification: ArchiveVerification) {
+    private func writeAndVerify(_ month: JournalMonth, to path: String, copies: [String], connection: Connection) async throws
+        -> (archive: WrittenArchive, verification: ArchiveVerification)
+    {
         let readBack: any AgeUnwrapping
         let readBackRecipient: any AgePublicRecipient
         if recipients.first?.isPostQuantum == true {
@@ -255,12 +262,12 @@ public struct JournalArchiver: Sendable {
         do {
             archive = try await connection.transaction(isolation: .repeatableRead) { connection in
                 let content = try MonthCatalogue.content(of: month, on: connection)
-                return try MonthArchiveWriter.write(content, to: path, recipients: recipients, writtenBy: writtenBy, now: Self.now(), readAlong: growing, on: connection)
+                return try MonthArchiveWriter.write(content, to: path, recipients: recipients, writtenBy: writtenBy, now: Self.now(), readAlong: growing, copies: copies, on: connection)
             }
         } catch {
             growing.failed("\(error)")
             let verification = try? await reading
-            try? await onOwnThread { try ArchiveFiles.remove(path) }
+            try? await onOwnThread { for path in [path] + copies { try ArchiveFiles.remove(path) } }
             // The read-back's problem, if it stopped first, is why the writer did.
             if let problem = verification?.problems.first, !(verification?.passed ?? true) {
                 throw JournalArchiveError(.verification, "the archive of \(month) did not verify as it was read back (\(problem)); it was removed and nothing was recorded")
@@ -272,7 +279,7 @@ public struct JournalArchiver: Sendable {
         guard verification.passed, verification.fileSHA256 == archive.sha256, verification.fileBytes == archive.bytes,
             verification.manifestSHA256 == archive.manifestSHA256
         else {
-            try? await onOwnThread { try ArchiveFiles.remove(path) }
+            try? await onOwnThread { for path in [path] + copies { try ArchiveFiles.remove(path) } }
             let first = verification.problems.first.map(\.description) ?? "the file read back differs from what was written"
             throw JournalArchiveError(.verification, "the archive of \(month) did not verify when read back (\(first)); it was removed and nothing was recorded")
         }
@@ -283,7 +290,7 @@ public struct JournalArchiver: Sendable {
     private func copiesIntact(_ record: ArchiveRecord) async throws -> Bool {
         let paths = record.copyPaths
         let expected = record.archiveSHA256
-        return try await onOwnThread { try paths.allSatisfy { try ArchiveFiles.digest($0) == expected } }
+        return try await onOwnThread { try ArchiveFiles.digests(paths).allSatisfy { $0 == expected } }
     }
 
     /// Checks what writing an archive needs, before anything is read or written:
@@ -326,8 +333,9 @@ public struct JournalArchiver: Sendable {
                 removed: removed, fileName: record.fileName, archiveSHA256: record.archiveSHA256, copies: record.copyPaths)
         }
         if record.purgedAt != nil { return receipt(dryRun: dryRun, already: true, removed: record.purgedEntries) }
-        for path in record.copyPaths {
-            let digest = try await onOwnThread { try ArchiveFiles.digest(path) }
+        let paths = record.copyPaths
+        let digests = try await onOwnThread { try ArchiveFiles.digests(paths) }
+        for (path, digest) in zip(paths, digests) {
             guard digest == record.archiveSHA256 else {
                 throw JournalArchiveError(
                     .notArchived,

@@ -65,6 +65,34 @@ struct EncryptedArchiveTests {
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/abandoned.tar.zst.age.partial"))
     }
 
+    @Test("Copies written with the file are byte for byte the file; an existing copy is refused before anything is written; an abandoned writer leaves no copy")
+    func copies() throws {
+        let directory = try scratchDirectory("archive-copies")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for sub in ["a", "b", "c"] { try FileManager.default.createDirectory(atPath: "\(directory)/\(sub)", withIntermediateDirectories: true) }
+        let identity = try AgeIdentity.generate()
+        let content = try SecureRandom.bytes(count: 2_500_000)
+        let writer = try EncryptedArchiveWriter(path: "\(directory)/a/x.age", recipients: [identity.recipient], copies: ["\(directory)/b/x.age", "\(directory)/c/x.age"])
+        try writer.addBytes(content, as: "member")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/b/x.age") && FileManager.default.fileExists(atPath: "\(directory)/b/x.age.partial"))
+        try writer.finish()
+        let digests = try ["a", "b", "c"].map { try FileBlocks.sha256(ofFile: "\(directory)/\($0)/x.age") }
+        #expect(digests.allSatisfy { $0.sha256 == writer.fileSHA256 && $0.size == writer.bytesWritten })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/b") == ["x.age"])
+
+        // A copy that exists: refused, and neither the file nor any temporary is left.
+        let refused = #expect(throws: ArchiveError.self) {
+            try EncryptedArchiveWriter(path: "\(directory)/a/y.age", recipients: [identity.recipient], copies: ["\(directory)/c/z.age", "\(directory)/b/x.age"])
+        }
+        #expect(refused?.message.contains("b/x.age exists") == true, "\(String(describing: refused))")
+        for sub in ["a", "b", "c"] { #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(sub)") == ["x.age"], "\(sub)") }
+        do {
+            let abandoned = try EncryptedArchiveWriter(path: "\(directory)/a/w.age", recipients: [identity.recipient], copies: ["\(directory)/b/w.age"])
+            try abandoned.addBytes(content, as: "member")
+        }
+        for sub in ["a", "b"] { #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(sub)") == ["x.age"], "\(sub)") }
+    }
+
     @Test("A flipped byte or a truncation is reported, never read as a shorter archive")
     func damage() throws {
         let directory = try scratchDirectory("archive-damage")
