@@ -28,7 +28,7 @@ struct SetupCommand: AsyncParsableCommand {
     @Flag(help: "Report what is missing.") var check = false
     @Flag(help: "Print the units to enable, in order (one a line).") var units = false
     @Flag(help: "Print the lines of pg_ident.conf's map \"osmose\" (each system user and its role).") var peerMap = false
-    @Option(help: "Where the encrypted credentials are.") var credentials = "/etc/osmose/credentials"
+    @Option(help: "Where the encrypted credentials are.") var credentials = SuiteUnits.credentialsDirectory
     @Option(help: "With --units: whether backups are set up (default: backup.recipients is not empty).")
     var backups: Bool?
     @Option(help: "With --units: whether the backup identity is a credential (default: backup-identity.cred exists).")
@@ -54,10 +54,10 @@ struct SetupCommand: AsyncParsableCommand {
             }
             let configuration = try options.loadConfiguration()
             if units {
-                let conditions = SuiteUnits.Conditions(
-                    backups: backups ?? !configuration.backup.recipients.isEmpty,
-                    backupIdentity: backupIdentity ?? FileManager.default.fileExists(atPath: "\(credentials)/backup-identity.cred"),
-                    archiveRecipients: archiveRecipients ?? FileManager.default.fileExists(atPath: SuiteUnits.archiveRecipientsFile))
+                var conditions = SuiteUnits.Conditions.onThisHost(configuration: configuration, credentials: credentials)
+                if let backups { conditions.backups = backups }
+                if let backupIdentity { conditions.backupIdentity = backupIdentity }
+                if let archiveRecipients { conditions.archiveRecipients = archiveRecipients }
                 let plan = SuiteUnits.toEnable(conditions)
                 plan.units.forEach { print($0) }
                 for (unit, reason) in plan.leftOff { FileHandle.standardError.write(Data("\(unit) left off: \(reason)\n".utf8)) }

@@ -233,11 +233,7 @@ public struct SetupCheck: Encodable, Equatable, Sendable {
     /// The units osmose-setup enables (SuiteUnits), when systemd runs this host.
     public static func units(_ configuration: SuiteConfiguration, credentials: String, systemctl: Systemctl = Systemctl()) async -> [SetupCheck] {
         guard Systemctl.isBooted else { return [.skipped("units", "systemd is not running here")] }
-        let conditions = SuiteUnits.Conditions(
-            backups: !configuration.backup.recipients.isEmpty,
-            backupIdentity: FileManager.default.fileExists(atPath: "\(credentials)/backup-identity.cred"),
-            archiveRecipients: FileManager.default.fileExists(atPath: SuiteUnits.archiveRecipientsFile))
-        let plan = SuiteUnits.toEnable(conditions)
+        let plan = SuiteUnits.toEnable(.onThisHost(configuration: configuration, credentials: credentials))
         var checks: [SetupCheck] = []
         for unit in plan.units {
             guard let state = await systemctl.enablement(of: unit) else {

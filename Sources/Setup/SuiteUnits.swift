@@ -1,3 +1,6 @@
+import Foundation
+public import Settings
+
 /// The units the first-run set-up enables, in the order it enables them: the
 /// migrations first, then the journal (every other daemon writes to it), the
 /// daemons, then the timers. osmose-setup reads this list from
@@ -18,7 +21,19 @@ public enum SuiteUnits {
             self.backupIdentity = backupIdentity
             self.archiveRecipients = archiveRecipients
         }
+
+        /// The conditions as this host meets them: `configuration`'s backup recipients,
+        /// the backup identity's credential in `credentials`, the archive recipients' file.
+        public static func onThisHost(configuration: SuiteConfiguration, credentials: String) -> Conditions {
+            Conditions(
+                backups: !configuration.backup.recipients.isEmpty,
+                backupIdentity: FileManager.default.fileExists(atPath: "\(credentials)/backup-identity.cred"),
+                archiveRecipients: FileManager.default.fileExists(atPath: archiveRecipientsFile))
+        }
     }
+
+    /// Where osmose-setup puts the suite's encrypted credentials.
+    public static let credentialsDirectory = "/etc/osmose/credentials"
 
     /// The file osmose-retentiond's unit loads as its archive-recipients credential.
     public static let archiveRecipientsFile = "/etc/osmose/archive-recipients.txt"
