@@ -19,7 +19,7 @@ public final class EncryptedArchiveReader {
     private var atEnd = false
     private var failure: (any Error)?
     /// The file being written, when it is read as it grows (its descriptor is its own).
-    private let growth: GrowingFile?
+    private let growingFile: GrowingFile?
     /// Bytes of the file read so far.
     public private(set) var bytesRead: Int64 = 0
     /// SHA-256 of the file's bytes as read, when reading along a ``GrowingFile``.
@@ -31,7 +31,7 @@ public final class EncryptedArchiveReader {
     public convenience init(path: String, identities: [any AgeUnwrapping]) throws {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        try self.init(path: path, descriptor: descriptor, growth: nil, identities: identities)
+        try self.init(path: path, descriptor: descriptor, growingFile: nil, identities: identities)
     }
 
     /// Reads the file `growing` describes while it is written, waiting for its writer
@@ -39,17 +39,17 @@ public final class EncryptedArchiveReader {
     /// Waits until the writer has created the file.
     /// - Throws: ``ArchiveError`` when the writer failed first, or as ``init(path:identities:)``.
     public convenience init(growing: GrowingFile, identities: [any AgeUnwrapping]) throws {
-        try self.init(path: growing.path, descriptor: try growing.readDescriptor(), growth: growing, identities: identities)
+        try self.init(path: growing.path, descriptor: try growing.readDescriptor(), growingFile: growing, identities: identities)
     }
 
-    private init(path: String, descriptor: Int32, growth: GrowingFile?, identities: [any AgeUnwrapping]) throws {
+    private init(path: String, descriptor: Int32, growingFile: GrowingFile?, identities: [any AgeUnwrapping]) throws {
         self.path = path
         self.descriptor = descriptor
-        self.growth = growth
-        if growth != nil { fileHasher = SHA256Hasher() }
+        self.growingFile = growingFile
+        if growingFile != nil { fileHasher = SHA256Hasher() }
         decryptor = AgeDecryptor(identities: identities)
         guard let archive = archive_read_new() else {
-            if growth == nil { close(descriptor) }
+            if growingFile == nil { close(descriptor) }
             throw ArchiveError("libarchive could not allocate a reader")
         }
         self.archive = archive
@@ -69,7 +69,7 @@ public final class EncryptedArchiveReader {
     deinit {
         archive_read_free(archive)
         handedOut.deallocate()
-        if growth == nil { close(descriptor) }
+        if growingFile == nil { close(descriptor) }
     }
 
     /// The buffer each read of the file goes into (one for the reader's life).
@@ -105,8 +105,8 @@ public final class EncryptedArchiveReader {
             if count < 0 && errno == EINTR { continue }
             guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
             if count == 0 {
-                if let growth {
-                    switch growth.wait(beyond: bytesRead) {
+                if let growingFile {
+                    switch growingFile.wait(beyond: bytesRead) {
                     case .more: continue
                     case .failed(let reason): throw ArchiveError("\(path) was not completed: \(reason)")
                     case .end: break

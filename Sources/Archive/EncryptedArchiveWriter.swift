@@ -27,10 +27,10 @@ public final class EncryptedArchiveWriter {
     public private(set) var fileSHA256: String?
     /// The members added, in order.
     public private(set) var members: [ArchiveMember] = []
-    /// The reader reading the file back as it is written, if any.
-    private let growth: GrowingFile?
+    /// The file as another thread reads it back while it is written, if it does.
+    private let readAlong: GrowingFile?
     /// The copies written with the file, byte for byte, each under its own temporary name.
-    private var copies: [(path: String, temporary: String, descriptor: Int32)] = []
+    private let copies: [(path: String, temporary: String, descriptor: Int32)]
 
     /// Starts `path` (which must not exist), encrypted to `recipients`.
     /// - Throws: ``ArchiveError`` when the file exists or cannot be created.
@@ -55,48 +55,59 @@ public final class EncryptedArchiveWriter {
     public init(
         path: String, wrappingTo wrappers: [any AgeWrapping], compressionLevel: Int = 3, threads: Int = 1, readAlong: GrowingFile? = nil, copies: [String] = []
     ) throws {
-        let recipients = wrappers
-        backgroundHasher = threads > 1 ? BackgroundHasher() : nil
-        growth = readAlong
-        guard !FileManager.default.fileExists(atPath: path) else { throw ArchiveError("\(path) exists; archives are never overwritten") }
+        // Until every stored property is set (deinit cleans up after that), a failure
+        // closes and removes what was created and tells the reader, if any.
+        var created: [(path: String, temporary: String, descriptor: Int32)] = []
+        var reading: Int32 = -1
+        func failing(_ message: String) -> ArchiveError {
+            for file in created {
+                close(file.descriptor)
+                unlink(file.temporary)
+            }
+            if reading >= 0 { close(reading) }
+            readAlong?.failed(message)
+            return ArchiveError(message)
+        }
+        // Two spellings of one file (a directory named twice, with and without a slash)
+        // would have the second creation remove the first's temporary file.
+        var seen: [String: String] = [:]
+        for destination in [path] + copies {
+            var directory = stat()
+            let parent = (destination as NSString).deletingLastPathComponent
+            guard stat(parent.isEmpty ? "." : parent, &directory) == 0 else {
+                throw failing("cannot create \(destination): its directory: \(String(cString: strerror(errno)))")
+            }
+            let key = "\(directory.st_dev):\(directory.st_ino)/\((destination as NSString).lastPathComponent)"
+            if let first = seen[key] { throw failing("\(first) and \(destination) are the same file: each copy needs a directory of its own") }
+            seen[key] = destination
+        }
+        for destination in [path] + copies {
+            guard !FileManager.default.fileExists(atPath: destination) else { throw failing("\(destination) exists; archives are never overwritten") }
+            let temporary = destination + ".partial"
+            unlink(temporary)
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+            guard descriptor >= 0 else { throw failing("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+            created.append((destination, temporary, descriptor))
+        }
+        if readAlong != nil {
+            reading = open(created[0].temporary, O_RDONLY | O_CLOEXEC)
+            guard reading >= 0 else { throw failing("cannot open \(created[0].temporary) to read it back: \(String(cString: strerror(errno)))") }
+        }
+        let encryptor: AgeEncryptor
+        do {
+            encryptor = try AgeEncryptor(recipients: wrappers)
+        } catch {
+            throw failing("cannot encrypt \(path): \(error)")
+        }
+        guard let archive = archive_write_new() else { throw failing("libarchive could not allocate a writer for \(path)") }
         self.path = path
-        temporaryPath = path + ".partial"
-        unlink(temporaryPath)
-        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        guard descriptor >= 0 else { throw ArchiveError("cannot create \(temporaryPath): \(String(cString: strerror(errno)))") }
-        if let readAlong {
-            let reading = open(temporaryPath, O_RDONLY | O_CLOEXEC)
-            guard reading >= 0 else {
-                let reason = String(cString: strerror(errno))
-                close(descriptor)
-                unlink(temporaryPath)
-                throw ArchiveError("cannot open \(temporaryPath) to read it back: \(reason)")
-            }
-            readAlong.opened(readDescriptor: reading)
-        }
-        for copy in copies {
-            let temporary = copy + ".partial"
-            var failure: String?
-            if FileManager.default.fileExists(atPath: copy) || copies.filter({ $0 == copy }).count > 1 || copy == path {
-                failure = "\(copy) exists; archives are never overwritten"
-            } else {
-                unlink(temporary)
-                let output = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-                if output >= 0 { self.copies.append((copy, temporary, output)) } else { failure = "cannot create \(temporary): \(String(cString: strerror(errno)))" }
-            }
-            if let failure {
-                for opened in self.copies {
-                    close(opened.descriptor)
-                    unlink(opened.temporary)
-                }
-                close(descriptor)
-                unlink(temporaryPath)
-                readAlong?.failed(failure)
-                throw ArchiveError(failure)
-            }
-        }
-        encryptor = try AgeEncryptor(recipients: recipients)
-        guard let archive = archive_write_new() else { throw ArchiveError("libarchive could not allocate a writer") }
+        temporaryPath = created[0].temporary
+        descriptor = created[0].descriptor
+        self.copies = created.dropFirst().map { ($0.path, $0.temporary, $0.descriptor) }
+        self.encryptor = encryptor
+        self.readAlong = readAlong
+        backgroundHasher = threads > 1 ? BackgroundHasher() : nil
+        if let readAlong { readAlong.opened(readDescriptor: reading) }
         self.archive = archive
         guard archive_write_set_format_pax_restricted(archive) == ARCHIVE_OK,
             archive_write_add_filter_zstd(archive) == ARCHIVE_OK,
@@ -121,7 +132,7 @@ public final class EncryptedArchiveWriter {
     deinit {
         backgroundHasher?.close()
         archive_write_free(archive)
-        growth?.failed("the archive was not completed")
+        readAlong?.failed(failure.map { "the archive was not completed: \($0)" } ?? "the archive was not completed")
         if !finished {
             close(descriptor)
             unlink(temporaryPath)
@@ -153,9 +164,9 @@ public final class EncryptedArchiveWriter {
         for copy in copies { try Self.write(bytes, to: copy.descriptor, named: copy.temporary) }
         fileHasher?.update(bytes)
         bytesWritten += Int64(bytes.count)
-        if let growth {
-            growth.grew(to: bytesWritten)
-            if growth.abandoned { throw ArchiveError("\(path): the read-back stopped, so the writing did") }
+        if let readAlong {
+            readAlong.grew(to: bytesWritten)
+            if readAlong.abandoned { throw ArchiveError("\(path): the read-back stopped, so the writing did") }
         }
     }
 
@@ -261,7 +272,7 @@ public final class EncryptedArchiveWriter {
     public func finish() throws {
         try check(archive_write_close(archive), "closing the archive")
         try writeAll(try encryptor.finish())
-        growth?.finished()
+        readAlong?.finished()
         fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)
         guard fsync(descriptor) == 0 else { throw ArchiveError("syncing \(temporaryPath) failed: \(String(cString: strerror(errno)))") }
         for copy in copies {
@@ -277,8 +288,8 @@ public final class EncryptedArchiveWriter {
                 for (left, _) in renames[index...] { unlink(left) }
                 throw ArchiveError("renaming \(temporary) failed: \(reason)")
             }
-            try syncDirectory(of: final)
         }
+        for (_, final) in renames { try syncDirectory(of: final) }
     }
 }
 

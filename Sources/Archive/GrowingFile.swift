@@ -31,6 +31,9 @@ public final class GrowingFile: @unchecked Sendable {
     private var written: Int64 = 0
     private var ending: Growth?
     private var gaveUp = false
+    private var gaveUpFirst = false
+    /// How many times the reader waited at the end of what was written (for tests).
+    package private(set) var readerWaits = 0
 
     /// The file's final path, for messages.
     public let path: String
@@ -63,7 +66,8 @@ public final class GrowingFile: @unchecked Sendable {
     /// The writer has written its last byte.
     func finished() { end(.end) }
 
-    /// The writer stopped without finishing (the first ending said is kept).
+    /// The writer stopped without finishing (the first ending said is kept; an
+    /// ending after ``finished()`` changes nothing).
     public func failed(_ reason: String) { end(.failed(reason)) }
 
     private func end(_ growth: Growth) {
@@ -74,10 +78,18 @@ public final class GrowingFile: @unchecked Sendable {
     }
 
     /// True once the reader has given up: the writer stops.
-    var abandoned: Bool {
+    public var abandoned: Bool {
         condition.lock()
         defer { condition.unlock() }
         return gaveUp
+    }
+
+    /// True when the reader gave up before the writer ended: then the reader's
+    /// problem is why the writer stopped; otherwise the writer's own failure is.
+    public var readerStoppedFirst: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return gaveUpFirst
     }
 
     // MARK: the reader's side
@@ -96,18 +108,22 @@ public final class GrowingFile: @unchecked Sendable {
         return descriptor
     }
 
-    /// Waits until more than `offset` bytes are written, or the writer ends.
+    /// Waits until more than `offset` bytes are written, or the writer ends, or the
+    /// reader itself gave up (``abandon()`` from another thread).
     func wait(beyond offset: Int64) -> Growth {
         condition.lock()
         defer { condition.unlock() }
-        while written <= offset && ending == nil { condition.wait() }
+        if written <= offset && ending == nil && !gaveUp { readerWaits += 1 }
+        while written <= offset && ending == nil && !gaveUp { condition.wait() }
         if written > offset { return .more }
-        return ending ?? .end
+        if let ending { return ending }
+        return .failed("the read-back gave up")
     }
 
     /// The reader gives up (it found a problem, or stopped): the writer's next write fails.
     public func abandon() {
         condition.lock()
+        if ending == nil { gaveUpFirst = true }
         gaveUp = true
         condition.broadcast()
         condition.unlock()

@@ -1,10 +1,10 @@
 import Archive
 import Foundation
 import Glibc
-import Store
+import Synchronization
 
 /// The archive files in the archive directories (cold storage mounts): checked,
-/// copied durably and read back, removed.
+/// read back (their SHA-256), removed.
 enum ArchiveFiles {
     /// Checks that `directory` is an absolute path to an existing, writable directory.
     /// It is never created: an archive directory is a mount, and creating it would
@@ -32,12 +32,12 @@ enum ArchiveFiles {
         }
     }
 
-    /// The SHA-256 (hex) of each file in `paths` (nil for a missing one), read on
-    /// threads of their own, all at once: copies on different storage are read in
-    /// parallel, and on one machine the hashing of each uses its own core.
+    /// The SHA-256 (hex) of each file in `paths` (nil for a missing one), read in
+    /// parallel on up to one thread a core: copies on different storage are read at
+    /// the same time, and their hashing shares the cores.
     /// - Throws: ``JournalArchiveError`` `.file` for the first file that exists but cannot be read.
     static func digests(_ paths: [String]) throws -> [String?] {
-        let results = Locked<[Result<String?, any Error>]>(Array(repeating: .success(nil), count: paths.count))
+        let results = Mutex<[Result<String?, any Error>]>(Array(repeating: .success(nil), count: paths.count))
         DispatchQueue.concurrentPerform(iterations: paths.count) { index in
             let result = Result { try digest(paths[index]) }
             results.withLock { $0[index] = result }

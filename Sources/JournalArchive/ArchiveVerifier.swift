@@ -158,7 +158,7 @@ public struct JournalArchiveVerifier: Sendable {
         let replay = ArchiveReplay(keys: keys, signatures: signatures)
         let pipe = MemberPipe()
         let produced = DispatchSemaphore(value: 0)
-        let whole = WholeFile()
+        let readBack = ReadBackDigest()
         let producer = Thread {
             do {
                 let reader = try open()
@@ -169,8 +169,8 @@ public struct JournalArchiveVerifier: Sendable {
                 }
                 if growing != nil {
                     try reader.readToEnd()
-                    whole.size = reader.bytesRead
-                    whole.sha256 = reader.fileSHA256
+                    readBack.size = reader.bytesRead
+                    readBack.sha256 = reader.fileSHA256
                 }
                 pipe.finish(nil)
             } catch {
@@ -196,8 +196,8 @@ public struct JournalArchiveVerifier: Sendable {
         pipe.cancel()
         produced.wait()
         if growing != nil {
-            verification.fileSHA256 = whole.sha256
-            verification.fileBytes = whole.size ?? 0
+            verification.fileSHA256 = readBack.sha256
+            verification.fileBytes = readBack.size ?? 0
         }
         replay.report(into: &verification)
     }
@@ -232,7 +232,7 @@ struct OnlineFacts: Sendable, Codable {
 
 /// The size and SHA-256 of a file read as it grew, set by the reading thread before
 /// it signals the end of its work (which orders the write before the read).
-private final class WholeFile: @unchecked Sendable {
+private final class ReadBackDigest: @unchecked Sendable {
     var size: Int64?
     var sha256: String?
 }

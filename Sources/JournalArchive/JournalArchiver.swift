@@ -205,16 +205,15 @@ public struct JournalArchiver: Sendable {
         // Files of that name are leftovers of an interrupted run (never recorded) or
         // the damaged copies of a month still online: replaced.
         try await onOwnThread { [paths] in for path in paths { try ArchiveFiles.remove(path) } }
-        let written = try await writeAndVerify(month, to: paths[0], copies: Array(paths.dropFirst()), connection: connection)
-        // Every other copy, synced and renamed with the first, read back: byte for byte the file verified.
-        let copies = Array(paths.dropFirst())
-        let digests = try await onOwnThread { try ArchiveFiles.digests(copies) }
-        for (path, digest) in zip(copies, digests) where digest != written.archive.sha256 {
-            try? await onOwnThread { for path in paths { try ArchiveFiles.remove(path) } }
-            throw JournalArchiveError(
-                .file, "\(path) does not read back identical to the archive written and verified: every copy was removed and nothing was recorded")
+        let written: (archive: WrittenArchive, verification: ArchiveVerification)
+        do {
+            written = try await writeAndVerify(month, to: paths[0], copies: Array(paths.dropFirst()), connection: connection)
+            try await readBack(copies: Array(paths.dropFirst()), of: written.archive, month: month)
+        } catch {
+            // Nothing was recorded: no file of this run stays, under its name or a temporary one.
+            _ = try? await onOwnThread { for path in paths { try? ArchiveFiles.remove(path) } }
+            throw error
         }
-        for path in copies { logger.info("archive copy read back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.path": "\(path)"]) }
         let archive = written.archive
         let retirements = written.verification.signingKeyRetirements
         let fingerprints = recipients.map(\.fingerprint)
@@ -267,9 +266,8 @@ public struct JournalArchiver: Sendable {
         } catch {
             growing.failed("\(error)")
             let verification = try? await reading
-            try? await onOwnThread { for path in [path] + copies { try ArchiveFiles.remove(path) } }
-            // The read-back's problem, if it stopped first, is why the writer did.
-            if let problem = verification?.problems.first, !(verification?.passed ?? true) {
+            // The read-back gave up first: its problem is why the writer stopped.
+            if growing.readerStoppedFirst, let problem = verification?.problems.first {
                 throw JournalArchiveError(.verification, "the archive of \(month) did not verify as it was read back (\(problem)); it was removed and nothing was recorded")
             }
             throw error
@@ -279,11 +277,22 @@ public struct JournalArchiver: Sendable {
         guard verification.passed, verification.fileSHA256 == archive.sha256, verification.fileBytes == archive.bytes,
             verification.manifestSHA256 == archive.manifestSHA256
         else {
-            try? await onOwnThread { for path in [path] + copies { try ArchiveFiles.remove(path) } }
             let first = verification.problems.first.map(\.description) ?? "the file read back differs from what was written"
             throw JournalArchiveError(.verification, "the archive of \(month) did not verify when read back (\(first)); it was removed and nothing was recorded")
         }
         return (archive, verification)
+    }
+
+    /// Reads every other copy back, once all are synced and renamed: each must be, byte
+    /// for byte, the file verified (its SHA-256).
+    /// - Throws: ``JournalArchiveError`` `.file` naming the first copy that differs or cannot be read.
+    private func readBack(copies: [String], of archive: WrittenArchive, month: JournalMonth) async throws {
+        let digests = try await onOwnThread { try ArchiveFiles.digests(copies) }
+        for (copy, digest) in zip(copies, digests) where digest != archive.sha256 {
+            throw JournalArchiveError(
+                .file, "\(copy) does not read back identical to the archive written and verified: every copy was removed and nothing was recorded")
+        }
+        for copy in copies { logger.info("archive copy read back", metadata: ["osmose.journal.month": "\(month)", "osmose.archive.path": "\(copy)"]) }
     }
 
     /// True when every recorded copy reads back with the recorded SHA-256.

@@ -85,6 +85,11 @@ struct EncryptedArchiveTests {
             try EncryptedArchiveWriter(path: "\(directory)/a/y.age", recipients: [identity.recipient], copies: ["\(directory)/c/z.age", "\(directory)/b/x.age"])
         }
         #expect(refused?.message.contains("b/x.age exists") == true, "\(String(describing: refused))")
+        // One file named twice (a directory with and without its slash): refused, nothing removed.
+        let twice = #expect(throws: ArchiveError.self) {
+            try EncryptedArchiveWriter(path: "\(directory)/a/v.age", recipients: [identity.recipient], copies: ["\(directory)/b/v.age", "\(directory)/b//v.age"])
+        }
+        #expect(twice?.message.contains("are the same file") == true, "\(String(describing: twice))")
         for sub in ["a", "b", "c"] { #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(sub)") == ["x.age"], "\(sub)") }
         do {
             let abandoned = try EncryptedArchiveWriter(path: "\(directory)/a/w.age", recipients: [identity.recipient], copies: ["\(directory)/b/w.age"])
@@ -210,6 +215,7 @@ struct GrowingArchiveTests {
         let written = writing.wait()
         #expect(written.error == nil, "\(written.error ?? "")")
         #expect(seen == members.enumerated().map { "member-\($0.offset) \(hex(SHA256.hash($0.element)))" })
+        #expect(growing.readerWaits > 0, "the reader caught up with the writer and waited for it")
         #expect(reader.fileSHA256 != nil && reader.fileSHA256 == written.sha256, "the bytes read back hash as the bytes written")
         let stored = try FileBlocks.sha256(ofFile: path)
         #expect(reader.bytesRead == written.bytes && written.bytes == stored.size)
@@ -239,7 +245,7 @@ struct GrowingArchiveTests {
         #expect(!FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".partial"))
     }
 
-    @Test("A reader that gives up stops the writer at its next write; a writer that fails before creating the file releases the reader")
+    @Test("A reader that gives up stops the writer at its next write; a writer that fails before creating the file releases the reader itself")
     func abandon() throws {
         let directory = try scratchDirectory("growing-abandon")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -275,7 +281,6 @@ struct GrowingArchiveTests {
             do {
                 _ = try EncryptedArchiveWriter(path: blocked, recipients: [identity.recipient], readAlong: never)
             } catch {
-                never.failed("\(error)")
                 failing.error = "\(error)"
             }
             failing.done.signal()

@@ -78,6 +78,25 @@ struct ArchiveSafetyTests {
         }
     }
 
+    @Test("A write that fails in the middle (a hash tile missing from the journal) says so with its own code, not as a failed read-back, and leaves no file")
+    func writeFailureKeepsItsCause() async throws {
+        try await ArchiveFixture.with("archive_midwrite") { fixture in
+            let owner = try await Connection.connect(fixture.database.connectionString, logger: testLogger)
+            defer { Task { await owner.close() } }
+            try await owner.execute("SET session_replication_role = replica")
+            let tile = try await owner.query("SELECT hashes FROM journal.tiles WHERE level = 0 AND tile_index = 1").rows[0].bytes("hashes")
+            try await owner.execute("DELETE FROM journal.tiles WHERE level = 0 AND tile_index = 1")
+            let failed = await #expect(throws: JournalArchiveError.self) { try await fixture.archiver().write(ArchiveFixture.january, on: fixture.admin) }
+            #expect(failed?.code == .inconsistent && failed?.message.contains("hash tile 0/1 is missing") == true, "\(String(describing: failed))")
+            for directory in fixture.directories {
+                #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "nothing left in \(directory)")
+            }
+            #expect(try await fixture.admin.query("SELECT count(*) AS n FROM ops.journal_archives").rows[0].int("n") == 0)
+            try await owner.query("INSERT INTO journal.tiles (level, tile_index, hashes) VALUES (0, 1, $1)", [tile])
+            #expect(try await fixture.archiver().write(ArchiveFixture.january, on: fixture.admin).verification?.passed == true)
+        }
+    }
+
     @Test("A purge is refused while a copy is missing or damaged, or while the tiles over the month are not all stored; nothing is removed")
     func purgeRefusals() async throws {
         try await ArchiveFixture.with("archive_refusals") { fixture in
