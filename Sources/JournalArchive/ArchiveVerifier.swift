@@ -230,8 +230,9 @@ struct OnlineFacts: Sendable, Codable {
     let tileDigests: [String: [UInt8]]
 }
 
-/// The size and SHA-256 of a file read as it grew, set by the reading thread before
-/// it signals the end of its work (which orders the write before the read).
+/// The size and SHA-256 of a file read as it grew.
+/// `@unchecked Sendable`: the reading thread sets both fields before it signals the
+/// end of its work, and they are read only after waiting for that signal.
 private final class ReadBackDigest: @unchecked Sendable {
     var size: Int64?
     var sha256: String?
