@@ -114,9 +114,10 @@ let package = Package(
             swiftSettings: strictSettings),
         .target(name: "Age", dependencies: ["Cryptography"], swiftSettings: strictSettings),
         .systemLibrary(name: "CLibarchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CGlibcExtras"),
-        // Encrypted archives (pax + zstd + age through libarchive): backups and cold journal archives.
-        .target(name: "Archive", dependencies: ["Age", "Cryptography", "CLibarchive"], swiftSettings: strictSettings),
+        // Encrypted archives (pax through libarchive, zstd frames through libzstd, age): backups and cold journal archives.
+        .target(name: "Archive", dependencies: ["Age", "Cryptography", "CLibarchive", "CZstd"], swiftSettings: strictSettings),
         .target(
             name: "Backup",
             dependencies: ["ErrorConventions", "Archive", "Age", "Cryptography", "CGlibcExtras", "Settings", "Store", "Journal", .product(name: "Logging", package: "swift-log")],

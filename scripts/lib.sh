@@ -12,7 +12,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the suite needs to build, test and run.
-OSMOSE_APT_PACKAGES=(libssl-dev libpq-dev libarchive-dev postgresql postgresql-contrib pkg-config systemd curl python3 libcurl4 age libarchive-tools libqrencode-dev)
+OSMOSE_APT_PACKAGES=(libssl-dev libpq-dev libarchive-dev libzstd-dev postgresql postgresql-contrib pkg-config systemd curl python3 libcurl4 age libarchive-tools libqrencode-dev)
 # The console's tests: zbarimg decodes its QR codes; chromium and its driver run the browser tests.
 OSMOSE_TEST_PACKAGES=(zbar-tools chromium chromium-driver fonts-dejavu-core)
 

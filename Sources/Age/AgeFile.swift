@@ -150,6 +150,10 @@ struct AgeStream {
     }
 
     var chunksDone: UInt64 { counter }
+
+    /// The next chunk opened or sealed is chunk `index` (random access: each chunk's
+    /// nonce is its index, so any chunk opens on its own).
+    mutating func seek(toChunk index: UInt64) { counter = index }
 }
 
 /// Encrypts a stream to age recipients, piece by piece: the header first, then
@@ -256,6 +260,29 @@ public struct AgeDecryptor {
         self.stream = stream
         buffer.removeAll()
         return plaintext
+    }
+
+    /// Random access: parses the header at the start of `head` (the file's first bytes),
+    /// unwraps the file key, checks the MAC, and positions the decryptor on the chunk
+    /// holding plaintext byte `offset`. Feed it the file from `fileOffset` on; its first
+    /// `skip` plaintext bytes precede `offset` and are the caller's to drop. Every chunk
+    /// still authenticates (its index is in its nonce), and ``finish()`` still requires
+    /// the final chunk, so a file cut short or extended is refused as in a whole read.
+    /// - Throws: ``AgeError`` as ``update(_:)``, or `.header` when `head` does not hold
+    ///   the whole header and the payload's nonce.
+    public mutating func position(atPlaintext offset: Int64, head: [UInt8]) throws -> (fileOffset: Int64, skip: Int) {
+        precondition(stream == nil && buffer.isEmpty, "position(atPlaintext:head:) comes first")
+        precondition(offset >= 0, "a plaintext offset is not negative")
+        buffer = head
+        guard try startIfHeaderComplete(atEnd: false) else {
+            throw AgeError(.header, "the header is longer than the \(head.count) bytes read to find it")
+        }
+        let headerBytes = head.count - buffer.count
+        buffer.removeAll()
+        let chunk = offset / Int64(AgeStream.chunkSize)
+        stream!.seek(toChunk: UInt64(chunk))
+        let sealedChunk = Int64(AgeStream.chunkSize + AgeStream.tagSize)
+        return (Int64(headerBytes) + chunk * sealedChunk, Int(offset % Int64(AgeStream.chunkSize)))
     }
 
     /// Parses the header once it is complete, unwraps the file key and checks the MAC.

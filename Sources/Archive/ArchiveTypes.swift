@@ -35,12 +35,18 @@ public struct ArchiveMember: Hashable, Sendable, Codable {
     public let size: Int64
     /// SHA-256 of its content, lowercase hex.
     public let sha256: String
+    /// Where the zstd frame holding its header starts, as an offset in the decrypted
+    /// (still compressed) stream: a reader can begin there
+    /// (``EncryptedArchiveReader/init(path:identities:startingAt:)``). Absent in
+    /// archives written before 2026-12-06, one zstd frame from start to end.
+    public let frame: Int64?
 
     /// A member as a manifest records it.
-    public init(path: String, size: Int64, sha256: String) {
+    public init(path: String, size: Int64, sha256: String, frame: Int64? = nil) {
         self.path = path
         self.size = size
         self.sha256 = sha256
+        self.frame = frame
     }
 }
 

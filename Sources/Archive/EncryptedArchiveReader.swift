@@ -27,11 +27,46 @@ public final class EncryptedArchiveReader {
     /// SHA-256 (hex) of the whole file as read, once ``readToEnd()`` returned (reading along a ``GrowingFile`` only).
     public private(set) var fileSHA256: String?
 
+    /// Plaintext bytes still to drop before libarchive sees any: the start of the
+    /// first chunk read, before the frame the reader starts at.
+    private var skip = 0
+
     /// Opens `path` with `identities`.
     public convenience init(path: String, identities: [any AgeUnwrapping]) throws {
+        try self.init(path: path, identities: identities, startingAt: 0)
+    }
+
+    /// Opens `path` with `identities` and reads from the zstd frame starting at `frame`
+    /// in the decrypted stream (an ``ArchiveMember/frame`` from the archive's
+    /// manifest): the first entry is the first member of that frame, and nothing
+    /// before the age chunk holding it is read. Frame 0 is the whole archive.
+    /// - Throws: ``ArchiveError`` when the file cannot be opened, its header read or
+    ///   unwrapped; an offset that is not a frame's start fails at the first entry.
+    public convenience init(path: String, identities: [any AgeUnwrapping], startingAt frame: Int64) throws {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        try self.init(path: path, descriptor: descriptor, growingFile: nil, identities: identities)
+        var decryptor = AgeDecryptor(identities: identities)
+        var skip = 0
+        if frame > 0 {
+            do {
+                // An age header with a few recipients is well under 64 KiB; position() says so if not.
+                var head = [UInt8](repeating: 0, count: 64 << 10)
+                let count = head.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+                guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
+                let position = try decryptor.position(atPlaintext: frame, head: Array(head[0..<count]))
+                guard lseek(descriptor, off_t(position.fileOffset), SEEK_SET) == off_t(position.fileOffset) else {
+                    throw ArchiveError("\(path): cannot seek to \(position.fileOffset): \(String(cString: strerror(errno)))")
+                }
+                skip = position.skip
+            } catch let error as ArchiveError {
+                close(descriptor)
+                throw error
+            } catch {
+                close(descriptor)
+                throw ArchiveError("\(path): \(error)")
+            }
+        }
+        try self.init(path: path, descriptor: descriptor, growingFile: nil, decryptor: decryptor, skip: skip)
     }
 
     /// Reads the file `growing` describes while it is written, waiting for its writer
@@ -39,15 +74,17 @@ public final class EncryptedArchiveReader {
     /// Waits until the writer has created the file.
     /// - Throws: ``ArchiveError`` when the writer failed first, or as ``init(path:identities:)``.
     public convenience init(growing: GrowingFile, identities: [any AgeUnwrapping]) throws {
-        try self.init(path: growing.path, descriptor: try growing.readDescriptor(), growingFile: growing, identities: identities)
+        try self.init(
+            path: growing.path, descriptor: try growing.readDescriptor(), growingFile: growing, decryptor: AgeDecryptor(identities: identities), skip: 0)
     }
 
-    private init(path: String, descriptor: Int32, growingFile: GrowingFile?, identities: [any AgeUnwrapping]) throws {
+    private init(path: String, descriptor: Int32, growingFile: GrowingFile?, decryptor: AgeDecryptor, skip: Int) throws {
         self.path = path
         self.descriptor = descriptor
         self.growingFile = growingFile
         if growingFile != nil { fileHasher = SHA256Hasher() }
-        decryptor = AgeDecryptor(identities: identities)
+        self.decryptor = decryptor
+        self.skip = skip
         guard let archive = archive_read_new() else {
             if growingFile == nil { close(descriptor) }
             throw ArchiveError("libarchive could not allocate a reader")
@@ -120,6 +157,11 @@ public final class EncryptedArchiveReader {
                 fileHasher?.update(block[0..<count])
                 plaintext = try decryptor.update(block[0..<count])
             }
+            if skip > 0 && !plaintext.isEmpty {
+                let dropped = min(skip, plaintext.count)
+                plaintext.removeFirst(dropped)
+                skip -= dropped
+            }
         }
         return plaintext
     }
@@ -148,6 +190,15 @@ public final class EncryptedArchiveReader {
     ///   identities, is damaged or truncated, holds a sparse file or an entry of
     ///   another type; or what `body` throws.
     public func forEachEntry(_ body: (_ entry: ArchiveEntry, _ content: ArchiveBlockReader) throws -> Void) throws {
+        try readEntries { entry, content in
+            try withoutActuallyEscaping(content) { content in try body(entry, content) }
+            return true
+        }
+    }
+
+    /// As ``forEachEntry(_:)``, until `body` returns false: what follows is not read
+    /// (a reader started at a frame stops once it has the members it came for).
+    public func readEntries(_ body: (_ entry: ArchiveEntry, _ content: ArchiveBlockReader) throws -> Bool) throws {
         var entry: OpaquePointer?
         while true {
             let status = archive_read_next_header(archive, &entry)
@@ -166,7 +217,7 @@ public final class EncryptedArchiveReader {
             let described = ArchiveEntry(path: name, kind: kind, mode: UInt32(archive_entry_perm(entry)), size: archive_entry_size(entry))
             // Blocks straight from libarchive's decompression buffer (no copy), valid until the next call.
             var position: Int64 = 0
-            try body(described) { consume in
+            let more = try body(described) { consume in
                 while true {
                     var data: UnsafeRawPointer?
                     var count = 0
@@ -182,6 +233,7 @@ public final class EncryptedArchiveReader {
                     try consume(UnsafeRawBufferPointer(start: data, count: count).bytes)
                 }
             }
+            if !more { return }
         }
     }
 }

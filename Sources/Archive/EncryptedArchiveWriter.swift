@@ -5,7 +5,11 @@ public import Foundation
 import Glibc
 
 /// Writes a pax tar archive, zstd-compressed, encrypted in the age format to
-/// X25519 recipients, into a new file. The file is written under a temporary
+/// X25519 recipients, into a new file. The zstd stream is a run of independent
+/// frames, one starting before and after each member of 1 MiB or more and after
+/// every 8 MiB of smaller ones; each member records where its frame starts
+/// (``ArchiveMember/frame``), so that ``EncryptedArchiveReader/init(path:identities:startingAt:)``
+/// can read from there without decrypting or decompressing what comes before. The file is written under a temporary
 /// name, synced, and renamed into place by ``finish()``: a crash never leaves a
 /// file under the final name that is not complete. After `age -d`, `bsdtar -t`
 /// lists it.
@@ -17,6 +21,8 @@ public final class EncryptedArchiveWriter {
     private let temporaryPath: String
     private let descriptor: Int32
     private var encryptor: AgeEncryptor
+    /// The tar stream's compression, frame by frame.
+    private let compressor: ZstdFrames
     private var failure: (any Error)?
     private var finished = false
     /// Bytes written to the file so far.
@@ -94,8 +100,10 @@ public final class EncryptedArchiveWriter {
             guard reading >= 0 else { throw failing("cannot open \(created[0].temporary) to read it back: \(String(cString: strerror(errno)))") }
         }
         let encryptor: AgeEncryptor
+        let compressor: ZstdFrames
         do {
             encryptor = try AgeEncryptor(recipients: wrappers)
+            compressor = try ZstdFrames(level: compressionLevel, threads: threads)
         } catch {
             throw failing("cannot encrypt \(path): \(error)")
         }
@@ -105,15 +113,15 @@ public final class EncryptedArchiveWriter {
         descriptor = created[0].descriptor
         self.copies = created.dropFirst().map { ($0.path, $0.temporary, $0.descriptor) }
         self.encryptor = encryptor
+        self.compressor = compressor
         self.readAlong = readAlong
         backgroundHasher = threads > 1 ? BackgroundHasher() : nil
         if let readAlong { readAlong.opened(readDescriptor: reading) }
         self.archive = archive
+        // libarchive writes the tar stream unblocked (each header and block reaches the
+        // callback at once, so a member's start is a frame boundary when the writer ends
+        // a frame before it); compression is ZstdFrames'.
         guard archive_write_set_format_pax_restricted(archive) == ARCHIVE_OK,
-            archive_write_add_filter_zstd(archive) == ARCHIVE_OK,
-            archive_write_set_filter_option(archive, "zstd", "compression-level", String(compressionLevel)) == ARCHIVE_OK,
-            threads <= 1 || archive_write_set_filter_option(archive, "zstd", "threads", String(threads)) == ARCHIVE_OK,
-            // No padding of the compressed stream (3.6.2 cannot read back a padded zstd stream: pitfalls.md).
             archive_write_set_bytes_per_block(archive, 0) == ARCHIVE_OK,
             archive_write_set_bytes_in_last_block(archive, 1) == ARCHIVE_OK
         else { throw ArchiveError("libarchive: \(Self.message(archive))") }
@@ -148,15 +156,29 @@ public final class EncryptedArchiveWriter {
         archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
     }
 
-    /// libarchive's output: encrypted, then written.
+    /// libarchive's output: compressed, encrypted, then written.
     private func consume(_ bytes: UnsafeRawBufferPointer) -> Bool {
         do {
-            try writeAll(try encryptor.update(bytes))
+            try compressor.compress(bytes) { compressed in try writeAll(try encryptor.update(compressed)) }
             return true
         } catch {
             failure = error
             return false
         }
+    }
+
+    /// Ends the current zstd frame when the next member, of `size` bytes, should start
+    /// one (it is large, follows a large one, or the frame has taken enough small
+    /// members); returns where the frame holding the member's header starts.
+    private func frameForMember(size: Int64) throws -> Int64 {
+        let afterLarge = (members.last?.size ?? 0) >= ZstdFrames.largeMember
+        guard compressor.inputInFrame > 0, size >= ZstdFrames.largeMember || afterLarge || compressor.inputInFrame >= ZstdFrames.frameInput else {
+            return compressor.frameStart
+        }
+        // The previous member's padding is written by finish_entry, not before the next header.
+        try check(archive_write_finish_entry(archive), "ending a member")
+        try compressor.endFrame { compressed in try writeAll(try encryptor.update(compressed)) }
+        return compressor.frameStart
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
@@ -246,6 +268,7 @@ public final class EncryptedArchiveWriter {
         archive_entry_set_perm(entry, mode)
         archive_entry_set_size(entry, size)
         archive_entry_set_mtime(entry, modified, 0)
+        let frame = try frameForMember(size: size)
         try check(archive_write_header(archive, entry), "adding \(name)")
         var hasher = SHA256Hasher()
         var written: Int64 = 0
@@ -262,7 +285,7 @@ public final class EncryptedArchiveWriter {
         } else {
             digest = hexDigest(hasher.finalize())
         }
-        let member = ArchiveMember(path: name, size: written, sha256: digest)
+        let member = ArchiveMember(path: name, size: written, sha256: digest, frame: frame)
         members.append(member)
         return member
     }
@@ -271,6 +294,7 @@ public final class EncryptedArchiveWriter {
     /// renames it into place (then syncs its directory).
     public func finish() throws {
         try check(archive_write_close(archive), "closing the archive")
+        try compressor.endFrame { compressed in try writeAll(try encryptor.update(compressed)) }
         try writeAll(try encryptor.finish())
         readAlong?.finished()
         fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)

@@ -178,8 +178,10 @@ public struct BackupRestore: Sendable {
         let manifest = plan.manifest
         try Self.prepareEmpty(dataDirectory)
         do {
+            // A direct copy of the data directory (full or incremental) lists the cluster:
+            // rebuilt from the list, each file read from where its frame starts.
             let written =
-                manifest.kind == BackupKind.incremental.rawValue && manifest.cluster != nil
+                manifest.cluster != nil
                 ? try extractCluster(summary.id, manifest: manifest, into: dataDirectory)
                 : try extract(summary.id, manifest: manifest, into: dataDirectory)
             try writeRecoverySettings(dataDirectory, target: plan.target, restoreCommand: restoreCommand)
@@ -197,7 +199,7 @@ public struct BackupRestore: Sendable {
         var seen = Set<String>()
         var directories = [dataDirectory]
         try withWriter { writer in
-            try extractEntries(from: id, expected: expected, onlyExpected: false, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
+            try extractEntries(from: id, expected: expected, into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
         }
         let missing = expected.keys.filter { $0.hasPrefix("pgdata/") && !seen.contains($0) }.sorted()
         guard missing.isEmpty else { throw ArchiveError("\(missing.count) members of the manifest are missing from the archive, first \(missing[0]); restore refused") }
@@ -206,18 +208,20 @@ public struct BackupRestore: Sendable {
         return seen.count
     }
 
-    /// Rebuilds the cluster an incremental lists: its directories, then each file from
-    /// the backup holding it, checked against the size and SHA-256 the incremental's
-    /// list records (the list is in its manifest, whose hash is in its signed summary).
+    /// Rebuilds the cluster a direct copy lists (a full's own files, or an
+    /// incremental's chain): its directories, then each file from the backup holding
+    /// it, checked against the size and SHA-256 the list records (the list is in the
+    /// manifest, whose hash is in the signed summary).
     ///
-    /// Each holder's archive is read once, and the holders' archives are read at the
-    /// same time, one per core, the largest first: a file has exactly one holder, so
-    /// no two readers write the same file, and a holder's archive must be decompressed
-    /// whole even for the few files it still holds (a full whose largest tables later
-    /// incrementals replaced), which one reader after another paid in turn (a chain of
-    /// a full and six incrementals restored in 2.2 × pgBackRest's time, docs/benchmarks.md).
-    /// A failure in one reader does not stop the others; the first is thrown once all
-    /// have ended, and ``restore(_:into:restoreCommand:)`` then empties the directory.
+    /// The files are read in runs (``ClusterRestoreRuns``), each starting at the zstd
+    /// frame of its first file in its holder's archive (the offsets are in the
+    /// holder's manifest, whose hash is in its signed summary) and stopping after its
+    /// last: a holder's archive is no longer decompressed whole for the few files it
+    /// still holds (a full whose largest tables later incrementals replaced), and the
+    /// runs are read at the same time, one per core, the largest first. A file has
+    /// one holder and one run, so no two readers write the same file. A failure in
+    /// one run does not stop the others; the first is thrown once all have ended,
+    /// and ``restore(_:into:restoreCommand:)`` then empties the directory.
     private func extractCluster(_ id: String, manifest: BackupManifest, into dataDirectory: String) throws -> Int {
         let cluster = manifest.cluster ?? []
         var directories = [dataDirectory]
@@ -229,28 +233,27 @@ public struct BackupRestore: Sendable {
         }
         let files = cluster.filter { $0.kind == "file" }
         let catalogue = BackupCatalogue(store: store)
-        func archiveSize(_ holder: String) -> Int64 {
-            ((try? FileManager.default.attributesOfItem(atPath: "\(catalogue.directory(holder))/data.tar.zst.age"))?[.size] as? NSNumber)?.int64Value ?? 0
+        var planned: [ClusterRestoreRuns.Run] = []
+        for (holder, entries) in Dictionary(grouping: files, by: { $0.backup ?? "" }) {
+            let wanted = Dictionary(
+                entries.compactMap { entry in
+                    entry.size.flatMap { size in entry.sha256.map { (entry.path, ArchiveMember(path: entry.path, size: size, sha256: $0)) } }
+                },
+                uniquingKeysWith: { first, _ in first })
+            let members = holder == id ? manifest.members : try catalogue.manifest(holder, identities: identities).members
+            planned += try ClusterRestoreRuns.plan(holder: holder, archiveOrder: members, wanted: wanted)
         }
-        let holders = Dictionary(grouping: files, by: { $0.backup ?? "" }).map { (holder: $0.key, entries: $0.value, bytes: archiveSize($0.key)) }
-            .sorted { ($0.bytes, $0.holder) > ($1.bytes, $1.holder) }
-        let results = ClaimedResults<Result<Set<String>, any Error>>(count: holders.count, initial: .success([]))
-        DispatchQueue.concurrentPerform(iterations: min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, holders.count))) { _ in
+        let runs = planned.sorted { ($0.bytes, $0.holder, $0.frame) > ($1.bytes, $1.holder, $1.frame) }
+        let results = ClaimedResults<Result<Set<String>, any Error>>(count: runs.count, initial: .success([]))
+        DispatchQueue.concurrentPerform(iterations: min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, runs.count))) { _ in
             while let index = results.claim() {
-                let (holder, entries, _) = holders[index]
+                let run = runs[index]
                 results.store(
                     index,
                     Result {
-                        let expected = Dictionary(
-                            entries.compactMap { entry in
-                                entry.size.flatMap { size in entry.sha256.map { (entry.path, ArchiveMember(path: entry.path, size: size, sha256: $0)) } }
-                            },
-                            uniquingKeysWith: { first, _ in first })
                         var seen = Set<String>()
-                        var ignored: [String] = []
                         try withWriter { writer in
-                            try extractEntries(
-                                from: holder, expected: expected, onlyExpected: true, into: dataDirectory, writer: writer, seen: &seen, directories: &ignored)
+                            try extractRun(run, into: dataDirectory, writer: writer, seen: &seen)
                         }
                         return seen
                     })
@@ -264,6 +267,44 @@ public struct BackupRestore: Sendable {
         }
         for directory in directories { try syncDirectory(of: directory + "/.") }
         return seen.count
+    }
+
+    /// Reads `run`'s holder from the run's frame, writing each of its files, and stops after the last.
+    private func extractRun(_ run: ClusterRestoreRuns.Run, into dataDirectory: String, writer: DirectWriter, seen: inout Set<String>) throws {
+        let path = "\(BackupCatalogue(store: store).directory(run.holder))/data.tar.zst.age"
+        var left = run.members.count
+        do {
+            let reader = try EncryptedArchiveReader(path: path, identities: identities, startingAt: run.frame)
+            try reader.readEntries { entry, content in
+                guard case .file = entry.kind, let member = run.members[entry.path] else { return true }
+                guard !seen.contains(entry.path) else { throw ArchiveError("\(entry.path) appears twice in backup \(run.holder): restore refused") }
+                try writeMember(member, mode: entry.mode, from: run.holder, content: content, into: dataDirectory, writer: writer)
+                seen.insert(entry.path)
+                left -= 1
+                return left > 0
+            }
+        } catch let error as ArchiveError where error.message.contains(run.holder) {
+            throw error
+        } catch {
+            // Name the archive: a restore reads several at once.
+            throw ArchiveError("backup \(run.holder), \(path): \(error); restore refused")
+        }
+    }
+
+    /// Writes one file of the cluster and checks it against the list's size and SHA-256.
+    private func writeMember(
+        _ member: ArchiveMember, mode: UInt32, from holder: String, content: ArchiveBlockReader, into dataDirectory: String, writer: DirectWriter
+    ) throws {
+        try writer.begin(try clusterDestination(member.path, in: dataDirectory), mode: mode_t(mode))
+        var size: Int64 = 0
+        try content { block in
+            size += Int64(block.byteCount)
+            try writer.append(block)
+        }
+        let digest = try writer.end()
+        guard size == member.size, digest == member.sha256 else {
+            throw ArchiveError("\(member.path) differs from the manifest (size or SHA-256): the backup \(holder) is damaged; restore refused")
+        }
     }
 
     private func clusterDestination(_ path: String, in dataDirectory: String) throws -> String {
@@ -294,62 +335,40 @@ public struct BackupRestore: Sendable {
         }
     }
 
-    /// Writes the `pgdata/` entries of backup `id`'s archive into `dataDirectory`, each
-    /// file checked against `expected`; with `onlyExpected`, the files `expected` does
-    /// not name (and directories, created beforehand) are skipped, otherwise such a
-    /// file is refused.
+    /// Writes the `pgdata/` entries of backup `id`'s archive (a `pg_basebackup` full,
+    /// which has no cluster list) into `dataDirectory`, each file checked against
+    /// `expected`; a file `expected` does not name is refused.
     private func extractEntries(
-        from id: String, expected: [String: ArchiveMember], onlyExpected: Bool, into dataDirectory: String, writer: DirectWriter,
+        from id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: DirectWriter,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
         let path = "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age"
         do {
-            try extractEntries(of: try EncryptedArchiveReader(path: path, identities: identities), from: id, expected: expected, onlyExpected: onlyExpected,
-                into: dataDirectory, writer: writer, seen: &seen, directories: &directories)
+            try EncryptedArchiveReader(path: path, identities: identities).forEachEntry { entry, content in
+                guard entry.path.hasPrefix("pgdata/") else { return }
+                let relative = String(entry.path.dropFirst(7))
+                guard !relative.split(separator: "/").contains(".."), !relative.hasPrefix("/") else {
+                    throw ArchiveError("member \(entry.path) escapes the data directory")
+                }
+                let destination = relative.isEmpty ? dataDirectory : "\(dataDirectory)/\(relative)"
+                switch entry.kind {
+                case .directory:
+                    try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+                    chmod(destination, mode_t(entry.mode))
+                    directories.append(destination)
+                case .symlink(let target):
+                    try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
+                case .file:
+                    guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
+                    guard !seen.contains(entry.path) else { throw ArchiveError("\(entry.path) appears twice in backup \(id): restore refused") }
+                    try writeMember(member, mode: entry.mode, from: id, content: content, into: dataDirectory, writer: writer)
+                    seen.insert(entry.path)
+                }
+            }
         } catch let error as ArchiveError where error.message.contains(id) {
             throw error
         } catch {
-            // Name the archive: a restore of a chain reads several at once.
             throw ArchiveError("backup \(id), \(path): \(error); restore refused")
-        }
-    }
-
-    private func extractEntries(
-        of reader: EncryptedArchiveReader, from id: String, expected: [String: ArchiveMember], onlyExpected: Bool, into dataDirectory: String,
-        writer: DirectWriter, seen: inout Set<String>, directories: inout [String]
-    ) throws {
-        try reader.forEachEntry { entry, content in
-            guard entry.path.hasPrefix("pgdata/") else { return }
-            let relative = String(entry.path.dropFirst(7))
-            guard !relative.split(separator: "/").contains(".."), !relative.hasPrefix("/") else { throw ArchiveError("member \(entry.path) escapes the data directory") }
-            let destination = relative.isEmpty ? dataDirectory : "\(dataDirectory)/\(relative)"
-            switch entry.kind {
-            case .directory:
-                guard !onlyExpected else { return }
-                try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-                chmod(destination, mode_t(entry.mode))
-                directories.append(destination)
-            case .symlink(let target):
-                guard !onlyExpected else { return }
-                try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
-            case .file:
-                guard let member = expected[entry.path] else {
-                    if onlyExpected { return }
-                    throw ArchiveError("\(entry.path) is in the archive but not in the manifest")
-                }
-                guard !seen.contains(entry.path) else { throw ArchiveError("\(entry.path) appears twice in backup \(id): restore refused") }
-                try writer.begin(destination, mode: mode_t(entry.mode))
-                var size: Int64 = 0
-                try content { block in
-                    size += Int64(block.byteCount)
-                    try writer.append(block)
-                }
-                let digest = try writer.end()
-                guard size == member.size, digest == member.sha256 else {
-                    throw ArchiveError("\(member.path) differs from the manifest (size or SHA-256): the backup \(id) is damaged; restore refused")
-                }
-                seen.insert(entry.path)
-            }
         }
     }
 

@@ -900,7 +900,7 @@ final class ArchiveReplay {
                 fail(.manifest, nil, "\(member.path) is not listed in manifest.json")
                 continue
             }
-            if entry != member { fail(.manifest, nil, "\(member.path): its size or SHA-256 differs from manifest.json's") }
+            if entry.size != member.size || entry.sha256 != member.sha256 { fail(.manifest, nil, "\(member.path): its size or SHA-256 differs from manifest.json's") }
         }
         for path in manifest.members.map(\.path) where !read.contains(path) { fail(.manifest, nil, "\(path) is listed in manifest.json but absent") }
         if manifest.members.map(\.path) != members.map(\.path), problems.isEmpty { fail(.manifest, nil, "the members are not in the order manifest.json lists them") }

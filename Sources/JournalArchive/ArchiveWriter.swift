@@ -58,7 +58,9 @@ enum MonthArchiveWriter {
             format: ArchiveLayout.formatName, version: ArchiveLayout.formatVersion, month: month,
             occurredFrom: JournalEntry.rfc3339(microseconds: entries.occurredFrom), occurredTo: JournalEntry.rfc3339(microseconds: entries.occurredTo),
             tileCount: tileCount, bundleCount: entries.bundles, writtenAt: JournalEntry.rfc3339(microseconds: now), writtenBy: writtenBy,
-            members: writer.members)
+            // The format's members are path, size and SHA-256 (docs/retention.md); where each
+            // zstd frame starts is the backups' concern, not the journal archive's.
+            members: writer.members.map { ArchiveMember(path: $0.path, size: $0.size, sha256: $0.sha256) })
         let manifestMember = try writer.addBytes(try ArchiveJSON.encode(manifest), as: ArchiveLayout.manifest(month), modified: modified)
         try writer.finish()
         guard let sha256 = writer.fileSHA256 else { throw JournalArchiveError(.file, "\(path): the archive's digest was not computed") }

@@ -98,6 +98,75 @@ struct EncryptedArchiveTests {
         for sub in ["a", "b"] { #expect(try FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(sub)") == ["x.age"], "\(sub)") }
     }
 
+    @Test("Large members and runs of small ones start zstd frames; a reader started at any member's frame reads from that member on, checks every chunk it reads, and stops when told; bsdtar still reads the file whole")
+    func frames() async throws {
+        let directory = try scratchDirectory("archive-frames")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity = try AgeIdentity.generate()
+        try identity.exposedFile(created: "now").write(toFile: "\(directory)/identity.txt", atomically: true, encoding: .utf8)
+        var generator = TestSeed.generator(test: "archive frames")
+        let path = "\(directory)/frames.tar.zst.age"
+        let writer = try EncryptedArchiveWriter(path: path, recipients: [identity.recipient])
+        var contents: [String: [UInt8]] = [:]
+        var written: [ArchiveMember] = []
+        // 1,200 small members of 8 KiB (9.4 MiB: more than one frame), then large ones
+        // (random, so that the compressed offsets run past many age chunks), then small again.
+        func add(_ name: String, _ bytes: [UInt8]) throws {
+            contents[name] = bytes
+            written.append(try writer.addBytes(bytes, as: name))
+        }
+        for index in 0..<1_200 { try add("small/\(index)", Array(repeating: UInt8(index % 251), count: 8_192)) }
+        for index in 0..<3 { try add("large/\(index)", generator.bytes(count: 1_500_000 + index)) }
+        for index in 0..<10 { try add("tail/\(index)", Array("entry \(index)\n".utf8)) }
+        try writer.finish()
+
+        let frames = written.map { $0.frame ?? -1 }
+        #expect(!frames.contains(-1), "every member records its frame")
+        #expect(frames == frames.sorted(), "frames only move forward")
+        #expect(written[0].frame == 0)
+        #expect(Set(frames[0..<1_200]).count >= 2, "small members share frames of about 8 MiB of input, not one for the whole run")
+        #expect(Set(frames[0..<1_200]).count <= 3)
+        for index in 1_200..<1_203 { #expect(frames[index] > frames[index - 1], "a large member starts a frame of its own") }
+        #expect(frames[1_203] > frames[1_202] && Set(frames[1_203...]).count == 1, "the small members after a large one share the next frame")
+
+        // From each distinct frame (and from the frame of a member in the middle of one),
+        // the reader's first file is the frame's first member, and what follows is intact.
+        for start in [0, 600, 1_199, 1_200, 1_201, 1_202, 1_203, 1_210] {
+            let frame = written[start].frame!
+            let first = written.firstIndex { $0.frame == frame }!
+            var names: [String] = []
+            let reader = try EncryptedArchiveReader(path: path, identities: [identity], startingAt: frame)
+            try reader.readEntries { entry, content in
+                var bytes: [UInt8] = []
+                try content { block in block.withUnsafeBytes { bytes += $0 } }
+                #expect(bytes == contents[entry.path], "\(entry.path) read from frame \(frame)")
+                names.append(entry.path)
+                return entry.path != written[start].path
+            }
+            #expect(names == written[first...start].map(\.path), "from frame \(frame): members \(first) to \(start), and no further")
+        }
+        // Read to the end from the last frame: the final chunk authenticates.
+        var tail = 0
+        try EncryptedArchiveReader(path: path, identities: [identity], startingAt: written.last!.frame!).forEachMember { _, _, _ in tail += 1 }
+        #expect(tail == 10)
+
+        // An offset that is not a frame's start is refused, never read as other members.
+        #expect(throws: ArchiveError.self) {
+            try EncryptedArchiveReader(path: path, identities: [identity], startingAt: written[1_201].frame! + 1).forEachMember { _, _, _ in }
+        }
+        // A flipped byte inside the part a frame reader reads is caught by age.
+        var damaged = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        damaged[damaged.count - 5_000] ^= 0x40
+        try Data(damaged).write(to: URL(fileURLWithPath: "\(directory)/damaged.age"))
+        #expect(throws: (any Error).self) {
+            try EncryptedArchiveReader(path: "\(directory)/damaged.age", identities: [identity], startingAt: written[1_202].frame!).forEachMember { _, _, _ in }
+        }
+
+        // Standard tools read the frames as one stream.
+        let listed = try await runProgram("/bin/sh", ["-c", "age -d -i '\(directory)/identity.txt' '\(path)' | bsdtar -tf - | wc -l"])
+        #expect(listed.status == 0 && listed.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "\(written.count)", "\(listed.standardError)")
+    }
+
     @Test("A flipped byte or a truncation is reported, never read as a shorter archive")
     func damage() throws {
         let directory = try scratchDirectory("archive-damage")

@@ -74,6 +74,42 @@ struct ClusterIncrementalTests {
         return found
     }
 
+    @Test("A restore reads each holder in runs from the frame of their first file: unneeded stretches over 32 MiB start a new run, a run past 256 MiB ends at the next frame, an archive without frames is one run from its start, a file its holder's manifest lacks is refused")
+    func restoreRuns() throws {
+        func member(_ path: String, _ size: Int64, _ frame: Int64?) -> ArchiveMember { ArchiveMember(path: path, size: size, sha256: "h-" + path, frame: frame) }
+        // Archive order: small files sharing frame 0, a large table (frame 100), small files (frame 900),
+        // two huge segments (frames 1000 and 5000), a small one after them (frame 9000).
+        let order = [
+            member("pgdata/a", 8_192, 0), member("pgdata/b", 8_192, 0), member("pgdata/big", 40 << 20, 100),
+            member("pgdata/c", 8_192, 900), member("pgdata/d", 8_192, 900),
+            member("pgdata/seg", 300 << 20, 1_000), member("pgdata/seg.1", 300 << 20, 5_000), member("pgdata/e", 8_192, 9_000),
+        ]
+        func wanted(_ paths: [String]) -> [String: ArchiveMember] {
+            Dictionary(uniqueKeysWithValues: order.filter { paths.contains($0.path) }.map { ($0.path, ArchiveMember(path: $0.path, size: $0.size, sha256: $0.sha256)) })
+        }
+        // a and c: 40 MiB of an unneeded table between them: two runs, each from its frame.
+        let apart = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/a", "pgdata/c"]))
+        #expect(apart.map(\.frame) == [0, 900] && apart.map { $0.members.keys.sorted() } == [["pgdata/a"], ["pgdata/c"]])
+        let near = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/a", "pgdata/b", "pgdata/big", "pgdata/c", "pgdata/d"]))
+        #expect(near.count == 1 && near[0].frame == 0 && near[0].members.count == 5, "nothing unneeded between them: one run")
+        // Huge segments: a run over 256 MiB ends at the next frame, so each is read by a run of its own.
+        let huge = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/seg", "pgdata/seg.1", "pgdata/e"]))
+        #expect(huge.map(\.frame) == [1_000, 5_000, 9_000] && huge.map(\.bytes) == [300 << 20, 300 << 20, 8_192])
+        // Under 256 MiB, a run goes on across frames: big (40 MiB), then c and d.
+        let table = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/big", "pgdata/c"]))
+        #expect(table.map(\.frame) == [100] && table[0].members.count == 2)
+        // Only e: one run from its own frame, nothing before it read.
+        #expect(try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/e"])).map(\.frame) == [9_000])
+        // Written before frames were recorded: one run from the start.
+        let old = order.map { ArchiveMember(path: $0.path, size: $0.size, sha256: $0.sha256) }
+        let whole = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: old, wanted: wanted(["pgdata/c", "pgdata/e"]))
+        #expect(whole.count == 1 && whole[0].frame == 0 && whole[0].members.count == 2)
+        #expect(try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: [:]).isEmpty)
+        #expect(throws: ArchiveError.self) {
+            try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: ["pgdata/z": ArchiveMember(path: "pgdata/z", size: 1, sha256: "x")])
+        }
+    }
+
     @Test("A file rewritten in place with the same size and modification time is stored again and restored with its new content; unchanged files are referred to; deleted files stay deleted; verify follows the references")
     func sameSizeAndTime() async throws {
         try await SignedStore.with("cluster-incremental") { fixture in
