@@ -22,29 +22,35 @@ enum ClusterRestoreRuns {
     static let largest: Int64 = 256 << 20
 
     /// The runs that read `wanted` (path → the size and SHA-256 the cluster list
-    /// records) from `holder`'s archive, whose members `archiveOrder` lists in the
-    /// order written (its manifest). An archive written before frames were recorded
-    /// (a member without ``ArchiveMember/frame``) is one run from its start.
+    /// records) from `holder`'s archive, whose members its manifest lists (sorted by
+    /// path: their frames give the order written). A run never starts inside a frame
+    /// another run reads. An archive written before frames were recorded (a member
+    /// without ``ArchiveMember/frame``) is one run from its start.
     /// - Throws: ``ArchiveError`` when a wanted file is not in the holder's manifest.
-    static func plan(holder: String, archiveOrder: [ArchiveMember], wanted: [String: ArchiveMember]) throws -> [Run] {
+    static func plan(holder: String, members: [ArchiveMember], wanted: [String: ArchiveMember]) throws -> [Run] {
         guard !wanted.isEmpty else { return [] }
-        let listed = Set(archiveOrder.map(\.path))
+        let listed = Set(members.map(\.path))
         if let missing = wanted.keys.filter({ !listed.contains($0) }).min() {
             throw ArchiveError("\(missing) is held by backup \(holder) according to the cluster list, but its manifest does not list it: restore refused")
         }
-        guard archiveOrder.allSatisfy({ $0.frame != nil }) else {
+        guard members.allSatisfy({ $0.frame != nil }) else {
             return [Run(holder: holder, frame: 0, members: wanted, bytes: wanted.values.reduce(0) { $0 + $1.size })]
         }
         var runs: [Run] = []
         var current: Run?
         var lastFrame: Int64 = 0
         var skipped: Int64 = 0
+        // The order written: by frame, and within a frame as listed (a reader started at
+        // a frame reads all its members, whatever their order).
+        let archiveOrder = members.enumerated().sorted { ($0.element.frame ?? 0, $0.offset) < ($1.element.frame ?? 0, $1.offset) }.map(\.element)
         for member in archiveOrder {
             guard let want = wanted[member.path], let frame = member.frame else {
                 skipped += member.size
                 continue
             }
-            if var run = current, skipped <= gap, !(run.bytes >= largest && frame > lastFrame) {
+            // Within the frame the run has reached, the run goes on; past it, only when
+            // little unneeded lies between and the run is not yet large.
+            if var run = current, frame == lastFrame || (skipped <= gap && run.bytes < largest) {
                 run.members[member.path] = want
                 run.bytes += want.size
                 current = run

@@ -241,7 +241,7 @@ public struct BackupRestore: Sendable {
                 },
                 uniquingKeysWith: { first, _ in first })
             let members = holder == id ? manifest.members : try catalogue.manifest(holder, identities: identities).members
-            planned += try ClusterRestoreRuns.plan(holder: holder, archiveOrder: members, wanted: wanted)
+            planned += try ClusterRestoreRuns.plan(holder: holder, members: members, wanted: wanted)
         }
         let runs = planned.sorted { ($0.bytes, $0.holder, $0.frame) > ($1.bytes, $1.holder, $1.frame) }
         let results = ClaimedResults<Result<Set<String>, any Error>>(count: runs.count, initial: .success([]))
@@ -270,7 +270,7 @@ public struct BackupRestore: Sendable {
     }
 
     /// Reads `run`'s holder from the run's frame, writing each of its files, and stops after the last.
-    private func extractRun(_ run: ClusterRestoreRuns.Run, into dataDirectory: String, writer: DirectWriter, seen: inout Set<String>) throws {
+    private func extractRun(_ run: ClusterRestoreRuns.Run, into dataDirectory: String, writer: RestoreWriter, seen: inout Set<String>) throws {
         let path = "\(BackupCatalogue(store: store).directory(run.holder))/data.tar.zst.age"
         var left = run.members.count
         do {
@@ -293,7 +293,7 @@ public struct BackupRestore: Sendable {
 
     /// Writes one file of the cluster and checks it against the list's size and SHA-256.
     private func writeMember(
-        _ member: ArchiveMember, mode: UInt32, from holder: String, content: ArchiveBlockReader, into dataDirectory: String, writer: DirectWriter
+        _ member: ArchiveMember, mode: UInt32, from holder: String, content: ArchiveBlockReader, into dataDirectory: String, writer: RestoreWriter
     ) throws {
         try writer.begin(try clusterDestination(member.path, in: dataDirectory), mode: mode_t(mode))
         var size: Int64 = 0
@@ -314,12 +314,12 @@ public struct BackupRestore: Sendable {
         return "\(dataDirectory)/\(path.dropFirst(7))"
     }
 
-    /// Runs `body` with a writer that hashes and writes each file (`O_DIRECT` where
-    /// possible) while this thread decrypts and decompresses, and syncs on others.
-    private func withWriter(_ body: (DirectWriter) throws -> Void) throws {
+    /// Runs `body` with a writer that hashes and writes each file on a thread of its
+    /// own while this thread decrypts and decompresses, and syncs on others.
+    private func withWriter(_ body: (RestoreWriter) throws -> Void) throws {
         let syncer = BackgroundSyncer(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         do {
-            let writer = DirectWriter(syncer: syncer)
+            let writer = RestoreWriter(syncer: syncer)
             do {
                 try body(writer)
                 try writer.finish()
@@ -339,7 +339,7 @@ public struct BackupRestore: Sendable {
     /// which has no cluster list) into `dataDirectory`, each file checked against
     /// `expected`; a file `expected` does not name is refused.
     private func extractEntries(
-        from id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: DirectWriter,
+        from id: String, expected: [String: ArchiveMember], into dataDirectory: String, writer: RestoreWriter,
         seen: inout Set<String>, directories: inout [String]
     ) throws {
         let path = "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age"

@@ -2,7 +2,7 @@
 #define OSMOSE_CGLIBCEXTRAS_SHIM_H
 
 /* glibc functions the Glibc module does not expose: mallopt (malloc.h) and the
-   GNU extensions sync_file_range and O_DIRECT (fcntl.h). */
+   GNU extension sync_file_range (fcntl.h). */
 #define _GNU_SOURCE 1
 #include <fcntl.h>
 #include <malloc.h>
@@ -16,8 +16,5 @@ static inline void osmose_keep_buffers_on_heap(void) {
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
-
-/* O_DIRECT is a GNU macro Swift does not import through the Glibc module. */
-static inline int osmose_o_direct(void) { return O_DIRECT; }
 
 #endif

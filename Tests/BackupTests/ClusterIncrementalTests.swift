@@ -87,26 +87,30 @@ struct ClusterIncrementalTests {
         func wanted(_ paths: [String]) -> [String: ArchiveMember] {
             Dictionary(uniqueKeysWithValues: order.filter { paths.contains($0.path) }.map { ($0.path, ArchiveMember(path: $0.path, size: $0.size, sha256: $0.sha256)) })
         }
+        // The manifest lists them sorted by path, not in the order written.
+        let listed = order.sorted { $0.path < $1.path }
+        #expect(try ClusterRestoreRuns.plan(holder: "F", members: listed, wanted: wanted(["pgdata/seg", "pgdata/seg.1", "pgdata/e"])).map(\.frame) == [1_000, 5_000, 9_000])
+        #expect(try ClusterRestoreRuns.plan(holder: "F", members: listed, wanted: wanted(["pgdata/a", "pgdata/b", "pgdata/d"])).map(\.frame) == [0, 900])
         // a and c: 40 MiB of an unneeded table between them: two runs, each from its frame.
-        let apart = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/a", "pgdata/c"]))
+        let apart = try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: wanted(["pgdata/a", "pgdata/c"]))
         #expect(apart.map(\.frame) == [0, 900] && apart.map { $0.members.keys.sorted() } == [["pgdata/a"], ["pgdata/c"]])
-        let near = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/a", "pgdata/b", "pgdata/big", "pgdata/c", "pgdata/d"]))
+        let near = try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: wanted(["pgdata/a", "pgdata/b", "pgdata/big", "pgdata/c", "pgdata/d"]))
         #expect(near.count == 1 && near[0].frame == 0 && near[0].members.count == 5, "nothing unneeded between them: one run")
         // Huge segments: a run over 256 MiB ends at the next frame, so each is read by a run of its own.
-        let huge = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/seg", "pgdata/seg.1", "pgdata/e"]))
+        let huge = try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: wanted(["pgdata/seg", "pgdata/seg.1", "pgdata/e"]))
         #expect(huge.map(\.frame) == [1_000, 5_000, 9_000] && huge.map(\.bytes) == [300 << 20, 300 << 20, 8_192])
         // Under 256 MiB, a run goes on across frames: big (40 MiB), then c and d.
-        let table = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/big", "pgdata/c"]))
+        let table = try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: wanted(["pgdata/big", "pgdata/c"]))
         #expect(table.map(\.frame) == [100] && table[0].members.count == 2)
         // Only e: one run from its own frame, nothing before it read.
-        #expect(try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: wanted(["pgdata/e"])).map(\.frame) == [9_000])
+        #expect(try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: wanted(["pgdata/e"])).map(\.frame) == [9_000])
         // Written before frames were recorded: one run from the start.
         let old = order.map { ArchiveMember(path: $0.path, size: $0.size, sha256: $0.sha256) }
-        let whole = try ClusterRestoreRuns.plan(holder: "F", archiveOrder: old, wanted: wanted(["pgdata/c", "pgdata/e"]))
+        let whole = try ClusterRestoreRuns.plan(holder: "F", members: old, wanted: wanted(["pgdata/c", "pgdata/e"]))
         #expect(whole.count == 1 && whole[0].frame == 0 && whole[0].members.count == 2)
-        #expect(try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: [:]).isEmpty)
+        #expect(try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: [:]).isEmpty)
         #expect(throws: ArchiveError.self) {
-            try ClusterRestoreRuns.plan(holder: "F", archiveOrder: order, wanted: ["pgdata/z": ArchiveMember(path: "pgdata/z", size: 1, sha256: "x")])
+            try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: ["pgdata/z": ArchiveMember(path: "pgdata/z", size: 1, sha256: "x")])
         }
     }
 

@@ -209,8 +209,8 @@ struct IncrementalBackupTests {
             let restore = try await runProgram(osmosectl, ["backup", "restore", "--to", "latest", "--target", restored, "--config", config])
             #expect(restore.status == 0, "\(restore.standardOutput)\(restore.standardError)")
             #expect(FileManager.default.fileExists(atPath: "\(restored)/backup_label") && FileManager.default.fileExists(atPath: "\(restored)/pg_wal/archive_status"))
-            // Restores write with O_DIRECT where the file system allows it (ext4 here) and through the page
-            // cache where it does not (ramfs refuses O_DIRECT): byte for byte the same files either way.
+            // A restore onto another file system (ramfs, which keeps everything in the page cache and
+            // refuses O_DIRECT) gives byte for byte the same files.
             let ramfs = "\(directory)/ramfs"
             try FileManager.default.createDirectory(atPath: ramfs, withIntermediateDirectories: true)
             let mounted = try await runProgram("/bin/mount", ["-t", "ramfs", "osmose-test", ramfs])

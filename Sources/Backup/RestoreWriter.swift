@@ -5,24 +5,20 @@ import Foundation
 import Glibc
 
 /// Writes a restore's files on a thread of its own, hashing each block there just
-/// before writing it, with `O_DIRECT` where the file system allows it: the data goes
-/// from our buffer to the device without being copied into the page cache (that copy
-/// was half of a restore's CPU time in `perf`, where the restored files are synced
-/// anyway before the restore returns). The caller's thread only decrypts,
-/// decompresses and fills aligned buffers. Each file is synced and closed by
-/// ``BackgroundSyncer`` threads once written.
+/// before writing it; the caller's thread only decrypts, decompresses and fills
+/// buffers. Each file is synced and closed by ``BackgroundSyncer`` threads once
+/// written.
 ///
-/// `O_DIRECT` needs offsets, lengths and buffers aligned to the device's block: every
-/// block but a file's last is a whole number of 4 KiB pages; the last is padded with
-/// zeros and the file truncated back to its size. Where the file system refuses
-/// `O_DIRECT` (ramfs, some network file systems), the file is written through the
-/// page cache.
+/// The files go through the page cache: PostgreSQL reads them as soon as the
+/// restore returns (recovery, then the first queries), and a cluster restored with
+/// `O_DIRECT` answered its first full-table query 3.3 s after starting against 1.0 s
+/// for pgBackRest's, which writes through the cache (docs/benchmarks.md, 2026-12-05);
+/// the copy into the cache costs CPU that the runs' parallel reading more than repays.
 ///
 /// `@unchecked Sendable`: `buffer`, `filled` and `current` are touched only by the
 /// caller's thread (one restore); the writing thread receives work through `queue`
 /// and hands results back through `results`, each safe by its own rule.
-final class DirectWriter: @unchecked Sendable {
-    static let alignment = 4096
+final class RestoreWriter: @unchecked Sendable {
     static let blockSize = 1 << 20
 
     /// One unit of the writing thread's work.
@@ -44,14 +40,12 @@ final class DirectWriter: @unchecked Sendable {
     final class File: @unchecked Sendable {
         let descriptor: Int32
         let path: String
-        let direct: Bool
         var hasher: SHA256Hasher? = SHA256Hasher()
         var offset: Int64 = 0
 
-        init(descriptor: Int32, path: String, direct: Bool) {
+        init(descriptor: Int32, path: String) {
             self.descriptor = descriptor
             self.path = path
-            self.direct = direct
         }
     }
 
@@ -81,17 +75,11 @@ final class DirectWriter: @unchecked Sendable {
                 let failed = results.ready.withLock { results.failure != nil }
                 guard !failed else { return }
                 file.hasher?.update(UnsafeRawBufferPointer(start: buffer, count: count))
-                // Direct: the block rounded up to whole pages (zeros past `count`, trimmed by `end`).
-                let length = file.direct ? (count + DirectWriter.alignment - 1) / DirectWriter.alignment * DirectWriter.alignment : count
-                if let problem = Self.writeFully(file, buffer, length: length) {
+                if let problem = Self.writeFully(file, buffer, length: count) {
                     results.ready.withLock { if results.failure == nil { results.failure = problem } }
                 }
                 file.offset += Int64(count)
             case .end(let file):
-                if file.direct && ftruncate(file.descriptor, off_t(file.offset)) != 0 {
-                    let problem = "setting the size of \(file.path) failed: \(String(cString: strerror(errno)))"
-                    results.ready.withLock { if results.failure == nil { results.failure = problem } }
-                }
                 let digest = (file.hasher.take()?.finalize()).map(hexDigest) ?? ""
                 syncer.close(BackgroundSyncer.Handle(descriptor: file.descriptor, path: file.path))
                 results.ready.withLock {
@@ -123,10 +111,7 @@ final class DirectWriter: @unchecked Sendable {
         precondition(current == nil, "a file is still being written")
         let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw ArchiveError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        // Then O_DIRECT, which a file system without it refuses (EINVAL) — after the file
-        // exists, so that the refusal leaves nothing to clean up.
-        let direct = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | osmose_o_direct()) == 0
-        current = File(descriptor: descriptor, path: path, direct: direct)
+        current = File(descriptor: descriptor, path: path)
     }
 
     /// Appends `bytes` to the current file.
@@ -139,10 +124,7 @@ final class DirectWriter: @unchecked Sendable {
         var rest = bytes
         while !rest.isEmpty {
             if buffer == nil {
-                var allocated: UnsafeMutableRawPointer?
-                guard posix_memalign(&allocated, Self.alignment, Self.blockSize) == 0, let allocated else {
-                    throw ArchiveError("out of memory for a write buffer")
-                }
+                guard let allocated = malloc(Self.blockSize) else { throw ArchiveError("out of memory for a write buffer") }
                 buffer = allocated
                 filled = 0
             }
@@ -158,12 +140,6 @@ final class DirectWriter: @unchecked Sendable {
 
     private func hand(_ file: File) {
         guard let full = buffer else { return }
-        if file.direct && filled % Self.alignment != 0 {
-            // The file's last block: zeros to the next page, which `end` trims. `padded` ≤
-            // blockSize, a multiple of the alignment, so the zeros stay inside the buffer.
-            let padded = (filled + Self.alignment - 1) / Self.alignment * Self.alignment
-            memset(full + filled, 0, padded - filled)
-        }
         queue.add(.block(file, full, count: filled), weight: filled)
         buffer = nil
         filled = 0
