@@ -93,10 +93,13 @@ public struct WALArchive: Sendable {
     ///   writing fails (PostgreSQL keeps the segment and retries).
     public func push(segment: String, name: String, recipients: [any AgePublicRecipient], signer: BackupSigner) throws -> PushOutcome {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
-        guard let content = FileManager.default.contents(atPath: segment) else { throw ArchiveError("cannot read \(segment)") }
-        let digest = hexSHA256(content)
+        var status = stat()
+        guard stat(segment, &status) == 0 else { throw ArchiveError("cannot read \(segment): \(String(cString: strerror(errno)))") }
         let existed = FileManager.default.fileExists(atPath: archivePath(name))
         if existed {
+            // A retry: hashed first, to compare with what is stored (a first push hashes
+            // the segment as it compresses it, and reads it once).
+            let digest = try FileBlocks.sha256(ofFile: segment).sha256
             if try storedMatches(name, digest: digest, signer: signer) {
                 try recordPushed(name, digest, checkingLog: true)
                 return .alreadyStored
@@ -109,8 +112,12 @@ public struct WALArchive: Sendable {
         let staged = archivePath(name) + ".new"
         unlink(staged)
         unlink(staged + ".partial")
-        let writer = try EncryptedArchiveWriter(path: staged, recipients: recipients)
-        try writer.addBytes(Array(content), as: name, mode: 0o600)
+        // A segment is compressed on every core (zstd's workers, the segment hashed on a
+        // thread of its own): PostgreSQL runs one archive_command at a time, so the other
+        // cores are otherwise idle while a segment waits.
+        let threads = status.st_size >= 1 << 20 ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1
+        let writer = try EncryptedArchiveWriter(path: staged, recipients: recipients, threads: threads)
+        let digest = try writer.addFile(at: segment, as: name).sha256
         try writer.finish()
         guard let fileSHA256 = writer.fileSHA256 else { throw ArchiveError("\(staged) was written without its digest") }
         let statement = try Self.statement(name: name, sha256: digest, fileSHA256: fileSHA256, bytes: writer.bytesWritten)
