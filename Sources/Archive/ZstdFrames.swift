@@ -48,6 +48,8 @@ final class ZstdFrames {
     /// Compresses `input` into the current frame; hands whatever compressed bytes are ready to `sink`.
     func compress(_ input: UnsafeRawBufferPointer, sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard input.count > 0 else { return }
+        // Memory: zstd reads `input` only during the calls below (with workers it copies
+        // what it has not compressed yet into its own buffers before returning).
         var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
         while source.pos < source.size {
             try step(&source, ZSTD_e_continue, sink: sink)
@@ -68,6 +70,8 @@ final class ZstdFrames {
     /// One call of ZSTD_compressStream2; returns what zstd says is left to flush.
     @discardableResult
     private func step(_ source: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        // Memory: zstd writes at most `size` bytes into `output` during the call and
+        // reports how many (`pos`); only those are handed to the sink.
         let (remaining, produced) = output.withUnsafeMutableBytes { buffer in
             var destination = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
             let remaining = ZSTD_compressStream2(context, &destination, &source, directive)
