@@ -33,8 +33,9 @@ final class ZstdFrames {
         output = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
         let level = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level))
         guard ZSTD_isError(level) == 0 else { throw ArchiveError("zstd refused compression level \(level): \(Self.describe(level))") }
-        let checksum = ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
-        guard ZSTD_isError(checksum) == 0 else { throw ArchiveError("zstd refused frame checksums: \(Self.describe(checksum))") }
+        // No frame checksum (zstd's default, and libarchive's before): age authenticates
+        // every chunk and each member's SHA-256 is checked; a checksum would cost every
+        // reader a pass over the decompressed bytes for nothing.
         if threads > 1 {
             let workers = ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(threads))
             guard ZSTD_isError(workers) == 0 else { throw ArchiveError("zstd refused \(threads) worker threads: \(Self.describe(workers))") }
