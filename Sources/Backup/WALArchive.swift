@@ -112,11 +112,10 @@ public struct WALArchive: Sendable {
         let staged = archivePath(name) + ".new"
         unlink(staged)
         unlink(staged + ".partial")
-        // A segment is compressed on every core (zstd's workers, the segment hashed on a
-        // thread of its own): PostgreSQL runs one archive_command at a time, so the other
-        // cores are otherwise idle while a segment waits.
-        let threads = status.st_size >= 1 << 20 ? max(1, ProcessInfo.processInfo.activeProcessorCount) : 1
-        let writer = try EncryptedArchiveWriter(path: staged, recipients: recipients, threads: threads)
+        // One thread: zstd's workers (and a hashing thread) made a 16 MiB segment slower,
+        // 72 ms against 62 ms on 2 cores (their buffers alone: 3,000 more page faults in a
+        // process that lives for one segment; docs/benchmarks.md).
+        let writer = try EncryptedArchiveWriter(path: staged, recipients: recipients)
         let digest = try writer.addFile(at: segment, as: name).sha256
         try writer.finish()
         guard let fileSHA256 = writer.fileSHA256 else { throw ArchiveError("\(staged) was written without its digest") }
