@@ -268,21 +268,28 @@ public struct AgeDecryptor {
     /// `skip` plaintext bytes precede `offset` and are the caller's to drop. Every chunk
     /// still authenticates (its index is in its nonce), and ``finish()`` still requires
     /// the final chunk, so a file cut short or extended is refused as in a whole read.
-    /// - Throws: ``AgeError`` as ``update(_:)``, or `.header` when `head` does not hold
-    ///   the whole header and the payload's nonce.
-    public mutating func position(atPlaintext offset: Int64, head: [UInt8]) throws -> (fileOffset: Int64, skip: Int) {
+    /// - Parameter wholeFile: `head` is the whole file (shorter than what was asked
+    ///   for): a header cut short is then reported as such.
+    /// - Throws: ``AgeError`` as ``update(_:)``; `.header` when `head` does not hold
+    ///   the whole header and the payload's nonce; `.payload` for a negative offset or
+    ///   one beyond any file.
+    public mutating func position(atPlaintext offset: Int64, head: [UInt8], wholeFile: Bool = false) throws -> (fileOffset: Int64, skip: Int) {
         precondition(stream == nil && buffer.isEmpty, "position(atPlaintext:head:) comes first")
-        precondition(offset >= 0, "a plaintext offset is not negative")
+        guard offset >= 0 else { throw AgeError(.payload, "plaintext offset \(offset) is negative") }
         buffer = head
-        guard try startIfHeaderComplete(atEnd: false) else {
+        guard try startIfHeaderComplete(atEnd: wholeFile) else {
             throw AgeError(.header, "the header is longer than the \(head.count) bytes read to find it")
         }
         let headerBytes = head.count - buffer.count
         buffer.removeAll()
         let chunk = offset / Int64(AgeStream.chunkSize)
-        stream!.seek(toChunk: UInt64(chunk))
         let sealedChunk = Int64(AgeStream.chunkSize + AgeStream.tagSize)
-        return (Int64(headerBytes) + chunk * sealedChunk, Int(offset % Int64(AgeStream.chunkSize)))
+        let (payload, overflow) = chunk.multipliedReportingOverflow(by: sealedChunk)
+        guard !overflow, payload <= Int64.max - Int64(headerBytes) else {
+            throw AgeError(.payload, "plaintext offset \(offset) lies beyond any file")
+        }
+        stream!.seek(toChunk: UInt64(chunk))
+        return (Int64(headerBytes) + payload, Int(offset % Int64(AgeStream.chunkSize)))
     }
 
     /// Parses the header once it is complete, unwraps the file key and checks the MAC.

@@ -47,13 +47,17 @@ public final class EncryptedArchiveReader {
         guard descriptor >= 0 else { throw ArchiveError("cannot open \(path): \(String(cString: strerror(errno)))") }
         var decryptor = AgeDecryptor(identities: identities)
         var skip = 0
+        guard frame >= 0 else {
+            close(descriptor)
+            throw ArchiveError("\(path): frame \(frame) is negative")
+        }
         if frame > 0 {
             do {
                 // An age header with a few recipients is well under 64 KiB; position() says so if not.
                 var head = [UInt8](repeating: 0, count: 64 << 10)
                 let count = head.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
                 guard count >= 0 else { throw ArchiveError("reading \(path) failed: \(String(cString: strerror(errno)))") }
-                let position = try decryptor.position(atPlaintext: frame, head: Array(head[0..<count]))
+                let position = try decryptor.position(atPlaintext: frame, head: Array(head[0..<count]), wholeFile: count < head.count)
                 guard lseek(descriptor, off_t(position.fileOffset), SEEK_SET) == off_t(position.fileOffset) else {
                     throw ArchiveError("\(path): cannot seek to \(position.fileOffset): \(String(cString: strerror(errno)))")
                 }

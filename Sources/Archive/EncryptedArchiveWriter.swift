@@ -103,9 +103,13 @@ public final class EncryptedArchiveWriter {
         let compressor: ZstdFrames
         do {
             encryptor = try AgeEncryptor(recipients: wrappers)
-            compressor = try ZstdFrames(level: compressionLevel, threads: threads)
         } catch {
             throw failing("cannot encrypt \(path): \(error)")
+        }
+        do {
+            compressor = try ZstdFrames(level: compressionLevel, threads: threads)
+        } catch {
+            throw failing("cannot compress \(path): \(error)")
         }
         guard let archive = archive_write_new() else { throw failing("libarchive could not allocate a writer for \(path)") }
         self.path = path
@@ -159,7 +163,7 @@ public final class EncryptedArchiveWriter {
     /// libarchive's output: compressed, encrypted, then written.
     private func consume(_ bytes: UnsafeRawBufferPointer) -> Bool {
         do {
-            try compressor.compress(bytes) { compressed in try writeAll(try encryptor.update(compressed)) }
+            try compressor.compress(bytes, sink: emit)
             return true
         } catch {
             failure = error
@@ -177,8 +181,13 @@ public final class EncryptedArchiveWriter {
         }
         // The previous member's padding is written by finish_entry, not before the next header.
         try check(archive_write_finish_entry(archive), "ending a member")
-        try compressor.endFrame { compressed in try writeAll(try encryptor.update(compressed)) }
+        try compressor.endFrame(sink: emit)
         return compressor.frameStart
+    }
+
+    /// Compressed bytes: encrypted, then written.
+    private func emit(_ compressed: UnsafeRawBufferPointer) throws {
+        try writeAll(try encryptor.update(compressed))
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
@@ -294,7 +303,7 @@ public final class EncryptedArchiveWriter {
     /// renames it into place (then syncs its directory).
     public func finish() throws {
         try check(archive_write_close(archive), "closing the archive")
-        try compressor.endFrame { compressed in try writeAll(try encryptor.update(compressed)) }
+        try compressor.endFrame(sink: emit)
         try writeAll(try encryptor.finish())
         readAlong?.finished()
         fileSHA256 = (fileHasher.take()?.finalize()).map(hexDigest)

@@ -19,7 +19,7 @@ final class ZstdFrames {
     private let context: OpaquePointer
     private var output: [UInt8]
     /// Compressed bytes handed to the sink so far: the offset of the next byte.
-    private(set) var compressedBytes: Int64 = 0
+    private var compressedBytes: Int64 = 0
     /// Where the current frame starts, in the compressed stream.
     private(set) var frameStart: Int64 = 0
     /// Input taken by the current frame so far.
@@ -31,8 +31,8 @@ final class ZstdFrames {
         guard let context = ZSTD_createCCtx() else { throw ArchiveError("zstd could not allocate a compression context") }
         self.context = context
         output = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
-        let level = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level))
-        guard ZSTD_isError(level) == 0 else { throw ArchiveError("zstd refused compression level \(level): \(Self.describe(level))") }
+        let status = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level))
+        guard ZSTD_isError(status) == 0 else { throw ArchiveError("zstd refused compression level \(level): \(Self.describe(status))") }
         // No frame checksum (zstd's default, and libarchive's before): age authenticates
         // every chunk and each member's SHA-256 is checked; a checksum would cost every
         // reader a pass over the decompressed bytes for nothing.

@@ -17,21 +17,25 @@ enum ClusterRestoreRuns {
     }
 
     /// Unneeded bytes a run reads through rather than starting another run after them.
-    static let gap: Int64 = 32 << 20
+    static let readThroughLimit: Int64 = 32 << 20
     /// A run this large ends at the next frame boundary, so that the cores share the work.
-    static let largest: Int64 = 256 << 20
+    static let runBytesLimit: Int64 = 256 << 20
 
     /// The runs that read `wanted` (path → the size and SHA-256 the cluster list
     /// records) from `holder`'s archive, whose members its manifest lists (sorted by
     /// path: their frames give the order written). A run never starts inside a frame
     /// another run reads. An archive written before frames were recorded (a member
     /// without ``ArchiveMember/frame``) is one run from its start.
-    /// - Throws: ``ArchiveError`` when a wanted file is not in the holder's manifest.
+    /// - Throws: ``ArchiveError`` when a wanted file is not in the holder's manifest, or
+    ///   a member's frame is negative.
     static func plan(holder: String, members: [ArchiveMember], wanted: [String: ArchiveMember]) throws -> [Run] {
         guard !wanted.isEmpty else { return [] }
         let listed = Set(members.map(\.path))
         if let missing = wanted.keys.filter({ !listed.contains($0) }).min() {
             throw ArchiveError("\(missing) is held by backup \(holder) according to the cluster list, but its manifest does not list it: restore refused")
+        }
+        if let bad = members.first(where: { ($0.frame ?? 0) < 0 }) {
+            throw ArchiveError("the manifest of backup \(holder) gives \(bad.path) the frame \(bad.frame ?? 0), which is negative: restore refused")
         }
         guard members.allSatisfy({ $0.frame != nil }) else {
             return [Run(holder: holder, frame: 0, members: wanted, bytes: wanted.values.reduce(0) { $0 + $1.size })]
@@ -50,7 +54,7 @@ enum ClusterRestoreRuns {
             }
             // Within the frame the run has reached, the run goes on; past it, only when
             // little unneeded lies between and the run is not yet large.
-            if var run = current, frame == lastFrame || (skipped <= gap && run.bytes < largest) {
+            if var run = current, frame == lastFrame || (skipped <= readThroughLimit && run.bytes < runBytesLimit) {
                 run.members[member.path] = want
                 run.bytes += want.size
                 current = run

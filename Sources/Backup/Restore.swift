@@ -168,9 +168,10 @@ public struct BackupRestore: Sendable {
         return (start, last)
     }
 
-    /// Restores into `dataDirectory` (absent or empty) the base backup `plan` chose (or,
-    /// for an incremental of the cluster, every file its list names, each from the
-    /// backup holding it), checking every file against the manifest as it is written, and configures
+    /// Restores into `dataDirectory` (absent or empty) the cluster of the backup `plan`
+    /// chose: for a direct copy (full or incremental), every file its list names, each
+    /// from the backup holding it; for a `pg_basebackup` full, its archive. Every file
+    /// is checked against the manifest as it is written; then it configures
     /// recovery with `restoreCommand` (e.g. `osmose-backupd wal-fetch --config … %f %p`).
     /// On any mismatch the directory is emptied and nothing is left that could start.
     public func restore(_ plan: RestorePlan, into dataDirectory: String, restoreCommand: String) throws -> RestoreReport {
@@ -245,22 +246,28 @@ public struct BackupRestore: Sendable {
         }
         let runs = planned.sorted { ($0.bytes, $0.holder, $0.frame) > ($1.bytes, $1.holder, $1.frame) }
         let results = ClaimedResults<Result<Set<String>, any Error>>(count: runs.count, initial: .success([]))
-        DispatchQueue.concurrentPerform(iterations: min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, runs.count))) { _ in
+        // One set of syncing threads for every run: a run hands its files over and goes on
+        // to the next without waiting for their fsyncs, which all end before the return.
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let syncer = BackgroundSyncer(threads: cores)
+        DispatchQueue.concurrentPerform(iterations: min(cores, max(1, runs.count))) { _ in
             while let index = results.claim() {
                 let run = runs[index]
                 results.store(
                     index,
                     Result {
                         var seen = Set<String>()
-                        try withWriter { writer in
+                        try withWriter(syncing: syncer) { writer in
                             try extractRun(run, into: dataDirectory, writer: writer, seen: &seen)
                         }
                         return seen
                     })
             }
         }
+        let synced = Result { try syncer.finish() }
         var seen = Set<String>()
         for outcome in results.outcomes { seen.formUnion(try outcome.get()) }
+        try synced.get()
         if let missing = files.map(\.path).filter({ !seen.contains($0) }).min() {
             let holder = files.first { $0.path == missing }?.backup ?? "?"
             throw ArchiveError("\(missing) is missing from backup \(holder), which the cluster list of \(id) says holds it: restore refused")
@@ -273,7 +280,7 @@ public struct BackupRestore: Sendable {
     private func extractRun(_ run: ClusterRestoreRuns.Run, into dataDirectory: String, writer: RestoreWriter, seen: inout Set<String>) throws {
         let path = "\(BackupCatalogue(store: store).directory(run.holder))/data.tar.zst.age"
         var left = run.members.count
-        do {
+        try naming(run.holder, path) {
             let reader = try EncryptedArchiveReader(path: path, identities: identities, startingAt: run.frame)
             try reader.readEntries { entry, content in
                 guard case .file = entry.kind, let member = run.members[entry.path] else { return true }
@@ -283,11 +290,22 @@ public struct BackupRestore: Sendable {
                 left -= 1
                 return left > 0
             }
-        } catch let error as ArchiveError where error.message.contains(run.holder) {
+        }
+        if left > 0, let first = run.members.keys.filter({ !seen.contains($0) }).min() {
+            throw ArchiveError(
+                "backup \(run.holder), \(path): read from frame \(run.frame), \(left) files were not found after it (first \(first)): its manifest's frame offsets do not match the archive; restore refused")
+        }
+    }
+
+    /// Runs `body`, naming the backup and archive in any error that does not already
+    /// name the backup (a restore reads several archives at once).
+    private func naming(_ id: String, _ path: String, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as ArchiveError where error.message.contains("backup \(id)") {
             throw error
         } catch {
-            // Name the archive: a restore reads several at once.
-            throw ArchiveError("backup \(run.holder), \(path): \(error); restore refused")
+            throw ArchiveError("backup \(id), \(path): \(error); restore refused")
         }
     }
 
@@ -315,22 +333,28 @@ public struct BackupRestore: Sendable {
     }
 
     /// Runs `body` with a writer that hashes and writes each file on a thread of its
-    /// own while this thread decrypts and decompresses, and syncs on others.
+    /// own while this thread decrypts and decompresses, and syncs on others; returns
+    /// once every file is synced.
     private func withWriter(_ body: (RestoreWriter) throws -> Void) throws {
         let syncer = BackgroundSyncer(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         do {
-            let writer = RestoreWriter(syncer: syncer)
-            do {
-                try body(writer)
-                try writer.finish()
-            } catch {
-                writer.abandon()
-                try? writer.finish()
-                throw error
-            }
+            try withWriter(syncing: syncer, body)
             try syncer.finish()
         } catch {
             try? syncer.finish()
+            throw error
+        }
+    }
+
+    /// As ``withWriter(_:)``, handing each file over to `syncer` (shared, finished by the caller).
+    private func withWriter(syncing syncer: BackgroundSyncer, _ body: (RestoreWriter) throws -> Void) throws {
+        let writer = RestoreWriter(syncer: syncer)
+        do {
+            try body(writer)
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            try? writer.finish()
             throw error
         }
     }
@@ -343,7 +367,7 @@ public struct BackupRestore: Sendable {
         seen: inout Set<String>, directories: inout [String]
     ) throws {
         let path = "\(BackupCatalogue(store: store).directory(id))/data.tar.zst.age"
-        do {
+        try naming(id, path) {
             try EncryptedArchiveReader(path: path, identities: identities).forEachEntry { entry, content in
                 guard entry.path.hasPrefix("pgdata/") else { return }
                 let relative = String(entry.path.dropFirst(7))
@@ -365,10 +389,6 @@ public struct BackupRestore: Sendable {
                     seen.insert(entry.path)
                 }
             }
-        } catch let error as ArchiveError where error.message.contains(id) {
-            throw error
-        } catch {
-            throw ArchiveError("backup \(id), \(path): \(error); restore refused")
         }
     }
 

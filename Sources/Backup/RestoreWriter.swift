@@ -31,7 +31,7 @@ final class RestoreWriter: @unchecked Sendable {
     private enum Work {
         /// Hash and write `count` bytes of `buffer` at the file's current end; the thread frees `buffer`.
         case block(File, UnsafeMutableRawPointer, count: Int)
-        /// The file is complete: set its size, hand it over to be synced, post its digest.
+        /// The file is complete: hand it over to be synced, post its digest.
         case end(File)
     }
 

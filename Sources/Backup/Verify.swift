@@ -229,9 +229,11 @@ public struct BackupVerifier: Sendable {
             return outcome
         }
         var expected = Dictionary(uniqueKeysWithValues: manifest.members.map { ($0.path, $0) })
+        var order: [String] = []
         do {
             let reader = try EncryptedArchiveReader(path: archivePath, identities: identities)
             try reader.forEachMember { path, _, content in
+                order.append(path)
                 var hasher = SHA256Hasher()
                 var size: Int64 = 0
                 try content { block in
@@ -247,7 +249,47 @@ public struct BackupVerifier: Sendable {
             problem("\(subject)/data.tar.zst.age", "\(error)")
         }
         for path in expected.keys.sorted() { problem("\(subject)/\(path)", "in the manifest but missing from the archive") }
+        for failure in Self.checkFrames(manifest.members, archiveOrder: order, archivePath: archivePath, identities: identities) {
+            problem("\(subject)/data.tar.zst.age", failure)
+        }
         return outcome
+    }
+
+    /// Where a restore starts reading (``ArchiveMember/frame``). Along `archiveOrder`
+    /// (the files as a whole read met them) the recorded frames never go back, and
+    /// reading from each frame must meet first the file that, in that order, is the
+    /// first the manifest places in it: then every file is met reading from its frame.
+    /// A wrong offset would otherwise pass every other check and fail only at restore.
+    /// Cheap: one age chunk and the first zstd block per frame.
+    /// - Returns: what is wrong, one message per problem.
+    static func checkFrames(_ members: [ArchiveMember], archiveOrder: [String], archivePath: String, identities: [any AgeUnwrapping]) -> [String] {
+        let frames = Dictionary(members.compactMap { member in member.frame.map { (member.path, $0) } }, uniquingKeysWith: { first, _ in first })
+        guard !frames.isEmpty else { return [] }  // written before frames were recorded: read from the start
+        var failures: [String] = []
+        var firsts: [(frame: Int64, path: String)] = []
+        var previous: Int64 = -1
+        for path in archiveOrder {
+            guard let frame = frames[path] else { continue }
+            if frame < previous { failures.append("the manifest places \(path) in frame \(frame), before the frame of the file ahead of it (\(previous))") }
+            if frame != previous { firsts.append((frame, path)) }
+            previous = max(previous, frame)
+        }
+        for (frame, expected) in firsts {
+            do {
+                var first: String?
+                try EncryptedArchiveReader(path: archivePath, identities: identities, startingAt: frame).readEntries { entry, _ in
+                    guard case .file = entry.kind else { return true }
+                    first = entry.path
+                    return false
+                }
+                if first != expected {
+                    failures.append("reading from the manifest's frame \(frame) meets \(first ?? "no file") first, not \(expected): a restore from it would fail")
+                }
+            } catch {
+                failures.append("the manifest's frame \(frame) (of \(expected)) cannot be read from: \(error)")
+            }
+        }
+        return failures
     }
 
     /// SHA-256 and size of the stored file at `path`, read once; its first block goes

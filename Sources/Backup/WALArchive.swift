@@ -93,8 +93,7 @@ public struct WALArchive: Sendable {
     ///   writing fails (PostgreSQL keeps the segment and retries).
     public func push(segment: String, name: String, recipients: [any AgePublicRecipient], signer: BackupSigner) throws -> PushOutcome {
         guard Self.isWALFileName(name) else { throw ArchiveError("\(name) is not a WAL file name") }
-        var status = stat()
-        guard stat(segment, &status) == 0 else { throw ArchiveError("cannot read \(segment): \(String(cString: strerror(errno)))") }
+        guard access(segment, R_OK) == 0 else { throw ArchiveError("cannot read \(segment): \(String(cString: strerror(errno)))") }
         let existed = FileManager.default.fileExists(atPath: archivePath(name))
         if existed {
             // A retry: hashed first, to compare with what is stored (a first push hashes

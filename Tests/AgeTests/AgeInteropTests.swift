@@ -14,6 +14,27 @@ struct AgeInteropTests {
         return directory
     }
 
+    @Test("Random access: positioned on any plaintext offset, at and around chunk boundaries, in a short or a whole final chunk, the decryptor gives exactly what follows; a negative or impossible offset and a header cut short are refused", arguments: sizes.filter { $0 > 0 })
+    func positioned(size: Int) throws {
+        let plaintext = try SecureRandom.bytes(count: size)
+        let identity = try AgeIdentity.generate()
+        let file = try Age.encrypt(plaintext, to: [identity.recipient])
+        let offsets = Set([0, 1, 65_535, 65_536, 65_537, 2 * 65_536, size - 1, size / 2].filter { $0 >= 0 && $0 < size })
+        for offset in offsets.sorted() {
+            var decryptor = AgeDecryptor(identities: [identity])
+            let position = try decryptor.position(atPlaintext: Int64(offset), head: Array(file.prefix(64 << 10)), wholeFile: file.count <= 64 << 10)
+            var out = try decryptor.update(file[Int(position.fileOffset)...])
+            out += try decryptor.finish()
+            #expect(Array(out.dropFirst(position.skip)) == Array(plaintext[offset...]), "size \(size), offset \(offset)")
+        }
+        var negative = AgeDecryptor(identities: [identity])
+        #expect(throws: AgeError.self) { try negative.position(atPlaintext: -1, head: file) }
+        var huge = AgeDecryptor(identities: [identity])
+        #expect(throws: AgeError.self) { try huge.position(atPlaintext: Int64.max, head: file) }
+        var cut = AgeDecryptor(identities: [identity])
+        #expect(throws: AgeError.self) { try cut.position(atPlaintext: 0, head: Array(file.prefix(40)), wholeFile: true) }
+    }
+
     @Test("age -d decrypts what we encrypt, to one recipient or several, at chunk boundaries and beyond", arguments: sizes)
     func ageDecryptsOurs(size: Int) async throws {
         let directory = try scratch()

@@ -112,6 +112,39 @@ struct ClusterIncrementalTests {
         #expect(throws: ArchiveError.self) {
             try ClusterRestoreRuns.plan(holder: "F", members: order, wanted: ["pgdata/z": ArchiveMember(path: "pgdata/z", size: 1, sha256: "x")])
         }
+        #expect(throws: ArchiveError.self, "a negative frame is refused, not read from the start") {
+            try ClusterRestoreRuns.plan(holder: "F", members: order + [member("pgdata/n", 1, -1)], wanted: wanted(["pgdata/a"]))
+        }
+    }
+
+    @Test("verify --read-data checks the manifest's frames: reading from each meets first the file it should; a member given the next member's frame, an offset off a frame's start, or frames going back are reported; an earlier frame that still reaches the member is not")
+    func framesChecked() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osmose-frames-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity = try AgeIdentity.generate()
+        let path = "\(directory)/data.tar.zst.age"
+        let writer = try EncryptedArchiveWriter(path: path, recipients: [identity.recipient])
+        var generator = TestSeed.generator(test: "verify frames")
+        for index in 0..<3 { try writer.addBytes(generator.bytes(count: 1_200_000), as: "pgdata/base/1/\(16_384 + index)") }
+        try writer.addBytes(Array("16384\n".utf8), as: "pgdata/PG_VERSION")
+        try writer.finish()
+        let members = writer.members.sorted { $0.path < $1.path }  // as a manifest lists them
+        let order = writer.members.map(\.path)  // as a whole read meets them
+        #expect(BackupVerifier.checkFrames(members, archiveOrder: order, archivePath: path, identities: [identity]).isEmpty)
+        func moved(_ path: String, to frame: Int64) -> [ArchiveMember] {
+            members.map { $0.path == path ? ArchiveMember(path: $0.path, size: $0.size, sha256: $0.sha256, frame: frame) : $0 }
+        }
+        let second = writer.members[1]
+        let other = moved(second.path, to: writer.members[2].frame!)
+        #expect(BackupVerifier.checkFrames(other, archiveOrder: order, archivePath: path, identities: [identity]).count == 1, "the next member's frame")
+        let earlier = moved(writer.members[2].path, to: second.frame!)
+        #expect(BackupVerifier.checkFrames(earlier, archiveOrder: order, archivePath: path, identities: [identity]).isEmpty, "an earlier frame still reaches it")
+        let off = moved(second.path, to: second.frame! + 7)
+        let failures = BackupVerifier.checkFrames(off, archiveOrder: order, archivePath: path, identities: [identity])
+        #expect(failures.count == 1 && failures[0].contains("frame \(second.frame! + 7)"), "\(failures)")
+        let backwards = moved(writer.members[2].path, to: 0)
+        #expect(!BackupVerifier.checkFrames(backwards, archiveOrder: order, archivePath: path, identities: [identity]).isEmpty, "frames going back")
     }
 
     @Test("A file rewritten in place with the same size and modification time is stored again and restored with its new content; unchanged files are referred to; deleted files stay deleted; verify follows the references")
