@@ -77,22 +77,33 @@ extension Console {
     static let verifyObjectType = "journal-verify"
 
     func journalStatus(_ checked: Checked, verifyMessage: String? = nil) async throws -> ConsoleView {
-        let (size, latest, lastVerify) = try await pool.withConnection { connection in
+        // The witnesses first: osmose-journald commits a checkpoint before it copies it,
+        // so every note read here is in the database read next (see WitnessStanding).
+        let paths = configuration.journal.witnessDirectories
+        let notes = paths.map { WitnessDirectory(path: $0).latest() }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let (size, latest, lastVerify, standings) = try await pool.withConnection { connection in
             try await connection.perform { connection in
-                (
-                    try JournalDatabase.treeSize(on: connection), try JournalDatabase.latestCheckpoint(on: connection),
-                    try JournalSearch(action: .journalAdmin, limit: 200).entries(on: connection).last { $0.objectType == Self.verifyObjectType }
+                let latest = try JournalDatabase.latestCheckpoint(on: connection)
+                return (
+                    try JournalDatabase.treeSize(on: connection), latest,
+                    try JournalSearch(action: .journalAdmin, limit: 200).entries(on: connection).last { $0.objectType == Self.verifyObjectType },
+                    try notes.map { try WitnessStanding.of(note: $0, latest: latest, now: now, on: connection) }
                 )
             }
         }
-        let witnesses = configuration.journal.witnessDirectories.map { path -> WitnessRow in
-            let directory = WitnessDirectory(path: path)
-            guard let note = directory.latest() else {
-                return WitnessRow(path: path, state: renderer.text("witness_unreadable"), holdsLatest: false)
+        let witnesses = zip(paths, standings).map { path, standing -> WitnessRow in
+            switch standing {
+            case .holdsLatest: WitnessRow(path: path, state: renderer.text("witness_holds_latest"), holdsLatest: true)
+            case .copying(let covered): WitnessRow(path: path, state: "\(renderer.text("witness_copying")) \(Self.grouped(covered))", holdsLatest: true)
+            case .behind(let covered, let since):
+                WitnessRow(
+                    path: path,
+                    state: "\(renderer.text("witness_behind")) \(Self.grouped(covered)) (\(renderer.text("witness_missing_since")) \(ParisTime.format(microseconds: since)))",
+                    holdsLatest: false)
+            case .unknownToDatabase: WitnessRow(path: path, state: renderer.text("witness_unknown"), holdsLatest: false)
+            case .empty: WitnessRow(path: path, state: renderer.text("witness_unreadable"), holdsLatest: false)
             }
-            if let latest, note == latest.note { return WitnessRow(path: path, state: renderer.text("witness_holds_latest"), holdsLatest: true) }
-            let size = note.split(separator: "\n").dropFirst().first.map(String.init) ?? "?"
-            return WitnessRow(path: path, state: "\(renderer.text("witness_behind")) \(size)", holdsLatest: false)
         }
         let issued = latest.map { Date(timeIntervalSince1970: TimeInterval($0.issuedAt) / 1_000_000) }
         let model = StatusModel(
