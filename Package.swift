@@ -327,10 +327,11 @@ let package = Package(
         ),
 
         // Benchmark and test helper only (scripts/bench retention, the end-to-end
-        // tests): seeds patients with old episodes, transmissions and versions. Never installed.
+        // tests): seeds patients with old episodes, transmissions and versions, and closed
+        // subject requests about them. Never installed.
         .executableTarget(
             name: "osmose-retention-bench",
-            dependencies: ["CareRecords", "Keyring", "Store", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CareRecords", "Journal", "Keyring", "Store", "SubjectRequests", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/osmose-retention-bench",
             swiftSettings: strictSettings
         ),

@@ -13,12 +13,20 @@
 //       00000000-0000-4000-8000-<i in 12 hex digits>, and its names and texts carry
 //       WORD (default "Bench"), so that a test can look for them in files.
 //       Prints the number of patients and of encrypted values written.
+//       With --requests-closed YEARS, then registers for each patient a subject
+//       request through the DPO's register (as `osmosectl dsar open`, `note` and
+//       `close --outcome refused` would, one transaction each), its requester's
+//       name, contact and note carrying "WORD i", and moves its closing YEARS years
+//       back: requests past their retention term, in one process instead of three
+//       osmosectl runs each.
 import CareRecords
 import Foundation
 import Glibc
 import Keyring
+import Journal
 import Logging
 import Store
+import SubjectRequests
 
 setlocale(LC_CTYPE, "C.UTF-8")
 var logger = Logger(label: "osmose.bench")
@@ -29,13 +37,18 @@ guard arguments.count >= 3, arguments[1] == "seed", let count = Int(arguments[2]
     let keyFile = option("--master-key")
 else {
     FileHandle.standardError.write(
-        Data("usage: osmose-retention-bench seed N --database CONN --master-key FILE [--closed YYYY-MM-DD] [--transmissions K] [--first I] [--text WORD]\n".utf8))
+        Data("usage: osmose-retention-bench seed N --database CONN --master-key FILE [--closed YYYY-MM-DD] [--transmissions K] [--first I] [--text WORD] [--requests-closed YEARS]\n".utf8))
     exit(64)
 }
 let closed = option("--closed") ?? "2000-01-10"
 let transmissionsPerEpisode = Int(option("--transmissions") ?? "2") ?? 2
 let first = Int(option("--first") ?? "0") ?? 0
 let word = option("--text") ?? "Bench"
+let requestsClosedYearsAgo = option("--requests-closed").map { Int($0) }
+if let years = requestsClosedYearsAgo, years == nil || years! < 0 {
+    FileHandle.standardError.write(Data("--requests-closed must be a number of years, 0 or more\n".utf8))
+    exit(64)
+}
 guard let closedDay = DateFormatter.day.date(from: closed) else {
     FileHandle.standardError.write(Data("--closed must be YYYY-MM-DD\n".utf8))
     exit(64)
@@ -222,9 +235,28 @@ for start in stride(from: first, to: first + count, by: batch) {
     }
 }
 _ = try await connection.query("ANALYZE care.patients, care.episodes, care.transmissions, care.record_versions")
+if let years = requestsClosedYearsAgo.flatMap({ $0 }) {
+    let register = RequestRegister(actor: .operator("bench via osmose-retention-bench", role: .dpo), timeZone: TimeZone(identifier: "Europe/Paris")!, ring: ring)
+    let received = Date().addingTimeInterval(-3600)
+    for index in first..<(first + count) {
+        let canary = "\(word) \(index)"
+        let new = NewRequest(
+            kind: .access, subject: .patientID(UUID(uuidString: identifier(index))!), capacity: .patient, requesterName: "\(canary) requester",
+            requesterContact: "\(canary) contact", receivedAt: received)
+        try await connection.transaction { connection in
+            let record = try register.open(new, on: connection)
+            _ = try register.addNote(number: record.number, "\(canary) note", on: connection)
+            _ = try register.close(number: record.number, outcome: .refused, on: connection)
+            try connection.query("UPDATE dsar.requests SET closed_at = closed_at - make_interval(years => $2) WHERE number = $1", [record.number, years])
+        }
+    }
+}
 /// Prints the summary line. Built in a function, not in the top-level async code:
 /// there, LeakSanitizer reported the interpolated string as leaked at exit
 /// (`scripts/test --sanitize address`, the tests that run this helper).
-@MainActor func printSummary() { print("\(count) patients, \(count * transmissionsPerEpisode) transmissions, \(values) encrypted values") }
+@MainActor func printSummary() {
+    let requests = requestsClosedYearsAgo == nil ? "" : ", \(count) closed subject requests"
+    print("\(count) patients, \(count * transmissionsPerEpisode) transmissions, \(values) encrypted values\(requests)")
+}
 printSummary()
 await connection.close()
