@@ -21,6 +21,11 @@ public struct RestoreReport: Sendable, Codable {
     /// The WAL segments available from the base's start, first and last.
     public let walFrom: String
     public let walTo: String
+    /// The server's configuration files the backup did not hold, in the order
+    /// ``BackupRestore/configurationFiles`` names them: a Debian cluster keeps them in
+    /// /etc/postgresql/<version>/<cluster>, outside the data directory a backup copies.
+    /// PostgreSQL does not start on the directory without them.
+    public let configurationMissing: [String]
 }
 
 /// What a restore will use, once everything it needs was checked: made by
@@ -168,6 +173,15 @@ public struct BackupRestore: Sendable {
         return (start, last)
     }
 
+    /// The files PostgreSQL reads from a data directory before it starts, unless told
+    /// where they are (`config_file`, `hba_file`, `ident_file`).
+    public static let configurationFiles = ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"]
+
+    /// Those of ``configurationFiles`` that `dataDirectory` lacks.
+    public static func missingConfiguration(in dataDirectory: String) -> [String] {
+        configurationFiles.filter { !FileManager.default.fileExists(atPath: "\(dataDirectory)/\($0)") }
+    }
+
     /// Restores into `dataDirectory` (absent or empty) the cluster of the backup `plan`
     /// chose: for a direct copy (full or incremental), every file its list names, each
     /// from the backup holding it; for a `pg_basebackup` full, its archive. Every file
@@ -186,7 +200,9 @@ public struct BackupRestore: Sendable {
                 ? try extractCluster(summary.id, manifest: manifest, into: dataDirectory)
                 : try extract(summary.id, manifest: manifest, into: dataDirectory)
             try writeRecoverySettings(dataDirectory, target: plan.target, restoreCommand: restoreCommand)
-            return RestoreReport(backup: summary.id, members: written, walFrom: plan.walFrom, walTo: plan.walTo)
+            return RestoreReport(
+                backup: summary.id, members: written, walFrom: plan.walFrom, walTo: plan.walTo,
+                configurationMissing: Self.missingConfiguration(in: dataDirectory))
         } catch {
             for child in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] {
                 try? FileManager.default.removeItem(atPath: "\(dataDirectory)/\(child)")

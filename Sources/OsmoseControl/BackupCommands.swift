@@ -292,6 +292,15 @@ struct BackupCommand: AsyncParsableCommand {
                     print("restored the suite's files as backup \(restored.backup) lists them (\(restored.files) files) into \(files)")
                     detail += "; suite files of \(restored.backup) into \(files)"
                 }
+                if !report.configurationMissing.isEmpty {
+                    let missing = report.configurationMissing
+                    print(
+                        """
+                        note: the backup holds no \(missing.joined(separator: ", ")): the cluster kept its configuration outside its data directory \
+                        (Debian: /etc/postgresql/<version>/<cluster>). Restore into that cluster's data directory and start it with pg_ctlcluster, \
+                        or copy them into \(target) before pg_ctl starts it
+                        """)
+                }
                 print("next: chown -R postgres:postgres \(target) && pg_ctl -D \(target) start (as postgres)")
                 try? await journalOutcome(options, objectID: report.backup, passed: true, detail: detail)
             }

@@ -52,6 +52,17 @@ struct RestoreDrillTests {
         }
     }
 
+    @Test("A restored directory without the server's configuration files names each one missing (a Debian cluster keeps them in /etc)")
+    func missingConfiguration() throws {
+        let data = try directory("restored")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        #expect(BackupRestore.missingConfiguration(in: data) == ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"])
+        try "# restored\n".write(toFile: "\(data)/pg_hba.conf", atomically: true, encoding: .utf8)
+        #expect(BackupRestore.missingConfiguration(in: data) == ["postgresql.conf", "pg_ident.conf"])
+        for name in ["postgresql.conf", "pg_ident.conf"] { try "".write(toFile: "\(data)/\(name)", atomically: true, encoding: .utf8) }
+        #expect(BackupRestore.missingConfiguration(in: data).isEmpty)
+    }
+
     @Test("The database checked is the one the connection string names, else osmose")
     func databaseName() {
         #expect(RestoreDrill.databaseName(inConnectionString: "host=/run/postgresql user=postgres dbname=care_prod") == "care_prod")

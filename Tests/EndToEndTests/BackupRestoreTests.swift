@@ -96,6 +96,7 @@ struct BackupRestoreTests {
             let pitr = "\(directory)/restored-pitr"
             let restored = try await runProgram(osmosectl, ["backup", "restore", "--to", between, "--target", pitr, "--config", config])
             #expect(restored.status == 0, "\(restored.standardOutput)\(restored.standardError)")
+            #expect(!restored.standardOutput.contains("holds no"), "this cluster keeps its configuration in its data directory: \(restored.standardOutput)")
             try await cluster.startAndPromote(pitr)
             let atT2 = try await rows(cluster)
             #expect(atT2.filter { $0 == "t1" }.count == 100 && atT2.filter { $0 == "t2" }.count == 100 && !atT2.contains("t3"), "\(Set(atT2))")
