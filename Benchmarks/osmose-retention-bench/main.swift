@@ -14,8 +14,8 @@
 //       WORD (default "Bench"), so that a test can look for them in files.
 //       Prints the number of patients and of encrypted values written.
 //       With --requests-closed YEARS, then registers for each patient a subject
-//       request through the DPO's register (as `osmosectl dsar open`, `note` and
-//       `close --outcome refused` would, one transaction each), its requester's
+//       request through the DPO's register (what `osmosectl dsar open`, `note` and
+//       `close --outcome refused` do, in one transaction a request), its requester's
 //       name, contact and note carrying "WORD i", and moves its closing YEARS years
 //       back: requests past their retention term, in one process instead of three
 //       osmosectl runs each.
@@ -44,10 +44,14 @@ let closed = option("--closed") ?? "2000-01-10"
 let transmissionsPerEpisode = Int(option("--transmissions") ?? "2") ?? 2
 let first = Int(option("--first") ?? "0") ?? 0
 let word = option("--text") ?? "Bench"
-let requestsClosedYearsAgo = option("--requests-closed").map { Int($0) }
-if let years = requestsClosedYearsAgo, years == nil || years! < 0 {
-    FileHandle.standardError.write(Data("--requests-closed must be a number of years, 0 or more\n".utf8))
-    exit(64)
+var requestsClosedYearsAgo: Int?
+var requestsWritten = 0
+if let text = option("--requests-closed") {
+    guard let years = Int(text), years >= 0 else {
+        FileHandle.standardError.write(Data("--requests-closed must be a number of years, 0 or more, not '\(text)'\n".utf8))
+        exit(64)
+    }
+    requestsClosedYearsAgo = years
 }
 guard let closedDay = DateFormatter.day.date(from: closed) else {
     FileHandle.standardError.write(Data("--closed must be YYYY-MM-DD\n".utf8))
@@ -235,7 +239,7 @@ for start in stride(from: first, to: first + count, by: batch) {
     }
 }
 _ = try await connection.query("ANALYZE care.patients, care.episodes, care.transmissions, care.record_versions")
-if let years = requestsClosedYearsAgo.flatMap({ $0 }) {
+if let years = requestsClosedYearsAgo {
     let register = RequestRegister(actor: .operator("bench via osmose-retention-bench", role: .dpo), timeZone: TimeZone(identifier: "Europe/Paris")!, ring: ring)
     let received = Date().addingTimeInterval(-3600)
     for index in first..<(first + count) {
@@ -249,13 +253,14 @@ if let years = requestsClosedYearsAgo.flatMap({ $0 }) {
             _ = try register.close(number: record.number, outcome: .refused, on: connection)
             try connection.query("UPDATE dsar.requests SET closed_at = closed_at - make_interval(years => $2) WHERE number = $1", [record.number, years])
         }
+        requestsWritten += 1
     }
 }
 /// Prints the summary line. Built in a function, not in the top-level async code:
 /// there, LeakSanitizer reported the interpolated string as leaked at exit
 /// (`scripts/test --sanitize address`, the tests that run this helper).
 @MainActor func printSummary() {
-    let requests = requestsClosedYearsAgo == nil ? "" : ", \(count) closed subject requests"
+    let requests = requestsClosedYearsAgo == nil ? "" : ", \(requestsWritten) closed subject requests"
     print("\(count) patients, \(count * transmissionsPerEpisode) transmissions, \(values) encrypted values\(requests)")
 }
 printSummary()

@@ -24,7 +24,8 @@ public struct RestoreReport: Sendable, Codable {
     /// The server's configuration files the backup did not hold, in the order
     /// ``BackupRestore/configurationFiles`` names them: a Debian cluster keeps them in
     /// /etc/postgresql/<version>/<cluster>, outside the data directory a backup copies.
-    /// PostgreSQL does not start on the directory without them.
+    /// PostgreSQL does not start without postgresql.conf or pg_hba.conf; without
+    /// pg_ident.conf it starts, and logins through a user name map fail.
     public let configurationMissing: [String]
 }
 
@@ -173,8 +174,8 @@ public struct BackupRestore: Sendable {
         return (start, last)
     }
 
-    /// The files PostgreSQL reads from a data directory before it starts, unless told
-    /// where they are (`config_file`, `hba_file`, `ident_file`).
+    /// The configuration files PostgreSQL reads from a data directory as it starts,
+    /// unless told where they are (`config_file`, `hba_file`, `ident_file`).
     public static let configurationFiles = ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"]
 
     /// Those of ``configurationFiles`` that `dataDirectory` lacks.
@@ -300,7 +301,7 @@ public struct BackupRestore: Sendable {
             let reader = try EncryptedArchiveReader(path: path, identities: identities, startingAt: run.frame)
             try reader.readEntries { entry, content in
                 guard case .file = entry.kind, let member = run.members[entry.path] else { return true }
-                guard !seen.contains(entry.path) else { throw ArchiveError("\(entry.path) appears twice in backup \(run.holder): restore refused") }
+                guard !seen.contains(entry.path) else { throw NamingBackup("\(entry.path) appears twice in backup \(run.holder): restore refused") }
                 try writeMember(member, mode: entry.mode, from: run.holder, content: content, into: dataDirectory, writer: writer)
                 seen.insert(entry.path)
                 left -= 1
@@ -318,14 +319,22 @@ public struct BackupRestore: Sendable {
     private func naming(_ id: String, _ path: String, _ body: () throws -> Void) throws {
         do {
             try body()
-        } catch let error as ArchiveError where error.message.contains("backup \(id)") {
-            throw error
+        } catch let named as NamingBackup {
+            throw named.error
         } catch {
             throw ArchiveError("backup \(id), \(path): \(error); restore refused")
         }
     }
 
+    /// An error whose message already names the backup it concerns: ``naming(_:_:_:)``
+    /// passes it on as the ``ArchiveError`` it carries. Thrown only inside `naming`'s body.
+    private struct NamingBackup: Error {
+        let error: ArchiveError
+        init(_ message: String) { error = ArchiveError(message) }
+    }
+
     /// Writes one file of the cluster and checks it against the list's size and SHA-256.
+    /// Called only inside ``naming(_:_:_:)``: its error names the backup.
     private func writeMember(
         _ member: ArchiveMember, mode: UInt32, from holder: String, content: ArchiveBlockReader, into dataDirectory: String, writer: RestoreWriter
     ) throws {
@@ -337,7 +346,7 @@ public struct BackupRestore: Sendable {
         }
         let digest = try writer.end()
         guard size == member.size, digest == member.sha256 else {
-            throw ArchiveError("\(member.path) differs from the manifest (size or SHA-256): the backup \(holder) is damaged; restore refused")
+            throw NamingBackup("\(member.path) differs from the manifest (size or SHA-256): the backup \(holder) is damaged; restore refused")
         }
     }
 
@@ -400,7 +409,7 @@ public struct BackupRestore: Sendable {
                     try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
                 case .file:
                     guard let member = expected[entry.path] else { throw ArchiveError("\(entry.path) is in the archive but not in the manifest") }
-                    guard !seen.contains(entry.path) else { throw ArchiveError("\(entry.path) appears twice in backup \(id): restore refused") }
+                    guard !seen.contains(entry.path) else { throw NamingBackup("\(entry.path) appears twice in backup \(id): restore refused") }
                     try writeMember(member, mode: entry.mode, from: id, content: content, into: dataDirectory, writer: writer)
                     seen.insert(entry.path)
                 }

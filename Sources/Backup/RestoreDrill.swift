@@ -220,13 +220,14 @@ public struct RestoreDrill: Sendable {
     /// peer authentication lets the drill's own user in. A file the backup holds is
     /// left as it is.
     private func provideConfigurationFiles() throws {
-        let files = [
-            ("postgresql.conf", "# Written by the restore drill: the backed-up cluster keeps its configuration outside its data directory.\n"),
-            ("pg_hba.conf", "# Written by the restore drill: its private socket only.\nlocal all all peer\n"),
-            ("pg_ident.conf", "# Written by the restore drill.\n"),
+        let texts = [
+            "postgresql.conf": "# Written by the restore drill: the backed-up cluster keeps its configuration outside its data directory.\n",
+            "pg_hba.conf": "# Written by the restore drill: its private socket only.\nlocal all all peer\n",
+            "pg_ident.conf": "# Written by the restore drill.\n",
         ]
-        for (name, text) in files where !FileManager.default.fileExists(atPath: "\(dataDirectory)/\(name)") {
+        for name in BackupRestore.missingConfiguration(in: dataDirectory) {
             let path = "\(dataDirectory)/\(name)"
+            guard let text = texts[name] else { throw RestoreDrillError(.workDirectory, "no text for \(path), which a restored cluster needs") }
             do {
                 try text.write(toFile: path, atomically: true, encoding: .utf8)
             } catch {

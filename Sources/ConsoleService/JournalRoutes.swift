@@ -47,7 +47,8 @@ extension Console {
     struct WitnessRow: Sendable {
         let path: String
         let state: String
-        let holdsLatest: Bool
+        /// Shown as good: it holds the newest checkpoint, or one issued less than the grace period ago is not copied yet.
+        let healthy: Bool
     }
 
     struct VerifyRun: Sendable {
@@ -94,15 +95,16 @@ extension Console {
         }
         let witnesses = zip(paths, standings).map { path, standing -> WitnessRow in
             switch standing {
-            case .holdsLatest: WitnessRow(path: path, state: renderer.text("witness_holds_latest"), holdsLatest: true)
-            case .copying(let covered): WitnessRow(path: path, state: "\(renderer.text("witness_copying")) \(Self.grouped(covered))", holdsLatest: true)
+            case .holdsLatest: WitnessRow(path: path, state: renderer.text("witness_holds_latest"), healthy: true)
+            case .notCopiedYet(let covered):
+                WitnessRow(path: path, state: "\(renderer.text("witness_not_copied_yet")) \(Self.grouped(covered)) \(renderer.text("witness_entries"))", healthy: true)
             case .behind(let covered, let since):
                 WitnessRow(
                     path: path,
-                    state: "\(renderer.text("witness_behind")) \(Self.grouped(covered)) (\(renderer.text("witness_missing_since")) \(ParisTime.format(microseconds: since)))",
-                    holdsLatest: false)
-            case .unknownToDatabase: WitnessRow(path: path, state: renderer.text("witness_unknown"), holdsLatest: false)
-            case .empty: WitnessRow(path: path, state: renderer.text("witness_unreadable"), holdsLatest: false)
+                    state: "\(renderer.text("witness_behind")) \(Self.grouped(covered)) \(renderer.text("witness_entries")) ; \(renderer.text("witness_missing_since")) \(ParisTime.format(microseconds: since))",
+                    healthy: false)
+            case .unknownToDatabase: WitnessRow(path: path, state: renderer.text("witness_unknown"), healthy: false)
+            case .empty: WitnessRow(path: path, state: renderer.text("witness_unreadable"), healthy: false)
             }
         }
         let issued = latest.map { Date(timeIntervalSince1970: TimeInterval($0.issuedAt) / 1_000_000) }

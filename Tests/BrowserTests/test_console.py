@@ -210,11 +210,11 @@ class ConsoleBrowserTests(unittest.TestCase):
     def test_10_security_officer_searches_and_downloads_a_proof(self):
         self.sign_in(OFFICER)
         self.open("/journal")
-        # Every page view is journaled, so a checkpoint can be issued while this page is read:
-        # the witness then holds it or is being given it, both shown as good.
+        # Page views are journaled, so a checkpoint can be issued while this page is read:
+        # the witness then holds it, or has not been given it yet; both are shown as good.
         state = self.driver.find_element(By.CSS_SELECTOR, "#h-witnesses ~ table tbody td:nth-child(2)")
         self.assertIn("good", state.get_attribute("class"), state.text)
-        self.assertRegex(state.text, "détient le dernier point de contrôle|copie du dernier point de contrôle en cours")
+        self.assertRegex(state.text, "détient le dernier point de contrôle|n'y est pas encore copié")
         self.shot("10-journal-etat")
         self.open("/journal/recherche")
         self.driver.find_element(By.ID, "patient").send_keys(PATIENT)

@@ -1,12 +1,30 @@
 import Foundation
-import Journal
+@testable import Journal
 import Store
 import Testing
 import TestSupport
 
 @Suite("A witness's standing against the database, for the console")
 struct WitnessStandingTests {
-    @Test("Latest, copying within the grace period, behind after it, unknown to the database, empty")
+    @Test("The grace period runs from the oldest checkpoint the witness lacks, not the newest; its end counts as behind")
+    func classification() {
+        let grace: Int64 = 30_000_000
+        let now: Int64 = 1_000_000_000_000
+        func classify(held: Int64, latest: Int64?, next: Int64?) -> WitnessStanding {
+            WitnessStanding.classify(coveredSize: 7, heldID: held, latestID: latest, nextIssuedAt: next, now: now, grace: grace)
+        }
+        // Lacks #5 (issued 40 s ago) and #6 (1 s ago): behind since #5.
+        #expect(classify(held: 4, latest: 6, next: now - 40_000_000) == .behind(coveredSize: 7, missingSince: now - 40_000_000))
+        #expect(classify(held: 5, latest: 6, next: now - 1_000_000) == .notCopiedYet(coveredSize: 7))
+        #expect(classify(held: 5, latest: 6, next: now - grace) == .behind(coveredSize: 7, missingSince: now - grace), "exactly the grace period: behind")
+        #expect(classify(held: 5, latest: 6, next: now - grace + 1) == .notCopiedYet(coveredSize: 7))
+        #expect(classify(held: 6, latest: 6, next: nil) == .holdsLatest)
+        #expect(classify(held: 7, latest: 6, next: nil) == .holdsLatest, "issued after the newest read")
+        #expect(classify(held: 3, latest: nil, next: nil) == .holdsLatest, "none read, one issued since")
+        #expect(classify(held: 5, latest: 6, next: nil) == .unknownToDatabase, "a newer one was read, none follows now: the database changed")
+    }
+
+    @Test("Against real checkpoints: latest, not copied yet within the grace period, behind after it, unknown to the database, empty")
     func standings() async throws {
         try await JournalFixture.with("witness-standing") { fixture in
             var state = try await fixture.journald.perform { try JournalDatabase.loadState(on: $0) }
@@ -28,7 +46,7 @@ struct WitnessStandingTests {
             // The first note lacks the second, issued (in this test) just now: a copy under way;
             // a minute later, the witness is behind since the second was issued.
             let justAfter = second.checkpoint.issuedAt + 1_000_000
-            #expect(try await standing(first.checkpoint.note, now: justAfter) == .copying(coveredSize: 10))
+            #expect(try await standing(first.checkpoint.note, now: justAfter) == .notCopiedYet(coveredSize: 10))
             let minuteAfter = second.checkpoint.issuedAt + 60_000_000
             #expect(try await standing(first.checkpoint.note, now: minuteAfter) == .behind(coveredSize: 10, missingSince: second.checkpoint.issuedAt))
             // The second note shares its size with the latest (the reissue): found by the note, not the size.
