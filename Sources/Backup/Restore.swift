@@ -27,6 +27,35 @@ public struct RestoreReport: Sendable, Codable {
     /// PostgreSQL does not start without postgresql.conf or pg_hba.conf; without
     /// pg_ident.conf it starts, and logins through a user name map fail.
     public let configurationMissing: [String]
+
+    /// What to print after the restore into `target`: how to start PostgreSQL on it,
+    /// and, when the backup lacked configuration files, a note naming them. Without
+    /// postgresql.conf or pg_hba.conf the steps register the directory as a Debian
+    /// cluster of its own (`pg_createcluster -d` integrates an existing data directory
+    /// that has them: it moves them to /etc/postgresql/<version>/<name>, sets
+    /// `data_directory` and gives it a free port).
+    public func nextSteps(target: String) -> [String] {
+        var lines: [String] = []
+        if !configurationMissing.isEmpty {
+            lines.append(
+                "note: the backup holds no \(configurationMissing.joined(separator: ", ")): the cluster kept its configuration outside its data "
+                    + "directory (Debian: /etc/postgresql/<version>/<cluster>). Never copy that postgresql.conf whole: its data_directory would "
+                    + "start the server on the old data directory.")
+        }
+        if configurationMissing.contains(where: { $0 != "pg_ident.conf" }) {
+            lines.append(
+                "next: PostgreSQL will not start without postgresql.conf and pg_hba.conf. Make them (postgresql.conf may be empty, pg_hba.conf "
+                    + "such as 'local all all peer', pg_ident.conf empty), chown -R postgres:postgres \(target), then register the directory as a "
+                    + "Debian cluster of its own: pg_createcluster <version> restored -d \(target) && pg_ctlcluster <version> restored start; "
+                    + "carry the production settings over by hand")
+        } else {
+            if !configurationMissing.isEmpty {
+                lines.append("note: PostgreSQL starts without pg_ident.conf; logins through a user name map fail until it is put back")
+            }
+            lines.append("next: chown -R postgres:postgres \(target) && pg_ctl -D \(target) start (as postgres)")
+        }
+        return lines
+    }
 }
 
 /// What a restore will use, once everything it needs was checked: made by

@@ -292,21 +292,7 @@ struct BackupCommand: AsyncParsableCommand {
                     print("restored the suite's files as backup \(restored.backup) lists them (\(restored.files) files) into \(files)")
                     detail += "; suite files of \(restored.backup) into \(files)"
                 }
-                if report.configurationMissing.isEmpty {
-                    print("next: chown -R postgres:postgres \(target) && pg_ctl -D \(target) start (as postgres)")
-                } else {
-                    let missing = report.configurationMissing.joined(separator: ", ")
-                    let stops = report.configurationMissing.contains { $0 != "pg_ident.conf" }
-                    // A Debian cluster keeps these in /etc/postgresql/<version>/<cluster>, outside the data directory a backup copies.
-                    print(
-                        """
-                        note: the backup holds no \(missing): the cluster kept its configuration outside its data directory \
-                        (Debian: /etc/postgresql/<version>/<cluster>); \(stops ? "PostgreSQL will not start without postgresql.conf and pg_hba.conf" : "without pg_ident.conf PostgreSQL starts, but logins through a user name map fail")
-                        next: copy \(missing) from the cluster's configuration directory into \(target), then chown -R postgres:postgres \(target) \
-                        && pg_ctl -D \(target) start (as postgres); or restore into an empty directory, make it that cluster's data_directory, \
-                        and pg_ctlcluster <version> <cluster> start
-                        """)
-                }
+                for line in report.nextSteps(target: target) { print(line) }
                 try? await journalOutcome(options, objectID: report.backup, passed: true, detail: detail)
             }
         }

@@ -1,6 +1,6 @@
 import Age
 import Archive
-import Backup
+@testable import Backup
 import Foundation
 import Glibc
 import Journal
@@ -61,6 +61,22 @@ struct RestoreDrillTests {
         #expect(BackupRestore.missingConfiguration(in: data) == ["postgresql.conf", "pg_ident.conf"])
         for name in ["postgresql.conf", "pg_ident.conf"] { try "".write(toFile: "\(data)/\(name)", atomically: true, encoding: .utf8) }
         #expect(BackupRestore.missingConfiguration(in: data).isEmpty)
+    }
+
+    @Test("After a restore: pg_ctl when the configuration is there or only pg_ident.conf is missing; pg_createcluster, never a whole copy, otherwise")
+    func nextSteps() {
+        func steps(_ missing: [String]) -> String {
+            RestoreReport(backup: "b", members: 1, walFrom: "w", walTo: "w", configurationMissing: missing).nextSteps(target: "/srv/r").joined(separator: "\n")
+        }
+        let complete = steps([])
+        #expect(complete == "next: chown -R postgres:postgres /srv/r && pg_ctl -D /srv/r start (as postgres)")
+        let identOnly = steps(["pg_ident.conf"])
+        #expect(identOnly.contains("holds no pg_ident.conf:") && identOnly.contains("user name map") && identOnly.contains("pg_ctl -D /srv/r start"), "\(identOnly)")
+        for missing in [["postgresql.conf", "pg_hba.conf", "pg_ident.conf"], ["pg_hba.conf"]] {
+            let text = steps(missing)
+            #expect(text.contains("holds no \(missing.joined(separator: ", ")):") && text.contains("Never copy that postgresql.conf whole"), "\(text)")
+            #expect(text.contains("pg_createcluster <version> restored -d /srv/r") && !text.contains("pg_ctl -D"), "\(text)")
+        }
     }
 
     @Test("The database checked is the one the connection string names, else osmose")
