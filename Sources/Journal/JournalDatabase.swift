@@ -267,8 +267,10 @@ public enum JournalDatabase {
         return (next, record)
     }
 
-    private static let checkpointColumns =
-        "id, tree_size, root_hash, (extract(epoch FROM issued_at) * 1000000)::bigint AS issued, note"
+    /// A checkpoint's issue time in microseconds since the Unix epoch, as SQL.
+    static let checkpointIssuedMicroseconds = "(extract(epoch FROM issued_at) * 1000000)::bigint"
+
+    private static let checkpointColumns = "id, tree_size, root_hash, \(checkpointIssuedMicroseconds) AS issued, note"
 
     static func checkpoint(from row: Row) throws -> CheckpointRecord {
         CheckpointRecord(

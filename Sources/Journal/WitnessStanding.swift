@@ -45,7 +45,7 @@ public enum WitnessStanding: Sendable, Equatable {
         let row = try connection.query(
             """
             SELECT held.id,
-                (SELECT (extract(epoch FROM issued_at) * 1000000)::bigint FROM journal.checkpoints WHERE id > held.id ORDER BY id LIMIT 1) AS next_issued
+                (SELECT \(JournalDatabase.checkpointIssuedMicroseconds) FROM journal.checkpoints WHERE id > held.id ORDER BY id LIMIT 1) AS next_issued
             FROM (SELECT id FROM journal.checkpoints WHERE tree_size = $1 AND note = $2 ORDER BY id DESC LIMIT 1) AS held
             """, [Int64(clamping: size), note]
         ).singleRow()
@@ -66,10 +66,8 @@ public enum WitnessStanding: Sendable, Equatable {
         return now - nextIssuedAt < grace ? .notCopiedYet(coveredSize: coveredSize) : .behind(coveredSize: coveredSize, missingSince: nextIssuedAt)
     }
 
-    /// The tree size a checkpoint note states (its second line), nil when it states none.
+    /// The tree size a checkpoint note states, nil when it is not a checkpoint note.
     static func coveredSize(of note: String) -> UInt64? {
-        let lines = note.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
-        guard lines.count >= 2 else { return nil }
-        return UInt64(lines[1])
+        try? Checkpoint(text: SignedNote.text(of: note)).size
     }
 }
